@@ -1,0 +1,5 @@
+#include "cli/app.h"
+
+namespace sb {
+int run_cli(int, char**) { return 2; }
+}

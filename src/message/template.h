@@ -1,0 +1,93 @@
+// Message template: compiled once into literal segments and placeholders, rendered per recipient.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loop/result.h"
+
+namespace sb {
+
+struct TemplateOptions {
+  // Used for the From: header when the template has none (and as envelope sender by the CLI).
+  std::string default_from;
+  // Right-hand side of generated Message-IDs; when empty, the From: domain is used.
+  std::string message_id_domain;
+  // Makes generated Message-IDs unique per task: <task_key>.<recipient id>@domain, so the
+  // same recipient gets the same id on every retry.
+  std::string task_key;
+};
+
+// What one recipient contributes to the render.
+struct RenderInput {
+  std::string_view email;
+  // Values aligned with the field names passed to bind(); may be null when no fields.
+  const std::vector<std::string>* values = nullptr;
+  int64_t recipient_id = 0;
+  // Seconds since the epoch, for a generated Date: header.
+  int64_t now = 0;
+};
+
+// The wire form of one message, as a list of slices. Slices point into the compiled template
+// (alive for the whole run) or into this object's own storage; keep it alive until sent.
+// Output is CRLF-normalised and ends with CRLF. It does NOT include the DATA terminator
+// ".\r\n"; the session adds it.
+struct RenderedMessage {
+  std::vector<std::string_view> pieces;
+  std::string storage;     // merge values after encoding; pieces may point in here
+  size_t size = 0;         // sum of pieces' lengths
+  bool eight_bit = false;  // any octet >= 0x80 in the rendered message
+  void clear() {
+    pieces.clear();
+    storage.clear();
+    size = 0;
+    eight_bit = false;
+  }
+  std::string flatten() const;  // for tests and .eml copies
+};
+
+class CompiledTemplate {
+ public:
+  // Parses raw template bytes (any of CRLF/LF/CR line ends). Errors name the problem:
+  // no header/body separator is fine (all headers, empty body); an unterminated "{{" or an
+  // empty/invalid placeholder name is an error; a header line that is neither a field nor a
+  // continuation is an error.
+  static Result<CompiledTemplate> compile(std::string_view raw, const TemplateOptions& opts);
+
+  // Placeholder names the template uses, each once, in first-use order.
+  const std::vector<std::string>& placeholders() const { return placeholders_; }
+
+  // Binds placeholders to column positions of the recipient fields. "email" always exists
+  // (from RenderInput::email) and need not be in field_names. An unknown placeholder is an
+  // error that names it and lists the known fields.
+  Status bind(const std::vector<std::string>& field_names);
+
+  // Renders one message. dot_stuff=true for DATA (lines starting with "." get another "."),
+  // false for BDAT. Fails with kInput and a clear reason when a value that lands in a header
+  // contains CR, LF or NUL (that recipient fails; the run goes on).
+  Status render(const RenderInput& in, bool dot_stuff, RenderedMessage& out) const;
+
+  // Envelope sender from the From: header (addr-spec only), or "" when none.
+  const std::string& from_address() const { return from_address_; }
+  // The Subject header's raw template value (for file names and logs), "" when none.
+  const std::string& subject() const { return subject_; }
+  // Octet size of the rendered message with empty merge values (a lower bound).
+  size_t fixed_size() const { return fixed_size_; }
+  // Stable hash of the template source, to detect a template changed between runs.
+  const std::string& source_hash() const { return source_hash_; }
+
+  struct Impl;  // defined in template.cc; the message module owns everything private here
+
+ private:
+  std::shared_ptr<const Impl> impl_;  // shared: copies across worker threads are cheap
+  std::vector<std::string> placeholders_;
+  std::string from_address_;
+  std::string subject_;
+  std::string source_hash_;
+  size_t fixed_size_ = 0;
+};
+
+}  // namespace sb
