@@ -1,0 +1,682 @@
+// One mailing run: the journal thread (this one) claims recipients and commits outcomes in
+// batches; each worker loop renders messages and drives its own connection pool.
+#include "cli/mailing.h"
+
+#include <unistd.h>
+#include <uv.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+
+#include "loop/worker.h"
+#include "message/template.h"
+#include "smtp/pool.h"
+#include "store/task_store.h"
+
+namespace sb {
+
+namespace {
+
+constexpr size_t kBatch = 512;          // recipients claimed per request
+constexpr size_t kOutcomeFlush = 256;   // outcomes a worker hands over at once
+constexpr uint64_t kFlushMs = 50;       // ... or after this long
+constexpr uint64_t kCommitMs = 100;     // the journal commits at least this often
+
+std::atomic<int> g_signals{0};
+
+bool is_ascii(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
+class Runner;
+
+// A recipient on its way through a worker: the row, its rendered message, its transaction.
+struct Job {
+  RecipientRow row;
+  RenderedMessage msg;
+  Txn txn;
+  uint32_t run_attempts = 0;  // attempts in this run
+  bool retry = false;
+};
+
+class WorkerMailing : public PoolHost {
+ public:
+  WorkerMailing(Runner& runner, Worker& worker, const CompiledTemplate& tpl,
+                const MailingConfig& cfg, const PoolConfig& pcfg);
+  void start();
+  void add_batch(std::vector<RecipientRow> rows, bool exhausted);
+  void abort(const std::string& why);
+  void destroy();  // on the loop thread; frees this
+
+  // PoolHost / SessionHost
+  Next next_txn(bool bdat, Txn*& out) override;
+  void rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) override;
+  void txn_done(Txn& t) override;
+  bool has_work() override { return !ready_.empty(); }
+  void pool_failed(const std::string& why) override;
+  void pool_idle() override { maybe_finish(); }
+
+ private:
+  Job* new_job();
+  void recycle(Job* j);
+  void record(Job* j, RcptStatus s, int code, std::string_view text);
+  void flush_outcomes();
+  void maybe_request();
+  void maybe_finish();
+  void arm_retry();
+  void retry_due();
+  uint64_t now() const { return uv_now(worker_.loop()); }
+
+  Runner& runner_;
+  Worker& worker_;
+  CompiledTemplate tpl_;
+  const MailingConfig& cfg_;
+  PoolConfig pcfg_;
+  std::unique_ptr<ConnectionPool> pool_;
+  std::deque<Job*> ready_;
+  std::multimap<uint64_t, Job*> delayed_;
+  std::vector<std::unique_ptr<Job>> jobs_;
+  std::vector<Job*> free_;
+  std::vector<Outcome> outcomes_;
+  uv_timer_t* flush_timer_ = nullptr;
+  uv_timer_t* retry_timer_ = nullptr;
+  std::mt19937 rng_;
+  size_t inflight_ = 0;
+  bool requested_ = false;
+  bool exhausted_ = false;
+  bool finished_ = false;
+  bool aborted_ = false;
+};
+
+class Runner {
+ public:
+  explicit Runner(const MailingConfig& cfg) : cfg_(cfg) {}
+  int run();
+
+  // Called from worker threads.
+  void post_outcomes(std::vector<Outcome>& v) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (in_.empty()) in_.swap(v);
+      else in_.insert(in_.end(), std::make_move_iterator(v.begin()), std::make_move_iterator(v.end()));
+    }
+    v.clear();
+    cv_.notify_one();
+  }
+  void request_batch(WorkerMailing* w) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      requests_.push_back(w);
+    }
+    cv_.notify_one();
+  }
+  void worker_finished(const std::string& failure) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      ++finished_;
+      if (!failure.empty() && failure_.empty()) failure_ = failure;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  int prepare();
+  void loop();
+  void commit(std::vector<Outcome>& v);
+  void print_progress(bool final_line);
+  std::string summary_line(const StatusCounts& c, double secs);
+
+  MailingConfig cfg_;  // a copy: run() completes it (the envelope sender)
+  std::string store_error_;
+  std::unique_ptr<TaskStore> store_;
+  std::unique_ptr<CompiledTemplate> tpl_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<WorkerMailing*> mailings_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Outcome> in_;
+  std::vector<WorkerMailing*> requests_;
+  size_t finished_ = 0;
+  std::string failure_;
+  // Journal-thread state.
+  int64_t cursor_ = 0;
+  bool exhausted_ = false;
+  bool stop_requested_ = false;
+  uint64_t todo_ = 0;
+  uint64_t done_sent_ = 0, done_failed_ = 0, done_deferred_ = 0, attempts_ = 0;
+  std::chrono::steady_clock::time_point t0_;
+  bool progress_shown_ = false;
+};
+
+// ---------------------------------------------------------------------------- WorkerMailing
+
+WorkerMailing::WorkerMailing(Runner& runner, Worker& worker, const CompiledTemplate& tpl,
+                             const MailingConfig& cfg, const PoolConfig& pcfg)
+    : runner_(runner), worker_(worker), tpl_(tpl), cfg_(cfg), pcfg_(pcfg),
+      rng_(static_cast<unsigned>(worker.index() * 7919 + ::getpid())) {}
+
+void WorkerMailing::start() {
+  pool_ = std::make_unique<ConnectionPool>(worker_.loop(), pcfg_, *this);
+  flush_timer_ = new uv_timer_t;
+  retry_timer_ = new uv_timer_t;
+  uv_timer_init(worker_.loop(), flush_timer_);
+  uv_timer_init(worker_.loop(), retry_timer_);
+  flush_timer_->data = retry_timer_->data = this;
+  uv_timer_start(flush_timer_, [](uv_timer_t* t) {
+    static_cast<WorkerMailing*>(t->data)->flush_outcomes();
+  }, kFlushMs, kFlushMs);
+  maybe_request();
+}
+
+void WorkerMailing::destroy() {
+  flush_outcomes();
+  auto del = [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); };
+  uv_close(reinterpret_cast<uv_handle_t*>(flush_timer_), del);
+  uv_close(reinterpret_cast<uv_handle_t*>(retry_timer_), del);
+  pool_.reset();
+  delete this;
+}
+
+Job* WorkerMailing::new_job() {
+  if (free_.empty()) {
+    jobs_.push_back(std::make_unique<Job>());
+    return jobs_.back().get();
+  }
+  Job* j = free_.back();
+  free_.pop_back();
+  return j;
+}
+
+void WorkerMailing::recycle(Job* j) {
+  j->retry = false;
+  j->run_attempts = 0;
+  j->row.values.clear();
+  free_.push_back(j);
+}
+
+void WorkerMailing::add_batch(std::vector<RecipientRow> rows, bool exhausted) {
+  requested_ = false;
+  exhausted_ = exhausted_ || exhausted;
+  if (aborted_) return;
+  for (auto& r : rows) {
+    Job* j = new_job();
+    j->row = std::move(r);
+    ready_.push_back(j);
+  }
+  if (!ready_.empty()) pool_->poke();
+  maybe_request();
+  maybe_finish();
+}
+
+void WorkerMailing::maybe_request() {
+  if (requested_ || exhausted_ || aborted_) return;
+  if (ready_.size() >= kBatch / 2) return;
+  requested_ = true;
+  runner_.request_batch(this);
+}
+
+SessionHost::Next WorkerMailing::next_txn(bool bdat, Txn*& out) {
+  while (!ready_.empty() && !aborted_) {
+    Job* j = ready_.front();
+    ready_.pop_front();
+    maybe_request();
+    RenderInput in;
+    in.email = j->row.email;
+    in.values = &j->row.values;
+    in.recipient_id = j->row.id;
+    in.now = static_cast<int64_t>(std::time(nullptr));
+    Status st = tpl_.render(in, !bdat, j->msg);
+    if (!st.ok()) {
+      // This recipient's data cannot make a valid message; the run goes on.
+      ++j->run_attempts;
+      record(j, RcptStatus::kFailed, 0, st.error().message);
+      recycle(j);
+      continue;
+    }
+    Txn& t = j->txn;
+    t.mail_from = cfg_.from;
+    t.rcpts.resize(1);
+    t.rcpts[0].address = j->row.email;
+    t.rcpts[0].cookie = reinterpret_cast<uint64_t>(j);
+    t.body = j->msg.pieces;
+    t.body_size = j->msg.size;
+    t.eight_bit = j->msg.eight_bit;
+    t.smtputf8 = !is_ascii(j->row.email) || !is_ascii(cfg_.from);
+    ++inflight_;
+    out = &t;
+    return Next::kTxn;
+  }
+  if (aborted_ || (exhausted_ && ready_.empty())) {
+    maybe_finish();
+    return Next::kDone;
+  }
+  return Next::kWait;
+}
+
+void WorkerMailing::record(Job* j, RcptStatus s, int code, std::string_view text) {
+  Outcome o;
+  o.id = j->row.id;
+  o.status = s;
+  o.code = code;
+  o.reply.assign(text.substr(0, 512));
+  for (char& c : o.reply) {
+    if (c == '\n') c = ' ';
+  }
+  o.attempts = j->row.attempts + j->run_attempts;
+  o.time = static_cast<int64_t>(std::time(nullptr));
+  outcomes_.push_back(std::move(o));
+  if (outcomes_.size() >= kOutcomeFlush) flush_outcomes();
+}
+
+void WorkerMailing::flush_outcomes() {
+  if (!outcomes_.empty()) runner_.post_outcomes(outcomes_);
+}
+
+void WorkerMailing::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) {
+  Job* j = reinterpret_cast<Job*>(t.rcpts[i].cookie);
+  ++j->run_attempts;
+  RcptStatus s = v == Verdict::kSent     ? RcptStatus::kSent
+                 : v == Verdict::kFailed ? RcptStatus::kFailed
+                                         : RcptStatus::kDeferred;
+  record(j, s, code, text);
+  j->retry = s == RcptStatus::kDeferred && j->run_attempts < cfg_.max_attempts && !aborted_;
+}
+
+void WorkerMailing::txn_done(Txn& t) {
+  --inflight_;
+  Job* j = reinterpret_cast<Job*>(t.rcpts[0].cookie);
+  if (j->retry && !aborted_) {
+    // Exponential backoff with jitter, so recipients deferred together do not come back
+    // together.
+    uint64_t base = static_cast<uint64_t>(cfg_.retry_delay_ms) << std::min<uint32_t>(j->run_attempts - 1, 10);
+    base = std::min<uint64_t>(base, 3600 * 1000);
+    uint64_t jitter = base / 4 == 0 ? 0 : rng_() % (base / 4);
+    delayed_.emplace(now() + base + jitter, j);
+    arm_retry();
+  } else {
+    recycle(j);
+  }
+  maybe_finish();
+}
+
+void WorkerMailing::arm_retry() {
+  if (delayed_.empty()) return;
+  uint64_t due = delayed_.begin()->first;
+  uint64_t n = now();
+  uv_timer_start(retry_timer_, [](uv_timer_t* tm) {
+    static_cast<WorkerMailing*>(tm->data)->retry_due();
+  }, due > n ? due - n : 0, 0);
+}
+
+void WorkerMailing::retry_due() {
+  uint64_t n = now();
+  while (!delayed_.empty() && delayed_.begin()->first <= n) {
+    ready_.push_back(delayed_.begin()->second);
+    delayed_.erase(delayed_.begin());
+  }
+  arm_retry();
+  if (!ready_.empty()) pool_->poke();
+}
+
+void WorkerMailing::pool_failed(const std::string& why) {
+  if (finished_) return;
+  aborted_ = true;
+  // Recipients still queued here keep the status they have in the task: nothing is lost,
+  // a later run sends them.
+  for (Job* j : ready_) recycle(j);
+  ready_.clear();
+  for (auto& [due, j] : delayed_) recycle(j);
+  delayed_.clear();
+  flush_outcomes();
+  finished_ = true;
+  runner_.worker_finished(why);
+}
+
+void WorkerMailing::abort(const std::string& why) {
+  if (finished_) return;
+  aborted_ = true;
+  for (Job* j : ready_) recycle(j);
+  ready_.clear();
+  for (auto& [due, j] : delayed_) recycle(j);
+  delayed_.clear();
+  pool_->abort(why);
+  maybe_finish();
+}
+
+void WorkerMailing::maybe_finish() {
+  if (finished_) return;
+  bool work_left = !ready_.empty() || !delayed_.empty() || inflight_ > 0;
+  if (work_left || !(exhausted_ || aborted_)) return;
+  if (pool_->open_connections() > 0) {
+    if (!aborted_) pool_->poke();  // idle sessions learn there is no more work and QUIT
+    return;
+  }
+  flush_outcomes();
+  finished_ = true;
+  runner_.worker_finished("");
+}
+
+// ---------------------------------------------------------------------------- Runner
+
+std::string read_file(const std::string& path, std::string* err) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    *err = "cannot read " + path;
+    return {};
+  }
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+int Runner::prepare() {
+  auto st = TaskStore::open(cfg_.task_path, true);
+  if (!st.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
+    return 2;
+  }
+  store_ = std::move(st).value();
+  if (!store_->imported()) {
+    if (cfg_.recipients_path.empty()) {
+      std::fprintf(stderr, "smtpblast: task %s has no recipients yet: give --recipients FILE\n",
+                   cfg_.task_path.c_str());
+      return 2;
+    }
+    auto rep = store_->import_csv(cfg_.recipients_path);
+    if (!rep.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", rep.error().describe().c_str());
+      return 2;
+    }
+    std::fprintf(stderr, "imported %llu recipients from %s",
+                 static_cast<unsigned long long>(rep->imported), cfg_.recipients_path.c_str());
+    if (rep->duplicates > 0) {
+      std::fprintf(stderr, ", %llu duplicates skipped", static_cast<unsigned long long>(rep->duplicates));
+    }
+    if (rep->invalid > 0) {
+      std::fprintf(stderr, ", %llu invalid (recorded as failed)", static_cast<unsigned long long>(rep->invalid));
+    }
+    std::fprintf(stderr, "\n");
+    for (const auto& p : rep->problems) std::fprintf(stderr, "  %s\n", p.c_str());
+  } else if (!cfg_.recipients_path.empty()) {
+    std::fprintf(stderr, "task %s already holds its recipient list; %s is not imported again\n",
+                 cfg_.task_path.c_str(), cfg_.recipients_path.c_str());
+  }
+
+  std::string err;
+  std::string raw = read_file(cfg_.template_path, &err);
+  if (!err.empty()) {
+    std::fprintf(stderr, "smtpblast: --template: %s\n", err.c_str());
+    return 2;
+  }
+  auto key = store_->get_meta("task_key");
+  std::string task_key;
+  if (key.ok() && key->has_value()) {
+    task_key = **key;
+  } else {
+    std::random_device rd;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+    task_key = buf;
+    if (auto s = store_->set_meta("task_key", task_key); !s.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", s.error().describe().c_str());
+      return 2;
+    }
+  }
+  TemplateOptions topts;
+  topts.default_from = cfg_.from;
+  topts.task_key = task_key;
+  auto tpl = CompiledTemplate::compile(raw, topts);
+  if (!tpl.ok()) {
+    std::fprintf(stderr, "smtpblast: --template %s: %s\n", cfg_.template_path.c_str(),
+                 tpl.error().message.c_str());
+    return 2;
+  }
+  tpl_ = std::make_unique<CompiledTemplate>(std::move(tpl).value());
+  if (auto s = tpl_->bind(store_->field_names()); !s.ok()) {
+    std::fprintf(stderr, "smtpblast: --template %s: %s\n", cfg_.template_path.c_str(),
+                 s.error().message.c_str());
+    return 2;
+  }
+  auto prev = store_->get_meta("template_hash");
+  if (prev.ok() && prev->has_value() && **prev != tpl_->source_hash() && !cfg_.force) {
+    std::fprintf(stderr,
+                 "smtpblast: --template %s differs from the template this task was started with; "
+                 "give --force to send the rest with the new one\n",
+                 cfg_.template_path.c_str());
+    return 2;
+  }
+  (void)store_->set_meta("template_hash", tpl_->source_hash());
+  return 0;
+}
+
+void Runner::commit(std::vector<Outcome>& v) {
+  if (v.empty()) return;
+  if (auto s = store_->record(v); !s.ok()) {
+    // Nothing new may start when outcomes cannot be recorded: stop the run.
+    if (store_error_.empty()) {
+      std::fprintf(stderr, "smtpblast: cannot record outcomes: %s\n", s.error().describe().c_str());
+      store_error_ = "task store write failed: " + s.error().message;
+    }
+    return;  // kept in v: retried with the next commit
+  }
+  for (const Outcome& o : v) {
+    ++attempts_;
+    if (o.status == RcptStatus::kSent) ++done_sent_;
+    else if (o.status == RcptStatus::kFailed) ++done_failed_;
+    else if (o.status == RcptStatus::kDeferred) ++done_deferred_;
+  }
+  v.clear();
+}
+
+void Runner::print_progress(bool final_line) {
+  if (!cfg_.progress) return;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  double rate = secs > 0 ? static_cast<double>(done_sent_) / secs : 0;
+  uint64_t finished = done_sent_ + done_failed_;
+  uint64_t left = todo_ > finished ? todo_ - finished : 0;
+  char eta[32] = "-";
+  if (rate > 0 && left > 0) std::snprintf(eta, sizeof eta, "%.0fs", static_cast<double>(left) / rate);
+  std::fprintf(stderr, "\r\033[Ksent %llu  failed %llu  deferred %llu  %.0f msgs/s  ETA %s",
+               static_cast<unsigned long long>(done_sent_),
+               static_cast<unsigned long long>(done_failed_),
+               static_cast<unsigned long long>(done_deferred_), rate, eta);
+  if (final_line) std::fprintf(stderr, "\n");
+  progress_shown_ = true;
+}
+
+void Runner::loop() {
+  std::vector<Outcome> outcomes;
+  std::vector<WorkerMailing*> requests;
+  std::vector<RecipientRow> rows;
+  auto last_commit = std::chrono::steady_clock::now();
+  auto last_progress = last_commit;
+  bool signalled = false;
+  for (;;) {
+    size_t finished;
+    std::string failure;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait_for(lk, std::chrono::milliseconds(kCommitMs), [&] {
+        return !requests_.empty() || in_.size() >= 4096 || finished_ == mailings_.size();
+      });
+      if (outcomes.empty()) outcomes.swap(in_);
+      else {
+        outcomes.insert(outcomes.end(), std::make_move_iterator(in_.begin()), std::make_move_iterator(in_.end()));
+        in_.clear();
+      }
+      requests.swap(requests_);
+      finished = finished_;
+      failure = failure_;
+    }
+    if (failure.empty() && !store_error_.empty()) {
+      failure = store_error_;
+      std::lock_guard<std::mutex> g(mu_);
+      if (failure_.empty()) failure_ = failure;
+    }
+    auto now = std::chrono::steady_clock::now();
+    // Commit in batches: one SQLite transaction for many outcomes.
+    if (!outcomes.empty() && (now - last_commit >= std::chrono::milliseconds(kCommitMs) ||
+                              outcomes.size() >= 4096 || finished == mailings_.size())) {
+      commit(outcomes);
+      last_commit = now;
+    }
+    if (!failure.empty() && !stop_requested_) {
+      stop_requested_ = true;
+      for (size_t i = 0; i < mailings_.size(); ++i) {
+        WorkerMailing* m = mailings_[i];
+        workers_[i]->post([m, failure] { m->abort(failure); });
+      }
+    }
+    if (g_signals.load() > 0 && !signalled) {
+      signalled = true;
+      stop_requested_ = true;
+      std::fprintf(stderr, "\nstopping: no new recipients are started; a later run resumes\n");
+      for (size_t i = 0; i < mailings_.size(); ++i) {
+        WorkerMailing* m = mailings_[i];
+        workers_[i]->post([m] { m->add_batch({}, true); });
+      }
+    }
+    for (WorkerMailing* w : requests) {
+      rows.clear();
+      bool exhausted = exhausted_ || stop_requested_;
+      if (!exhausted) {
+        auto got = store_->claim(cursor_, kBatch, rows);
+        if (!got.ok()) {
+          std::fprintf(stderr, "smtpblast: %s\n", got.error().describe().c_str());
+          exhausted_ = true;
+          if (failure_.empty()) failure_ = got.error().message;
+        } else {
+          if (!rows.empty()) cursor_ = rows.back().id;
+          if (rows.size() < kBatch) exhausted_ = true;
+        }
+        exhausted = exhausted_;
+      }
+      size_t idx = 0;
+      while (mailings_[idx] != w) ++idx;
+      workers_[idx]->post([w, r = std::move(rows), exhausted]() mutable {
+        w->add_batch(std::move(r), exhausted);
+      });
+      rows = {};
+    }
+    requests.clear();
+    if (now - last_progress >= std::chrono::seconds(1)) {
+      print_progress(false);
+      last_progress = now;
+    }
+    if (finished == mailings_.size()) {
+      std::lock_guard<std::mutex> g(mu_);
+      if (in_.empty()) break;
+    }
+  }
+  commit(outcomes);
+}
+
+std::string Runner::summary_line(const StatusCounts& c, double secs) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "this run: %llu sent, %llu failed, %llu deferred in %.1f s (%.0f msgs/s)\n"
+                "task:     %llu recipients: %llu sent, %llu failed, %llu deferred, %llu unsent",
+                static_cast<unsigned long long>(done_sent_),
+                static_cast<unsigned long long>(done_failed_),
+                static_cast<unsigned long long>(done_deferred_), secs,
+                secs > 0 ? static_cast<double>(done_sent_) / secs : 0.0,
+                static_cast<unsigned long long>(c.total),
+                static_cast<unsigned long long>(c.get(RcptStatus::kSent)),
+                static_cast<unsigned long long>(c.get(RcptStatus::kFailed)),
+                static_cast<unsigned long long>(c.get(RcptStatus::kDeferred)),
+                static_cast<unsigned long long>(c.get(RcptStatus::kUnsent) + c.get(RcptStatus::kInFlight)));
+  return buf;
+}
+
+int Runner::run() {
+  if (int rc = prepare(); rc != 0) return rc;
+  auto before = store_->counts();
+  if (before.ok()) {
+    todo_ = before->get(RcptStatus::kUnsent) + before->get(RcptStatus::kDeferred) +
+            before->get(RcptStatus::kInFlight);
+  }
+  if (cfg_.from.empty()) cfg_.from = tpl_->from_address();
+
+  uint32_t nworkers = std::max<uint32_t>(1, std::min(cfg_.workers, cfg_.connections));
+  PoolConfig pcfg;
+  pcfg.addrs = cfg_.relay_addrs;
+  pcfg.name = "relay " + cfg_.relay;
+  pcfg.connect_timeout_ms = cfg_.connect_timeout_ms;
+  pcfg.session.helo = cfg_.helo;
+  pcfg.session.max_messages = cfg_.per_connection;
+  pcfg.session.window = cfg_.window;
+  pcfg.session.use_pipelining = cfg_.pipelining;
+  pcfg.session.use_chunking = cfg_.chunking;
+  pcfg.session.timeouts = cfg_.timeouts;
+
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {
+    if (g_signals.fetch_add(1) >= 1) {
+      // A second signal: stop at once. Outcomes not yet committed are lost only as
+      // "in flight": those recipients keep their previous status and are sent again.
+      _exit(1);
+    }
+  };
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  t0_ = std::chrono::steady_clock::now();
+  for (uint32_t i = 0; i < nworkers; ++i) {
+    workers_.push_back(std::make_unique<Worker>(static_cast<int>(i)));
+    PoolConfig p = pcfg;
+    p.connections = cfg_.connections / nworkers + (i < cfg_.connections % nworkers ? 1 : 0);
+    auto* m = new WorkerMailing(*this, *workers_.back(), *tpl_, cfg_, p);
+    mailings_.push_back(m);
+  }
+  for (uint32_t i = 0; i < nworkers; ++i) {
+    WorkerMailing* m = mailings_[i];
+    workers_[i]->post([m] { m->start(); });
+    workers_[i]->start();
+  }
+  loop();
+  for (uint32_t i = 0; i < nworkers; ++i) {
+    WorkerMailing* m = mailings_[i];
+    workers_[i]->post([m] { m->destroy(); });
+    workers_[i]->stop_and_join();
+  }
+  workers_.clear();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  print_progress(true);
+  auto c = store_->counts();
+  if (!c.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", c.error().describe().c_str());
+    return 2;
+  }
+  std::fprintf(stderr, "%s\n", summary_line(*c, secs).c_str());
+  if (!failure_.empty()) {
+    std::fprintf(stderr, "smtpblast: run stopped: %s\n", failure_.c_str());
+    // Nothing could be delivered at all: most likely a wrong relay address or port.
+    if (attempts_ == 0) return 2;
+  }
+  bool all_done = c->get(RcptStatus::kUnsent) + c->get(RcptStatus::kDeferred) +
+                      c->get(RcptStatus::kFailed) + c->get(RcptStatus::kInFlight) ==
+                  0;
+  return all_done ? 0 : 1;
+}
+
+}  // namespace
+
+int run_mailing(const MailingConfig& cfg) {
+  Runner r(cfg);
+  return r.run();
+}
+
+}  // namespace sb

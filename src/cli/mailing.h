@@ -1,0 +1,40 @@
+// Runs one mailing: task store thread, worker loops with connection pools, progress, summary.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "smtp/session.h"
+
+namespace sb {
+
+struct MailingConfig {
+  std::string task_path;
+  std::string template_path;
+  std::string recipients_path;
+  std::string relay;  // as given, for messages
+  std::vector<sockaddr_storage> relay_addrs;
+  std::string from;
+  std::string helo;
+  uint32_t connections = 1;
+  uint32_t per_connection = 100;
+  uint32_t workers = 1;
+  uint32_t max_attempts = 3;
+  uint32_t retry_delay_ms = 5000;
+  uint32_t connect_timeout_ms = 30000;
+  uint32_t window = 8;
+  bool pipelining = true;
+  bool chunking = true;
+  bool force = false;
+  bool progress = false;  // a progress line on stderr (only when it is a terminal)
+  Timeouts timeouts;
+};
+
+// Exit codes: 0 every recipient sent (or suppressed), 1 some failed or still deferred or
+// unsent, 2 configuration/environment error before or instead of sending.
+int run_mailing(const MailingConfig& cfg);
+
+}  // namespace sb

@@ -1,0 +1,174 @@
+// Connection pool: opens sessions, replaces those that QUIT after M messages, backs off when
+// the destination fails, and reports when it is idle or unreachable.
+#include "smtp/pool.h"
+
+#include <uv.h>
+
+#include <algorithm>
+
+#include "loop/tcp_conn.h"
+
+namespace sb {
+
+// One connection: a TcpConn carrying a Session. Lives until the TcpConn's close callback.
+class ConnectionPool::Conn : public ConnListener {
+ public:
+  Conn(ConnectionPool& pool, const sockaddr* addr)
+      : pool_(pool), session_(pool.cfg_.session, pool.host_, out_) {
+    tcp_ = TcpConn::create(pool.loop_, this);
+    tcp_->connect(addr);
+    tcp_->set_deadline(tcp_->now_ms() + pool.cfg_.connect_timeout_ms);
+  }
+
+  void on_connected() override {
+    connected_ = true;
+    session_.on_connected(tcp_->now_ms());
+    sync();
+  }
+  void on_read(std::string_view data) override {
+    session_.on_data(data, tcp_->now_ms());
+    sync();
+  }
+  void on_broken(std::string_view why) override {
+    session_.on_closed(why, tcp_->now_ms());
+    if (why_.empty()) why_ = session_.end_reason().empty() ? std::string(why) : session_.end_reason();
+  }
+  void on_timer() override {
+    if (!connected_seen()) {
+      why_ = "connect: timed out after " + std::to_string(pool_.cfg_.connect_timeout_ms / 1000) + " s";
+      session_.on_closed(why_, tcp_->now_ms());
+      tcp_->close(false);
+      return;
+    }
+    session_.on_timer(tcp_->now_ms());
+    sync();
+  }
+  void on_closed() override { pool_.conn_closed(this); }
+
+  void poke() {
+    if (tcp_->closing()) return;
+    session_.poke(tcp_->now_ms());
+    sync();
+  }
+  void abort(const std::string& why) {
+    if (tcp_->closing()) return;
+    session_.on_closed(why, tcp_->now_ms());
+    tcp_->close(false);
+  }
+  const Session& session() const { return session_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  bool connected_seen() const { return connected_; }
+  // After every event: hand the session's output to the socket, follow its deadline, and
+  // close when it is finished.
+  void sync() {
+    if (!out_.empty()) tcp_->write(out_);
+    if (session_.wants_close()) {
+      if (why_.empty()) why_ = session_.end_reason();
+      tcp_->close(true);
+      return;
+    }
+    tcp_->set_deadline(session_.deadline_ms());
+  }
+
+  ConnectionPool& pool_;
+  Outbox out_;
+  Session session_;
+  TcpConn* tcp_;
+  std::string why_;
+  bool connected_ = false;
+};
+
+ConnectionPool::ConnectionPool(uv_loop_t* loop, const PoolConfig& cfg, PoolHost& host)
+    : loop_(loop), cfg_(cfg), host_(host) {
+  auto* t = new uv_timer_t;
+  uv_timer_init(loop, t);
+  t->data = this;
+  retry_timer_ = t;
+}
+
+ConnectionPool::~ConnectionPool() {
+  auto* t = static_cast<uv_timer_t*>(retry_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(t),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+}
+
+void ConnectionPool::poke() {
+  if (failed_ || aborting_) return;
+  for (Conn* c : conns_) c->poke();
+  while (!retry_armed_ && conns_.size() < cfg_.connections && host_.has_work()) open_one();
+}
+
+void ConnectionPool::open_one() {
+  const sockaddr_storage& a = cfg_.addrs[next_addr_++ % cfg_.addrs.size()];
+  ++stats_.connections_opened;
+  conns_.push_back(new Conn(*this, reinterpret_cast<const sockaddr*>(&a)));
+}
+
+void ConnectionPool::abort(const std::string& why) {
+  aborting_ = true;
+  std::vector<Conn*> copy = conns_;
+  for (Conn* c : copy) c->abort(why);
+  uv_timer_stop(static_cast<uv_timer_t*>(retry_timer_));
+  retry_armed_ = false;
+  if (conns_.empty()) host_.pool_idle();
+}
+
+void ConnectionPool::conn_closed(Conn* c) {
+  conns_.erase(std::find(conns_.begin(), conns_.end(), c));
+  const bool reached = c->session().ready_reached();
+  if (reached) {
+    ++stats_.sessions_ready;
+    failures_ = 0;
+  } else {
+    ++stats_.connections_failed;
+    ++failures_;
+    last_failure_ = c->why().empty() ? "connection closed before the greeting" : c->why();
+  }
+  delete c;
+  if (aborting_) {
+    if (conns_.empty()) host_.pool_idle();
+    return;
+  }
+  if (!failed_ && failures_ >= cfg_.max_connect_failures) {
+    failed_ = true;
+    failure_ = cfg_.name + ": " + std::to_string(failures_) +
+               " connection attempts in a row failed; last: " + last_failure_;
+    std::vector<Conn*> copy = conns_;
+    for (Conn* o : copy) o->abort("giving up on " + cfg_.name);
+  }
+  if (failed_) {
+    if (conns_.empty()) host_.pool_failed(failure_);  // reported once, after the last close
+    return;
+  }
+  if (!reached) {
+    schedule_retry();
+  } else if (host_.has_work()) {
+    poke();
+  }
+  if (conns_.empty() && !retry_armed_ && !host_.has_work()) host_.pool_idle();
+}
+
+void ConnectionPool::schedule_retry() {
+  if (retry_armed_) return;
+  retry_armed_ = true;
+  // Exponential backoff from 100 ms to 5 s: a restarting relay is retried quickly, a dead
+  // one is not hammered.
+  uint64_t delay = std::min<uint64_t>(5000, 100ull << std::min<uint32_t>(failures_ - 1, 6));
+  uv_timer_start(static_cast<uv_timer_t*>(retry_timer_),
+                 [](uv_timer_t* t) { on_retry(t); }, delay, 0);
+}
+
+void ConnectionPool::on_retry(void* timer) {
+  auto* self = static_cast<ConnectionPool*>(static_cast<uv_timer_t*>(timer)->data);
+  self->retry_armed_ = false;
+  if (self->failed_ || self->aborting_) return;
+  if (!self->host_.has_work()) {
+    if (self->conns_.empty()) self->host_.pool_idle();
+    return;
+  }
+  self->poke();
+}
+
+}  // namespace sb

@@ -1,0 +1,79 @@
+// Connection pool: keeps up to N SMTP sessions to one destination open on one worker loop.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "smtp/session.h"
+
+struct uv_loop_s;
+
+namespace sb {
+
+struct PoolConfig {
+  std::vector<sockaddr_storage> addrs;  // tried in turn
+  std::string name;                     // for messages: "relay 127.0.0.1:2525"
+  uint32_t connections = 1;
+  uint32_t connect_timeout_ms = 30000;
+  // Consecutive failures to reach the point of sending mail before the pool gives up.
+  uint32_t max_connect_failures = 10;
+  SessionConfig session;
+};
+
+class PoolHost : public SessionHost {
+ public:
+  // Whether another connection is worth opening (work queued, or due soon).
+  virtual bool has_work() = 0;
+  // The pool cannot reach its destination any more (connect failures in a row, greeting
+  // refused ...); no connection is open and none will be opened.
+  virtual void pool_failed(const std::string& why) = 0;
+  // Every connection has closed and has_work() said no.
+  virtual void pool_idle() = 0;
+};
+
+struct PoolStats {
+  uint64_t connections_opened = 0;
+  uint64_t connections_failed = 0;
+  uint64_t sessions_ready = 0;
+};
+
+class ConnectionPool {
+ public:
+  ConnectionPool(uv_loop_s* loop, const PoolConfig& cfg, PoolHost& host);
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  // Work is available: wakes idle sessions and opens connections up to the limit.
+  void poke();
+  // Closes every connection at once; open recipients come back deferred.
+  void abort(const std::string& why);
+  size_t open_connections() const { return conns_.size(); }
+  const PoolStats& stats() const { return stats_; }
+
+ private:
+  class Conn;
+  void open_one();
+  void conn_closed(Conn* c);
+  void schedule_retry();
+  static void on_retry(void* timer);
+
+  uv_loop_s* loop_;
+  PoolConfig cfg_;
+  PoolHost& host_;
+  std::vector<Conn*> conns_;
+  void* retry_timer_;  // uv_timer_t, owned, closed in the destructor
+  uint32_t failures_ = 0;
+  uint32_t next_addr_ = 0;
+  bool retry_armed_ = false;
+  bool failed_ = false;
+  bool aborting_ = false;
+  std::string last_failure_;
+  std::string failure_;
+  PoolStats stats_;
+};
+
+}  // namespace sb

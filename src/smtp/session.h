@@ -1,0 +1,170 @@
+// The SMTP client session: one connection's protocol engine, driven only by bytes and "now".
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loop/outbox.h"
+#include "smtp/reply_parser.h"
+
+namespace sb {
+
+enum class Verdict : uint8_t { kSent, kDeferred, kFailed };
+const char* verdict_name(Verdict v);
+
+// Maps a reply code to a recipient verdict. 503 (bad sequence) is our fault, never the
+// recipient's: deferred, so a protocol hiccup cannot fail a good address.
+Verdict verdict_for(int code);
+
+struct TxnRcpt {
+  std::string_view address;
+  uint64_t cookie = 0;  // the host's handle for this recipient
+  uint8_t state = 0;    // session-private: 0 waiting, 1 accepted by RCPT, 2 has its outcome
+};
+
+// One mail transaction: one envelope, one content, one or more recipients. The host owns it
+// and the memory its views point to until SessionHost::txn_done.
+struct Txn {
+  std::string_view mail_from;
+  std::vector<TxnRcpt> rcpts;
+  std::span<const std::string_view> body;  // wire pieces, CRLF, dot-stuffed iff !bdat
+  size_t body_size = 0;
+  bool eight_bit = false;
+  bool smtputf8 = false;  // an address is not ASCII
+
+  // Session-private progress.
+  uint16_t next_cmd = 0;  // 0 MAIL, 1..n RCPT, n+1 DATA/BDAT
+  uint16_t open = 0;      // recipients without an outcome yet
+  uint16_t waiting = 0;   // replies still expected for this transaction
+  uint16_t accepted = 0;  // recipients accepted by RCPT and waiting for the final reply
+  bool mail_ok = false;
+  bool bdat = false;
+  uint64_t started_ms = 0;
+};
+
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  enum class Next { kTxn, kWait, kDone };
+  // Offers the next transaction; `bdat` says the body must not be dot-stuffed.
+  virtual Next next_txn(bool bdat, Txn*& out) = 0;
+  // Exactly one call per recipient of every transaction handed out.
+  virtual void rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) = 0;
+  // The session holds no reference to t any more.
+  virtual void txn_done(Txn& t) = 0;
+};
+
+struct Timeouts {  // RFC 5321 §4.5.3.2 defaults, in milliseconds
+  uint32_t greeting = 300000;
+  uint32_t ehlo = 300000;
+  uint32_t mail = 300000;
+  uint32_t rcpt = 300000;
+  uint32_t data = 120000;
+  uint32_t dot = 600000;  // also BDAT LAST: the server may be delivering
+  uint32_t quit = 60000;
+};
+
+struct SessionConfig {
+  std::string helo = "localhost";
+  uint32_t max_messages = 100;    // transactions per connection, then QUIT
+  uint32_t window = 8;            // transactions in flight at once with PIPELINING
+  bool use_pipelining = true;
+  bool use_chunking = true;
+  Timeouts timeouts;
+};
+
+struct ServerCaps {
+  bool esmtp = false;
+  bool pipelining = false;
+  bool chunking = false;
+  bool eight_bit_mime = false;
+  bool smtputf8 = false;
+  bool starttls = false;
+  bool size = false;
+  uint64_t max_size = 0;  // 0 = no limit announced
+  std::string auth;       // AUTH mechanisms as announced
+};
+
+class Session {
+ public:
+  Session(const SessionConfig& cfg, SessionHost& host, Outbox& out);
+
+  void on_connected(uint64_t now_ms);
+  void on_data(std::string_view in, uint64_t now_ms);
+  // Call when now_ms >= deadline_ms().
+  void on_timer(uint64_t now_ms);
+  // The transport failed or the peer closed: every open recipient is deferred.
+  void on_closed(std::string_view why, uint64_t now_ms);
+  // The host has work again after answering kWait.
+  void poke(uint64_t now_ms);
+
+  // The driver closes the connection once the outbox is flushed.
+  bool wants_close() const { return phase_ == Phase::kClosed; }
+  // Absolute time at which on_timer must run; 0 = none.
+  uint64_t deadline_ms() const { return deadline_; }
+  const ServerCaps& caps() const { return caps_; }
+  uint32_t transactions() const { return started_; }
+  // Why the session ended ("" while it runs or after a clean QUIT).
+  const std::string& end_reason() const { return end_reason_; }
+  // True when the session reached the point of sending mail (greeting and EHLO passed).
+  bool ready_reached() const { return ready_reached_; }
+  const std::string& greeting() const { return greeting_; }
+  // The last reply a connection-level problem came with (greeting 554, 421 ...), or 0.
+  int end_code() const { return end_code_; }
+
+ private:
+  enum class Phase { kInit, kGreeting, kEhlo, kHelo, kReady, kQuit, kClosed };
+  enum class Kind : uint8_t { kGreeting, kEhlo, kHelo, kMail, kRcpt, kData, kDot, kBdat, kRset,
+                              kQuit, kIgnore };
+  struct Expect {
+    Kind kind;
+    Txn* txn;
+    uint16_t rcpt;
+  };
+
+  void handle(const Reply& r, uint64_t now_ms);
+  void handle_ehlo(const Reply& r, uint64_t now_ms);
+  void handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms);
+  void pump(uint64_t now_ms);
+  bool start_txn(Txn* t, uint64_t now_ms);
+  void send_txn_commands(Txn* t, uint64_t now_ms);
+  void send_body(Txn* t, uint64_t now_ms);
+  void expect(Kind k, Txn* t, uint16_t rcpt, uint64_t now_ms);
+  void finish_rcpt(Txn* t, size_t i, Verdict v, int code, std::string_view text);
+  void finish_open(Txn* t, Verdict v, int code, std::string_view text);
+  void maybe_done(Txn* t);
+  void abort_all(Verdict v, int code, std::string_view why);
+  void close_with(std::string why, int code);
+  void send_quit(uint64_t now_ms);
+  void rearm(uint64_t now_ms);
+  uint32_t timeout_for(Kind k) const;
+  bool all_done(const Txn* t) const { return t->open == 0; }
+
+  const SessionConfig& cfg_;
+  SessionHost& host_;
+  Outbox& out_;
+  ReplyParser parser_;
+  Reply reply_;
+  ServerCaps caps_;
+  Phase phase_ = Phase::kInit;
+  std::deque<Expect> expect_;
+  std::vector<Txn*> live_;  // transactions handed out and not yet done, oldest first
+  std::string cmd_;         // scratch for building a command
+  std::string end_reason_;
+  std::string greeting_;
+  uint64_t deadline_ = 0;
+  uint32_t started_ = 0;
+  int end_code_ = 0;
+  bool awaiting_354_ = false;
+  bool need_rset_ = false;
+  bool host_done_ = false;
+  bool ready_reached_ = false;
+  bool in_pump_ = false;
+  bool pipelining_ = false;
+};
+
+}  // namespace sb
