@@ -42,6 +42,7 @@ void append_sanitised(std::string& out, std::string_view in, size_t cap) {
 
 void ReplyParser::reset() {
   line_.clear();
+  text_.clear();
   error_.clear();
   code_ = 0;
   mid_reply_ = false;
@@ -98,7 +99,7 @@ bool ReplyParser::take_line(std::string_view line, Reply& out) {
   if (!mid_reply_) {
     code_ = code;
     lines_ = 0;
-    out.text.clear();
+    text_.clear();
     mid_reply_ = true;
   } else if (code != code_) {
     fail("reply code changed from " + std::to_string(code_) + " to " + std::to_string(code) +
@@ -110,12 +111,13 @@ bool ReplyParser::take_line(std::string_view line, Reply& out) {
     return false;
   }
   std::string_view text = line.size() > 4 ? line.substr(4) : std::string_view{};
-  if (lines_ > 1 && out.text.size() < kMaxReplyText) out.text.push_back('\n');
-  append_sanitised(out.text, text, kMaxReplyText);
+  if (lines_ > 1 && text_.size() < kMaxReplyText) text_.push_back('\n');
+  append_sanitised(text_, text, kMaxReplyText);
   bool last = line.size() == 3 || line[3] == ' ';
   if (!last) return false;
   out.code = code_;
   out.lines = lines_;
+  out.text.assign(text_);  // a copy into reused capacity: the parser owns partial replies
   mid_reply_ = false;
   return true;
 }

@@ -45,6 +45,7 @@ class ReplyParser {
   void fail(std::string msg);
 
   std::string line_;  // partial line carried between calls
+  std::string text_;  // text of the reply being assembled
   std::string error_;
   int code_ = 0;
   bool mid_reply_ = false;
