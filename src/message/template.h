@@ -88,6 +88,11 @@ class CompiledTemplate {
   std::string subject_;
   std::string source_hash_;
   size_t fixed_size_ = 0;
+  // Per placeholder: the recipient field column, kEmailColumn, or kUnbound until bind().
+  // Kept outside Impl because each copy may be bound to its own field list.
+  std::vector<int> columns_;
+  static constexpr int kEmailColumn = -1;
+  static constexpr int kUnbound = -2;
 };
 
 }  // namespace sb

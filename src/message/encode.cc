@@ -1,0 +1,178 @@
+// Encoders for merge values on the render path: dot-stuffing, quoted-printable, RFC 2047, dates.
+#include "message/encode.h"
+
+#include <algorithm>
+
+namespace sb {
+namespace {
+
+constexpr char kHex[] = "0123456789ABCDEF";
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// "=?UTF-8?B?" + "?=" is 12 octets; 75 - 12 leaves 63, so 60 base64 chars = 45 input bytes.
+constexpr size_t kWordBytes = 45;
+// Quoted-printable lines are at most 76 octets including the "=" of a soft line break.
+constexpr size_t kQpMaxCol = 75;
+
+void put_line_byte(std::string& out, char c, bool dot_stuff, size_t& col) {
+  if (col == 0 && dot_stuff && c == '.') out.push_back('.');
+  out.push_back(c);
+  ++col;
+}
+
+void put_crlf(std::string& out, size_t& col) {
+  out.append("\r\n", 2);
+  col = 0;
+}
+
+void append_base64(std::string& out, std::string_view v) {
+  size_t i = 0;
+  for (; i + 3 <= v.size(); i += 3) {
+    uint32_t n =
+        (uint32_t(uint8_t(v[i])) << 16) | (uint32_t(uint8_t(v[i + 1])) << 8) | uint8_t(v[i + 2]);
+    out.push_back(kB64[(n >> 18) & 63]);
+    out.push_back(kB64[(n >> 12) & 63]);
+    out.push_back(kB64[(n >> 6) & 63]);
+    out.push_back(kB64[n & 63]);
+  }
+  if (i < v.size()) {
+    uint32_t n = uint32_t(uint8_t(v[i])) << 16;
+    if (i + 1 < v.size()) n |= uint32_t(uint8_t(v[i + 1])) << 8;
+    out.push_back(kB64[(n >> 18) & 63]);
+    out.push_back(kB64[(n >> 12) & 63]);
+    out.push_back(i + 1 < v.size() ? kB64[(n >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+}
+
+void append_2digits(std::string& out, unsigned v) {
+  out.push_back(char('0' + v / 10 % 10));
+  out.push_back(char('0' + v % 10));
+}
+
+}  // namespace
+
+bool has_eight_bit(std::string_view v) {
+  return std::any_of(v.begin(), v.end(), [](char c) { return uint8_t(c) >= 0x80; });
+}
+
+void append_body_raw(std::string& out, std::string_view v, bool dot_stuff, size_t& col,
+                     bool& eight_bit) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    char c = v[i];
+    if (c == '\r') {
+      if (i + 1 < v.size() && v[i + 1] == '\n') ++i;
+      put_crlf(out, col);
+    } else if (c == '\n') {
+      put_crlf(out, col);
+    } else if (c == '\0') {
+      continue;
+    } else {
+      if (uint8_t(c) >= 0x80) eight_bit = true;
+      put_line_byte(out, c, dot_stuff, col);
+    }
+  }
+}
+
+void append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size_t& col) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint8_t c = uint8_t(v[i]);
+    if (c == '\r' || c == '\n') {
+      if (c == '\r' && i + 1 < v.size() && v[i + 1] == '\n') ++i;
+      put_crlf(out, col);
+      continue;
+    }
+    // Trailing white space before a line break would be stripped in transit (RFC 2045 rule
+    // 3); the value's end may be followed by one, so white space ending the value is encoded.
+    bool ws_at_end =
+        (c == ' ' || c == '\t') && (i + 1 == v.size() || v[i + 1] == '\r' || v[i + 1] == '\n');
+    bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !ws_at_end);
+    size_t width = literal ? 1 : 3;
+    if (col + width > kQpMaxCol) {
+      out.push_back('=');
+      put_crlf(out, col);
+    }
+    if (literal) {
+      put_line_byte(out, char(c), dot_stuff, col);
+    } else {
+      out.push_back('=');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+      col += 3;
+    }
+  }
+}
+
+void append_rfc2047(std::string& out, std::string_view v, size_t& col) {
+  bool first = true;
+  while (!v.empty()) {
+    size_t n = std::min(kWordBytes, v.size());
+    // Each encoded-word must hold whole characters (RFC 2047 §5): back off from a UTF-8
+    // continuation byte. Invalid UTF-8 with no boundary in reach is cut where it falls.
+    if (n < v.size()) {
+      size_t k = n;
+      while (k > 0 && (uint8_t(v[k]) & 0xC0) == 0x80 && n - k < 3) --k;
+      if (k > 0 && (uint8_t(v[k]) & 0xC0) != 0x80) n = k;
+    }
+    if (!first) {
+      // Folding white space between encoded-words is dropped by decoders.
+      put_crlf(out, col);
+      out.push_back(' ');
+      col = 1;
+    }
+    size_t start = out.size();
+    out.append("=?UTF-8?B?", 10);
+    append_base64(out, v.substr(0, n));
+    out.append("?=", 2);
+    col += out.size() - start;
+    v.remove_prefix(n);
+    first = false;
+  }
+}
+
+void append_rfc5322_date(std::string& out, int64_t t) {
+  static constexpr const char* kDays[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  t = std::clamp<int64_t>(t, 0, 253402300799);  // 9999-12-31T23:59:59Z keeps 4-digit years
+  int64_t days = t / 86400;
+  int64_t secs = t % 86400;
+  // civil_from_days (H. Hinnant): no gmtime, no locale, no time zone database.
+  int64_t z = days + 719468;
+  int64_t era = z / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = yoe + era * 400;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) ++y;
+
+  out.append(kDays[days % 7], 3);
+  out.append(", ", 2);
+  append_2digits(out, unsigned(d));
+  out.push_back(' ');
+  out.append(kMonths[m - 1], 3);
+  out.push_back(' ');
+  append_2digits(out, unsigned(y / 100));
+  append_2digits(out, unsigned(y % 100));
+  out.push_back(' ');
+  append_2digits(out, unsigned(secs / 3600));
+  out.push_back(':');
+  append_2digits(out, unsigned(secs / 60 % 60));
+  out.push_back(':');
+  append_2digits(out, unsigned(secs % 60));
+  out.append(" +0000", 6);
+}
+
+void dot_stuff_inner(std::string_view crlf_text, std::string& out) {
+  for (size_t i = 0; i < crlf_text.size(); ++i) {
+    out.push_back(crlf_text[i]);
+    if (crlf_text[i] == '\n' && i + 1 < crlf_text.size() && crlf_text[i + 1] == '.') {
+      out.push_back('.');
+    }
+  }
+}
+
+}  // namespace sb

@@ -1,0 +1,44 @@
+// Encoders for merge values on the render path: dot-stuffing, quoted-printable, RFC 2047, dates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace sb {
+
+// Every encoder appends to `out` and never shrinks it; the renderer reserves enough capacity
+// first (see value_bound) so appending does not reallocate. `col` is the column of the next
+// byte on the current output line, counted without dot-stuffing (stuffing is undone by the
+// receiver, so line-length rules apply to the unstuffed text); 0 means "at a line start".
+
+// Upper bound of the bytes any of the value encoders below appends for an n-byte value.
+constexpr size_t value_bound(size_t n) { return 5 * n + 96; }
+
+// A body value left as it is (7bit/8bit parts, multipart bodies): CR, LF and CRLF become
+// CRLF, NUL bytes are dropped (no SMTP body may carry them), and with dot_stuff a "." at a
+// line start gets another "." in front. Sets eight_bit when a byte >= 0x80 is copied.
+void append_body_raw(std::string& out, std::string_view v, bool dot_stuff, size_t& col,
+                     bool& eight_bit);
+
+// A body value for a quoted-printable body (RFC 2045 §6.7): line breaks in the value stay hard
+// line breaks, other bytes are encoded as needed, soft line breaks keep lines <= 76 octets.
+void append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size_t& col);
+
+// An unstructured header value with non-ASCII bytes, as RFC 2047 "B" encoded-words of at most
+// 75 octets each, folded (CRLF SP) between words, never splitting a UTF-8 character.
+void append_rfc2047(std::string& out, std::string_view v, size_t& col);
+
+// True when some byte is >= 0x80.
+bool has_eight_bit(std::string_view v);
+
+// RFC 5322 date-time in UTC, e.g. "Thu, 01 Jan 1970 00:00:00 +0000" (31 octets); `t` is
+// seconds since the epoch, clamped to years 1970..9999.
+void append_rfc5322_date(std::string& out, int64_t t);
+
+// A literal CRLF-normalised text as it goes out in DATA: "." gets another "." after every
+// CRLF. The first byte is left alone: whether it starts a line is known only at render time.
+void dot_stuff_inner(std::string_view crlf_text, std::string& out);
+
+}  // namespace sb

@@ -1,0 +1,660 @@
+// Message template: compiled once into literal segments and placeholders, rendered per recipient.
+#include "message/template.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdlib>
+#include <utility>
+
+#include "message/encode.h"
+
+namespace sb {
+namespace {
+
+// RFC 5322 §2.1.1: a line is at most 998 octets, not counting CRLF.
+constexpr size_t kMaxLineOctets = 998;
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kDefaultIdDomain = "smtpblast.invalid";
+// Length of "Thu, 01 Jan 1970 00:00:00 +0000".
+constexpr size_t kDateOctets = 31;
+
+// Where a value lands decides how it is encoded.
+enum class Ctx : uint8_t {
+  kHeaderText,  // unstructured header (Subject, X-…): non-ASCII becomes RFC 2047 words
+  kHeaderRaw,   // address or structured header: value as is (SMTPUTF8 when non-ASCII)
+  kBodyRaw,     // 7bit/8bit/binary or multipart body: line ends normalised only
+  kBodyQp,      // quoted-printable body: value QP-encoded
+};
+
+enum class OpKind : uint8_t { kLiteral, kValue, kEmail, kDate, kRecipientId };
+
+struct Line {
+  std::string_view text;  // without its line end
+  bool terminated;        // had CR, LF or CRLF after it
+  int number;             // 1-based, for error messages
+};
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (char& c : r) {
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  }
+  return r;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && lower(a) == lower(b);
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool has_line_break_or_nul(std::string_view v) {
+  return v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+// Splits raw bytes on CRLF, bare LF and bare CR. A final line without a line end is kept
+// (and marked) so a body lacking its last newline still renders ending in CRLF.
+std::vector<Line> split_lines(std::string_view raw) {
+  std::vector<Line> lines;
+  size_t start = 0;
+  int number = 1;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '\r' && raw[i] != '\n') continue;
+    lines.push_back({raw.substr(start, i - start), true, number++});
+    if (raw[i] == '\r' && i + 1 < raw.size() && raw[i + 1] == '\n') ++i;
+    start = i + 1;
+  }
+  if (start < raw.size()) lines.push_back({raw.substr(start), false, number});
+  return lines;
+}
+
+// Length of the field name when `line` is "name WSP* : …", else 0 (RFC 5322 §3.6.8 ftext,
+// with the obsolete white space before the colon tolerated).
+size_t header_name_length(std::string_view line) {
+  size_t n = 0;
+  while (n < line.size() && uint8_t(line[n]) >= 33 && uint8_t(line[n]) <= 126 && line[n] != ':') {
+    ++n;
+  }
+  if (n == 0) return 0;
+  size_t k = n;
+  while (k < line.size() && (line[k] == ' ' || line[k] == '\t')) ++k;
+  return k < line.size() && line[k] == ':' ? n : 0;
+}
+
+bool is_continuation(std::string_view line) {
+  return !line.empty() && (line[0] == ' ' || line[0] == '\t');
+}
+
+bool valid_placeholder_name(std::string_view name) {
+  if (name.empty()) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
+}
+
+// Headers whose syntax forbids RFC 2047 words (addresses, ids, MIME parameters): a non-ASCII
+// value goes in raw, which needs SMTPUTF8 (RFC 6532) and shows up as eight_bit.
+bool is_raw_header(std::string_view lname) {
+  static constexpr std::array<std::string_view, 22> kRaw = {"from",
+                                                            "to",
+                                                            "cc",
+                                                            "bcc",
+                                                            "reply-to",
+                                                            "sender",
+                                                            "resent-from",
+                                                            "resent-to",
+                                                            "resent-cc",
+                                                            "resent-bcc",
+                                                            "resent-sender",
+                                                            "return-path",
+                                                            "message-id",
+                                                            "in-reply-to",
+                                                            "references",
+                                                            "resent-message-id",
+                                                            "date",
+                                                            "mime-version",
+                                                            "content-type",
+                                                            "content-transfer-encoding",
+                                                            "content-id",
+                                                            "disposition-notification-to"};
+  if (lname.starts_with("list-") || lname.starts_with("content-")) return true;
+  return std::find(kRaw.begin(), kRaw.end(), lname) != kRaw.end();
+}
+
+// addr-spec of a From: value: "Name <a@b>" → a@b, "a@b (comment)" → a@b.
+std::string addr_spec(std::string_view v) {
+  size_t lt = v.rfind('<');
+  if (lt != std::string_view::npos) {
+    size_t gt = v.find('>', lt);
+    if (gt != std::string_view::npos) return std::string(trim(v.substr(lt + 1, gt - lt - 1)));
+  }
+  size_t pos = 0;
+  while (pos < v.size()) {
+    while (pos < v.size() && (v[pos] == ' ' || v[pos] == '\t' || v[pos] == ',')) ++pos;
+    size_t end = pos;
+    while (end < v.size() && v[end] != ' ' && v[end] != '\t' && v[end] != ',') ++end;
+    std::string_view tok = v.substr(pos, end - pos);
+    if (tok.find('@') != std::string_view::npos) return std::string(tok);
+    pos = end;
+  }
+  return std::string(trim(v));
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
+  std::string hex;
+  hex.reserve(len * 2);
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned i = 0; i < len; ++i) {
+    hex.push_back(kHex[md[i] >> 4]);
+    hex.push_back(kHex[md[i] & 15]);
+  }
+  return hex;
+}
+
+Error input_error(int line, std::string msg) {
+  return make_error(ErrDomain::kInput, "template line " + std::to_string(line) + ": " + msg);
+}
+
+}  // namespace
+
+struct CompiledTemplate::Impl {
+  // A literal stretch of the message in both wire forms. Columns are of the unstuffed form.
+  struct Segment {
+    size_t plain_off, plain_len;
+    size_t stuffed_off, stuffed_len;
+    size_t tail;      // octets after the last CRLF (whole length when there is none)
+    bool has_nl;      // contains a CRLF
+    bool starts_dot;  // first octet is "." (stuffed at render time when it starts a line)
+  };
+  struct Op {
+    OpKind kind;
+    Ctx ctx;
+    uint32_t index;   // segment index (literal) or placeholder index (value)
+    uint32_t header;  // header_names index, for error messages about header values
+  };
+
+  std::string plain;    // literal text, CRLF line ends
+  std::string stuffed;  // the same, dot-stuffed for DATA
+  std::vector<Segment> segments;
+  std::vector<Op> ops;
+  std::vector<std::string> header_names;
+  bool literal_eight_bit = false;
+
+  template <class GetValue>
+  Status render(GetValue&& get, const RenderInput& in, bool dot_stuff, RenderedMessage& out) const;
+};
+
+namespace {
+
+// Accumulates literal text and placeholders into an Impl while the template is parsed.
+class Builder {
+ public:
+  explicit Builder(CompiledTemplate::Impl& impl, std::vector<std::string>& placeholders)
+      : impl_(impl), placeholders_(placeholders) {}
+
+  void text(std::string_view t) { pending_.append(t); }
+
+  void op(OpKind kind, Ctx ctx, uint32_t index = 0, uint32_t header = 0) {
+    flush();
+    impl_.ops.push_back({kind, ctx, index, header});
+  }
+
+  uint32_t header(std::string_view name) {
+    impl_.header_names.emplace_back(name);
+    return uint32_t(impl_.header_names.size() - 1);
+  }
+
+  // Copies one line's text, turning each {{ name }} into a value op. Does not add the line end.
+  Status line(const Line& ln, Ctx ctx, uint32_t header, int* placeholder_count) {
+    std::string_view t = ln.text;
+    while (true) {
+      size_t open = t.find("{{");
+      if (open == std::string_view::npos) break;
+      text(t.substr(0, open));
+      size_t close = t.find("}}", open + 2);
+      if (close == std::string_view::npos) {
+        return input_error(ln.number, "unterminated \"{{\" placeholder (missing \"}}\")");
+      }
+      std::string_view name = trim(t.substr(open + 2, close - open - 2));
+      if (!valid_placeholder_name(name)) {
+        return input_error(ln.number, "invalid placeholder \"" +
+                                          std::string(t.substr(open, close + 2 - open)) +
+                                          "\": names use letters, digits, '_', '-' and '.'");
+      }
+      op(OpKind::kValue, ctx, placeholder_index(name), header);
+      if (placeholder_count) ++*placeholder_count;
+      t.remove_prefix(close + 2);
+    }
+    text(t);
+    return {};
+  }
+
+  void flush() {
+    if (pending_.empty()) return;
+    CompiledTemplate::Impl::Segment s{};
+    s.plain_off = impl_.plain.size();
+    s.plain_len = pending_.size();
+    s.stuffed_off = impl_.stuffed.size();
+    impl_.plain.append(pending_);
+    dot_stuff_inner(pending_, impl_.stuffed);
+    s.stuffed_len = impl_.stuffed.size() - s.stuffed_off;
+    size_t nl = pending_.rfind('\n');
+    s.has_nl = nl != std::string::npos;
+    s.tail = s.has_nl ? pending_.size() - nl - 1 : pending_.size();
+    s.starts_dot = pending_[0] == '.';
+    if (has_eight_bit(pending_)) impl_.literal_eight_bit = true;
+    impl_.segments.push_back(s);
+    impl_.ops.push_back({OpKind::kLiteral, Ctx::kBodyRaw, uint32_t(impl_.segments.size() - 1), 0});
+    pending_.clear();
+  }
+
+ private:
+  uint32_t placeholder_index(std::string_view name) {
+    auto it = std::find(placeholders_.begin(), placeholders_.end(), name);
+    if (it != placeholders_.end()) return uint32_t(it - placeholders_.begin());
+    placeholders_.emplace_back(name);
+    return uint32_t(placeholders_.size() - 1);
+  }
+
+  CompiledTemplate::Impl& impl_;
+  std::vector<std::string>& placeholders_;
+  std::string pending_;
+};
+
+}  // namespace
+
+template <class GetValue>
+Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, bool dot_stuff,
+                                      RenderedMessage& out) const {
+  out.clear();
+  // Pieces point into `storage`, so it must not reallocate while we append: reserve an upper
+  // bound first. After the first large recipient the capacity stays and nothing allocates.
+  size_t bound = segments.size() + kDateOctets + 32;
+  for (const Op& op : ops) {
+    if (op.kind == OpKind::kValue) bound += value_bound(get(op.index).size());
+    if (op.kind == OpKind::kEmail) bound += value_bound(in.email.size());
+  }
+  std::string& st = out.storage;
+  st.reserve(bound);
+  out.pieces.reserve(2 * ops.size() + 1);
+  const char* const base = st.data();
+
+  size_t col = 0;
+  bool eight_bit = literal_eight_bit;
+  bool last_stored = false;  // the last piece is the tail of `storage` and can grow
+  auto add_stored = [&](size_t start) {
+    size_t len = st.size() - start;
+    if (len == 0) return;
+    if (last_stored) {
+      std::string_view& b = out.pieces.back();
+      b = std::string_view(b.data(), b.size() + len);
+    } else {
+      out.pieces.emplace_back(st.data() + start, len);
+      last_stored = true;
+    }
+  };
+  auto header_value = [&](std::string_view v, Ctx ctx, std::string_view field,
+                          uint32_t header) -> Status {
+    if (has_line_break_or_nul(v)) {
+      bool nul = v.find('\0') != std::string_view::npos &&
+                 v.find_first_of("\r\n") == std::string_view::npos;
+      return make_error(ErrDomain::kInput,
+                        "merge field '" + std::string(field) + "' for header '" +
+                            header_names[header] +
+                            (nul ? "' contains a NUL byte" : "' contains a line break"));
+    }
+    size_t start = st.size();
+    if (ctx == Ctx::kHeaderText && has_eight_bit(v)) {
+      append_rfc2047(st, v, col);
+    } else {
+      if (dot_stuff && col == 0 && !v.empty() && v[0] == '.') st.push_back('.');
+      st.append(v);
+      col += v.size();
+      if (has_eight_bit(v)) eight_bit = true;
+    }
+    add_stored(start);
+    return {};
+  };
+
+  for (const Op& op : ops) {
+    switch (op.kind) {
+      case OpKind::kLiteral: {
+        const Segment& s = segments[op.index];
+        if (dot_stuff && col == 0 && s.starts_dot) {
+          size_t start = st.size();
+          st.push_back('.');
+          add_stored(start);
+        }
+        out.pieces.emplace_back(dot_stuff
+                                    ? std::string_view(stuffed).substr(s.stuffed_off, s.stuffed_len)
+                                    : std::string_view(plain).substr(s.plain_off, s.plain_len));
+        last_stored = false;
+        col = s.has_nl ? s.tail : col + s.plain_len;
+        break;
+      }
+      case OpKind::kValue: {
+        std::string_view v = get(op.index);
+        if (op.ctx == Ctx::kHeaderText || op.ctx == Ctx::kHeaderRaw) {
+          Status s = header_value(v, op.ctx, get.name(op.index), op.header);
+          if (!s) return s;
+          break;
+        }
+        size_t start = st.size();
+        if (op.ctx == Ctx::kBodyQp) {
+          append_body_qp(st, v, dot_stuff, col);
+        } else {
+          append_body_raw(st, v, dot_stuff, col, eight_bit);
+        }
+        add_stored(start);
+        break;
+      }
+      case OpKind::kEmail: {
+        Status s = header_value(in.email, Ctx::kHeaderRaw, "email", op.header);
+        if (!s) return s;
+        break;
+      }
+      case OpKind::kDate: {
+        size_t start = st.size();
+        append_rfc5322_date(st, in.now);
+        col += st.size() - start;
+        add_stored(start);
+        break;
+      }
+      case OpKind::kRecipientId: {
+        char buf[24];
+        auto res = std::to_chars(buf, buf + sizeof buf, in.recipient_id);
+        size_t start = st.size();
+        st.append(buf, size_t(res.ptr - buf));
+        col += st.size() - start;
+        add_stored(start);
+        break;
+      }
+    }
+  }
+  if (col != 0) {
+    out.pieces.push_back(kCrlf);  // the body lacked a final line end
+  }
+  // A reallocation would have left earlier pieces dangling: that is a bug in `bound`.
+  if (st.data() != base && !st.empty()) std::abort();
+  size_t size = 0;
+  for (std::string_view p : out.pieces) size += p.size();
+  out.size = size;
+  out.eight_bit = eight_bit;
+  return {};
+}
+
+std::string RenderedMessage::flatten() const {
+  std::string r;
+  r.reserve(size);
+  for (std::string_view p : pieces) r.append(p);
+  return r;
+}
+
+Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
+                                                   const TemplateOptions& opts) {
+  CompiledTemplate t;
+  auto impl = std::make_shared<Impl>();
+  Builder b(*impl, t.placeholders_);
+  t.source_hash_ = sha256_hex(raw);
+
+  std::vector<Line> lines = split_lines(raw);
+  for (const Line& ln : lines) {
+    if (ln.text.find('\0') != std::string_view::npos) {
+      return input_error(ln.number, "contains a NUL byte");
+    }
+    if (ln.text.size() > kMaxLineOctets) {
+      return input_error(ln.number, "is " + std::to_string(ln.text.size()) +
+                                        " octets long; RFC 5322 allows at most 998 per line");
+    }
+  }
+
+  size_t first = 0;
+  // An mbox "From " envelope line (from a saved message) is not part of the message.
+  if (!lines.empty() && lines[0].text.starts_with("From ") &&
+      header_name_length(lines[0].text) == 0) {
+    first = 1;
+  }
+  size_t sep = lines.size();
+  for (size_t i = first; i < lines.size(); ++i) {
+    if (lines[i].text.empty()) {
+      sep = i;
+      break;
+    }
+  }
+  // Header lines are [first, header_end); the body starts at body_begin.
+  size_t header_end = sep;
+  size_t body_begin = sep < lines.size() ? sep + 1 : lines.size();
+  for (size_t i = first; i < header_end; ++i) {
+    const Line& ln = lines[i];
+    bool ok = header_name_length(ln.text) > 0 || (i > first && is_continuation(ln.text));
+    if (ok) continue;
+    if (sep == lines.size()) {
+      return input_error(ln.number,
+                         "is not a header field, and the template has no blank line: a blank "
+                         "line must separate the headers from the body");
+    }
+    return input_error(ln.number, i == first && is_continuation(ln.text)
+                                      ? "a continuation line with no header field before it"
+                                      : "is neither a header field (\"Name: value\") nor a "
+                                        "continuation line");
+  }
+
+  // Headers, copied as they are (folding kept), with their placeholders.
+  bool have_from = false, have_to = false, have_date = false, have_msgid = false;
+  std::string from_value, cte_value, ctype_value;
+  for (size_t i = first; i < header_end;) {
+    size_t name_len = header_name_length(lines[i].text);
+    std::string_view name = lines[i].text.substr(0, name_len);
+    if (name.find("{{") != std::string_view::npos) {
+      return input_error(lines[i].number, "a placeholder cannot stand in a header name");
+    }
+    std::string lname = lower(name);
+    Ctx ctx = is_raw_header(lname) ? Ctx::kHeaderRaw : Ctx::kHeaderText;
+    uint32_t hidx = b.header(name);
+    std::string value(lines[i].text.substr(lines[i].text.find(':') + 1));
+    size_t j = i;
+    do {
+      Status s = b.line(lines[j], ctx, hidx, nullptr);
+      if (!s) return s.error();
+      b.text(kCrlf);
+      if (j > i) value.append(lines[j].text);  // unfolded: the CRLF goes, the WSP stays
+      ++j;
+    } while (j < header_end && is_continuation(lines[j].text));
+    std::string_view v = trim(value);
+    if (lname == "from") {
+      have_from = true;
+      from_value = v;
+    } else if (lname == "to") {
+      have_to = true;
+    } else if (lname == "date") {
+      have_date = true;
+    } else if (lname == "message-id") {
+      have_msgid = true;
+    } else if (lname == "subject" && t.subject_.empty()) {
+      t.subject_ = v;
+    } else if (lname == "content-transfer-encoding") {
+      cte_value = lower(v);
+    } else if (lname == "content-type") {
+      ctype_value = lower(v);
+    }
+    i = j;
+  }
+
+  // Envelope sender: the From: header's address unless a merge field decides it per recipient.
+  if (has_line_break_or_nul(opts.default_from)) {
+    return make_error(ErrDomain::kConfig, "--from contains a line break");
+  }
+  if (have_from) {
+    // A merged or domain-less address cannot be the one envelope sender of the whole run.
+    std::string a = addr_spec(from_value);
+    if (a.find("{{") == std::string::npos && a.find('@') != std::string::npos) {
+      t.from_address_ = a;
+    }
+  }
+  if (t.from_address_.empty() && !opts.default_from.empty()) {
+    t.from_address_ = addr_spec(opts.default_from);
+  }
+
+  // Generated headers go after the template's own, before the blank line.
+  if (!have_from) {
+    if (opts.default_from.empty()) {
+      return make_error(ErrDomain::kInput, "template has no From: header and no --from was given");
+    }
+    b.text("From: ");
+    b.text(opts.default_from);
+    b.text(kCrlf);
+  }
+  if (!have_to) {
+    b.text("To: <");
+    b.op(OpKind::kEmail, Ctx::kHeaderRaw, 0, b.header("To"));
+    b.text(">\r\n");
+  }
+  if (!have_date) {
+    b.text("Date: ");
+    b.op(OpKind::kDate, Ctx::kHeaderRaw);
+    b.text(kCrlf);
+  }
+  if (!have_msgid) {
+    std::string domain = opts.message_id_domain;
+    if (domain.empty()) {
+      size_t at = t.from_address_.rfind('@');
+      if (at != std::string::npos) domain = t.from_address_.substr(at + 1);
+    }
+    auto bad_id_part = [](std::string_view s) {
+      return s.empty() || std::any_of(s.begin(), s.end(), [](char c) {
+               return uint8_t(c) <= 32 || uint8_t(c) >= 127 || c == '<' || c == '>' || c == '@' ||
+                      c == '(' || c == ')' || c == ',' || c == ';' || c == '"' || c == '\\' ||
+                      c == '[' || c == ']' || c == ':';
+             });
+    };
+    if (bad_id_part(domain)) {
+      if (!opts.message_id_domain.empty()) {
+        return make_error(ErrDomain::kConfig,
+                          "message id domain '" + opts.message_id_domain + "' is not a domain");
+      }
+      domain = kDefaultIdDomain;
+    }
+    // Without a task key the template hash keeps ids stable across retries of the same run.
+    std::string key = opts.task_key.empty() ? t.source_hash_.substr(0, 16) : opts.task_key;
+    if (bad_id_part(key)) {
+      return make_error(ErrDomain::kConfig,
+                        "task key '" + opts.task_key + "' cannot be used in a Message-ID");
+    }
+    b.text("Message-ID: <");
+    b.text(key);
+    b.text(".");
+    b.op(OpKind::kRecipientId, Ctx::kHeaderRaw);
+    b.text("@");
+    b.text(domain);
+    b.text(">\r\n");
+  }
+  b.text(kCrlf);  // header/body separator, also for an empty body
+
+  // The body: how values are encoded follows the top-level transfer encoding.
+  Ctx body_ctx = Ctx::kBodyRaw;
+  bool base64 = false;
+  if (!ctype_value.starts_with("multipart/")) {
+    if (cte_value == "quoted-printable") body_ctx = Ctx::kBodyQp;
+    if (cte_value == "base64") base64 = true;
+  }
+  for (size_t i = body_begin; i < lines.size(); ++i) {
+    int count = 0;
+    Status s = b.line(lines[i], body_ctx, 0, &count);
+    if (!s) return s.error();
+    if (count > 0 && base64) {
+      return input_error(lines[i].number,
+                         "placeholder in a base64 body (Content-Transfer-Encoding: base64); "
+                         "merge fields cannot go into base64 — use quoted-printable or 8bit");
+    }
+    if (lines[i].terminated) b.text(kCrlf);
+  }
+  b.flush();
+
+  t.columns_.assign(t.placeholders_.size(), kUnbound);
+  for (size_t i = 0; i < t.placeholders_.size(); ++i) {
+    if (t.placeholders_[i] == "email") t.columns_[i] = kEmailColumn;
+  }
+  t.impl_ = std::move(impl);
+
+  // Empty values, empty address, one-digit id: the smallest message this template renders.
+  RenderedMessage probe;
+  struct Empty {
+    std::string_view operator()(uint32_t) const { return {}; }
+    std::string_view name(uint32_t) const { return {}; }
+  };
+  Status s = t.impl_->render(Empty{}, RenderInput{}, false, probe);
+  if (!s) return s.error();
+  t.fixed_size_ = probe.size;
+  return t;
+}
+
+Status CompiledTemplate::bind(const std::vector<std::string>& field_names) {
+  std::vector<std::string> unknown;
+  for (size_t i = 0; i < placeholders_.size(); ++i) {
+    const std::string& p = placeholders_[i];
+    if (p == "email") {
+      columns_[i] = kEmailColumn;
+      continue;
+    }
+    // Exact match first; then case-insensitive, since CSV headers are often capitalised.
+    auto it = std::find(field_names.begin(), field_names.end(), p);
+    if (it == field_names.end()) {
+      it = std::find_if(field_names.begin(), field_names.end(),
+                        [&](const std::string& f) { return iequals(f, p); });
+    }
+    if (it == field_names.end()) {
+      unknown.push_back(p);
+      columns_[i] = kUnbound;
+    } else {
+      columns_[i] = int(it - field_names.begin());
+    }
+  }
+  if (unknown.empty()) return {};
+  std::string msg = unknown.size() == 1 ? "unknown merge field " : "unknown merge fields ";
+  for (size_t i = 0; i < unknown.size(); ++i) {
+    msg += (i ? ", '" : "'") + unknown[i] + "'";
+  }
+  msg += " in the template; known fields: email";
+  for (const std::string& f : field_names) {
+    if (f != "email") msg += ", " + f;
+  }
+  return make_error(ErrDomain::kInput, msg);
+}
+
+Status CompiledTemplate::render(const RenderInput& in, bool dot_stuff, RenderedMessage& out) const {
+  if (!impl_) return make_error(ErrDomain::kInput, "template was not compiled");
+  size_t have = in.values ? in.values->size() : 0;
+  for (size_t i = 0; i < columns_.size(); ++i) {
+    if (columns_[i] == kUnbound) {
+      return make_error(ErrDomain::kInput,
+                        "merge field '" + placeholders_[i] + "' is not bound to a field");
+    }
+    if (columns_[i] >= 0 && size_t(columns_[i]) >= have) {
+      return make_error(ErrDomain::kInput,
+                        "recipient has no value for merge field '" + placeholders_[i] + "'");
+    }
+  }
+  struct Values {
+    const CompiledTemplate& t;
+    const RenderInput& in;
+    std::string_view operator()(uint32_t i) const {
+      int c = t.columns_[i];
+      return c == kEmailColumn ? in.email : std::string_view((*in.values)[size_t(c)]);
+    }
+    std::string_view name(uint32_t i) const { return t.placeholders_[i]; }
+  };
+  return impl_->render(Values{*this, in}, in, dot_stuff, out);
+}
+
+}  // namespace sb
