@@ -25,7 +25,8 @@ root="$(dirname "$here")"
 export DEBIAN_FRONTEND=noninteractive
 
 if [[ $(id -u) -ne 0 ]]; then
-  echo "bootstrap: run as root (apt-get install)" >&2
+  if command -v sudo >/dev/null; then exec sudo -E bash "$0" "$@"; fi
+  echo "bootstrap: run as root (apt-get install), or install sudo" >&2
   exit 1
 fi
 
