@@ -93,7 +93,11 @@ int cmd_status(const std::string& task, bool json) {
     nlohmann::json j;
     j["task"] = task;
     j["total"] = c->total;
-    for (RcptStatus s : all) j[status_name(s)] = c->get(s);
+    for (RcptStatus s : all) {
+      std::string key = status_name(s);  // JSON keys are identifiers: "in-flight" -> "in_flight"
+      for (char& ch : key) ch = ch == '-' ? '_' : ch;
+      j[key] = c->get(s);
+    }
     nlohmann::json codes = nlohmann::json::object();
     for (auto& [code, n] : c->by_code) codes[std::to_string(code)] = n;
     j["by_code"] = codes;

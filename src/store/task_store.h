@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "loop/result.h"
@@ -57,11 +58,14 @@ struct StatusCounts {
   }
 };
 
-// Not thread-safe: one thread owns a TaskStore (the CLI's store thread).
+// Not thread-safe: one thread owns a TaskStore (the CLI's store thread) and makes every call
+// on it; the SQLite connection is opened without its own mutex. Other processes may open the
+// same file (WAL mode, busy timeout), e.g. `status` while `send` runs.
 class TaskStore {
  public:
   // Opens (creating when allowed) the task file; WAL mode, synchronous=NORMAL.
   // A file that is not a task store, or is corrupt, is a kStore error naming the file.
+  // The path ":memory:" gives a private in-memory task (tests, fuzzing, dry runs).
   static Result<std::unique_ptr<TaskStore>> open(const std::string& path, bool create);
   ~TaskStore();
   TaskStore(const TaskStore&) = delete;
@@ -72,10 +76,19 @@ class TaskStore {
   // newlines, blank lines skipped). Column "email" (case-insensitive) is required: its absence
   // is a kInput error before anything is written. Other columns become merge fields.
   // All rows are written in one transaction; a row with a bad address is stored as failed.
+  // Details (see csv_reader.h, address.h): spaces around unquoted fields are dropped; rows
+  // whose fields are all empty count as blank; a row shorter than the header gets empty
+  // values; a row with more non-empty fields than the header is stored as failed ("bad row")
+  // and counted in `invalid`; columns with an empty header name are ignored; a duplicate
+  // column name (case-insensitive) is a kInput error. Duplicate addresses compare fully
+  // lower-cased (ASCII). Importing into a task that was already imported is a kInput error.
   Result<ImportReport> import_csv(const std::string& path);
+  // The same from bytes already in memory; `name` stands for the file in messages.
+  Result<ImportReport> import_csv_buffer(std::string_view data, std::string_view name);
   const std::vector<std::string>& field_names() const;
 
-  // Task metadata (template hash, title, settings), a small key/value table.
+  // Task metadata (template hash, title, settings), a small key/value table. Keys starting
+  // with "sb." are the store's own (schema version, import source) and cannot be set.
   Result<std::optional<std::string>> get_meta(std::string_view key);
   Status set_meta(std::string_view key, std::string_view value);
 
@@ -87,6 +100,16 @@ class TaskStore {
   Status record(const std::vector<Outcome>& outcomes);
 
   Result<StatusCounts> counts();
+
+  // Makes recipients sendable again: all of them (errors_only=false) or only the failed and
+  // deferred ones (errors_only=true). They become unsent with attempts, code and reply
+  // cleared. Rows rejected at import (bad address, bad row) stay failed: no reset can make
+  // an invalid address sendable.
+  Status reset(bool errors_only);
+
+  // Up to `limit` recipients with status `s`, in id order, each with its last outcome
+  // (for listing failed or deferred recipients).
+  Result<std::vector<std::pair<RecipientRow, Outcome>>> list(RcptStatus s, size_t limit);
 
  private:
   struct Impl;
