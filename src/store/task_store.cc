@@ -1,0 +1,419 @@
+// The task store: opening and identifying the SQLite file, claiming, recording, counting.
+#include "store/task_store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <ctime>
+#include <filesystem>
+#include <system_error>
+
+#include "store/address.h"
+#include "store/field_codec.h"
+#include "store/task_store_impl.h"
+
+namespace sb {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr std::string_view kAppName = "smtpblast";
+constexpr int kBusyTimeoutMs = 5000;
+constexpr size_t kMaxReply = 512;
+// 64 MiB page cache (negative = KiB): the claim/record working set of a large task fits.
+constexpr const char* kCacheSizePragma = "PRAGMA cache_size=-65536";
+
+// Rows are referenced by status value in SQL below; keep these in sync with RcptStatus.
+static_assert(static_cast<int>(RcptStatus::kUnsent) == 0 &&
+              static_cast<int>(RcptStatus::kDeferred) == 2 &&
+              static_cast<int>(RcptStatus::kFailed) == 3 &&
+              static_cast<int>(RcptStatus::kInFlight) == 5);
+
+// The recipients' address index is created by the import, after the bulk insert, because
+// building it at the end is much faster (see csv_import.cc). `rejected` marks rows that
+// failed at import (bad address or row): no reset makes them sendable.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE fields(pos INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE recipients(
+  id INTEGER PRIMARY KEY,
+  email TEXT NOT NULL,
+  fields BLOB,
+  status INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  code INTEGER NOT NULL DEFAULT 0,
+  reply TEXT,
+  updated INTEGER NOT NULL DEFAULT 0,
+  rejected INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO meta(key, value) VALUES ('sb.app', 'smtpblast'), ('sb.schema_version', '1');
+)sql";
+
+Error store_error(std::string msg) { return make_error(ErrDomain::kStore, std::move(msg)); }
+
+bool valid_status(RcptStatus s) { return static_cast<int>(s) <= 5; }
+
+}  // namespace
+
+const char* status_name(RcptStatus s) {
+  switch (s) {
+    case RcptStatus::kUnsent:
+      return "unsent";
+    case RcptStatus::kSent:
+      return "sent";
+    case RcptStatus::kDeferred:
+      return "deferred";
+    case RcptStatus::kFailed:
+      return "failed";
+    case RcptStatus::kSuppressed:
+      return "suppressed";
+    case RcptStatus::kInFlight:
+      return "in-flight";
+  }
+  return "unknown";
+}
+
+Error TaskStoreState::error(std::string_view what) const {
+  int rc = sqlite3_errcode(db.h) & 0xFF;
+  std::string msg = db.h ? sqlite3_errmsg(db.h) : "out of memory";
+  if (rc == SQLITE_CORRUPT) return store_error(path + " is corrupt: " + msg);
+  if (rc == SQLITE_NOTADB) {
+    return store_error(path + " is not an smtpblast task file (not a SQLite database, or " +
+                       "its header is damaged)");
+  }
+  std::string out = path + ": " + std::string(what) + ": " + msg;
+  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+    out += " (is another smtpblast process using this task?)";
+  }
+  return store_error(std::move(out));
+}
+
+Status TaskStoreState::exec(const char* sql, std::string_view what) {
+  if (sqlite3_exec(db.h, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return error(what);
+  return {};
+}
+
+Status TaskStoreState::run(Stmt& st, std::string_view what) {
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+  }
+  if (rc != SQLITE_DONE) {
+    Error e = error(what);
+    st.reset();
+    return e;
+  }
+  st.reset();
+  return {};
+}
+
+TaskStore::TaskStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TaskStore::~TaskStore() = default;
+
+Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool create) {
+  auto impl = std::make_unique<Impl>();
+  Impl& s = *impl;
+  s.path = path;
+  s.in_memory = path == ":memory:";
+  if (!s.in_memory) {
+    std::error_code ec;
+    auto st = std::filesystem::status(path, ec);
+    if (st.type() == std::filesystem::file_type::not_found) {
+      if (!create) return store_error("task file " + path + " does not exist");
+    } else if (ec) {
+      return store_error("cannot open task file " + path + ": " + ec.message());
+    } else if (st.type() == std::filesystem::file_type::directory) {
+      return store_error(path + " is a directory, not an smtpblast task file");
+    }
+  }
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  if (sqlite3_open_v2(path.c_str(), &s.db.h, flags, nullptr) != SQLITE_OK) {
+    return s.error("cannot open the task file");
+  }
+  sqlite3_busy_timeout(s.db.h, kBusyTimeoutMs);
+
+  // Identify the file before changing anything (not even the journal mode), so that a
+  // foreign database given by mistake is left exactly as it was.
+  Stmt q;
+  if (q.prepare(s.db.h, "SELECT count(*) FROM sqlite_master") != SQLITE_OK) {
+    return s.error("reading the schema");
+  }
+  int rc = sqlite3_step(q.get());
+  if (rc != SQLITE_ROW) return s.error("reading the schema");
+  bool empty = q.col_int(0) == 0;
+  q = Stmt();
+  if (empty) {
+    if (!create) return store_error(path + " is not an smtpblast task file (empty database)");
+    if (auto st = s.exec("BEGIN IMMEDIATE", "creating the task"); !st) return st.error();
+    if (sqlite3_exec(s.db.h, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      Error e = s.error("creating the task");
+      sqlite3_exec(s.db.h, "ROLLBACK", nullptr, nullptr, nullptr);
+      return e;
+    }
+    if (auto st = s.exec("COMMIT", "creating the task"); !st) return st.error();
+  } else {
+    // A database without our meta table fails to prepare with "no such table".
+    if (q.prepare(s.db.h,
+                  "SELECT key, value FROM meta WHERE key IN "
+                  "('sb.app', 'sb.schema_version')") != SQLITE_OK) {
+      int code = sqlite3_errcode(s.db.h) & 0xFF;
+      if (code == SQLITE_ERROR) {
+        return store_error(path +
+                           " is not an smtpblast task file (it is some other SQLite "
+                           "database)");
+      }
+      return s.error("reading the task's metadata");
+    }
+    std::string app, version;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      (q.col_text(0) == "sb.app" ? app : version) = std::string(q.col_text(1));
+    }
+    if (rc != SQLITE_DONE) return s.error("reading the task's metadata");
+    if (app != kAppName) {
+      return store_error(path +
+                         " is not an smtpblast task file (it is some other SQLite "
+                         "database)");
+    }
+    int v = 0;
+    auto [ptr, ec] = std::from_chars(version.data(), version.data() + version.size(), v);
+    if (ec != std::errc() || ptr != version.data() + version.size() || v < 1) {
+      return store_error(path + " is corrupt: bad schema version '" + printable(version, 40) + "'");
+    }
+    if (v > kSchemaVersion) {
+      return store_error(path + " was written by a newer smtpblast (schema version " +
+                         std::to_string(v) + "; this one reads up to " +
+                         std::to_string(kSchemaVersion) + ")");
+    }
+    q = Stmt();
+  }
+
+  if (!s.in_memory) {
+    // WAL: readers (status) never block the sender, and a commit is one append.
+    if (q.prepare(s.db.h, "PRAGMA journal_mode=WAL") != SQLITE_OK ||
+        sqlite3_step(q.get()) != SQLITE_ROW) {
+      return s.error("switching to WAL mode");
+    }
+    if (q.col_text(0) != "wal") {
+      return store_error(path + ": cannot use WAL mode (journal mode stays " +
+                         std::string(q.col_text(0)) + "); is it on a network file system?");
+    }
+    q = Stmt();
+  }
+  // NORMAL in WAL mode syncs at checkpoints only: a power loss may drop the last commits
+  // (those recipients are then re-sent or re-claimed), but never corrupts the file.
+  if (auto st = s.exec("PRAGMA synchronous=NORMAL", "setting synchronous mode"); !st) {
+    return st.error();
+  }
+  if (auto st = s.exec(kCacheSizePragma, "setting the cache size"); !st) return st.error();
+  if (auto st = s.exec("PRAGMA temp_store=MEMORY", "setting temp_store"); !st) return st.error();
+
+  // The imported flag and field names are read once here and kept in memory.
+  if (q.prepare(s.db.h, "SELECT value FROM meta WHERE key = 'sb.imported'") != SQLITE_OK) {
+    return s.error("reading the task's metadata");
+  }
+  rc = sqlite3_step(q.get());
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return s.error("reading the task's metadata");
+  s.imported = rc == SQLITE_ROW;
+  if (q.prepare(s.db.h, "SELECT name FROM fields ORDER BY pos") != SQLITE_OK) {
+    return s.error("reading the field names");
+  }
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    s.field_names.emplace_back(q.col_text(0));
+  }
+  if (rc != SQLITE_DONE) return s.error("reading the field names");
+  q = Stmt();
+
+  struct {
+    Stmt& st;
+    const char* sql;
+  } stmts[] = {
+      {s.begin, "BEGIN IMMEDIATE"},
+      {s.commit, "COMMIT"},
+      {s.rollback, "ROLLBACK"},
+      // Walks the rowid from after_id (no status index: see csv_import.cc).
+      {s.claim,
+       "SELECT id, email, fields, attempts FROM recipients "
+       "WHERE status IN (0, 2, 5) AND id > ?1 ORDER BY id LIMIT ?2"},
+      {s.record,
+       "UPDATE recipients SET status = ?1, code = ?2, reply = ?3, attempts = ?4, "
+       "updated = ?5 WHERE id = ?6"},
+      {s.get_meta, "SELECT value FROM meta WHERE key = ?1"},
+      {s.set_meta,
+       "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+       "ON CONFLICT(key) DO UPDATE SET value = excluded.value"},
+  };
+  for (auto& p : stmts) {
+    if (p.st.prepare(s.db.h, p.sql) != SQLITE_OK) return s.error("preparing statements");
+  }
+  return std::unique_ptr<TaskStore>(new TaskStore(std::move(impl)));
+}
+
+bool TaskStore::imported() const { return impl_->imported; }
+
+const std::vector<std::string>& TaskStore::field_names() const { return impl_->field_names; }
+
+Result<std::optional<std::string>> TaskStore::get_meta(std::string_view key) {
+  Impl& s = *impl_;
+  s.get_meta.bind_text(1, key);
+  int rc = sqlite3_step(s.get_meta.get());
+  std::optional<std::string> out;
+  if (rc == SQLITE_ROW) {
+    out.emplace(s.get_meta.col_text(0));
+  } else if (rc != SQLITE_DONE) {
+    Error e = s.error("reading metadata");
+    s.get_meta.reset();
+    return e;
+  }
+  s.get_meta.reset();
+  return out;
+}
+
+Status TaskStore::set_meta(std::string_view key, std::string_view value) {
+  Impl& s = *impl_;
+  if (key.substr(0, kReservedMetaPrefix.size()) == kReservedMetaPrefix) {
+    return store_error("metadata key '" + std::string(key) + "' is reserved for the store");
+  }
+  s.set_meta.bind_text(1, key);
+  s.set_meta.bind_text(2, value);
+  return s.run(s.set_meta, "writing metadata");
+}
+
+Result<size_t> TaskStore::claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out) {
+  Impl& s = *impl_;
+  Stmt& st = s.claim;
+  st.bind(1, after_id);
+  st.bind(2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+  size_t n = 0;
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    RecipientRow& r = out.emplace_back();
+    r.id = st.col_int(0);
+    r.email = st.col_text(1);
+    if (!decode_fields(st.col_blob(2), s.field_names.size(), r.values)) {
+      std::string id = std::to_string(r.id);
+      out.pop_back();
+      st.reset();
+      return store_error(s.path + " is corrupt: bad merge fields for recipient " + id);
+    }
+    r.attempts = static_cast<uint32_t>(st.col_int(3));
+    ++n;
+  }
+  if (rc != SQLITE_DONE) {
+    Error e = s.error("claiming recipients");
+    st.reset();
+    return e;
+  }
+  st.reset();
+  return n;
+}
+
+Status TaskStore::record(const std::vector<Outcome>& outcomes) {
+  Impl& s = *impl_;
+  if (outcomes.empty()) return {};
+  for (const Outcome& o : outcomes) {
+    if (!valid_status(o.status)) {
+      return store_error("bug: outcome for recipient " + std::to_string(o.id) +
+                         " has unknown status " + std::to_string(static_cast<int>(o.status)));
+    }
+  }
+  if (auto st = s.begin_txn(); !st) return st;
+  Stmt& st = s.record;
+  for (const Outcome& o : outcomes) {
+    st.bind(1, static_cast<int>(o.status));
+    st.bind(2, o.code);
+    st.bind_text(3, cap_utf8(o.reply, kMaxReply));
+    st.bind(4, o.attempts);
+    st.bind(5, o.time);
+    st.bind(6, o.id);
+    // An id that matches no row is ignored: it cannot lose a recipient, only an outcome
+    // for one that does not exist.
+    if (auto r = s.run(st, "recording outcomes"); !r) {
+      s.rollback_txn();
+      return r;
+    }
+  }
+  if (auto c = s.commit_txn(); !c) {
+    s.rollback_txn();
+    return c;
+  }
+  return {};
+}
+
+Result<StatusCounts> TaskStore::counts() {
+  Impl& s = *impl_;
+  StatusCounts out;
+  Stmt q;
+  if (q.prepare(s.db.h, "SELECT status, count(*) FROM recipients GROUP BY status") != SQLITE_OK) {
+    return s.error("counting recipients");
+  }
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    auto n = static_cast<uint64_t>(q.col_int(1));
+    out.by_status[static_cast<RcptStatus>(q.col_int(0))] = n;
+    out.total += n;
+  }
+  if (rc != SQLITE_DONE) return s.error("counting recipients");
+  if (q.prepare(s.db.h,
+                "SELECT code, count(*) FROM recipients WHERE status != 0 "
+                "GROUP BY code") != SQLITE_OK) {
+    return s.error("counting reply codes");
+  }
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    out.by_code[static_cast<int>(q.col_int(0))] = static_cast<uint64_t>(q.col_int(1));
+  }
+  if (rc != SQLITE_DONE) return s.error("counting reply codes");
+  return out;
+}
+
+Status TaskStore::reset(bool errors_only) {
+  Impl& s = *impl_;
+  const char* sql = errors_only
+                        ? "UPDATE recipients SET status = 0, attempts = 0, code = 0, reply = NULL, "
+                          "updated = ?1 WHERE rejected = 0 AND status IN (2, 3)"
+                        : "UPDATE recipients SET status = 0, attempts = 0, code = 0, reply = NULL, "
+                          "updated = ?1 WHERE rejected = 0 AND (status != 0 OR attempts != 0)";
+  Stmt q;
+  if (q.prepare(s.db.h, sql) != SQLITE_OK) return s.error("resetting recipients");
+  q.bind(1, static_cast<int64_t>(std::time(nullptr)));
+  if (auto st = s.begin_txn(); !st) return st;
+  if (auto st = s.run(q, "resetting recipients"); !st) {
+    s.rollback_txn();
+    return st;
+  }
+  if (auto c = s.commit_txn(); !c) {
+    s.rollback_txn();
+    return c;
+  }
+  return {};
+}
+
+Result<std::vector<std::pair<RecipientRow, Outcome>>> TaskStore::list(RcptStatus status,
+                                                                      size_t limit) {
+  Impl& s = *impl_;
+  Stmt q;
+  if (q.prepare(s.db.h,
+                "SELECT id, email, fields, attempts, code, reply, updated "
+                "FROM recipients WHERE status = ?1 ORDER BY id LIMIT ?2") != SQLITE_OK) {
+    return s.error("listing recipients");
+  }
+  q.bind(1, static_cast<int>(status));
+  q.bind(2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+  std::vector<std::pair<RecipientRow, Outcome>> out;
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    auto& [r, o] = out.emplace_back();
+    r.id = o.id = q.col_int(0);
+    r.email = q.col_text(1);
+    if (!decode_fields(q.col_blob(2), s.field_names.size(), r.values)) {
+      return store_error(s.path + " is corrupt: bad merge fields for recipient " +
+                         std::to_string(r.id));
+    }
+    r.attempts = o.attempts = static_cast<uint32_t>(q.col_int(3));
+    o.status = status;
+    o.code = static_cast<int>(q.col_int(4));
+    o.reply = q.col_text(5);
+    o.time = q.col_int(6);
+  }
+  if (rc != SQLITE_DONE) return s.error("listing recipients");
+  return out;
+}
+
+}  // namespace sb
