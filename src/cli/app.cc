@@ -162,6 +162,15 @@ int run_cli(int argc, char** argv) {
   send->add_flag("--no-chunking", no_chunking, "use DATA even when CHUNKING is offered");
   send->add_flag("--force", mc.force, "resume with a template different from the first run's");
 
+  // import
+  std::string import_task;
+  std::string import_csv;
+  auto* import = app.add_subcommand("import", "create a task from a recipient list without sending");
+  import->add_option("--task", import_task, "task file to create")->required();
+  import->add_option("--recipients", import_csv, "CSV with a header row and an 'email' column")
+      ->required()
+      ->check(CLI::ExistingFile);
+
   // status
   std::string status_task;
   bool status_json = false;
@@ -226,6 +235,18 @@ int run_cli(int argc, char** argv) {
     return run_mailing(mc);
   }
   if (*status) return cmd_status(status_task, status_json);
+  if (*import) {
+    auto st = TaskStore::open(import_task, true);
+    if (!st.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
+      return 2;
+    }
+    if ((*st)->imported()) {
+      std::fprintf(stderr, "smtpblast: task %s already holds a recipient list\n", import_task.c_str());
+      return 2;
+    }
+    return import_recipients(**st, import_csv);
+  }
   if (*sink) {
     sc.engine.pipelining = !sink_no_pipelining;
     sc.engine.chunking = !sink_no_chunking;

@@ -370,6 +370,29 @@ void WorkerMailing::maybe_finish() {
 
 // ---------------------------------------------------------------------------- Runner
 
+}  // namespace
+
+int import_recipients(TaskStore& store, const std::string& path) {
+  auto rep = store.import_csv(path);
+  if (!rep.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", rep.error().describe().c_str());
+    return 2;
+  }
+  std::fprintf(stderr, "imported %llu recipients from %s", static_cast<unsigned long long>(rep->imported),
+               path.c_str());
+  if (rep->duplicates > 0) {
+    std::fprintf(stderr, ", %llu duplicates skipped", static_cast<unsigned long long>(rep->duplicates));
+  }
+  if (rep->invalid > 0) {
+    std::fprintf(stderr, ", %llu invalid (recorded as failed)", static_cast<unsigned long long>(rep->invalid));
+  }
+  std::fprintf(stderr, "\n");
+  for (const auto& p : rep->problems) std::fprintf(stderr, "  %s\n", p.c_str());
+  return 0;
+}
+
+namespace {
+
 std::string read_file(const std::string& path, std::string* err) {
   std::ifstream f(path, std::ios::binary);
   if (!f) {
@@ -394,21 +417,7 @@ int Runner::prepare() {
                    cfg_.task_path.c_str());
       return 2;
     }
-    auto rep = store_->import_csv(cfg_.recipients_path);
-    if (!rep.ok()) {
-      std::fprintf(stderr, "smtpblast: %s\n", rep.error().describe().c_str());
-      return 2;
-    }
-    std::fprintf(stderr, "imported %llu recipients from %s",
-                 static_cast<unsigned long long>(rep->imported), cfg_.recipients_path.c_str());
-    if (rep->duplicates > 0) {
-      std::fprintf(stderr, ", %llu duplicates skipped", static_cast<unsigned long long>(rep->duplicates));
-    }
-    if (rep->invalid > 0) {
-      std::fprintf(stderr, ", %llu invalid (recorded as failed)", static_cast<unsigned long long>(rep->invalid));
-    }
-    std::fprintf(stderr, "\n");
-    for (const auto& p : rep->problems) std::fprintf(stderr, "  %s\n", p.c_str());
+    if (int rc = import_recipients(*store_, cfg_.recipients_path); rc != 0) return rc;
   } else if (!cfg_.recipients_path.empty()) {
     std::fprintf(stderr, "task %s already holds its recipient list; %s is not imported again\n",
                  cfg_.task_path.c_str(), cfg_.recipients_path.c_str());
@@ -602,7 +611,8 @@ std::string Runner::summary_line(const StatusCounts& c, double secs) {
 
 int Runner::run() {
   if (int rc = prepare(); rc != 0) return rc;
-  auto before = store_->counts();
+  // The ETA needs the number left to send: a full scan, so only when a progress line shows.
+  auto before = cfg_.progress ? store_->counts() : Result<StatusCounts>(StatusCounts{});
   if (before.ok()) {
     todo_ = before->get(RcptStatus::kUnsent) + before->get(RcptStatus::kDeferred) +
             before->get(RcptStatus::kInFlight);

@@ -37,4 +37,8 @@ struct MailingConfig {
 // unsent, 2 configuration/environment error before or instead of sending.
 int run_mailing(const MailingConfig& cfg);
 
+class TaskStore;
+// Imports a recipient CSV into a task, printing the report; 0, or 2 on error.
+int import_recipients(TaskStore& store, const std::string& path);
+
 }  // namespace sb
