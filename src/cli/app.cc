@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -121,6 +122,9 @@ int cmd_status(const std::string& task, bool json) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+  // A peer that closes its end must show up as a write error on that connection, not kill
+  // the process.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"smtpblast: send one mailing (a template x a recipient list) as fast as the "
                "receiving side allows, and never lose track of a recipient"};
   app.require_subcommand(1);

@@ -2,9 +2,11 @@
 // batches; each worker loop renders messages and drives its own connection pool.
 #include "cli/mailing.h"
 
+#include <pthread.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -16,6 +18,7 @@
 #include <mutex>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "loop/worker.h"
 #include "message/template.h"
@@ -31,7 +34,6 @@ constexpr size_t kOutcomeFlush = 256;   // outcomes a worker hands over at once
 constexpr uint64_t kFlushMs = 50;       // ... or after this long
 constexpr uint64_t kCommitMs = 100;     // the journal commits at least this often
 
-std::atomic<int> g_signals{0};
 
 bool is_ascii(std::string_view s) {
   for (char c : s) {
@@ -58,6 +60,8 @@ class WorkerMailing : public PoolHost {
   void start();
   void add_batch(std::vector<RecipientRow> rows, bool exhausted);
   void abort(const std::string& why);
+  // SIGINT/SIGTERM: start nothing new; transactions under way finish.
+  void stop_new();
   void destroy();  // on the loop thread; frees this
 
   // PoolHost / SessionHost
@@ -75,6 +79,7 @@ class WorkerMailing : public PoolHost {
   void flush_outcomes();
   void maybe_request();
   void maybe_finish();
+  void drop_queued();
   void arm_retry();
   void retry_due();
   uint64_t now() const { return uv_now(worker_.loop()); }
@@ -98,7 +103,12 @@ class WorkerMailing : public PoolHost {
   bool exhausted_ = false;
   bool finished_ = false;
   bool aborted_ = false;
+  bool stopping_ = false;
 };
+
+// A session with nothing to send stays open (instead of QUIT and reconnect) when a retry is
+// due within this long: deferred recipients would otherwise churn connections.
+constexpr uint64_t kHoldForRetryMs = 30000;
 
 class Runner {
  public:
@@ -158,6 +168,7 @@ class Runner {
   uint64_t done_sent_ = 0, done_failed_ = 0, done_deferred_ = 0, attempts_ = 0;
   std::chrono::steady_clock::time_point t0_;
   bool progress_shown_ = false;
+  std::atomic<int> signals_{0};  // SIGINT/SIGTERM received
 };
 
 // ---------------------------------------------------------------------------- WorkerMailing
@@ -209,7 +220,7 @@ void WorkerMailing::recycle(Job* j) {
 void WorkerMailing::add_batch(std::vector<RecipientRow> rows, bool exhausted) {
   requested_ = false;
   exhausted_ = exhausted_ || exhausted;
-  if (aborted_) return;
+  if (aborted_ || stopping_) return;  // these rows stay unsent in the task
   for (auto& r : rows) {
     Job* j = new_job();
     j->row = std::move(r);
@@ -258,11 +269,14 @@ SessionHost::Next WorkerMailing::next_txn(bool bdat, Txn*& out) {
     out = &t;
     return Next::kTxn;
   }
-  if (aborted_ || (exhausted_ && ready_.empty())) {
+  if (aborted_ || stopping_) {
     maybe_finish();
     return Next::kDone;
   }
-  return Next::kWait;
+  if (!exhausted_) return Next::kWait;  // a batch is on its way
+  if (!delayed_.empty() && delayed_.begin()->first <= now() + kHoldForRetryMs) return Next::kWait;
+  maybe_finish();
+  return Next::kDone;
 }
 
 void WorkerMailing::record(Job* j, RcptStatus s, int code, std::string_view text) {
@@ -291,7 +305,8 @@ void WorkerMailing::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::str
                  : v == Verdict::kFailed ? RcptStatus::kFailed
                                          : RcptStatus::kDeferred;
   record(j, s, code, text);
-  j->retry = s == RcptStatus::kDeferred && j->run_attempts < cfg_.max_attempts && !aborted_;
+  j->retry = s == RcptStatus::kDeferred && j->run_attempts < cfg_.max_attempts && !aborted_ &&
+             !stopping_;
 }
 
 void WorkerMailing::txn_done(Txn& t) {
@@ -330,15 +345,29 @@ void WorkerMailing::retry_due() {
   if (!ready_.empty()) pool_->poke();
 }
 
-void WorkerMailing::pool_failed(const std::string& why) {
-  if (finished_) return;
-  aborted_ = true;
-  // Recipients still queued here keep the status they have in the task: nothing is lost,
-  // a later run sends them.
+void WorkerMailing::drop_queued() {
+  // Recipients queued here but not started keep the status they have in the task: nothing
+  // is lost, a later run sends them.
   for (Job* j : ready_) recycle(j);
   ready_.clear();
   for (auto& [due, j] : delayed_) recycle(j);
   delayed_.clear();
+  uv_timer_stop(retry_timer_);
+}
+
+void WorkerMailing::stop_new() {
+  if (finished_) return;
+  stopping_ = true;
+  exhausted_ = true;
+  drop_queued();
+  pool_->poke();  // idle sessions learn there is nothing more and QUIT
+  maybe_finish();
+}
+
+void WorkerMailing::pool_failed(const std::string& why) {
+  if (finished_) return;
+  aborted_ = true;
+  drop_queued();
   flush_outcomes();
   finished_ = true;
   runner_.worker_finished(why);
@@ -347,10 +376,7 @@ void WorkerMailing::pool_failed(const std::string& why) {
 void WorkerMailing::abort(const std::string& why) {
   if (finished_) return;
   aborted_ = true;
-  for (Job* j : ready_) recycle(j);
-  ready_.clear();
-  for (auto& [due, j] : delayed_) recycle(j);
-  delayed_.clear();
+  drop_queued();
   pool_->abort(why);
   maybe_finish();
 }
@@ -511,14 +537,15 @@ void Runner::loop() {
   std::vector<RecipientRow> rows;
   auto last_commit = std::chrono::steady_clock::now();
   auto last_progress = last_commit;
-  bool signalled = false;
+  int signals_seen = 0;
   for (;;) {
     size_t finished;
     std::string failure;
     {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait_for(lk, std::chrono::milliseconds(kCommitMs), [&] {
-        return !requests_.empty() || in_.size() >= 4096 || finished_ == mailings_.size();
+        return !requests_.empty() || in_.size() >= 4096 || finished_ == mailings_.size() ||
+               signals_.load() > signals_seen;
       });
       if (outcomes.empty()) outcomes.swap(in_);
       else {
@@ -548,14 +575,26 @@ void Runner::loop() {
         workers_[i]->post([m, failure] { m->abort(failure); });
       }
     }
-    if (g_signals.load() > 0 && !signalled) {
-      signalled = true;
-      stop_requested_ = true;
-      std::fprintf(stderr, "\nstopping: no new recipients are started; a later run resumes\n");
-      for (size_t i = 0; i < mailings_.size(); ++i) {
-        WorkerMailing* m = mailings_[i];
-        workers_[i]->post([m] { m->add_batch({}, true); });
+    int sigs = signals_.load();
+    if (sigs > signals_seen) {
+      if (signals_seen == 0) {
+        stop_requested_ = true;
+        std::fprintf(stderr, "\nstopping: no new messages are started, those under way finish; "
+                             "a second signal stops at once; a later run resumes\n");
+        for (size_t i = 0; i < mailings_.size(); ++i) {
+          WorkerMailing* m = mailings_[i];
+          workers_[i]->post([m] { m->stop_new(); });
+        }
+      } else if (signals_seen == 1) {
+        // Connections are dropped; their open recipients come back deferred and are still
+        // committed below, so nothing is lost.
+        std::fprintf(stderr, "stopping now\n");
+        for (size_t i = 0; i < mailings_.size(); ++i) {
+          WorkerMailing* m = mailings_[i];
+          workers_[i]->post([m] { m->abort("run stopped by a second signal"); });
+        }
       }
+      signals_seen = sigs;
     }
     for (WorkerMailing* w : requests) {
       rows.clear();
@@ -631,17 +670,25 @@ int Runner::run() {
   pcfg.session.use_chunking = cfg_.chunking;
   pcfg.session.timeouts = cfg_.timeouts;
 
-  struct sigaction sa {};
-  sa.sa_handler = [](int) {
-    if (g_signals.fetch_add(1) >= 1) {
-      // A second signal: stop at once. Outcomes not yet committed are lost only as
-      // "in flight": those recipients keep their previous status and are sent again.
-      _exit(1);
+  // Signals go to one thread that waits for them (sigwait) and wakes the journal thread at
+  // once; every other thread, the workers included, has them blocked.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigset_t old_mask;
+  pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);
+  std::atomic<bool> run_over{false};
+  std::thread signal_thread([this, &sigs, &run_over] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&sigs, &sig) != 0) continue;
+      if (run_over.load()) return;
+      signals_.fetch_add(1);
+      std::lock_guard<std::mutex> g(mu_);
+      cv_.notify_one();
     }
-  };
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  });
 
   t0_ = std::chrono::steady_clock::now();
   for (uint32_t i = 0; i < nworkers; ++i) {
@@ -657,6 +704,10 @@ int Runner::run() {
     workers_[i]->start();
   }
   loop();
+  run_over.store(true);
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   for (uint32_t i = 0; i < nworkers; ++i) {
     WorkerMailing* m = mailings_[i];
     workers_[i]->post([m] { m->destroy(); });
