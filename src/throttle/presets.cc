@@ -1,0 +1,81 @@
+// Provider preset table and lookup; limits from the providers' published documentation.
+#include "throttle/presets.h"
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+namespace sb {
+namespace {
+
+const std::vector<Preset>& table() {
+  static const std::vector<Preset> kTable = {
+      {"office365", "smtp.office365.com", 587, "starttls", "30/min", 10'000,
+       "Exchange Online: 30 messages a minute, 10,000 recipients a day per mailbox; "
+       "SMTP AUTH must be enabled for the mailbox"},
+      {"gmail", "smtp.gmail.com", 587, "starttls", "", 2'000,
+       "Google Workspace: 2,000 messages a day (consumer Gmail: 500); use an app password "
+       "or OAuth"},
+      {"ses-REGION", "email-smtp.REGION.amazonaws.com", 587, "starttls", "14/s", 0,
+       "Amazon SES: the account's maximum send rate (14/s is a common production start; "
+       "sandbox accounts get 1/s and 200 a day) — set --rate and --daily-limit to your quota"},
+  };
+  return kTable;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool valid_region(std::string_view r) {
+  // AWS region names: letters, digits and dashes, like us-east-1 or ap-southeast-2.
+  if (r.empty() || r.size() > 32 || r.front() == '-' || r.back() == '-') return false;
+  return std::all_of(r.begin(), r.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+std::string known_names() {
+  std::string out;
+  for (const Preset& p : table()) out += (out.empty() ? "" : ", ") + p.name;
+  return out;
+}
+
+}  // namespace
+
+std::span<const Preset> preset_table() { return table(); }
+
+Result<Preset> find_preset(std::string_view name) {
+  const std::string n = lower(name);
+  for (const Preset& p : table()) {
+    if (p.name == n) {
+      if (p.name == "ses-REGION") break;
+      return p;
+    }
+  }
+  constexpr std::string_view kSes = "ses-";
+  if (n.substr(0, kSes.size()) == kSes) {
+    const std::string region = n.substr(kSes.size());
+    if (!valid_region(region) || region == "region") {
+      return make_error(
+          ErrDomain::kConfig,
+          "preset \"" + std::string(name) + "\": expected ses-<aws region>, e.g. ses-us-east-1");
+    }
+    Preset p = *std::find_if(table().begin(), table().end(),
+                             [](const Preset& t) { return t.name == "ses-REGION"; });
+    p.name = n;
+    p.host = "email-smtp." + region + ".amazonaws.com";
+    return p;
+  }
+  return make_error(ErrDomain::kConfig,
+                    "unknown preset \"" + std::string(name) + "\" (known: " + known_names() + ")");
+}
+
+void apply_preset(const Preset& p, ThrottleFlags& flags) {
+  if (flags.rate.empty()) flags.rate = p.rate;
+  if (flags.daily_limit == 0) flags.daily_limit = p.daily_limit;
+}
+
+}  // namespace sb
