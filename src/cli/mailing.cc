@@ -651,7 +651,7 @@ std::string Runner::summary_line(const StatusCounts& c, double secs) {
 int Runner::run() {
   if (int rc = prepare(); rc != 0) return rc;
   // The ETA needs the number left to send: a full scan, so only when a progress line shows.
-  auto before = cfg_.progress ? store_->counts() : Result<StatusCounts>(StatusCounts{});
+  auto before = cfg_.progress ? store_->counts(false) : Result<StatusCounts>(StatusCounts{});
   if (before.ok()) {
     todo_ = before->get(RcptStatus::kUnsent) + before->get(RcptStatus::kDeferred) +
             before->get(RcptStatus::kInFlight);
@@ -716,7 +716,7 @@ int Runner::run() {
   workers_.clear();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
   print_progress(true);
-  auto c = store_->counts();
+  auto c = store_->counts(false);
   if (!c.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", c.error().describe().c_str());
     return 2;

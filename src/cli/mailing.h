@@ -25,7 +25,7 @@ struct MailingConfig {
   uint32_t max_attempts = 3;
   uint32_t retry_delay_ms = 5000;
   uint32_t connect_timeout_ms = 30000;
-  uint32_t window = 8;
+  uint32_t window = 32;
   bool pipelining = true;
   bool chunking = true;
   bool force = false;

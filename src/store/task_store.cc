@@ -337,7 +337,7 @@ Status TaskStore::record(const std::vector<Outcome>& outcomes) {
   return {};
 }
 
-Result<StatusCounts> TaskStore::counts() {
+Result<StatusCounts> TaskStore::counts(bool with_codes) {
   Impl& s = *impl_;
   StatusCounts out;
   Stmt q;
@@ -351,6 +351,7 @@ Result<StatusCounts> TaskStore::counts() {
     out.total += n;
   }
   if (rc != SQLITE_DONE) return s.error("counting recipients");
+  if (!with_codes) return out;
   if (q.prepare(s.db.h,
                 "SELECT code, count(*) FROM recipients WHERE status != 0 "
                 "GROUP BY code") != SQLITE_OK) {

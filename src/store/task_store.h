@@ -99,7 +99,8 @@ class TaskStore {
   // Records outcomes in one transaction (the journal writer batches them).
   Status record(const std::vector<Outcome>& outcomes);
 
-  Result<StatusCounts> counts();
+  // Counts by status; with_codes adds counts by last reply code (a second full scan).
+  Result<StatusCounts> counts(bool with_codes = true);
 
   // Makes recipients sendable again: all of them (errors_only=false) or only the failed and
   // deferred ones (errors_only=true). They become unsent with attempts, code and reply
