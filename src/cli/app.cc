@@ -14,6 +14,7 @@
 #include "cli/mailing.h"
 #include "smtp/sink_server.h"
 #include "store/task_store.h"
+#include "throttle/presets.h"
 
 namespace sb {
 
@@ -90,9 +91,12 @@ int cmd_status(const std::string& task, bool json) {
   }
   const RcptStatus all[] = {RcptStatus::kUnsent, RcptStatus::kSent, RcptStatus::kDeferred,
                             RcptStatus::kFailed, RcptStatus::kSuppressed, RcptStatus::kInFlight};
+  auto throttle = (*st)->get_meta("throttle");
+  std::string throttle_line = throttle.ok() && throttle->has_value() ? **throttle : "";
   if (json) {
     nlohmann::json j;
     j["task"] = task;
+    if (!throttle_line.empty()) j["throttle"] = throttle_line;
     j["total"] = c->total;
     for (RcptStatus s : all) {
       std::string key = status_name(s);  // JSON keys are identifiers: "in-flight" -> "in_flight"
@@ -109,6 +113,7 @@ int cmd_status(const std::string& task, bool json) {
   for (RcptStatus s : all) {
     std::printf("  %-11s %llu\n", status_name(s), static_cast<unsigned long long>(c->get(s)));
   }
+  if (!throttle_line.empty()) std::printf("throttle (last run): %s\n", throttle_line.c_str());
   if (!c->by_code.empty()) {
     std::printf("last reply codes:\n");
     for (auto& [code, n] : c->by_code) {
@@ -145,7 +150,22 @@ int run_cli(int argc, char** argv) {
   send->add_option("--recipients", mc.recipients_path,
                    "CSV with a header row and an 'email' column; imported on first use")
       ->check(CLI::ExistingFile);
-  send->add_option("--relay", mc.relay, "relay HOST:PORT")->required();
+  send->add_option("--relay", mc.relay, "relay HOST:PORT (or from --preset)");
+  std::string preset_name;
+  send->add_option("--preset", preset_name,
+                   "provider preset (office365, gmail, ses-REGION): fills in the relay and its "
+                   "limits where not given; `smtpblast presets` lists them");
+  send->add_option("--rate", mc.throttle.rate,
+                   "at most N messages started per period, e.g. 30/min, 10/s, 2000/day");
+  send->add_option("--burst", mc.throttle.burst, "bucket depth for --rate (default: smooth pacing)");
+  send->add_option("--daily-limit", mc.throttle.daily_limit,
+                   "at most N recipients in any rolling 24 hours, counted in the task across runs");
+  send->add_flag("--wait", mc.wait_daily,
+                 "when the daily limit is reached, wait until sending may resume instead of stopping");
+  send->add_option("--block-size", mc.throttle.block_size, "send N messages, then --block-pause");
+  send->add_option("--block-pause", mc.throttle.block_pause, "pause between blocks, e.g. 2m");
+  send->add_option("--connect-rate", mc.throttle.connect_rate,
+                   "at most N new connections per period, e.g. 5/s");
   send->add_option("--from", mc.from, "envelope sender, and From: when the template has none");
   send->add_option("--helo", mc.helo, "name sent with EHLO (default: this host's name)");
   send->add_option("--connections", mc.connections, "concurrent SMTP connections")
@@ -165,6 +185,9 @@ int run_cli(int argc, char** argv) {
   send->add_flag("--no-pipelining", no_pipelining, "do not use PIPELINING even when offered");
   send->add_flag("--no-chunking", no_chunking, "use DATA even when CHUNKING is offered");
   send->add_flag("--force", mc.force, "resume with a template different from the first run's");
+
+  // presets
+  auto* presets = app.add_subcommand("presets", "list the provider presets and their limits");
 
   // import
   std::string import_task;
@@ -196,6 +219,14 @@ int run_cli(int argc, char** argv) {
                    "share of messages whose connection is dropped before the final reply")
       ->check(CLI::Range(0.0, 1.0));
   sink->add_option("--delay-ms", sc.engine.reply_delay_ms, "delay every reply by this much");
+  sink->add_option("--defer-reply", sc.engine.defer_reply,
+                   "reply used for --defer-rcpt/--defer-txn, e.g. \"451 4.7.0 Rate limited\"")
+      ->check([](const std::string& v) {
+        return v.size() >= 4 && v[0] == '4' && isdigit(v[1]) && isdigit(v[2]) && v[3] == ' ' &&
+                       v.find_first_of("\r\n") == std::string::npos
+                   ? std::string()
+                   : std::string("must be a one-line 4xx reply such as \"451 4.7.0 Rate limited\"");
+      });
   sink->add_option("--max-size", sc.engine.max_size, "SIZE limit to announce (0: none)");
   sink->add_option("--seed", sc.engine.seed, "seed of the fault generator");
   sink->add_option("--record", sc.record_path, "append every accepted message to this file");
@@ -214,6 +245,35 @@ int run_cli(int argc, char** argv) {
 
   if (*send) {
     std::string err;
+    if (!preset_name.empty()) {
+      auto p = find_preset(preset_name);
+      if (!p.ok()) {
+        std::fprintf(stderr, "smtpblast: --preset: %s\n", p.error().message.c_str());
+        return 2;
+      }
+      if (p->tls != "none") {
+        // Never send to a provider's submission port in plain text.
+        std::fprintf(stderr,
+                     "smtpblast: --preset %s needs %s and authentication, which this build does "
+                     "not support yet; use --relay with a relay that accepts plain SMTP\n",
+                     preset_name.c_str(), p->tls.c_str());
+        return 2;
+      }
+      if (mc.relay.empty()) mc.relay = p->host + ":" + std::to_string(p->port);
+      apply_preset(*p, mc.throttle);
+    }
+    if (mc.relay.empty()) {
+      std::fprintf(stderr, "smtpblast: --relay HOST:PORT is required (or a --preset)\n");
+      return 2;
+    }
+    if (mc.wait_daily && mc.throttle.daily_limit == 0) {
+      std::fprintf(stderr, "smtpblast: --wait goes with --daily-limit\n");
+      return 2;
+    }
+    if (auto tc = make_throttle_config(mc.throttle); !tc.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", tc.error().message.c_str());
+      return 2;
+    }
     if (!resolve_relay(mc.relay, mc.relay_addrs, &err)) {
       std::fprintf(stderr, "smtpblast: --relay: %s\n", err.c_str());
       return 2;
@@ -239,6 +299,14 @@ int run_cli(int argc, char** argv) {
     return run_mailing(mc);
   }
   if (*status) return cmd_status(status_task, status_json);
+  if (*presets) {
+    for (const Preset& p : preset_table()) {
+      std::printf("%-12s %s:%u  tls=%s  rate=%s  daily=%s\n    %s\n", p.name.c_str(), p.host.c_str(),
+                  p.port, p.tls.c_str(), p.rate.empty() ? "-" : p.rate.c_str(),
+                  p.daily_limit ? std::to_string(p.daily_limit).c_str() : "-", p.notes.c_str());
+    }
+    return 0;
+  }
   if (*import) {
     auto st = TaskStore::open(import_task, true);
     if (!st.ok()) {

@@ -35,6 +35,12 @@ constexpr uint64_t kFlushMs = 50;       // ... or after this long
 constexpr uint64_t kCommitMs = 100;     // the journal commits at least this often
 
 
+uint64_t wall_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
 bool is_ascii(std::string_view s) {
   for (char c : s) {
     if (static_cast<unsigned char>(c) >= 0x80) return false;
@@ -47,6 +53,7 @@ class Runner;
 // A recipient on its way through a worker: the row, its rendered message, its transaction.
 struct Job {
   RecipientRow row;
+  uint64_t sent_at = 0;  // wall-clock ms when the throttle let it go
   RenderedMessage msg;
   Txn txn;
   uint32_t run_attempts = 0;  // attempts in this run
@@ -56,7 +63,7 @@ struct Job {
 class WorkerMailing : public PoolHost {
  public:
   WorkerMailing(Runner& runner, Worker& worker, const CompiledTemplate& tpl,
-                const MailingConfig& cfg, const PoolConfig& pcfg);
+                const MailingConfig& cfg, const PoolConfig& pcfg, SharedThrottle& throttle);
   void start();
   void add_batch(std::vector<RecipientRow> rows, bool exhausted);
   void abort(const std::string& why);
@@ -71,6 +78,11 @@ class WorkerMailing : public PoolHost {
   bool has_work() override { return !ready_.empty(); }
   void pool_failed(const std::string& why) override;
   void pool_idle() override { maybe_finish(); }
+  uint64_t connect_delay_ms() override {
+    uint64_t n = wall_ms();
+    uint64_t at = throttle_.acquire_connect(n);
+    return at > n ? at - n : 0;
+  }
 
  private:
   Job* new_job();
@@ -82,6 +94,7 @@ class WorkerMailing : public PoolHost {
   void drop_queued();
   void arm_retry();
   void retry_due();
+  void wait_for_throttle(uint64_t at_wall_ms);
   uint64_t now() const { return uv_now(worker_.loop()); }
 
   Runner& runner_;
@@ -89,6 +102,7 @@ class WorkerMailing : public PoolHost {
   CompiledTemplate tpl_;
   const MailingConfig& cfg_;
   PoolConfig pcfg_;
+  SharedThrottle& throttle_;
   std::unique_ptr<ConnectionPool> pool_;
   std::deque<Job*> ready_;
   std::multimap<uint64_t, Job*> delayed_;
@@ -97,6 +111,8 @@ class WorkerMailing : public PoolHost {
   std::vector<Outcome> outcomes_;
   uv_timer_t* flush_timer_ = nullptr;
   uv_timer_t* retry_timer_ = nullptr;
+  uv_timer_t* throttle_timer_ = nullptr;
+  bool throttle_armed_ = false;
   std::mt19937 rng_;
   size_t inflight_ = 0;
   bool requested_ = false;
@@ -132,6 +148,13 @@ class Runner {
     }
     cv_.notify_one();
   }
+  void daily_limit_reached(uint64_t resume_at) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (daily_resume_at_ == 0) daily_resume_at_ = resume_at;
+    }
+    cv_.notify_one();
+  }
   void worker_finished(const std::string& failure) {
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -146,6 +169,7 @@ class Runner {
   void loop();
   void commit(std::vector<Outcome>& v);
   void print_progress(bool final_line);
+  void save_throttle_state();
   std::string summary_line(const StatusCounts& c, double secs);
 
   MailingConfig cfg_;  // a copy: run() completes it (the envelope sender)
@@ -160,8 +184,12 @@ class Runner {
   std::vector<WorkerMailing*> requests_;
   size_t finished_ = 0;
   std::string failure_;
+  uint64_t daily_resume_at_ = 0;  // set when the daily limit stopped the run
+  std::unique_ptr<SharedThrottle> throttle_;
   // Journal-thread state.
   int64_t cursor_ = 0;
+  bool daily_reported_ = false;
+  std::string daily_message_;
   bool exhausted_ = false;
   bool stop_requested_ = false;
   uint64_t todo_ = 0;
@@ -174,17 +202,20 @@ class Runner {
 // ---------------------------------------------------------------------------- WorkerMailing
 
 WorkerMailing::WorkerMailing(Runner& runner, Worker& worker, const CompiledTemplate& tpl,
-                             const MailingConfig& cfg, const PoolConfig& pcfg)
-    : runner_(runner), worker_(worker), tpl_(tpl), cfg_(cfg), pcfg_(pcfg),
+                             const MailingConfig& cfg, const PoolConfig& pcfg,
+                             SharedThrottle& throttle)
+    : runner_(runner), worker_(worker), tpl_(tpl), cfg_(cfg), pcfg_(pcfg), throttle_(throttle),
       rng_(static_cast<unsigned>(worker.index() * 7919 + ::getpid())) {}
 
 void WorkerMailing::start() {
   pool_ = std::make_unique<ConnectionPool>(worker_.loop(), pcfg_, *this);
   flush_timer_ = new uv_timer_t;
   retry_timer_ = new uv_timer_t;
+  throttle_timer_ = new uv_timer_t;
   uv_timer_init(worker_.loop(), flush_timer_);
   uv_timer_init(worker_.loop(), retry_timer_);
-  flush_timer_->data = retry_timer_->data = this;
+  uv_timer_init(worker_.loop(), throttle_timer_);
+  flush_timer_->data = retry_timer_->data = throttle_timer_->data = this;
   uv_timer_start(flush_timer_, [](uv_timer_t* t) {
     static_cast<WorkerMailing*>(t->data)->flush_outcomes();
   }, kFlushMs, kFlushMs);
@@ -196,6 +227,7 @@ void WorkerMailing::destroy() {
   auto del = [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); };
   uv_close(reinterpret_cast<uv_handle_t*>(flush_timer_), del);
   uv_close(reinterpret_cast<uv_handle_t*>(retry_timer_), del);
+  uv_close(reinterpret_cast<uv_handle_t*>(throttle_timer_), del);
   pool_.reset();
   delete this;
 }
@@ -239,9 +271,22 @@ void WorkerMailing::maybe_request() {
 }
 
 SessionHost::Next WorkerMailing::next_txn(bool bdat, Txn*& out) {
-  while (!ready_.empty() && !aborted_) {
+  while (!ready_.empty() && !aborted_ && !stopping_) {
+    // Every limit (rate, burst, blocks, daily quota, push-back) is charged here, once per
+    // message, just before it is handed to a session: across all workers and connections.
+    Limit why = Limit::kNone;
+    uint64_t now_wall = wall_ms();
+    if (uint64_t at = throttle_.acquire(now_wall, 1, &why); at != 0) {
+      if (why == Limit::kDaily && !cfg_.wait_daily) {
+        runner_.daily_limit_reached(at);
+        return Next::kWait;  // the runner stops every worker
+      }
+      wait_for_throttle(at);
+      return Next::kWait;
+    }
     Job* j = ready_.front();
     ready_.pop_front();
+    j->sent_at = now_wall;
     maybe_request();
     RenderInput in;
     in.email = j->row.email;
@@ -301,6 +346,13 @@ void WorkerMailing::flush_outcomes() {
 void WorkerMailing::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) {
   Job* j = reinterpret_cast<Job*>(t.rcpts[i].cookie);
   ++j->run_attempts;
+  // "Slow down" and quota replies (421, 451 4.7.x, Office 365's 554 5.2.0 ...
+  // SubmissionQuotaExceeded) cut the rate; they say nothing about the recipient, so a
+  // permanent-looking quota reply defers rather than fails.
+  if (code != 0 && throttle_.on_reply(code, text, wall_ms(), j->sent_at) == PushBack::kQuota &&
+      v == Verdict::kFailed) {
+    v = Verdict::kDeferred;
+  }
   RcptStatus s = v == Verdict::kSent     ? RcptStatus::kSent
                  : v == Verdict::kFailed ? RcptStatus::kFailed
                                          : RcptStatus::kDeferred;
@@ -324,6 +376,17 @@ void WorkerMailing::txn_done(Txn& t) {
     recycle(j);
   }
   maybe_finish();
+}
+
+void WorkerMailing::wait_for_throttle(uint64_t at_wall_ms) {
+  if (throttle_armed_) return;
+  throttle_armed_ = true;
+  uint64_t n = wall_ms();
+  uv_timer_start(throttle_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<WorkerMailing*>(t->data);
+    self->throttle_armed_ = false;
+    if (!self->ready_.empty()) self->pool_->poke();
+  }, at_wall_ms > n ? at_wall_ms - n : 0, 0);
 }
 
 void WorkerMailing::arm_retry() {
@@ -493,7 +556,29 @@ int Runner::prepare() {
     return 2;
   }
   (void)store_->set_meta("template_hash", tpl_->source_hash());
+
+  auto tcfg = make_throttle_config(cfg_.throttle);
+  if (!tcfg.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", tcfg.error().message.c_str());
+    return 2;
+  }
+  throttle_ = std::make_unique<SharedThrottle>(*tcfg);
+  // The rolling daily count lives in the task, so a limit holds across runs.
+  if (auto ds = store_->get_meta("daily_state"); ds.ok() && ds->has_value()) {
+    if (auto r = throttle_->restore_daily_state(**ds); !r.ok()) {
+      std::fprintf(stderr, "smtpblast: warning: daily count in %s unreadable (%s); starting at 0\n",
+                   cfg_.task_path.c_str(), r.error().message.c_str());
+    }
+  }
   return 0;
+}
+
+void Runner::save_throttle_state() {
+  uint64_t now = wall_ms();
+  if (!cfg_.throttle.rate.empty() || cfg_.throttle.daily_limit > 0 || cfg_.throttle.block_size > 0) {
+    (void)store_->set_meta("daily_state", throttle_->daily_state(now));
+  }
+  (void)store_->set_meta("throttle", describe(throttle_->snapshot(now)));
 }
 
 void Runner::commit(std::vector<Outcome>& v) {
@@ -566,7 +651,28 @@ void Runner::loop() {
     if (!outcomes.empty() && (now - last_commit >= std::chrono::milliseconds(kCommitMs) ||
                               outcomes.size() >= 4096 || finished == mailings_.size())) {
       commit(outcomes);
+      save_throttle_state();
       last_commit = now;
+    }
+    uint64_t daily_at;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      daily_at = daily_resume_at_;
+    }
+    if (daily_at != 0 && !daily_reported_) {
+      daily_reported_ = true;
+      stop_requested_ = true;
+      time_t t = static_cast<time_t>(daily_at / 1000);
+      char when[64];
+      std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&t));
+      daily_message_ = std::string("daily limit of ") + std::to_string(cfg_.throttle.daily_limit) +
+                       " recipients reached; sending may resume at " + when +
+                       " (run again then, or give --wait)";
+      std::fprintf(stderr, "\n%s\n", daily_message_.c_str());
+      for (size_t i = 0; i < mailings_.size(); ++i) {
+        WorkerMailing* m = mailings_[i];
+        workers_[i]->post([m] { m->stop_new(); });
+      }
     }
     if (!failure.empty() && !stop_requested_) {
       stop_requested_ = true;
@@ -629,6 +735,7 @@ void Runner::loop() {
     }
   }
   commit(outcomes);
+  save_throttle_state();
 }
 
 std::string Runner::summary_line(const StatusCounts& c, double secs) {
@@ -695,7 +802,7 @@ int Runner::run() {
     workers_.push_back(std::make_unique<Worker>(static_cast<int>(i)));
     PoolConfig p = pcfg;
     p.connections = cfg_.connections / nworkers + (i < cfg_.connections % nworkers ? 1 : 0);
-    auto* m = new WorkerMailing(*this, *workers_.back(), *tpl_, cfg_, p);
+    auto* m = new WorkerMailing(*this, *workers_.back(), *tpl_, cfg_, p, *throttle_);
     mailings_.push_back(m);
   }
   for (uint32_t i = 0; i < nworkers; ++i) {
@@ -722,6 +829,12 @@ int Runner::run() {
     return 2;
   }
   std::fprintf(stderr, "%s\n", summary_line(*c, secs).c_str());
+  ThrottleSnapshot snap = throttle_->snapshot(wall_ms());
+  if (snap.configured_rate_per_s > 0 || snap.daily_limit > 0 || snap.block_size > 0 ||
+      snap.pushbacks > 0) {
+    std::fprintf(stderr, "throttle: %s\n", describe(snap).c_str());
+  }
+  if (!daily_message_.empty()) std::fprintf(stderr, "%s\n", daily_message_.c_str());
   if (!failure_.empty()) {
     std::fprintf(stderr, "smtpblast: run stopped: %s\n", failure_.c_str());
     // Nothing could be delivered at all: most likely a wrong relay address or port.

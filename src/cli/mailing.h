@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "smtp/session.h"
+#include "throttle/throttle.h"
 
 namespace sb {
 
@@ -30,6 +31,8 @@ struct MailingConfig {
   bool chunking = true;
   bool force = false;
   bool progress = false;  // a progress line on stderr (only when it is a terminal)
+  ThrottleFlags throttle;  // --rate, --burst, --daily-limit, --block-*, --connect-rate
+  bool wait_daily = false;  // --wait: sleep through a reached daily limit instead of stopping
   Timeouts timeouts;
 };
 

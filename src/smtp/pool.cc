@@ -97,7 +97,13 @@ ConnectionPool::~ConnectionPool() {
 void ConnectionPool::poke() {
   if (failed_ || aborting_) return;
   for (Conn* c : conns_) c->poke();
-  while (!retry_armed_ && conns_.size() < cfg_.connections && host_.has_work()) open_one();
+  while (!retry_armed_ && conns_.size() < cfg_.connections && host_.has_work()) {
+    if (uint64_t wait = host_.connect_delay_ms(); wait > 0) {
+      arm_retry(wait);
+      break;
+    }
+    open_one();
+  }
 }
 
 void ConnectionPool::open_one() {
@@ -152,12 +158,15 @@ void ConnectionPool::conn_closed(Conn* c) {
 
 void ConnectionPool::schedule_retry() {
   if (retry_armed_) return;
-  retry_armed_ = true;
   // Exponential backoff from 100 ms to 5 s: a restarting relay is retried quickly, a dead
   // one is not hammered.
-  uint64_t delay = std::min<uint64_t>(5000, 100ull << std::min<uint32_t>(failures_ - 1, 6));
+  arm_retry(std::min<uint64_t>(5000, 100ull << std::min<uint32_t>(failures_ - 1, 6)));
+}
+
+void ConnectionPool::arm_retry(uint64_t delay_ms) {
+  retry_armed_ = true;
   uv_timer_start(static_cast<uv_timer_t*>(retry_timer_),
-                 [](uv_timer_t* t) { on_retry(t); }, delay, 0);
+                 [](uv_timer_t* t) { on_retry(t); }, delay_ms, 0);
 }
 
 void ConnectionPool::on_retry(void* timer) {

@@ -32,6 +32,8 @@ class PoolHost : public SessionHost {
   virtual void pool_failed(const std::string& why) = 0;
   // Every connection has closed and has_work() said no.
   virtual void pool_idle() = 0;
+  // Milliseconds to wait before a new connection may open (a connect-rate limit); 0 = now.
+  virtual uint64_t connect_delay_ms() { return 0; }
 };
 
 struct PoolStats {
@@ -59,6 +61,7 @@ class ConnectionPool {
   void open_one();
   void conn_closed(Conn* c);
   void schedule_retry();
+  void arm_retry(uint64_t delay_ms);
   static void on_retry(void* timer);
 
   uv_loop_s* loop_;

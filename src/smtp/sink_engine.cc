@@ -308,7 +308,7 @@ void SinkEngine::on_rcpt(std::string_view arg, std::string& out) {
   }
   if (u < cfg_.reject_rcpt + cfg_.defer_rcpt) {
     ++counters_.deferred_rcpts;
-    out += kRcptDefer;
+    if (cfg_.defer_reply.empty()) out += kRcptDefer; else out.append(cfg_.defer_reply).append("\r\n");
     return;
   }
   ++rcpts_;
@@ -470,7 +470,7 @@ void SinkEngine::end_message(std::string& out) {
     return;
   }
   if (u < cfg_.drop_txn + cfg_.defer_txn) {
-    out += kTxnDefer;
+    if (cfg_.defer_reply.empty()) out += kTxnDefer; else out.append(cfg_.defer_reply).append("\r\n");
   } else if (cfg_.max_size != 0 && body_bytes_ > cfg_.max_size) {
     out += kTooBig;
   } else {

@@ -21,6 +21,9 @@ struct SinkConfig {
                                 // the final reply (after the body is received)
   double defer_txn = 0;         // share of transactions answered 451 at end of data
   uint32_t reply_delay_ms = 0;  // the driver delays every reply flush by this much
+  // Replaces the text of the defer_rcpt/defer_txn replies, e.g. "451 4.7.0 Rate limited" to
+  // play a provider pushing back. Empty: the default 451 4.3.0 replies.
+  std::string defer_reply;
   uint64_t seed = 1;
   bool record = false;  // keep every accepted message (tests); see take_recorded()
 };
