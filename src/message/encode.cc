@@ -56,14 +56,14 @@ bool has_eight_bit(std::string_view v) {
   return std::any_of(v.begin(), v.end(), [](char c) { return uint8_t(c) >= 0x80; });
 }
 
-void append_body_raw(std::string& out, std::string_view v, bool dot_stuff, size_t& col,
-                     bool& eight_bit) {
+size_t append_body_raw(std::string& out, std::string_view v, bool dot_stuff, size_t& col,
+                       bool& eight_bit) {
+  size_t longest = 0;
   for (size_t i = 0; i < v.size(); ++i) {
     char c = v[i];
-    if (c == '\r') {
-      if (i + 1 < v.size() && v[i + 1] == '\n') ++i;
-      put_crlf(out, col);
-    } else if (c == '\n') {
+    if (c == '\r' || c == '\n') {
+      if (c == '\r' && i + 1 < v.size() && v[i + 1] == '\n') ++i;
+      longest = std::max(longest, col);
       put_crlf(out, col);
     } else if (c == '\0') {
       continue;
@@ -72,13 +72,16 @@ void append_body_raw(std::string& out, std::string_view v, bool dot_stuff, size_
       put_line_byte(out, c, dot_stuff, col);
     }
   }
+  return longest;
 }
 
-void append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size_t& col) {
+size_t append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size_t& col) {
+  size_t longest = 0;
   for (size_t i = 0; i < v.size(); ++i) {
     uint8_t c = uint8_t(v[i]);
     if (c == '\r' || c == '\n') {
       if (c == '\r' && i + 1 < v.size() && v[i + 1] == '\n') ++i;
+      longest = std::max(longest, col);
       put_crlf(out, col);
       continue;
     }
@@ -90,6 +93,7 @@ void append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size_t
     size_t width = literal ? 1 : 3;
     if (col + width > kQpMaxCol) {
       out.push_back('=');
+      longest = std::max(longest, col + 1);
       put_crlf(out, col);
     }
     if (literal) {
@@ -101,6 +105,7 @@ void append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size_t
       col += 3;
     }
   }
+  return longest;
 }
 
 void append_rfc2047(std::string& out, std::string_view v, size_t& col) {

@@ -19,12 +19,15 @@ constexpr size_t value_bound(size_t n) { return 5 * n + 96; }
 // A body value left as it is (7bit/8bit parts, multipart bodies): CR, LF and CRLF become
 // CRLF, NUL bytes are dropped (no SMTP body may carry them), and with dot_stuff a "." at a
 // line start gets another "." in front. Sets eight_bit when a byte >= 0x80 is copied.
-void append_body_raw(std::string& out, std::string_view v, bool dot_stuff, size_t& col,
-                     bool& eight_bit);
+// Returns the length of the longest line the value ended (the column at each line break it
+// wrote, so the first one includes the `col` it started at), 0 when it wrote no line break.
+size_t append_body_raw(std::string& out, std::string_view v, bool dot_stuff, size_t& col,
+                       bool& eight_bit);
 
 // A body value for a quoted-printable body (RFC 2045 §6.7): line breaks in the value stay hard
 // line breaks, other bytes are encoded as needed, soft line breaks keep lines <= 76 octets.
-void append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size_t& col);
+// Returns the longest line it ended (soft breaks count their "="), as append_body_raw does.
+size_t append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size_t& col);
 
 // An unstructured header value with non-ASCII bytes, as RFC 2047 "B" encoded-words of at most
 // 75 octets each, folded (CRLF SP) between words, never splitting a UTF-8 character.

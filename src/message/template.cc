@@ -11,11 +11,22 @@
 
 #include "message/encode.h"
 
+// The renderer's helpers are lambdas: keep the rare ones (long lines) out of its hot loop.
+#if defined(__GNUC__)
+#define SB_NOINLINE __attribute__((noinline, cold))
+#else
+#define SB_NOINLINE
+#endif
+
 namespace sb {
 namespace {
 
 // RFC 5322 §2.1.1: a line is at most 998 octets, not counting CRLF.
 constexpr size_t kMaxLineOctets = 998;
+// RFC 5322 §2.1.1: lines SHOULD be at most 78 octets; merged header lines are folded to that
+// where white space allows. RFC 2047 §2 caps lines that hold encoded-words at 76.
+constexpr size_t kFoldOctets = 78;
+constexpr size_t kEncodedWordLineOctets = 76;
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kDefaultIdDomain = "smtpblast.invalid";
 // Length of "Thu, 01 Jan 1970 00:00:00 +0000".
@@ -162,6 +173,57 @@ std::string sha256_hex(std::string_view data) {
   return hex;
 }
 
+bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+
+// Folds one header line that merging produced (RFC 5322 §2.2.3): CRLF goes in before a space
+// or tab, so every line is at most `limit` octets where white space allows and, where it does
+// not, as short as it can be. `in` may already hold folds (CRLF + WSP, from the RFC 2047
+// encoder); they stay. `col0` octets precede `in` on its first line. A fold point needs
+// non-white-space before it on its line and after it, so no line is white space only.
+// Appends the result to `out` and returns the longest line in it, CRLF not counted.
+size_t fold_header(std::string_view in, size_t col0, size_t limit, std::string& out) {
+  size_t longest = 0;
+  size_t a = 0;     // start of the current input line
+  size_t off = col0;
+  while (true) {
+    size_t b = in.find(kCrlf, a);
+    bool last = b == std::string_view::npos;
+    if (last) b = in.size();
+    size_t text_end = b;  // one past the line's last non-white-space octet
+    while (text_end > a && is_wsp(in[text_end - 1])) --text_end;
+    size_t start = a;  // start of the current output line
+    while (off + (b - start) > limit) {
+      size_t best = std::string_view::npos;
+      bool seen_text = off > 0;  // what precedes `in` is a field name, not white space
+      for (size_t p = start; p < text_end; ++p) {
+        if (!is_wsp(in[p])) {
+          seen_text = true;
+        } else if (seen_text && p > start) {
+          if (off + (p - start) <= limit) {
+            best = p;  // the last fold point that keeps this line within the limit…
+          } else {
+            if (best == std::string_view::npos) best = p;  // …else the first one after it
+            break;
+          }
+        }
+      }
+      if (best == std::string_view::npos) break;
+      out.append(in.substr(start, best - start));
+      out.append(kCrlf);
+      longest = std::max(longest, off + (best - start));
+      start = best;
+      off = 0;
+    }
+    out.append(in.substr(start, b - start));
+    longest = std::max(longest, off + (b - start));
+    if (last) break;
+    out.append(kCrlf);
+    a = b + 2;
+    off = 0;
+  }
+  return longest;
+}
+
 Error input_error(int line, std::string msg) {
   return make_error(ErrDomain::kInput, "template line " + std::to_string(line) + ": " + msg);
 }
@@ -173,9 +235,11 @@ struct CompiledTemplate::Impl {
   struct Segment {
     size_t plain_off, plain_len;
     size_t stuffed_off, stuffed_len;
-    size_t tail;      // octets after the last CRLF (whole length when there is none)
-    bool has_nl;      // contains a CRLF
-    bool starts_dot;  // first octet is "." (stuffed at render time when it starts a line)
+    size_t head;          // octets before the first CRLF (whole length when there is none)
+    size_t tail;          // octets after the last CRLF (whole length when there is none)
+    size_t stuffed_tail;  // the tail's length in the stuffed form
+    bool has_nl;          // contains a CRLF
+    bool starts_dot;      // first octet is "." (stuffed at render time when it starts a line)
   };
   struct Op {
     OpKind kind;
@@ -190,6 +254,7 @@ struct CompiledTemplate::Impl {
   std::vector<Op> ops;
   std::vector<std::string> header_names;
   bool literal_eight_bit = false;
+  size_t header_octets = 0;  // literal octets of the header section (for the storage bound)
 
   template <class GetValue>
   Status render(GetValue&& get, const RenderInput& in, bool dot_stuff, RenderedMessage& out) const;
@@ -209,6 +274,8 @@ class Builder {
     flush();
     impl_.ops.push_back({kind, ctx, index, header});
   }
+
+  size_t literal_size() const { return impl_.plain.size() + pending_.size(); }
 
   uint32_t header(std::string_view name) {
     impl_.header_names.emplace_back(name);
@@ -252,6 +319,8 @@ class Builder {
     size_t nl = pending_.rfind('\n');
     s.has_nl = nl != std::string::npos;
     s.tail = s.has_nl ? pending_.size() - nl - 1 : pending_.size();
+    s.head = s.has_nl ? pending_.find('\n') - 1 : pending_.size();  // CRLF: '\r' before '\n'
+    s.stuffed_tail = !s.has_nl ? s.stuffed_len : s.tail + (s.tail > 0 && pending_[nl + 1] == '.');
     s.starts_dot = pending_[0] == '.';
     if (has_eight_bit(pending_)) impl_.literal_eight_bit = true;
     impl_.segments.push_back(s);
@@ -280,19 +349,50 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
   out.clear();
   // Pieces point into `storage`, so it must not reallocate while we append: reserve an upper
   // bound first. After the first large recipient the capacity stays and nothing allocates.
-  size_t bound = segments.size() + kDateOctets + 32;
+  // A header line that merging makes long is copied once more and folded (fold_line): its
+  // values and literal text need up to 4x again.
+  size_t bound = segments.size() + kDateOctets + 32 + 4 * header_octets;
   for (const Op& op : ops) {
-    if (op.kind == OpKind::kValue) bound += value_bound(get(op.index).size());
-    if (op.kind == OpKind::kEmail) bound += value_bound(in.email.size());
+    if (op.kind == OpKind::kValue) {
+      size_t b = value_bound(get(op.index).size());
+      bound += op.ctx == Ctx::kHeaderText || op.ctx == Ctx::kHeaderRaw ? 3 * b : b;
+    }
+    if (op.kind == OpKind::kEmail) bound += 3 * value_bound(in.email.size());
   }
   std::string& st = out.storage;
   st.reserve(bound);
   out.pieces.reserve(2 * ops.size() + 1);
   const char* const base = st.data();
 
+  // `col`: octets on the current line so far, counted unstuffed (see render() in template.h).
   size_t col = 0;
   bool eight_bit = literal_eight_bit;
   bool last_stored = false;  // the last piece is the tail of `storage` and can grow
+  const Segment* last_literal = nullptr;
+
+  // The header line that merge values are on, if any: where it starts in the pieces, and what
+  // decides whether it is folded and what an error names.
+  struct HeaderLine {
+    bool open = false;
+    bool refold = false;     // an RFC 2047 value made a line longer than 76 octets
+    bool encoded = false;    // holds RFC 2047 encoded-words
+    // Where its first value went: right after literal `lit` (whose piece is pieces[piece - 1])
+    // or, if not (not reached with compiled templates), into pieces[piece - 1] from octet `off`
+    // on or into a new pieces[piece]; `col` was the column before it.
+    bool after_literal = false;
+    bool merged = false;
+    const Segment* lit = nullptr;
+    size_t piece = 0;
+    size_t off = 0;
+    size_t col = 0;
+    uint32_t header = 0;
+    std::string_view field;  // the merge field that put the most octets on it
+    size_t field_octets = 0;
+  } hl;
+  // The body line being written: the merge field that put the most octets on it, if any.
+  std::string_view line_field;
+  size_t line_field_octets = 0;
+
   auto add_stored = [&](size_t start) {
     size_t len = st.size() - start;
     if (len == 0) return;
@@ -304,6 +404,89 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
       last_stored = true;
     }
   };
+  auto body_line_error = [&](std::string_view field, size_t octets) SB_NOINLINE {
+    return make_error(ErrDomain::kInput, "merge field '" + std::string(field) +
+                                             "' makes a body line " + std::to_string(octets) +
+                                             " octets long (RFC 5322 limit 998)");
+  };
+  // The first value on a header line: note where the line starts (worked out if it is folded).
+  auto open_header_line = [&](uint32_t header) {
+    hl.open = true;
+    hl.refold = hl.encoded = false;
+    hl.header = header;
+    hl.field = {};
+    hl.field_octets = 0;
+    hl.after_literal = !last_stored && last_literal != nullptr && !out.pieces.empty();
+    hl.lit = last_literal;
+    hl.piece = out.pieces.size();
+    hl.col = col;
+    if (!hl.after_literal) {
+      hl.merged = last_stored;
+      hl.off = last_stored ? out.pieces.back().size() : 0;
+    }
+  };
+  // The header line ends in literal `s` and is too long: gathers it from its pieces (and the
+  // head of `s`) into storage, folds it there, and makes that one piece, followed by the rest
+  // of `s`. Rare: only long merged header lines come here.
+  auto fold_line = [&](const Segment& s) SB_NOINLINE -> Status {
+    size_t limit = hl.encoded ? kEncodedWordLineOctets : kFoldOctets;
+    // Where the line starts: pieces[first], `off` octets in, with `col0` octets before that.
+    size_t first = hl.piece, off = 0, col0 = 0;
+    if (hl.after_literal) {
+      const Segment* lit = hl.lit;
+      first = hl.piece - 1;
+      if (lit->has_nl) {
+        off = out.pieces[first].size() - (dot_stuff ? lit->stuffed_tail : lit->tail);
+      } else if (hl.col > lit->plain_len) {
+        col0 = hl.col - lit->plain_len;  // the literal began mid-line (not reached)
+      } else if (dot_stuff && lit->starts_dot && first > 0) {  // the stuffed "." piece before
+        --first;
+        off = out.pieces[first].size() - 1;
+      }
+    } else {
+      col0 = hl.col;
+      first = hl.merged ? hl.piece - 1 : hl.piece;
+      off = hl.off;
+    }
+    size_t gather = st.size();
+    for (size_t k = first; k < out.pieces.size(); ++k) {
+      std::string_view p = out.pieces[k];
+      if (k == first) p.remove_prefix(off);
+      st.append(p.data(), p.size());  // may point into `st`: no reallocation (bound)
+    }
+    st.append(plain.data() + s.plain_off, s.head);
+    // A stuffed "." (DATA) is not part of the line; it goes back in front of the result.
+    bool dot = dot_stuff && col0 == 0 && st.size() > gather && st[gather] == '.';
+    std::string_view line(st.data() + gather + dot, st.size() - gather - dot);
+    size_t wsp = size_t(std::count_if(line.begin(), line.end(), is_wsp));
+    if (st.capacity() - st.size() < line.size() + 2 * wsp + 3) std::abort();  // bug in bound
+    size_t folded = st.size();
+    if (dot) st.push_back('.');
+    size_t longest = fold_header(line, col0, limit, st);
+    if (longest > kMaxLineOctets) {
+      return make_error(ErrDomain::kInput,
+                        "merge field '" + std::string(hl.field) + "' makes header '" +
+                            header_names[hl.header] + "' line " + std::to_string(longest) +
+                            " octets long (RFC 5322 limit 998)");
+    }
+    st.append(kCrlf);
+    if (first < out.pieces.size()) {
+      out.pieces[first] = out.pieces[first].substr(0, off);
+      out.pieces.resize(off > 0 ? first + 1 : first);
+    }
+    out.pieces.emplace_back(st.data() + folded, st.size() - folded);
+    size_t from = s.head + 2;  // the stuffed form is the same up to here
+    if (from < s.plain_len) {
+      out.pieces.emplace_back(dot_stuff ? std::string_view(stuffed.data() + s.stuffed_off + from,
+                                                           s.stuffed_len - from)
+                                        : std::string_view(plain.data() + s.plain_off + from,
+                                                           s.plain_len - from));
+      last_stored = false;
+    } else {
+      last_stored = true;
+    }
+    return {};
+  };
   auto header_value = [&](std::string_view v, Ctx ctx, std::string_view field,
                           uint32_t header) -> Status {
     if (has_line_break_or_nul(v)) {
@@ -314,14 +497,28 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
                             header_names[header] +
                             (nul ? "' contains a NUL byte" : "' contains a line break"));
     }
+    if (!hl.open) open_header_line(header);
     size_t start = st.size();
     if (ctx == Ctx::kHeaderText && has_eight_bit(v)) {
+      size_t col_before = col;
       append_rfc2047(st, v, col);
+      hl.encoded = true;
+      // Its first line may be long (what precedes + a 75-octet word): fold it at the end.
+      size_t first = std::string_view(st.data() + start, st.size() - start).find(kCrlf);
+      if (first != std::string_view::npos && col_before + first > kEncodedWordLineOctets) {
+        hl.refold = true;
+      }
     } else {
       if (dot_stuff && col == 0 && !v.empty() && v[0] == '.') st.push_back('.');
       st.append(v);
       col += v.size();
       if (has_eight_bit(v)) eight_bit = true;
+    }
+    size_t octets = st.size() - start;
+    if (octets > hl.field_octets || hl.field.empty()) {
+      hl.field = field;
+      hl.field_octets = octets;
+      hl.header = header;
     }
     add_stored(start);
     return {};
@@ -331,6 +528,23 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
     switch (op.kind) {
       case OpKind::kLiteral: {
         const Segment& s = segments[op.index];
+        if (s.has_nl) {
+          if (hl.open) {
+            hl.open = false;
+            if (hl.refold ||
+                col + s.head > (hl.encoded ? kEncodedWordLineOctets : kFoldOctets)) {
+              Status r = fold_line(s);
+              if (!r) return r;
+              col = s.tail;
+              last_literal = &s;
+              break;
+            }
+          } else if (!line_field.empty()) {
+            if (col + s.head > kMaxLineOctets) return body_line_error(line_field, col + s.head);
+            line_field = {};
+            line_field_octets = 0;
+          }
+        }
         if (dot_stuff && col == 0 && s.starts_dot) {
           size_t start = st.size();
           st.push_back('.');
@@ -340,6 +554,7 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
                                     ? std::string_view(stuffed).substr(s.stuffed_off, s.stuffed_len)
                                     : std::string_view(plain).substr(s.plain_off, s.plain_len));
         last_stored = false;
+        last_literal = &s;
         col = s.has_nl ? s.tail : col + s.plain_len;
         break;
       }
@@ -351,12 +566,19 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
           break;
         }
         size_t start = st.size();
-        if (op.ctx == Ctx::kBodyQp) {
-          append_body_qp(st, v, dot_stuff, col);
-        } else {
-          append_body_raw(st, v, dot_stuff, col, eight_bit);
-        }
+        size_t before = col;
+        // The longest line the value ended (its first includes the text before it).
+        size_t longest = op.ctx == Ctx::kBodyQp ? append_body_qp(st, v, dot_stuff, col)
+                                                : append_body_raw(st, v, dot_stuff, col, eight_bit);
         add_stored(start);
+        if (longest > kMaxLineOctets) return body_line_error(get.name(op.index), longest);
+        // Octets it put on the line now open: all of that line's octets when it broke a line
+        // (longest > 0, or a break at column 0, which leaves before == 0).
+        size_t octets = longest > 0 ? col : col - before;
+        if (longest > 0 || octets > line_field_octets) {
+          line_field = get.name(op.index);
+          line_field_octets = octets;
+        }
         break;
       }
       case OpKind::kEmail: {
@@ -383,6 +605,7 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
     }
   }
   if (col != 0) {
+    if (!line_field.empty() && col > kMaxLineOctets) return body_line_error(line_field, col);
     out.pieces.push_back(kCrlf);  // the body lacked a final line end
   }
   // A reallocation would have left earlier pieces dangling: that is a bug in `bound`.
@@ -560,6 +783,7 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     b.text(">\r\n");
   }
   b.text(kCrlf);  // header/body separator, also for an empty body
+  impl->header_octets = b.literal_size();
 
   // The body: how values are encoded follows the top-level transfer encoding.
   Ctx body_ctx = Ctx::kBodyRaw;
@@ -580,7 +804,6 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     if (lines[i].terminated) b.text(kCrlf);
   }
   b.flush();
-
   t.columns_.assign(t.placeholders_.size(), kUnbound);
   for (size_t i = 0; i < t.placeholders_.size(); ++i) {
     if (t.placeholders_[i] == "email") t.columns_[i] = kEmailColumn;

@@ -68,6 +68,21 @@ class CompiledTemplate {
   // Renders one message. dot_stuff=true for DATA (lines starting with "." get another "."),
   // false for BDAT. Fails with kInput and a clear reason when a value that lands in a header
   // contains CR, LF or NUL (that recipient fails; the run goes on).
+  //
+  // Line length (RFC 5322 §2.1.1: at most 998 octets without the CRLF). Template lines are
+  // checked by compile(); lines that merge values lengthen are checked here, counted in the
+  // message content before dot-stuffing (a "." that DATA adds is not counted: the receiver
+  // removes it), so DATA and BDAT accept the same recipients.
+  // - A header line with merge values that is longer than 78 octets (76 when it holds RFC 2047
+  //   encoded-words) is folded: CRLF before a space or tab, of the value or of the template
+  //   text on that line, so lines are <= 78 octets where white space allows. Unfolding gives
+  //   back the merged line. If a line is still over 998 octets (a long run without white
+  //   space) it fails with kInput: "merge field 'f' makes header 'H' line N octets long
+  //   (RFC 5322 limit 998)", N being the longest line after folding.
+  // - A body line over 998 octets that contains merged text fails with kInput: "merge field
+  //   'f' makes a body line N octets long (RFC 5322 limit 998)" (f: the field that put the most
+  //   octets on that line). Body text is never rewrapped; in a quoted-printable body the
+  //   encoder's soft line breaks keep value lines short, so this does not arise there.
   Status render(const RenderInput& in, bool dot_stuff, RenderedMessage& out) const;
 
   // Envelope sender from the From: header (addr-spec only), or "" when none.
