@@ -12,6 +12,42 @@
 
 namespace sb {
 
+namespace {
+
+std::string base64(std::string_view in) {
+  static const char* const kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
+                 static_cast<uint8_t>(in[i + 2]);
+    out.push_back(kAlphabet[v >> 18]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back(kAlphabet[v & 63]);
+  }
+  if (i < in.size()) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
+    out.push_back(kAlphabet[v >> 18]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+// Overwrites a secret's bytes before the string is freed.
+void wipe(std::string& s) {
+  volatile char* p = s.data();
+  for (size_t i = 0; i < s.size(); ++i) p[i] = 0;
+  s.clear();
+}
+
+}  // namespace
+
 const char* verdict_name(Verdict v) {
   switch (v) {
     case Verdict::kSent: return "sent";
@@ -44,6 +80,8 @@ uint32_t Session::timeout_for(Kind k) const {
     case Kind::kBdat:
     case Kind::kIgnore: return t.dot;
     case Kind::kQuit: return t.quit;
+    case Kind::kStartTls:
+    case Kind::kAuth: return t.ehlo;
   }
   return t.mail;
 }
@@ -64,8 +102,23 @@ void Session::on_connected(uint64_t now_ms) {
 }
 
 void Session::on_data(std::string_view in, uint64_t now_ms) {
-  while (phase_ != Phase::kClosed) {
+  while (phase_ != Phase::kClosed && phase_ != Phase::kTlsWanted) {
     if (!parser_.next(in, reply_)) break;
+    if (!expect_.empty() && expect_.front().kind == Kind::kStartTls && reply_.code == 220) {
+      expect_.pop_front();
+      note_reply(reply_);
+      if (!in.empty() || parser_.has_partial()) {
+        // Bytes after the 220 and before the handshake would be read as if they came over
+        // TLS: a man in the middle injecting commands (CVE-2011-0411 and kin).
+        close_with("STARTTLS response injection: the server sent data after its 220 reply; "
+                   "connection dropped, nothing sent",
+                   0, true);
+        return;
+      }
+      phase_ = Phase::kTlsWanted;
+      rearm(now_ms);
+      return;
+    }
     handle(reply_, now_ms);
   }
   if (phase_ != Phase::kClosed && parser_.failed()) {
@@ -100,8 +153,61 @@ void Session::on_closed(std::string_view why, uint64_t now_ms) {
 
 void Session::poke(uint64_t now_ms) { pump(now_ms); }
 
-void Session::close_with(std::string why, int code) {
+void Session::force_close(std::string_view why, bool fatal, uint64_t now_ms) {
+  (void)now_ms;
+  close_with(std::string(why), 0, fatal);
+}
+
+void Session::on_tls_ready(uint64_t now_ms) {
+  tls_active_ = true;
+  if (phase_ != Phase::kTlsWanted) return;  // implicit TLS: the greeting comes next
+  // RFC 3207 §4.2: forget everything learnt before TLS and ask again.
+  caps_ = ServerCaps{};
+  phase_ = Phase::kEhlo;
+  cmd_.assign("EHLO ").append(cfg_.helo).append("\r\n");
+  send_line(cmd_, false);
+  expect(Kind::kEhlo, nullptr, 0, now_ms);
+}
+
+void Session::on_tls_failed(std::string_view why, bool fatal) {
+  close_with("TLS handshake failed: " + std::string(why), 0, fatal);
+}
+
+void Session::send_line(std::string_view line, bool secret) {
+  out_.append(line);
+  if (!transcript_on_) return;
+  std::string_view shown = line;
+  while (!shown.empty() && (shown.back() == '\n' || shown.back() == '\r')) shown.remove_suffix(1);
+  transcript_.append("C: ");
+  if (secret) {
+    size_t sp = shown.rfind(' ');
+    transcript_.append(sp == std::string_view::npos ? std::string_view() : shown.substr(0, sp + 1));
+    transcript_.append("<redacted>");
+  } else {
+    transcript_.append(shown);
+  }
+  transcript_.push_back('\n');
+}
+
+void Session::note_reply(const Reply& r) {
+  if (!transcript_on_) return;
+  std::string_view text = r.text;
+  bool first = true;
+  do {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    transcript_.append("S: ").append(std::to_string(r.code));
+    transcript_.push_back(!text.empty() ? '-' : ' ');
+    transcript_.append(line).push_back('\n');
+    first = false;
+  } while (!text.empty());
+  (void)first;
+}
+
+void Session::close_with(std::string why, int code, bool fatal) {
   if (phase_ == Phase::kClosed) return;
+  fatal_ = fatal;
   end_reason_ = std::move(why);
   end_code_ = code;
   phase_ = Phase::kClosed;
@@ -157,6 +263,7 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
   expect_.pop_front();
   if (e.txn != nullptr) --e.txn->waiting;
   rearm(now_ms);
+  note_reply(r);
 
   if (r.code == 421 && e.kind != Kind::kQuit) {
     // The server is shutting the connection: nothing open is the recipients' fault.
@@ -170,7 +277,7 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
         greeting_ = r.text;
         phase_ = Phase::kEhlo;
         cmd_.assign("EHLO ").append(cfg_.helo).append("\r\n");
-        out_.append(cmd_);
+        send_line(cmd_, false);
         expect(Kind::kEhlo, nullptr, 0, now_ms);
       } else {
         close_with("server refused the connection at greeting: " + r.summary(), r.code);
@@ -189,6 +296,19 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
       return;
     case Kind::kIgnore:
       return;
+    case Kind::kStartTls:  // a 220 is handled in on_data; this is a refusal
+      if (cfg_.tls == TlsMode::kOpportunistic) {
+        starttls_declined_ = true;
+        after_ehlo(now_ms);
+      } else {
+        close_with("the relay refused STARTTLS: " + r.summary() +
+                       (r.transient() ? "" : " (give --tls none to send unencrypted)"),
+                   r.code, !r.transient());
+      }
+      return;
+    case Kind::kAuth:
+      handle_auth(r, now_ms);
+      return;
     default:
       handle_txn_reply(e, r, now_ms);
   }
@@ -196,12 +316,16 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
 
 void Session::handle_ehlo(const Reply& r, uint64_t now_ms) {
   bool was_ehlo = phase_ == Phase::kEhlo;
+  if (!r.positive() && r.code == 421) {
+    close_with("server closing the connection: " + r.summary(), 421);
+    return;
+  }
   if (!r.positive()) {
     if (was_ehlo && r.permanent()) {
       // An old server that does not know EHLO (RFC 5321 §3.2).
       phase_ = Phase::kHelo;
       cmd_.assign("HELO ").append(cfg_.helo).append("\r\n");
-      out_.append(cmd_);
+      send_line(cmd_, false);
       expect(Kind::kHelo, nullptr, 0, now_ms);
       return;
     }
@@ -244,8 +368,142 @@ void Session::handle_ehlo(const Reply& r, uint64_t now_ms) {
     }
   }
   pipelining_ = caps_.pipelining && cfg_.use_pipelining;
+  after_ehlo(now_ms);
+}
+
+void Session::after_ehlo(uint64_t now_ms) {
+  bool want_tls = cfg_.tls == TlsMode::kStartTls ||
+                  (cfg_.tls == TlsMode::kOpportunistic && caps_.starttls && !starttls_declined_);
+  if (!tls_active_ && want_tls) {
+    if (!caps_.starttls) {
+      close_with("the relay does not offer STARTTLS and --tls starttls requires it; nothing "
+                 "sent (give --tls none to send unencrypted)",
+                 0, true);
+      return;
+    }
+    phase_ = Phase::kStartTls;
+    send_line("STARTTLS\r\n", false);
+    expect(Kind::kStartTls, nullptr, 0, now_ms);
+    return;
+  }
+  if (cfg_.credentials != nullptr && !authenticated_) {
+    start_auth(now_ms);
+    return;
+  }
   phase_ = Phase::kReady;
   ready_reached_ = true;
+}
+
+void Session::start_auth(uint64_t now_ms) {
+  if (!tls_active_ && !cfg_.allow_plaintext_auth) {
+    close_with("refusing to send credentials over an unencrypted connection (use --tls "
+               "starttls or implicit; --allow-plaintext-auth overrides)",
+               0, true);
+    return;
+  }
+  const std::string offered = caps_.auth;
+  auto offers = [&](std::string_view m) {
+    std::string up;
+    for (char c : offered) up.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    size_t pos = 0;
+    while ((pos = up.find(m, pos)) != std::string::npos) {
+      bool start = pos == 0 || up[pos - 1] == ' ';
+      bool end = pos + m.size() == up.size() || up[pos + m.size()] == ' ';
+      if (start && end) return true;
+      pos += m.size();
+    }
+    return false;
+  };
+  if (offered.empty()) {
+    close_with(std::string("the relay does not offer AUTH") +
+                   (tls_active_ ? " after STARTTLS" : "") + "; cannot authenticate",
+               0, true);
+    return;
+  }
+  Credentials& cr = *cfg_.credentials;
+  AuthMech m = cfg_.auth;
+  if (m == AuthMech::kAuto) {
+    m = cr.is_oauth() ? AuthMech::kXoauth2
+        : offers("PLAIN") ? AuthMech::kPlain
+        : offers("LOGIN") ? AuthMech::kLogin
+                          : AuthMech::kAuto;
+  }
+  const char* name = m == AuthMech::kXoauth2 ? "XOAUTH2" : m == AuthMech::kPlain ? "PLAIN"
+                     : m == AuthMech::kLogin ? "LOGIN" : "";
+  if (m == AuthMech::kAuto || !offers(name)) {
+    close_with("the relay offers AUTH " + offered + (m == AuthMech::kAuto ? "" : std::string(", not ") + name) +
+                   "; no mechanism smtpblast can use",
+               0, true);
+    return;
+  }
+  mech_ = m;
+  phase_ = Phase::kAuth;
+  std::string secret = cr.secret();
+  std::string payload;
+  if (m == AuthMech::kPlain) {
+    payload.append(1, '\0').append(cr.user()).append(1, '\0').append(secret);
+    cmd_.assign("AUTH PLAIN ").append(base64(payload)).append("\r\n");
+    send_line(cmd_, true);
+  } else if (m == AuthMech::kXoauth2) {
+    payload.append("user=").append(cr.user()).append("\x01auth=Bearer ").append(secret).append("\x01\x01");
+    cmd_.assign("AUTH XOAUTH2 ").append(base64(payload)).append("\r\n");
+    send_line(cmd_, true);
+  } else {
+    send_line("AUTH LOGIN\r\n", false);
+  }
+  wipe(payload);
+  wipe(secret);
+  wipe(cmd_);
+  auth_step_ = 1;
+  expect(Kind::kAuth, nullptr, 0, now_ms);
+}
+
+void Session::handle_auth(const Reply& r, uint64_t now_ms) {
+  if (r.code == 235) {
+    authenticated_ = true;
+    phase_ = Phase::kReady;
+    ready_reached_ = true;
+    return;
+  }
+  Credentials& cr = *cfg_.credentials;
+  if (r.code == 334 && mech_ == AuthMech::kLogin && auth_step_ < 3) {
+    std::string v = auth_step_ == 1 ? cr.user() : cr.secret();
+    cmd_.assign(base64(v)).append("\r\n");
+    send_line(cmd_, auth_step_ == 2);
+    wipe(v);
+    wipe(cmd_);
+    ++auth_step_;
+    expect(Kind::kAuth, nullptr, 0, now_ms);
+    return;
+  }
+  if (r.code == 334 && mech_ == AuthMech::kXoauth2) {
+    // The server explains the failure in a base64 JSON challenge; an empty line ends the
+    // exchange and brings the final 535 (RFC 7628 style, as Gmail and Office 365 do).
+    send_line("\r\n", false);
+    expect(Kind::kAuth, nullptr, 0, now_ms);
+    return;
+  }
+  if (r.transient()) {
+    close_with("AUTH temporarily refused: " + r.summary(), r.code, false);
+    return;
+  }
+  if (mech_ == AuthMech::kXoauth2 && !token_refreshed_) {
+    token_refreshed_ = true;
+    std::string err;
+    if (cr.refresh(&err)) {
+      start_auth(now_ms);  // once per connection, with the fresh token
+      return;
+    }
+    if (!err.empty()) {
+      close_with("authentication failed: " + r.summary() + "; refreshing the token failed: " + err,
+                 r.code, true);
+      return;
+    }
+  }
+  close_with("authentication failed: " + r.summary() +
+                 " (check --user and the password or token; not retried, to avoid locking the "
+                 "account)",
+             r.code, true);
 }
 
 void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms) {
@@ -263,7 +521,9 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
       }
       break;
     case Kind::kRcpt:
-      if (t->rcpts[e.rcpt].state == 0) {
+      if (t->rcpts[e.rcpt].state == 0 && t->probe) {
+        finish_rcpt(t, e.rcpt, verdict_for(r.code), r.code, r.text);
+      } else if (t->rcpts[e.rcpt].state == 0) {
         if (r.positive()) {
           t->rcpts[e.rcpt].state = 1;
           ++t->accepted;
@@ -319,7 +579,7 @@ void Session::pump(uint64_t now_ms) {
     if (awaiting_354_) break;  // the body must follow the 354 before anything else
     if (!pipelining_ && !expect_.empty()) break;
     if (need_rset_) {
-      out_.append("RSET\r\n");
+      send_line("RSET\r\n", false);
       expect(Kind::kRset, nullptr, 0, now_ms);
       need_rset_ = false;
       continue;
@@ -342,7 +602,7 @@ void Session::pump(uint64_t now_ms) {
 }
 
 void Session::send_quit(uint64_t now_ms) {
-  out_.append("QUIT\r\n");
+  send_line("QUIT\r\n", false);
   expect(Kind::kQuit, nullptr, 0, now_ms);
   phase_ = Phase::kQuit;
 }
@@ -386,19 +646,22 @@ void Session::send_txn_commands(Txn* t, uint64_t now_ms) {
       if (t->eight_bit && caps_.eight_bit_mime) cmd_.append(" BODY=8BITMIME");
       if (t->smtputf8) cmd_.append(" SMTPUTF8");
       cmd_.append("\r\n");
-      out_.append(cmd_);
+      send_line(cmd_, false);
       expect(Kind::kMail, t, 0, now_ms);
     } else if (c <= n) {
       cmd_.assign("RCPT TO:<").append(t->rcpts[c - 1].address).append(">\r\n");
-      out_.append(cmd_);
+      send_line(cmd_, false);
       expect(Kind::kRcpt, t, static_cast<uint16_t>(c - 1), now_ms);
+    } else if (t->probe) {
+      send_line("RSET\r\n", false);
+      expect(Kind::kRset, nullptr, 0, now_ms);
     } else if (t->bdat) {
       cmd_.assign("BDAT ").append(std::to_string(t->body_size)).append(" LAST\r\n");
-      out_.append(cmd_);
+      send_line(cmd_, false);
       for (std::string_view p : t->body) out_.append_ref(p);
       expect(Kind::kBdat, t, 0, now_ms);
     } else {
-      out_.append("DATA\r\n");
+      send_line("DATA\r\n", false);
       expect(Kind::kData, t, 0, now_ms);
       awaiting_354_ = true;
     }

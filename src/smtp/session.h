@@ -35,6 +35,9 @@ struct Txn {
   size_t body_size = 0;
   bool eight_bit = false;
   bool smtputf8 = false;  // an address is not ASCII
+  // Probe only (`check --probe-rcpt`): MAIL and RCPT, then RSET instead of a message; the
+  // RCPT reply is the recipient's outcome (kSent meaning "accepted").
+  bool probe = false;
 
   // Session-private progress.
   uint16_t next_cmd = 0;  // 0 MAIL, 1..n RCPT, n+1 DATA/BDAT
@@ -68,8 +71,29 @@ struct Timeouts {  // RFC 5321 §4.5.3.2 defaults, in milliseconds
   uint32_t quit = 60000;
 };
 
+enum class TlsMode { kNone, kStartTls, kImplicit, kOpportunistic };
+enum class AuthMech { kAuto, kPlain, kLogin, kXoauth2 };
+
+// Credentials for AUTH, shared by every session of a run. The secret is never logged: the
+// session writes it only into the outbox, base64-encoded, and transcripts redact AUTH.
+class Credentials {
+ public:
+  virtual ~Credentials() = default;
+  virtual const std::string& user() const = 0;
+  // The password, or the OAuth bearer token for XOAUTH2.
+  virtual std::string secret() const = 0;
+  virtual bool is_oauth() const = 0;
+  // Fetches a fresh token (the server rejected the current one); false when that is not
+  // possible. Called at most once per connection.
+  virtual bool refresh(std::string* error) = 0;
+};
+
 struct SessionConfig {
   std::string helo = "localhost";
+  TlsMode tls = TlsMode::kNone;
+  Credentials* credentials = nullptr;  // null: no AUTH
+  AuthMech auth = AuthMech::kAuto;
+  bool allow_plaintext_auth = false;
   uint32_t max_messages = 100;    // transactions per connection, then QUIT
   uint32_t window = 8;            // transactions in flight at once with PIPELINING
   bool use_pipelining = true;
@@ -115,11 +139,30 @@ class Session {
   const std::string& greeting() const { return greeting_; }
   // The last reply a connection-level problem came with (greeting 554, 421 ...), or 0.
   int end_code() const { return end_code_; }
+  // The session ended for a reason that reconnecting cannot cure (bad credentials, TLS
+  // required but refused or unverifiable): the run must stop.
+  bool fatal() const { return fatal_; }
+
+  // TLS plumbing: after the server's 220 to STARTTLS the session asks the driver to start
+  // the handshake; the driver reports back. With implicit TLS the driver does the handshake
+  // before on_connected.
+  bool wants_tls() const { return phase_ == Phase::kTlsWanted; }
+  void on_tls_ready(uint64_t now_ms);
+  void on_tls_failed(std::string_view why, bool fatal);
+  bool tls_active() const { return tls_active_; }
+  bool authenticated() const { return authenticated_; }
+  // The dialogue so far, secrets redacted ("C: " client, "S: " server lines), kept only when
+  // enabled (the check verb).
+  void keep_transcript(bool on) { transcript_on_ = on; }
+  const std::string& transcript() const { return transcript_; }
+  // Ends the session at once (the run is being aborted); open recipients are deferred.
+  void force_close(std::string_view why, bool fatal, uint64_t now_ms);
 
  private:
-  enum class Phase { kInit, kGreeting, kEhlo, kHelo, kReady, kQuit, kClosed };
+  enum class Phase { kInit, kGreeting, kEhlo, kHelo, kStartTls, kTlsWanted, kAuth, kReady,
+                     kQuit, kClosed };
   enum class Kind : uint8_t { kGreeting, kEhlo, kHelo, kMail, kRcpt, kData, kDot, kBdat, kRset,
-                              kQuit, kIgnore };
+                              kQuit, kIgnore, kStartTls, kAuth };
   struct Expect {
     Kind kind;
     Txn* txn;
@@ -138,7 +181,12 @@ class Session {
   void finish_open(Txn* t, Verdict v, int code, std::string_view text);
   void maybe_done(Txn* t);
   void abort_all(Verdict v, int code, std::string_view why);
-  void close_with(std::string why, int code);
+  void close_with(std::string why, int code, bool fatal = false);
+  void after_ehlo(uint64_t now_ms);
+  void start_auth(uint64_t now_ms);
+  void handle_auth(const Reply& r, uint64_t now_ms);
+  void send_line(std::string_view line, bool secret);
+  void note_reply(const Reply& r);
   void send_quit(uint64_t now_ms);
   void rearm(uint64_t now_ms);
   uint32_t timeout_for(Kind k) const;
@@ -165,6 +213,15 @@ class Session {
   bool ready_reached_ = false;
   bool in_pump_ = false;
   bool pipelining_ = false;
+  bool fatal_ = false;
+  bool tls_active_ = false;
+  bool authenticated_ = false;
+  bool token_refreshed_ = false;
+  bool starttls_declined_ = false;
+  bool transcript_on_ = false;
+  AuthMech mech_ = AuthMech::kAuto;
+  int auth_step_ = 0;
+  std::string transcript_;
 };
 
 }  // namespace sb
