@@ -44,7 +44,7 @@ done
 
 echo "== sending $count messages through the built-in sink at 127.0.0.1:$port"
 set +e
-"$bin" send --task "$dir/demo.db" --template "$dir/news.eml" --recipients "$dir/list.csv" \
+"$bin" send --tls none --task "$dir/demo.db" --template "$dir/news.eml" --recipients "$dir/list.csv" \
   --relay "127.0.0.1:$port" --connections 10 --per-connection 1000
 rc=$?
 set -e

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli/mailing.h"
+#include "cli/relay_options.h"
 #include "smtp/sink_server.h"
 #include "store/task_store.h"
 #include "throttle/presets.h"
@@ -19,64 +20,6 @@
 namespace sb {
 
 namespace {
-
-// Resolves "host:port" (names through the system resolver, once, before any loop runs).
-bool resolve_relay(const std::string& spec, std::vector<sockaddr_storage>& out, std::string* err) {
-  std::string host = spec;
-  std::string port = "25";
-  if (!spec.empty() && spec[0] == '[') {
-    size_t e = spec.find(']');
-    if (e == std::string::npos) {
-      *err = "unbalanced '[' in '" + spec + "'";
-      return false;
-    }
-    host = spec.substr(1, e - 1);
-    if (e + 1 < spec.size()) {
-      if (spec[e + 1] != ':') {
-        *err = "expected ':' after ']' in '" + spec + "'";
-        return false;
-      }
-      port = spec.substr(e + 2);
-    }
-  } else if (size_t c = spec.rfind(':'); c != std::string::npos && spec.find(':') == c) {
-    host = spec.substr(0, c);
-    port = spec.substr(c + 1);
-  }
-  char* end = nullptr;
-  long p = std::strtol(port.c_str(), &end, 10);
-  if (host.empty() || port.empty() || *end != '\0' || p <= 0 || p > 65535) {
-    *err = "'" + spec + "' is not HOST:PORT";
-    return false;
-  }
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_family = AF_UNSPEC;
-  addrinfo* res = nullptr;
-  int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0) {
-    *err = "cannot resolve '" + host + "': " + gai_strerror(rc);
-    return false;
-  }
-  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-    sockaddr_storage ss{};
-    std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
-    out.push_back(ss);
-  }
-  freeaddrinfo(res);
-  return !out.empty();
-}
-
-// "30s", "500ms", "2m", or plain seconds.
-bool parse_duration_ms(const std::string& s, uint32_t& out) {
-  char* end = nullptr;
-  double v = std::strtod(s.c_str(), &end);
-  std::string unit(end);
-  double mult = unit.empty() || unit == "s" ? 1000 : unit == "ms" ? 1 : unit == "m" ? 60000
-                : unit == "h" ? 3600000 : -1;
-  if (end == s.c_str() || mult < 0 || v < 0) return false;
-  out = static_cast<uint32_t>(v * mult);
-  return true;
-}
 
 int cmd_status(const std::string& task, bool json) {
   auto st = TaskStore::open(task, false);
@@ -139,7 +82,6 @@ int run_cli(int argc, char** argv) {
   MailingConfig mc;
   mc.workers = std::max(1u, std::thread::hardware_concurrency());
   std::string retry_delay = "5s";
-  std::string connect_timeout = "30s";
   bool no_pipelining = false;
   bool no_chunking = false;
   auto* send = app.add_subcommand("send", "send (or resume) a mailing through a relay");
@@ -150,7 +92,8 @@ int run_cli(int argc, char** argv) {
   send->add_option("--recipients", mc.recipients_path,
                    "CSV with a header row and an 'email' column; imported on first use")
       ->check(CLI::ExistingFile);
-  send->add_option("--relay", mc.relay, "relay HOST:PORT (or from --preset)");
+  RelayOptions ro;
+  add_relay_options(send, ro, false);
   std::string preset_name;
   send->add_option("--preset", preset_name,
                    "provider preset (office365, gmail, ses-REGION): fills in the relay and its "
@@ -167,7 +110,6 @@ int run_cli(int argc, char** argv) {
   send->add_option("--connect-rate", mc.throttle.connect_rate,
                    "at most N new connections per period, e.g. 5/s");
   send->add_option("--from", mc.from, "envelope sender, and From: when the template has none");
-  send->add_option("--helo", mc.helo, "name sent with EHLO (default: this host's name)");
   send->add_option("--connections", mc.connections, "concurrent SMTP connections")
       ->check(CLI::Range(1u, 10000u));
   send->add_option("--per-connection", mc.per_connection,
@@ -179,7 +121,6 @@ int run_cli(int argc, char** argv) {
                    "attempts per recipient in this run before it stays deferred")
       ->check(CLI::Range(1u, 100u));
   send->add_option("--retry-delay", retry_delay, "first retry delay (doubles each attempt)");
-  send->add_option("--connect-timeout", connect_timeout, "TCP connect timeout");
   send->add_option("--pipeline-window", mc.window, "transactions in flight per connection")
       ->check(CLI::Range(1u, 1000u));
   send->add_flag("--no-pipelining", no_pipelining, "do not use PIPELINING even when offered");
@@ -251,18 +192,11 @@ int run_cli(int argc, char** argv) {
         std::fprintf(stderr, "smtpblast: --preset: %s\n", p.error().message.c_str());
         return 2;
       }
-      if (p->tls != "none") {
-        // Never send to a provider's submission port in plain text.
-        std::fprintf(stderr,
-                     "smtpblast: --preset %s needs %s and authentication, which this build does "
-                     "not support yet; use --relay with a relay that accepts plain SMTP\n",
-                     preset_name.c_str(), p->tls.c_str());
-        return 2;
-      }
-      if (mc.relay.empty()) mc.relay = p->host + ":" + std::to_string(p->port);
+      if (ro.relay.empty()) ro.relay = p->host + ":" + std::to_string(p->port);
+      if (ro.tls.empty()) ro.tls = p->tls;
       apply_preset(*p, mc.throttle);
     }
-    if (mc.relay.empty()) {
+    if (ro.relay.empty()) {
       std::fprintf(stderr, "smtpblast: --relay HOST:PORT is required (or a --preset)\n");
       return 2;
     }
@@ -274,24 +208,16 @@ int run_cli(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: %s\n", tc.error().message.c_str());
       return 2;
     }
-    if (!resolve_relay(mc.relay, mc.relay_addrs, &err)) {
-      std::fprintf(stderr, "smtpblast: --relay: %s\n", err.c_str());
+    auto relay = prepare_relay(ro);
+    if (!relay.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", relay.error().message.c_str());
       return 2;
     }
+    mc.relay = &relay.value();
     if (!parse_duration_ms(retry_delay, mc.retry_delay_ms)) {
       std::fprintf(stderr, "smtpblast: --retry-delay: '%s' is not a duration (e.g. 30s, 2m)\n",
                    retry_delay.c_str());
       return 2;
-    }
-    if (!parse_duration_ms(connect_timeout, mc.connect_timeout_ms) || mc.connect_timeout_ms == 0) {
-      std::fprintf(stderr, "smtpblast: --connect-timeout: '%s' is not a duration\n",
-                   connect_timeout.c_str());
-      return 2;
-    }
-    if (mc.helo.empty()) {
-      char host[256] = "localhost";
-      gethostname(host, sizeof host - 1);
-      mc.helo = host;
     }
     mc.pipelining = !no_pipelining;
     mc.chunking = !no_chunking;

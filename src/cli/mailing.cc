@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/relay_options.h"
 #include "loop/worker.h"
 #include "message/template.h"
 #include "smtp/pool.h"
@@ -76,7 +77,7 @@ class WorkerMailing : public PoolHost {
   void rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) override;
   void txn_done(Txn& t) override;
   bool has_work() override { return !ready_.empty(); }
-  void pool_failed(const std::string& why) override;
+  void pool_failed(const std::string& why, bool fatal) override;
   void pool_idle() override { maybe_finish(); }
   uint64_t connect_delay_ms() override {
     uint64_t n = wall_ms();
@@ -155,11 +156,12 @@ class Runner {
     }
     cv_.notify_one();
   }
-  void worker_finished(const std::string& failure) {
+  void worker_finished(const std::string& failure, bool fatal = false) {
     {
       std::lock_guard<std::mutex> g(mu_);
       ++finished_;
       if (!failure.empty() && failure_.empty()) failure_ = failure;
+      fatal_ = fatal_ || fatal;
     }
     cv_.notify_one();
   }
@@ -185,6 +187,7 @@ class Runner {
   size_t finished_ = 0;
   std::string failure_;
   uint64_t daily_resume_at_ = 0;  // set when the daily limit stopped the run
+  bool fatal_ = false;            // credentials or TLS: reconnecting cannot help
   std::unique_ptr<SharedThrottle> throttle_;
   // Journal-thread state.
   int64_t cursor_ = 0;
@@ -427,13 +430,13 @@ void WorkerMailing::stop_new() {
   maybe_finish();
 }
 
-void WorkerMailing::pool_failed(const std::string& why) {
+void WorkerMailing::pool_failed(const std::string& why, bool fatal) {
   if (finished_) return;
   aborted_ = true;
   drop_queued();
   flush_outcomes();
   finished_ = true;
-  runner_.worker_finished(why);
+  runner_.worker_finished(why, fatal);
 }
 
 void WorkerMailing::abort(const std::string& why) {
@@ -757,6 +760,7 @@ std::string Runner::summary_line(const StatusCounts& c, double secs) {
 
 int Runner::run() {
   if (int rc = prepare(); rc != 0) return rc;
+  for (const std::string& w : cfg_.relay->warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
   // The ETA needs the number left to send: a full scan, so only when a progress line shows.
   auto before = cfg_.progress ? store_->counts(false) : Result<StatusCounts>(StatusCounts{});
   if (before.ok()) {
@@ -766,11 +770,18 @@ int Runner::run() {
   if (cfg_.from.empty()) cfg_.from = tpl_->from_address();
 
   uint32_t nworkers = std::max<uint32_t>(1, std::min(cfg_.workers, cfg_.connections));
+  const RelaySetup& relay = *cfg_.relay;
   PoolConfig pcfg;
-  pcfg.addrs = cfg_.relay_addrs;
-  pcfg.name = "relay " + cfg_.relay;
-  pcfg.connect_timeout_ms = cfg_.connect_timeout_ms;
-  pcfg.session.helo = cfg_.helo;
+  pcfg.addrs = relay.addrs;
+  pcfg.name = relay.name;
+  pcfg.connect_timeout_ms = relay.connect_timeout_ms;
+  pcfg.tls = relay.tls_context;
+  pcfg.tls_host = relay.host;
+  pcfg.session.helo = relay.helo;
+  pcfg.session.tls = relay.tls;
+  pcfg.session.credentials = relay.credentials.get();
+  pcfg.session.auth = relay.auth;
+  pcfg.session.allow_plaintext_auth = relay.allow_plaintext_auth;
   pcfg.session.max_messages = cfg_.per_connection;
   pcfg.session.window = cfg_.window;
   pcfg.session.use_pipelining = cfg_.pipelining;
@@ -837,8 +848,9 @@ int Runner::run() {
   if (!daily_message_.empty()) std::fprintf(stderr, "%s\n", daily_message_.c_str());
   if (!failure_.empty()) {
     std::fprintf(stderr, "smtpblast: run stopped: %s\n", failure_.c_str());
-    // Nothing could be delivered at all: most likely a wrong relay address or port.
-    if (attempts_ == 0) return 2;
+    // Nothing could be delivered at all (most likely a wrong relay address or port), or a
+    // problem no retry can cure (credentials, TLS): a configuration error.
+    if (attempts_ == 0 || fatal_) return 2;
   }
   bool all_done = c->get(RcptStatus::kUnsent) + c->get(RcptStatus::kDeferred) +
                       c->get(RcptStatus::kFailed) + c->get(RcptStatus::kInFlight) ==

@@ -16,16 +16,13 @@ struct MailingConfig {
   std::string task_path;
   std::string template_path;
   std::string recipients_path;
-  std::string relay;  // as given, for messages
-  std::vector<sockaddr_storage> relay_addrs;
+  const struct RelaySetup* relay = nullptr;  // address, TLS, credentials (prepare_relay)
   std::string from;
-  std::string helo;
   uint32_t connections = 1;
   uint32_t per_connection = 100;
   uint32_t workers = 1;
   uint32_t max_attempts = 3;
   uint32_t retry_delay_ms = 5000;
-  uint32_t connect_timeout_ms = 30000;
   uint32_t window = 32;
   bool pipelining = true;
   bool chunking = true;

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "loop/tcp_conn.h"
+#include "loop/tls_engine.h"
 
 namespace sb {
 
@@ -15,6 +16,7 @@ class ConnectionPool::Conn : public ConnListener {
  public:
   Conn(ConnectionPool& pool, const sockaddr* addr)
       : pool_(pool), session_(pool.cfg_.session, pool.host_, out_) {
+    session_.keep_transcript(pool.cfg_.keep_transcript);
     tcp_ = TcpConn::create(pool.loop_, this);
     tcp_->connect(addr);
     tcp_->set_deadline(tcp_->now_ms() + pool.cfg_.connect_timeout_ms);
@@ -22,10 +24,34 @@ class ConnectionPool::Conn : public ConnListener {
 
   void on_connected() override {
     connected_ = true;
+    if (pool_.cfg_.session.tls == TlsMode::kImplicit) {
+      start_tls();  // the greeting comes over TLS
+      return;
+    }
     session_.on_connected(tcp_->now_ms());
     sync();
   }
   void on_read(std::string_view data) override {
+    if (tls_ != nullptr) {
+      plain_.clear();
+      cipher_.clear();
+      bool was_done = tls_->handshake_done();
+      Status st = tls_->on_cipher_in(data, plain_, cipher_);
+      send_cipher();
+      if (!st.ok()) {
+        // Certificate, name and version failures will not go away by reconnecting.
+        session_.on_tls_failed(st.error().message, !was_done);
+        sync();
+        return;
+      }
+      if (!was_done && tls_->handshake_done()) {
+        session_.on_tls_ready(tcp_->now_ms());
+        if (pool_.cfg_.session.tls == TlsMode::kImplicit) session_.on_connected(tcp_->now_ms());
+      }
+      if (!plain_.empty()) session_.on_data(plain_, tcp_->now_ms());
+      sync();
+      return;
+    }
     session_.on_data(data, tcp_->now_ms());
     sync();
   }
@@ -34,6 +60,11 @@ class ConnectionPool::Conn : public ConnListener {
     if (why_.empty()) why_ = session_.end_reason().empty() ? std::string(why) : session_.end_reason();
   }
   void on_timer() override {
+    if (tls_ != nullptr && !tls_->handshake_done()) {
+      session_.on_tls_failed("timed out during the TLS handshake", false);
+      sync();
+      return;
+    }
     if (!connected_seen()) {
       why_ = "connect: timed out after " + std::to_string(pool_.cfg_.connect_timeout_ms / 1000) + " s";
       session_.on_closed(why_, tcp_->now_ms());
@@ -57,23 +88,75 @@ class ConnectionPool::Conn : public ConnListener {
   }
   const Session& session() const { return session_; }
   const std::string& why() const { return why_; }
+  std::string tls_summary() const {
+    if (tls_ == nullptr || !tls_->handshake_done()) return "";
+    TlsInfo i = tls_->info();
+    std::string s = i.protocol + " " + i.cipher;
+    if (!i.peer_subject.empty()) s += ", certificate " + i.peer_subject + " issued by " + i.peer_issuer;
+    s += i.verify_enabled ? ", verification " + i.verify_result
+                          : ", verification OFF (would be: " + i.verify_result + ")";
+    if (i.resumed) s += ", session resumed";
+    return s;
+  }
 
  private:
   bool connected_seen() const { return connected_; }
-  // After every event: hand the session's output to the socket, follow its deadline, and
-  // close when it is finished.
+  void start_tls() {
+    auto e = TlsEngine::create_client(pool_.cfg_.tls, pool_.cfg_.tls_host);
+    if (!e.ok()) {
+      session_.on_tls_failed(e.error().message, true);
+      sync();
+      return;
+    }
+    tls_ = std::move(e).value();
+    cipher_.clear();
+    Status st = tls_->start_handshake(cipher_);
+    send_cipher();
+    if (!st.ok()) {
+      session_.on_tls_failed(st.error().message, true);
+      sync();
+      return;
+    }
+    tcp_->set_deadline(tcp_->now_ms() + pool_.cfg_.session.timeouts.ehlo);
+  }
+  void send_cipher() {
+    if (cipher_.empty()) return;
+    enc_.append(cipher_);
+    cipher_.clear();
+    tcp_->write(enc_);
+  }
+
+  // After every event: hand the session's output to the socket (through TLS when it is on),
+  // follow its deadline, and close when it is finished.
   void sync() {
-    if (!out_.empty()) tcp_->write(out_);
+    if (session_.wants_tls() && tls_ == nullptr) start_tls();
+    if (!out_.empty()) {
+      if (tls_ != nullptr) {
+        if (tls_->handshake_done()) {
+          cipher_.clear();
+          (void)tls_->write_plain(out_, cipher_);
+          out_.clear();
+          send_cipher();
+        }
+      } else {
+        tcp_->write(out_);
+      }
+    }
     if (session_.wants_close()) {
       if (why_.empty()) why_ = session_.end_reason();
       tcp_->close(true);
       return;
     }
+    if (tls_ != nullptr && !tls_->handshake_done()) return;  // the handshake deadline holds
     tcp_->set_deadline(session_.deadline_ms());
   }
 
   ConnectionPool& pool_;
   Outbox out_;
+  Outbox enc_;
+  std::unique_ptr<TlsEngine> tls_;
+  std::string plain_;
+  std::string cipher_;
   Session session_;
   TcpConn* tcp_;
   std::string why_;
@@ -123,7 +206,16 @@ void ConnectionPool::abort(const std::string& why) {
 
 void ConnectionPool::conn_closed(Conn* c) {
   conns_.erase(std::find(conns_.begin(), conns_.end(), c));
+  host_.session_ended(c->session(), c->tls_summary());
   const bool reached = c->session().ready_reached();
+  if (c->session().fatal() && !failed_) {
+    // Reconnecting cannot cure this (credentials, TLS refused or unverifiable): stop now.
+    failed_ = true;
+    fatal_ = true;
+    failure_ = cfg_.name + ": " + c->session().end_reason();
+    std::vector<Conn*> copy = conns_;
+    for (Conn* o : copy) o->abort("giving up on " + cfg_.name);
+  }
   if (reached) {
     ++stats_.sessions_ready;
     failures_ = 0;
@@ -145,7 +237,7 @@ void ConnectionPool::conn_closed(Conn* c) {
     for (Conn* o : copy) o->abort("giving up on " + cfg_.name);
   }
   if (failed_) {
-    if (conns_.empty()) host_.pool_failed(failure_);  // reported once, after the last close
+    if (conns_.empty()) host_.pool_failed(failure_, fatal_);  // once, after the last close
     return;
   }
   if (!reached) {

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,8 @@ struct uv_loop_s;
 
 namespace sb {
 
+class TlsContext;
+
 struct PoolConfig {
   std::vector<sockaddr_storage> addrs;  // tried in turn
   std::string name;                     // for messages: "relay 127.0.0.1:2525"
@@ -21,6 +24,11 @@ struct PoolConfig {
   // Consecutive failures to reach the point of sending mail before the pool gives up.
   uint32_t max_connect_failures = 10;
   SessionConfig session;
+  // TLS (session.tls != kNone): the context shared by all connections (certificate checks,
+  // resumption) and the name to verify and send as SNI.
+  std::shared_ptr<TlsContext> tls;
+  std::string tls_host;
+  bool keep_transcript = false;  // the check verb
 };
 
 class PoolHost : public SessionHost {
@@ -29,11 +37,17 @@ class PoolHost : public SessionHost {
   virtual bool has_work() = 0;
   // The pool cannot reach its destination any more (connect failures in a row, greeting
   // refused ...); no connection is open and none will be opened.
-  virtual void pool_failed(const std::string& why) = 0;
+  // `fatal`: a session ended in a way reconnecting cannot cure (credentials, TLS).
+  virtual void pool_failed(const std::string& why, bool fatal) = 0;
   // Every connection has closed and has_work() said no.
   virtual void pool_idle() = 0;
   // Milliseconds to wait before a new connection may open (a connect-rate limit); 0 = now.
   virtual uint64_t connect_delay_ms() { return 0; }
+  // A connection ended; `tls` describes its TLS ("" without). For reports (check verb).
+  virtual void session_ended(const Session& s, const std::string& tls) {
+    (void)s;
+    (void)tls;
+  }
 };
 
 struct PoolStats {
@@ -76,6 +90,7 @@ class ConnectionPool {
   bool aborting_ = false;
   std::string last_failure_;
   std::string failure_;
+  bool fatal_ = false;
   PoolStats stats_;
 };
 

@@ -186,7 +186,7 @@ class FaultsTest(unittest.TestCase):
         csv = self.csv(n, "k")
         task = self.dir / "k.db"
         with blast.BlastSink("--delay-ms", "20") as sink1:
-            args = [blast.BIN, "send", "--task", task, "--template", self.tpl, "--recipients",
+            args = [blast.BIN, "send", "--tls", "none", "--task", task, "--template", self.tpl, "--recipients",
                     csv, "--relay", sink1.hostport, "--connections", "2"]
             with peers.Process(args, timeout=60) as p:
                 deadline = time.monotonic() + 30

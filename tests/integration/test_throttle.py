@@ -26,7 +26,7 @@ class ThrottleTest(unittest.TestCase):
             with blast.BlastSink("--stats-interval-ms", "1000", record=False) as sink:
                 tpl, csv = make_task_inputs(d, 1000)
                 task = d / "t.db"
-                p = peers.Process([blast.BIN, "send", "--task", str(task), "--template",
+                p = peers.Process([blast.BIN, "send", "--tls", "none", "--task", str(task), "--template",
                                    str(tpl), "--recipients", str(csv), "--relay", sink.hostport,
                                    "--connections", "5", "--rate", "600/min"],
                                   timeout=120, name="smtpblast")

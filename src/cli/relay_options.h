@@ -1,0 +1,78 @@
+// Relay options shared by send, check and test: address, TLS, credentials, authentication.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "loop/result.h"
+#include "smtp/session.h"
+
+namespace sb {
+
+class TlsContext;
+
+struct RelayOptions {
+  std::string relay;
+  std::string tls;  // "" = by port: implicit for 465, else starttls
+  std::string ca_file;
+  std::string tls_verify = "yes";
+  bool no_resumption = false;
+  std::string user;
+  std::string password_file;
+  std::string oauth_token_file;
+  std::string oauth_token_cmd;
+  std::string auth = "auto";
+  bool allow_plaintext_auth = false;
+  std::string password_on_argv;  // only to refuse it with a clear message
+  std::string helo;
+  std::string connect_timeout = "30s";
+};
+
+void add_relay_options(CLI::App* cmd, RelayOptions& o, bool relay_required);
+
+// Credentials read from a file, the environment or a token command; thread-safe.
+class RelayCredentials : public Credentials {
+ public:
+  const std::string& user() const override { return user_; }
+  std::string secret() const override;
+  bool is_oauth() const override { return oauth_; }
+  bool refresh(std::string* error) override;
+
+  static Result<std::unique_ptr<RelayCredentials>> load(const RelayOptions& o);
+
+ private:
+  Status fetch();
+  std::string user_;
+  bool oauth_ = false;
+  std::string token_file_;
+  std::string token_cmd_;
+  mutable std::mutex mu_;
+  std::string secret_;
+};
+
+struct RelaySetup {
+  std::vector<sockaddr_storage> addrs;
+  std::string host;  // as given: the name TLS verifies and sends as SNI
+  std::string name;  // "relay host:port" for messages
+  TlsMode tls = TlsMode::kStartTls;
+  std::shared_ptr<TlsContext> tls_context;
+  std::unique_ptr<RelayCredentials> credentials;
+  AuthMech auth = AuthMech::kAuto;
+  bool allow_plaintext_auth = false;
+  uint32_t connect_timeout_ms = 30000;
+  std::string helo;
+  std::vector<std::string> warnings;
+};
+
+// Validates and prepares everything before anything is sent; errors name the flag.
+Result<RelaySetup> prepare_relay(const RelayOptions& o);
+
+// "30s", "500ms", "2m", "1h" or plain seconds.
+bool parse_duration_ms(const std::string& s, uint32_t& out);
+
+}  // namespace sb
