@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "cli/check.h"
 #include "cli/mailing.h"
 #include "cli/relay_options.h"
 #include "smtp/sink_server.h"
@@ -127,6 +128,28 @@ int run_cli(int argc, char** argv) {
   send->add_flag("--no-chunking", no_chunking, "use DATA even when CHUNKING is offered");
   send->add_flag("--force", mc.force, "resume with a template different from the first run's");
 
+  // check, test
+  RelayOptions check_ro;
+  std::string check_from = "postmaster@localhost";
+  std::string probe_rcpt;
+  auto* check = app.add_subcommand(
+      "check", "connect to the relay: greeting, capabilities, TLS, AUTH, optional MAIL/RCPT probe");
+  add_relay_options(check, check_ro, true);
+  check->add_option("--from", check_from, "sender for the probe");
+  check->add_option("--probe-rcpt", probe_rcpt,
+                    "ask whether the relay accepts this recipient (MAIL, RCPT, RSET; no message)");
+  RelayOptions test_ro;
+  std::string test_from;
+  std::string test_to;
+  std::string test_template;
+  auto* test = app.add_subcommand("test", "send one message to one address and show the reply");
+  add_relay_options(test, test_ro, true);
+  test->add_option("--template", test_template, "the message (only {{email}} is filled)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  test->add_option("--to", test_to, "recipient")->required();
+  test->add_option("--from", test_from, "envelope sender (default: the template's From:)");
+
   // presets
   auto* presets = app.add_subcommand("presets", "list the provider presets and their limits");
 
@@ -225,6 +248,15 @@ int run_cli(int argc, char** argv) {
     return run_mailing(mc);
   }
   if (*status) return cmd_status(status_task, status_json);
+  if (*check || *test) {
+    auto relay = prepare_relay(*check ? check_ro : test_ro);
+    if (!relay.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", relay.error().message.c_str());
+      return 2;
+    }
+    if (*check) return run_check(*relay, check_from, probe_rcpt);
+    return run_test_message(*relay, test_template, test_from, test_to);
+  }
   if (*presets) {
     for (const Preset& p : preset_table()) {
       std::printf("%-12s %s:%u  tls=%s  rate=%s  daily=%s\n    %s\n", p.name.c_str(), p.host.c_str(),

@@ -170,6 +170,7 @@ void Session::on_tls_ready(uint64_t now_ms) {
 }
 
 void Session::on_tls_failed(std::string_view why, bool fatal) {
+  phase_ = Phase::kTlsWanted;  // so the failure is reported as the TLS step
   close_with("TLS handshake failed: " + std::string(why), 0, fatal);
 }
 
@@ -207,6 +208,18 @@ void Session::note_reply(const Reply& r) {
 
 void Session::close_with(std::string why, int code, bool fatal) {
   if (phase_ == Phase::kClosed) return;
+  switch (phase_) {
+    case Phase::kInit: end_step_ = "tcp"; break;
+    case Phase::kGreeting: end_step_ = "greeting"; break;
+    case Phase::kEhlo:
+    case Phase::kHelo: end_step_ = "ehlo"; break;
+    case Phase::kStartTls:
+    case Phase::kTlsWanted: end_step_ = "tls"; break;
+    case Phase::kAuth: end_step_ = "auth"; break;
+    case Phase::kReady: end_step_ = "transaction"; break;
+    case Phase::kQuit:
+    case Phase::kClosed: end_step_ = "quit"; break;
+  }
   fatal_ = fatal;
   end_reason_ = std::move(why);
   end_code_ = code;
@@ -511,6 +524,7 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
   const size_t n = t->rcpts.size();
   switch (e.kind) {
     case Kind::kMail:
+      t->mail_code = r.code;
       t->mail_ok = r.positive();
       if (!t->mail_ok) {
         // Pipelined RCPT/DATA replies for this transaction still come and are consumed.

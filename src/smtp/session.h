@@ -38,6 +38,7 @@ struct Txn {
   // Probe only (`check --probe-rcpt`): MAIL and RCPT, then RSET instead of a message; the
   // RCPT reply is the recipient's outcome (kSent meaning "accepted").
   bool probe = false;
+  int mail_code = 0;  // the reply to MAIL FROM, once it came
 
   // Session-private progress.
   uint16_t next_cmd = 0;  // 0 MAIL, 1..n RCPT, n+1 DATA/BDAT
@@ -142,6 +143,9 @@ class Session {
   // The session ended for a reason that reconnecting cannot cure (bad credentials, TLS
   // required but refused or unverifiable): the run must stop.
   bool fatal() const { return fatal_; }
+  // Where the session was when it ended: "tcp", "greeting", "ehlo", "tls", "auth",
+  // "transaction" or "quit" (for `check`'s report).
+  const char* end_step() const { return end_step_; }
 
   // TLS plumbing: after the server's 220 to STARTTLS the session asks the driver to start
   // the handshake; the driver reports back. With implicit TLS the driver does the handshake
@@ -222,6 +226,7 @@ class Session {
   AuthMech mech_ = AuthMech::kAuto;
   int auth_step_ = 0;
   std::string transcript_;
+  const char* end_step_ = "";
 };
 
 }  // namespace sb
