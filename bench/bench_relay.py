@@ -384,7 +384,8 @@ def mode_strace(args, binary, verbs, workdir):
         log("strace not installed: run tools/bootstrap.sh")
         return 1
     files = make_list.generate(os.path.join(workdir, "in"), count, args.size)
-    senders = [s for s in args.senders if s != "smtpblast" or verbs.get("send")]
+    senders = [s for s in args.senders if s in ("smtpblast", "smtp-source") and
+               (s != "smtpblast" or verbs.get("send"))]
     log(f"- strace -c -f, {count:,} messages of {files['rendered_bytes']:,} bytes, "
         f"{args.connections} connections, into smtp-sink")
     log("")

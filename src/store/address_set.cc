@@ -1,6 +1,9 @@
 // A compact set of address keys with the line each was first seen on, for import dedup.
 #include "store/address_set.h"
 
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 
 namespace sb {
@@ -14,21 +17,27 @@ uint64_t AddressSet::insert(std::string_view key, uint64_t line) {
   // Keep the load at or below one half so linear probes stay short.
   if ((size_ + 1) * 2 > slots_.size()) grow();
   uint64_t h = std::hash<std::string_view>{}(key);
+  uint64_t tag = h | 1;
   size_t mask = slots_.size() - 1;
-  for (size_t i = h & mask;; i = (i + 1) & mask) {
+  // Probe from the tag, as grow() places by it: the same start for lookups and moves.
+  for (size_t i = tag & mask;; i = (i + 1) & mask) {
     Slot& s = slots_[i];
-    if (!s.used) {
-      s.used = 1;
-      s.hash = h;
-      s.offset = arena_.size();
-      s.length = static_cast<uint32_t>(key.size());
-      s.line = line;
+    if (s.tag == 0) {
+      // Offsets are 32-bit: 4 GiB of keys is over a hundred million addresses.
+      if (arena_.size() + key.size() + 4 > UINT32_MAX) std::abort();
+      s.tag = tag;
+      s.offset = static_cast<uint32_t>(arena_.size());
+      s.line = line > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(line);
+      uint32_t n = static_cast<uint32_t>(key.size());
+      arena_.append(reinterpret_cast<const char*>(&n), sizeof n);
       arena_.append(key);
       ++size_;
       return 0;
     }
-    if (s.hash == h && std::string_view(arena_).substr(s.offset, s.length) == key) {
-      return s.line;
+    if (s.tag == tag) {
+      uint32_t n;
+      std::memcpy(&n, arena_.data() + s.offset, sizeof n);
+      if (std::string_view(arena_).substr(s.offset + sizeof n, n) == key) return s.line;
     }
   }
 }
@@ -38,9 +47,9 @@ void AddressSet::grow() {
   old.swap(slots_);
   size_t mask = slots_.size() - 1;
   for (const Slot& s : old) {
-    if (!s.used) continue;
-    size_t i = s.hash & mask;
-    while (slots_[i].used) i = (i + 1) & mask;
+    if (s.tag == 0) continue;
+    size_t i = s.tag & mask;
+    while (slots_[i].tag != 0) i = (i + 1) & mask;
     slots_[i] = s;
   }
 }

@@ -20,12 +20,12 @@ class AddressSet {
   size_t size() const { return size_; }
 
  private:
+  // 16 bytes a slot (a million addresses at load 1/2: 32 MB): the hash with its low bit set
+  // (0 = empty), the key's offset in arena_ (length-prefixed there) and the first line.
   struct Slot {
-    uint64_t hash = 0;
-    uint64_t offset = 0;  // in arena_
-    uint32_t length = 0;
-    uint32_t used = 0;
-    uint64_t line = 0;
+    uint64_t tag = 0;
+    uint32_t offset = 0;
+    uint32_t line = 0;
   };
   void grow();
 
