@@ -1,0 +1,340 @@
+// The accounting log: record formatting (CSV, JSONL), sanitising, buffered appends.
+#include "store/accounting.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "store/address.h"
+
+namespace sb {
+namespace {
+
+constexpr size_t kMaxReply = 512;
+constexpr size_t kMaxField = 1024;  // other text fields: ours, but capped all the same
+constexpr const char* kCsvHeader =
+    "time,recipient,status,code,enhanced_code,reply,remote_host,remote_port,tls_version,"
+    "attempt,connection_id,elapsed_ms\n";
+
+// Length of the valid UTF-8 sequence at s[i] and its code point; 0 when invalid (overlong
+// forms, surrogates and code points above U+10FFFF are invalid).
+size_t utf8_seq(std::string_view s, size_t i, uint32_t* cp_out) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  size_t n;
+  uint32_t cp;
+  if (c < 0x80) {
+    *cp_out = c;
+    return 1;
+  }
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF)) {
+    return 0;
+  }
+  *cp_out = cp;
+  return n;
+}
+
+// Untrusted text made fit for one line of a log: invalid UTF-8 octets become '?', each run
+// of control characters (C0, DEL, C1; so CR LF too) becomes one space; then the result is cut
+// to `max` octets without splitting a sequence.
+std::string sanitise(std::string_view s, size_t max) {
+  std::string out;
+  out.reserve(std::min(s.size(), max + 4));
+  bool in_ctl = false;
+  for (size_t i = 0; i < s.size() && out.size() <= max;) {
+    uint32_t cp = 0;
+    size_t n = utf8_seq(s, i, &cp);
+    if (n == 0) {
+      out.push_back('?');
+      in_ctl = false;
+      ++i;
+      continue;
+    }
+    if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
+      if (!in_ctl) out.push_back(' ');
+      in_ctl = true;
+    } else {
+      out.append(s.substr(i, n));
+      in_ctl = false;
+    }
+    i += n;
+  }
+  if (out.size() > max) out.resize(cap_utf8(out, max).size());
+  return out;
+}
+
+void append_time(int64_t ms, std::string& out) {
+  int64_t secs = ms / 1000;
+  int64_t frac = ms % 1000;
+  if (frac < 0) {
+    frac += 1000;
+    --secs;
+  }
+  time_t t = static_cast<time_t>(secs);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  int n = std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                        static_cast<int>(frac));
+  out.append(buf, static_cast<size_t>(n));
+}
+
+void append_csv_field(std::string_view v, std::string& out) {
+  bool quote = v.find_first_of(",\"\r\n") != std::string_view::npos ||
+               (!v.empty() && (v.front() == ' ' || v.back() == ' '));
+  if (!quote) {
+    out.append(v);
+    return;
+  }
+  out.push_back('"');
+  for (char c : v) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
+// RFC 8259 string escaping; the input is valid UTF-8 (sanitised), which goes through as is.
+void append_json_string(std::string_view v, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : v) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+struct Sanitised {
+  std::string recipient, reply, host, tls;
+  std::string_view enhanced;
+};
+
+Sanitised sanitise_record(const AccountingRecord& r) {
+  Sanitised s;
+  s.recipient = sanitise(r.recipient, kMaxField);
+  s.reply = sanitise(r.reply, kMaxReply);
+  s.host = sanitise(r.remote_host, kMaxField);
+  s.tls = sanitise(r.tls_version, kMaxField);
+  s.enhanced = enhanced_status_code(s.reply);
+  return s;
+}
+
+bool ends_with_ci(std::string_view s, std::string_view suffix) {
+  if (s.size() < suffix.size()) return false;
+  s = s.substr(s.size() - suffix.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    if (c != suffix[i]) return false;
+  }
+  return true;
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+}  // namespace
+
+std::string_view enhanced_status_code(std::string_view t) {
+  // A leading reply code ("550 " or "550-") is skipped: callers may pass the whole line.
+  if (t.size() >= 4 && is_digit(t[0]) && is_digit(t[1]) && is_digit(t[2]) &&
+      (t[3] == ' ' || t[3] == '-')) {
+    t.remove_prefix(4);
+  }
+  // RFC 3463: class "." subject "." detail; class is 2, 4 or 5, subject and detail 1-3 digits.
+  if (t.size() < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.') return {};
+  size_t i = 2;
+  for (int part = 0; part < 2; ++part) {
+    size_t start = i;
+    while (i < t.size() && is_digit(t[i])) ++i;
+    if (i == start || i - start > 3) return {};
+    if (part == 0) {
+      if (i >= t.size() || t[i] != '.') return {};
+      ++i;
+    }
+  }
+  if (i < t.size() && t[i] != ' ' && t[i] != '\t') return {};
+  return t.substr(0, i);
+}
+
+void format_accounting_csv(const AccountingRecord& r, std::string& out) {
+  Sanitised s = sanitise_record(r);
+  append_time(r.time_ms, out);
+  out.push_back(',');
+  append_csv_field(s.recipient, out);
+  out.push_back(',');
+  out += status_name(r.status);
+  out.push_back(',');
+  out += std::to_string(r.code);
+  out.push_back(',');
+  out.append(s.enhanced);
+  out.push_back(',');
+  append_csv_field(s.reply, out);
+  out.push_back(',');
+  append_csv_field(s.host, out);
+  out.push_back(',');
+  out += std::to_string(r.remote_port);
+  out.push_back(',');
+  append_csv_field(s.tls, out);
+  out.push_back(',');
+  out += std::to_string(r.attempt);
+  out.push_back(',');
+  out += std::to_string(r.connection_id);
+  out.push_back(',');
+  out += std::to_string(r.elapsed_ms);
+  out.push_back('\n');
+}
+
+void format_accounting_jsonl(const AccountingRecord& r, std::string& out) {
+  Sanitised s = sanitise_record(r);
+  out += "{\"time\":\"";
+  append_time(r.time_ms, out);
+  out += "\",\"recipient\":";
+  append_json_string(s.recipient, out);
+  out += ",\"status\":\"";
+  out += status_name(r.status);
+  out += "\",\"code\":";
+  out += std::to_string(r.code);
+  out += ",\"enhanced_code\":";
+  append_json_string(s.enhanced, out);
+  out += ",\"reply\":";
+  append_json_string(s.reply, out);
+  out += ",\"remote_host\":";
+  append_json_string(s.host, out);
+  out += ",\"remote_port\":";
+  out += std::to_string(r.remote_port);
+  out += ",\"tls_version\":";
+  append_json_string(s.tls, out);
+  out += ",\"attempt\":";
+  out += std::to_string(r.attempt);
+  out += ",\"connection_id\":";
+  out += std::to_string(r.connection_id);
+  out += ",\"elapsed_ms\":";
+  out += std::to_string(r.elapsed_ms);
+  out += "}\n";
+}
+
+Result<std::unique_ptr<AccountingLog>> AccountingLog::open(const std::string& path) {
+  Format f;
+  if (ends_with_ci(path, ".csv")) {
+    f = Format::kCsv;
+  } else if (ends_with_ci(path, ".jsonl")) {
+    f = Format::kJsonl;
+  } else {
+    return make_error(ErrDomain::kConfig, "--accounting " + path +
+                                              ": the file name must end in .csv or .jsonl "
+                                              "(that picks the format)");
+  }
+  // Read access only to look at the last octet; a write-only file still works without it.
+  bool readable = true;
+  int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0 && errno == EACCES) {
+    readable = false;
+    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  }
+  if (fd < 0) {
+    return make_error(ErrDomain::kConfig,
+                      "cannot open the accounting log " + path + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return make_error(ErrDomain::kConfig,
+                      "cannot open the accounting log " + path + ": " + std::strerror(e));
+  }
+  std::unique_ptr<AccountingLog> log(new AccountingLog(path, fd, f));
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
+    char last = '\n';
+    if (readable && ::pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') {
+      log->buf_.push_back('\n');
+    }
+  } else if (f == Format::kCsv && (!S_ISREG(st.st_mode) || st.st_size == 0)) {
+    log->buf_ = kCsvHeader;
+  }
+  return log;
+}
+
+AccountingLog::AccountingLog(std::string path, int fd, Format f)
+    : path_(std::move(path)), fd_(fd), format_(f) {}
+
+AccountingLog::~AccountingLog() {
+  if (fd_ >= 0) {
+    (void)flush();
+    ::close(fd_);
+  }
+}
+
+void AccountingLog::add(const AccountingRecord& r) {
+  if (format_ == Format::kCsv) {
+    format_accounting_csv(r, buf_);
+  } else {
+    format_accounting_jsonl(r, buf_);
+  }
+}
+
+Status AccountingLog::flush() {
+  while (written_ < buf_.size()) {
+    ssize_t n = ::write(fd_, buf_.data() + written_, buf_.size() - written_);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return make_error(ErrDomain::kSys,
+                        "cannot write the accounting log " + path_ + ": " + std::strerror(errno));
+    }
+    written_ += static_cast<size_t>(n);
+  }
+  buf_.clear();
+  written_ = 0;
+  return {};
+}
+
+}  // namespace sb

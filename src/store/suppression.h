@@ -1,0 +1,68 @@
+// The suppression list (--suppress FILE): addresses and @domains that must never be mailed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loop/result.h"
+
+namespace sb {
+
+// File format, one entry a line (UTF-8; a BOM at the start is skipped; LF or CRLF):
+//   user@example.com     suppresses that address
+//   @example.com         suppresses every address whose domain is exactly example.com
+//                        (NOT its subdomains: a@mail.example.com needs its own line)
+//   # comment            a line whose first non-blank character is '#'
+// Blank lines are ignored and spaces/tabs around an entry are trimmed. Comments must be on
+// their own line ('#' is a legal local-part character, so "a#b@x.com" is an address).
+// Entries compare like the task store's duplicate rule: the whole address with ASCII
+// letters lower-cased (no Unicode case folding). Any other line — no '@', two '@', an empty
+// side, a space or control character inside — fails the load naming the file and line:
+//   "suppress.txt line 12: 'foo' is not an address or @domain"
+//
+// Memory: the normalised entries live in one arena (key + '\n') and the index is an
+// open-addressing table of 8-octet slots (32-bit hash tag, 32-bit arena offset) at a load
+// of at most 0.7: about 11.4 + (key length + 1) octets per entry and no allocation per entry
+// (measured: 36.4 MB for 1M entries averaging 25 octets). Lookups verify a tag match against
+// the arena, so there are no false positives.
+//
+// Thread safety: load_file() must not run concurrently with anything else on the object.
+// After loading, the const members (suppressed, size) may be called from any number of
+// threads at once: they read only.
+class SuppressionList {
+ public:
+  SuppressionList() = default;
+  SuppressionList(SuppressionList&&) = default;
+  SuppressionList& operator=(SuppressionList&&) = default;
+  SuppressionList(const SuppressionList&) = delete;
+  SuppressionList& operator=(const SuppressionList&) = delete;
+
+  // Adds the entries of one file (call once per --suppress; files accumulate). On error
+  // (kInput: unreadable file, bad line) the list is left as it was before the call.
+  Status load_file(const std::string& path);
+  // The same from bytes in memory; `name` stands for the file in error messages.
+  Status load_buffer(std::string data, std::string_view name);
+
+  // True when the address, or "@" + its domain (the part after the last '@'), is listed.
+  // `address` is taken as given (the task store holds trimmed addresses).
+  bool suppressed(std::string_view address) const;
+
+  // Distinct entries (addresses and @domains) loaded so far.
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  // True when key is present; else, if empty_slot is given, the empty slot it would take.
+  bool find_slot(std::string_view key, uint64_t h, size_t* empty_slot) const;
+  void rebuild(size_t capacity_for);
+  void insert_new(uint32_t offset, uint64_t h);
+
+  std::string arena_;           // normalised keys, each followed by '\n'
+  std::vector<uint64_t> slots_;  // 0 = empty; else (hash tag << 32) | (offset + 1)
+  size_t size_ = 0;
+};
+
+}  // namespace sb
