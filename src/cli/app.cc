@@ -251,7 +251,12 @@ int run_cli(int argc, char** argv) {
   if (*check || *test) {
     auto relay = prepare_relay(*check ? check_ro : test_ro);
     if (!relay.ok()) {
-      std::fprintf(stderr, "smtpblast: %s\n", relay.error().message.c_str());
+      const std::string& m = relay.error().message;
+      if (*check && m.find("cannot resolve") != std::string::npos) {
+        std::printf("check failed at dns: %s\n", m.c_str());
+        return 1;
+      }
+      std::fprintf(stderr, "smtpblast: %s\n", m.c_str());
       return 2;
     }
     if (*check) return run_check(*relay, check_from, probe_rcpt);

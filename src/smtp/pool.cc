@@ -181,6 +181,18 @@ void ConnectionPool::poke() {
   if (failed_ || aborting_) return;
   for (Conn* c : conns_) c->poke();
   while (!retry_armed_ && conns_.size() < cfg_.connections && host_.has_work()) {
+    if (Credentials* cr = cfg_.session.credentials; cr != nullptr && !cr->verified()) {
+      // The first login of the run decides whether the credentials work: one connection,
+      // on one pool, tries it; the others wait (a short timer re-checks).
+      if (!first_login_here_ && !cr->claim_first_login()) {
+        arm_retry(100);
+        break;
+      }
+      if (!cr->verified()) {
+        first_login_here_ = true;
+        if (!conns_.empty()) break;
+      }
+    }
     if (uint64_t wait = host_.connect_delay_ms(); wait > 0) {
       arm_retry(wait);
       break;
@@ -207,6 +219,14 @@ void ConnectionPool::abort(const std::string& why) {
 void ConnectionPool::conn_closed(Conn* c) {
   conns_.erase(std::find(conns_.begin(), conns_.end(), c));
   host_.session_ended(c->session(), c->tls_summary());
+  if (first_login_here_) {
+    first_login_here_ = false;
+    // Ended before the credentials were known good (not a 535: that is fatal): let the
+    // next connection, on any pool, try.
+    if (Credentials* cr = cfg_.session.credentials; cr != nullptr && !cr->verified() && !c->session().fatal()) {
+      cr->release_first_login();
+    }
+  }
   const bool reached = c->session().ready_reached();
   if (c->session().fatal() && !failed_) {
     // Reconnecting cannot cure this (credentials, TLS refused or unverifiable): stop now.

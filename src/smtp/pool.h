@@ -88,6 +88,7 @@ class ConnectionPool {
   bool retry_armed_ = false;
   bool failed_ = false;
   bool aborting_ = false;
+  bool first_login_here_ = false;  // this pool holds the run's first login attempt
   std::string last_failure_;
   std::string failure_;
   bool fatal_ = false;

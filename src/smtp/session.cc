@@ -458,7 +458,8 @@ void Session::start_auth(uint64_t now_ms) {
     cmd_.assign("AUTH PLAIN ").append(base64(payload)).append("\r\n");
     send_line(cmd_, true);
   } else if (m == AuthMech::kXoauth2) {
-    payload.append("user=").append(cr.user()).append("\x01auth=Bearer ").append(secret).append("\x01\x01");
+    // "\x01" and "auth" are separate literals: "\x01auth" would read as the hex escape \x01a.
+    payload.append("user=").append(cr.user()).append("\x01" "auth=Bearer ").append(secret).append("\x01\x01");
     cmd_.assign("AUTH XOAUTH2 ").append(base64(payload)).append("\r\n");
     send_line(cmd_, true);
   } else {
@@ -474,6 +475,7 @@ void Session::start_auth(uint64_t now_ms) {
 void Session::handle_auth(const Reply& r, uint64_t now_ms) {
   if (r.code == 235) {
     authenticated_ = true;
+    cfg_.credentials->mark_verified();
     phase_ = Phase::kReady;
     ready_reached_ = true;
     return;

@@ -1,6 +1,7 @@
 // The SMTP client session: one connection's protocol engine, driven only by bytes and "now".
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <span>
@@ -87,6 +88,21 @@ class Credentials {
   // Fetches a fresh token (the server rejected the current one); false when that is not
   // possible. Called at most once per connection.
   virtual bool refresh(std::string* error) = 0;
+
+  // Until a login has succeeded once, only one connection in the whole run may try, so a
+  // wrong password is sent exactly once (accounts lock after a few failures). The pools
+  // use these; they are thread-safe.
+  bool verified() const { return verified_.load(std::memory_order_acquire); }
+  void mark_verified() { verified_.store(true, std::memory_order_release); }
+  bool claim_first_login() {
+    bool expected = false;
+    return verified() || first_login_.compare_exchange_strong(expected, true);
+  }
+  void release_first_login() { first_login_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> verified_{false};
+  std::atomic<bool> first_login_{false};
 };
 
 struct SessionConfig {

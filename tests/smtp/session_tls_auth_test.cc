@@ -35,6 +35,24 @@ class FakeCredentials : public Credentials {
   bool oauth_;
 };
 
+std::string unbase64(std::string_view in) {
+  std::string out;
+  uint32_t buf = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
+            : c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
+    if (v < 0) continue;
+    buf = (buf << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((buf >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
 struct Harness {
   explicit Harness(SessionConfig c) : cfg(std::move(c)), session(cfg, host, out) {
     session.keep_transcript(true);
@@ -250,7 +268,11 @@ TEST(SessionTls, ExpiredOauthTokenIsRefreshedOncePerConnection) {
   EXPECT_EQ(cr.refreshes, 1);
   std::string second = h.take();
   EXPECT_EQ(second.rfind("AUTH XOAUTH2 ", 0), 0u);
-  EXPECT_NE(first, second);  // the new token
+  // The SASL XOAUTH2 initial response, byte for byte.
+  EXPECT_EQ(unbase64(first.substr(13)),
+            std::string("user=user@example.test\x01" "auth=Bearer old-token\x01\x01"));
+  EXPECT_EQ(unbase64(second.substr(13)),
+            std::string("user=user@example.test\x01" "auth=Bearer new-token\x01\x01"));
   h.feed("235 2.7.0 Accepted\r\n");
   EXPECT_TRUE(h.session.authenticated());
   EXPECT_NE(h.take().find("MAIL FROM"), std::string::npos);
