@@ -248,28 +248,73 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create_server(const std::string&
 int TlsContext::on_new_session(SSL* ssl, SSL_SESSION* sess) {
   auto* engine = static_cast<TlsEngine*>(SSL_get_app_data(ssl));
   if (engine == nullptr || engine->server_ || !SSL_SESSION_is_resumable(sess)) return 0;
-  engine->ctx_->store_session(engine->host_, sess);
+  engine->ctx_->store_session(engine->host_, sess, engine);
   return 1;  // we keep the reference
 }
 
 SSL_SESSION* TlsContext::take_session_ref(const std::string& host) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(host);
+  if (it == sessions_.end()) return nullptr;
+  auto& list = it->second;
   // OpenSSL marks a session unresumable after a fatal error on a connection that used it.
-  if (it == sessions_.end() || !SSL_SESSION_is_resumable(it->second)) return nullptr;
-  SSL_SESSION_up_ref(it->second);
-  return it->second;
+  for (auto li = list.begin(); li != list.end();) {
+    if (SSL_SESSION_is_resumable(li->sess)) {
+      ++li;
+    } else {
+      SSL_SESSION_free(li->sess);
+      li = list.erase(li);
+    }
+  }
+  if (list.empty()) return nullptr;
+  Stored* pick = &list.back();
+  for (auto ri = list.rbegin(); ri != list.rend(); ++ri) {
+    if (!ri->used) {
+      pick = &*ri;
+      break;
+    }
+  }
+  pick->used = true;
+  SSL_SESSION_up_ref(pick->sess);
+  return pick->sess;
 }
 
-void TlsContext::store_session(const std::string& host, SSL_SESSION* sess) {
-  SSL_SESSION* old = nullptr;
+void TlsContext::store_session(const std::string& host, SSL_SESSION* sess, const void* origin) {
+  SSL_SESSION* dropped = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    SSL_SESSION*& slot = sessions_[host];
-    old = slot;
-    slot = sess;
+    auto& list = sessions_[host];
+    // A TLS 1.2 session replaces the older ones (one reusable session is enough).
+    if (SSL_SESSION_get_protocol_version(sess) < TLS1_3_VERSION) {
+      for (const Stored& old : list) SSL_SESSION_free(old.sess);
+      list.clear();
+    }
+    list.push_back(Stored{sess, origin, false});
+    if (list.size() > kSessionsPerHost) {
+      dropped = list.front().sess;
+      list.erase(list.begin());
+    }
   }
-  if (old != nullptr) SSL_SESSION_free(old);
+  if (dropped != nullptr) SSL_SESSION_free(dropped);
+}
+
+void TlsContext::forget_origin(const std::string& host, const void* origin) {
+  std::vector<SSL_SESSION*> old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sessions_.find(host);
+    if (it == sessions_.end()) return;
+    auto& list = it->second;
+    for (auto li = list.begin(); li != list.end();) {
+      if (li->origin == origin) {
+        old.push_back(li->sess);
+        li = list.erase(li);
+      } else {
+        ++li;
+      }
+    }
+  }
+  for (SSL_SESSION* sess : old) SSL_SESSION_free(sess);
 }
 
 void TlsContext::forget_session(const std::string& host, const SSL_SESSION* if_this) {
@@ -277,25 +322,34 @@ void TlsContext::forget_session(const std::string& host, const SSL_SESSION* if_t
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = sessions_.find(host);
-    if (it == sessions_.end() || it->second != if_this) return;
-    old = it->second;
-    sessions_.erase(it);
+    if (it == sessions_.end()) return;
+    auto& list = it->second;
+    for (auto li = list.begin(); li != list.end(); ++li) {
+      if (li->sess == if_this) {
+        old = li->sess;
+        list.erase(li);
+        break;
+      }
+    }
   }
-  SSL_SESSION_free(old);
+  if (old != nullptr) SSL_SESSION_free(old);
 }
 
 void TlsContext::forget_sessions() {
-  std::map<std::string, SSL_SESSION*, std::less<>> old;
+  std::map<std::string, std::vector<Stored>, std::less<>> old;
   {
     std::lock_guard<std::mutex> lock(mu_);
     old.swap(sessions_);
   }
-  for (auto& [host, sess] : old) SSL_SESSION_free(sess);
+  for (auto& [host, list] : old) {
+    for (const Stored& st : list) SSL_SESSION_free(st.sess);
+  }
 }
 
 bool TlsContext::has_session(const std::string& host) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return sessions_.count(host) != 0;
+  auto it = sessions_.find(host);
+  return it != sessions_.end() && !it->second.empty();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -619,6 +673,7 @@ Status TlsEngine::fail(std::string message) {
     // A session that led to a failed handshake is not offered again.
     ctx_->forget_session(host_, offered_session_);
   }
+  if (!server_) ctx_->forget_origin(host_, this);  // nor any this connection brought
   return make_error(ErrDomain::kSsl, error_);
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "loop/outbox.h"
@@ -69,14 +70,27 @@ class TlsContext {
   static int on_new_session(SSL* ssl, SSL_SESSION* sess);
   // Returns a new reference (caller frees) or null.
   SSL_SESSION* take_session_ref(const std::string& host) const;
-  void store_session(const std::string& host, SSL_SESSION* sess);  // takes ownership
+  // Takes ownership; `origin` identifies the connection the session arrived on.
+  void store_session(const std::string& host, SSL_SESSION* sess, const void* origin);
   void forget_session(const std::string& host, const SSL_SESSION* if_this);
+  // A connection that ended in a fatal alert: none of the sessions it brought is resumed.
+  void forget_origin(const std::string& host, const void* origin);
 
   SSL_CTX* ctx_;
   bool server_;
   TlsClientConfig cfg_;
   mutable std::mutex mu_;
-  std::map<std::string, SSL_SESSION*, std::less<>> sessions_;  // guarded by mu_
+  // Per host, the newest sessions last. A TLS 1.3 ticket is offered unused first (some
+  // servers, OpenSSL's own among them, accept each ticket once); when all have been used the
+  // newest is offered again (others, Postfix for one, accept reuse; a refusal only costs a full
+  // handshake). A TLS 1.2 session is reused. Guarded by mu_.
+  struct Stored {
+    SSL_SESSION* sess;
+    const void* origin;
+    bool used = false;
+  };
+  mutable std::map<std::string, std::vector<Stored>, std::less<>> sessions_;
+  static constexpr size_t kSessionsPerHost = 32;
 };
 
 // One TLS connection, client or server side. The caller moves bytes: what arrives from the

@@ -362,6 +362,38 @@ TEST_F(TlsEngineTest, ResumesWithTls13) {
   EXPECT_EQ(second.server_plain, "QUIT\r\n");
 }
 
+// A pool's connections churn: every new one should resume, not only every other one.
+TEST_F(TlsEngineTest, EveryLaterConnectionResumesWithTls13) {
+  auto cctx = client_ctx(client_cfg());
+  auto sctx = server_ctx("server");
+  int resumed = 0;
+  for (int n = 0; n < 6; ++n) {
+    Pair p(cctx, sctx);
+    ASSERT_TRUE(p.handshake()) << p.client_error;
+    // Like an SMTP session: a little data after the handshake, so the tickets arrive.
+    ASSERT_TRUE(p.client->write_plain("QUIT\r\n", p.c2s).ok());
+    p.pump();
+    if (p.client->info().resumed) ++resumed;
+  }
+  EXPECT_EQ(resumed, 5);
+}
+
+// Two connections opened at once both resume: each gets its own stored ticket.
+TEST_F(TlsEngineTest, ConcurrentConnectionsShareTheStoredSession) {
+  auto cctx = client_ctx(client_cfg());
+  auto sctx = server_ctx("server");
+  {
+    Pair p(cctx, sctx);
+    ASSERT_TRUE(p.handshake());
+  }
+  Pair a(cctx, sctx);
+  Pair b(cctx, sctx);
+  ASSERT_TRUE(a.handshake()) << a.client_error;
+  ASSERT_TRUE(b.handshake()) << b.client_error;
+  EXPECT_TRUE(a.client->info().resumed);
+  EXPECT_TRUE(b.client->info().resumed);
+}
+
 TEST_F(TlsEngineTest, ResumesWithTls12) {
   TlsServerOptions opts;
   opts.max_version = TLS1_2_VERSION;
