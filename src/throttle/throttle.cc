@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 
 namespace sb {
 namespace {
@@ -77,6 +78,19 @@ std::string describe(const ThrottleSnapshot& s) {
   };
   if (s.configured_rate_per_s > 0) add("rate " + fmt_rate(s.configured_rate_per_s));
   if (s.adaptive_rate_per_s > 0) add("slowed to " + fmt_rate(s.adaptive_rate_per_s));
+  if (s.current_rate_per_s > 0) add("current " + fmt_rate(s.current_rate_per_s));
+  if (s.tokens >= 0) {
+    char t[32];
+    std::snprintf(t, sizeof t, "tokens %.1f", s.tokens);
+    add(t);
+  }
+  if (s.next_send_at != 0) {
+    // Wall-clock milliseconds: shown as UTC so `status` can be read later.
+    time_t secs = static_cast<time_t>(s.next_send_at / 1000);
+    char when[40];
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&secs));
+    add(std::string("next send ") + when + " (" + limit_name(s.blocked_by) + ")");
+  }
   if (s.daily_limit) {
     add("daily " + std::to_string(s.daily_count) + "/" + std::to_string(s.daily_limit));
   }

@@ -376,3 +376,27 @@ TEST(SharedThrottle, UnlimitedGrantsAreCounted) {
 
 }  // namespace
 }  // namespace sb
+
+namespace sb {
+namespace {
+
+// `status` shows this line: the current rate, tokens, next send time and the daily count.
+TEST(ThrottleDescribe, NamesRateTokensNextSendAndDailyCount) {
+  ThrottleSnapshot s;
+  s.configured_rate_per_s = 0.5;
+  s.current_rate_per_s = 0.5;
+  s.tokens = 0;
+  s.next_send_at = 1'763'812'891'000;  // 2025-11-22 12:01:31 UTC
+  s.blocked_by = Limit::kRate;
+  s.daily_limit = 100;
+  s.daily_count = 2;
+  std::string d = describe(s);
+  EXPECT_NE(d.find("rate 30/min"), std::string::npos) << d;
+  EXPECT_NE(d.find("tokens 0.0"), std::string::npos) << d;
+  EXPECT_NE(d.find("next send 2025-11-22 12:01:31 UTC"), std::string::npos) << d;
+  EXPECT_NE(d.find("daily 2/100"), std::string::npos) << d;
+  EXPECT_EQ(describe(ThrottleSnapshot{}), "unlimited");
+}
+
+}  // namespace
+}  // namespace sb
