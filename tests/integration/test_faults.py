@@ -93,10 +93,19 @@ class FaultsTest(unittest.TestCase):
         rec1 = recorded_rcpts(msgs1)
         # Every `sent` recipient was accepted by the sink at least once…
         self.assertEqual(by["sent"] - set(rec1), set(), "sent in the task, never accepted")
-        # …and every recipient the sink accepted is `sent` in the task.
-        self.assertEqual(set(rec1) - by["sent"], set(), "accepted by the sink, not sent")
+        # …and every recipient the sink accepted is `sent` in the task, or deferred because
+        # the connection broke before its final reply reached us: when the sink drops a
+        # connection with our next pipelined transaction unread, its kernel sends RST, and an
+        # RST discards the 250 we had not read yet. Those recipients are not lost: they stay
+        # deferred and are sent again (the duplicate window of a lost final reply).
+        lost_reply = {a for a in set(rec1) - by["sent"]
+                      if rows[a]["status"] == "deferred" and
+                      "before the final reply" in (rows[a]["reply"] or "")}
+        self.assertEqual(set(rec1) - by["sent"] - lost_reply, set(),
+                         "accepted by the sink, neither sent nor deferred by a lost reply")
         dups = sum(n - 1 for n in rec1.values() if n > 1)
-        self.assertLessEqual(dups, c1["dropped"], f"{dups} duplicate deliveries")
+        self.assertLessEqual(dups + len(lost_reply), c1["dropped"],
+                             f"{dups} duplicate deliveries, {len(lost_reply)} lost final replies")
         self.assertEqual(c1["messages"], len(msgs1))
         self.assertEqual(c1["recipients"], sum(rec1.values()))
 
