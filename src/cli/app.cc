@@ -15,6 +15,7 @@
 #include "cli/mailing.h"
 #include "cli/relay_options.h"
 #include "smtp/sink_server.h"
+#include "store/suppression.h"
 #include "store/task_store.h"
 #include "throttle/presets.h"
 
@@ -22,10 +23,119 @@ namespace sb {
 
 namespace {
 
-int cmd_status(const std::string& task, bool json) {
+// One CSV field, RFC 4180: quoted when it holds a comma, quote, CR or LF, or starts or ends
+// with a space; quotes doubled.
+void csv_field(std::string& out, std::string_view v) {
+  bool quote = v.find_first_of(",\"\r\n") != std::string_view::npos ||
+               (!v.empty() && (v.front() == ' ' || v.back() == ' '));
+  if (!quote) {
+    out.append(v);
+    return;
+  }
+  out.push_back('"');
+  for (char c : v) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
+bool parse_status(const std::string& name, RcptStatus* s) {
+  for (int i = 0; i <= 5; ++i) {
+    auto st = static_cast<RcptStatus>(i);
+    std::string n = status_name(st);
+    if (name == n || (st == RcptStatus::kInFlight && name == "in_flight")) {
+      *s = st;
+      return true;
+    }
+  }
+  return false;
+}
+
+// `export --task T --status S`: the recipients with that status as CSV on stdout, with
+// their merge fields and last outcome, so a list can be fixed and sent as a new task.
+int cmd_export(const std::string& task, const std::string& status_arg) {
+  RcptStatus want;
+  if (!parse_status(status_arg, &want)) {
+    std::fprintf(stderr, "smtpblast: --status: '%s' is not one of unsent, sent, deferred, "
+                         "failed, suppressed, in-flight\n", status_arg.c_str());
+    return 2;
+  }
   auto st = TaskStore::open(task, false);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
+    return 2;
+  }
+  auto rows = (*st)->list(want, SIZE_MAX);
+  if (!rows.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", rows.error().describe().c_str());
+    return 2;
+  }
+  std::string out;
+  out += "email";
+  for (const std::string& f : (*st)->field_names()) {
+    out.push_back(',');
+    csv_field(out, f);
+  }
+  out += ",status,code,reply\r\n";
+  for (const auto& [r, o] : *rows) {
+    csv_field(out, r.email);
+    for (const std::string& v : r.values) {
+      out.push_back(',');
+      csv_field(out, v);
+    }
+    out.push_back(',');
+    out += status_name(o.status);
+    out += "," + std::to_string(o.code) + ",";
+    csv_field(out, o.reply);
+    out += "\r\n";
+    if (out.size() > (1 << 16)) {
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      out.clear();
+    }
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  if (std::fflush(stdout) != 0) {
+    std::fprintf(stderr, "smtpblast: export: cannot write: %s\n", std::strerror(errno));
+    return 2;
+  }
+  return 0;
+}
+
+int cmd_reset(const std::string& task, bool all, bool errors) {
+  if (all == errors) {
+    std::fprintf(stderr, "smtpblast: reset: give exactly one of --all or --errors\n");
+    return 2;
+  }
+  int lock = lock_task(task);  // never under a running send
+  if (lock < 0) return 2;
+  auto st = TaskStore::open(task, false);
+  if (!st.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
+    ::close(lock);
+    return 2;
+  }
+  auto r = (*st)->reset(errors);
+  ::close(lock);
+  if (!r.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", r.error().describe().c_str());
+    return 2;
+  }
+  std::fprintf(stderr, "task %s: %s recipients are unsent again (addresses rejected at import "
+                       "stay failed)\n",
+               task.c_str(), errors ? "failed and deferred" : "all");
+  return 0;
+}
+
+int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
+  auto st = TaskStore::open(task, false);
+  if (!st.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
+    return 2;
+  }
+  if (json && (failed || deferred)) {
+    std::fprintf(stderr, "smtpblast: status: --failed/--deferred list as text; use `export` "
+                         "for machine-readable lists\n");
     return 2;
   }
   auto c = (*st)->counts();
@@ -65,6 +175,18 @@ int cmd_status(const std::string& task, bool json) {
                   static_cast<unsigned long long>(n));
     }
   }
+  for (RcptStatus s : {RcptStatus::kFailed, RcptStatus::kDeferred}) {
+    if (!(s == RcptStatus::kFailed ? failed : deferred)) continue;
+    auto rows = (*st)->list(s, SIZE_MAX);
+    if (!rows.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", rows.error().describe().c_str());
+      return 2;
+    }
+    std::printf("%s (%zu):\n", status_name(s), rows->size());
+    for (const auto& [r, o] : *rows) {
+      std::printf("  %s  %d  %s\n", r.email.c_str(), o.code, o.reply.c_str());
+    }
+  }
   return 0;
 }
 
@@ -74,6 +196,8 @@ int run_cli(int argc, char** argv) {
   // A peer that closes its end must show up as a write error on that connection, not kill
   // the process.
   std::signal(SIGPIPE, SIG_IGN);
+  // A file-size limit (ulimit -f) must be a write error the task store reports, not death.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"smtpblast: send one mailing (a template x a recipient list) as fast as the "
                "receiving side allows, and never lose track of a recipient"};
   app.require_subcommand(1);
@@ -127,6 +251,26 @@ int run_cli(int argc, char** argv) {
   send->add_flag("--no-pipelining", no_pipelining, "do not use PIPELINING even when offered");
   send->add_flag("--no-chunking", no_chunking, "use DATA even when CHUNKING is offered");
   send->add_flag("--force", mc.force, "resume with a template different from the first run's");
+  std::string commit_interval = "100ms";
+  send->add_option("--commit-interval", commit_interval,
+                   "record outcomes in the task at least this often (default 100ms); after a "
+                   "kill -9 only messages accepted within this window may be sent twice");
+  send->add_option("--limit", mc.limit, "this run starts at most N messages, then stops cleanly");
+  send->add_flag("--reset-errors-after", mc.reset_errors_after,
+                 "at the end of the run, make failed and deferred recipients unsent again");
+  std::vector<std::string> suppress_files;
+  send->add_option("--suppress", suppress_files,
+                   "never mail the addresses and @domains listed in FILE (repeatable)");
+  send->add_option("--accounting", mc.accounting_path,
+                   "append one line per delivery attempt to FILE (.csv or .jsonl)");
+  send->add_option("--backup-dir", mc.backup_dir, "also write every message sent as an .eml here");
+  send->add_option("--backup-name", mc.backup_name,
+                   "file name pattern for --backup-dir/--pickup, e.g. "
+                   "\"{{task_title}}-{{date}}-{{recipient}}.eml\" (default {{id}}-{{recipient}}.eml)");
+  send->add_option("--title", mc.title, "the task's title, {{task_title}} in --backup-name");
+  send->add_option("--pickup", mc.pickup_dir,
+                   "instead of a relay: write each message as an .eml file into this pickup "
+                   "directory (IIS/Exchange style)");
 
   // check, test
   RelayOptions check_ro;
@@ -168,6 +312,28 @@ int run_cli(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "counts of a task's recipients by status and reply");
   status->add_option("--task", status_task, "task file")->required();
   status->add_flag("--json", status_json, "one JSON object");
+  bool status_failed = false;
+  bool status_deferred = false;
+  status->add_flag("--failed", status_failed, "list the failed recipients with their last reply");
+  status->add_flag("--deferred", status_deferred,
+                   "list the deferred recipients with their last reply");
+
+  // reset
+  std::string reset_task;
+  bool reset_all = false;
+  bool reset_errors = false;
+  auto* reset = app.add_subcommand("reset", "make recipients sendable again");
+  reset->add_option("--task", reset_task, "task file")->required();
+  reset->add_flag("--all", reset_all, "every recipient (except addresses rejected at import)");
+  reset->add_flag("--errors", reset_errors, "failed and deferred recipients");
+
+  // export
+  std::string export_task;
+  std::string export_status;
+  auto* exp = app.add_subcommand("export", "write recipients with a given status as CSV to stdout");
+  exp->add_option("--task", export_task, "task file")->required();
+  exp->add_option("--status", export_status,
+                  "unsent, sent, deferred, failed, suppressed or in-flight")->required();
 
   // sink
   SinkServerConfig sc;
@@ -219,9 +385,40 @@ int run_cli(int argc, char** argv) {
       if (ro.tls.empty()) ro.tls = p->tls;
       apply_preset(*p, mc.throttle);
     }
-    if (ro.relay.empty()) {
-      std::fprintf(stderr, "smtpblast: --relay HOST:PORT is required (or a --preset)\n");
+    if (!mc.pickup_dir.empty() && (!ro.relay.empty() || !preset_name.empty())) {
+      std::fprintf(stderr, "smtpblast: --pickup writes files instead of using a relay: give one "
+                           "of --pickup or --relay/--preset\n");
       return 2;
+    }
+    if (!mc.pickup_dir.empty() && !mc.backup_dir.empty()) {
+      std::fprintf(stderr, "smtpblast: --backup-dir goes with a relay; --pickup files are the "
+                           "messages\n");
+      return 2;
+    }
+    if (ro.relay.empty() && mc.pickup_dir.empty()) {
+      std::fprintf(stderr, "smtpblast: --relay HOST:PORT is required (or a --preset, or --pickup DIR)\n");
+      return 2;
+    }
+    {
+      uint32_t ms = 0;
+      if (!parse_duration_ms(commit_interval, ms) || ms == 0 || ms > 60000) {
+        std::fprintf(stderr, "smtpblast: --commit-interval: '%s' is not a duration between 1ms "
+                             "and 60s (e.g. 100ms)\n", commit_interval.c_str());
+        return 2;
+      }
+      mc.commit_interval_ms = ms;
+    }
+    SuppressionList suppress;
+    for (const std::string& f : suppress_files) {
+      if (auto r = suppress.load_file(f); !r.ok()) {
+        std::fprintf(stderr, "smtpblast: --suppress: %s\n", r.error().message.c_str());
+        return 2;
+      }
+    }
+    mc.suppress = &suppress;
+    if (!mc.pickup_dir.empty()) {
+      mc.progress = false;
+      return run_mailing(mc);
     }
     if (mc.wait_daily && mc.throttle.daily_limit == 0) {
       std::fprintf(stderr, "smtpblast: --wait goes with --daily-limit\n");
@@ -247,7 +444,9 @@ int run_cli(int argc, char** argv) {
     mc.progress = isatty(STDERR_FILENO) != 0;
     return run_mailing(mc);
   }
-  if (*status) return cmd_status(status_task, status_json);
+  if (*status) return cmd_status(status_task, status_json, status_failed, status_deferred);
+  if (*reset) return cmd_reset(reset_task, reset_all, reset_errors);
+  if (*exp) return cmd_export(export_task, export_status);
   if (*check || *test) {
     auto relay = prepare_relay(*check ? check_ro : test_ro);
     if (!relay.ok()) {

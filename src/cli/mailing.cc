@@ -2,7 +2,9 @@
 // batches; each worker loop renders messages and drives its own connection pool.
 #include "cli/mailing.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -10,12 +12,16 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -24,6 +30,8 @@
 #include "loop/worker.h"
 #include "message/template.h"
 #include "smtp/pool.h"
+#include "store/accounting.h"
+#include "store/eml_files.h"
 #include "store/task_store.h"
 
 namespace sb {
@@ -32,8 +40,7 @@ namespace {
 
 constexpr size_t kBatch = 512;          // recipients claimed per request
 constexpr size_t kOutcomeFlush = 256;   // outcomes a worker hands over at once
-constexpr uint64_t kFlushMs = 50;       // ... or after this long
-constexpr uint64_t kCommitMs = 100;     // the journal commits at least this often
+constexpr uint64_t kFlushMs = 50;       // ... or after this long (at most the commit interval)
 
 
 uint64_t wall_ms() {
@@ -51,11 +58,26 @@ bool is_ascii(std::string_view s) {
 
 class Runner;
 
+// One outcome on its way from a worker to the journal thread, with what the accounting log
+// and the backup copy need (filled only when those are on).
+struct Report {
+  Outcome out;
+  int64_t time_ms = 0;  // wall clock when the attempt ended
+  std::string email;
+  std::string peer;  // "IP:PORT"
+  std::string tls_version;
+  uint64_t conn_id = 0;
+  uint32_t elapsed_ms = 0;
+  std::string eml;                  // --backup-dir, sent only: the message as written to disk
+  std::vector<std::string> values;  // --backup-dir: merge values, for the file name
+};
+
 // A recipient on its way through a worker: the row, its rendered message, its transaction.
 struct Job {
   RecipientRow row;
   uint64_t sent_at = 0;  // wall-clock ms when the throttle let it go
   RenderedMessage msg;
+  int64_t rendered_at = 0;  // the render's "now" (Date:), to render the backup copy alike
   Txn txn;
   uint32_t run_attempts = 0;  // attempts in this run
   bool retry = false;
@@ -88,7 +110,8 @@ class WorkerMailing : public PoolHost {
  private:
   Job* new_job();
   void recycle(Job* j);
-  void record(Job* j, RcptStatus s, int code, std::string_view text);
+  void record(Job* j, RcptStatus s, int code, std::string_view text, const Txn* t = nullptr);
+  void release(Job* j);
   void flush_outcomes();
   void maybe_request();
   void maybe_finish();
@@ -109,7 +132,8 @@ class WorkerMailing : public PoolHost {
   std::multimap<uint64_t, Job*> delayed_;
   std::vector<std::unique_ptr<Job>> jobs_;
   std::vector<Job*> free_;
-  std::vector<Outcome> outcomes_;
+  std::vector<Report> outcomes_;
+  RenderedMessage backup_msg_;  // scratch for the undotted backup copy
   uv_timer_t* flush_timer_ = nullptr;
   uv_timer_t* retry_timer_ = nullptr;
   uv_timer_t* throttle_timer_ = nullptr;
@@ -130,10 +154,13 @@ constexpr uint64_t kHoldForRetryMs = 30000;
 class Runner {
  public:
   explicit Runner(const MailingConfig& cfg) : cfg_(cfg) {}
+  ~Runner() {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
   int run();
 
   // Called from worker threads.
-  void post_outcomes(std::vector<Outcome>& v) {
+  void post_outcomes(std::vector<Report>& v) {
     {
       std::lock_guard<std::mutex> g(mu_);
       if (in_.empty()) in_.swap(v);
@@ -156,6 +183,15 @@ class Runner {
     }
     cv_.notify_one();
   }
+  // --limit: true while this run may start one more message.
+  bool take_message() {
+    return cfg_.limit == 0 || started_.fetch_add(1, std::memory_order_relaxed) < cfg_.limit;
+  }
+  void limit_reached() {
+    limit_hit_.store(true);
+    std::lock_guard<std::mutex> g(mu_);
+    cv_.notify_one();
+  }
   void worker_finished(const std::string& failure, bool fatal = false) {
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -169,7 +205,12 @@ class Runner {
  private:
   int prepare();
   void loop();
-  void commit(std::vector<Outcome>& v);
+  void commit(std::vector<Report>& v);
+  void filter_suppressed(std::vector<RecipientRow>& rows, std::vector<Report>& out);
+  void stop_all_new();
+  int run_pickup();
+  void write_backup(const Report& r);
+  int finish();  // summary, --reset-errors-after, exit code
   void print_progress(bool final_line);
   void save_throttle_state();
   std::string summary_line(const StatusCounts& c, double secs);
@@ -182,8 +223,17 @@ class Runner {
   std::vector<WorkerMailing*> mailings_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Outcome> in_;
+  std::vector<Report> in_;
   std::vector<WorkerMailing*> requests_;
+  std::vector<Outcome> scratch_;  // journal thread: the outcomes of one commit
+  std::unique_ptr<AccountingLog> accounting_;
+  std::optional<EmlNamer> namer_;  // --backup-dir / --pickup
+  std::string backup_error_;
+  uint64_t backup_failures_ = 0;
+  int lock_fd_ = -1;
+  std::atomic<uint64_t> started_{0};
+  std::atomic<bool> limit_hit_{false};
+  bool limit_reported_ = false;
   size_t finished_ = 0;
   std::string failure_;
   uint64_t daily_resume_at_ = 0;  // set when the daily limit stopped the run
@@ -196,7 +246,8 @@ class Runner {
   bool exhausted_ = false;
   bool stop_requested_ = false;
   uint64_t todo_ = 0;
-  uint64_t done_sent_ = 0, done_failed_ = 0, done_deferred_ = 0, attempts_ = 0;
+  uint64_t done_sent_ = 0, done_failed_ = 0, done_deferred_ = 0, done_suppressed_ = 0,
+           attempts_ = 0;
   std::chrono::steady_clock::time_point t0_;
   bool progress_shown_ = false;
   std::atomic<int> signals_{0};  // SIGINT/SIGTERM received
@@ -221,7 +272,7 @@ void WorkerMailing::start() {
   flush_timer_->data = retry_timer_->data = throttle_timer_->data = this;
   uv_timer_start(flush_timer_, [](uv_timer_t* t) {
     static_cast<WorkerMailing*>(t->data)->flush_outcomes();
-  }, kFlushMs, kFlushMs);
+  }, std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms), std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms));
   maybe_request();
 }
 
@@ -255,7 +306,18 @@ void WorkerMailing::recycle(Job* j) {
 void WorkerMailing::add_batch(std::vector<RecipientRow> rows, bool exhausted) {
   requested_ = false;
   exhausted_ = exhausted_ || exhausted;
-  if (aborted_ || stopping_) return;  // these rows stay unsent in the task
+  if (aborted_ || stopping_) {
+    // Claimed (in flight in the store) but never started: back to their earlier status.
+    for (auto& r : rows) {
+      Job* j = new_job();
+      j->row = std::move(r);
+      release(j);
+      recycle(j);
+    }
+    flush_outcomes();
+    maybe_finish();
+    return;
+  }
   for (auto& r : rows) {
     Job* j = new_job();
     j->row = std::move(r);
@@ -287,6 +349,10 @@ SessionHost::Next WorkerMailing::next_txn(bool bdat, Txn*& out) {
       wait_for_throttle(at);
       return Next::kWait;
     }
+    if (!runner_.take_message()) {
+      runner_.limit_reached();  // the runner stops every worker; this one stays queued
+      return Next::kWait;
+    }
     Job* j = ready_.front();
     ready_.pop_front();
     j->sent_at = now_wall;
@@ -296,6 +362,7 @@ SessionHost::Next WorkerMailing::next_txn(bool bdat, Txn*& out) {
     in.values = &j->row.values;
     in.recipient_id = j->row.id;
     in.now = static_cast<int64_t>(std::time(nullptr));
+    j->rendered_at = in.now;
     Status st = tpl_.render(in, !bdat, j->msg);
     if (!st.ok()) {
       // This recipient's data cannot make a valid message; the run goes on.
@@ -327,8 +394,47 @@ SessionHost::Next WorkerMailing::next_txn(bool bdat, Txn*& out) {
   return Next::kDone;
 }
 
-void WorkerMailing::record(Job* j, RcptStatus s, int code, std::string_view text) {
-  Outcome o;
+void WorkerMailing::release(Job* j) {
+  Report& r = outcomes_.emplace_back();
+  r.out.id = j->row.id;
+  r.out.status = j->row.status;
+  r.out.status_only = true;
+  if (outcomes_.size() >= kOutcomeFlush) flush_outcomes();
+}
+
+void WorkerMailing::record(Job* j, RcptStatus s, int code, std::string_view text,
+                           const Txn* t) {
+  Report& r = outcomes_.emplace_back();
+  r.time_ms = static_cast<int64_t>(wall_ms());
+  if (!cfg_.accounting_path.empty()) {
+    r.email = j->row.email;
+    if (t != nullptr) {
+      if (t->conn != nullptr) {
+        r.peer = t->conn->peer;
+        r.tls_version = t->conn->tls_version;
+        r.conn_id = t->conn->id;
+      }
+      uint64_t n = now();
+      r.elapsed_ms = static_cast<uint32_t>(n > t->started_ms ? n - t->started_ms : 0);
+    }
+  }
+  if (!cfg_.backup_dir.empty() && s == RcptStatus::kSent && t != nullptr) {
+    if (r.email.empty()) r.email = j->row.email;
+    r.values = j->row.values;
+    if (t->bdat) {
+      r.eml = j->msg.flatten();
+    } else {
+      // The DATA copy is dot-stuffed: render again, undotted, with the same "now".
+      RenderInput in;
+      in.email = j->row.email;
+      in.values = &j->row.values;
+      in.recipient_id = j->row.id;
+      in.now = j->rendered_at;
+      backup_msg_.clear();
+      if (tpl_.render(in, false, backup_msg_).ok()) r.eml = backup_msg_.flatten();
+    }
+  }
+  Outcome& o = r.out;
   o.id = j->row.id;
   o.status = s;
   o.code = code;
@@ -338,7 +444,6 @@ void WorkerMailing::record(Job* j, RcptStatus s, int code, std::string_view text
   }
   o.attempts = j->row.attempts + j->run_attempts;
   o.time = static_cast<int64_t>(std::time(nullptr));
-  outcomes_.push_back(std::move(o));
   if (outcomes_.size() >= kOutcomeFlush) flush_outcomes();
 }
 
@@ -359,7 +464,7 @@ void WorkerMailing::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::str
   RcptStatus s = v == Verdict::kSent     ? RcptStatus::kSent
                  : v == Verdict::kFailed ? RcptStatus::kFailed
                                          : RcptStatus::kDeferred;
-  record(j, s, code, text);
+  record(j, s, code, text, &t);
   j->retry = s == RcptStatus::kDeferred && j->run_attempts < cfg_.max_attempts && !aborted_ &&
              !stopping_;
 }
@@ -412,9 +517,13 @@ void WorkerMailing::retry_due() {
 }
 
 void WorkerMailing::drop_queued() {
-  // Recipients queued here but not started keep the status they have in the task: nothing
-  // is lost, a later run sends them.
-  for (Job* j : ready_) recycle(j);
+  // Recipients queued here but not started go back to the status they had before this run
+  // claimed them (a retry already has its deferred outcome): nothing is lost, a later run
+  // sends them.
+  for (Job* j : ready_) {
+    if (j->run_attempts == 0) release(j);
+    recycle(j);
+  }
   ready_.clear();
   for (auto& [due, j] : delayed_) recycle(j);
   delayed_.clear();
@@ -464,6 +573,38 @@ void WorkerMailing::maybe_finish() {
 
 }  // namespace
 
+int lock_task(const std::string& task_path) {
+  if (task_path == ":memory:") return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  std::string path = task_path + ".lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    std::fprintf(stderr, "smtpblast: cannot open lock file %s: %s\n", path.c_str(),
+                 std::strerror(errno));
+    return -1;
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    char buf[32] = {0};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?");
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      std::fprintf(stderr, "smtpblast: task %s is being sent by process %s\n", task_path.c_str(),
+                   pid.c_str());
+    } else {
+      std::fprintf(stderr, "smtpblast: cannot lock %s: %s\n", path.c_str(), std::strerror(err));
+    }
+    return -1;
+  }
+  // The file stays (removing it would race with a starting sender); the lock dies with us.
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // The lock holds without the PID in it; the message just says "?".
+  }
+  return fd;
+}
+
 int import_recipients(TaskStore& store, const std::string& path) {
   auto rep = store.import_csv(path);
   if (!rep.ok()) {
@@ -497,6 +638,8 @@ std::string read_file(const std::string& path, std::string* err) {
 }
 
 int Runner::prepare() {
+  lock_fd_ = lock_task(cfg_.task_path);
+  if (lock_fd_ < 0) return 2;
   auto st = TaskStore::open(cfg_.task_path, true);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
@@ -566,6 +709,30 @@ int Runner::prepare() {
     return 2;
   }
   throttle_ = std::make_unique<SharedThrottle>(*tcfg);
+  if (!cfg_.backup_dir.empty() || !cfg_.pickup_dir.empty()) {
+    const std::string& dir = cfg_.pickup_dir.empty() ? cfg_.backup_dir : cfg_.pickup_dir;
+    if (auto w = check_writable_dir(dir, cfg_.pickup_dir.empty() ? "--backup-dir" : "--pickup");
+        !w.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", w.error().message.c_str());
+      return 2;
+    }
+    auto n = EmlNamer::create(
+        cfg_.backup_name.empty() ? EmlNamer::kDefaultPattern : cfg_.backup_name,
+        store_->field_names());
+    if (!n.ok()) {
+      std::fprintf(stderr, "smtpblast: --backup-name: %s\n", n.error().message.c_str());
+      return 2;
+    }
+    namer_.emplace(std::move(n).value());
+  }
+  if (!cfg_.accounting_path.empty()) {
+    auto a = AccountingLog::open(cfg_.accounting_path);
+    if (!a.ok()) {
+      std::fprintf(stderr, "smtpblast: --accounting: %s\n", a.error().message.c_str());
+      return 2;
+    }
+    accounting_ = std::move(a).value();
+  }
   // The rolling daily count lives in the task, so a limit holds across runs.
   if (auto ds = store_->get_meta("daily_state"); ds.ok() && ds->has_value()) {
     if (auto r = throttle_->restore_daily_state(**ds); !r.ok()) {
@@ -584,9 +751,11 @@ void Runner::save_throttle_state() {
   (void)store_->set_meta("throttle", describe(throttle_->snapshot(now)));
 }
 
-void Runner::commit(std::vector<Outcome>& v) {
+void Runner::commit(std::vector<Report>& v) {
   if (v.empty()) return;
-  if (auto s = store_->record(v); !s.ok()) {
+  scratch_.clear();
+  for (const Report& r : v) scratch_.push_back(r.out);
+  if (auto s = store_->record(scratch_); !s.ok()) {
     // Nothing new may start when outcomes cannot be recorded: stop the run.
     if (store_error_.empty()) {
       std::fprintf(stderr, "smtpblast: cannot record outcomes: %s\n", s.error().describe().c_str());
@@ -594,13 +763,93 @@ void Runner::commit(std::vector<Outcome>& v) {
     }
     return;  // kept in v: retried with the next commit
   }
-  for (const Outcome& o : v) {
-    ++attempts_;
-    if (o.status == RcptStatus::kSent) ++done_sent_;
-    else if (o.status == RcptStatus::kFailed) ++done_failed_;
-    else if (o.status == RcptStatus::kDeferred) ++done_deferred_;
+  for (const Report& r : v) {
+    const Outcome& o = r.out;
+    if (o.status_only) continue;  // a release: no attempt was made
+    if (o.status == RcptStatus::kSuppressed) {
+      ++done_suppressed_;
+    } else {
+      ++attempts_;
+      if (o.status == RcptStatus::kSent) ++done_sent_;
+      else if (o.status == RcptStatus::kFailed) ++done_failed_;
+      else if (o.status == RcptStatus::kDeferred) ++done_deferred_;
+    }
+    if (accounting_) {
+      AccountingRecord a;
+      a.time_ms = r.time_ms;
+      a.recipient = r.email;
+      a.status = o.status;
+      a.code = o.code;
+      a.reply = o.reply;
+      if (size_t colon = r.peer.rfind(':'); colon != std::string::npos) {
+        a.remote_host = r.peer.substr(0, colon);
+        if (a.remote_host.size() >= 2 && a.remote_host.front() == '[') {
+          a.remote_host = a.remote_host.substr(1, a.remote_host.size() - 2);
+        }
+        a.remote_port = static_cast<uint16_t>(std::atoi(r.peer.c_str() + colon + 1));
+      }
+      a.tls_version = r.tls_version;
+      a.attempt = o.attempts;
+      a.connection_id = r.conn_id;
+      a.elapsed_ms = r.elapsed_ms;
+      accounting_->add(a);
+    }
+    if (!r.eml.empty() && o.status == RcptStatus::kSent) write_backup(r);
+  }
+  if (accounting_) {
+    if (auto f = accounting_->flush(); !f.ok() && backup_error_.empty()) {
+      // The task store is the record of truth; the log keeps the lines and retries.
+      std::fprintf(stderr, "smtpblast: warning: --accounting: %s\n", f.error().message.c_str());
+    }
   }
   v.clear();
+}
+
+void Runner::write_backup(const Report& r) {
+  EmlNameVars nv;
+  nv.task_title = cfg_.title;
+  nv.subject = tpl_->subject();
+  nv.recipient = r.email;
+  nv.time = r.out.time;
+  nv.id = r.out.id;
+  nv.values = &r.values;
+  std::vector<std::string_view> pieces{r.eml};
+  if (auto w = write_eml_atomically(cfg_.backup_dir, namer_->name(nv), pieces, nullptr); !w.ok()) {
+    ++backup_failures_;
+    if (backup_error_.empty()) {
+      backup_error_ = w.error().message;
+      std::fprintf(stderr, "smtpblast: warning: --backup-dir: %s\n", backup_error_.c_str());
+    }
+  }
+}
+
+void Runner::filter_suppressed(std::vector<RecipientRow>& rows, std::vector<Report>& out) {
+  if (cfg_.suppress == nullptr || cfg_.suppress->empty()) return;
+  size_t keep = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (cfg_.suppress->suppressed(rows[i].email)) {
+      Report& r = out.emplace_back();
+      r.time_ms = static_cast<int64_t>(wall_ms());
+      r.email = rows[i].email;
+      r.out.id = rows[i].id;
+      r.out.status = RcptStatus::kSuppressed;
+      r.out.reply = "on the suppression list";
+      r.out.attempts = rows[i].attempts;
+      r.out.time = static_cast<int64_t>(std::time(nullptr));
+      continue;
+    }
+    if (keep != i) rows[keep] = std::move(rows[i]);
+    ++keep;
+  }
+  rows.resize(keep);
+}
+
+void Runner::stop_all_new() {
+  stop_requested_ = true;
+  for (size_t i = 0; i < mailings_.size(); ++i) {
+    WorkerMailing* m = mailings_[i];
+    workers_[i]->post([m] { m->stop_new(); });
+  }
 }
 
 void Runner::print_progress(bool final_line) {
@@ -620,7 +869,7 @@ void Runner::print_progress(bool final_line) {
 }
 
 void Runner::loop() {
-  std::vector<Outcome> outcomes;
+  std::vector<Report> outcomes;
   std::vector<WorkerMailing*> requests;
   std::vector<RecipientRow> rows;
   auto last_commit = std::chrono::steady_clock::now();
@@ -631,9 +880,9 @@ void Runner::loop() {
     std::string failure;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait_for(lk, std::chrono::milliseconds(kCommitMs), [&] {
+      cv_.wait_for(lk, std::chrono::milliseconds(cfg_.commit_interval_ms), [&] {
         return !requests_.empty() || in_.size() >= 4096 || finished_ == mailings_.size() ||
-               signals_.load() > signals_seen;
+               signals_.load() > signals_seen || (limit_hit_.load() && !limit_reported_);
       });
       if (outcomes.empty()) outcomes.swap(in_);
       else {
@@ -651,7 +900,7 @@ void Runner::loop() {
     }
     auto now = std::chrono::steady_clock::now();
     // Commit in batches: one SQLite transaction for many outcomes.
-    if (!outcomes.empty() && (now - last_commit >= std::chrono::milliseconds(kCommitMs) ||
+    if (!outcomes.empty() && (now - last_commit >= std::chrono::milliseconds(cfg_.commit_interval_ms) ||
                               outcomes.size() >= 4096 || finished == mailings_.size())) {
       commit(outcomes);
       save_throttle_state();
@@ -672,10 +921,14 @@ void Runner::loop() {
                        " recipients reached; sending may resume at " + when +
                        " (run again then, or give --wait)";
       std::fprintf(stderr, "\n%s\n", daily_message_.c_str());
-      for (size_t i = 0; i < mailings_.size(); ++i) {
-        WorkerMailing* m = mailings_[i];
-        workers_[i]->post([m] { m->stop_new(); });
-      }
+      stop_all_new();
+    }
+    if (limit_hit_.load() && !limit_reported_) {
+      limit_reported_ = true;
+      std::fprintf(stderr, "\n--limit %llu reached: no new messages are started; a later run "
+                           "sends the rest\n",
+                   static_cast<unsigned long long>(cfg_.limit));
+      stop_all_new();
     }
     if (!failure.empty() && !stop_requested_) {
       stop_requested_ = true;
@@ -687,13 +940,9 @@ void Runner::loop() {
     int sigs = signals_.load();
     if (sigs > signals_seen) {
       if (signals_seen == 0) {
-        stop_requested_ = true;
         std::fprintf(stderr, "\nstopping: no new messages are started, those under way finish; "
                              "a second signal stops at once; a later run resumes\n");
-        for (size_t i = 0; i < mailings_.size(); ++i) {
-          WorkerMailing* m = mailings_[i];
-          workers_[i]->post([m] { m->stop_new(); });
-        }
+        stop_all_new();
       } else if (signals_seen == 1) {
         // Connections are dropped; their open recipients come back deferred and are still
         // committed below, so nothing is lost.
@@ -709,14 +958,17 @@ void Runner::loop() {
       rows.clear();
       bool exhausted = exhausted_ || stop_requested_;
       if (!exhausted) {
-        auto got = store_->claim(cursor_, kBatch, rows);
+        // In flight in the store before any worker sees them (crash safety).
+        auto got = store_->claim(cursor_, kBatch, rows, true);
         if (!got.ok()) {
           std::fprintf(stderr, "smtpblast: %s\n", got.error().describe().c_str());
           exhausted_ = true;
+          std::lock_guard<std::mutex> g(mu_);
           if (failure_.empty()) failure_ = got.error().message;
         } else {
           if (!rows.empty()) cursor_ = rows.back().id;
           if (rows.size() < kBatch) exhausted_ = true;
+          filter_suppressed(rows, outcomes);
         }
         exhausted = exhausted_;
       }
@@ -741,6 +993,115 @@ void Runner::loop() {
   save_throttle_state();
 }
 
+// --pickup: no SMTP and no workers. This thread claims, renders (undotted) and writes each
+// message as an .eml file; a recipient is sent once its file has its final name.
+int Runner::run_pickup() {
+  t0_ = std::chrono::steady_clock::now();
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigset_t old_mask;
+  pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);
+  std::vector<RecipientRow> rows;
+  std::vector<Report> outcomes;
+  RenderedMessage msg;
+  auto last_commit = std::chrono::steady_clock::now();
+  bool stop = false;
+  bool exhausted = false;
+  while (!stop && !exhausted) {
+    rows.clear();
+    auto got = store_->claim(cursor_, kBatch, rows, true);
+    if (!got.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", got.error().describe().c_str());
+      failure_ = got.error().message;
+      break;
+    }
+    if (!rows.empty()) cursor_ = rows.back().id;
+    exhausted = rows.size() < kBatch;
+    filter_suppressed(rows, outcomes);
+    size_t i = 0;
+    for (; i < rows.size(); ++i) {
+      timespec zero{0, 0};
+      if (sigtimedwait(&sigs, nullptr, &zero) > 0) {
+        std::fprintf(stderr, "\nstopping: a later run resumes\n");
+        stop = true;
+      } else if (!store_error_.empty()) {
+        failure_ = store_error_;
+        stop = true;
+      } else if (!take_message()) {
+        std::fprintf(stderr, "--limit %llu reached; a later run writes the rest\n",
+                     static_cast<unsigned long long>(cfg_.limit));
+        stop = true;
+      }
+      if (stop) break;
+      const RecipientRow& row = rows[i];
+      RenderInput in;
+      in.email = row.email;
+      in.values = &row.values;
+      in.recipient_id = row.id;
+      in.now = static_cast<int64_t>(std::time(nullptr));
+      msg.clear();
+      Report& r = outcomes.emplace_back();
+      r.time_ms = static_cast<int64_t>(wall_ms());
+      r.email = row.email;
+      r.out.id = row.id;
+      r.out.attempts = row.attempts + 1;
+      r.out.time = in.now;
+      if (Status st = tpl_->render(in, false, msg); !st.ok()) {
+        r.out.status = RcptStatus::kFailed;
+        r.out.reply = st.error().message.substr(0, 512);
+      } else {
+        EmlNameVars nv;
+        nv.task_title = cfg_.title;
+        nv.subject = tpl_->subject();
+        nv.recipient = row.email;
+        nv.time = in.now;
+        nv.id = row.id;
+        nv.values = &row.values;
+        std::string final_path;
+        if (auto w = write_eml_atomically(cfg_.pickup_dir, namer_->name(nv), msg.pieces,
+                                          &final_path);
+            !w.ok()) {
+          // The directory went away or filled up: stop; this one is not sent.
+          std::fprintf(stderr, "smtpblast: --pickup: %s\n", w.error().message.c_str());
+          failure_ = "--pickup: " + w.error().message;
+          r.out.status_only = true;
+          r.out.status = row.status;
+          ++i;
+          stop = true;
+          break;
+        }
+        r.out.status = RcptStatus::kSent;
+        r.out.reply = "written to " + final_path;
+      }
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_commit >= std::chrono::milliseconds(cfg_.commit_interval_ms)) {
+        commit(outcomes);
+        last_commit = now;
+      }
+    }
+    for (; i < rows.size(); ++i) {  // claimed, not written: back to their earlier status
+      Report& r = outcomes.emplace_back();
+      r.out.id = rows[i].id;
+      r.out.status = rows[i].status;
+      r.out.status_only = true;
+    }
+    commit(outcomes);
+    last_commit = std::chrono::steady_clock::now();
+    if (!store_error_.empty()) {
+      failure_ = store_error_;
+      break;
+    }
+  }
+  commit(outcomes);
+  timespec zero{0, 0};
+  while (sigtimedwait(&sigs, nullptr, &zero) > 0) {
+  }
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  return finish();
+}
+
 std::string Runner::summary_line(const StatusCounts& c, double secs) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
@@ -755,11 +1116,17 @@ std::string Runner::summary_line(const StatusCounts& c, double secs) {
                 static_cast<unsigned long long>(c.get(RcptStatus::kFailed)),
                 static_cast<unsigned long long>(c.get(RcptStatus::kDeferred)),
                 static_cast<unsigned long long>(c.get(RcptStatus::kUnsent) + c.get(RcptStatus::kInFlight)));
-  return buf;
+  std::string out = buf;
+  if (c.get(RcptStatus::kSuppressed) > 0) {
+    out += ", " + std::to_string(c.get(RcptStatus::kSuppressed)) + " suppressed";
+  }
+  return out;
 }
 
 int Runner::run() {
   if (int rc = prepare(); rc != 0) return rc;
+  if (cfg_.from.empty()) cfg_.from = tpl_->from_address();
+  if (!cfg_.pickup_dir.empty()) return run_pickup();
   for (const std::string& w : cfg_.relay->warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
   // The ETA needs the number left to send: a full scan, so only when a progress line shows.
   auto before = cfg_.progress ? store_->counts(false) : Result<StatusCounts>(StatusCounts{});
@@ -767,7 +1134,6 @@ int Runner::run() {
     todo_ = before->get(RcptStatus::kUnsent) + before->get(RcptStatus::kDeferred) +
             before->get(RcptStatus::kInFlight);
   }
-  if (cfg_.from.empty()) cfg_.from = tpl_->from_address();
 
   uint32_t nworkers = std::max<uint32_t>(1, std::min(cfg_.workers, cfg_.connections));
   const RelaySetup& relay = *cfg_.relay;
@@ -832,6 +1198,16 @@ int Runner::run() {
     workers_[i]->stop_and_join();
   }
   workers_.clear();
+  // Outcomes a worker handed over after the journal loop ended (a batch released late).
+  {
+    std::vector<Report> late;
+    late.swap(in_);
+    commit(late);
+  }
+  return finish();
+}
+
+int Runner::finish() {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
   print_progress(true);
   auto c = store_->counts(false);
@@ -840,6 +1216,10 @@ int Runner::run() {
     return 2;
   }
   std::fprintf(stderr, "%s\n", summary_line(*c, secs).c_str());
+  if (backup_failures_ > 0) {
+    std::fprintf(stderr, "smtpblast: %llu backup copies could not be written (%s)\n",
+                 static_cast<unsigned long long>(backup_failures_), backup_error_.c_str());
+  }
   ThrottleSnapshot snap = throttle_->snapshot(wall_ms());
   if (snap.configured_rate_per_s > 0 || snap.daily_limit > 0 || snap.block_size > 0 ||
       snap.pushbacks > 0) {
@@ -855,6 +1235,16 @@ int Runner::run() {
   bool all_done = c->get(RcptStatus::kUnsent) + c->get(RcptStatus::kDeferred) +
                       c->get(RcptStatus::kFailed) + c->get(RcptStatus::kInFlight) ==
                   0;
+  if (cfg_.reset_errors_after) {
+    uint64_t n = c->get(RcptStatus::kFailed) + c->get(RcptStatus::kDeferred);
+    if (auto r = store_->reset(true); !r.ok()) {
+      std::fprintf(stderr, "smtpblast: --reset-errors-after: %s\n", r.error().describe().c_str());
+      return 2;
+    }
+    std::fprintf(stderr, "--reset-errors-after: failed and deferred recipients (%llu) are unsent "
+                         "again (except addresses rejected at import)\n",
+                 static_cast<unsigned long long>(n));
+  }
   return all_done ? 0 : 1;
 }
 

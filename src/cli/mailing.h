@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "smtp/session.h"
+#include "store/suppression.h"
 #include "throttle/throttle.h"
 
 namespace sb {
@@ -31,7 +32,21 @@ struct MailingConfig {
   ThrottleFlags throttle;  // --rate, --burst, --daily-limit, --block-*, --connect-rate
   bool wait_daily = false;  // --wait: sleep through a reached daily limit instead of stopping
   Timeouts timeouts;
+  uint32_t commit_interval_ms = 100;  // --commit-interval: bounds the duplicate window after kill -9
+  uint64_t limit = 0;                 // --limit: messages this run may start (0: no limit)
+  bool reset_errors_after = false;    // --reset-errors-after
+  const SuppressionList* suppress = nullptr;  // --suppress, loaded; null or empty: none
+  std::string accounting_path;        // --accounting FILE (.csv / .jsonl)
+  std::string backup_dir;             // --backup-dir: an .eml copy of every message sent
+  std::string backup_name;            // --backup-name pattern (default EmlNamer::kDefaultPattern)
+  std::string title;                  // --title: {{task_title}} in --backup-name
+  std::string pickup_dir;             // --pickup: write .eml files there instead of SMTP
 };
+
+// Takes the task's lock file (TASK.lock, holding our PID) for the life of the process, so a
+// second sender on the same task stops at once; kill -9 releases it (flock). Returns the fd
+// (kept open), or -1 after printing "task T is being sent by process PID" (exit code 2).
+int lock_task(const std::string& task_path);
 
 // Exit codes: 0 every recipient sent (or suppressed), 1 some failed or still deferred or
 // unsent, 2 configuration/environment error before or instead of sending.

@@ -4,18 +4,42 @@
 
 #include <uv.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <atomic>
 
 #include "loop/tcp_conn.h"
 #include "loop/tls_engine.h"
 
 namespace sb {
 
+namespace {
+
+std::string format_peer(const sockaddr* a) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (a->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(a);
+    inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof ip);
+    return std::string("[") + ip + "]:" + std::to_string(ntohs(v6->sin6_port));
+  }
+  const auto* v4 = reinterpret_cast<const sockaddr_in*>(a);
+  inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(v4->sin_port));
+}
+
+}  // namespace
+
 // One connection: a TcpConn carrying a Session. Lives until the TcpConn's close callback.
 class ConnectionPool::Conn : public ConnListener {
  public:
   Conn(ConnectionPool& pool, const sockaddr* addr)
       : pool_(pool), session_(pool.cfg_.session, pool.host_, out_) {
+    static std::atomic<uint64_t> next_id{1};
+    info_.id = next_id.fetch_add(1, std::memory_order_relaxed);
+    info_.peer = format_peer(addr);
+    session_.set_conn_info(&info_);
     session_.keep_transcript(pool.cfg_.keep_transcript);
     tcp_ = TcpConn::create(pool.loop_, this);
     tcp_->connect(addr);
@@ -45,6 +69,7 @@ class ConnectionPool::Conn : public ConnListener {
         return;
       }
       if (!was_done && tls_->handshake_done()) {
+        info_.tls_version = tls_->info().protocol;
         session_.on_tls_ready(tcp_->now_ms());
         if (pool_.cfg_.session.tls == TlsMode::kImplicit) session_.on_connected(tcp_->now_ms());
       }
@@ -157,6 +182,7 @@ class ConnectionPool::Conn : public ConnListener {
   std::unique_ptr<TlsEngine> tls_;
   std::string plain_;
   std::string cipher_;
+  ConnInfo info_;  // before session_: the session points to it
   Session session_;
   TcpConn* tcp_;
   std::string why_;

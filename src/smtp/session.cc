@@ -631,6 +631,7 @@ bool Session::start_txn(Txn* t, uint64_t now_ms) {
   t->next_cmd = 0;
   t->bdat = caps_.chunking && cfg_.use_chunking;
   t->started_ms = now_ms;
+  t->conn = conn_info_;
   for (auto& r : t->rcpts) r.state = 0;
   live_.push_back(t);
   if (caps_.size && caps_.max_size > 0 && t->body_size > caps_.max_size) {

@@ -27,6 +27,14 @@ struct TxnRcpt {
   uint8_t state = 0;    // session-private: 0 waiting, 1 accepted by RCPT, 2 has its outcome
 };
 
+// The connection a transaction went over, for the accounting log. The connection owns it
+// and outlives every transaction it carries (until SessionHost::txn_done).
+struct ConnInfo {
+  uint64_t id = 0;          // unique in the process, from 1
+  std::string peer;         // "IP:PORT" ("[IPv6]:PORT")
+  std::string tls_version;  // "TLSv1.3" once a handshake completed, else ""
+};
+
 // One mail transaction: one envelope, one content, one or more recipients. The host owns it
 // and the memory its views point to until SessionHost::txn_done.
 struct Txn {
@@ -49,6 +57,7 @@ struct Txn {
   bool mail_ok = false;
   bool bdat = false;
   uint64_t started_ms = 0;
+  const ConnInfo* conn = nullptr;  // stamped by the session that starts it (may stay null)
 };
 
 class SessionHost {
@@ -134,6 +143,8 @@ class Session {
  public:
   Session(const SessionConfig& cfg, SessionHost& host, Outbox& out);
 
+  // Stamped on every transaction this session starts; null leaves Txn::conn null.
+  void set_conn_info(const ConnInfo* info) { conn_info_ = info; }
   void on_connected(uint64_t now_ms);
   void on_data(std::string_view in, uint64_t now_ms);
   // Call when now_ms >= deadline_ms().
@@ -243,6 +254,7 @@ class Session {
   int auth_step_ = 0;
   std::string transcript_;
   const char* end_step_ = "";
+  const ConnInfo* conn_info_ = nullptr;
 };
 
 }  // namespace sb

@@ -230,11 +230,15 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool
       {s.rollback, "ROLLBACK"},
       // Walks the rowid from after_id (no status index: see csv_import.cc).
       {s.claim,
-       "SELECT id, email, fields, attempts FROM recipients "
+       "SELECT id, email, fields, attempts, status FROM recipients "
        "WHERE status IN (0, 2, 5) AND id > ?1 ORDER BY id LIMIT ?2"},
       {s.record,
        "UPDATE recipients SET status = ?1, code = ?2, reply = ?3, attempts = ?4, "
        "updated = ?5 WHERE id = ?6"},
+      {s.release, "UPDATE recipients SET status = ?1 WHERE id = ?2"},
+      // Exactly the rows the claim SELECT returned: every sendable row in (after, last].
+      {s.mark_in_flight,
+       "UPDATE recipients SET status = 5 WHERE status IN (0, 2) AND id > ?1 AND id <= ?2"},
       {s.get_meta, "SELECT value FROM meta WHERE key = ?1"},
       {s.set_meta,
        "INSERT INTO meta(key, value) VALUES (?1, ?2) "
@@ -276,8 +280,18 @@ Status TaskStore::set_meta(std::string_view key, std::string_view value) {
   return s.run(s.set_meta, "writing metadata");
 }
 
-Result<size_t> TaskStore::claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out) {
+Result<size_t> TaskStore::claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
+                                bool mark_in_flight) {
   Impl& s = *impl_;
+  if (mark_in_flight) {
+    if (auto b = s.begin_txn(); !b) return b.error();
+  }
+  size_t first = out.size();
+  auto fail = [&](Error e) -> Result<size_t> {
+    out.resize(first);
+    if (mark_in_flight) s.rollback_txn();
+    return e;
+  };
   Stmt& st = s.claim;
   st.bind(1, after_id);
   st.bind(2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
@@ -289,19 +303,29 @@ Result<size_t> TaskStore::claim(int64_t after_id, size_t limit, std::vector<Reci
     r.email = st.col_text(1);
     if (!decode_fields(st.col_blob(2), s.field_names.size(), r.values)) {
       std::string id = std::to_string(r.id);
-      out.pop_back();
       st.reset();
-      return store_error(s.path + " is corrupt: bad merge fields for recipient " + id);
+      return fail(store_error(s.path + " is corrupt: bad merge fields for recipient " + id));
     }
     r.attempts = static_cast<uint32_t>(st.col_int(3));
+    r.status = static_cast<RcptStatus>(st.col_int(4));
     ++n;
   }
   if (rc != SQLITE_DONE) {
     Error e = s.error("claiming recipients");
     st.reset();
-    return e;
+    return fail(std::move(e));
   }
   st.reset();
+  if (mark_in_flight) {
+    if (n > 0) {
+      s.mark_in_flight.bind(1, after_id);
+      s.mark_in_flight.bind(2, out.back().id);
+      if (auto r = s.run(s.mark_in_flight, "marking recipients in flight"); !r) {
+        return fail(r.error());
+      }
+    }
+    if (auto c = s.commit_txn(); !c) return fail(c.error());
+  }
   return n;
 }
 
@@ -317,6 +341,15 @@ Status TaskStore::record(const std::vector<Outcome>& outcomes) {
   if (auto st = s.begin_txn(); !st) return st;
   Stmt& st = s.record;
   for (const Outcome& o : outcomes) {
+    if (o.status_only) {
+      s.release.bind(1, static_cast<int>(o.status));
+      s.release.bind(2, o.id);
+      if (auto r = s.run(s.release, "releasing recipients"); !r) {
+        s.rollback_txn();
+        return r;
+      }
+      continue;
+    }
     st.bind(1, static_cast<int>(o.status));
     st.bind(2, o.code);
     st.bind_text(3, cap_utf8(o.reply, kMaxReply));

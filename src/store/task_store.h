@@ -30,6 +30,8 @@ struct RecipientRow {
   std::string email;
   std::vector<std::string> values;  // aligned with TaskStore::field_names()
   uint32_t attempts = 0;            // attempts made in earlier runs
+  RcptStatus status = RcptStatus::kUnsent;  // status before this claim (unsent, deferred,
+                                            // or in flight: left by a killed run)
 };
 
 struct Outcome {
@@ -39,6 +41,9 @@ struct Outcome {
   std::string reply;       // sanitised reply text or local reason, capped at 512 octets
   uint32_t attempts = 0;   // total attempts including this one
   int64_t time = 0;        // unix seconds
+  // A release: only the status changes (back to what it was before the claim); attempts,
+  // code, reply and time are left as they are. For recipients claimed but never started.
+  bool status_only = false;
 };
 
 struct ImportReport {
@@ -93,8 +98,12 @@ class TaskStore {
   Status set_meta(std::string_view key, std::string_view value);
 
   // Up to `limit` recipients with id > after_id whose status is unsent or deferred
-  // (or in flight, left by a killed run), in id order. Appends to out.
-  Result<size_t> claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out);
+  // (or in flight, left by a killed run), in id order. Appends to out; each row carries the
+  // status it had. With mark_in_flight the claimed rows become in flight in the same
+  // transaction, so a recipient is in flight in the store before anyone can send it: a run
+  // killed at any moment leaves it claimable (and sent again) unless its outcome was recorded.
+  Result<size_t> claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
+                       bool mark_in_flight = false);
 
   // Records outcomes in one transaction (the journal writer batches them).
   Status record(const std::vector<Outcome>& outcomes);

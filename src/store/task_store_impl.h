@@ -27,6 +27,8 @@ struct TaskStoreState {
   Stmt rollback;
   Stmt claim;
   Stmt record;
+  Stmt release;
+  Stmt mark_in_flight;
   Stmt get_meta;
   Stmt set_meta;
 

@@ -550,5 +550,52 @@ TEST(StatusNameTest, Names) {
   EXPECT_STREQ(status_name(RcptStatus::kSuppressed), "suppressed");
 }
 
+// Issue 4: a claim marks its rows in flight in the same transaction; a release puts back
+// only the status; a later claim (a resume after kill -9) takes in-flight rows again.
+TEST_F(TaskStoreTest, ClaimMarksInFlightAndReleaseRestoresStatus) {
+  auto t = open_task();
+  ASSERT_TRUE(import_text(*t, "email\na@x.test\nb@x.test\nc@x.test\n").ok());
+  Outcome d;
+  d.id = 2;
+  d.status = RcptStatus::kDeferred;
+  d.code = 451;
+  d.reply = "later";
+  d.attempts = 1;
+  ASSERT_TRUE(t->record({d}).ok());
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(t->claim(0, 2, rows, true).ok());
+  ASSERT_THAT(emails(rows), ElementsAre("a@x.test", "b@x.test"));
+  EXPECT_EQ(rows[0].status, RcptStatus::kUnsent);
+  EXPECT_EQ(rows[1].status, RcptStatus::kDeferred);
+  auto c = t->counts(false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->get(RcptStatus::kInFlight), 2u);
+  EXPECT_EQ(c->get(RcptStatus::kUnsent), 1u);
+  // A resume (cursor back at 0) claims the in-flight rows again, reporting them as such.
+  std::vector<RecipientRow> again;
+  ASSERT_TRUE(t->claim(0, 10, again, true).ok());
+  ASSERT_EQ(again.size(), 3u);
+  EXPECT_EQ(again[0].status, RcptStatus::kInFlight);
+  // Releases: status only; the deferred row keeps its code, reply and attempts.
+  Outcome r1;
+  r1.id = 1;
+  r1.status = RcptStatus::kUnsent;
+  r1.status_only = true;
+  Outcome r2 = r1;
+  r2.id = 2;
+  r2.status = RcptStatus::kDeferred;
+  ASSERT_TRUE(t->record({r1, r2}).ok());
+  auto l = t->list(RcptStatus::kDeferred, 10);
+  ASSERT_TRUE(l.ok());
+  ASSERT_EQ(l->size(), 1u);
+  EXPECT_EQ((*l)[0].second.code, 451);
+  EXPECT_EQ((*l)[0].second.reply, "later");
+  EXPECT_EQ((*l)[0].second.attempts, 1u);
+  c = t->counts(false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->get(RcptStatus::kUnsent), 1u);
+  EXPECT_EQ(c->get(RcptStatus::kInFlight), 1u);  // c@x.test, still claimed
+}
+
 }  // namespace
 }  // namespace sb
