@@ -1,5 +1,6 @@
 // The accounting log: record formatting (CSV, JSONL), sanitising, buffered appends.
 #include "store/accounting.h"
+#include "store/utf8.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -22,41 +23,6 @@ constexpr const char* kCsvHeader =
     "time,recipient,status,code,enhanced_code,reply,remote_host,remote_port,tls_version,"
     "attempt,connection_id,elapsed_ms\n";
 
-// Length of the valid UTF-8 sequence at s[i] and its code point; 0 when invalid (overlong
-// forms, surrogates and code points above U+10FFFF are invalid).
-size_t utf8_seq(std::string_view s, size_t i, uint32_t* cp_out) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) {
-    *cp_out = c;
-    return 1;
-  }
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF)) {
-    return 0;
-  }
-  *cp_out = cp;
-  return n;
-}
 
 // Untrusted text made fit for one line of a log: invalid UTF-8 octets become '?', each run
 // of control characters (C0, DEL, C1; so CR LF too) becomes one space; then the result is cut

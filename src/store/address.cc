@@ -1,5 +1,6 @@
 // Recipient address syntax checks done at import and the duplicate-detection key.
 #include "store/address.h"
+#include "store/utf8.h"
 
 #include <cstdint>
 
@@ -44,37 +45,6 @@ bool is_atext(unsigned char c) {
   }
 }
 
-// Length of the valid UTF-8 sequence at s[i], 0 when it is not valid (overlongs, surrogates
-// and code points above U+10FFFF are rejected so later IDNA/SMTPUTF8 code gets clean input).
-size_t utf8_len(std::string_view s, size_t i) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF)) {
-    return 0;
-  }
-  return n;
-}
 
 std::string char_name(unsigned char c) { return std::string("'") + static_cast<char>(c) + "'"; }
 

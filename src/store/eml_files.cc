@@ -1,5 +1,6 @@
 // .eml files: the file name sanitiser, the name pattern, atomic no-clobber writes.
 #include "store/eml_files.h"
+#include "store/utf8.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -24,41 +25,6 @@ constexpr std::string_view kExt = ".eml";
 constexpr int kMaxSuffix = 100000;
 constexpr int kTempTries = 100;
 
-// Length of the valid UTF-8 sequence at s[i] and its code point; 0 when invalid (overlong
-// forms, surrogates and code points above U+10FFFF are invalid).
-size_t utf8_seq(std::string_view s, size_t i, uint32_t* cp_out) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) {
-    *cp_out = c;
-    return 1;
-  }
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF)) {
-    return 0;
-  }
-  *cp_out = cp;
-  return n;
-}
 
 bool is_space_cp(uint32_t cp) {
   return cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == '\v' || cp == '\f';
