@@ -141,7 +141,12 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool
   bool empty = q.col_int(0) == 0;
   q = Stmt();
   if (empty) {
-    if (!create) return store_error(path + " is not an smtpblast task file (empty database)");
+    // An empty database: a foreign file, or a run killed while it was creating the task (then
+    // send initialises it and goes on).
+    if (!create) {
+      return store_error(path + " holds no task yet (an empty database: a run may have been "
+                                "stopped while creating it; run send again)");
+    }
     if (auto st = s.exec("BEGIN IMMEDIATE", "creating the task"); !st) return st.error();
     if (sqlite3_exec(s.db.h, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
       Error e = s.error("creating the task");

@@ -65,7 +65,14 @@ class CrashTest(unittest.TestCase):
                     os.kill(p.pid, signal.SIGKILL)
                     p.wait(timeout=10)
                     kills += 1
-                    st = blast.status(task) if task.exists() else None
+                    try:
+                        st = blast.status(task) if task.exists() else None
+                    except AssertionError as e:
+                        # Killed while the task file was being created: an empty database,
+                        # which the next send initialises.
+                        if "holds no task yet" not in str(e):
+                            raise
+                        st = None
                     if st is not None:
                         self.assertEqual(st["total"], N if st["total"] else 0, st)
                 final = blast.send(task, tpl, sink.hostport, None, "--connections",
