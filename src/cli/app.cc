@@ -16,29 +16,13 @@
 #include "cli/relay_options.h"
 #include "smtp/sink_server.h"
 #include "store/suppression.h"
+#include "store/accounting.h"
 #include "store/task_store.h"
 #include "throttle/presets.h"
 
 namespace sb {
 
 namespace {
-
-// One CSV field, RFC 4180: quoted when it holds a comma, quote, CR or LF, or starts or ends
-// with a space; quotes doubled.
-void csv_field(std::string& out, std::string_view v) {
-  bool quote = v.find_first_of(",\"\r\n") != std::string_view::npos ||
-               (!v.empty() && (v.front() == ' ' || v.back() == ' '));
-  if (!quote) {
-    out.append(v);
-    return;
-  }
-  out.push_back('"');
-  for (char c : v) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-}
 
 bool parse_status(const std::string& name, RcptStatus* s) {
   for (int i = 0; i <= 5; ++i) {
@@ -75,19 +59,19 @@ int cmd_export(const std::string& task, const std::string& status_arg) {
   out += "email";
   for (const std::string& f : (*st)->field_names()) {
     out.push_back(',');
-    csv_field(out, f);
+    append_csv_field(f, out);
   }
   out += ",status,code,reply\r\n";
   for (const auto& [r, o] : *rows) {
-    csv_field(out, r.email);
+    append_csv_field(r.email, out);
     for (const std::string& v : r.values) {
       out.push_back(',');
-      csv_field(out, v);
+      append_csv_field(v, out);
     }
     out.push_back(',');
     out += status_name(o.status);
     out += "," + std::to_string(o.code) + ",";
-    csv_field(out, o.reply);
+    append_csv_field(o.reply, out);
     out += "\r\n";
     if (out.size() > (1 << 16)) {
       std::fwrite(out.data(), 1, out.size(), stdout);

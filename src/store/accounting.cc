@@ -70,20 +70,6 @@ void append_time(int64_t ms, std::string& out) {
   out.append(buf, static_cast<size_t>(n));
 }
 
-void append_csv_field(std::string_view v, std::string& out) {
-  bool quote = v.find_first_of(",\"\r\n") != std::string_view::npos ||
-               (!v.empty() && (v.front() == ' ' || v.back() == ' '));
-  if (!quote) {
-    out.append(v);
-    return;
-  }
-  out.push_back('"');
-  for (char c : v) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-}
 
 // RFC 8259 string escaping; the input is valid UTF-8 (sanitised), which goes through as is.
 void append_json_string(std::string_view v, std::string& out) {
@@ -149,6 +135,21 @@ bool ends_with_ci(std::string_view s, std::string_view suffix) {
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 }  // namespace
+
+void append_csv_field(std::string_view v, std::string& out) {
+  bool quote = v.find_first_of(",\"\r\n") != std::string_view::npos ||
+               (!v.empty() && (v.front() == ' ' || v.back() == ' '));
+  if (!quote) {
+    out.append(v);
+    return;
+  }
+  out.push_back('"');
+  for (char c : v) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
 
 std::string_view enhanced_status_code(std::string_view t) {
   // A leading reply code ("550 " or "550-") is skipped: callers may pass the whole line.

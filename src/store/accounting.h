@@ -45,6 +45,10 @@ void format_accounting_jsonl(const AccountingRecord& r, std::string& out);
 // The RFC 3463 enhanced status code at the start of a reply text ("" when none).
 std::string_view enhanced_status_code(std::string_view reply_text);
 
+// Appends one RFC 4180 CSV field: quoted when it holds a comma, quote, CR or LF, or starts or
+// ends with a space; quotes doubled. Shared by this log and `smtpblast export`.
+void append_csv_field(std::string_view v, std::string& out);
+
 // Not thread-safe: one thread (the journal thread) owns the log and makes every call on it.
 class AccountingLog {
  public:
