@@ -256,6 +256,31 @@ int run_cli(int argc, char** argv) {
                    "instead of a relay: write each message as an .eml file into this pickup "
                    "directory (IIS/Exchange style)");
 
+  // direct delivery
+  send->add_flag("--direct", mc.direct,
+                 "no relay: deliver to each recipient domain's mail exchangers (needs --helo)");
+  send->add_option("--dns-server", mc.dns_servers,
+                   "--direct: ask this DNS server (IP or IP:PORT, repeatable) instead of "
+                   "/etc/resolv.conf");
+  send->add_option("--mx-port", mc.mx_port, "--direct: the SMTP port of mail exchangers (default 25; for tests)")
+      ->check(CLI::Range(1, 65535));
+  send->add_flag("--ipv4-only", mc.ipv4_only, "--direct: connect to IPv4 addresses only");
+  send->add_flag("--ipv6-only", mc.ipv6_only, "--direct: connect to IPv6 addresses only");
+  send->add_option("--max-connections-per-domain", mc.max_conn_per_domain,
+                   "--direct: connections at once to one destination (default 5)")
+      ->check(CLI::Range(1u, 1000u));
+  send->add_option("--max-rcpt-per-txn", mc.max_rcpt_per_txn,
+                   "--direct: recipients of one domain per transaction when every recipient "
+                   "gets the same message (default 50)")
+      ->check(CLI::Range(1u, 1000u));
+  std::string retry_after;
+  std::string retry_max = "1h";
+  send->add_option("--retry-after", retry_after,
+                   "first retry delay of a deferred recipient or unreachable destination, "
+                   "doubling (with jitter) up to --retry-max (default 1m with --direct, else "
+                   "--retry-delay)");
+  send->add_option("--retry-max", retry_max, "the longest retry delay (default 1h)");
+
   // check, test
   RelayOptions check_ro;
   std::string check_from = "postmaster@localhost";
@@ -379,7 +404,24 @@ int run_cli(int argc, char** argv) {
                            "messages\n");
       return 2;
     }
-    if (ro.relay.empty() && mc.pickup_dir.empty()) {
+    if (mc.direct && (!mc.pickup_dir.empty() || !preset_name.empty())) {
+      std::fprintf(stderr, "smtpblast: --direct delivers to mail exchangers: it goes with neither "
+                           "--pickup nor --preset\n");
+      return 2;
+    }
+    if (!mc.direct && (!mc.dns_servers.empty() || mc.ipv4_only || mc.ipv6_only ||
+                       send->count("--mx-port") > 0 || send->count("--max-connections-per-domain") > 0 ||
+                       send->count("--max-rcpt-per-txn") > 0)) {
+      std::fprintf(stderr, "smtpblast: --dns-server, --mx-port, --ipv4-only, --ipv6-only, "
+                           "--max-connections-per-domain and --max-rcpt-per-txn go with --direct\n");
+      return 2;
+    }
+    if (mc.ipv4_only && mc.ipv6_only) {
+      std::fprintf(stderr, "smtpblast: give one of --ipv4-only and --ipv6-only\n");
+      return 2;
+    }
+    if (mc.direct && send->count("--connections") == 0) mc.connections = 100;
+    if (ro.relay.empty() && mc.pickup_dir.empty() && !mc.direct) {
       std::fprintf(stderr, "smtpblast: --relay HOST:PORT is required (or a --preset, or --pickup DIR)\n");
       return 2;
     }
@@ -412,7 +454,7 @@ int run_cli(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: %s\n", tc.error().message.c_str());
       return 2;
     }
-    auto relay = prepare_relay(ro);
+    auto relay = mc.direct ? prepare_direct(ro) : prepare_relay(ro);
     if (!relay.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", relay.error().message.c_str());
       return 2;
@@ -421,6 +463,17 @@ int run_cli(int argc, char** argv) {
     if (!parse_duration_ms(retry_delay, mc.retry_delay_ms)) {
       std::fprintf(stderr, "smtpblast: --retry-delay: '%s' is not a duration (e.g. 30s, 2m)\n",
                    retry_delay.c_str());
+      return 2;
+    }
+    if (retry_after.empty() && mc.direct && send->count("--retry-delay") == 0) retry_after = "1m";
+    if (!retry_after.empty() && (!parse_duration_ms(retry_after, mc.retry_delay_ms) || mc.retry_delay_ms == 0)) {
+      std::fprintf(stderr, "smtpblast: --retry-after: '%s' is not a duration (e.g. 1m, 30s)\n",
+                   retry_after.c_str());
+      return 2;
+    }
+    if (!parse_duration_ms(retry_max, mc.retry_max_ms) || mc.retry_max_ms < mc.retry_delay_ms) {
+      std::fprintf(stderr, "smtpblast: --retry-max: '%s' is not a duration at least as long as "
+                           "the first retry delay\n", retry_max.c_str());
       return 2;
     }
     mc.pipelining = !no_pipelining;

@@ -19,6 +19,10 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <netinet/in.h>
+#include <deque>
+#include <unordered_map>
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,6 +31,7 @@
 #include <thread>
 
 #include "cli/relay_options.h"
+#include "dns/mx_resolver.h"
 #include "loop/worker.h"
 #include "message/template.h"
 #include "smtp/pool.h"
@@ -72,9 +77,14 @@ struct Report {
   std::vector<std::string> values;  // --backup-dir: merge values, for the file name
 };
 
+class Destination;
+
 // A recipient on its way through a worker: the row, its rendered message, its transaction.
 struct Job {
   RecipientRow row;
+  std::string rcpt;                // RCPT TO when it differs from row.email (IDN domain)
+  Destination* dest = nullptr;     // its queue, once routed
+  Job* leader = nullptr;           // the job whose message and transaction carry this one
   uint64_t sent_at = 0;  // wall-clock ms when the throttle let it go
   RenderedMessage msg;
   int64_t rendered_at = 0;  // the render's "now" (Date:), to render the backup copy alike
@@ -83,7 +93,64 @@ struct Job {
   bool retry = false;
 };
 
-class WorkerMailing : public PoolHost {
+const std::string& rcpt_address(const Job* j) { return j->rcpt.empty() ? j->row.email : j->rcpt; }
+
+void to_sockaddr(const dns::IpAddress& ip, uint16_t port, sockaddr_storage& ss) {
+  ss = sockaddr_storage{};
+  if (ip.is_v6()) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    std::memcpy(&a->sin6_addr, ip.bytes.data(), 16);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    std::memcpy(&a->sin_addr, ip.bytes.data(), 4);
+  }
+}
+
+class WorkerMailing;
+
+// A queue of recipients for one destination (the relay, or one set of mail exchangers) with
+// its connection pool. Owned by one worker loop, so its limits need no locks.
+class Destination : public PoolHost {
+ public:
+  Destination(WorkerMailing& w, std::string key, const PoolConfig& pcfg)
+      : w_(w), key_(std::move(key)), pcfg_(pcfg) {}
+  ~Destination() override;
+
+  // PoolHost / SessionHost: the worker does the work.
+  Next next_txn(bool bdat, Txn*& out) override;
+  void rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) override;
+  void txn_done(Txn& t) override;
+  bool has_work() override { return !ready_.empty() && backoff_until_ == 0; }
+  void pool_failed(const std::string& why, bool fatal) override;
+  void pool_idle() override;
+  uint64_t connect_delay_ms() override;
+  bool reserve_connection() override;
+  void session_ended(const Session& s, const std::string& tls) override;
+
+  void start(uv_loop_s* loop);
+  void poke() {
+    if (pool_ != nullptr) pool_->poke();
+  }
+
+ private:
+  friend class WorkerMailing;
+  WorkerMailing& w_;
+  std::string key_;  // the route key ("relay" for the relay)
+  PoolConfig pcfg_;
+  std::unique_ptr<ConnectionPool> pool_;
+  std::deque<Job*> ready_;
+  size_t inflight_ = 0;          // transactions under way
+  uint64_t backoff_until_ = 0;   // loop ms; 0: not backing off
+  uint32_t backoff_level_ = 0;   // failures in a row without a session reaching MAIL
+  uv_timer_t* timer_ = nullptr;  // the backoff
+  bool starved_ = false;         // in the worker's starved list
+};
+
+class WorkerMailing {
  public:
   WorkerMailing(Runner& runner, Worker& worker, const CompiledTemplate& tpl,
                 const MailingConfig& cfg, const PoolConfig& pcfg, SharedThrottle& throttle);
@@ -94,20 +161,8 @@ class WorkerMailing : public PoolHost {
   void stop_new();
   void destroy();  // on the loop thread; frees this
 
-  // PoolHost / SessionHost
-  Next next_txn(bool bdat, Txn*& out) override;
-  void rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) override;
-  void txn_done(Txn& t) override;
-  bool has_work() override { return !ready_.empty(); }
-  void pool_failed(const std::string& why, bool fatal) override;
-  void pool_idle() override { maybe_finish(); }
-  uint64_t connect_delay_ms() override {
-    uint64_t n = wall_ms();
-    uint64_t at = throttle_.acquire_connect(n);
-    return at > n ? at - n : 0;
-  }
-
  private:
+  friend class Destination;
   Job* new_job();
   void recycle(Job* j);
   void record(Job* j, RcptStatus s, int code, std::string_view text, const Txn* t = nullptr);
@@ -120,6 +175,24 @@ class WorkerMailing : public PoolHost {
   void retry_due();
   void wait_for_throttle(uint64_t at_wall_ms);
   uint64_t now() const { return uv_now(worker_.loop()); }
+  uint64_t backoff_ms(uint32_t level);
+
+  // Routing: the relay's single queue, or (direct) the queue of the domain's MX set.
+  void route(Job* j);
+  void enqueue(Destination& d, Job* j);
+  void poke_touched();
+  void on_mx(const std::string& domain, const dns::MxResult& r);
+  Destination& destination_for(const std::string& key, const dns::MxResult& r);
+  void defer_for_retry(Job* j, int code, std::string_view why);
+
+  // Destination callbacks.
+  SessionHost::Next next_txn(Destination& d, bool bdat, Txn*& out);
+  void rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text);
+  void txn_done(Destination& d, Txn& t);
+  void dest_failed(Destination& d, const std::string& why, bool fatal);
+  void backoff_over(Destination& d);
+  bool reserve_connection(Destination& d);
+  void connection_ended(Destination& d, const Session& s);
 
   Runner& runner_;
   Worker& worker_;
@@ -127,19 +200,29 @@ class WorkerMailing : public PoolHost {
   const MailingConfig& cfg_;
   PoolConfig pcfg_;
   SharedThrottle& throttle_;
-  std::unique_ptr<ConnectionPool> pool_;
-  std::deque<Job*> ready_;
+  std::unique_ptr<dns::MxResolver> resolver_;  // direct delivery
+  std::unordered_map<std::string, std::unique_ptr<Destination>> dests_;
+  Destination* relay_ = nullptr;
+  // Direct: recipients waiting for their domain's MX lookup, by domain.
+  std::unordered_map<std::string, std::vector<Job*>> lookups_;
+  std::vector<Destination*> touched_;  // got recipients; poked once the batch is routed
+  std::deque<Destination*> starved_;   // want a connection; the worker's budget is used up
   std::multimap<uint64_t, Job*> delayed_;
   std::vector<std::unique_ptr<Job>> jobs_;
   std::vector<Job*> free_;
   std::vector<Report> outcomes_;
   RenderedMessage backup_msg_;  // scratch for the undotted backup copy
+  std::vector<Job*> group_;     // scratch: the recipients of one transaction
   uv_timer_t* flush_timer_ = nullptr;
   uv_timer_t* retry_timer_ = nullptr;
   uv_timer_t* throttle_timer_ = nullptr;
   bool throttle_armed_ = false;
   std::mt19937 rng_;
-  size_t inflight_ = 0;
+  size_t queued_ = 0;    // jobs in destination queues or waiting for DNS
+  size_t inflight_ = 0;  // transactions under way
+  uint32_t open_conns_ = 0;
+  uint32_t budget_ = 1;  // connections this worker may have open at once
+  bool group_rcpts_ = false;  // same content for everyone: several RCPTs per transaction
   bool requested_ = false;
   bool exhausted_ = false;
   bool finished_ = false;
@@ -207,6 +290,8 @@ class Runner {
   void loop();
   void commit(std::vector<Report>& v);
   void filter_suppressed(std::vector<RecipientRow>& rows, std::vector<Report>& out);
+  // --direct: answers batch requests from per-worker queues (see pending_).
+  void serve_direct(const std::vector<WorkerMailing*>& requests, std::vector<Report>& outcomes);
   void stop_all_new();
   int run_pickup();
   void write_backup(const Report& r);
@@ -241,6 +326,12 @@ class Runner {
   std::unique_ptr<SharedThrottle> throttle_;
   // Journal-thread state.
   int64_t cursor_ = 0;
+  // --direct: a domain belongs to one worker (by hash), so its queue and connection limits
+  // live on one loop. Claimed rows wait here for their worker's request; parked_ marks
+  // workers whose request waits for rows.
+  std::vector<std::deque<RecipientRow>> pending_;
+  std::vector<bool> parked_;
+  size_t pending_total_ = 0;
   bool daily_reported_ = false;
   std::string daily_message_;
   bool exhausted_ = false;
@@ -253,16 +344,53 @@ class Runner {
   std::atomic<int> signals_{0};  // SIGINT/SIGTERM received
 };
 
+// ---------------------------------------------------------------------------- Destination
+
+Destination::~Destination() {
+  if (timer_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
+}
+
+void Destination::start(uv_loop_s* loop) {
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop, timer_);
+  timer_->data = this;
+  pool_ = std::make_unique<ConnectionPool>(loop, pcfg_, *this);
+}
+
+SessionHost::Next Destination::next_txn(bool bdat, Txn*& out) { return w_.next_txn(*this, bdat, out); }
+void Destination::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) {
+  w_.rcpt_outcome(t, i, v, code, text);
+}
+void Destination::txn_done(Txn& t) { w_.txn_done(*this, t); }
+void Destination::pool_failed(const std::string& why, bool fatal) { w_.dest_failed(*this, why, fatal); }
+void Destination::pool_idle() { w_.maybe_finish(); }
+uint64_t Destination::connect_delay_ms() {
+  uint64_t n = wall_ms();
+  uint64_t at = w_.throttle_.acquire_connect(n);
+  return at > n ? at - n : 0;
+}
+bool Destination::reserve_connection() { return w_.reserve_connection(*this); }
+void Destination::session_ended(const Session& s, const std::string& tls) {
+  (void)tls;
+  w_.connection_ended(*this, s);
+}
+
 // ---------------------------------------------------------------------------- WorkerMailing
 
 WorkerMailing::WorkerMailing(Runner& runner, Worker& worker, const CompiledTemplate& tpl,
                              const MailingConfig& cfg, const PoolConfig& pcfg,
                              SharedThrottle& throttle)
     : runner_(runner), worker_(worker), tpl_(tpl), cfg_(cfg), pcfg_(pcfg), throttle_(throttle),
-      rng_(static_cast<unsigned>(worker.index() * 7919 + ::getpid())) {}
+      rng_(static_cast<unsigned>(worker.index() * 7919 + ::getpid())) {
+  budget_ = std::max<uint32_t>(1, pcfg.connections);
+  // One message for several recipients only when every recipient gets the same bytes.
+  group_rcpts_ = cfg.direct && cfg.max_rcpt_per_txn > 1 && tpl_.placeholders().empty();
+}
 
 void WorkerMailing::start() {
-  pool_ = std::make_unique<ConnectionPool>(worker_.loop(), pcfg_, *this);
   flush_timer_ = new uv_timer_t;
   retry_timer_ = new uv_timer_t;
   throttle_timer_ = new uv_timer_t;
@@ -273,6 +401,25 @@ void WorkerMailing::start() {
   uv_timer_start(flush_timer_, [](uv_timer_t* t) {
     static_cast<WorkerMailing*>(t->data)->flush_outcomes();
   }, std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms), std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms));
+  if (cfg_.direct) {
+    dns::ResolverConfig rc;
+    rc.servers = cfg_.dns_servers;
+    dns::MxResolverOptions mo;
+    mo.ipv4_only = cfg_.ipv4_only;
+    mo.ipv6_only = cfg_.ipv6_only;
+    auto r = dns::MxResolver::create(worker_.loop(), rc, mo);
+    if (!r.ok()) {
+      finished_ = aborted_ = true;
+      runner_.worker_finished("DNS resolver: " + r.error().message, true);
+      return;
+    }
+    resolver_ = std::move(r).value();
+  } else {
+    auto d = std::make_unique<Destination>(*this, "relay", pcfg_);
+    relay_ = d.get();
+    relay_->start(worker_.loop());
+    dests_.emplace("relay", std::move(d));
+  }
   maybe_request();
 }
 
@@ -282,7 +429,11 @@ void WorkerMailing::destroy() {
   uv_close(reinterpret_cast<uv_handle_t*>(flush_timer_), del);
   uv_close(reinterpret_cast<uv_handle_t*>(retry_timer_), del);
   uv_close(reinterpret_cast<uv_handle_t*>(throttle_timer_), del);
-  pool_.reset();
+  if (resolver_) resolver_->shutdown();  // pending lookups complete now; their jobs are gone
+  lookups_.clear();
+  for (auto& [key, d] : dests_) d->pool_.reset();
+  dests_.clear();
+  resolver_.reset();
   delete this;
 }
 
@@ -300,6 +451,9 @@ void WorkerMailing::recycle(Job* j) {
   j->retry = false;
   j->run_attempts = 0;
   j->row.values.clear();
+  j->rcpt.clear();
+  j->dest = nullptr;
+  j->leader = nullptr;
   free_.push_back(j);
 }
 
@@ -321,77 +475,237 @@ void WorkerMailing::add_batch(std::vector<RecipientRow> rows, bool exhausted) {
   for (auto& r : rows) {
     Job* j = new_job();
     j->row = std::move(r);
-    ready_.push_back(j);
+    route(j);
   }
-  if (!ready_.empty()) pool_->poke();
+  poke_touched();
   maybe_request();
   maybe_finish();
 }
 
+void WorkerMailing::enqueue(Destination& d, Job* j) {
+  j->dest = &d;
+  if (d.ready_.empty()) touched_.push_back(&d);
+  d.ready_.push_back(j);
+  ++queued_;
+}
+
+void WorkerMailing::poke_touched() {
+  std::vector<Destination*> t;
+  t.swap(touched_);
+  for (Destination* d : t) d->poke();
+}
+
+void WorkerMailing::route(Job* j) {
+  if (!cfg_.direct) {
+    enqueue(*relay_, j);
+    return;
+  }
+  const std::string& e = j->row.email;
+  size_t at = e.rfind('@');
+  std::string domain = at == std::string::npos ? std::string() : e.substr(at + 1);
+  for (char& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto [it, first] = lookups_.try_emplace(domain);
+  it->second.push_back(j);
+  ++queued_;
+  if (!first) return;
+  // Cached answers come back on the next loop turn too (never inside resolve_mx).
+  resolver_->resolve_mx(domain, [this, domain](const dns::MxResult& r) { on_mx(domain, r); });
+}
+
+void WorkerMailing::on_mx(const std::string& domain, const dns::MxResult& r) {
+  auto it = lookups_.find(domain);
+  if (it == lookups_.end()) return;  // dropped by a stop
+  std::vector<Job*> jobs = std::move(it->second);
+  lookups_.erase(it);
+  queued_ -= jobs.size();
+  for (const std::string& n : r.notes) {
+    std::fprintf(stderr, "smtpblast: %s: %s\n", domain.c_str(), n.c_str());
+  }
+  if (!r.ok()) {
+    for (Job* j : jobs) {
+      ++j->run_attempts;
+      if (r.status == dns::MxStatus::kPermanent) {
+        // RFC 5321 §5.1, RFC 7505: no such domain, or one that accepts no mail.
+        record(j, RcptStatus::kFailed, 0, r.message);
+        recycle(j);
+      } else {
+        defer_for_retry(j, 0, r.message);  // SERVFAIL, timeout: never a bounce
+      }
+    }
+    maybe_request();
+    maybe_finish();
+    return;
+  }
+  size_t addresses = 0;
+  for (const auto& h : r.hosts) addresses += h.addresses.size();
+  if (addresses == 0) {  // the resolver skips such hosts; be safe
+    for (Job* j : jobs) {
+      ++j->run_attempts;
+      defer_for_retry(j, 0, "no address for any mail exchanger of " + r.domain);
+    }
+    maybe_finish();
+    return;
+  }
+  Destination& d = destination_for(route_key(r), r);
+  // The RCPT address carries the A-label domain, so an IDN domain needs no SMTPUTF8.
+  bool alabel = !is_ascii(domain);
+  for (Job* j : jobs) {
+    if (alabel) {
+      const std::string& e = j->row.email;
+      j->rcpt = e.substr(0, e.rfind('@') + 1) + r.domain;
+    }
+    enqueue(d, j);
+  }
+  poke_touched();
+}
+
+Destination& WorkerMailing::destination_for(const std::string& key, const dns::MxResult& r) {
+  auto it = dests_.find(key);
+  if (it != dests_.end()) return *it->second;
+  PoolConfig p = pcfg_;
+  p.addrs.clear();
+  p.addr_names.clear();
+  for (const auto& h : r.hosts) {
+    for (const auto& ip : h.addresses) {
+      sockaddr_storage ss{};
+      to_sockaddr(ip, cfg_.mx_port, ss);
+      p.addrs.push_back(ss);
+      p.addr_names.push_back(h.host);
+    }
+  }
+  p.name = (r.implicit_mx ? "host " : "MX ") + r.hosts.front().host + " (" + r.domain + ")";
+  p.tls_host = r.hosts.front().host;
+  p.connections = cfg_.max_conn_per_domain;
+  p.failover = true;
+  // Each address once (at least two tries), then the destination backs off.
+  p.max_connect_failures = static_cast<uint32_t>(std::clamp<size_t>(p.addrs.size(), 2, 10));
+  auto d = std::make_unique<Destination>(*this, key, p);
+  Destination& ref = *d;
+  dests_.emplace(key, std::move(d));
+  ref.start(worker_.loop());
+  return ref;
+}
+
+uint64_t WorkerMailing::backoff_ms(uint32_t level) {
+  // Exponential backoff with jitter, so recipients deferred together do not come back
+  // together: retry_delay, 2x, 4x ... up to retry_max.
+  uint64_t base = static_cast<uint64_t>(cfg_.retry_delay_ms) << std::min<uint32_t>(level, 20);
+  base = std::min<uint64_t>(base, cfg_.retry_max_ms);
+  uint64_t jitter = base / 4 == 0 ? 0 : rng_() % (base / 4);
+  return base + jitter;
+}
+
+void WorkerMailing::defer_for_retry(Job* j, int code, std::string_view why) {
+  record(j, RcptStatus::kDeferred, code, why);
+  if (j->run_attempts < cfg_.max_attempts && !aborted_ && !stopping_) {
+    j->dest = nullptr;  // looked up again
+    delayed_.emplace(now() + backoff_ms(j->run_attempts - 1), j);
+    arm_retry();
+  } else {
+    recycle(j);
+  }
+}
+
 void WorkerMailing::maybe_request() {
   if (requested_ || exhausted_ || aborted_) return;
-  if (ready_.size() >= kBatch / 2) return;
+  if (queued_ >= kBatch / 2) return;
   requested_ = true;
   runner_.request_batch(this);
 }
 
-SessionHost::Next WorkerMailing::next_txn(bool bdat, Txn*& out) {
-  while (!ready_.empty() && !aborted_ && !stopping_) {
+SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) {
+  while (!d.ready_.empty() && !aborted_ && !stopping_ && d.backoff_until_ == 0) {
+    // The recipients of this transaction: one, or (same content for all) up to
+    // --max-rcpt-per-txn of this destination's queue.
+    size_t n = 1;
+    if (group_rcpts_) {
+      // SMTPUTF8 recipients travel apart: a server without it would refuse the lot.
+      bool utf8 = !is_ascii(rcpt_address(d.ready_[0]));
+      size_t limit = std::min<size_t>(d.ready_.size(), cfg_.max_rcpt_per_txn);
+      while (n < limit && !is_ascii(rcpt_address(d.ready_[n])) == utf8) ++n;
+    }
     // Every limit (rate, burst, blocks, daily quota, push-back) is charged here, once per
     // message, just before it is handed to a session: across all workers and connections.
     Limit why = Limit::kNone;
     uint64_t now_wall = wall_ms();
-    if (uint64_t at = throttle_.acquire(now_wall, 1, &why); at != 0) {
+    if (uint64_t at = throttle_.acquire(now_wall, n, &why); at != 0) {
       if (why == Limit::kDaily && !cfg_.wait_daily) {
         runner_.daily_limit_reached(at);
-        return Next::kWait;  // the runner stops every worker
+        return SessionHost::Next::kWait;  // the runner stops every worker
       }
       wait_for_throttle(at);
-      return Next::kWait;
+      return SessionHost::Next::kWait;
     }
-    if (!runner_.take_message()) {
-      runner_.limit_reached();  // the runner stops every worker; this one stays queued
-      return Next::kWait;
+    group_.clear();
+    while (group_.size() < n && !d.ready_.empty()) {
+      Job* j = d.ready_.front();
+      if (!runner_.take_message()) {
+        runner_.limit_reached();  // the runner stops every worker; the rest stays queued
+        break;
+      }
+      d.ready_.pop_front();
+      --queued_;
+      j->sent_at = now_wall;
+      group_.push_back(j);
     }
-    Job* j = ready_.front();
-    ready_.pop_front();
-    j->sent_at = now_wall;
+    if (group_.empty()) return SessionHost::Next::kWait;
     maybe_request();
+    Job* lead = group_[0];
     RenderInput in;
-    in.email = j->row.email;
-    in.values = &j->row.values;
-    in.recipient_id = j->row.id;
+    in.email = lead->row.email;
+    in.values = &lead->row.values;
+    in.recipient_id = lead->row.id;
     in.now = static_cast<int64_t>(std::time(nullptr));
-    j->rendered_at = in.now;
-    Status st = tpl_.render(in, !bdat, j->msg);
+    lead->rendered_at = in.now;
+    Status st = tpl_.render(in, !bdat, lead->msg);
     if (!st.ok()) {
       // This recipient's data cannot make a valid message; the run goes on.
-      ++j->run_attempts;
-      record(j, RcptStatus::kFailed, 0, st.error().message);
-      recycle(j);
+      for (Job* j : group_) {
+        ++j->run_attempts;
+        record(j, RcptStatus::kFailed, 0, st.error().message);
+        recycle(j);
+      }
       continue;
     }
-    Txn& t = j->txn;
+    Txn& t = lead->txn;
     t.mail_from = cfg_.from;
-    t.rcpts.resize(1);
-    t.rcpts[0].address = j->row.email;
-    t.rcpts[0].cookie = reinterpret_cast<uint64_t>(j);
-    t.body = j->msg.pieces;
-    t.body_size = j->msg.size;
-    t.eight_bit = j->msg.eight_bit;
-    t.smtputf8 = !is_ascii(j->row.email) || !is_ascii(cfg_.from);
+    t.rcpts.resize(group_.size());
+    bool ascii = is_ascii(cfg_.from);
+    for (size_t i = 0; i < group_.size(); ++i) {
+      Job* j = group_[i];
+      j->leader = lead;
+      t.rcpts[i].address = rcpt_address(j);
+      t.rcpts[i].cookie = reinterpret_cast<uint64_t>(j);
+      ascii = ascii && is_ascii(t.rcpts[i].address);
+    }
+    t.body = lead->msg.pieces;
+    t.body_size = lead->msg.size;
+    t.eight_bit = lead->msg.eight_bit;
+    t.smtputf8 = !ascii;
     ++inflight_;
+    ++d.inflight_;
     out = &t;
-    return Next::kTxn;
+    return SessionHost::Next::kTxn;
   }
   if (aborted_ || stopping_) {
     maybe_finish();
-    return Next::kDone;
+    return SessionHost::Next::kDone;
   }
-  if (!exhausted_) return Next::kWait;  // a batch is on its way
-  if (!delayed_.empty() && delayed_.begin()->first <= now() + kHoldForRetryMs) return Next::kWait;
+  if (cfg_.direct) {
+    // A session with nothing for its destination gives its connection up at once when another
+    // destination waits for one; otherwise it waits while more recipients may come.
+    bool more_may_come = !exhausted_ || !lookups_.empty() ||
+                         (!delayed_.empty() && delayed_.begin()->first <= now() + kHoldForRetryMs);
+    if (!starved_.empty() || !more_may_come) {
+      maybe_finish();
+      return SessionHost::Next::kDone;
+    }
+    return SessionHost::Next::kWait;
+  }
+  if (!exhausted_) return SessionHost::Next::kWait;  // a batch is on its way
+  if (!delayed_.empty() && delayed_.begin()->first <= now() + kHoldForRetryMs) return SessionHost::Next::kWait;
   maybe_finish();
-  return Next::kDone;
+  return SessionHost::Next::kDone;
 }
 
 void WorkerMailing::release(Job* j) {
@@ -419,17 +733,19 @@ void WorkerMailing::record(Job* j, RcptStatus s, int code, std::string_view text
     }
   }
   if (!cfg_.backup_dir.empty() && s == RcptStatus::kSent && t != nullptr) {
+    // The copy is the message this recipient was sent: its transaction's (the leader's).
+    const Job* lead = j->leader != nullptr ? j->leader : j;
     if (r.email.empty()) r.email = j->row.email;
     r.values = j->row.values;
     if (t->bdat) {
-      r.eml = j->msg.flatten();
+      r.eml = lead->msg.flatten();
     } else {
       // The DATA copy is dot-stuffed: render again, undotted, with the same "now".
       RenderInput in;
-      in.email = j->row.email;
-      in.values = &j->row.values;
-      in.recipient_id = j->row.id;
-      in.now = j->rendered_at;
+      in.email = lead->row.email;
+      in.values = &lead->row.values;
+      in.recipient_id = lead->row.id;
+      in.now = lead->rendered_at;
       backup_msg_.clear();
       if (tpl_.render(in, false, backup_msg_).ok()) r.eml = backup_msg_.flatten();
     }
@@ -469,20 +785,22 @@ void WorkerMailing::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::str
              !stopping_;
 }
 
-void WorkerMailing::txn_done(Txn& t) {
+void WorkerMailing::txn_done(Destination& d, Txn& t) {
   --inflight_;
-  Job* j = reinterpret_cast<Job*>(t.rcpts[0].cookie);
-  if (j->retry && !aborted_) {
-    // Exponential backoff with jitter, so recipients deferred together do not come back
-    // together.
-    uint64_t base = static_cast<uint64_t>(cfg_.retry_delay_ms) << std::min<uint32_t>(j->run_attempts - 1, 10);
-    base = std::min<uint64_t>(base, 3600 * 1000);
-    uint64_t jitter = base / 4 == 0 ? 0 : rng_() % (base / 4);
-    delayed_.emplace(now() + base + jitter, j);
-    arm_retry();
-  } else {
-    recycle(j);
+  --d.inflight_;
+  // The leader (rcpts[0]) owns the transaction: it is recycled last.
+  for (size_t i = t.rcpts.size(); i-- > 0;) {
+    Job* j = reinterpret_cast<Job*>(t.rcpts[i].cookie);
+    j->leader = nullptr;
+    if (j->retry && !aborted_) {
+      j->retry = false;
+      delayed_.emplace(now() + backoff_ms(j->run_attempts - 1), j);
+    } else {
+      recycle(j);
+    }
   }
+  arm_retry();
+  maybe_request();
   maybe_finish();
 }
 
@@ -493,7 +811,9 @@ void WorkerMailing::wait_for_throttle(uint64_t at_wall_ms) {
   uv_timer_start(throttle_timer_, [](uv_timer_t* t) {
     auto* self = static_cast<WorkerMailing*>(t->data);
     self->throttle_armed_ = false;
-    if (!self->ready_.empty()) self->pool_->poke();
+    for (auto& [key, d] : self->dests_) {
+      if (!d->ready_.empty()) d->poke();
+    }
   }, at_wall_ms > n ? at_wall_ms - n : 0, 0);
 }
 
@@ -509,22 +829,110 @@ void WorkerMailing::arm_retry() {
 void WorkerMailing::retry_due() {
   uint64_t n = now();
   while (!delayed_.empty() && delayed_.begin()->first <= n) {
-    ready_.push_back(delayed_.begin()->second);
+    Job* j = delayed_.begin()->second;
     delayed_.erase(delayed_.begin());
+    if (j->dest != nullptr) enqueue(*j->dest, j);
+    else route(j);  // direct: after a DNS failure, looked up again
   }
   arm_retry();
-  if (!ready_.empty()) pool_->poke();
+  poke_touched();
+}
+
+void WorkerMailing::dest_failed(Destination& d, const std::string& why, bool fatal) {
+  if (finished_) return;
+  if (!cfg_.direct) {
+    // The relay cannot be reached: this worker ends, and the runner stops the run.
+    aborted_ = true;
+    drop_queued();
+    flush_outcomes();
+    finished_ = true;
+    runner_.worker_finished(why, fatal);
+    return;
+  }
+  // Direct: the destination's queue waits out a backoff together (no hammering a dead host
+  // per recipient); each queued recipient is charged one deferred attempt.
+  std::deque<Job*> keep;
+  for (Job* j : d.ready_) {
+    ++j->run_attempts;
+    record(j, RcptStatus::kDeferred, 0, why);
+    if (j->run_attempts < cfg_.max_attempts && !stopping_ && !aborted_) {
+      keep.push_back(j);
+    } else {
+      --queued_;
+      recycle(j);
+    }
+  }
+  d.ready_.swap(keep);
+  uint64_t delay = backoff_ms(d.backoff_level_++);
+  d.backoff_until_ = now() + delay;
+  uv_timer_start(d.timer_, [](uv_timer_t* tm) {
+    auto* dest = static_cast<Destination*>(tm->data);
+    dest->w_.backoff_over(*dest);
+  }, delay, 0);
+  maybe_request();
+  maybe_finish();
+}
+
+void WorkerMailing::backoff_over(Destination& d) {
+  d.backoff_until_ = 0;
+  // A fresh pool (the failed one refuses to open connections); never inside its callbacks.
+  d.pool_ = std::make_unique<ConnectionPool>(worker_.loop(), d.pcfg_, d);
+  if (!d.ready_.empty()) d.poke();
+  maybe_finish();
+}
+
+bool WorkerMailing::reserve_connection(Destination& d) {
+  if (open_conns_ < budget_) {
+    ++open_conns_;
+    return true;
+  }
+  if (!d.starved_) {
+    d.starved_ = true;
+    starved_.push_back(&d);
+    // Sessions idle on other destinations give their connections up (see next_txn).
+    for (auto& [key, o] : dests_) {
+      if (o.get() != &d && o->ready_.empty() && o->pool_ && o->pool_->open_connections() > 0) {
+        o->poke();
+      }
+    }
+  }
+  return false;
+}
+
+void WorkerMailing::connection_ended(Destination& d, const Session& s) {
+  if (open_conns_ > 0) --open_conns_;
+  if (s.ready_reached()) d.backoff_level_ = 0;
+  // The budget freed up: the longest-waiting destination that still has work gets it.
+  while (!starved_.empty() && open_conns_ < budget_) {
+    Destination* w = starved_.front();
+    starved_.pop_front();
+    w->starved_ = false;
+    if (w->has_work()) {
+      w->poke();
+      break;
+    }
+  }
 }
 
 void WorkerMailing::drop_queued() {
   // Recipients queued here but not started go back to the status they had before this run
   // claimed them (a retry already has its deferred outcome): nothing is lost, a later run
   // sends them.
-  for (Job* j : ready_) {
-    if (j->run_attempts == 0) release(j);
-    recycle(j);
+  for (auto& [key, d] : dests_) {
+    for (Job* j : d->ready_) {
+      if (j->run_attempts == 0) release(j);
+      recycle(j);
+    }
+    d->ready_.clear();
   }
-  ready_.clear();
+  for (auto& [domain, jobs] : lookups_) {
+    for (Job* j : jobs) {
+      if (j->run_attempts == 0) release(j);
+      recycle(j);
+    }
+  }
+  lookups_.clear();
+  queued_ = 0;
   for (auto& [due, j] : delayed_) recycle(j);
   delayed_.clear();
   uv_timer_stop(retry_timer_);
@@ -535,33 +943,30 @@ void WorkerMailing::stop_new() {
   stopping_ = true;
   exhausted_ = true;
   drop_queued();
-  pool_->poke();  // idle sessions learn there is nothing more and QUIT
+  for (auto& [key, d] : dests_) d->poke();  // idle sessions learn there is nothing more and QUIT
   maybe_finish();
-}
-
-void WorkerMailing::pool_failed(const std::string& why, bool fatal) {
-  if (finished_) return;
-  aborted_ = true;
-  drop_queued();
-  flush_outcomes();
-  finished_ = true;
-  runner_.worker_finished(why, fatal);
 }
 
 void WorkerMailing::abort(const std::string& why) {
   if (finished_) return;
   aborted_ = true;
   drop_queued();
-  pool_->abort(why);
+  for (auto& [key, d] : dests_) {
+    if (d->pool_) d->pool_->abort(why);
+  }
   maybe_finish();
 }
 
 void WorkerMailing::maybe_finish() {
   if (finished_) return;
-  bool work_left = !ready_.empty() || !delayed_.empty() || inflight_ > 0;
+  bool work_left = queued_ > 0 || !delayed_.empty() || inflight_ > 0;
   if (work_left || !(exhausted_ || aborted_)) return;
-  if (pool_->open_connections() > 0) {
-    if (!aborted_) pool_->poke();  // idle sessions learn there is no more work and QUIT
+  if (open_conns_ > 0) {
+    if (!aborted_) {
+      for (auto& [key, d] : dests_) {
+        if (d->pool_ && d->pool_->open_connections() > 0) d->poke();  // idle sessions QUIT
+      }
+    }
     return;
   }
   flush_outcomes();
@@ -868,6 +1273,72 @@ void Runner::print_progress(bool final_line) {
   progress_shown_ = true;
 }
 
+size_t owner_of(const std::string& email, size_t workers) {
+  size_t at = email.rfind('@');
+  std::string domain = at == std::string::npos ? std::string() : email.substr(at + 1);
+  for (char& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return std::hash<std::string>{}(domain) % workers;
+}
+
+void Runner::serve_direct(const std::vector<WorkerMailing*>& requests, std::vector<Report>& outcomes) {
+  const size_t n = mailings_.size();
+  if (pending_.size() != n) {
+    pending_.resize(n);
+    parked_.assign(n, false);
+  }
+  for (WorkerMailing* w : requests) {
+    size_t idx = 0;
+    while (mailings_[idx] != w) ++idx;
+    parked_[idx] = true;
+  }
+  // Claim while a parked worker has nothing and the rows held stay bounded (a worker whose
+  // domains are slow must not make the others read the whole task into memory).
+  const size_t cap = kBatch * 8 * n;
+  std::vector<RecipientRow> rows;
+  auto wanting = [&] {
+    for (size_t i = 0; i < n; ++i) {
+      if (parked_[i] && pending_[i].empty()) return true;
+    }
+    return false;
+  };
+  while (!exhausted_ && !stop_requested_ && pending_total_ < cap && wanting()) {
+    rows.clear();
+    auto got = store_->claim(cursor_, kBatch, rows, true);
+    if (!got.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", got.error().describe().c_str());
+      exhausted_ = true;
+      std::lock_guard<std::mutex> g(mu_);
+      if (failure_.empty()) failure_ = got.error().message;
+      break;
+    }
+    if (!rows.empty()) cursor_ = rows.back().id;
+    if (rows.size() < kBatch) exhausted_ = true;
+    filter_suppressed(rows, outcomes);
+    for (auto& r : rows) {
+      size_t o = owner_of(r.email, n);
+      pending_[o].push_back(std::move(r));
+      ++pending_total_;
+    }
+  }
+  bool done = exhausted_ || stop_requested_;
+  for (size_t i = 0; i < n; ++i) {
+    if (!parked_[i] || (pending_[i].empty() && !done)) continue;
+    parked_[i] = false;
+    std::vector<RecipientRow> give;
+    while (!pending_[i].empty() && give.size() < kBatch) {
+      give.push_back(std::move(pending_[i].front()));
+      pending_[i].pop_front();
+      --pending_total_;
+    }
+    // A stopping worker hands claimed rows back (released), so nothing stays in flight.
+    bool exhausted = done && pending_[i].empty();
+    WorkerMailing* w = mailings_[i];
+    workers_[i]->post([w, r = std::move(give), exhausted]() mutable {
+      w->add_batch(std::move(r), exhausted);
+    });
+  }
+}
+
 void Runner::loop() {
   std::vector<Report> outcomes;
   std::vector<WorkerMailing*> requests;
@@ -954,30 +1425,34 @@ void Runner::loop() {
       }
       signals_seen = sigs;
     }
-    for (WorkerMailing* w : requests) {
-      rows.clear();
-      bool exhausted = exhausted_ || stop_requested_;
-      if (!exhausted) {
-        // In flight in the store before any worker sees them (crash safety).
-        auto got = store_->claim(cursor_, kBatch, rows, true);
-        if (!got.ok()) {
-          std::fprintf(stderr, "smtpblast: %s\n", got.error().describe().c_str());
-          exhausted_ = true;
-          std::lock_guard<std::mutex> g(mu_);
-          if (failure_.empty()) failure_ = got.error().message;
-        } else {
-          if (!rows.empty()) cursor_ = rows.back().id;
-          if (rows.size() < kBatch) exhausted_ = true;
-          filter_suppressed(rows, outcomes);
+    if (cfg_.direct) {
+      serve_direct(requests, outcomes);
+    } else {
+      for (WorkerMailing* w : requests) {
+        rows.clear();
+        bool exhausted = exhausted_ || stop_requested_;
+        if (!exhausted) {
+          // In flight in the store before any worker sees them (crash safety).
+          auto got = store_->claim(cursor_, kBatch, rows, true);
+          if (!got.ok()) {
+            std::fprintf(stderr, "smtpblast: %s\n", got.error().describe().c_str());
+            exhausted_ = true;
+            std::lock_guard<std::mutex> g(mu_);
+            if (failure_.empty()) failure_ = got.error().message;
+          } else {
+            if (!rows.empty()) cursor_ = rows.back().id;
+            if (rows.size() < kBatch) exhausted_ = true;
+            filter_suppressed(rows, outcomes);
+          }
+          exhausted = exhausted_;
         }
-        exhausted = exhausted_;
+        size_t idx = 0;
+        while (mailings_[idx] != w) ++idx;
+        workers_[idx]->post([w, r = std::move(rows), exhausted]() mutable {
+          w->add_batch(std::move(r), exhausted);
+        });
+        rows = {};
       }
-      size_t idx = 0;
-      while (mailings_[idx] != w) ++idx;
-      workers_[idx]->post([w, r = std::move(rows), exhausted]() mutable {
-        w->add_batch(std::move(r), exhausted);
-      });
-      rows = {};
     }
     requests.clear();
     if (now - last_progress >= std::chrono::seconds(1)) {
@@ -988,6 +1463,16 @@ void Runner::loop() {
       std::lock_guard<std::mutex> g(mu_);
       if (in_.empty()) break;
     }
+  }
+  // --direct: rows claimed for a worker that stopped before asking for them.
+  for (auto& q : pending_) {
+    for (auto& r : q) {
+      Report& rep = outcomes.emplace_back();
+      rep.out.id = r.id;
+      rep.out.status = r.status;
+      rep.out.status_only = true;
+    }
+    q.clear();
   }
   commit(outcomes);
   save_throttle_state();
@@ -1153,6 +1638,7 @@ int Runner::run() {
   pcfg.session.use_pipelining = cfg_.pipelining;
   pcfg.session.use_chunking = cfg_.chunking;
   pcfg.session.timeouts = cfg_.timeouts;
+  if (relay.tls == TlsMode::kOpportunistic) pcfg.plaintext_hosts = std::make_shared<PlaintextHosts>();
 
   // Signals go to one thread that waits for them (sigwait) and wakes the journal thread at
   // once; every other thread, the workers included, has them blocked.

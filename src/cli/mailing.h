@@ -41,6 +41,17 @@ struct MailingConfig {
   std::string backup_name;            // --backup-name pattern (default EmlNamer::kDefaultPattern)
   std::string title;                  // --title: {{task_title}} in --backup-name
   std::string pickup_dir;             // --pickup: write .eml files there instead of SMTP
+  uint32_t retry_max_ms = 3600 * 1000;  // the longest retry delay (--retry-max)
+
+  // --direct: no relay; each recipient goes to its domain's mail exchangers. `relay` then
+  // carries the HELO name, TLS mode and context, and the connect timeout.
+  bool direct = false;
+  std::vector<std::string> dns_servers;  // --dns-server; empty: /etc/resolv.conf
+  uint16_t mx_port = 25;                 // --mx-port (tests)
+  bool ipv4_only = false;
+  bool ipv6_only = false;
+  uint32_t max_conn_per_domain = 5;      // --max-connections-per-domain
+  uint32_t max_rcpt_per_txn = 50;        // --max-rcpt-per-txn (same content for all only)
 };
 
 // Takes the task's lock file (TASK.lock, holding our PID) for the life of the process, so a

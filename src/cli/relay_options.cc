@@ -255,4 +255,49 @@ Result<RelaySetup> prepare_relay(const RelayOptions& o) {
   return s;
 }
 
+Result<RelaySetup> prepare_direct(const RelayOptions& o) {
+  RelaySetup s;
+  if (!o.relay.empty()) {
+    return make_error(ErrDomain::kConfig, "--direct delivers to each domain's mail exchangers: "
+                                          "give --direct or --relay, not both");
+  }
+  if (!o.user.empty() || !o.password_file.empty() || !o.oauth_token_file.empty() ||
+      !o.oauth_token_cmd.empty() || !o.password_on_argv.empty()) {
+    return make_error(ErrDomain::kConfig, "--direct: mail exchangers take no login; --user, "
+                                          "passwords and tokens go with --relay");
+  }
+  if (o.helo.empty()) {
+    return make_error(ErrDomain::kConfig,
+                      "--direct needs --helo NAME: the fully qualified name of this sending host "
+                      "(what its IP address's PTR record says); receivers check it");
+  }
+  if (o.helo.find('.') == std::string::npos && o.helo.front() != '[') {
+    s.warnings.push_back("--helo " + o.helo + " is not a fully qualified domain name; many "
+                         "receivers reject or junk mail from such a HELO");
+  }
+  s.helo = o.helo;
+  s.name = "direct delivery";
+  std::string mode = o.tls.empty() ? "opportunistic" : o.tls;
+  if (mode == "implicit") {
+    return make_error(ErrDomain::kConfig, "--tls implicit: mail exchangers speak STARTTLS on port "
+                                          "25; use opportunistic (default), starttls or none");
+  }
+  s.tls = mode == "none" ? TlsMode::kNone
+          : mode == "starttls" ? TlsMode::kStartTls : TlsMode::kOpportunistic;
+  if (s.tls != TlsMode::kNone) {
+    TlsClientConfig tc;
+    // Opportunistic TLS checks nothing (RFC 7435): it only keeps passive listeners out.
+    tc.verify = s.tls == TlsMode::kStartTls && o.tls_verify == "yes";
+    tc.ca_file = o.ca_file;
+    tc.allow_resumption = !o.no_resumption;
+    auto ctx = TlsContext::create_client(tc);
+    if (!ctx.ok()) return make_error(ErrDomain::kConfig, ctx.error().message);
+    s.tls_context = std::move(ctx).value();
+  }
+  if (!parse_duration_ms(o.connect_timeout, s.connect_timeout_ms) || s.connect_timeout_ms == 0) {
+    return make_error(ErrDomain::kConfig, "--connect-timeout: '" + o.connect_timeout + "' is not a duration");
+  }
+  return s;
+}
+
 }  // namespace sb

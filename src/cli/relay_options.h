@@ -72,6 +72,10 @@ struct RelaySetup {
 // Validates and prepares everything before anything is sent; errors name the flag.
 Result<RelaySetup> prepare_relay(const RelayOptions& o);
 
+// --direct: no relay address; the HELO name (required), opportunistic TLS by default
+// (nothing verified), no credentials. Errors name the flag.
+Result<RelaySetup> prepare_direct(const RelayOptions& o);
+
 // "30s", "500ms", "2m", "1h" or plain seconds.
 bool parse_duration_ms(const std::string& s, uint32_t& out);
 

@@ -17,16 +17,23 @@ namespace sb {
 
 namespace {
 
-std::string format_peer(const sockaddr* a) {
+std::string format_ip(const sockaddr* a) {
   char ip[INET6_ADDRSTRLEN] = "?";
   if (a->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr, ip, sizeof ip);
+  } else {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a)->sin_addr, ip, sizeof ip);
+  }
+  return ip;
+}
+
+std::string format_peer(const sockaddr* a) {
+  if (a->sa_family == AF_INET6) {
     const auto* v6 = reinterpret_cast<const sockaddr_in6*>(a);
-    inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof ip);
-    return std::string("[") + ip + "]:" + std::to_string(ntohs(v6->sin6_port));
+    return "[" + format_ip(a) + "]:" + std::to_string(ntohs(v6->sin6_port));
   }
   const auto* v4 = reinterpret_cast<const sockaddr_in*>(a);
-  inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof ip);
-  return std::string(ip) + ":" + std::to_string(ntohs(v4->sin_port));
+  return format_ip(a) + ":" + std::to_string(ntohs(v4->sin_port));
 }
 
 }  // namespace
@@ -34,11 +41,16 @@ std::string format_peer(const sockaddr* a) {
 // One connection: a TcpConn carrying a Session. Lives until the TcpConn's close callback.
 class ConnectionPool::Conn : public ConnListener {
  public:
-  Conn(ConnectionPool& pool, const sockaddr* addr)
-      : pool_(pool), session_(pool.cfg_.session, pool.host_, out_) {
+  Conn(ConnectionPool& pool, const sockaddr* addr, uint32_t addr_index)
+      : pool_(pool), scfg_(pool.cfg_.session), session_(scfg_, pool.host_, out_),
+        addr_index_(addr_index), ip_(format_ip(addr)) {
     static std::atomic<uint64_t> next_id{1};
     info_.id = next_id.fetch_add(1, std::memory_order_relaxed);
     info_.peer = format_peer(addr);
+    if (scfg_.tls == TlsMode::kOpportunistic && pool.cfg_.plaintext_hosts != nullptr &&
+        pool.cfg_.plaintext_hosts->contains(ip_)) {
+      scfg_.tls = TlsMode::kNone;  // its handshake failed earlier in this run
+    }
     session_.set_conn_info(&info_);
     session_.keep_transcript(pool.cfg_.keep_transcript);
     tcp_ = TcpConn::create(pool.loop_, this);
@@ -48,7 +60,7 @@ class ConnectionPool::Conn : public ConnListener {
 
   void on_connected() override {
     connected_ = true;
-    if (pool_.cfg_.session.tls == TlsMode::kImplicit) {
+    if (scfg_.tls == TlsMode::kImplicit) {
       start_tls();  // the greeting comes over TLS
       return;
     }
@@ -63,15 +75,19 @@ class ConnectionPool::Conn : public ConnListener {
       Status st = tls_->on_cipher_in(data, plain_, cipher_);
       send_cipher();
       if (!st.ok()) {
-        // Certificate, name and version failures will not go away by reconnecting.
-        session_.on_tls_failed(st.error().message, !was_done);
+        if (!was_done && downgrade()) {
+          session_.on_tls_failed(st.error().message + "; reconnecting without TLS", false);
+        } else {
+          // Certificate, name and version failures will not go away by reconnecting.
+          session_.on_tls_failed(st.error().message, !was_done);
+        }
         sync();
         return;
       }
       if (!was_done && tls_->handshake_done()) {
         info_.tls_version = tls_->info().protocol;
         session_.on_tls_ready(tcp_->now_ms());
-        if (pool_.cfg_.session.tls == TlsMode::kImplicit) session_.on_connected(tcp_->now_ms());
+        if (scfg_.tls == TlsMode::kImplicit) session_.on_connected(tcp_->now_ms());
       }
       if (!plain_.empty()) session_.on_data(plain_, tcp_->now_ms());
       sync();
@@ -86,6 +102,7 @@ class ConnectionPool::Conn : public ConnListener {
   }
   void on_timer() override {
     if (tls_ != nullptr && !tls_->handshake_done()) {
+      (void)downgrade();
       session_.on_tls_failed("timed out during the TLS handshake", false);
       sync();
       return;
@@ -113,6 +130,8 @@ class ConnectionPool::Conn : public ConnListener {
   }
   const Session& session() const { return session_; }
   const std::string& why() const { return why_; }
+  uint32_t addr_index() const { return addr_index_; }
+  bool downgraded() const { return downgraded_; }
   std::string tls_summary() const {
     if (tls_ == nullptr || !tls_->handshake_done()) return "";
     TlsInfo i = tls_->info();
@@ -126,8 +145,20 @@ class ConnectionPool::Conn : public ConnListener {
 
  private:
   bool connected_seen() const { return connected_; }
+  // Opportunistic TLS whose handshake failed: this connection ends (no plaintext on it, since
+  // an attacker can make a handshake fail), and the host is remembered for plaintext.
+  bool downgrade() {
+    if (scfg_.tls != TlsMode::kOpportunistic || pool_.cfg_.plaintext_hosts == nullptr) return false;
+    pool_.cfg_.plaintext_hosts->add(ip_);
+    downgraded_ = true;
+    return true;
+  }
   void start_tls() {
-    auto e = TlsEngine::create_client(pool_.cfg_.tls, pool_.cfg_.tls_host);
+    const std::string& name = addr_index_ < pool_.cfg_.addr_names.size() &&
+                                      !pool_.cfg_.addr_names[addr_index_].empty()
+                                  ? pool_.cfg_.addr_names[addr_index_]
+                                  : pool_.cfg_.tls_host;
+    auto e = TlsEngine::create_client(pool_.cfg_.tls, name);
     if (!e.ok()) {
       session_.on_tls_failed(e.error().message, true);
       sync();
@@ -182,11 +213,15 @@ class ConnectionPool::Conn : public ConnListener {
   std::unique_ptr<TlsEngine> tls_;
   std::string plain_;
   std::string cipher_;
-  ConnInfo info_;  // before session_: the session points to it
+  ConnInfo info_;       // before session_: the session points to it
+  SessionConfig scfg_;  // the pool's, TLS turned off for a host that failed opportunistic TLS
   Session session_;
   TcpConn* tcp_;
+  uint32_t addr_index_;
+  std::string ip_;
   std::string why_;
   bool connected_ = false;
+  bool downgraded_ = false;
 };
 
 ConnectionPool::ConnectionPool(uv_loop_t* loop, const PoolConfig& cfg, PoolHost& host)
@@ -207,6 +242,8 @@ void ConnectionPool::poke() {
   if (failed_ || aborting_) return;
   for (Conn* c : conns_) c->poke();
   while (!retry_armed_ && conns_.size() < cfg_.connections && host_.has_work()) {
+    // Failover (direct delivery): one connection probes the host until a session is ready.
+    if (cfg_.failover && !proven_ && !conns_.empty()) break;
     if (Credentials* cr = cfg_.session.credentials; cr != nullptr && !cr->verified()) {
       // The first login of the run decides whether the credentials work: one connection,
       // on one pool, tries it; the others wait (a short timer re-checks).
@@ -223,14 +260,15 @@ void ConnectionPool::poke() {
       arm_retry(wait);
       break;
     }
+    if (!host_.reserve_connection()) break;
     open_one();
   }
 }
 
 void ConnectionPool::open_one() {
-  const sockaddr_storage& a = cfg_.addrs[next_addr_++ % cfg_.addrs.size()];
+  uint32_t i = (cfg_.failover ? next_addr_ : next_addr_++) % static_cast<uint32_t>(cfg_.addrs.size());
   ++stats_.connections_opened;
-  conns_.push_back(new Conn(*this, reinterpret_cast<const sockaddr*>(&a)));
+  conns_.push_back(new Conn(*this, reinterpret_cast<const sockaddr*>(&cfg_.addrs[i]), i));
 }
 
 void ConnectionPool::abort(const std::string& why) {
@@ -254,6 +292,7 @@ void ConnectionPool::conn_closed(Conn* c) {
     }
   }
   const bool reached = c->session().ready_reached();
+  const bool downgraded = c->downgraded() && !reached;
   if (c->session().fatal() && !failed_) {
     // Reconnecting cannot cure this (credentials, TLS refused or unverifiable): stop now.
     failed_ = true;
@@ -265,7 +304,14 @@ void ConnectionPool::conn_closed(Conn* c) {
   if (reached) {
     ++stats_.sessions_ready;
     failures_ = 0;
+    proven_ = true;
+  } else if (downgraded) {
+    ++stats_.tls_downgrades;  // not the host's failure: it is tried again, in plaintext
   } else {
+    proven_ = false;
+    if (cfg_.failover && c->addr_index() == next_addr_ % cfg_.addrs.size()) {
+      next_addr_ = (next_addr_ + 1) % static_cast<uint32_t>(cfg_.addrs.size());
+    }
     ++stats_.connections_failed;
     ++failures_;
     last_failure_ = c->why().empty() ? "connection closed before the greeting" : c->why();
@@ -286,7 +332,8 @@ void ConnectionPool::conn_closed(Conn* c) {
     if (conns_.empty()) host_.pool_failed(failure_, fatal_);  // once, after the last close
     return;
   }
-  if (!reached) {
+  if (!reached && !downgraded &&
+      !(cfg_.failover && failures_ < cfg_.addrs.size())) {  // failover: the next MX at once
     schedule_retry();
   } else if (host_.has_work()) {
     poke();

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,8 +18,35 @@ namespace sb {
 
 class TlsContext;
 
+// Hosts (by IP) whose opportunistic TLS handshake failed in this run: later connections to
+// them go plaintext from the start. Shared by every pool of a run; thread-safe.
+class PlaintextHosts {
+ public:
+  void add(const std::string& ip) {
+    std::lock_guard<std::mutex> g(mu_);
+    ips_.insert(ip);
+  }
+  bool contains(const std::string& ip) const {
+    std::lock_guard<std::mutex> g(mu_);
+    return ips_.count(ip) != 0;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<std::string> ips_;
+};
+
 struct PoolConfig {
   std::vector<sockaddr_storage> addrs;  // tried in turn
+  // Per address (same order), the host name TLS sends as SNI; empty: tls_host for all.
+  std::vector<std::string> addr_names;
+  // Direct delivery: stay on the first address that works (MX preference order) and move to
+  // the next only when a connection to it fails; one connection at a time until a session has
+  // reached the point of sending mail. Without it, connections go round-robin over addrs.
+  bool failover = false;
+  // --tls opportunistic: a failed handshake puts the host here and the pool reconnects to it
+  // in plaintext (never plaintext on the connection whose handshake failed). May be null.
+  std::shared_ptr<PlaintextHosts> plaintext_hosts;
   std::string name;                     // for messages: "relay 127.0.0.1:2525"
   uint32_t connections = 1;
   uint32_t connect_timeout_ms = 30000;
@@ -43,7 +72,10 @@ class PoolHost : public SessionHost {
   virtual void pool_idle() = 0;
   // Milliseconds to wait before a new connection may open (a connect-rate limit); 0 = now.
   virtual uint64_t connect_delay_ms() { return 0; }
-  // A connection ended; `tls` describes its TLS ("" without). For reports (check verb).
+  // Asked just before each new connection: false keeps it unopened (a budget shared with
+  // other pools is used up); the host pokes the pool again when the budget frees up.
+  virtual bool reserve_connection() { return true; }
+  // A connection ended (every one opened ends here once); `tls` describes its TLS ("" without).
   virtual void session_ended(const Session& s, const std::string& tls) {
     (void)s;
     (void)tls;
@@ -53,6 +85,7 @@ class PoolHost : public SessionHost {
 struct PoolStats {
   uint64_t connections_opened = 0;
   uint64_t connections_failed = 0;
+  uint64_t tls_downgrades = 0;  // opportunistic TLS failed: reconnected in plaintext
   uint64_t sessions_ready = 0;
 };
 
@@ -86,6 +119,7 @@ class ConnectionPool {
   uint32_t failures_ = 0;
   uint32_t next_addr_ = 0;
   bool retry_armed_ = false;
+  bool proven_ = false;  // a session reached the point of sending mail since the last failure
   bool failed_ = false;
   bool aborting_ = false;
   bool first_login_here_ = false;  // this pool holds the run's first login attempt
