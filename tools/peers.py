@@ -1238,3 +1238,90 @@ def run(args, timeout: float = 120.0, **kw) -> Process:
     finally:
         p.stop()
     return p
+
+
+# ---------------------------------------------------------------------------------------
+# DNS
+
+class Dnsmasq(_Fixture):
+    """Debian's dnsmasq serving `config` (dnsmasq.conf lines: mx-host=, host-record=,
+    cname=, local=, server=) on 127.0.0.1 and a free UDP/TCP port, no upstream, no
+    /etc/hosts. `address` is "127.0.0.1:PORT" (for --dns-server); queries are logged
+    (queries() reads the log). Stopped by PID."""
+
+    BINARY = "/usr/sbin/dnsmasq"
+
+    def __init__(self, config: str):
+        self.config = config
+        self.dir = Path(tempfile.mkdtemp(prefix="sb-dnsmasq-"))
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    @staticmethod
+    def _udp_taken(port: int) -> bool:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            return False
+        except OSError:
+            return True
+        finally:
+            s.close()
+
+    def start(self):
+        if self.proc:
+            return self
+        _register(self)
+        conf = self.dir / "dnsmasq.conf"
+        conf.write_text(self.config)
+        try:
+            for _ in range(5):
+                self.port = free_port("127.0.0.1")
+                cmd = [self.BINARY, "--no-daemon", f"--port={self.port}",
+                       "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+                       "--no-hosts", "--log-queries", f"--log-facility={self.dir / 'queries.log'}",
+                       f"--conf-file={conf}", f"--pid-file={self.dir / 'pid'}"]
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                             start_new_session=True)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    if self.proc.poll() is not None:
+                        break  # port clash: another try
+                    if self._udp_taken(self.port):
+                        return self
+                    time.sleep(0.02)
+                stop_pid(self.proc.pid, timeout=5, popen=self.proc)
+                self.proc = None
+            raise PeerError("dnsmasq did not start")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        try:
+            if self.proc:
+                stop_pid(self.proc.pid, timeout=5, popen=self.proc)
+                self.proc = None
+        finally:
+            _unregister(self)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def queries(self) -> list[str]:
+        """Logged questions as "TYPE name" (e.g. "MX one.test")."""
+        p = self.dir / "queries.log"
+        out = []
+        if p.exists():
+            for line in p.read_text(errors="replace").splitlines():
+                m = re.search(r"query\[(\w+)\] (\S+) from", line)
+                if m:
+                    out.append(f"{m.group(1)} {m.group(2)}")
+        return out

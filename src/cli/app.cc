@@ -262,6 +262,10 @@ int run_cli(int argc, char** argv) {
   send->add_option("--dns-server", mc.dns_servers,
                    "--direct: ask this DNS server (IP or IP:PORT, repeatable) instead of "
                    "/etc/resolv.conf");
+  std::string dns_timeout = "5s";
+  send->add_option("--dns-timeout", dns_timeout,
+                   "--direct: wait this long for a DNS answer (the first of 3 tries; each later "
+                   "try waits twice as long); default 5s");
   send->add_option("--mx-port", mc.mx_port, "--direct: the SMTP port of mail exchangers (default 25; for tests)")
       ->check(CLI::Range(1, 65535));
   send->add_flag("--ipv4-only", mc.ipv4_only, "--direct: connect to IPv4 addresses only");
@@ -409,11 +413,17 @@ int run_cli(int argc, char** argv) {
                            "--pickup nor --preset\n");
       return 2;
     }
-    if (!mc.direct && (!mc.dns_servers.empty() || mc.ipv4_only || mc.ipv6_only ||
+    if (!mc.direct && (!mc.dns_servers.empty() || send->count("--dns-timeout") > 0 || mc.ipv4_only || mc.ipv6_only ||
                        send->count("--mx-port") > 0 || send->count("--max-connections-per-domain") > 0 ||
                        send->count("--max-rcpt-per-txn") > 0)) {
-      std::fprintf(stderr, "smtpblast: --dns-server, --mx-port, --ipv4-only, --ipv6-only, "
+      std::fprintf(stderr, "smtpblast: --dns-server, --dns-timeout, --mx-port, --ipv4-only, --ipv6-only, "
                            "--max-connections-per-domain and --max-rcpt-per-txn go with --direct\n");
+      return 2;
+    }
+    if (mc.direct && (!parse_duration_ms(dns_timeout, mc.dns_timeout_ms) || mc.dns_timeout_ms == 0 ||
+                      mc.dns_timeout_ms > 60000)) {
+      std::fprintf(stderr, "smtpblast: --dns-timeout: '%s' is not a duration between 1ms and 60s\n",
+                   dns_timeout.c_str());
       return 2;
     }
     if (mc.ipv4_only && mc.ipv6_only) {

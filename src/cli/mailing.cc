@@ -404,6 +404,7 @@ void WorkerMailing::start() {
   if (cfg_.direct) {
     dns::ResolverConfig rc;
     rc.servers = cfg_.dns_servers;
+    rc.timeout_ms = static_cast<int>(cfg_.dns_timeout_ms);
     dns::MxResolverOptions mo;
     mo.ipv4_only = cfg_.ipv4_only;
     mo.ipv6_only = cfg_.ipv6_only;

@@ -48,6 +48,7 @@ struct MailingConfig {
   bool direct = false;
   std::vector<std::string> dns_servers;  // --dns-server; empty: /etc/resolv.conf
   uint16_t mx_port = 25;                 // --mx-port (tests)
+  uint32_t dns_timeout_ms = 5000;        // --dns-timeout: first try; later tries double it
   bool ipv4_only = false;
   bool ipv6_only = false;
   uint32_t max_conn_per_domain = 5;      // --max-connections-per-domain

@@ -1,0 +1,275 @@
+"""Direct delivery (--direct): a real DNS server (dnsmasq) on loopback serves a test zone, and
+sinks listen on 127.0.0.2 (aiosmtpd, SMTPUTF8) and 127.0.0.3 (a scripted server whose
+STARTTLS handshake fails: TLS 1.0 only, no SMTPUTF8); 127.0.0.4 has nothing listening and
+127.0.0.5 accepts and closes at once (counted). The tests check which recipient arrived
+where, and which ended failed or deferred with which reply.
+
+Run: SMTPBLAST=build/bin/smtpblast /usr/bin/python3 tests/integration/test_direct.py
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import unittest
+
+import blast
+from blast import peers
+import tls_peers
+
+ZONE = """local=/test/
+local-ttl=60
+mx-host=one.test,mx.one.test,10
+host-record=mx.one.test,127.0.0.2
+mx-host=two.test,mx.two.test,10
+host-record=mx.two.test,127.0.0.3
+mx-host=multi.test,mx1.multi.test,10
+mx-host=multi.test,mx2.multi.test,20
+host-record=mx1.multi.test,127.0.0.4
+host-record=mx2.multi.test,127.0.0.2
+mx-host=equal.test,a.equal.test,10
+mx-host=equal.test,b.equal.test,10
+host-record=a.equal.test,127.0.0.2
+host-record=b.equal.test,127.0.0.3
+host-record=implicit.test,127.0.0.3
+mx-host=nullmx.test,.,0
+mx-host=cname.test,alias.cname.test,5
+cname=alias.cname.test,real.cname.test
+host-record=real.cname.test,127.0.0.2
+mx-host=noaddr.test,none.noaddr.test,5
+mx-host=noaddr.test,ok.noaddr.test,10
+host-record=ok.noaddr.test,127.0.0.3
+mx-host=dead.test,mx.dead.test,10
+host-record=mx.dead.test,127.0.0.4
+mx-host=closer.test,mx.closer.test,10
+host-record=mx.closer.test,127.0.0.5
+mx-host=shared1.test,mx.one.test,10
+mx-host=shared2.test,mx.one.test,10
+mx-host=xn--bcher-kva.test,mx.one.test,10
+server=/servfail.test/127.0.0.9#9
+"""
+
+TEMPLATE = ("From: Sender <sender@example.test>\r\nTo: {{email}}\r\nSubject: Hello {{name}}\r\n"
+            "\r\nHello {{name}},\r\nthis is a test.\r\n")
+SAME_FOR_ALL = ("From: Sender <sender@example.test>\r\nTo: list@example.test\r\n"
+                "Subject: The same for everyone\r\n\r\nOne message, several recipients.\r\n")
+
+
+def free_port_on_all(hosts) -> int:
+    for _ in range(50):
+        port = peers.free_port(hosts[0])
+        ok = True
+        for h in hosts[1:]:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((h, port))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return port
+    raise RuntimeError("no port free on all of " + ", ".join(hosts))
+
+
+class Closer:
+    """Accepts TCP connections on HOST:PORT and closes them at once; counts them."""
+
+    def __init__(self, host, port):
+        self.count = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self._sock.listen(64)
+        self._sock.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                c, _ = self._sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.count += 1
+            c.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+
+class DirectDelivery(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = blast.Workdir("sb-direct-")
+        cls.dir = cls.work.path
+        cls.certs = tls_peers.make_certs(cls.dir / "certs")
+        cls.dns = peers.Dnsmasq(ZONE).start()
+        cls.port = free_port_on_all(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.stop()
+        cls.work.cleanup()
+
+    def setUp(self):
+        self.sink2 = peers.AiosmtpdServer(address="127.0.0.2", port=self.port,
+                                          maildir=self.dir / f"mail-{self.id()}")
+        self.sink2.start()
+        ctx = tls_peers.tls10_only_context(self.certs["server"], self.certs["server_key"])
+        self.sink3 = tls_peers.ScriptedSmtp(ctx=ctx, address="127.0.0.3", port=self.port,
+                                            hostname="mx.two.test")
+        self.sink3.__enter__()
+        self.closer = Closer("127.0.0.5", self.port)
+
+    def tearDown(self):
+        self.closer.close()
+        self.sink3.stop()
+        self.sink2.stop()
+
+    def send(self, name, template, rows, *extra):
+        task = self.dir / f"{name}.db"
+        tpl = self.dir / f"{name}.eml"
+        tpl.write_bytes(template.encode())
+        csvp = blast.write_csv(self.dir / f"{name}.csv", ["email", "name"], rows)
+        args = [blast.BIN, "send", "--task", str(task), "--template", str(tpl),
+                "--recipients", str(csvp), "--direct", "--helo", "sender.example.test",
+                "--dns-server", self.dns.address, "--mx-port", str(self.port),
+                "--retry-after", "300ms", "--retry-max", "1s", "--max-attempts", "2",
+                "--connect-timeout", "5s", "--dns-timeout", "150ms", *map(str, extra)]
+        p = peers.run(args, timeout=120)
+        return task, p
+
+    def delivered(self):
+        """{rcpt: "127.0.0.2"|"127.0.0.3"} for every recipient that arrived."""
+        out = {}
+        for env in self.sink2.envelopes():
+            for r in env["rcpt_tos"]:
+                out[r] = "127.0.0.2"
+        for m in self.sink3.messages:
+            for r in m.rcpts:
+                out[r] = "127.0.0.3"
+        return out
+
+    def test_routes_every_kind_of_domain(self):
+        rows = [["a@one.test", "A"], ["b@two.test", "B"], ["c@multi.test", "C"],
+                ["d@equal.test", "D"], ["e@implicit.test", "E"], ["f@nullmx.test", "F"],
+                ["g@nx.test", "G"], ["h@servfail.test", "H"], ["i@cname.test", "I"],
+                ["j@noaddr.test", "J"], ["k@dead.test", "K"], ["m@bücher.test", "M"],
+                ["jösé@one.test", "U1"], ["jösé@two.test", "U2"],
+                ["s1@shared1.test", "S1"], ["s2@shared2.test", "S2"]]
+        rows += [[f"l{i}@closer.test", f"L{i}"] for i in range(5)]
+        acct = self.dir / "routes.jsonl"
+        # One worker: domains of one MX set share a queue within a worker (a domain's worker
+        # is chosen by a hash of its name).
+        task, p = self.send("routes", TEMPLATE, rows, "--accounting", acct,
+                            "--max-connections-per-domain", "1", "--workers", "1")
+        self.assertEqual(p.returncode, 1, blast.describe(p))  # some failed or deferred
+        self.sink2.wait_for(7, timeout=10)
+        got = self.delivered()
+        db = blast.db_rows(task)
+        expect_at = {"a@one.test": "127.0.0.2", "b@two.test": "127.0.0.3",
+                     "c@multi.test": "127.0.0.2",  # MX 10 refuses: the MX 20 takes it
+                     "e@implicit.test": "127.0.0.3", "i@cname.test": "127.0.0.2",
+                     "j@noaddr.test": "127.0.0.3",
+                     "m@xn--bcher-kva.test": "127.0.0.2",  # A-label in RCPT TO
+                     "jösé@one.test": "127.0.0.2", "s1@shared1.test": "127.0.0.2",
+                     "s2@shared2.test": "127.0.0.2"}
+        for rcpt, host in expect_at.items():
+            self.assertEqual(got.get(rcpt), host, f"{rcpt}: {got}\n{blast.describe(p)}")
+        self.assertIn(got.get("d@equal.test"), ("127.0.0.2", "127.0.0.3"))
+        for email in ["a@one.test", "b@two.test", "c@multi.test", "d@equal.test",
+                      "e@implicit.test", "i@cname.test", "j@noaddr.test", "m@bücher.test",
+                      "jösé@one.test", "s1@shared1.test", "s2@shared2.test"]:
+            self.assertEqual(db[email]["status"], "sent", f"{email}: {db[email]}")
+        self.assertEqual(len(got), 11, got)
+
+        # Permanent: null MX and NXDOMAIN fail without any connection; no SMTPUTF8 fails.
+        self.assertEqual(db["f@nullmx.test"]["status"], "failed")
+        self.assertIn("null MX", db["f@nullmx.test"]["reply"])
+        self.assertEqual(db["g@nx.test"]["status"], "failed")
+        self.assertIn("NXDOMAIN", db["g@nx.test"]["reply"])
+        self.assertEqual(db["jösé@two.test"]["status"], "failed")
+        self.assertIn("SMTPUTF8", db["jösé@two.test"]["reply"])
+        # Temporary: SERVFAIL and an unreachable host defer (never a bounce), twice each.
+        self.assertEqual(db["h@servfail.test"]["status"], "deferred", db["h@servfail.test"])
+        self.assertEqual(db["h@servfail.test"]["attempts"], 2)
+        self.assertEqual(db["k@dead.test"]["status"], "deferred")
+        self.assertIn("refused", db["k@dead.test"]["reply"])
+        self.assertEqual(db["k@dead.test"]["attempts"], 2)
+        for i in range(5):
+            self.assertEqual(db[f"l{i}@closer.test"]["status"], "deferred")
+        # The five recipients of closer.test wait together: each destination attempt is at
+        # most two connections (then backoff), two attempts per recipient: at most four
+        # connections, not five per attempt.
+        self.assertLessEqual(self.closer.count, 4, self.closer.count)
+        self.assertGreaterEqual(self.closer.count, 2, self.closer.count)
+
+        # The CNAME'd MX is followed and said.
+        self.assertIn("CNAME", p.stderr)
+        # SMTPUTF8 was used for the non-ASCII local part only.
+        envs = {r: e for e in self.sink2.envelopes() for r in e["rcpt_tos"]}
+        self.assertIn("SMTPUTF8", envs["jösé@one.test"]["mail_options"])
+        self.assertNotIn("SMTPUTF8", envs["a@one.test"]["mail_options"])
+        self.assertNotIn("SMTPUTF8", envs["m@xn--bcher-kva.test"]["mail_options"])
+        # Domains with the same MX set share one queue: with one connection per destination
+        # both went over the same connection.
+        acc = [json.loads(line) for line in acct.read_text().splitlines() if line.strip()]
+        conn = {a["recipient"]: a["connection_id"] for a in acc if a["status"] == "sent"}
+        self.assertEqual(conn["s1@shared1.test"], conn["s2@shared2.test"])
+        self.assertEqual(conn["s1@shared1.test"], conn["a@one.test"])
+        # The failed STARTTLS handshake on 127.0.0.3 was not followed by plaintext on that
+        # connection: the host was reconnected in plaintext and remembered.
+        # (Four destinations share that host and may each try once before the first failure
+        # is known.)
+        conns = [[bytes(l[1]).upper() for l in c.lines] for c in self.sink3.conns]
+        tls_conns = [c for c in conns if any(l.startswith(b"STARTTLS") for l in c)]
+        self.assertGreaterEqual(len(tls_conns), 1, conns)
+        self.assertLessEqual(len(tls_conns), 4, conns)
+        for c in tls_conns:
+            self.assertFalse(any(l.startswith(b"MAIL") for l in c), c)
+        mail_conns = [c for c in conns if any(l.startswith(b"MAIL") for l in c)]
+        self.assertGreaterEqual(len(mail_conns), 1, conns)
+
+    def test_same_content_shares_a_transaction(self):
+        rows = [[f"r{i}@one.test", ""] for i in range(7)] + [["x@two.test", ""]]
+        task, p = self.send("grouped", SAME_FOR_ALL, rows, "--max-rcpt-per-txn", "3")
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        envs = self.sink2.wait_for(3, timeout=10) and self.sink2.envelopes()
+        sizes = sorted(len(e["rcpt_tos"]) for e in envs)
+        self.assertEqual(sizes, [1, 3, 3], envs)
+        self.assertEqual(sum(len(m.rcpts) for m in self.sink3.messages), 1)
+
+    def test_personalised_content_is_one_transaction_each(self):
+        rows = [[f"p{i}@one.test", f"P{i}"] for i in range(4)]
+        task, p = self.send("personal", TEMPLATE, rows)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        envs = self.sink2.wait_for(4, timeout=10) and self.sink2.envelopes()
+        self.assertEqual(sorted(len(e["rcpt_tos"]) for e in envs), [1, 1, 1, 1])
+
+    def test_bad_configuration(self):
+        tpl = self.dir / "cfg.eml"
+        tpl.write_bytes(TEMPLATE.encode())
+        csvp = blast.write_csv(self.dir / "cfg.csv", ["email", "name"], [["a@one.test", "A"]])
+        base = [blast.BIN, "send", "--task", str(self.dir / "cfg.db"), "--template", str(tpl),
+                "--recipients", str(csvp)]
+        cases = [
+            (["--direct"], "--helo"),
+            (["--direct", "--helo", "h.example.test", "--relay", "127.0.0.1:25"], "not both"),
+            (["--direct", "--helo", "h.example.test", "--ipv4-only", "--ipv6-only"], "one of"),
+            (["--relay", "127.0.0.1:25", "--mx-port", "2525"], "go with --direct"),
+            (["--direct", "--helo", "h.example.test", "--tls", "implicit"], "implicit"),
+        ]
+        for args, needle in cases:
+            p = peers.run(base + args, timeout=30)
+            self.assertEqual(p.returncode, 2, blast.describe(p))
+            self.assertIn(needle, p.stderr, blast.describe(p))
+        self.assertEqual(self.sink2.envelopes(), [])
+
+
+if __name__ == "__main__":
+    blast.main("test_direct")
