@@ -45,7 +45,8 @@ namespace {
 
 constexpr size_t kBatch = 512;          // recipients claimed per request
 constexpr size_t kOutcomeFlush = 256;   // outcomes a worker hands over at once
-constexpr uint64_t kFlushMs = 50;       // ... or after this long (at most the commit interval)
+constexpr uint64_t kFlushMs = 50;
+constexpr size_t kDirectQueue = 32768;  // --direct: recipients a worker holds queued       // ... or after this long (at most the commit interval)
 
 
 uint64_t wall_ms() {
@@ -219,6 +220,8 @@ class WorkerMailing {
   bool throttle_armed_ = false;
   std::mt19937 rng_;
   size_t queued_ = 0;    // jobs in destination queues or waiting for DNS
+  uint64_t dns_lookups_ = 0;  // resolve_mx calls (one per domain per batch, cache hits too)
+  uint64_t dns_cpu_ns_ = 0;   // thread CPU in resolve_mx calls (the rest: Resolver::cpu_ns)
   size_t inflight_ = 0;  // transactions under way
   uint32_t open_conns_ = 0;
   uint32_t budget_ = 1;  // connections this worker may have open at once
@@ -275,6 +278,13 @@ class Runner {
     std::lock_guard<std::mutex> g(mu_);
     cv_.notify_one();
   }
+  void add_dns_stats(uint64_t lookups, uint64_t queries, uint64_t cpu_ns, uint64_t domains) {
+    std::lock_guard<std::mutex> g(mu_);
+    dns_lookups_ += lookups;
+    dns_queries_ += queries;
+    dns_cpu_ns_ += cpu_ns;
+    dns_domains_ += domains;
+  }
   void worker_finished(const std::string& failure, bool fatal = false) {
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -323,6 +333,7 @@ class Runner {
   std::string failure_;
   uint64_t daily_resume_at_ = 0;  // set when the daily limit stopped the run
   bool fatal_ = false;            // credentials or TLS: reconnecting cannot help
+  uint64_t dns_lookups_ = 0, dns_queries_ = 0, dns_cpu_ns_ = 0, dns_domains_ = 0;  // --direct
   std::unique_ptr<SharedThrottle> throttle_;
   // Journal-thread state.
   int64_t cursor_ = 0;
@@ -430,7 +441,11 @@ void WorkerMailing::destroy() {
   uv_close(reinterpret_cast<uv_handle_t*>(flush_timer_), del);
   uv_close(reinterpret_cast<uv_handle_t*>(retry_timer_), del);
   uv_close(reinterpret_cast<uv_handle_t*>(throttle_timer_), del);
-  if (resolver_) resolver_->shutdown();  // pending lookups complete now; their jobs are gone
+  if (resolver_) {
+    runner_.add_dns_stats(dns_lookups_, resolver_->resolver().queries_started(),
+                          dns_cpu_ns_ + resolver_->resolver().cpu_ns(), resolver_->cached_domains());
+    resolver_->shutdown();  // pending lookups complete now; their jobs are gone
+  }
   lookups_.clear();
   for (auto& [key, d] : dests_) d->pool_.reset();
   dests_.clear();
@@ -510,7 +525,10 @@ void WorkerMailing::route(Job* j) {
   ++queued_;
   if (!first) return;
   // Cached answers come back on the next loop turn too (never inside resolve_mx).
+  uint64_t t0 = dns::dns_thread_cpu_ns();
+  ++dns_lookups_;
   resolver_->resolve_mx(domain, [this, domain](const dns::MxResult& r) { on_mx(domain, r); });
+  dns_cpu_ns_ += dns::dns_thread_cpu_ns() - t0;
 }
 
 void WorkerMailing::on_mx(const std::string& domain, const dns::MxResult& r) {
@@ -609,7 +627,9 @@ void WorkerMailing::defer_for_retry(Job* j, int code, std::string_view why) {
 
 void WorkerMailing::maybe_request() {
   if (requested_ || exhausted_ || aborted_) return;
-  if (queued_ >= kBatch / 2) return;
+  // Direct delivery holds a deeper queue: recipients of one domain are spread over the whole
+  // list, and only a deep queue gives each connection several messages to carry.
+  if (queued_ >= (cfg_.direct ? kDirectQueue : kBatch) / 2) return;
   requested_ = true;
   runner_.request_batch(this);
 }
@@ -1294,7 +1314,7 @@ void Runner::serve_direct(const std::vector<WorkerMailing*>& requests, std::vect
   }
   // Claim while a parked worker has nothing and the rows held stay bounded (a worker whose
   // domains are slow must not make the others read the whole task into memory).
-  const size_t cap = kBatch * 8 * n;
+  const size_t cap = kDirectQueue * n;
   std::vector<RecipientRow> rows;
   auto wanting = [&] {
     for (size_t i = 0; i < n; ++i) {
@@ -1713,6 +1733,12 @@ int Runner::finish() {
     std::fprintf(stderr, "throttle: %s\n", describe(snap).c_str());
   }
   if (!daily_message_.empty()) std::fprintf(stderr, "%s\n", daily_message_.c_str());
+  if (cfg_.direct) {
+    std::fprintf(stderr, "dns: %llu domains, %llu MX lookups, %llu queries, %.1f ms CPU\n",
+                 static_cast<unsigned long long>(dns_domains_),
+                 static_cast<unsigned long long>(dns_lookups_),
+                 static_cast<unsigned long long>(dns_queries_), static_cast<double>(dns_cpu_ns_) / 1e6);
+  }
   if (!failure_.empty()) {
     std::fprintf(stderr, "smtpblast: run stopped: %s\n", failure_.c_str());
     // Nothing could be delivered at all (most likely a wrong relay address or port), or a

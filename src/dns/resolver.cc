@@ -2,6 +2,8 @@
 // one-shot uv_timer_t re-armed from ares_timeout() after every event (as Node and Envoy do).
 #include "dns/resolver.h"
 
+#include <ctime>
+
 #include <ares.h>
 #include <arpa/inet.h>
 #include <uv.h>
@@ -19,6 +21,7 @@ struct Resolver::Pending {
   std::string name;
   RecordType type;
   bool cancelled = false;
+  bool search = false;
 };
 
 namespace {
@@ -111,6 +114,7 @@ Result<std::unique_ptr<Resolver>> Resolver::create(uv_loop_s* loop, const Resolv
   }
 
   std::unique_ptr<Resolver> r(new Resolver(loop));
+  r->max_in_flight_ = std::max<size_t>(1, cfg.max_in_flight);
   ares_options opts{};
   int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
   opts.sock_state_cb = &Resolver::on_sock_state;
@@ -168,23 +172,35 @@ QueryId Resolver::search(std::string_view name, RecordType type, QueryCallback c
 QueryId Resolver::start(std::string_view name, RecordType type, QueryCallback cb, bool search) {
   if (shut_ || shutdown_requested_) return 0;
   auto* p = new Pending{this, next_id_++, std::move(cb), std::string(name), type};
+  p->search = search;
   live_.emplace(p->id, p);
   ++started_;
+  if (in_ares_ >= max_in_flight_) {
+    // A burst of hundreds of questions at once overflows the UDP receive buffer (on loopback
+    // each reply takes ~1 KB of it): the lost answers would cost a whole timeout each.
+    waiting_.push_back(p);
+    return p->id;
+  }
+  submit(p);
+  return p->id;
+}
+
+void Resolver::submit(Pending* p) {
+  ++in_ares_;
   // c-ares may complete a query inside ares_query (bad name, no servers); such results wait
   // in deferred_ for the timer, so a callback never runs inside query().
   ++ares_depth_;
   submitting_ = true;
-  if (search) {
-    ares_search(channel_, p->name.c_str(), 1 /* IN */, static_cast<int>(type),
+  if (p->search) {
+    ares_search(channel_, p->name.c_str(), 1 /* IN */, static_cast<int>(p->type),
                 &Resolver::on_ares_done, p);
   } else {
-    ares_query(channel_, p->name.c_str(), 1 /* IN */, static_cast<int>(type),
+    ares_query(channel_, p->name.c_str(), 1 /* IN */, static_cast<int>(p->type),
                &Resolver::on_ares_done, p);
   }
   submitting_ = false;
   --ares_depth_;
   after_ares();
-  return p->id;
 }
 
 void Resolver::cancel(QueryId id) {
@@ -221,6 +237,13 @@ void Resolver::on_ares_done(void* arg, int status, int /*timeouts*/, unsigned ch
 
 void Resolver::deliver(Pending* p, Result<Answer> r) {
   live_.erase(p->id);
+  if (in_ares_ > 0) --in_ares_;
+  // The freed slot goes to the oldest waiting question (not during a shutdown).
+  while (!waiting_.empty() && in_ares_ < max_in_flight_ && !shutdown_requested_ && !shut_) {
+    Pending* w = waiting_.front();
+    waiting_.pop_front();
+    submit(w);
+  }
   if (!p->cancelled && p->cb) {
     ++ares_depth_;  // a shutdown() asked for inside the user's callback waits for us
     p->cb(std::move(r));
@@ -259,9 +282,35 @@ void Resolver::on_sock_state(void* data, int fd, int readable, int writable) {
   uv_poll_start(h, events, &Resolver::on_poll);
 }
 
+namespace {
+
+uint64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Adds the thread CPU time of a scope to a counter (what DNS costs the worker loop).
+class CpuScope {
+ public:
+  explicit CpuScope(uint64_t& total) : total_(total), start_(thread_cpu_ns()) {}
+  ~CpuScope() { total_ += thread_cpu_ns() - start_; }
+  CpuScope(const CpuScope&) = delete;
+  CpuScope& operator=(const CpuScope&) = delete;
+
+ private:
+  uint64_t& total_;
+  uint64_t start_;
+};
+
+}  // namespace
+
+uint64_t dns_thread_cpu_ns() { return thread_cpu_ns(); }
+
 void Resolver::on_poll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Resolver*>(handle->data);
   if (self == nullptr || self->shut_) return;
+  CpuScope cpu(self->cpu_ns_);
   int fd = -1;
   uv_fileno(reinterpret_cast<uv_handle_t*>(handle), &fd);
   ares_socket_t rfd = ARES_SOCKET_BAD;
@@ -281,6 +330,7 @@ void Resolver::on_poll(uv_poll_t* handle, int status, int events) {
 void Resolver::on_timer(uv_timer_t* handle) {
   auto* self = static_cast<Resolver*>(handle->data);
   if (self == nullptr || self->shut_) return;
+  CpuScope cpu(self->cpu_ns_);
   auto ready = std::move(self->deferred_);
   self->deferred_.clear();
   for (auto& [p, r] : ready) self->deliver(p, std::move(r));
@@ -333,6 +383,10 @@ void Resolver::do_shutdown() {
   auto ready = std::move(deferred_);
   deferred_.clear();
   for (auto& [p, r] : ready) deliver(p, std::move(r));
+  std::deque<Pending*> waiting;
+  waiting.swap(waiting_);
+  for (Pending* p : waiting) deliver(p, dns_error(std::string(record_type_name(p->type)) +
+                                                 " lookup for " + p->name + ": resolver shut down"));
   if (channel_ != nullptr) {
     ares_destroy(channel_);
     channel_ = nullptr;

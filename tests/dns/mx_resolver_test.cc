@@ -130,6 +130,46 @@ TEST_F(DnsmasqTest, ResolverRawQueries) {
   EXPECT_EQ(resolver_->pending(), 0u);
 }
 
+// A burst larger than max_in_flight waits its turn: every question is answered, none lost to a
+// timeout (with 600 at once, replies overflowed the UDP receive buffer and cost 5 s each).
+TEST_F(DnsmasqTest, BurstBeyondInFlightLimitIsQueuedNotLost) {
+  ResolverConfig cfg;
+  cfg.servers = {server_->address()};
+  cfg.max_in_flight = 4;
+  cfg.timeout_ms = 3000;
+  resolver_ = std::move(Resolver::create(&loop_, cfg)).value();
+  int ok = 0, errors = 0;
+  for (int i = 0; i < 300; ++i) {
+    resolver_->query(i % 2 ? "one.test" : "multi.test", RecordType::kMx, [&](Result<Answer> a) {
+      (a.ok() ? ok : errors)++;
+    });
+  }
+  EXPECT_EQ(resolver_->pending(), 300u);
+  uint64_t t0 = uv_now(&loop_);
+  ASSERT_TRUE(run_until(
+      &loop_, [&] { return ok + errors == 300; }, 10000));
+  EXPECT_EQ(ok, 300);
+  EXPECT_LT(uv_now(&loop_) - t0, 2500u) << "some question waited for a timeout";
+}
+
+TEST_F(DnsmasqTest, ShutdownFailsQuestionsStillWaitingForASlot) {
+  ResolverConfig cfg;
+  cfg.servers = {server_->address()};
+  cfg.max_in_flight = 1;
+  resolver_ = std::move(Resolver::create(&loop_, cfg)).value();
+  int calls = 0;
+  std::string last;
+  for (int i = 0; i < 5; ++i) {
+    resolver_->query("one.test", RecordType::kMx, [&](Result<Answer> a) {
+      ++calls;
+      if (!a.ok()) last = a.error().message;
+    });
+  }
+  resolver_->shutdown();
+  EXPECT_EQ(calls, 5);
+  EXPECT_NE(last.find("shut down"), std::string::npos) << last;
+}
+
 TEST_F(DnsmasqTest, CancelledQueryNeverCallsBack) {
   ResolverConfig cfg;
   cfg.servers = {server_->address()};
