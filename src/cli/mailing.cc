@@ -217,7 +217,9 @@ class WorkerMailing {
   uv_timer_t* flush_timer_ = nullptr;
   uv_timer_t* retry_timer_ = nullptr;
   uv_timer_t* throttle_timer_ = nullptr;
+  uv_timer_t* budget_timer_ = nullptr;  // --direct: another worker held a destination's budget
   bool throttle_armed_ = false;
+  bool budget_timer_armed_ = false;
   std::mt19937 rng_;
   size_t queued_ = 0;    // jobs in destination queues or waiting for DNS
   uint64_t dns_lookups_ = 0;  // resolve_mx calls (one per domain per batch, cache hits too)
@@ -278,6 +280,20 @@ class Runner {
     std::lock_guard<std::mutex> g(mu_);
     cv_.notify_one();
   }
+  // --direct: the connection budget of a destination (an MX set) is shared by every worker,
+  // as two domains of one MX set may live on different workers. Taken per connection.
+  bool take_dest_slot(const std::string& key) {
+    std::lock_guard<std::mutex> g(dest_mu_);
+    uint32_t& n = dest_conns_[key];
+    if (n >= cfg_.max_conn_per_domain) return false;
+    ++n;
+    return true;
+  }
+  void give_dest_slot(const std::string& key) {
+    std::lock_guard<std::mutex> g(dest_mu_);
+    auto it = dest_conns_.find(key);
+    if (it != dest_conns_.end() && it->second > 0) --it->second;
+  }
   void add_dns_stats(uint64_t lookups, uint64_t queries, uint64_t cpu_ns, uint64_t domains) {
     std::lock_guard<std::mutex> g(mu_);
     dns_lookups_ += lookups;
@@ -334,6 +350,8 @@ class Runner {
   uint64_t daily_resume_at_ = 0;  // set when the daily limit stopped the run
   bool fatal_ = false;            // credentials or TLS: reconnecting cannot help
   uint64_t dns_lookups_ = 0, dns_queries_ = 0, dns_cpu_ns_ = 0, dns_domains_ = 0;  // --direct
+  std::mutex dest_mu_;
+  std::unordered_map<std::string, uint32_t> dest_conns_;  // --direct: open, by route key
   std::unique_ptr<SharedThrottle> throttle_;
   // Journal-thread state.
   int64_t cursor_ = 0;
@@ -408,7 +426,9 @@ void WorkerMailing::start() {
   uv_timer_init(worker_.loop(), flush_timer_);
   uv_timer_init(worker_.loop(), retry_timer_);
   uv_timer_init(worker_.loop(), throttle_timer_);
-  flush_timer_->data = retry_timer_->data = throttle_timer_->data = this;
+  budget_timer_ = new uv_timer_t;
+  uv_timer_init(worker_.loop(), budget_timer_);
+  flush_timer_->data = retry_timer_->data = throttle_timer_->data = budget_timer_->data = this;
   uv_timer_start(flush_timer_, [](uv_timer_t* t) {
     static_cast<WorkerMailing*>(t->data)->flush_outcomes();
   }, std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms), std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms));
@@ -441,6 +461,7 @@ void WorkerMailing::destroy() {
   uv_close(reinterpret_cast<uv_handle_t*>(flush_timer_), del);
   uv_close(reinterpret_cast<uv_handle_t*>(retry_timer_), del);
   uv_close(reinterpret_cast<uv_handle_t*>(throttle_timer_), del);
+  uv_close(reinterpret_cast<uv_handle_t*>(budget_timer_), del);
   if (resolver_) {
     runner_.add_dns_stats(dns_lookups_, resolver_->resolver().queries_started(),
                           dns_cpu_ns_ + resolver_->resolver().cpu_ns(), resolver_->cached_domains());
@@ -903,10 +924,25 @@ void WorkerMailing::backoff_over(Destination& d) {
 }
 
 bool WorkerMailing::reserve_connection(Destination& d) {
+  if (cfg_.direct && !runner_.take_dest_slot(d.key_)) {
+    // Another worker holds the destination's connections: look again shortly.
+    if (!budget_timer_armed_) {
+      budget_timer_armed_ = true;
+      uv_timer_start(budget_timer_, [](uv_timer_t* t) {
+        auto* self = static_cast<WorkerMailing*>(t->data);
+        self->budget_timer_armed_ = false;
+        for (auto& [key, o] : self->dests_) {
+          if (o->has_work()) o->poke();
+        }
+      }, 50, 0);
+    }
+    return false;
+  }
   if (open_conns_ < budget_) {
     ++open_conns_;
     return true;
   }
+  if (cfg_.direct) runner_.give_dest_slot(d.key_);
   if (!d.starved_) {
     d.starved_ = true;
     starved_.push_back(&d);
@@ -922,6 +958,7 @@ bool WorkerMailing::reserve_connection(Destination& d) {
 
 void WorkerMailing::connection_ended(Destination& d, const Session& s) {
   if (open_conns_ > 0) --open_conns_;
+  if (cfg_.direct) runner_.give_dest_slot(d.key_);
   if (s.ready_reached()) d.backoff_level_ = 0;
   // The budget freed up: the longest-waiting destination that still has work gets it.
   while (!starved_.empty() && open_conns_ < budget_) {
