@@ -198,6 +198,10 @@ class ConnectionPool::Conn : public ConnListener {
         tcp_->write(out_);
       }
     }
+    if (!ready_seen_ && session_.ready_reached()) {
+      ready_seen_ = true;
+      pool_.conn_ready();
+    }
     if (session_.wants_close()) {
       if (why_.empty()) why_ = session_.end_reason();
       tcp_->close(true);
@@ -222,6 +226,7 @@ class ConnectionPool::Conn : public ConnListener {
   std::string why_;
   bool connected_ = false;
   bool downgraded_ = false;
+  bool ready_seen_ = false;
 };
 
 ConnectionPool::ConnectionPool(uv_loop_t* loop, const PoolConfig& cfg, PoolHost& host)
@@ -240,7 +245,20 @@ ConnectionPool::~ConnectionPool() {
 
 void ConnectionPool::poke() {
   if (failed_ || aborting_) return;
-  for (Conn* c : conns_) c->poke();
+  // By index: a poked session that reaches MAIL may open connections (conn_ready).
+  for (size_t i = 0, n = conns_.size(); i < n; ++i) conns_[i]->poke();
+  open_more();
+}
+
+void ConnectionPool::conn_ready() {
+  // Failover: the host works; the other connections the limit allows may open now.
+  if (proven_ || failed_ || aborting_) return;
+  proven_ = true;
+  failures_ = 0;
+  open_more();
+}
+
+void ConnectionPool::open_more() {
   while (!retry_armed_ && conns_.size() < cfg_.connections && host_.has_work()) {
     // Failover (direct delivery): one connection probes the host until a session is ready.
     if (cfg_.failover && !proven_ && !conns_.empty()) break;

@@ -106,6 +106,8 @@ class ConnectionPool {
  private:
   class Conn;
   void open_one();
+  void open_more();   // opens connections up to the limits, while there is work
+  void conn_ready();  // a session reached the point of sending mail
   void conn_closed(Conn* c);
   void schedule_retry();
   void arm_retry(uint64_t delay_ms);
