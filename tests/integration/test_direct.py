@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import unittest
 
 import blast
@@ -52,6 +53,15 @@ mx-host=busy.test,mx2.busy.test,20
 host-record=mx1.busy.test,127.0.0.6
 host-record=mx2.busy.test,127.0.0.3
 server=/servfail.test/127.0.0.9#9
+host-record=mx.many.test,127.0.0.7
+mx-host=many0.test,mx.many.test,10
+mx-host=many1.test,mx.many.test,10
+mx-host=many2.test,mx.many.test,10
+mx-host=many3.test,mx.many.test,10
+mx-host=many4.test,mx.many.test,10
+mx-host=many5.test,mx.many.test,10
+mx-host=many6.test,mx.many.test,10
+mx-host=many7.test,mx.many.test,10
 """
 
 TEMPLATE = ("From: Sender <sender@example.test>\r\nTo: {{email}}\r\nSubject: Hello {{name}}\r\n"
@@ -113,6 +123,76 @@ class Closer:
         self._sock.close()
 
 
+class SlowSmtp:
+    """A minimal SMTP server on HOST:PORT (threads) that answers end-of-data after `delay`
+    seconds and records the most connections it had open at once, and the recipients."""
+
+    def __init__(self, host, port, delay=0.05):
+        self.delay = delay
+        self.open = 0
+        self.max_open = 0
+        self.rcpts = []
+        self._lock = threading.Lock()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self._sock.listen(64)
+        self._sock.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                c, _ = self._sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        with self._lock:
+            self.open += 1
+            self.max_open = max(self.max_open, self.open)
+        try:
+            f = c.makefile("rb")
+            c.sendall(b"220 slow ESMTP\r\n")
+            in_data = False
+            for line in f:
+                if in_data:
+                    if line == b".\r\n":
+                        in_data = False
+                        time.sleep(self.delay)
+                        c.sendall(b"250 ok\r\n")
+                    continue
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    c.sendall(b"250-slow\r\n250 8BITMIME\r\n")
+                elif verb == b"RCPT":
+                    with self._lock:
+                        self.rcpts.append(line[8:].strip().strip(b"<>").decode())
+                    c.sendall(b"250 ok\r\n")
+                elif verb == b"DATA":
+                    in_data = True
+                    c.sendall(b"354 go\r\n")
+                elif verb == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    break
+                else:
+                    c.sendall(b"250 ok\r\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+            with self._lock:
+                self.open -= 1
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+
 class DirectDelivery(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -121,7 +201,7 @@ class DirectDelivery(unittest.TestCase):
         cls.certs = tls_peers.make_certs(cls.dir / "certs")
         cls.dns = peers.Dnsmasq(ZONE).start()
         cls.port = free_port_on_all(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
-                                     "127.0.0.6"])
+                                     "127.0.0.6", "127.0.0.7"])
 
     @classmethod
     def tearDownClass(cls):
@@ -266,6 +346,21 @@ class DirectDelivery(unittest.TestCase):
         self.assertEqual(p.returncode, 0, blast.describe(p))
         envs = self.sink2.wait_for(4, timeout=10) and self.sink2.envelopes()
         self.assertEqual(sorted(len(e["rcpt_tos"]) for e in envs), [1, 1, 1, 1])
+
+    def test_one_mx_set_one_connection_budget_across_workers(self):
+        # Eight domains, one MX host: whichever worker owns each domain, at most
+        # --max-connections-per-domain connections to that host at once.
+        slow = SlowSmtp("127.0.0.7", self.port)
+        try:
+            rows = [[f"u{k}@many{i}.test", f"N{k}"] for i in range(8) for k in range(4)]
+            task, p = self.send("many", TEMPLATE, rows, "--workers", "2",
+                                "--max-connections-per-domain", "2", "--tls", "none")
+            self.assertEqual(p.returncode, 0, blast.describe(p))
+            self.assertEqual(len(slow.rcpts), 32)
+            self.assertLessEqual(slow.max_open, 2)
+            self.assertGreaterEqual(slow.max_open, 1)
+        finally:
+            slow.close()
 
     def test_bad_configuration(self):
         tpl = self.dir / "cfg.eml"
