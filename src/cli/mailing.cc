@@ -26,6 +26,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/dkim_options.h"
 #include "cli/relay_options.h"
 #include "loop/worker.h"
 #include "message/template.h"
@@ -681,6 +682,7 @@ int Runner::prepare() {
   TemplateOptions topts;
   topts.default_from = cfg_.from;
   topts.task_key = task_key;
+  if (cfg_.message) apply_message_setup(*cfg_.message, task_key, topts);
   auto tpl = CompiledTemplate::compile(raw, topts);
   if (!tpl.ok()) {
     std::fprintf(stderr, "smtpblast: --template %s: %s\n", cfg_.template_path.c_str(),
@@ -702,6 +704,7 @@ int Runner::prepare() {
     return 2;
   }
   (void)store_->set_meta("template_hash", tpl_->source_hash());
+  if (cfg_.message) print_message_warnings(*cfg_.message, *tpl_);
 
   auto tcfg = make_throttle_config(cfg_.throttle);
   if (!tcfg.ok()) {

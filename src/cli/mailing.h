@@ -41,6 +41,7 @@ struct MailingConfig {
   std::string backup_name;            // --backup-name pattern (default EmlNamer::kDefaultPattern)
   std::string title;                  // --title: {{task_title}} in --backup-name
   std::string pickup_dir;             // --pickup: write .eml files there instead of SMTP
+  const struct MessageSetup* message = nullptr;  // --dkim-*, --unsubscribe-* (dkim_options.h)
 };
 
 // Takes the task's lock file (TASK.lock, holding our PID) for the life of the process, so a
