@@ -40,7 +40,8 @@ packages=(
   # fuzzing and sanitizers
   clang
   # real peers and tools for integration tests and benchmarks
-  postfix python3 python3-aiosmtpd python3-dkim stunnel4 dnsmasq-base openssl strace sqlite3
+  postfix python3 python3-aiosmtpd python3-dkim opendkim-tools iproute2 stunnel4 dnsmasq-base
+  openssl strace sqlite3
   ca-certificates time
 )
 

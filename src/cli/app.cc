@@ -12,8 +12,10 @@
 #include <thread>
 
 #include "cli/check.h"
+#include "cli/dkim_options.h"
 #include "cli/mailing.h"
 #include "cli/relay_options.h"
+#include "cli/unsub_verify.h"
 #include "smtp/sink_server.h"
 #include "store/suppression.h"
 #include "store/accounting.h"
@@ -255,6 +257,8 @@ int run_cli(int argc, char** argv) {
   send->add_option("--pickup", mc.pickup_dir,
                    "instead of a relay: write each message as an .eml file into this pickup "
                    "directory (IIS/Exchange style)");
+  MessageOptions send_msg;
+  add_message_options(send, send_msg);
 
   // direct delivery
   send->add_flag("--direct", mc.direct,
@@ -306,6 +310,16 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   test->add_option("--to", test_to, "recipient")->required();
   test->add_option("--from", test_from, "envelope sender (default: the template's From:)");
+  MessageOptions test_msg;
+  add_message_options(test, test_msg);
+
+  // unsub-verify, dkim-record
+  UnsubVerifyArgs unsub_args;
+  auto* unsub_verify = add_unsub_verify_command(app, unsub_args);
+  MessageOptions record_msg;
+  auto* dkim_record = app.add_subcommand(
+      "dkim-record", "print the DNS TXT record to publish for each --dkim-key (zone-file syntax)");
+  add_dkim_key_options(dkim_record, record_msg);
 
   // presets
   auto* presets = app.add_subcommand("presets", "list the provider presets and their limits");
@@ -444,6 +458,13 @@ int run_cli(int argc, char** argv) {
       }
       mc.commit_interval_ms = ms;
     }
+    // Keys and the unsubscribe secret are loaded once, before the task is opened.
+    auto msg = prepare_message_options(send_msg);
+    if (!msg.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", msg.error().message.c_str());
+      return 2;
+    }
+    mc.message = &msg.value();
     SuppressionList suppress;
     for (const std::string& f : suppress_files) {
       if (auto r = suppress.load_file(f); !r.ok()) {
@@ -491,6 +512,8 @@ int run_cli(int argc, char** argv) {
     mc.progress = isatty(STDERR_FILENO) != 0;
     return run_mailing(mc);
   }
+  if (*unsub_verify) return run_unsub_verify(unsub_args);
+  if (*dkim_record) return run_dkim_record(record_msg);
   if (*status) return cmd_status(status_task, status_json, status_failed, status_deferred);
   if (*reset) return cmd_reset(reset_task, reset_all, reset_errors);
   if (*exp) return cmd_export(export_task, export_status);
@@ -506,7 +529,12 @@ int run_cli(int argc, char** argv) {
       return 2;
     }
     if (*check) return run_check(*relay, check_from, probe_rcpt);
-    return run_test_message(*relay, test_template, test_from, test_to);
+    auto msg = prepare_message_options(test_msg);
+    if (!msg.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", msg.error().message.c_str());
+      return 2;
+    }
+    return run_test_message(*relay, test_template, test_from, test_to, &msg.value());
   }
   if (*presets) {
     for (const Preset& p : preset_table()) {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "cli/dkim_options.h"
 #include "loop/worker.h"
 #include "message/template.h"
 #include "smtp/pool.h"
@@ -174,7 +175,8 @@ int run_check(const RelaySetup& relay, const std::string& from, const std::strin
 }
 
 int run_test_message(const RelaySetup& relay, const std::string& template_path,
-                     const std::string& from, const std::string& to) {
+                     const std::string& from, const std::string& to,
+                     const MessageSetup* message) {
   for (const std::string& w : relay.warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
   std::ifstream f(template_path, std::ios::binary);
   if (!f) {
@@ -186,6 +188,7 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
   TemplateOptions o;
   o.default_from = from;
   o.task_key = "test";
+  if (message != nullptr) apply_message_setup(*message, o.task_key, o);
   auto tpl = CompiledTemplate::compile(ss.str(), o);
   if (!tpl.ok()) {
     std::fprintf(stderr, "smtpblast: --template %s: %s\n", template_path.c_str(), tpl.error().message.c_str());
@@ -196,6 +199,7 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
                  template_path.c_str(), b.error().message.c_str());
     return 2;
   }
+  if (message != nullptr) print_message_warnings(*message, *tpl);
   std::string envelope_from = from.empty() ? tpl->from_address() : from;
   OneShotHost h;
   RenderInput in;

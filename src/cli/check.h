@@ -11,7 +11,10 @@ namespace sb {
 int run_check(const RelaySetup& relay, const std::string& from, const std::string& probe_rcpt);
 
 // Sends one message rendered from the template to `to`; prints the final reply. 0 on 2xx.
+// `message`: DKIM signing and List-Unsubscribe, as send would add them (null: none).
+struct MessageSetup;
 int run_test_message(const RelaySetup& relay, const std::string& template_path,
-                     const std::string& from, const std::string& to);
+                     const std::string& from, const std::string& to,
+                     const MessageSetup* message = nullptr);
 
 }  // namespace sb

@@ -30,6 +30,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/dkim_options.h"
 #include "cli/relay_options.h"
 #include "dns/mx_resolver.h"
 #include "loop/worker.h"
@@ -416,7 +417,9 @@ WorkerMailing::WorkerMailing(Runner& runner, Worker& worker, const CompiledTempl
       rng_(static_cast<unsigned>(worker.index() * 7919 + ::getpid())) {
   budget_ = std::max<uint32_t>(1, pcfg.connections);
   // One message for several recipients only when every recipient gets the same bytes.
-  group_rcpts_ = cfg.direct && cfg.max_rcpt_per_txn > 1 && tpl_.placeholders().empty();
+  // (A per-recipient unsubscribe URL makes every message different too.)
+  group_rcpts_ = cfg.direct && cfg.max_rcpt_per_txn > 1 && tpl_.placeholders().empty() &&
+                 (cfg.message == nullptr || cfg.message->unsubscribe_url.find("{{") == std::string::npos);
 }
 
 void WorkerMailing::start() {
@@ -1144,6 +1147,7 @@ int Runner::prepare() {
   TemplateOptions topts;
   topts.default_from = cfg_.from;
   topts.task_key = task_key;
+  if (cfg_.message) apply_message_setup(*cfg_.message, task_key, topts);
   auto tpl = CompiledTemplate::compile(raw, topts);
   if (!tpl.ok()) {
     std::fprintf(stderr, "smtpblast: --template %s: %s\n", cfg_.template_path.c_str(),
@@ -1165,6 +1169,7 @@ int Runner::prepare() {
     return 2;
   }
   (void)store_->set_meta("template_hash", tpl_->source_hash());
+  if (cfg_.message) print_message_warnings(*cfg_.message, *tpl_);
 
   auto tcfg = make_throttle_config(cfg_.throttle);
   if (!tcfg.ok()) {

@@ -53,6 +53,7 @@ struct MailingConfig {
   bool ipv6_only = false;
   uint32_t max_conn_per_domain = 5;      // --max-connections-per-domain
   uint32_t max_rcpt_per_txn = 50;        // --max-rcpt-per-txn (same content for all only)
+  const struct MessageSetup* message = nullptr;  // --dkim-*, --unsubscribe-* (dkim_options.h)
 };
 
 // Takes the task's lock file (TASK.lock, holding our PID) for the life of the process, so a

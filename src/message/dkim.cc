@@ -313,7 +313,8 @@ Result<std::unique_ptr<DkimSigner>> DkimSigner::create(const DkimKeyConfig& cfg,
   auto cfg_error = [&](std::string m) {
     return make_error(ErrDomain::kConfig, "DKIM key " + cfg.key_file + ": " + std::move(m));
   };
-  if (cfg.algorithm != "rsa-sha256" && cfg.algorithm != "ed25519-sha256") {
+  if (!cfg.algorithm.empty() && cfg.algorithm != "rsa-sha256" &&
+      cfg.algorithm != "ed25519-sha256") {
     return make_error(
         ErrDomain::kConfig,
         "DKIM algorithm must be rsa-sha256 or ed25519-sha256, not '" + cfg.algorithm + "'");
@@ -355,7 +356,8 @@ Result<std::unique_ptr<DkimSigner>> DkimSigner::create(const DkimKeyConfig& cfg,
     return cfg_error("not a PEM private key (unencrypted PKCS#8 or PKCS#1): " + openssl_error());
   }
   if (EVP_PKEY_is_a(s->pkey_, "RSA")) {
-    if (cfg.algorithm != "rsa-sha256") {
+    if (s->algorithm_.empty()) s->algorithm_ = "rsa-sha256";
+    if (s->algorithm_ != "rsa-sha256") {
       return cfg_error("is an RSA key, but the algorithm is " + cfg.algorithm);
     }
     int bits = EVP_PKEY_get_bits(s->pkey_);
@@ -369,7 +371,8 @@ Result<std::unique_ptr<DkimSigner>> DkimSigner::create(const DkimKeyConfig& cfg,
     }
   } else if (EVP_PKEY_is_a(s->pkey_, "ED25519")) {
     s->ed25519_ = true;
-    if (cfg.algorithm != "ed25519-sha256") {
+    if (s->algorithm_.empty()) s->algorithm_ = "ed25519-sha256";
+    if (s->algorithm_ != "ed25519-sha256") {
       return cfg_error("is an Ed25519 key, but the algorithm is " + cfg.algorithm);
     }
   } else {
@@ -508,7 +511,7 @@ std::string DkimSigner::precompute_body_hash(
 }
 
 Status DkimSigner::sign(const std::vector<std::string_view>& wire_pieces, std::string& header_out,
-                        std::string_view body_hash) const {
+                        std::string_view body_hash, int64_t timestamp) const {
   auto c = take_ctx();
   struct Return {  // hands the context back on every path
     const DkimSigner* s;
@@ -551,7 +554,7 @@ Status DkimSigner::sign(const std::vector<std::string_view>& wire_pieces, std::s
     fold.word(std::string_view(tags_prefix_).substr(p, e + 1 - p), true);
     p = e + 2;
   }
-  std::string word = "t=" + std::to_string(clock_()) + ";";
+  std::string word = "t=" + std::to_string(timestamp >= 0 ? timestamp : clock_()) + ";";
   fold.word(word, true);
   bool has_from = false, first = true;
   for (std::string_view name : signed_header_names()) {

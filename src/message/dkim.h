@@ -19,7 +19,8 @@ namespace sb {
 
 struct DkimKeyConfig {
   std::string key_file, domain, selector;
-  std::string algorithm = "rsa-sha256";                          // or "ed25519-sha256"
+  // "rsa-sha256", "ed25519-sha256", or "" for the one the key's type calls for.
+  std::string algorithm = "rsa-sha256";
   std::string header_canon = "relaxed", body_canon = "relaxed";  // or "simple"
 };
 
@@ -84,7 +85,7 @@ class DkimSigner {
   using Clock = std::function<int64_t()>;  // seconds since the epoch, for t=
 
   // Loads and checks the key: PEM (PKCS#8 or PKCS#1), RSA >= 1024 bits or Ed25519, of the type
-  // `algorithm` names. Failures are kConfig errors that name the file. `clock` defaults to
+  // `algorithm` names (any of the two when it is empty). Failures are kConfig errors that name the file. `clock` defaults to
   // time(nullptr).
   static Result<std::unique_ptr<DkimSigner>> create(const DkimKeyConfig& cfg, Clock clock = {});
   ~DkimSigner();
@@ -103,9 +104,11 @@ class DkimSigner {
   // for the complete message in `wire_pieces` (CRLF line ends, NOT dot-stuffed) and stores it
   // in `header_out` (replaced, capacity kept); prepend it to the message. When `body_hash` is
   // given (from precompute_body_hash) the body is not read; otherwise it is hashed streaming
-  // over the pieces. Fails with kInput when the message has no From: field.
+  // over the pieces. `timestamp` is the t= value (seconds since the epoch); negative: the
+  // clock's. A caller that renders the same message twice (a backup copy) passes the same time
+  // and gets the same field. Fails with kInput when the message has no From: field.
   Status sign(const std::vector<std::string_view>& wire_pieces, std::string& header_out,
-              std::string_view body_hash = {}) const;
+              std::string_view body_hash = {}, int64_t timestamp = -1) const;
 
   // Signs `data` (canonicalised header data, as RFC 6376 §3.7 builds it) and returns base64 of
   // the signature. For known-answer tests; sign() uses the same path.

@@ -7,9 +7,12 @@
 #include <array>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
+#include "message/dkim.h"
 #include "message/encode.h"
+#include "message/unsubscribe.h"
 
 // The renderer's helpers are lambdas: keep the rare ones (long lines) out of its hot loop.
 #if defined(__GNUC__)
@@ -36,11 +39,13 @@ constexpr size_t kDateOctets = 31;
 enum class Ctx : uint8_t {
   kHeaderText,  // unstructured header (Subject, X-…): non-ASCII becomes RFC 2047 words
   kHeaderRaw,   // address or structured header: value as is (SMTPUTF8 when non-ASCII)
+  kHeaderUrl,   // inside a List-Unsubscribe URL: percent-encoded (RFC 3986 §2.1)
   kBodyRaw,     // 7bit/8bit/binary or multipart body: line ends normalised only
   kBodyQp,      // quoted-printable body: value QP-encoded
 };
 
-enum class OpKind : uint8_t { kLiteral, kValue, kEmail, kDate, kRecipientId };
+// kToken: the recipient's unsubscribe token (UnsubscribeOptions).
+enum class OpKind : uint8_t { kLiteral, kValue, kEmail, kDate, kRecipientId, kToken };
 
 struct Line {
   std::string_view text;  // without its line end
@@ -254,10 +259,22 @@ struct CompiledTemplate::Impl {
   std::vector<Op> ops;
   std::vector<std::string> header_names;
   bool literal_eight_bit = false;
+  // One-click unsubscribe tokens (OpKind::kToken).
+  std::string unsub_secret;
+  std::string unsub_task_id;
+  // DKIM: the signers, and per signer the body hash when the body is the same for everyone.
+  std::vector<std::shared_ptr<const DkimSigner>> signers;
+  std::vector<std::string> body_hashes;
   size_t header_octets = 0;  // literal octets of the header section (for the storage bound)
 
   template <class GetValue>
   Status render(GetValue&& get, const RenderInput& in, bool dot_stuff, RenderedMessage& out) const;
+  // Signs the unstuffed message in `out`, puts the signatures on top, and dot-stuffs for DATA.
+  Status sign(const RenderInput& in, bool dot_stuff, RenderedMessage& out) const;
+  size_t token_bound(size_t email_octets) const {
+    size_t raw = 3 + std::min<size_t>(email_octets, 0xffff) + unsub_task_id.size() + 16;
+    return (raw * 4 + 2) / 3;
+  }
 };
 
 namespace {
@@ -276,6 +293,11 @@ class Builder {
   }
 
   size_t literal_size() const { return impl_.plain.size() + pending_.size(); }
+
+  // A placeholder for a value (bound later by bind()).
+  void value(std::string_view name, Ctx ctx, uint32_t header) {
+    op(OpKind::kValue, ctx, placeholder_index(name), header);
+  }
 
   uint32_t header(std::string_view name) {
     impl_.header_names.emplace_back(name);
@@ -355,9 +377,12 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
   for (const Op& op : ops) {
     if (op.kind == OpKind::kValue) {
       size_t b = value_bound(get(op.index).size());
-      bound += op.ctx == Ctx::kHeaderText || op.ctx == Ctx::kHeaderRaw ? 3 * b : b;
+      bound += op.ctx == Ctx::kHeaderText || op.ctx == Ctx::kHeaderRaw || op.ctx == Ctx::kHeaderUrl
+                   ? 3 * b
+                   : b;
     }
     if (op.kind == OpKind::kEmail) bound += 3 * value_bound(in.email.size());
+    if (op.kind == OpKind::kToken) bound += 3 * value_bound(token_bound(in.email.size()));
   }
   std::string& st = out.storage;
   st.reserve(bound);
@@ -489,7 +514,7 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
   };
   auto header_value = [&](std::string_view v, Ctx ctx, std::string_view field,
                           uint32_t header) -> Status {
-    if (has_line_break_or_nul(v)) {
+    if (ctx != Ctx::kHeaderUrl && has_line_break_or_nul(v)) {
       bool nul = v.find('\0') != std::string_view::npos &&
                  v.find_first_of("\r\n") == std::string_view::npos;
       return make_error(ErrDomain::kInput,
@@ -499,7 +524,21 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
     }
     if (!hl.open) open_header_line(header);
     size_t start = st.size();
-    if (ctx == Ctx::kHeaderText && has_eight_bit(v)) {
+    if (ctx == Ctx::kHeaderUrl) {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      for (char ch : v) {
+        auto c = uint8_t(ch);
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+          st.push_back(ch);
+        } else {
+          st.push_back('%');
+          st.push_back(kHex[c >> 4]);
+          st.push_back(kHex[c & 15]);
+        }
+      }
+      col += st.size() - start;
+    } else if (ctx == Ctx::kHeaderText && has_eight_bit(v)) {
       size_t col_before = col;
       append_rfc2047(st, v, col);
       hl.encoded = true;
@@ -560,7 +599,7 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
       }
       case OpKind::kValue: {
         std::string_view v = get(op.index);
-        if (op.ctx == Ctx::kHeaderText || op.ctx == Ctx::kHeaderRaw) {
+        if (op.ctx == Ctx::kHeaderText || op.ctx == Ctx::kHeaderRaw || op.ctx == Ctx::kHeaderUrl) {
           Status s = header_value(v, op.ctx, get.name(op.index), op.header);
           if (!s) return s;
           break;
@@ -591,6 +630,12 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
         append_rfc5322_date(st, in.now);
         col += st.size() - start;
         add_stored(start);
+        break;
+      }
+      case OpKind::kToken: {
+        std::string token = make_token(unsub_secret, unsub_task_id, in.email);
+        Status s = header_value(token, Ctx::kHeaderRaw, "token", op.header);
+        if (!s) return s;
         break;
       }
       case OpKind::kRecipientId: {
@@ -675,6 +720,7 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
 
   // Headers, copied as they are (folding kept), with their placeholders.
   bool have_from = false, have_to = false, have_date = false, have_msgid = false;
+  bool have_list_unsub = false;
   std::string from_value, cte_value, ctype_value;
   for (size_t i = first; i < header_end;) {
     size_t name_len = header_name_length(lines[i].text);
@@ -708,6 +754,8 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
       t.subject_ = v;
     } else if (lname == "content-transfer-encoding") {
       cte_value = lower(v);
+    } else if (lname == "list-unsubscribe" || lname == "list-unsubscribe-post") {
+      have_list_unsub = true;
     } else if (lname == "content-type") {
       ctype_value = lower(v);
     }
@@ -748,6 +796,8 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     b.op(OpKind::kDate, Ctx::kHeaderRaw);
     b.text(kCrlf);
   }
+  // Without a task key the template hash keeps ids stable across retries of the same run.
+  const std::string key = opts.task_key.empty() ? t.source_hash_.substr(0, 16) : opts.task_key;
   if (!have_msgid) {
     std::string domain = opts.message_id_domain;
     if (domain.empty()) {
@@ -768,8 +818,6 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
       }
       domain = kDefaultIdDomain;
     }
-    // Without a task key the template hash keeps ids stable across retries of the same run.
-    std::string key = opts.task_key.empty() ? t.source_hash_.substr(0, 16) : opts.task_key;
     if (bad_id_part(key)) {
       return make_error(ErrDomain::kConfig,
                         "task key '" + opts.task_key + "' cannot be used in a Message-ID");
@@ -781,6 +829,55 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     b.text("@");
     b.text(domain);
     b.text(">\r\n");
+  }
+  const UnsubscribeOptions& u = opts.unsubscribe;
+  if (!u.url.empty() || !u.mailto.empty()) {
+    if (have_list_unsub) {
+      return make_error(ErrDomain::kConfig,
+                        "the template has its own List-Unsubscribe header; remove it, or do not "
+                        "give --unsubscribe-url/--unsubscribe-mailto");
+    }
+    if (!u.url.empty()) {
+      if (Status c = check_unsubscribe_url(u.url); !c) return c.error();
+      if (unsubscribe_url_has_token(u.url) && u.secret.size() < kMinUnsubscribeSecret) {
+        return make_error(ErrDomain::kConfig,
+                          "--unsubscribe-url uses {{token}}: give --unsubscribe-secret-file");
+      }
+    }
+    if (!u.mailto.empty()) {
+      if (Status c = check_unsubscribe_mailto(u.mailto); !c) return c.error();
+    }
+    impl->unsub_secret = u.secret;
+    impl->unsub_task_id = u.task_id.empty() ? key : u.task_id;
+    uint32_t hidx = b.header("List-Unsubscribe");
+    b.text("List-Unsubscribe: ");
+    if (!u.url.empty()) {
+      b.text("<");
+      std::string_view url = u.url;
+      for (size_t open; (open = url.find("{{")) != std::string_view::npos;) {
+        size_t close = url.find("}}", open + 2);  // checked above
+        b.text(url.substr(0, open));
+        std::string_view name = trim(url.substr(open + 2, close - open - 2));
+        if (name == "token") {
+          b.op(OpKind::kToken, Ctx::kHeaderRaw, 0, hidx);
+        } else {
+          b.value(name, Ctx::kHeaderUrl, hidx);
+        }
+        url.remove_prefix(close + 2);
+      }
+      b.text(url);
+      b.text(">");
+    }
+    if (!u.mailto.empty()) {
+      // Between the two URIs the field is folded, so no URI is ever split.
+      if (!u.url.empty()) b.text(",\r\n ");
+      b.text(u.mailto.starts_with("mailto:") ? "<" : "<mailto:");
+      b.text(u.mailto);
+      b.text(">");
+    }
+    b.text(kCrlf);
+    // RFC 8058 §3.1: the POST form goes with an HTTPS URI only.
+    if (!u.url.empty()) b.text("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
   }
   b.text(kCrlf);  // header/body separator, also for an empty body
   impl->header_octets = b.literal_size();
@@ -808,7 +905,11 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
   for (size_t i = 0; i < t.placeholders_.size(); ++i) {
     if (t.placeholders_[i] == "email") t.columns_[i] = kEmailColumn;
   }
-  t.impl_ = std::move(impl);
+  // A body with no merge values is the same for every recipient: DKIM hashes it once.
+  const bool body_static = std::none_of(impl->ops.begin(), impl->ops.end(), [](const Impl::Op& op) {
+    return op.kind == OpKind::kValue && (op.ctx == Ctx::kBodyRaw || op.ctx == Ctx::kBodyQp);
+  });
+  t.impl_ = impl;
 
   // Empty values, empty address, one-digit id: the smallest message this template renders.
   RenderedMessage probe;
@@ -818,6 +919,29 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
   };
   Status s = t.impl_->render(Empty{}, RenderInput{}, false, probe);
   if (!s) return s.error();
+  for (const auto& signer : opts.dkim) {
+    if (signer) impl->signers.push_back(signer);
+  }
+  if (!impl->signers.empty()) {
+    if (body_static) {
+      for (const auto& signer : impl->signers) {
+        impl->body_hashes.push_back(signer->precompute_body_hash(probe.pieces));
+      }
+    }
+    // Signing once now proves the message can be signed before any recipient is tried.
+    if (Status sg = impl->sign(RenderInput{}, false, probe); !sg) return sg.error();
+    // DMARC alignment (RFC 7489 §3.1.1) is judged on the From: header's domain.
+    std::string header_from = have_from ? addr_spec(from_value) : addr_spec(opts.default_from);
+    for (const auto& signer : impl->signers) {
+      if (header_from.find("{{") != std::string::npos) {
+        t.warnings_.push_back("the From: address is a merge field: check that its domain is " +
+                              signer->domain() + " or a subdomain of it, or DKIM d=" +
+                              signer->domain() + " does not align for DMARC");
+      } else if (std::string w = alignment_warning(header_from, signer->domain()); !w.empty()) {
+        t.warnings_.push_back(std::move(w));
+      }
+    }
+  }
   t.fixed_size_ = probe.size;
   return t;
 }
@@ -877,7 +1001,59 @@ Status CompiledTemplate::render(const RenderInput& in, bool dot_stuff, RenderedM
     }
     std::string_view name(uint32_t i) const { return t.placeholders_[i]; }
   };
-  return impl_->render(Values{*this, in}, in, dot_stuff, out);
+  if (impl_->signers.empty()) return impl_->render(Values{*this, in}, in, dot_stuff, out);
+  Status s = impl_->render(Values{*this, in}, in, false, out);
+  if (!s) return s;
+  return impl_->sign(in, dot_stuff, out);
+}
+
+Status CompiledTemplate::Impl::sign(const RenderInput& in, bool dot_stuff,
+                                    RenderedMessage& out) const {
+  out.dkim.clear();
+  for (size_t i = 0; i < signers.size(); ++i) {
+    std::string_view bh = i < body_hashes.size() ? std::string_view(body_hashes[i]) : "";
+    Status s = signers[i]->sign(out.pieces, out.dkim_field, bh, in.now > 0 ? in.now : -1);
+    if (!s) return s;
+    out.dkim += out.dkim_field;
+  }
+  // The signatures go on top (RFC 6376 §5.6); `dkim` is complete, so the piece stays valid.
+  std::vector<std::string_view>& np = out.scratch_pieces;
+  np.clear();
+  np.push_back(out.dkim);
+  size_t size = out.dkim.size();
+  if (!dot_stuff) {
+    np.insert(np.end(), out.pieces.begin(), out.pieces.end());
+    size += out.size;
+  } else {
+    // DATA: a "." that starts a line gets another "." (RFC 5321 §4.5.2), as its own piece;
+    // the rest of the piece follows, so nothing is copied. The signatures end with CRLF.
+    static constexpr std::string_view kDot = ".";
+    bool bol = true;
+    for (std::string_view p : out.pieces) {
+      size_t start = 0;
+      size_t i = 0;
+      while (i < p.size()) {
+        if (bol && p[i] == '.') {
+          if (i > start) np.push_back(p.substr(start, i - start));
+          np.push_back(kDot);
+          ++size;
+          start = i;
+        }
+        const void* nl = std::memchr(p.data() + i, '\n', p.size() - i);
+        if (nl == nullptr) {
+          bol = false;
+          break;
+        }
+        i = size_t(static_cast<const char*>(nl) - p.data()) + 1;
+        bol = true;
+      }
+      if (start < p.size()) np.push_back(p.substr(start));
+      size += p.size();
+    }
+  }
+  out.pieces.swap(np);
+  out.size = size;
+  return {};
 }
 
 }  // namespace sb

@@ -11,6 +11,19 @@
 
 namespace sb {
 
+class DkimSigner;
+
+// RFC 8058 one-click unsubscribe, added to every message by the template.
+struct UnsubscribeOptions {
+  // "https://…" with optional placeholders: {{token}} (make_token of the recipient and
+  // task_id under `secret`) and recipient merge fields such as {{email}}, percent-encoded.
+  // Empty: no URL (then no List-Unsubscribe-Post either).
+  std::string url;
+  std::string mailto;   // address for a second, mailto: URI ("a@b" or "mailto:a@b?subject=…")
+  std::string secret;   // HMAC key of {{token}}; required when the URL uses {{token}}
+  std::string task_id;  // names the task in tokens; empty: TemplateOptions::task_key
+};
+
 struct TemplateOptions {
   // Used for the From: header when the template has none (and as envelope sender by the CLI).
   std::string default_from;
@@ -19,6 +32,12 @@ struct TemplateOptions {
   // Makes generated Message-IDs unique per task: <task_key>.<recipient id>@domain, so the
   // same recipient gets the same id on every retry.
   std::string task_key;
+  // List-Unsubscribe (+ List-Unsubscribe-Post with a URL) when url or mailto is set.
+  UnsubscribeOptions unsubscribe;
+  // Every message is signed by each of these, in this order (one DKIM-Signature each, first
+  // on top), over the unstuffed bytes, before dot-stuffing. Empty: no signing, and render()
+  // costs what it did before.
+  std::vector<std::shared_ptr<const DkimSigner>> dkim;
 };
 
 // What one recipient contributes to the render.
@@ -27,7 +46,8 @@ struct RenderInput {
   // Values aligned with the field names passed to bind(); may be null when no fields.
   const std::vector<std::string>* values = nullptr;
   int64_t recipient_id = 0;
-  // Seconds since the epoch, for a generated Date: header.
+  // Seconds since the epoch, for a generated Date: header and DKIM's t= (when 0, t= is the
+  // signer's clock). Render again with the same value to get the same bytes.
   int64_t now = 0;
 };
 
@@ -40,9 +60,15 @@ struct RenderedMessage {
   std::string storage;     // merge values after encoding; pieces may point in here
   size_t size = 0;         // sum of pieces' lengths
   bool eight_bit = false;  // any octet >= 0x80 in the rendered message
+  // DKIM: the DKIM-Signature fields (the first piece when signed) and scratch space; their
+  // capacity is kept from message to message.
+  std::string dkim;
+  std::string dkim_field;
+  std::vector<std::string_view> scratch_pieces;
   void clear() {
     pieces.clear();
     storage.clear();
+    dkim.clear();
     size = 0;
     eight_bit = false;
   }
@@ -66,7 +92,9 @@ class CompiledTemplate {
   Status bind(const std::vector<std::string>& field_names);
 
   // Renders one message. dot_stuff=true for DATA (lines starting with "." get another "."),
-  // false for BDAT. Fails with kInput and a clear reason when a value that lands in a header
+  // false for BDAT. With DKIM signers the message is rendered unstuffed, signed, the
+  // signatures put on top, and only then dot-stuffed for DATA, so DATA and BDAT carry the
+  // same signature. Fails with kInput and a clear reason when a value that lands in a header
   // contains CR, LF or NUL (that recipient fails; the run goes on).
   //
   // Line length (RFC 5322 §2.1.1: at most 998 octets without the CRLF). Template lines are
@@ -89,6 +117,8 @@ class CompiledTemplate {
   const std::string& from_address() const { return from_address_; }
   // The Subject header's raw template value (for file names and logs), "" when none.
   const std::string& subject() const { return subject_; }
+  // Start-up warnings about the compiled message (a DKIM d= not aligned with From:).
+  const std::vector<std::string>& warnings() const { return warnings_; }
   // Octet size of the rendered message with empty merge values (a lower bound).
   size_t fixed_size() const { return fixed_size_; }
   // Stable hash of the template source, to detect a template changed between runs.
@@ -102,6 +132,7 @@ class CompiledTemplate {
   std::string from_address_;
   std::string subject_;
   std::string source_hash_;
+  std::vector<std::string> warnings_;
   size_t fixed_size_ = 0;
   // Per placeholder: the recipient field column, kEmailColumn, or kUnbound until bind().
   // Kept outside Impl because each copy may be bound to its own field list.

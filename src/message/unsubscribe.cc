@@ -6,6 +6,7 @@
 #include <openssl/hmac.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -159,6 +160,90 @@ std::string expand_unsubscribe_url(std::string_view url_template, std::string_vi
   }
   out.append(url_template);
   return out;
+}
+
+namespace {
+
+bool url_char_ok(char ch) {
+  auto c = uint8_t(ch);
+  if (c <= 0x20 || c >= 0x7f) return false;
+  return std::string_view("<>\"\\^`|{}").find(ch) == std::string_view::npos;
+}
+
+std::string_view trim_ws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+Status check_unsubscribe_url(std::string_view url) {
+  auto bad = [&](const std::string& why) {
+    return make_error(ErrDomain::kConfig, "--unsubscribe-url " + std::string(url) + ": " + why);
+  };
+  if (url.size() > 2000) return bad("longer than 2000 octets");
+  size_t colon = url.find(':');
+  std::string scheme(url.substr(0, colon == std::string_view::npos ? 0 : colon));
+  for (char& c : scheme) c = char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (scheme != "https" || url.substr(colon, 3) != "://") {
+    return bad("must be an https:// URL (RFC 8058: one-click unsubscribe is an HTTPS POST; "
+               "receivers ignore List-Unsubscribe-Post for other schemes)");
+  }
+  std::string_view rest = url.substr(colon + 3);
+  size_t host_end = rest.find_first_of("/?#");
+  if (rest.substr(0, host_end).empty()) return bad("has no host");
+  if (rest.substr(0, host_end).find("{{") != std::string_view::npos) {
+    return bad("the host cannot be a placeholder");
+  }
+  for (size_t i = 0; i < url.size(); ++i) {
+    if (url.substr(i, 2) == "{{") {
+      size_t close = url.find("}}", i + 2);
+      if (close == std::string_view::npos) return bad("unterminated \"{{\" (missing \"}}\")");
+      std::string_view name = trim_ws(url.substr(i + 2, close - i - 2));
+      bool ok = !name.empty();
+      for (char c : name) {
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.');
+      }
+      if (!ok) return bad("invalid placeholder \"" + std::string(url.substr(i, close + 2 - i)) + "\"");
+      i = close + 1;
+      continue;
+    }
+    if (!url_char_ok(url[i])) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "0x%02x", unsigned(uint8_t(url[i])));
+      return bad(std::string("contains ") +
+                 (uint8_t(url[i]) > 0x20 && uint8_t(url[i]) < 0x7f
+                      ? "'" + std::string(1, url[i]) + "'"
+                      : std::string(buf)) +
+                 ", which must be percent-encoded in a URL");
+    }
+  }
+  return {};
+}
+
+bool unsubscribe_url_has_token(std::string_view url) {
+  for (size_t p = url.find("{{"); p != std::string_view::npos; p = url.find("{{", p + 2)) {
+    size_t close = url.find("}}", p + 2);
+    if (close == std::string_view::npos) return false;
+    if (trim_ws(url.substr(p + 2, close - p - 2)) == "token") return true;
+  }
+  return false;
+}
+
+Status check_unsubscribe_mailto(std::string_view mailto) {
+  std::string_view a = mailto.substr(0, 7) == "mailto:" ? mailto.substr(7) : mailto;
+  size_t at = a.find('@');
+  bool ok = at != std::string_view::npos && at > 0 && at + 1 < a.size() && a.size() < 1000;
+  for (char c : a) ok = ok && url_char_ok(c) && c != ',';
+  if (!ok) {
+    return make_error(ErrDomain::kConfig,
+                      "--unsubscribe-mailto " + std::string(mailto) +
+                          ": not an address (local@domain, optionally ?subject=…; no spaces, "
+                          "commas, <, > or placeholders)");
+  }
+  return {};
 }
 
 std::string list_unsubscribe_header(std::string_view https_url, std::string_view mailto) {

@@ -37,6 +37,16 @@ Result<UnsubToken> verify_token(std::string_view secret, std::string_view token)
 // Replaces every "{{token}}" in `url_template` with `token`; the URL unchanged when it has none.
 std::string expand_unsubscribe_url(std::string_view url_template, std::string_view token);
 
+// Checks an --unsubscribe-url template: an https:// URL with a host, of printable ASCII without
+// space, <, >, ", \\, ^, `, |, and with {{name}} placeholders only where braces stand.
+// kConfig error that says what is wrong. RFC 8058 §3.1: one-click needs HTTPS, so http:// is
+// refused rather than sent with a List-Unsubscribe-Post that receivers would ignore.
+Status check_unsubscribe_url(std::string_view url);
+// True when the URL holds the {{token}} placeholder (spaces inside the braces allowed).
+bool unsubscribe_url_has_token(std::string_view url);
+// Checks an --unsubscribe-mailto address ("a@b" or "mailto:a@b?subject=…").
+Status check_unsubscribe_mailto(std::string_view mailto);
+
 // "List-Unsubscribe: <https_url>\r\n", or with ",\r\n <mailto:...>" when `mailto` is given
 // (with or without its "mailto:" prefix). RFC 8058 §3.1 wants an HTTPS URI for one-click.
 std::string list_unsubscribe_header(std::string_view https_url, std::string_view mailto = {});

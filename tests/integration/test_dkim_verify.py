@@ -11,8 +11,8 @@ Finding message_tests: $SMTPBLAST_MESSAGE_TESTS, else next to $SMTPBLAST (ctest 
 the smtpblast binary in <build>/bin), else the newest build*/bin/message_tests under
 $SMTPBLAST_SOURCE_DIR. Skips when python3-dkim is missing (apt-get install python3-dkim).
 
-opendkim-testmsg is not used: it verifies only against live DNS (no key override) and its
-signing mode makes rsa-sha1 signatures, so it cannot check these samples offline.
+opendkim-testmsg takes no key override, only DNS: test_dkim_send.py runs it (and dkimverify)
+against a dnsmasq in a private network namespace (tools/dkim_ns_verify.py) on whole mailings.
 """
 
 import glob
