@@ -241,6 +241,13 @@ def one_run(sender, sink_kind, args, files, workdir, binary, count, run_id):
                                 files["recipients"]], check=True, capture_output=True)
                 i = cmd.index("--recipients")
                 del cmd[i:i + 2]
+        elif sender.startswith("floor"):
+            # bench/floor_client.cc: the least work a client can do per message (the floor).
+            host, port = sink.hostport.rsplit(":", 1)
+            cmd = [os.path.join(os.path.dirname(binary), "floor_client"), host, port,
+                   str(args.connections), str(count), files["rendered"]]
+            if sender == "floor-nowait":
+                cmd.append("--no-wait")
         else:
             cmd = smtp_source_cmd(files, sink.hostport, count, args.connections)
         res["cmd"] = cmd
@@ -350,7 +357,7 @@ def mode_relay(args, binary, verbs, workdir):
             log(f"| {kind} | {sender} | {m[0]:,.0f} | {m[1]:.4f} |")
     log("")
     for kind in sinks:
-        for mine in ("smtpblast", "smtpblast-send"):
+        for mine in ("smtpblast", "smtpblast-send", "floor", "floor-nowait"):
             a, b = med.get((kind, mine)), med.get((kind, "smtp-source"))
             if a and b:
                 log(f"Ratios into {kind}: {mine} / smtp-source msgs/s = {a[0] / b[0]:.2f}; "
@@ -451,7 +458,9 @@ def main():
                     help="comma list of smtp-sink, smtpblast")
     ap.add_argument("--senders", default="smtpblast,smtpblast-send,smtp-source",
                     help="comma list of smtpblast (import + send), smtpblast-send (send on a "
-                         "task imported beforehand), smtp-source")
+                         "task imported beforehand), smtp-source, floor (bench/floor_client: "
+                         "pre-rendered pipelined transactions, waiting for 354 as RFC 2920 "
+                         "requires), floor-nowait (the same without waiting: not allowed)")
     ap.add_argument("--strace", action="store_true",
                     help="syscalls per message under strace -c -f instead")
     ap.add_argument("--strace-count", type=int, default=10000)
