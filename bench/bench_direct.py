@@ -44,24 +44,6 @@ def log(msg=""):
     print(msg, flush=True)
 
 
-def free_port_on(hosts):
-    import socket
-    for _ in range(50):
-        port = peers.free_port(hosts[0])
-        ok = True
-        for h in hosts[1:]:
-            s = socket.socket()
-            try:
-                s.bind((h, port))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return port
-    raise RuntimeError("no common free port")
-
-
 def zone(domains, sinks):
     lines = ["local=/test/", "local-ttl=3600"]
     for d in range(domains):
@@ -139,7 +121,7 @@ def main():
     dns = peers.Dnsmasq(zone(a.domains, a.sinks)).start()
     try:
         tpl, csv = make_inputs(work, a.count, a.domains)
-        port = free_port_on([f"127.0.0.{2 + k}" for k in range(a.sinks)])
+        port = peers.free_port_on([f"127.0.0.{2 + k}" for k in range(a.sinks)])
         res = {"direct": [], "relay": []}
         for r in range(a.repeats):
             for mode in ("direct", "relay"):

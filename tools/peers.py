@@ -205,6 +205,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def free_port_on(hosts) -> int:
+    """A TCP port free on every one of `hosts` (loopback addresses) at once, for servers that
+    must share a port (MX hosts on 127.0.0.2, 127.0.0.3 ... and one --mx-port)."""
+    for _ in range(50):
+        port = free_port(hosts[0])
+        ok = True
+        for h in hosts[1:]:
+            s = socket.socket(_family(h), socket.SOCK_STREAM)
+            try:
+                s.bind((_check_loopback(h), port))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return port
+    raise PeerError("no port free on all of " + ", ".join(hosts))
+
+
 def wait_port(host: str, port: int, timeout: float = 10.0, banner: bool = False,
               alive=None) -> bytes:
     """Wait until host:port accepts a TCP connection; with banner=True also read the

@@ -317,6 +317,9 @@ class Runner {
   void loop();
   void commit(std::vector<Report>& v);
   void filter_suppressed(std::vector<RecipientRow>& rows, std::vector<Report>& out);
+  // The next kBatch recipients, marked in flight, suppressed ones answered in `outcomes`;
+  // false (and the run's failure set) when the store fails. Sets exhausted_ at the end.
+  bool claim_next(std::vector<RecipientRow>& rows, std::vector<Report>& outcomes);
   // --direct: answers batch requests from per-worker queues (see pending_).
   void serve_direct(const std::vector<WorkerMailing*>& requests, std::vector<Report>& outcomes);
   void stop_all_new();
@@ -1336,6 +1339,23 @@ void Runner::print_progress(bool final_line) {
   progress_shown_ = true;
 }
 
+bool Runner::claim_next(std::vector<RecipientRow>& rows, std::vector<Report>& outcomes) {
+  rows.clear();
+  // In flight in the store before any worker sees them (crash safety).
+  auto got = store_->claim(cursor_, kBatch, rows, true);
+  if (!got.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", got.error().describe().c_str());
+    exhausted_ = true;
+    std::lock_guard<std::mutex> g(mu_);
+    if (failure_.empty()) failure_ = got.error().message;
+    return false;
+  }
+  if (!rows.empty()) cursor_ = rows.back().id;
+  if (rows.size() < kBatch) exhausted_ = true;
+  filter_suppressed(rows, outcomes);
+  return true;
+}
+
 size_t owner_of(const std::string& email, size_t workers) {
   size_t at = email.rfind('@');
   std::string domain = at == std::string::npos ? std::string() : email.substr(at + 1);
@@ -1365,18 +1385,7 @@ void Runner::serve_direct(const std::vector<WorkerMailing*>& requests, std::vect
     return false;
   };
   while (!exhausted_ && !stop_requested_ && pending_total_ < cap && wanting()) {
-    rows.clear();
-    auto got = store_->claim(cursor_, kBatch, rows, true);
-    if (!got.ok()) {
-      std::fprintf(stderr, "smtpblast: %s\n", got.error().describe().c_str());
-      exhausted_ = true;
-      std::lock_guard<std::mutex> g(mu_);
-      if (failure_.empty()) failure_ = got.error().message;
-      break;
-    }
-    if (!rows.empty()) cursor_ = rows.back().id;
-    if (rows.size() < kBatch) exhausted_ = true;
-    filter_suppressed(rows, outcomes);
+    if (!claim_next(rows, outcomes)) break;
     for (auto& r : rows) {
       size_t o = owner_of(r.email, n);
       pending_[o].push_back(std::move(r));
@@ -1495,18 +1504,7 @@ void Runner::loop() {
         rows.clear();
         bool exhausted = exhausted_ || stop_requested_;
         if (!exhausted) {
-          // In flight in the store before any worker sees them (crash safety).
-          auto got = store_->claim(cursor_, kBatch, rows, true);
-          if (!got.ok()) {
-            std::fprintf(stderr, "smtpblast: %s\n", got.error().describe().c_str());
-            exhausted_ = true;
-            std::lock_guard<std::mutex> g(mu_);
-            if (failure_.empty()) failure_ = got.error().message;
-          } else {
-            if (!rows.empty()) cursor_ = rows.back().id;
-            if (rows.size() < kBatch) exhausted_ = true;
-            filter_suppressed(rows, outcomes);
-          }
+          (void)claim_next(rows, outcomes);
           exhausted = exhausted_;
         }
         size_t idx = 0;

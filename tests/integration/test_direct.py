@@ -70,30 +70,11 @@ SAME_FOR_ALL = ("From: Sender <sender@example.test>\r\nTo: list@example.test\r\n
                 "Subject: The same for everyone\r\n\r\nOne message, several recipients.\r\n")
 
 
-def free_port_on_all(hosts) -> int:
-    for _ in range(50):
-        port = peers.free_port(hosts[0])
-        ok = True
-        for h in hosts[1:]:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind((h, port))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return port
-    raise RuntimeError("no port free on all of " + ", ".join(hosts))
+class ThreadServer:
+    """A TCP server in this process on HOST:PORT: each connection goes to handle(sock) in a
+    thread of its own."""
 
-
-class Closer:
-    """Accepts TCP connections on HOST:PORT, sends `greeting` (if any) and closes them at
-    once; counts them."""
-
-    def __init__(self, host, port, greeting=b""):
-        self.count = 0
-        self.greeting = greeting
+    def __init__(self, host, port):
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
@@ -109,13 +90,18 @@ class Closer:
                 c, _ = self._sock.accept()
             except (socket.timeout, OSError):
                 continue
-            self.count += 1
-            try:
-                if self.greeting:
-                    c.sendall(self.greeting)
-            except OSError:
-                pass
+            threading.Thread(target=self._guarded, args=(c,), daemon=True).start()
+
+    def _guarded(self, c):
+        try:
+            self.handle(c)
+        except OSError:
+            pass
+        finally:
             c.close()
+
+    def handle(self, c):  # pragma: no cover - overridden
+        raise NotImplementedError
 
     def close(self):
         self._stop.set()
@@ -123,9 +109,23 @@ class Closer:
         self._sock.close()
 
 
-class SlowSmtp:
-    """A minimal SMTP server on HOST:PORT (threads) that answers end-of-data after `delay`
-    seconds and records the most connections it had open at once, and the recipients."""
+class Closer(ThreadServer):
+    """Sends `greeting` (if any) and closes at once; counts the connections."""
+
+    def __init__(self, host, port, greeting=b""):
+        self.count = 0
+        self.greeting = greeting
+        super().__init__(host, port)
+
+    def handle(self, c):
+        self.count += 1
+        if self.greeting:
+            c.sendall(self.greeting)
+
+
+class SlowSmtp(ThreadServer):
+    """A minimal SMTP server that answers end-of-data after `delay` seconds and records the
+    most connections it had open at once, and the recipients."""
 
     def __init__(self, host, port, delay=0.05):
         self.delay = delay
@@ -133,64 +133,44 @@ class SlowSmtp:
         self.max_open = 0
         self.rcpts = []
         self._lock = threading.Lock()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(64)
-        self._sock.settimeout(0.1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__(host, port)
 
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self._sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
+    def handle(self, c):
         with self._lock:
             self.open += 1
             self.max_open = max(self.max_open, self.open)
         try:
-            f = c.makefile("rb")
-            c.sendall(b"220 slow ESMTP\r\n")
-            in_data = False
-            for line in f:
-                if in_data:
-                    if line == b".\r\n":
-                        in_data = False
-                        time.sleep(self.delay)
-                        c.sendall(b"250 ok\r\n")
-                    continue
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    c.sendall(b"250-slow\r\n250 8BITMIME\r\n")
-                elif verb == b"RCPT":
-                    with self._lock:
-                        self.rcpts.append(line[8:].strip().strip(b"<>").decode())
-                    c.sendall(b"250 ok\r\n")
-                elif verb == b"DATA":
-                    in_data = True
-                    c.sendall(b"354 go\r\n")
-                elif verb == b"QUIT":
-                    c.sendall(b"221 bye\r\n")
-                    break
-                else:
-                    c.sendall(b"250 ok\r\n")
-        except OSError:
-            pass
+            self._dialogue(c)
         finally:
-            c.close()
             with self._lock:
                 self.open -= 1
 
-    def close(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
+    def _dialogue(self, c):
+        f = c.makefile("rb")
+        c.sendall(b"220 slow ESMTP\r\n")
+        in_data = False
+        for line in f:
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    time.sleep(self.delay)
+                    c.sendall(b"250 ok\r\n")
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                c.sendall(b"250-slow\r\n250 8BITMIME\r\n")
+            elif verb == b"RCPT":
+                with self._lock:
+                    self.rcpts.append(line[8:].strip().strip(b"<>").decode())
+                c.sendall(b"250 ok\r\n")
+            elif verb == b"DATA":
+                in_data = True
+                c.sendall(b"354 go\r\n")
+            elif verb == b"QUIT":
+                c.sendall(b"221 bye\r\n")
+                return
+            else:
+                c.sendall(b"250 ok\r\n")
 
 
 class DirectDelivery(unittest.TestCase):
@@ -200,7 +180,7 @@ class DirectDelivery(unittest.TestCase):
         cls.dir = cls.work.path
         cls.certs = tls_peers.make_certs(cls.dir / "certs")
         cls.dns = peers.Dnsmasq(ZONE).start()
-        cls.port = free_port_on_all(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
+        cls.port = peers.free_port_on(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
                                      "127.0.0.6", "127.0.0.7"])
 
     @classmethod
