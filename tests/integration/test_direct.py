@@ -9,8 +9,11 @@ Run: SMTPBLAST=build/bin/smtpblast /usr/bin/python3 tests/integration/test_direc
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import socket
+import subprocess
 import threading
 import time
 import unittest
@@ -341,6 +344,33 @@ class DirectDelivery(unittest.TestCase):
             self.assertGreaterEqual(slow.max_open, 1)
         finally:
             slow.close()
+
+    def test_direct_mail_is_dkim_signed(self):
+        try:
+            import dkim  # noqa: F401  (python3-dkim, the independent verifier)
+            import nacl  # noqa: F401  (its Ed25519)
+        except ImportError:
+            self.skipTest("python3-dkim / python3-nacl not installed")
+        import dkim_verify  # tools/dkim_verify.py (tools/ is on sys.path via blast)
+        key = self.dir / "direct-ed25519.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519", "-out", str(key)],
+                       check=True, capture_output=True)
+        os.chmod(key, 0o600)
+        der = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        record = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(der[-32:])
+        rows = [[f"k{i}@one.test", f"K{i}"] for i in range(3)]
+        task, p = self.send("dkim", TEMPLATE, rows, "--dkim-key", key, "--dkim-domain",
+                            "example.test", "--dkim-selector", "s1")
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        msgs = self.sink2.wait_for(3, timeout=10)
+        self.assertEqual(len(msgs), 3)
+        for m in msgs:
+            res = dkim_verify.verify_bytes(m, {None: record})
+            self.assertTrue(res and all(ok for ok, _ in res), (res, m[:400]))
+            bad = m.replace(b"Subject: Hello", b"Subject: Jello", 1)
+            res = dkim_verify.verify_bytes(bad, {None: record})
+            self.assertFalse(all(ok for ok, _ in res), res)
 
     def test_bad_configuration(self):
         tpl = self.dir / "cfg.eml"
