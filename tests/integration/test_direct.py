@@ -417,6 +417,18 @@ class DirectDelivery(unittest.TestCase):
             res = dkim_verify.verify_bytes(bad, {None: record})
             self.assertFalse(all(ok for ok, _ in res), res)
 
+    def test_address_family_flags(self):
+        rows = [["a@one.test", "A"]]
+        task, p = self.send("v4only", TEMPLATE, rows, "--ipv4-only")
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        # The zone gives mx.one.test an IPv4 address only: with --ipv6-only no MX host has an
+        # address, and nothing connects.
+        task, p = self.send("v6only", TEMPLATE, rows, "--ipv6-only")
+        self.assertEqual(p.returncode, 1, blast.describe(p))
+        db = blast.db_rows(task)
+        self.assertNotEqual(db["a@one.test"]["status"], "sent", db)
+        self.assertEqual(len(self.sink2.envelopes()), 1)
+
     def test_bad_configuration(self):
         tpl = self.dir / "cfg.eml"
         tpl.write_bytes(TEMPLATE.encode())
