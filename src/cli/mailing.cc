@@ -468,12 +468,14 @@ void WorkerMailing::destroy() {
   uv_close(reinterpret_cast<uv_handle_t*>(retry_timer_), del);
   uv_close(reinterpret_cast<uv_handle_t*>(throttle_timer_), del);
   uv_close(reinterpret_cast<uv_handle_t*>(budget_timer_), del);
+  // Nothing waits for DNS here any more (a worker finishes only when its queues are empty or
+  // dropped), so lookups_ is empty and the callbacks shutdown() runs find nothing to do.
+  lookups_.clear();
   if (resolver_) {
     runner_.add_dns_stats(dns_lookups_, resolver_->resolver().queries_started(),
                           dns_cpu_ns_ + resolver_->resolver().cpu_ns(), resolver_->cached_domains());
-    resolver_->shutdown();  // pending lookups complete now; their jobs are gone
+    resolver_->shutdown();
   }
-  lookups_.clear();
   for (auto& [key, d] : dests_) d->pool_.reset();
   dests_.clear();
   resolver_.reset();
