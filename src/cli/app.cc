@@ -14,6 +14,7 @@
 #include "cli/check.h"
 #include "cli/dkim_options.h"
 #include "cli/mailing.h"
+#include "dns/resolver.h"
 #include "cli/relay_options.h"
 #include "cli/unsub_verify.h"
 #include "smtp/sink_server.h"
@@ -439,6 +440,12 @@ int run_cli(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: --dns-timeout: '%s' is not a duration between 1ms and 60s\n",
                    dns_timeout.c_str());
       return 2;
+    }
+    for (const std::string& d : mc.dns_servers) {
+      if (auto a = dns::parse_server_address(d); !a.ok()) {
+        std::fprintf(stderr, "smtpblast: --dns-server: %s\n", a.error().message.c_str());
+        return 2;
+      }
     }
     if (mc.ipv4_only && mc.ipv6_only) {
       std::fprintf(stderr, "smtpblast: give one of --ipv4-only and --ipv6-only\n");

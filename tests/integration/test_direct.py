@@ -441,12 +441,17 @@ class DirectDelivery(unittest.TestCase):
             (["--direct", "--helo", "h.example.test", "--ipv4-only", "--ipv6-only"], "one of"),
             (["--relay", "127.0.0.1:25", "--mx-port", "2525"], "go with --direct"),
             (["--direct", "--helo", "h.example.test", "--tls", "implicit"], "implicit"),
+            (["--direct", "--helo", "h.example.test", "--dns-server", "300.1.1.1"],
+             "--dns-server"),
+            (["--direct", "--helo", "h.example.test", "--dns-timeout", "soon"], "--dns-timeout"),
+            (["--direct", "--helo", "h.example.test", "--retry-after", "2h"], "--retry-max"),
         ]
         for args, needle in cases:
             p = peers.run(base + args, timeout=30)
             self.assertEqual(p.returncode, 2, blast.describe(p))
             self.assertIn(needle, p.stderr, blast.describe(p))
         self.assertEqual(self.sink2.envelopes(), [])
+        self.assertFalse((self.dir / "cfg.db").exists())  # refused before the task was made
 
 
 if __name__ == "__main__":
