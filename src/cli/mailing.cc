@@ -208,6 +208,13 @@ class WorkerMailing {
   // Direct: recipients waiting for their domain's MX lookup, by domain.
   std::unordered_map<std::string, std::vector<Job*>> lookups_;
   std::vector<Destination*> touched_;  // got recipients; poked once the batch is routed
+  // Direct: domains already routed, until their DNS answer expires.
+  struct Route {
+    Destination* dest;
+    std::string alabel;  // the A-label domain for RCPT TO when the domain is not ASCII
+    uint64_t expires_ms;
+  };
+  std::unordered_map<std::string, Route> routes_;
   std::deque<Destination*> starved_;   // want a connection; the worker's budget is used up
   std::multimap<uint64_t, Job*> delayed_;
   std::vector<std::unique_ptr<Job>> jobs_;
@@ -549,6 +556,16 @@ void WorkerMailing::route(Job* j) {
   size_t at = e.rfind('@');
   std::string domain = at == std::string::npos ? std::string() : e.substr(at + 1);
   for (char& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // A domain routed before and still within its DNS TTL skips the resolver (a lookup per
+  // domain per batch was most of the DNS cost).
+  if (auto m = routes_.find(domain); m != routes_.end()) {
+    if (m->second.expires_ms > now()) {
+      if (!m->second.alabel.empty()) j->rcpt = e.substr(0, at + 1) + m->second.alabel;
+      enqueue(*m->second.dest, j);
+      return;
+    }
+    routes_.erase(m);
+  }
   auto [it, first] = lookups_.try_emplace(domain);
   it->second.push_back(j);
   ++queued_;
@@ -597,6 +614,10 @@ void WorkerMailing::on_mx(const std::string& domain, const dns::MxResult& r) {
   Destination& d = destination_for(route_key(r), r);
   // The RCPT address carries the A-label domain, so an IDN domain needs no SMTPUTF8.
   bool alabel = !is_ascii(domain);
+  if (r.expires_ms > 0) {
+    if (routes_.size() >= 100000) routes_.clear();  // bounded; the resolver keeps its cache
+    routes_[domain] = Route{&d, alabel ? r.domain : std::string(), r.expires_ms};
+  }
   for (Job* j : jobs) {
     if (alabel) {
       const std::string& e = j->row.email;

@@ -411,6 +411,7 @@ void MxResolver::finish(const std::string& domain, MxResult result, uint32_t ttl
   if (it == jobs_.end()) return;
   auto waiters = std::move(it->second->waiters);
   jobs_.erase(it);
+  if (ttl_s > 0 && !shut_) result.expires_ms = now() + uint64_t{ttl_s} * 1000;
   auto shared = std::make_shared<const MxResult>(std::move(result));
   if (ttl_s > 0 && !shut_) {
     cache_[domain] = CacheEntry{shared, now() + uint64_t{ttl_s} * 1000};

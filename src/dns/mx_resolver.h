@@ -36,6 +36,8 @@ struct MxResult {
   // Usable exchangers, preference ascending; equal preferences in random order.
   std::vector<MailExchanger> hosts;
   bool implicit_mx = false;        // no MX records: the domain's own address (RFC 5321 §5.1)
+  // Loop ms (MxResolverOptions::now_ms) until which this answer may be used; 0: not cached.
+  uint64_t expires_ms = 0;
   std::vector<std::string> notes;  // CNAMEs followed, hosts skipped (for the log)
   bool ok() const { return status == MxStatus::kOk; }
 };
