@@ -196,7 +196,8 @@ int run_cli(int argc, char** argv) {
   std::string retry_delay = "5s";
   bool no_pipelining = false;
   bool no_chunking = false;
-  auto* send = app.add_subcommand("send", "send (or resume) a mailing through a relay");
+  auto* send = app.add_subcommand(
+      "send", "send (or resume) a mailing through a relay, or directly to each domain's MX (--direct)");
   send->add_option("--task", mc.task_path, "task file (SQLite); created on first use")->required();
   send->add_option("--template", mc.template_path, "RFC 5322 message with {{field}} placeholders")
       ->required()
