@@ -47,7 +47,8 @@ namespace {
 constexpr size_t kBatch = 512;          // recipients claimed per request
 constexpr size_t kOutcomeFlush = 256;   // outcomes a worker hands over at once
 constexpr uint64_t kFlushMs = 50;
-constexpr size_t kDirectQueue = 32768;  // --direct: recipients a worker holds queued       // ... or after this long (at most the commit interval)
+constexpr size_t kDirectQueue = 32768;  // --direct: recipients a worker holds queued
+constexpr uint64_t kRenderSliceNs = 5000000;  // rendering one loop iteration may do (5 ms)       // ... or after this long (at most the commit interval)
 
 
 uint64_t wall_ms() {
@@ -234,6 +235,9 @@ class WorkerMailing {
   uint64_t dns_cpu_ns_ = 0;   // thread CPU in resolve_mx calls (the rest: Resolver::cpu_ns)
   size_t inflight_ = 0;  // transactions under way
   uint32_t open_conns_ = 0;
+  uint64_t render_iter_ = 0;  // the loop time (uv_now) of the iteration render_ns_ counts
+  uint64_t render_ns_ = 0;    // rendering time in that iteration
+  bool yield_ = false;        // the slice is used up: sessions wait for the poke timer
   uint32_t budget_ = 1;  // connections this worker may have open at once
   bool group_rcpts_ = false;  // same content for everyone: several RCPTs per transaction
   bool requested_ = false;
@@ -685,6 +689,7 @@ void WorkerMailing::maybe_request() {
 }
 
 SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) {
+  if (yield_) return SessionHost::Next::kWait;  // the poke timer ends it
   while (!d.ready_.empty() && !aborted_ && !stopping_ && d.backoff_until_ == 0) {
     // The recipients of this transaction: one, or (same content for all) up to
     // --max-rcpt-per-txn of this destination's queue.
@@ -721,6 +726,14 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     }
     if (group_.empty()) return SessionHost::Next::kWait;
     maybe_request();
+    // Rendering (RSA signing above all: ~0.7 ms a message) must not hold the loop for long:
+    // after kRenderSliceNs in one loop iteration the sessions wait for the next one.
+    uint64_t iter = now();
+    if (iter != render_iter_) {
+      render_iter_ = iter;
+      render_ns_ = 0;
+    }
+    uint64_t t_render = uv_hrtime();
     Job* lead = group_[0];
     RenderInput in;
     in.email = lead->row.email;
@@ -729,6 +742,12 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     in.now = static_cast<int64_t>(std::time(nullptr));
     lead->rendered_at = in.now;
     Status st = tpl_.render(in, !bdat, lead->msg);
+    render_ns_ += uv_hrtime() - t_render;
+    if (render_ns_ > kRenderSliceNs) {
+      render_ns_ = 0;
+      yield_ = true;
+      wait_for_throttle(wall_ms());  // a timer at 0 ms: after the loop has polled I/O
+    }
     if (!st.ok()) {
       // This recipient's data cannot make a valid message; the run goes on.
       for (Job* j : group_) {
@@ -882,6 +901,7 @@ void WorkerMailing::wait_for_throttle(uint64_t at_wall_ms) {
   uv_timer_start(throttle_timer_, [](uv_timer_t* t) {
     auto* self = static_cast<WorkerMailing*>(t->data);
     self->throttle_armed_ = false;
+    self->yield_ = false;
     for (auto& [key, d] : self->dests_) {
       if (!d->ready_.empty()) d->poke();
     }
