@@ -905,6 +905,8 @@ void WorkerMailing::wait_for_throttle(uint64_t at_wall_ms) {
     for (auto& [key, d] : self->dests_) {
       if (!d->ready_.empty()) d->poke();
     }
+    // Sessions told to wait while the queue emptied learn now that the run is over.
+    self->maybe_finish();
   }, at_wall_ms > n ? at_wall_ms - n : 0, 0);
 }
 
