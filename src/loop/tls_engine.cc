@@ -252,7 +252,8 @@ int TlsContext::on_new_session(SSL* ssl, SSL_SESSION* sess) {
   return 1;  // we keep the reference
 }
 
-SSL_SESSION* TlsContext::take_session_ref(const std::string& host) const {
+SSL_SESSION* TlsContext::take_session_ref(const std::string& host,
+                                          const SSL_SESSION** cached) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(host);
   if (it == sessions_.end()) return nullptr;
@@ -275,8 +276,12 @@ SSL_SESSION* TlsContext::take_session_ref(const std::string& host) const {
     }
   }
   pick->used = true;
-  SSL_SESSION_up_ref(pick->sess);
-  return pick->sess;
+  // A copy: OpenSSL marks a TLS 1.3 session it resumed with as not resumable (single use). A
+  // server that sends no new ticket after a resumption (Postfix) would then leave nothing to
+  // offer, and every other connection would pay a full handshake. The cached original stays
+  // resumable and is offered again (RFC 8446 allows ticket reuse; the server decides).
+  *cached = pick->sess;
+  return SSL_SESSION_dup(pick->sess);
 }
 
 void TlsContext::store_session(const std::string& host, SSL_SESSION* sess, const void* origin) {
@@ -498,8 +503,9 @@ Result<std::unique_ptr<TlsEngine>> TlsEngine::create_client(std::shared_ptr<TlsC
   }
   SSL_set_msg_callback(ssl, &TlsEngine::msg_cb);
   if (ctx->cfg_.allow_resumption) {
-    if (SSL_SESSION* sess = ctx->take_session_ref(e->host_)) {
-      if (SSL_set_session(ssl, sess) == 1) e->offered_session_ = sess;
+    const SSL_SESSION* cached = nullptr;
+    if (SSL_SESSION* sess = ctx->take_session_ref(e->host_, &cached)) {
+      if (SSL_set_session(ssl, sess) == 1) e->offered_session_ = cached;
       SSL_SESSION_free(sess);  // the SSL holds its own reference
       ERR_clear_error();
     }
@@ -669,8 +675,9 @@ TlsInfo TlsEngine::info() const {
 Status TlsEngine::fail(std::string message) {
   failed_ = true;
   error_ = std::move(message);
-  if (!handshake_done_ && offered_session_ != nullptr) {
-    // A session that led to a failed handshake is not offered again.
+  if (offered_session_ != nullptr) {
+    // A session whose connection failed (in the handshake or after it) is not offered again
+    // (OpenSSL marks only the copy this connection used).
     ctx_->forget_session(host_, offered_session_);
   }
   if (!server_) ctx_->forget_origin(host_, this);  // nor any this connection brought

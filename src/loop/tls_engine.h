@@ -69,7 +69,8 @@ class TlsContext {
   TlsContext(SSL_CTX* ctx, bool server, TlsClientConfig cfg);
   static int on_new_session(SSL* ssl, SSL_SESSION* sess);
   // Returns a new reference (caller frees) or null.
-  SSL_SESSION* take_session_ref(const std::string& host) const;
+  // `cached` receives the cache entry the copy was made from (to forget it on failure).
+  SSL_SESSION* take_session_ref(const std::string& host, const SSL_SESSION** cached) const;
   // Takes ownership; `origin` identifies the connection the session arrived on.
   void store_session(const std::string& host, SSL_SESSION* sess, const void* origin);
   void forget_session(const std::string& host, const SSL_SESSION* if_this);
@@ -156,7 +157,8 @@ class TlsEngine {
   bool failed_ = false;
   bool peer_closed_ = false;
   bool shutdown_sent_ = false;
-  SSL_SESSION* offered_session_ = nullptr;  // not owned; identity only, to drop it on failure
+  const SSL_SESSION* offered_session_ = nullptr;  // the cache entry offered (a copy of it went
+                                                 // out); identity only, to drop it on failure
   std::string error_;                       // the first fatal error, repeated on later calls
   // The custom BIO reads from in_ and appends to out_: no intermediate buffer, no copy.
   std::string_view in_;

@@ -160,8 +160,10 @@ class PostfixTlsTest(TlsAuthBase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        # Log level 2: Postfix then says which handshakes resumed a session.
         cls.pf = peers.PostfixInstance(domains=(DOMAIN,), tls_cert=cls.certs["server"],
-                                       tls_key=cls.certs["server_key"], wrappermode=True)
+                                       tls_key=cls.certs["server_key"], wrappermode=True,
+                                       main={"smtpd_tls_loglevel": "2"})
         try:
             cls.pf.start()
         except BaseException:
@@ -202,6 +204,24 @@ class PostfixTlsTest(TlsAuthBase):
         tls_lines = self.tls_log_lines()[before:]
         self.assertGreaterEqual(len(tls_lines), 1, self.pf.log()[-3000:])
         self.assertTrue(all("TLSv1.3" in l for l in tls_lines), tls_lines)
+
+    def test_starttls_sessions_are_resumed(self):
+        # Postfix sends no new ticket after a resumed handshake, and OpenSSL marks a TLS 1.3
+        # session it resumed with as used up: without a copy kept in the cache every other
+        # connection paid a full handshake (half of them resumed).
+        log = self.pf.log().splitlines()
+        before_tls, before_reuse = len(self.tls_log_lines()), sum("Reusing old session" in l
+                                                                    for l in log)
+        p, task, addrs = self.send(self.pf.hostport, 40, *self.ca(), "--connections", "1",
+                                   "--per-connection", "5", prefix="rs")
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        self.wait_recipients(addrs)
+        log = self.pf.log().splitlines()
+        handshakes = len(self.tls_log_lines()) - before_tls
+        resumed = sum("Reusing old session" in l for l in log) - before_reuse
+        self.assertEqual(handshakes, 8, self.pf.log()[-3000:])
+        # A new process: the first needs a full handshake, every later one resumes.
+        self.assertGreaterEqual(resumed, 7, f"{resumed} of {handshakes} resumed")
 
     def test_check_shows_tls(self):
         p = self.smtpblast("check", "--relay", self.pf.hostport, *self.ca())
