@@ -64,6 +64,24 @@ bool is_ascii(std::string_view s) {
   return true;
 }
 
+// The part after the last '@', lower-cased (ASCII): what routing and worker ownership key on.
+std::string domain_of(const std::string& email) {
+  size_t at = email.rfind('@');
+  std::string domain = at == std::string::npos ? std::string() : email.substr(at + 1);
+  for (char& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return domain;
+}
+
+// What one recipient contributes to a render; `now` stamps Date: and DKIM t=.
+RenderInput render_input(const RecipientRow& row, int64_t now) {
+  RenderInput in;
+  in.email = row.email;
+  in.values = &row.values;
+  in.recipient_id = row.id;
+  in.now = now;
+  return in;
+}
+
 class Runner;
 
 // One outcome on its way from a worker to the journal thread, with what the accounting log
@@ -127,7 +145,7 @@ class Destination : public PoolHost {
   Next next_txn(bool bdat, Txn*& out) override;
   void rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) override;
   void txn_done(Txn& t) override;
-  bool has_work() override { return !ready_.empty() && backoff_until_ == 0; }
+  bool has_work() override { return !ready_.empty() && !backing_off_; }
   void pool_failed(const std::string& why, bool fatal) override;
   void pool_idle() override;
   uint64_t connect_delay_ms() override;
@@ -146,8 +164,7 @@ class Destination : public PoolHost {
   PoolConfig pcfg_;
   std::unique_ptr<ConnectionPool> pool_;
   std::deque<Job*> ready_;
-  size_t inflight_ = 0;          // transactions under way
-  uint64_t backoff_until_ = 0;   // loop ms; 0: not backing off
+  bool backing_off_ = false;     // waiting out a backoff (timer_); its pool has failed
   uint32_t backoff_level_ = 0;   // failures in a row without a session reaching MAIL
   uv_timer_t* timer_ = nullptr;  // the backoff
   bool starved_ = false;         // in the worker's starved list
@@ -191,7 +208,7 @@ class WorkerMailing {
   // Destination callbacks.
   SessionHost::Next next_txn(Destination& d, bool bdat, Txn*& out);
   void rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text);
-  void txn_done(Destination& d, Txn& t);
+  void txn_done(Txn& t);
   void dest_failed(Destination& d, const std::string& why, bool fatal);
   void backoff_over(Destination& d);
   bool reserve_connection(Destination& d);
@@ -408,7 +425,7 @@ SessionHost::Next Destination::next_txn(bool bdat, Txn*& out) { return w_.next_t
 void Destination::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) {
   w_.rcpt_outcome(t, i, v, code, text);
 }
-void Destination::txn_done(Txn& t) { w_.txn_done(*this, t); }
+void Destination::txn_done(Txn& t) { w_.txn_done(t); }
 void Destination::pool_failed(const std::string& why, bool fatal) { w_.dest_failed(*this, why, fatal); }
 void Destination::pool_idle() { w_.maybe_finish(); }
 uint64_t Destination::connect_delay_ms() {
@@ -557,14 +574,12 @@ void WorkerMailing::route(Job* j) {
     return;
   }
   const std::string& e = j->row.email;
-  size_t at = e.rfind('@');
-  std::string domain = at == std::string::npos ? std::string() : e.substr(at + 1);
-  for (char& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string domain = domain_of(e);
   // A domain routed before and still within its DNS TTL skips the resolver (a lookup per
   // domain per batch was most of the DNS cost).
   if (auto m = routes_.find(domain); m != routes_.end()) {
     if (m->second.expires_ms > now()) {
-      if (!m->second.alabel.empty()) j->rcpt = e.substr(0, at + 1) + m->second.alabel;
+      if (!m->second.alabel.empty()) j->rcpt = e.substr(0, e.rfind('@') + 1) + m->second.alabel;
       enqueue(*m->second.dest, j);
       return;
     }
@@ -690,7 +705,7 @@ void WorkerMailing::maybe_request() {
 
 SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) {
   if (yield_) return SessionHost::Next::kWait;  // the poke timer ends it
-  while (!d.ready_.empty() && !aborted_ && !stopping_ && d.backoff_until_ == 0) {
+  while (!d.ready_.empty() && !aborted_ && !stopping_ && !d.backing_off_) {
     // The recipients of this transaction: one, or (same content for all) up to
     // --max-rcpt-per-txn of this destination's queue.
     size_t n = 1;
@@ -735,11 +750,7 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     }
     uint64_t t_render = uv_hrtime();
     Job* lead = group_[0];
-    RenderInput in;
-    in.email = lead->row.email;
-    in.values = &lead->row.values;
-    in.recipient_id = lead->row.id;
-    in.now = static_cast<int64_t>(std::time(nullptr));
+    RenderInput in = render_input(lead->row, static_cast<int64_t>(std::time(nullptr)));
     lead->rendered_at = in.now;
     Status st = tpl_.render(in, !bdat, lead->msg);
     render_ns_ += uv_hrtime() - t_render;
@@ -773,7 +784,6 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     t.eight_bit = lead->msg.eight_bit;
     t.smtputf8 = !ascii;
     ++inflight_;
-    ++d.inflight_;
     out = &t;
     return SessionHost::Next::kTxn;
   }
@@ -831,11 +841,7 @@ void WorkerMailing::record(Job* j, RcptStatus s, int code, std::string_view text
       r.eml = lead->msg.flatten();
     } else {
       // The DATA copy is dot-stuffed: render again, undotted, with the same "now".
-      RenderInput in;
-      in.email = lead->row.email;
-      in.values = &lead->row.values;
-      in.recipient_id = lead->row.id;
-      in.now = lead->rendered_at;
+      RenderInput in = render_input(lead->row, lead->rendered_at);
       backup_msg_.clear();
       if (tpl_.render(in, false, backup_msg_).ok()) r.eml = backup_msg_.flatten();
     }
@@ -875,9 +881,8 @@ void WorkerMailing::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::str
              !stopping_;
 }
 
-void WorkerMailing::txn_done(Destination& d, Txn& t) {
+void WorkerMailing::txn_done(Txn& t) {
   --inflight_;
-  --d.inflight_;
   // The leader (rcpts[0]) owns the transaction: it is recycled last.
   for (size_t i = t.rcpts.size(); i-- > 0;) {
     Job* j = reinterpret_cast<Job*>(t.rcpts[i].cookie);
@@ -957,7 +962,7 @@ void WorkerMailing::dest_failed(Destination& d, const std::string& why, bool fat
   }
   d.ready_.swap(keep);
   uint64_t delay = backoff_ms(d.backoff_level_++);
-  d.backoff_until_ = now() + delay;
+  d.backing_off_ = true;
   uv_timer_start(d.timer_, [](uv_timer_t* tm) {
     auto* dest = static_cast<Destination*>(tm->data);
     dest->w_.backoff_over(*dest);
@@ -967,7 +972,7 @@ void WorkerMailing::dest_failed(Destination& d, const std::string& why, bool fat
 }
 
 void WorkerMailing::backoff_over(Destination& d) {
-  d.backoff_until_ = 0;
+  d.backing_off_ = false;
   // A fresh pool (the failed one refuses to open connections); never inside its callbacks.
   d.pool_ = std::make_unique<ConnectionPool>(worker_.loop(), d.pcfg_, d);
   if (!d.ready_.empty()) d.poke();
@@ -1402,10 +1407,7 @@ bool Runner::claim_next(std::vector<RecipientRow>& rows, std::vector<Report>& ou
 }
 
 size_t owner_of(const std::string& email, size_t workers) {
-  size_t at = email.rfind('@');
-  std::string domain = at == std::string::npos ? std::string() : email.substr(at + 1);
-  for (char& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return std::hash<std::string>{}(domain) % workers;
+  return std::hash<std::string>{}(domain_of(email)) % workers;
 }
 
 void Runner::serve_direct(const std::vector<WorkerMailing*>& requests, std::vector<Report>& outcomes) {
@@ -1627,11 +1629,7 @@ int Runner::run_pickup() {
       }
       if (stop) break;
       const RecipientRow& row = rows[i];
-      RenderInput in;
-      in.email = row.email;
-      in.values = &row.values;
-      in.recipient_id = row.id;
-      in.now = static_cast<int64_t>(std::time(nullptr));
+      RenderInput in = render_input(row, static_cast<int64_t>(std::time(nullptr)));
       msg.clear();
       Report& r = outcomes.emplace_back();
       r.time_ms = static_cast<int64_t>(wall_ms());

@@ -282,19 +282,19 @@ void Resolver::on_sock_state(void* data, int fd, int readable, int writable) {
   uv_poll_start(h, events, &Resolver::on_poll);
 }
 
-namespace {
-
-uint64_t thread_cpu_ns() {
+uint64_t dns_thread_cpu_ns() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+namespace {
+
 // Adds the thread CPU time of a scope to a counter (what DNS costs the worker loop).
 class CpuScope {
  public:
-  explicit CpuScope(uint64_t& total) : total_(total), start_(thread_cpu_ns()) {}
-  ~CpuScope() { total_ += thread_cpu_ns() - start_; }
+  explicit CpuScope(uint64_t& total) : total_(total), start_(dns_thread_cpu_ns()) {}
+  ~CpuScope() { total_ += dns_thread_cpu_ns() - start_; }
   CpuScope(const CpuScope&) = delete;
   CpuScope& operator=(const CpuScope&) = delete;
 
@@ -304,8 +304,6 @@ class CpuScope {
 };
 
 }  // namespace
-
-uint64_t dns_thread_cpu_ns() { return thread_cpu_ns(); }
 
 void Resolver::on_poll(uv_poll_t* handle, int status, int events) {
   auto* self = static_cast<Resolver*>(handle->data);

@@ -12,6 +12,7 @@ Standard library only; run with /usr/bin/python3. Env:
     db_rows(task)          {email: {status, code, reply, attempts, rejected}} from SQLite
     BlastSink              `smtpblast sink` in the background (record file, counters)
     parse_record(bytes)    the sink's --record format -> [Recorded(mail_from, rcpts, body)]
+    ThreadServer           an in-process TCP server (a thread per connection) to subclass
     ScriptedServer         a tiny in-process TCP server with a fixed greeting (421 etc.)
     main()                 unittest runner: prints a summary line, exits non-zero on failure
 """
@@ -237,29 +238,27 @@ class BlastSink:
         return False
 
 
-class ScriptedServer:
-    """A minimal TCP server in this process (a thread) on 127.0.0.1: sends `greeting`
-    to every connection, then answers every command line with `reply` (None: close right
-    after the greeting). Counts connections and keeps the lines it received."""
+class ThreadServer:
+    """A TCP server in this process on HOST:PORT (loopback): each connection goes to
+    handle(sock) in a thread of its own; the socket is closed after it returns. start() /
+    close(), or use it as a context manager. `connections` counts accepted connections."""
 
-    def __init__(self, greeting: bytes, reply: bytes | None = None):
-        self.greeting = greeting
-        self.reply = reply
-        self.port = peers.free_port("127.0.0.1")
+    def __init__(self, host="127.0.0.1", port=None):
+        self.host = host
+        self.port = port or peers.free_port(host)
         self.connections = 0
-        self.lines: list = []
         self._sock = None
         self._thread = None
         self._stop = threading.Event()
 
     @property
     def hostport(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
-    def __enter__(self):
+    def start(self):
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", self.port))
+        self._sock.bind((self.host, self.port))
         self._sock.listen(64)
         self._sock.settimeout(0.1)
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -275,35 +274,61 @@ class ScriptedServer:
             except OSError:
                 return
             self.connections += 1
-            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+            threading.Thread(target=self._guarded, args=(c,), daemon=True).start()
 
-    def _handle(self, c):
+    def _guarded(self, c):
         with c:
             try:
-                c.settimeout(5)
-                c.sendall(self.greeting)
-                if self.reply is None:
-                    return
-                buf = b""
-                while not self._stop.is_set():
-                    data = c.recv(4096)
-                    if not data:
-                        return
-                    buf += data
-                    while b"\n" in buf:
-                        line, buf = buf.split(b"\n", 1)
-                        self.lines.append(line)
-                        c.sendall(self.reply)
+                self.handle(c)
             except OSError:
-                return
+                pass
 
-    def __exit__(self, *exc):
+    def handle(self, c):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def close(self):
         self._stop.set()
         try:
-            self._sock.close()
+            if self._sock:
+                self._sock.close()
         finally:
-            self._thread.join(timeout=5)
+            if self._thread:
+                self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
         return False
+
+
+class ScriptedServer(ThreadServer):
+    """A minimal TCP server in this process (a thread) on 127.0.0.1: sends `greeting`
+    to every connection, then answers every command line with `reply` (None: close right
+    after the greeting). Counts connections and keeps the lines it received."""
+
+    def __init__(self, greeting: bytes, reply: bytes | None = None):
+        super().__init__("127.0.0.1")
+        self.greeting = greeting
+        self.reply = reply
+        self.lines: list = []
+
+    def handle(self, c):
+        c.settimeout(5)
+        c.sendall(self.greeting)
+        if self.reply is None:
+            return
+        buf = b""
+        while not self._stop.is_set():
+            data = c.recv(4096)
+            if not data:
+                return
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                self.lines.append(line)
+                c.sendall(self.reply)
 
 
 def check_environment():

@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -74,60 +73,23 @@ SAME_FOR_ALL = ("From: Sender <sender@example.test>\r\nTo: list@example.test\r\n
                 "Subject: The same for everyone\r\n\r\nOne message, several recipients.\r\n")
 
 
-class ThreadServer:
-    """A TCP server in this process on HOST:PORT: each connection goes to handle(sock) in a
-    thread of its own."""
-
-    def __init__(self, host, port):
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(64)
-        self._sock.settimeout(0.1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self._sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._guarded, args=(c,), daemon=True).start()
-
-    def _guarded(self, c):
-        try:
-            self.handle(c)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def handle(self, c):  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
-
-
-class Closer(ThreadServer):
+class Closer(blast.ThreadServer):
     """Sends `greeting` (if any) and closes at once; counts the connections."""
 
     def __init__(self, host, port, greeting=b""):
-        self.count = 0
-        self.greeting = greeting
         super().__init__(host, port)
+        self.greeting = greeting
+
+    @property
+    def count(self) -> int:
+        return self.connections
 
     def handle(self, c):
-        self.count += 1
         if self.greeting:
             c.sendall(self.greeting)
 
 
-class SlowSmtp(ThreadServer):
+class SlowSmtp(blast.ThreadServer):
     """A minimal SMTP server that answers end-of-data after `delay` seconds and records the
     most connections it had open at once, and the recipients."""
 
@@ -200,8 +162,9 @@ class DirectDelivery(unittest.TestCase):
         self.sink3 = tls_peers.ScriptedSmtp(ctx=ctx, address="127.0.0.3", port=self.port,
                                             hostname="mx.two.test")
         self.sink3.__enter__()
-        self.closer = Closer("127.0.0.5", self.port)
-        self.busy = Closer("127.0.0.6", self.port, b"421 4.3.2 mx1.busy.test too busy\r\n")
+        self.closer = Closer("127.0.0.5", self.port).start()
+        self.busy = Closer("127.0.0.6", self.port,
+                           b"421 4.3.2 mx1.busy.test too busy\r\n").start()
 
     def tearDown(self):
         self.busy.close()
@@ -334,7 +297,7 @@ class DirectDelivery(unittest.TestCase):
     def test_one_mx_set_one_connection_budget_across_workers(self):
         # Eight domains, one MX host: whichever worker owns each domain, at most
         # --max-connections-per-domain connections to that host at once.
-        slow = SlowSmtp("127.0.0.7", self.port)
+        slow = SlowSmtp("127.0.0.7", self.port).start()
         try:
             rows = [[f"u{k}@many{i}.test", f"N{k}"] for i in range(8) for k in range(4)]
             task, p = self.send("many", TEMPLATE, rows, "--workers", "2",
@@ -350,7 +313,7 @@ class DirectDelivery(unittest.TestCase):
         # A slow MX (0.1 s per message) and recipients of 8 domains: SIGINT stops cleanly
         # (nothing left in flight), SIGKILL leaves some in flight; later runs send the rest,
         # every recipient arrives, and only the killed run's in-flight ones may arrive twice.
-        slow = SlowSmtp("127.0.0.7", self.port, delay=0.1)
+        slow = SlowSmtp("127.0.0.7", self.port, delay=0.1).start()
         try:
             rows = [[f"r{k}@many{i}.test", f"N{k}"] for i in range(8) for k in range(15)]
             tpl = self.dir / "resume.eml"
