@@ -193,7 +193,10 @@ class WorkerMailing {
   void drop_queued();
   void arm_retry();
   void retry_due();
-  void wait_for_throttle(uint64_t at_wall_ms);
+  // Pokes the destinations with queued work at `at_wall_ms` (wall clock): after a throttle
+  // refusal, a render slice used up, or another worker holding a destination's connections.
+  // One timer; an earlier time wins.
+  void poke_later(uint64_t at_wall_ms);
   uint64_t now() const { return uv_now(worker_.loop()); }
   uint64_t backoff_ms(uint32_t level);
 
@@ -242,10 +245,8 @@ class WorkerMailing {
   std::vector<Job*> group_;     // scratch: the recipients of one transaction
   uv_timer_t* flush_timer_ = nullptr;
   uv_timer_t* retry_timer_ = nullptr;
-  uv_timer_t* throttle_timer_ = nullptr;
-  uv_timer_t* budget_timer_ = nullptr;  // --direct: another worker held a destination's budget
-  bool throttle_armed_ = false;
-  bool budget_timer_armed_ = false;
+  uv_timer_t* poke_timer_ = nullptr;
+  uint64_t poke_at_ = 0;  // when poke_timer_ fires (wall ms); 0: not armed
   std::mt19937 rng_;
   size_t queued_ = 0;    // jobs in destination queues or waiting for DNS
   uint64_t dns_lookups_ = 0;  // resolve_mx calls (one per domain per batch, cache hits too)
@@ -456,13 +457,11 @@ WorkerMailing::WorkerMailing(Runner& runner, Worker& worker, const CompiledTempl
 void WorkerMailing::start() {
   flush_timer_ = new uv_timer_t;
   retry_timer_ = new uv_timer_t;
-  throttle_timer_ = new uv_timer_t;
+  poke_timer_ = new uv_timer_t;
   uv_timer_init(worker_.loop(), flush_timer_);
   uv_timer_init(worker_.loop(), retry_timer_);
-  uv_timer_init(worker_.loop(), throttle_timer_);
-  budget_timer_ = new uv_timer_t;
-  uv_timer_init(worker_.loop(), budget_timer_);
-  flush_timer_->data = retry_timer_->data = throttle_timer_->data = budget_timer_->data = this;
+  uv_timer_init(worker_.loop(), poke_timer_);
+  flush_timer_->data = retry_timer_->data = poke_timer_->data = this;
   uv_timer_start(flush_timer_, [](uv_timer_t* t) {
     static_cast<WorkerMailing*>(t->data)->flush_outcomes();
   }, std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms), std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms));
@@ -494,8 +493,7 @@ void WorkerMailing::destroy() {
   auto del = [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); };
   uv_close(reinterpret_cast<uv_handle_t*>(flush_timer_), del);
   uv_close(reinterpret_cast<uv_handle_t*>(retry_timer_), del);
-  uv_close(reinterpret_cast<uv_handle_t*>(throttle_timer_), del);
-  uv_close(reinterpret_cast<uv_handle_t*>(budget_timer_), del);
+  uv_close(reinterpret_cast<uv_handle_t*>(poke_timer_), del);
   // Nothing waits for DNS here any more (a worker finishes only when its queues are empty or
   // dropped), so lookups_ is empty and the callbacks shutdown() runs find nothing to do.
   lookups_.clear();
@@ -724,7 +722,7 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
         runner_.daily_limit_reached(at);
         return SessionHost::Next::kWait;  // the runner stops every worker
       }
-      wait_for_throttle(at);
+      poke_later(at);
       return SessionHost::Next::kWait;
     }
     group_.clear();
@@ -757,7 +755,7 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     if (render_ns_ > kRenderSliceNs) {
       render_ns_ = 0;
       yield_ = true;
-      wait_for_throttle(wall_ms());  // a timer at 0 ms: after the loop has polled I/O
+      poke_later(wall_ms());  // a timer at 0 ms: after the loop has polled I/O
     }
     if (!st.ok()) {
       // This recipient's data cannot make a valid message; the run goes on.
@@ -899,13 +897,13 @@ void WorkerMailing::txn_done(Txn& t) {
   maybe_finish();
 }
 
-void WorkerMailing::wait_for_throttle(uint64_t at_wall_ms) {
-  if (throttle_armed_) return;
-  throttle_armed_ = true;
+void WorkerMailing::poke_later(uint64_t at_wall_ms) {
+  if (poke_at_ != 0 && poke_at_ <= at_wall_ms) return;
+  poke_at_ = std::max<uint64_t>(at_wall_ms, 1);
   uint64_t n = wall_ms();
-  uv_timer_start(throttle_timer_, [](uv_timer_t* t) {
+  uv_timer_start(poke_timer_, [](uv_timer_t* t) {
     auto* self = static_cast<WorkerMailing*>(t->data);
-    self->throttle_armed_ = false;
+    self->poke_at_ = 0;
     self->yield_ = false;
     for (auto& [key, d] : self->dests_) {
       if (!d->ready_.empty()) d->poke();
@@ -982,16 +980,7 @@ void WorkerMailing::backoff_over(Destination& d) {
 bool WorkerMailing::reserve_connection(Destination& d) {
   if (cfg_.direct && !runner_.take_dest_slot(d.key_)) {
     // Another worker holds the destination's connections: look again shortly.
-    if (!budget_timer_armed_) {
-      budget_timer_armed_ = true;
-      uv_timer_start(budget_timer_, [](uv_timer_t* t) {
-        auto* self = static_cast<WorkerMailing*>(t->data);
-        self->budget_timer_armed_ = false;
-        for (auto& [key, o] : self->dests_) {
-          if (o->has_work()) o->poke();
-        }
-      }, 50, 0);
-    }
+    poke_later(wall_ms() + 50);
     return false;
   }
   if (open_conns_ < budget_) {
