@@ -116,21 +116,6 @@ struct Job {
 
 const std::string& rcpt_address(const Job* j) { return j->rcpt.empty() ? j->row.email : j->rcpt; }
 
-void to_sockaddr(const dns::IpAddress& ip, uint16_t port, sockaddr_storage& ss) {
-  ss = sockaddr_storage{};
-  if (ip.is_v6()) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    std::memcpy(&a->sin6_addr, ip.bytes.data(), 16);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    std::memcpy(&a->sin_addr, ip.bytes.data(), 4);
-  }
-}
-
 class WorkerMailing;
 
 // A queue of recipients for one destination (the relay, or one set of mail exchangers) with
@@ -654,7 +639,7 @@ Destination& WorkerMailing::destination_for(const std::string& key, const dns::M
   for (const auto& h : r.hosts) {
     for (const auto& ip : h.addresses) {
       sockaddr_storage ss{};
-      to_sockaddr(ip, cfg_.mx_port, ss);
+      ip.to_sockaddr(cfg_.mx_port, ss);
       p.addrs.push_back(ss);
       p.addr_names.push_back(h.host);
     }

@@ -70,6 +70,21 @@ std::string IpAddress::to_string() const {
   return buf;
 }
 
+void IpAddress::to_sockaddr(uint16_t port, sockaddr_storage& out) const {
+  out = sockaddr_storage{};
+  if (is_v6()) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&out);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    std::memcpy(&a->sin6_addr, bytes.data(), 16);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&out);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    std::memcpy(&a->sin_addr, bytes.data(), 4);
+  }
+}
+
 bool Answer::no_data() const {
   if (rcode != Rcode::kNoError) return false;
   switch (static_cast<RecordType>(qtype)) {

@@ -1,6 +1,8 @@
 // DNS answer parser: raw wire-format answers (via ldns) into plain structs; no I/O.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -45,6 +47,8 @@ struct IpAddress {
   static IpAddress v6(const uint8_t* b);
   bool is_v6() const { return family == Family::kV6; }
   std::string to_string() const;  // "192.0.2.1" or "2001:db8::1"
+  // The socket address to connect to this address on `port`.
+  void to_sockaddr(uint16_t port, sockaddr_storage& out) const;
   bool operator==(const IpAddress&) const = default;
 };
 

@@ -2,6 +2,8 @@
 // and cut or corrupted by hand.
 #include "dns/answer_parser.h"
 
+#include <cstring>
+
 #include <gtest/gtest.h>
 
 #include "dns/dns_test_util.h"
@@ -352,6 +354,30 @@ TEST(AnswerParser, NormaliseName) {
   EXPECT_EQ(normalise_name("MX.Example.COM."), "mx.example.com");
   EXPECT_EQ(normalise_name("."), ".");
   EXPECT_EQ(normalise_name(""), ".");
+}
+
+}  // namespace
+}  // namespace sb::dns
+
+namespace sb::dns {
+namespace {
+
+TEST(IpAddressTest, ToSockaddrKeepsFamilyAddressAndPort) {
+  const uint8_t v4[4] = {127, 0, 0, 2};
+  sockaddr_storage ss{};
+  IpAddress::v4(v4).to_sockaddr(2525, ss);
+  const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+  ASSERT_EQ(a->sin_family, AF_INET);
+  EXPECT_EQ(ntohs(a->sin_port), 2525);
+  EXPECT_EQ(std::memcmp(&a->sin_addr, v4, 4), 0);
+
+  uint8_t v6[16] = {};
+  v6[15] = 1;  // ::1
+  IpAddress::v6(v6).to_sockaddr(25, ss);
+  const auto* b = reinterpret_cast<const sockaddr_in6*>(&ss);
+  ASSERT_EQ(b->sin6_family, AF_INET6);
+  EXPECT_EQ(ntohs(b->sin6_port), 25);
+  EXPECT_EQ(std::memcmp(&b->sin6_addr, v6, 16), 0);
 }
 
 }  // namespace
