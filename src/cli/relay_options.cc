@@ -188,6 +188,31 @@ Result<std::unique_ptr<RelayCredentials>> RelayCredentials::load(const RelayOpti
                     "--oauth-token-file F or --oauth-token-cmd CMD");
 }
 
+namespace {
+
+// The client TLS context for s.tls (not kNone). Opportunistic TLS checks nothing (RFC 7435):
+// it only keeps passive listeners out. `sni_host`: the name to verify and send, "" for none.
+Status make_tls_context(const RelayOptions& o, RelaySetup& s, const std::string& sni_host) {
+  TlsClientConfig tc;
+  tc.verify = o.tls_verify == "yes" && s.tls != TlsMode::kOpportunistic;
+  tc.ca_file = o.ca_file;
+  tc.sni_host = sni_host;
+  tc.allow_resumption = !o.no_resumption;
+  auto ctx = TlsContext::create_client(tc);
+  if (!ctx.ok()) return make_error(ErrDomain::kConfig, ctx.error().message);
+  s.tls_context = std::move(ctx).value();
+  return {};
+}
+
+Status parse_connect_timeout(const RelayOptions& o, RelaySetup& s) {
+  if (!parse_duration_ms(o.connect_timeout, s.connect_timeout_ms) || s.connect_timeout_ms == 0) {
+    return make_error(ErrDomain::kConfig, "--connect-timeout: '" + o.connect_timeout + "' is not a duration");
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<RelaySetup> prepare_relay(const RelayOptions& o) {
   RelaySetup s;
   if (!o.password_on_argv.empty()) {
@@ -219,14 +244,7 @@ Result<RelaySetup> prepare_relay(const RelayOptions& o) {
   s.tls = mode == "implicit" ? TlsMode::kImplicit : mode == "none" ? TlsMode::kNone
           : mode == "opportunistic" ? TlsMode::kOpportunistic : TlsMode::kStartTls;
   if (s.tls != TlsMode::kNone) {
-    TlsClientConfig tc;
-    tc.verify = o.tls_verify == "yes" && s.tls != TlsMode::kOpportunistic;
-    tc.ca_file = o.ca_file;
-    tc.sni_host = s.host;
-    tc.allow_resumption = !o.no_resumption;
-    auto ctx = TlsContext::create_client(tc);
-    if (!ctx.ok()) return make_error(ErrDomain::kConfig, ctx.error().message);
-    s.tls_context = std::move(ctx).value();
+    if (Status st = make_tls_context(o, s, s.host); !st.ok()) return st.error();
     if (o.tls_verify == "no") {
       s.warnings.push_back("--tls-verify no: the relay's certificate is not checked; anyone "
                            "between here and the relay can read and change this mailing");
@@ -243,9 +261,7 @@ Result<RelaySetup> prepare_relay(const RelayOptions& o) {
   s.auth = o.auth == "plain" ? AuthMech::kPlain : o.auth == "login" ? AuthMech::kLogin
            : o.auth == "xoauth2" ? AuthMech::kXoauth2 : AuthMech::kAuto;
   s.allow_plaintext_auth = o.allow_plaintext_auth;
-  if (!parse_duration_ms(o.connect_timeout, s.connect_timeout_ms) || s.connect_timeout_ms == 0) {
-    return make_error(ErrDomain::kConfig, "--connect-timeout: '" + o.connect_timeout + "' is not a duration");
-  }
+  if (Status st = parse_connect_timeout(o, s); !st.ok()) return st.error();
   s.helo = o.helo;
   if (s.helo.empty()) {
     char host[256] = "localhost";
@@ -285,18 +301,9 @@ Result<RelaySetup> prepare_direct(const RelayOptions& o) {
   s.tls = mode == "none" ? TlsMode::kNone
           : mode == "starttls" ? TlsMode::kStartTls : TlsMode::kOpportunistic;
   if (s.tls != TlsMode::kNone) {
-    TlsClientConfig tc;
-    // Opportunistic TLS checks nothing (RFC 7435): it only keeps passive listeners out.
-    tc.verify = s.tls == TlsMode::kStartTls && o.tls_verify == "yes";
-    tc.ca_file = o.ca_file;
-    tc.allow_resumption = !o.no_resumption;
-    auto ctx = TlsContext::create_client(tc);
-    if (!ctx.ok()) return make_error(ErrDomain::kConfig, ctx.error().message);
-    s.tls_context = std::move(ctx).value();
+    if (Status st = make_tls_context(o, s, ""); !st.ok()) return st.error();
   }
-  if (!parse_duration_ms(o.connect_timeout, s.connect_timeout_ms) || s.connect_timeout_ms == 0) {
-    return make_error(ErrDomain::kConfig, "--connect-timeout: '" + o.connect_timeout + "' is not a duration");
-  }
+  if (Status st = parse_connect_timeout(o, s); !st.ok()) return st.error();
   return s;
 }
 
