@@ -1504,9 +1504,10 @@ void Runner::loop() {
     int sigs = signals_.load();
     if (sigs > signals_seen) {
       if (signals_seen == 0) {
+        // The workers are told first: once the line is out, no new message is started.
+        stop_all_new();
         std::fprintf(stderr, "\nstopping: no new messages are started, those under way finish; "
                              "a second signal stops at once; a later run resumes\n");
-        stop_all_new();
       } else if (signals_seen == 1) {
         // Connections are dropped; their open recipients come back deferred and are still
         // committed below, so nothing is lost.
