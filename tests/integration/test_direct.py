@@ -1,7 +1,8 @@
 """Direct delivery (--direct): a real DNS server (dnsmasq) on loopback serves a test zone, and
 sinks listen on 127.0.0.2 (aiosmtpd, SMTPUTF8) and 127.0.0.3 (a scripted server whose
-STARTTLS handshake fails: TLS 1.0 only, no SMTPUTF8); 127.0.0.4 has nothing listening and
-127.0.0.5 accepts and closes at once (counted). The tests check which recipient arrived
+STARTTLS handshake fails: TLS 1.0 only, no SMTPUTF8) and ::1 (aiosmtpd, for AAAA-only and
+dual-stack MX hosts); 127.0.0.4 has nothing listening and 127.0.0.5 accepts and closes at once
+(counted). The tests check which recipient arrived
 where, and which ended failed or deferred with which reply.
 
 Run: SMTPBLAST=build/bin/smtpblast /usr/bin/python3 tests/integration/test_direct.py
@@ -65,6 +66,10 @@ mx-host=many4.test,mx.many.test,10
 mx-host=many5.test,mx.many.test,10
 mx-host=many6.test,mx.many.test,10
 mx-host=many7.test,mx.many.test,10
+mx-host=six.test,mx.six.test,10
+host-record=mx.six.test,::1
+mx-host=dual.test,mx.dual.test,10
+host-record=mx.dual.test,127.0.0.2,::1
 """
 
 TEMPLATE = ("From: Sender <sender@example.test>\r\nTo: {{email}}\r\nSubject: Hello {{name}}\r\n"
@@ -147,7 +152,7 @@ class DirectDelivery(unittest.TestCase):
         cls.certs = tls_peers.make_certs(cls.dir / "certs")
         cls.dns = peers.Dnsmasq(ZONE).start()
         cls.port = peers.free_port_on(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
-                                     "127.0.0.6", "127.0.0.7"])
+                                     "127.0.0.6", "127.0.0.7", "::1"])
 
     @classmethod
     def tearDownClass(cls):
@@ -391,6 +396,36 @@ class DirectDelivery(unittest.TestCase):
         db = blast.db_rows(task)
         self.assertNotEqual(db["a@one.test"]["status"], "sent", db)
         self.assertEqual(len(self.sink2.envelopes()), 1)
+
+    def test_ipv6_mx_hosts(self):
+        # mx.six.test has only an AAAA (::1); mx.dual.test has both. Default: the AAAA-only
+        # host is reached over IPv6. --ipv6-only sends the dual-stack one over ::1 too;
+        # --ipv4-only leaves the AAAA-only domain without an address and uses 127.0.0.2.
+        sink6 = peers.AiosmtpdServer(address="::1", port=self.port,
+                                     maildir=self.dir / f"mail6-{self.id()}").start()
+        try:
+            def rcpts6():
+                return sorted(r for e in sink6.envelopes() for r in e["rcpt_tos"])
+
+            task, p = self.send("six", TEMPLATE, [["a@six.test", "A"]])
+            self.assertEqual(p.returncode, 0, blast.describe(p))
+            self.assertEqual(rcpts6(), ["a@six.test"])
+            self.assertEqual(sink6.envelopes()[0]["peer"][0], "::1")
+
+            task, p = self.send("dual6", TEMPLATE, [["b@dual.test", "B"]], "--ipv6-only")
+            self.assertEqual(p.returncode, 0, blast.describe(p))
+            self.assertEqual(rcpts6(), ["a@six.test", "b@dual.test"])
+
+            task, p = self.send("dual4", TEMPLATE, [["c@dual.test", "C"], ["d@six.test", "D"]],
+                                "--ipv4-only")
+            self.assertEqual(p.returncode, 1, blast.describe(p))
+            self.assertEqual(self.delivered(), {"c@dual.test": "127.0.0.2"})
+            self.assertEqual(rcpts6(), ["a@six.test", "b@dual.test"])
+            db = blast.db_rows(task)
+            self.assertEqual(db["d@six.test"]["status"], "deferred", db)
+            self.assertIn("no IPv4 address for any MX host", db["d@six.test"]["reply"])
+        finally:
+            sink6.stop()
 
     def test_bad_configuration(self):
         tpl = self.dir / "cfg.eml"
