@@ -116,6 +116,25 @@ struct Job {
 
 const std::string& rcpt_address(const Job* j) { return j->rcpt.empty() ? j->row.email : j->rcpt; }
 
+// --direct: recipients of one domain handed from the worker that looked the domain up to the
+// worker that owns its destination (its MX set), with the answer, so the owner needs no
+// lookup of its own.
+struct Handover {
+  std::string domain;
+  std::shared_ptr<const dns::MxResult> mx;
+  struct Rcpt {
+    RecipientRow row;
+    uint32_t run_attempts = 0;
+  };
+  std::vector<Rcpt> rcpts;
+};
+
+// --direct: the worker that owns a destination: every domain of one MX set is queued, and its
+// connections counted, on one loop.
+size_t owner_of_route(const std::string& route_key, size_t workers) {
+  return std::hash<std::string>{}(route_key) % workers;
+}
+
 class WorkerMailing;
 
 // A queue of recipients for one destination (the relay, or one set of mail exchangers) with
@@ -161,17 +180,23 @@ class WorkerMailing {
                 const MailingConfig& cfg, const PoolConfig& pcfg, SharedThrottle& throttle);
   void start();
   void add_batch(std::vector<RecipientRow> rows, bool exhausted);
+  // --direct: recipients whose destination this worker owns, from the worker that looked
+  // their domain up.
+  void adopt(std::vector<Handover> hs);
   void abort(const std::string& why);
   // SIGINT/SIGTERM: start nothing new; transactions under way finish.
   void stop_new();
   void destroy();  // on the loop thread; frees this
 
  private:
+  friend class Runner;
   friend class Destination;
   Job* new_job();
   void recycle(Job* j);
   void record(Job* j, RcptStatus s, int code, std::string_view text, const Txn* t = nullptr);
   void release(Job* j);
+  void release_row(const RecipientRow& row);
+  void tell_settled();
   void flush_outcomes();
   void maybe_request();
   void maybe_finish();
@@ -190,6 +215,12 @@ class WorkerMailing {
   void enqueue(Destination& d, Job* j);
   void poke_touched();
   void on_mx(const std::string& domain, const dns::MxResult& r);
+  // Queues `jobs` of `domain` here, or hands them to the worker owning the destination.
+  void route_resolved(const std::string& domain, const std::shared_ptr<const dns::MxResult>& mx,
+                      std::vector<Job*>& jobs);
+  void hand_over(size_t owner, const std::string& domain,
+                 const std::shared_ptr<const dns::MxResult>& mx, Job* j);
+  void send_handovers();
   Destination& destination_for(const std::string& key, const dns::MxResult& r);
   void defer_for_retry(Job* j, int code, std::string_view why);
 
@@ -214,12 +245,19 @@ class WorkerMailing {
   // Direct: recipients waiting for their domain's MX lookup, by domain.
   std::unordered_map<std::string, std::vector<Job*>> lookups_;
   std::vector<Destination*> touched_;  // got recipients; poked once the batch is routed
-  // Direct: domains already routed, until their DNS answer expires.
+  // Direct: domains already routed, until their DNS answer expires: to a destination here,
+  // or (dest null) to the worker `owner`.
   struct Route {
     Destination* dest;
     std::string alabel;  // the A-label domain for RCPT TO when the domain is not ASCII
     uint64_t expires_ms;
+    size_t owner = 0;
+    std::shared_ptr<const dns::MxResult> mx;  // for the owner, when dest is null
   };
+  // Direct: recipients on their way to other workers, by owner, then by domain; sent at the
+  // end of each batch, lookup or retry round.
+  std::vector<std::unordered_map<std::string, Handover>> outbox_;
+  int64_t settled_ = 0;  // recipients that became settled (see Runner::unsettled_), not yet told
   std::unordered_map<std::string, Route> routes_;
   std::deque<Destination*> starved_;   // want a connection; the worker's budget is used up
   std::multimap<uint64_t, Job*> delayed_;
@@ -295,19 +333,31 @@ class Runner {
     std::lock_guard<std::mutex> g(mu_);
     cv_.notify_one();
   }
-  // --direct: the connection budget of a destination (an MX set) is shared by every worker,
-  // as two domains of one MX set may live on different workers. Taken per connection.
-  bool take_dest_slot(const std::string& key) {
-    std::lock_guard<std::mutex> g(dest_mu_);
-    uint32_t& n = dest_conns_[key];
-    if (n >= cfg_.max_conn_per_domain) return false;
-    ++n;
-    return true;
+  // --direct: recipients that may still move to another worker (see unsettled_). A worker
+  // finishes only when there are none: until then one may be handed to it.
+  int64_t unsettled() const { return unsettled_.load(std::memory_order_acquire); }
+  size_t worker_count() const { return mailings_.size(); }
+  void settle(int64_t n) {
+    if (n == 0) return;
+    if (unsettled_.fetch_sub(n, std::memory_order_acq_rel) == n) {
+      // The last one: workers waiting only for this learn it from the journal thread (which
+      // also tears them down, so nothing is posted to a worker already gone).
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        settled_all_ = true;
+      }
+      cv_.notify_one();
+    }
   }
-  void give_dest_slot(const std::string& key) {
-    std::lock_guard<std::mutex> g(dest_mu_);
-    auto it = dest_conns_.find(key);
-    if (it != dest_conns_.end() && it->second > 0) --it->second;
+  // --direct: hands recipients to the worker owning their destination, and tells the journal
+  // thread, so that later rows of those domains go there at once.
+  void hand_over(size_t owner, std::vector<Handover> hs) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      for (const Handover& h : hs) moved_.emplace_back(h.domain, owner);
+    }
+    WorkerMailing* m = mailings_[owner];
+    workers_[owner]->post([m, hs = std::move(hs)]() mutable { m->adopt(std::move(hs)); });
   }
   void add_dns_stats(uint64_t lookups, uint64_t queries, uint64_t cpu_ns, uint64_t domains) {
     std::lock_guard<std::mutex> g(mu_);
@@ -336,6 +386,7 @@ class Runner {
   bool claim_next(std::vector<RecipientRow>& rows, std::vector<Report>& outcomes);
   // --direct: answers batch requests from per-worker queues (see pending_).
   void serve_direct(const std::vector<WorkerMailing*>& requests, std::vector<Report>& outcomes);
+  void release_pending(std::vector<Report>& outcomes);
   void stop_all_new();
   int run_pickup();
   void write_backup(const Report& r);
@@ -368,14 +419,19 @@ class Runner {
   uint64_t daily_resume_at_ = 0;  // set when the daily limit stopped the run
   bool fatal_ = false;            // credentials or TLS: reconnecting cannot help
   uint64_t dns_lookups_ = 0, dns_queries_ = 0, dns_cpu_ns_ = 0, dns_domains_ = 0;  // --direct
-  std::mutex dest_mu_;
-  std::unordered_map<std::string, uint32_t> dest_conns_;  // --direct: open, by route key
+  // --direct: recipients claimed from the store that are not yet in a destination queue of
+  // the worker owning it: held here (pending_), waiting for DNS, in a retry without a
+  // destination, or being handed over. Claims add, workers settle.
+  std::atomic<int64_t> unsettled_{0};
+  bool settled_all_ = false;                               // under mu_
+  std::vector<std::pair<std::string, size_t>> moved_;      // under mu_: domain -> owner
+  std::unordered_map<std::string, size_t> domain_owner_;   // journal thread: learnt from moved_
   std::unique_ptr<SharedThrottle> throttle_;
   // Journal-thread state.
   int64_t cursor_ = 0;
-  // --direct: a domain belongs to one worker (by hash), so its queue and connection limits
-  // live on one loop. Claimed rows wait here for their worker's request; parked_ marks
-  // workers whose request waits for rows.
+  // --direct: a domain's rows go to one worker: by a hash of the domain until a worker has
+  // learnt the worker owning its destination (domain_owner_). Claimed rows wait here for
+  // their worker's request; parked_ marks workers whose request waits for rows.
   std::vector<std::deque<RecipientRow>> pending_;
   std::vector<bool> parked_;
   size_t pending_total_ = 0;
@@ -464,6 +520,7 @@ void WorkerMailing::start() {
       return;
     }
     resolver_ = std::move(r).value();
+    outbox_.resize(runner_.worker_count());
   } else {
     auto d = std::make_unique<Destination>(*this, "relay", pcfg_);
     relay_ = d.get();
@@ -518,13 +575,9 @@ void WorkerMailing::add_batch(std::vector<RecipientRow> rows, bool exhausted) {
   exhausted_ = exhausted_ || exhausted;
   if (aborted_ || stopping_) {
     // Claimed (in flight in the store) but never started: back to their earlier status.
-    for (auto& r : rows) {
-      Job* j = new_job();
-      j->row = std::move(r);
-      release(j);
-      recycle(j);
-    }
+    for (auto& r : rows) release_row(r);
     flush_outcomes();
+    if (cfg_.direct) runner_.settle(static_cast<int64_t>(rows.size()));
     maybe_finish();
     return;
   }
@@ -534,7 +587,36 @@ void WorkerMailing::add_batch(std::vector<RecipientRow> rows, bool exhausted) {
     route(j);
   }
   poke_touched();
+  send_handovers();
+  tell_settled();
   maybe_request();
+  maybe_finish();
+}
+
+void WorkerMailing::adopt(std::vector<Handover> hs) {
+  std::vector<Job*> jobs;
+  for (Handover& h : hs) {
+    if (finished_ || aborted_ || stopping_) {
+      // Never started here: back to their earlier status (a retry has its outcome already).
+      for (auto& rc : h.rcpts) {
+        if (rc.run_attempts == 0) release_row(rc.row);
+      }
+      settled_ += static_cast<int64_t>(h.rcpts.size());
+      continue;
+    }
+    jobs.clear();
+    for (auto& rc : h.rcpts) {
+      Job* j = new_job();
+      j->row = std::move(rc.row);
+      j->run_attempts = rc.run_attempts;
+      jobs.push_back(j);
+    }
+    route_resolved(h.domain, h.mx, jobs);
+  }
+  flush_outcomes();
+  poke_touched();
+  send_handovers();  // none, unless the answer names another owner than the sender thought
+  tell_settled();
   maybe_finish();
 }
 
@@ -562,8 +644,13 @@ void WorkerMailing::route(Job* j) {
   // domain per batch was most of the DNS cost).
   if (auto m = routes_.find(domain); m != routes_.end()) {
     if (m->second.expires_ms > now()) {
+      if (m->second.dest == nullptr) {
+        hand_over(m->second.owner, domain, m->second.mx, j);
+        return;
+      }
       if (!m->second.alabel.empty()) j->rcpt = e.substr(0, e.rfind('@') + 1) + m->second.alabel;
       enqueue(*m->second.dest, j);
+      ++settled_;
       return;
     }
     routes_.erase(m);
@@ -595,10 +682,12 @@ void WorkerMailing::on_mx(const std::string& domain, const dns::MxResult& r) {
         // RFC 5321 §5.1, RFC 7505: no such domain, or one that accepts no mail.
         record(j, RcptStatus::kFailed, 0, r.message);
         recycle(j);
+        ++settled_;
       } else {
         defer_for_retry(j, 0, r.message);  // SERVFAIL, timeout: never a bounce
       }
     }
+    tell_settled();
     maybe_request();
     maybe_finish();
     return;
@@ -610,16 +699,33 @@ void WorkerMailing::on_mx(const std::string& domain, const dns::MxResult& r) {
       ++j->run_attempts;
       defer_for_retry(j, 0, "no address for any mail exchanger of " + r.domain);
     }
+    tell_settled();
     maybe_finish();
     return;
   }
-  Destination& d = destination_for(route_key(r), r);
+  route_resolved(domain, std::make_shared<const dns::MxResult>(r), jobs);
+  poke_touched();
+  send_handovers();
+  tell_settled();
+}
+
+void WorkerMailing::route_resolved(const std::string& domain,
+                                   const std::shared_ptr<const dns::MxResult>& mx,
+                                   std::vector<Job*>& jobs) {
+  const dns::MxResult& r = *mx;
+  std::string key = route_key(r);
+  size_t owner = owner_of_route(key, runner_.worker_count());
+  if (routes_.size() >= 100000) routes_.clear();  // bounded; the resolver keeps its cache
+  if (owner != static_cast<size_t>(worker_.index())) {
+    // The destination lives on another loop: its limits and its queue stay in one place.
+    if (r.expires_ms > 0) routes_[domain] = Route{nullptr, std::string(), r.expires_ms, owner, mx};
+    for (Job* j : jobs) hand_over(owner, domain, mx, j);
+    return;
+  }
+  Destination& d = destination_for(key, r);
   // The RCPT address carries the A-label domain, so an IDN domain needs no SMTPUTF8.
   bool alabel = !is_ascii(domain);
-  if (r.expires_ms > 0) {
-    if (routes_.size() >= 100000) routes_.clear();  // bounded; the resolver keeps its cache
-    routes_[domain] = Route{&d, alabel ? r.domain : std::string(), r.expires_ms};
-  }
+  if (r.expires_ms > 0) routes_[domain] = Route{&d, alabel ? r.domain : std::string(), r.expires_ms};
   for (Job* j : jobs) {
     if (alabel) {
       const std::string& e = j->row.email;
@@ -627,7 +733,34 @@ void WorkerMailing::on_mx(const std::string& domain, const dns::MxResult& r) {
     }
     enqueue(d, j);
   }
-  poke_touched();
+  settled_ += static_cast<int64_t>(jobs.size());
+}
+
+void WorkerMailing::hand_over(size_t owner, const std::string& domain,
+                              const std::shared_ptr<const dns::MxResult>& mx, Job* j) {
+  Handover& h = outbox_[owner][domain];
+  if (h.rcpts.empty()) {
+    h.domain = domain;
+    h.mx = mx;
+  }
+  h.rcpts.push_back(Handover::Rcpt{std::move(j->row), j->run_attempts});
+  recycle(j);
+}
+
+void WorkerMailing::send_handovers() {
+  for (size_t o = 0; o < outbox_.size(); ++o) {
+    if (outbox_[o].empty()) continue;
+    std::vector<Handover> hs;
+    hs.reserve(outbox_[o].size());
+    for (auto& [domain, h] : outbox_[o]) hs.push_back(std::move(h));
+    outbox_[o].clear();
+    runner_.hand_over(o, std::move(hs));
+  }
+}
+
+void WorkerMailing::tell_settled() {
+  runner_.settle(settled_);
+  settled_ = 0;
 }
 
 Destination& WorkerMailing::destination_for(const std::string& key, const dns::MxResult& r) {
@@ -674,6 +807,7 @@ void WorkerMailing::defer_for_retry(Job* j, int code, std::string_view why) {
     arm_retry();
   } else {
     recycle(j);
+    ++settled_;  // (it came from a DNS lookup: unsettled until now)
   }
 }
 
@@ -777,7 +911,8 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
   if (cfg_.direct) {
     // A session with nothing for its destination gives its connection up at once when another
     // destination waits for one; otherwise it waits while more recipients may come.
-    bool more_may_come = !exhausted_ || !lookups_.empty() ||
+    // (Recipients unsettled anywhere may yet be handed to this worker's destinations.)
+    bool more_may_come = !exhausted_ || !lookups_.empty() || runner_.unsettled() > 0 ||
                          (!delayed_.empty() && delayed_.begin()->first <= now() + kHoldForRetryMs);
     if (!starved_.empty() || !more_may_come) {
       maybe_finish();
@@ -791,10 +926,12 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
   return SessionHost::Next::kDone;
 }
 
-void WorkerMailing::release(Job* j) {
+void WorkerMailing::release(Job* j) { release_row(j->row); }
+
+void WorkerMailing::release_row(const RecipientRow& row) {
   Report& r = outcomes_.emplace_back();
-  r.out.id = j->row.id;
-  r.out.status = j->row.status;
+  r.out.id = row.id;
+  r.out.status = row.status;
   r.out.status_only = true;
   if (outcomes_.size() >= kOutcomeFlush) flush_outcomes();
 }
@@ -917,6 +1054,10 @@ void WorkerMailing::retry_due() {
   }
   arm_retry();
   poke_touched();
+  if (cfg_.direct) {
+    send_handovers();
+    tell_settled();
+  }
 }
 
 void WorkerMailing::dest_failed(Destination& d, const std::string& why, bool fatal) {
@@ -963,16 +1104,12 @@ void WorkerMailing::backoff_over(Destination& d) {
 }
 
 bool WorkerMailing::reserve_connection(Destination& d) {
-  if (cfg_.direct && !runner_.take_dest_slot(d.key_)) {
-    // Another worker holds the destination's connections: look again shortly.
-    poke_later(wall_ms() + 50);
-    return false;
-  }
+  // The destination's own limit (--max-connections-per-domain) is its pool's size: it lives
+  // on this loop only. This is the worker's share of --connections.
   if (open_conns_ < budget_) {
     ++open_conns_;
     return true;
   }
-  if (cfg_.direct) runner_.give_dest_slot(d.key_);
   if (!d.starved_) {
     d.starved_ = true;
     starved_.push_back(&d);
@@ -988,7 +1125,6 @@ bool WorkerMailing::reserve_connection(Destination& d) {
 
 void WorkerMailing::connection_ended(Destination& d, const Session& s) {
   if (open_conns_ > 0) --open_conns_;
-  if (cfg_.direct) runner_.give_dest_slot(d.key_);
   if (s.ready_reached()) d.backoff_level_ = 0;
   // The budget freed up: the longest-waiting destination that still has work gets it.
   while (!starved_.empty() && open_conns_ < budget_) {
@@ -1018,12 +1154,18 @@ void WorkerMailing::drop_queued() {
       if (j->run_attempts == 0) release(j);
       recycle(j);
     }
+    settled_ += static_cast<int64_t>(jobs.size());
   }
   lookups_.clear();
   queued_ = 0;
-  for (auto& [due, j] : delayed_) recycle(j);
+  for (auto& [due, j] : delayed_) {
+    if (j->dest == nullptr) ++settled_;  // a DNS retry: it might have moved
+    recycle(j);
+  }
   delayed_.clear();
   uv_timer_stop(retry_timer_);
+  flush_outcomes();  // the releases reach the journal before the settlement
+  if (cfg_.direct) tell_settled();
 }
 
 void WorkerMailing::stop_new() {
@@ -1049,6 +1191,9 @@ void WorkerMailing::maybe_finish() {
   if (finished_) return;
   bool work_left = queued_ > 0 || !delayed_.empty() || inflight_ > 0;
   if (work_left || !(exhausted_ || aborted_)) return;
+  // Direct: another worker may still hand recipients over (the journal thread wakes this
+  // one when none are left anywhere).
+  if (cfg_.direct && runner_.unsettled() > 0) return;
   if (open_conns_ > 0) {
     if (!aborted_) {
       for (auto& [key, d] : dests_) {
@@ -1380,8 +1525,20 @@ bool Runner::claim_next(std::vector<RecipientRow>& rows, std::vector<Report>& ou
   return true;
 }
 
-size_t owner_of(const std::string& email, size_t workers) {
-  return std::hash<std::string>{}(domain_of(email)) % workers;
+void Runner::release_pending(std::vector<Report>& outcomes) {
+  if (pending_total_ == 0) return;
+  // Claimed but never handed to a worker: back to their earlier status, nothing in flight.
+  for (auto& q : pending_) {
+    for (auto& r : q) {
+      Report& rep = outcomes.emplace_back();
+      rep.out.id = r.id;
+      rep.out.status = r.status;
+      rep.out.status_only = true;
+    }
+    q.clear();
+  }
+  settle(static_cast<int64_t>(pending_total_));
+  pending_total_ = 0;
 }
 
 void Runner::serve_direct(const std::vector<WorkerMailing*>& requests, std::vector<Report>& outcomes) {
@@ -1398,6 +1555,7 @@ void Runner::serve_direct(const std::vector<WorkerMailing*>& requests, std::vect
   // Claim while a parked worker has nothing and the rows held stay bounded (a worker whose
   // domains are slow must not make the others read the whole task into memory).
   const size_t cap = kDirectQueue * n;
+  if (stop_requested_) release_pending(outcomes);
   std::vector<RecipientRow> rows;
   auto wanting = [&] {
     for (size_t i = 0; i < n; ++i) {
@@ -1407,8 +1565,12 @@ void Runner::serve_direct(const std::vector<WorkerMailing*>& requests, std::vect
   };
   while (!exhausted_ && !stop_requested_ && pending_total_ < cap && wanting()) {
     if (!claim_next(rows, outcomes)) break;
+    unsettled_.fetch_add(static_cast<int64_t>(rows.size()), std::memory_order_acq_rel);
     for (auto& r : rows) {
-      size_t o = owner_of(r.email, n);
+      std::string domain = domain_of(r.email);
+      auto known = domain_owner_.find(domain);
+      size_t o = known != domain_owner_.end() ? known->second
+                                              : std::hash<std::string>{}(domain) % n;
       pending_[o].push_back(std::move(r));
       ++pending_total_;
     }
@@ -1436,17 +1598,20 @@ void Runner::loop() {
   std::vector<Report> outcomes;
   std::vector<WorkerMailing*> requests;
   std::vector<RecipientRow> rows;
+  std::vector<std::pair<std::string, size_t>> moved;
   auto last_commit = std::chrono::steady_clock::now();
   auto last_progress = last_commit;
   int signals_seen = 0;
   for (;;) {
     size_t finished;
     std::string failure;
+    bool settled_all;
     {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait_for(lk, std::chrono::milliseconds(cfg_.commit_interval_ms), [&] {
         return !requests_.empty() || in_.size() >= 4096 || finished_ == mailings_.size() ||
-               signals_.load() > signals_seen || (limit_hit_.load() && !limit_reported_);
+               signals_.load() > signals_seen || (limit_hit_.load() && !limit_reported_) ||
+               settled_all_;
       });
       if (outcomes.empty()) outcomes.swap(in_);
       else {
@@ -1456,6 +1621,22 @@ void Runner::loop() {
       requests.swap(requests_);
       finished = finished_;
       failure = failure_;
+      settled_all = settled_all_;
+      settled_all_ = false;
+      moved.swap(moved_);
+    }
+    // Bounded: past this, rows of further moved domains take one extra hop between workers.
+    for (auto& [domain, owner] : moved) {
+      if (domain_owner_.size() < 262144 || domain_owner_.count(domain) != 0) {
+        domain_owner_[domain] = owner;
+      }
+    }
+    moved.clear();
+    if (settled_all) {
+      for (size_t i = 0; i < mailings_.size(); ++i) {
+        WorkerMailing* m = mailings_[i];
+        workers_[i]->post([m] { m->maybe_finish(); });
+      }
     }
     if (failure.empty() && !store_error_.empty()) {
       failure = store_error_;
@@ -1547,16 +1728,7 @@ void Runner::loop() {
       if (in_.empty()) break;
     }
   }
-  // --direct: rows claimed for a worker that stopped before asking for them.
-  for (auto& q : pending_) {
-    for (auto& r : q) {
-      Report& rep = outcomes.emplace_back();
-      rep.out.id = r.id;
-      rep.out.status = r.status;
-      rep.out.status_only = true;
-    }
-    q.clear();
-  }
+  release_pending(outcomes);  // --direct: none left by now, unless a worker failed at start
   commit(outcomes);
   save_throttle_state();
 }
