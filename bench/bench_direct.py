@@ -102,7 +102,8 @@ def one_run(mode, work, tpl, csv, port, dns, sinks, conns, count):
         raise RuntimeError(f"{mode}: {sent} of {count} sent\n{p.stderr[-3000:]}")
     cpu = p.cpu_seconds
     dns_ms = None
-    m = re.search(r"dns: (\d+) domains, (\d+) MX lookups, (\d+) queries, ([\d.]+) ms CPU", p.stderr)
+    m = re.search(r"dns: (\d+) domains, (\d+) MX lookups, (\d+) queries, ([\d.]+) ms CPU"
+                  r"(?:; \d+ recipients handed)?", p.stderr)
     if m:
         dns_ms = float(m.group(4))
     return {"wall": wall, "rate": count / wall, "cpu_per_k": cpu / count * 1000, "cpu": cpu,

@@ -274,6 +274,7 @@ class WorkerMailing {
   size_t queued_ = 0;    // jobs in destination queues or waiting for DNS
   uint64_t dns_lookups_ = 0;  // resolve_mx calls (one per domain per batch, cache hits too)
   uint64_t dns_cpu_ns_ = 0;   // thread CPU in resolve_mx calls (the rest: Resolver::cpu_ns)
+  uint64_t handed_over_ = 0;  // recipients handed to the worker owning their destination
   size_t inflight_ = 0;  // transactions under way
   uint32_t open_conns_ = 0;
   uint64_t render_iter_ = 0;  // the loop time (uv_now) of the iteration render_ns_ counts
@@ -359,12 +360,14 @@ class Runner {
     WorkerMailing* m = mailings_[owner];
     workers_[owner]->post([m, hs = std::move(hs)]() mutable { m->adopt(std::move(hs)); });
   }
-  void add_dns_stats(uint64_t lookups, uint64_t queries, uint64_t cpu_ns, uint64_t domains) {
+  void add_dns_stats(uint64_t lookups, uint64_t queries, uint64_t cpu_ns, uint64_t domains,
+                     uint64_t handed_over) {
     std::lock_guard<std::mutex> g(mu_);
     dns_lookups_ += lookups;
     dns_queries_ += queries;
     dns_cpu_ns_ += cpu_ns;
     dns_domains_ += domains;
+    handed_over_ += handed_over;
   }
   void worker_finished(const std::string& failure, bool fatal = false) {
     {
@@ -419,6 +422,7 @@ class Runner {
   uint64_t daily_resume_at_ = 0;  // set when the daily limit stopped the run
   bool fatal_ = false;            // credentials or TLS: reconnecting cannot help
   uint64_t dns_lookups_ = 0, dns_queries_ = 0, dns_cpu_ns_ = 0, dns_domains_ = 0;  // --direct
+  uint64_t handed_over_ = 0;  // --direct: recipients handed to the worker owning their MX set
   // --direct: recipients claimed from the store that are not yet in a destination queue of
   // the worker owning it: held here (pending_), waiting for DNS, in a retry without a
   // destination, or being handed over. Claims add, workers settle.
@@ -541,7 +545,8 @@ void WorkerMailing::destroy() {
   lookups_.clear();
   if (resolver_) {
     runner_.add_dns_stats(dns_lookups_, resolver_->resolver().queries_started(),
-                          dns_cpu_ns_ + resolver_->resolver().cpu_ns(), resolver_->cached_domains());
+                          dns_cpu_ns_ + resolver_->resolver().cpu_ns(), resolver_->cached_domains(),
+                          handed_over_);
     resolver_->shutdown();
   }
   for (auto& [key, d] : dests_) d->pool_.reset();
@@ -745,6 +750,7 @@ void WorkerMailing::hand_over(size_t owner, const std::string& domain,
   }
   h.rcpts.push_back(Handover::Rcpt{std::move(j->row), j->run_attempts});
   recycle(j);
+  ++handed_over_;
 }
 
 void WorkerMailing::send_handovers() {
@@ -1964,10 +1970,12 @@ int Runner::finish() {
   }
   if (!daily_message_.empty()) std::fprintf(stderr, "%s\n", daily_message_.c_str());
   if (cfg_.direct) {
-    std::fprintf(stderr, "dns: %llu domains, %llu MX lookups, %llu queries, %.1f ms CPU\n",
+    std::fprintf(stderr, "dns: %llu domains, %llu MX lookups, %llu queries, %.1f ms CPU; "
+                         "%llu recipients handed to the worker owning their destination\n",
                  static_cast<unsigned long long>(dns_domains_),
                  static_cast<unsigned long long>(dns_lookups_),
-                 static_cast<unsigned long long>(dns_queries_), static_cast<double>(dns_cpu_ns_) / 1e6);
+                 static_cast<unsigned long long>(dns_queries_), static_cast<double>(dns_cpu_ns_) / 1e6,
+                 static_cast<unsigned long long>(handed_over_));
   }
   if (!failure_.empty()) {
     std::fprintf(stderr, "smtpblast: run stopped: %s\n", failure_.c_str());
