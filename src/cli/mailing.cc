@@ -338,6 +338,10 @@ class Runner {
   // finishes only when there are none: until then one may be handed to it.
   int64_t unsettled() const { return unsettled_.load(std::memory_order_acquire); }
   size_t worker_count() const { return mailings_.size(); }
+  // Of those, the ones waiting to retry a failed lookup (minutes, maybe): sessions do not
+  // stay open idle for them.
+  int64_t dns_retrying() const { return dns_retrying_.load(std::memory_order_relaxed); }
+  void add_dns_retrying(int64_t n) { dns_retrying_.fetch_add(n, std::memory_order_relaxed); }
   void settle(int64_t n) {
     if (n == 0) return;
     if (unsettled_.fetch_sub(n, std::memory_order_acq_rel) == n) {
@@ -427,6 +431,7 @@ class Runner {
   // the worker owning it: held here (pending_), waiting for DNS, in a retry without a
   // destination, or being handed over. Claims add, workers settle.
   std::atomic<int64_t> unsettled_{0};
+  std::atomic<int64_t> dns_retrying_{0};
   bool settled_all_ = false;                               // under mu_
   std::vector<std::pair<std::string, size_t>> moved_;      // under mu_: domain -> owner
   std::unordered_map<std::string, size_t> domain_owner_;   // journal thread: learnt from moved_
@@ -809,6 +814,7 @@ void WorkerMailing::defer_for_retry(Job* j, int code, std::string_view why) {
   record(j, RcptStatus::kDeferred, code, why);
   if (j->run_attempts < cfg_.max_attempts && !aborted_ && !stopping_) {
     j->dest = nullptr;  // looked up again
+    runner_.add_dns_retrying(1);
     delayed_.emplace(now() + backoff_ms(j->run_attempts - 1), j);
     arm_retry();
   } else {
@@ -917,8 +923,10 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
   if (cfg_.direct) {
     // A session with nothing for its destination gives its connection up at once when another
     // destination waits for one; otherwise it waits while more recipients may come.
-    // (Recipients unsettled anywhere may yet be handed to this worker's destinations.)
-    bool more_may_come = !exhausted_ || !lookups_.empty() || runner_.unsettled() > 0 ||
+    // (Recipients unsettled anywhere may yet be handed to this worker's destinations, soon
+    // unless they wait to retry a lookup.)
+    bool more_may_come = !exhausted_ || !lookups_.empty() ||
+                         runner_.unsettled() > runner_.dns_retrying() ||
                          (!delayed_.empty() && delayed_.begin()->first <= now() + kHoldForRetryMs);
     if (!starved_.empty() || !more_may_come) {
       maybe_finish();
@@ -1055,8 +1063,12 @@ void WorkerMailing::retry_due() {
   while (!delayed_.empty() && delayed_.begin()->first <= n) {
     Job* j = delayed_.begin()->second;
     delayed_.erase(delayed_.begin());
-    if (j->dest != nullptr) enqueue(*j->dest, j);
-    else route(j);  // direct: after a DNS failure, looked up again
+    if (j->dest != nullptr) {
+      enqueue(*j->dest, j);
+    } else {
+      runner_.add_dns_retrying(-1);
+      route(j);  // direct: after a DNS failure, looked up again
+    }
   }
   arm_retry();
   poke_touched();
@@ -1165,7 +1177,10 @@ void WorkerMailing::drop_queued() {
   lookups_.clear();
   queued_ = 0;
   for (auto& [due, j] : delayed_) {
-    if (j->dest == nullptr) ++settled_;  // a DNS retry: it might have moved
+    if (j->dest == nullptr) {  // a DNS retry: it might have moved
+      ++settled_;
+      runner_.add_dns_retrying(-1);
+    }
     recycle(j);
   }
   delayed_.clear();
