@@ -14,7 +14,6 @@
 #include "cli/check.h"
 #include "cli/dkim_options.h"
 #include "cli/mailing.h"
-#include "dns/resolver.h"
 #include "cli/relay_options.h"
 #include "cli/unsub_verify.h"
 #include "smtp/sink_server.h"
@@ -263,19 +262,9 @@ int run_cli(int argc, char** argv) {
   add_message_options(send, send_msg);
 
   // direct delivery
-  send->add_flag("--direct", mc.direct,
-                 "no relay: deliver to each recipient domain's mail exchangers (needs --helo)");
-  send->add_option("--dns-server", mc.dns_servers,
-                   "--direct: ask this DNS server (IP or IP:PORT, repeatable) instead of "
-                   "/etc/resolv.conf");
-  std::string dns_timeout = "5s";
-  send->add_option("--dns-timeout", dns_timeout,
-                   "--direct: wait this long for a DNS answer (the first of 3 tries; each later "
-                   "try waits twice as long); default 5s");
-  send->add_option("--mx-port", mc.mx_port, "--direct: the SMTP port of mail exchangers (default 25; for tests)")
-      ->check(CLI::Range(1, 65535));
-  send->add_flag("--ipv4-only", mc.ipv4_only, "--direct: connect to IPv4 addresses only");
-  send->add_flag("--ipv6-only", mc.ipv6_only, "--direct: connect to IPv6 addresses only");
+  DirectOptions send_direct;
+  add_direct_options(send, send_direct,
+                     "no relay: deliver to each recipient domain's mail exchangers (needs --helo)");
   send->add_option("--max-connections-per-domain", mc.max_conn_per_domain,
                    "--direct: connections at once to one destination (default 5)")
       ->check(CLI::Range(1u, 1000u));
@@ -424,34 +413,23 @@ int run_cli(int argc, char** argv) {
                            "messages\n");
       return 2;
     }
+    mc.direct = send_direct.direct;
     if (mc.direct && (!mc.pickup_dir.empty() || !preset_name.empty())) {
       std::fprintf(stderr, "smtpblast: --direct delivers to mail exchangers: it goes with neither "
                            "--pickup nor --preset\n");
       return 2;
     }
-    if (!mc.direct && (!mc.dns_servers.empty() || send->count("--dns-timeout") > 0 || mc.ipv4_only || mc.ipv6_only ||
-                       send->count("--mx-port") > 0 || send->count("--max-connections-per-domain") > 0 ||
-                       send->count("--max-rcpt-per-txn") > 0)) {
-      std::fprintf(stderr, "smtpblast: --dns-server, --dns-timeout, --mx-port, --ipv4-only, --ipv6-only, "
-                           "--max-connections-per-domain and --max-rcpt-per-txn go with --direct\n");
+    auto lookup = prepare_direct_lookup(send_direct, *send,
+                                        {"--max-connections-per-domain", "--max-rcpt-per-txn"});
+    if (!lookup.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", lookup.error().message.c_str());
       return 2;
     }
-    if (mc.direct && (!parse_duration_ms(dns_timeout, mc.dns_timeout_ms) || mc.dns_timeout_ms == 0 ||
-                      mc.dns_timeout_ms > 60000)) {
-      std::fprintf(stderr, "smtpblast: --dns-timeout: '%s' is not a duration between 1ms and 60s\n",
-                   dns_timeout.c_str());
-      return 2;
-    }
-    for (const std::string& d : mc.dns_servers) {
-      if (auto a = dns::parse_server_address(d); !a.ok()) {
-        std::fprintf(stderr, "smtpblast: --dns-server: %s\n", a.error().message.c_str());
-        return 2;
-      }
-    }
-    if (mc.ipv4_only && mc.ipv6_only) {
-      std::fprintf(stderr, "smtpblast: give one of --ipv4-only and --ipv6-only\n");
-      return 2;
-    }
+    mc.dns_servers = lookup->dns_servers;
+    mc.dns_timeout_ms = lookup->dns_timeout_ms;
+    mc.mx_port = lookup->mx_port;
+    mc.ipv4_only = lookup->ipv4_only;
+    mc.ipv6_only = lookup->ipv6_only;
     if (mc.direct && send->count("--connections") == 0) mc.connections = 100;
     if (ro.relay.empty() && mc.pickup_dir.empty() && !mc.direct) {
       std::fprintf(stderr, "smtpblast: --relay HOST:PORT is required (or a --preset, or --pickup DIR)\n");
