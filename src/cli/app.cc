@@ -16,6 +16,7 @@
 #include "cli/mailing.h"
 #include "cli/relay_options.h"
 #include "cli/unsub_verify.h"
+#include "dns/mx_resolver.h"
 #include "smtp/sink_server.h"
 #include "store/suppression.h"
 #include "store/accounting.h"
@@ -282,20 +283,36 @@ int run_cli(int argc, char** argv) {
 
   // check, test
   RelayOptions check_ro;
+  DirectOptions check_direct;
   std::string check_from = "postmaster@localhost";
   std::string probe_rcpt;
+  std::string check_domain;
   auto* check = app.add_subcommand(
-      "check", "connect to the relay: greeting, capabilities, TLS, AUTH, optional MAIL/RCPT probe");
-  add_relay_options(check, check_ro, true);
-  check->add_option("--from", check_from, "sender for the probe");
+      "check", "connect to the relay (or, --direct, a domain's first working MX host): greeting, "
+               "capabilities, TLS, AUTH, optional MAIL/RCPT probe");
+  add_relay_options(check, check_ro, false);
+  add_direct_options(check, check_direct,
+                     "no relay: look up the MX hosts of --domain (or of --probe-rcpt's domain) "
+                     "and check the first that answers (needs --helo)");
+  check->add_option("--from", check_from,
+                    "sender for the probe (default postmaster@localhost; with --direct "
+                    "postmaster@ the --helo name)");
   check->add_option("--probe-rcpt", probe_rcpt,
                     "ask whether the relay accepts this recipient (MAIL, RCPT, RSET; no message)");
+  check->add_option("--domain", check_domain,
+                    "--direct: the domain whose mail exchangers to check (default: the domain of "
+                    "--probe-rcpt)");
   RelayOptions test_ro;
+  DirectOptions test_direct;
   std::string test_from;
   std::string test_to;
   std::string test_template;
-  auto* test = app.add_subcommand("test", "send one message to one address and show the reply");
-  add_relay_options(test, test_ro, true);
+  auto* test = app.add_subcommand(
+      "test", "send one message to one address (through the relay, or --direct to its domain's "
+              "MX) and show the reply");
+  add_relay_options(test, test_ro, false);
+  add_direct_options(test, test_direct,
+                     "no relay: deliver to the MX hosts of --to's domain (needs --helo)");
   test->add_option("--template", test_template, "the message (only {{email}} is filled)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -504,7 +521,22 @@ int run_cli(int argc, char** argv) {
   if (*reset) return cmd_reset(reset_task, reset_all, reset_errors);
   if (*exp) return cmd_export(export_task, export_status);
   if (*check || *test) {
-    auto relay = prepare_relay(*check ? check_ro : test_ro);
+    CLI::App* cmd = *check ? check : test;
+    const RelayOptions& o = *check ? check_ro : test_ro;
+    const DirectOptions& d = *check ? check_direct : test_direct;
+    const char* verb = *check ? "check" : "test";
+    auto lookup = prepare_direct_lookup(d, *cmd, *check ? std::vector<std::string>{"--domain"}
+                                                        : std::vector<std::string>{});
+    if (!lookup.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", lookup.error().message.c_str());
+      return 2;
+    }
+    if (!d.direct && o.relay.empty()) {
+      std::fprintf(stderr, "smtpblast: %s: --relay HOST:PORT is required (or --direct, to use the "
+                           "recipient domain's mail exchangers)\n", verb);
+      return 2;
+    }
+    auto relay = d.direct ? prepare_direct(o) : prepare_relay(o);
     if (!relay.ok()) {
       const std::string& m = relay.error().message;
       if (*check && m.find("cannot resolve") != std::string::npos) {
@@ -514,13 +546,49 @@ int run_cli(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: %s\n", m.c_str());
       return 2;
     }
-    if (*check) return run_check(*relay, check_from, probe_rcpt);
+    // --direct: the domain whose MX hosts are used, checked before anything is looked up.
+    std::string domain;
+    if (d.direct) {
+      const std::string& addr = *check ? probe_rcpt : test_to;
+      const char* flag = *check ? "--probe-rcpt" : "--to";
+      if (!addr.empty() && address_domain(addr).empty()) {
+        std::fprintf(stderr, "smtpblast: %s: '%s' has no @domain: --direct looks up the MX hosts "
+                             "of its domain\n", flag, addr.c_str());
+        return 2;
+      }
+      domain = !check_domain.empty() && *check ? check_domain : address_domain(addr);
+      if (domain.empty()) {
+        std::fprintf(stderr, "smtpblast: check --direct needs --domain D or --probe-rcpt ADDR: "
+                             "whose mail exchangers to check\n");
+        return 2;
+      }
+      auto norm = dns::normalise_domain(domain);
+      if (!norm.ok()) {
+        std::fprintf(stderr, "smtpblast: %s: %s\n", *check && !check_domain.empty() ? "--domain" : flag,
+                     norm.error().message.c_str());
+        return 2;
+      }
+      if (*check && !check_domain.empty() && !probe_rcpt.empty()) {
+        auto probe_norm = dns::normalise_domain(address_domain(probe_rcpt));
+        if (!probe_norm.ok() || *probe_norm != *norm) {
+          std::fprintf(stderr, "smtpblast: --domain %s and --probe-rcpt %s name different domains; "
+                               "give one, or the same\n", check_domain.c_str(), probe_rcpt.c_str());
+          return 2;
+        }
+      }
+    }
+    const DirectLookup* direct = d.direct ? &lookup.value() : nullptr;
+    if (*check) {
+      // A receiving MX may refuse a sender whose domain does not exist (like localhost).
+      if (d.direct && check->count("--from") == 0) check_from = "postmaster@" + relay->helo;
+      return run_check(*relay, check_from, probe_rcpt, direct, domain);
+    }
     auto msg = prepare_message_options(test_msg);
     if (!msg.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", msg.error().message.c_str());
       return 2;
     }
-    return run_test_message(*relay, test_template, test_from, test_to, &msg.value());
+    return run_test_message(*relay, test_template, test_from, test_to, &msg.value(), direct);
   }
   if (*presets) {
     for (const Preset& p : preset_table()) {
