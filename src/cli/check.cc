@@ -287,18 +287,20 @@ std::string rcpt_for(const std::string& address, const Target& t) {
   return address.substr(0, address.rfind('@') + 1) + t.domain;
 }
 
-// Direct delivery: each failed attempt, then the one used.
+// Each attempt not used and why, then the one used: always for mail exchangers; for a relay
+// when there was more than one (a failed opportunistic TLS handshake, retried in plaintext).
 void print_attempts(const Target& t, const OneShotHost& h) {
-  if (!t.direct) return;
+  if (!t.direct && h.attempts.size() < 2) return;
   for (size_t i = 0; i < h.attempts.size(); ++i) {
     const Attempt& a = h.attempts[i];
     if (a.ready) {
       std::printf("used:         %s\n", t.describe(a.peer).c_str());
       continue;
     }
-    const char* next = i + 1 == h.attempts.size() ? ""
-                       : h.attempts[i + 1].peer == a.peer ? "; tried again"
-                                                           : "; tried the next address";
+    // The same address again follows only a failed opportunistic handshake, which says so.
+    const char* next = i + 1 == h.attempts.size() || h.attempts[i + 1].peer == a.peer
+                           ? ""
+                           : "; tried the next address";
     std::printf("not used:     %s: failed at %s: %s%s\n", t.describe(a.peer).c_str(),
                 a.step.empty() ? "tcp" : a.step.c_str(), a.why.c_str(), next);
   }
@@ -364,7 +366,8 @@ int run_check(const RelaySetup& relay, const std::string& from, const std::strin
   }
   run_one(relay, t, h, true);
   print_attempts(t, h);
-  print_report(t.direct ? std::string() : t.name, h);
+  // Mail exchangers that were never reached have nothing more to show than the lines above.
+  if (!t.direct || !h.transcript.empty()) print_report(t.direct ? std::string() : t.name, h);
   std::string step;
   std::string why;
   if (!h.ready) {
@@ -447,7 +450,7 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
   run_one(relay, t, h, false);
   print_attempts(t, h);
   if (!h.got_outcome) {
-    print_report(t.direct ? std::string() : t.name, h);
+    if (!t.direct || !h.transcript.empty()) print_report(t.direct ? std::string() : t.name, h);
     std::printf("test failed at %s: %s\n", h.end_step.empty() ? "tcp" : h.end_step.c_str(),
                 (h.ready ? (!h.end_reason.empty() ? h.end_reason : h.pool_failure)
                          : unreachable_reason(t, h)).c_str());
