@@ -1,7 +1,8 @@
 """check --direct and test --direct: a real DNS server (dnsmasq) on loopback serves a small zone,
 an aiosmtpd sink listens on 127.0.0.2 and nothing listens on 127.0.0.4 (same port), so the
 MX lookup, the fail-over past a dead MX, the refused probe and the one message are checked
-against servers someone else wrote.
+against servers someone else wrote. One test adds a scripted MX on 127.0.0.3 whose STARTTLS
+handshake fails (TLS 1.0 only).
 
 Run: SMTPBLAST=build/bin/smtpblast /usr/bin/python3 tests/integration/test_check_direct.py
 """
@@ -13,6 +14,7 @@ import unittest
 
 import blast
 from blast import peers
+import tls_peers
 
 ZONE = """local=/test/
 local-ttl=60
@@ -25,6 +27,8 @@ host-record=mx2.multi.test,127.0.0.2
 mx-host=dead.test,mx.dead.test,10
 host-record=mx.dead.test,127.0.0.4
 host-record=implicit.test,127.0.0.2
+mx-host=tls.test,mx.tls.test,10
+host-record=mx.tls.test,127.0.0.3
 mx-host=nullmx.test,.,0
 server=/servfail.test/127.0.0.9#9
 """
@@ -43,7 +47,7 @@ class CheckDirect(unittest.TestCase):
         cls.dir = cls.work.path
         cls.dns = peers.Dnsmasq(ZONE).start()
         try:
-            cls.port = peers.free_port_on(["127.0.0.2", "127.0.0.4"])
+            cls.port = peers.free_port_on(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
             cls.sink = peers.AiosmtpdServer(
                 address="127.0.0.2", port=cls.port, maildir=cls.dir / "mail",
                 extra_args=["--rcpt-reply", f"{REFUSED}=550 5.1.1 no such user here"]).start()
@@ -167,6 +171,29 @@ class CheckDirect(unittest.TestCase):
         self.assertEqual(p.returncode, 1, blast.describe(p))
         self.assertRegex(p.stdout, r"(?m)^test failed at dns: .*null MX")
         self.assertEqual(len(self.sink.envelopes()), before)
+
+    def test_failed_opportunistic_tls_is_retried_in_plaintext(self):
+        # As send does: the handshake failure ends that connection (no plaintext on it), the
+        # same host is reconnected without TLS, and the report says so. --tls starttls
+        # (required) stops at the tls step instead.
+        certs = tls_peers.make_certs(self.dir / "certs")
+        ctx = tls_peers.tls10_only_context(certs["server"], certs["server_key"])
+        with tls_peers.ScriptedSmtp(ctx=ctx, address="127.0.0.3", port=self.port,
+                                    hostname="mx.tls.test") as mx:
+            p = self.direct("check", "--probe-rcpt", "someone@tls.test")
+            self.assertEqual(p.returncode, 0, blast.describe(p))
+            self.assertRegex(p.stdout, rf"not used: +mx\.tls\.test 127\.0\.0\.3:{self.port} "
+                                       r"\(MX 10\): failed at tls: .*without TLS\n"
+                                       rf"used: +mx\.tls\.test 127\.0\.0\.3:{self.port}")
+            self.assertIn("TLS:          none", p.stdout)
+            self.assertIn("check passed", p.stdout)
+            p = self.direct("check", "--probe-rcpt", "someone@tls.test", "--tls", "starttls",
+                            "--tls-verify", "no")
+            self.assertEqual(p.returncode, 1, blast.describe(p))
+            step, _ = self.failed_step(p)
+            self.assertEqual(step, "tls", blast.describe(p))
+            mx.wait_conns_closed()
+            self.assertEqual(mx.messages, [])
 
     def test_bad_configuration(self):
         before = len(self.sink.envelopes())
