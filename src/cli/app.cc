@@ -564,7 +564,8 @@ int run_cli(int argc, char** argv) {
       }
       auto norm = dns::normalise_domain(domain);
       if (!norm.ok()) {
-        std::fprintf(stderr, "smtpblast: %s: %s\n", *check && !check_domain.empty() ? "--domain" : flag,
+        std::fprintf(stderr, "smtpblast: %s: %s\n",
+                     *check && !check_domain.empty() ? "--domain" : flag,
                      norm.error().message.c_str());
         return 2;
       }

@@ -23,7 +23,8 @@ namespace sb {
 namespace {
 
 bool is_ascii(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 // Where the one connection goes: the relay's addresses, or a domain's MX hosts' addresses in
@@ -158,7 +159,8 @@ void run_one(const RelaySetup& relay, const Target& t, OneShotHost& host, bool c
   // A relay gets one try. Mail exchangers: each address once, in order, as send tries them
   // before it backs off.
   pc.failover = t.direct;
-  pc.max_connect_failures = t.direct ? static_cast<uint32_t>(std::max<size_t>(1, t.addrs.size())) : 1;
+  pc.max_connect_failures =
+      t.direct ? static_cast<uint32_t>(std::max<size_t>(1, t.addrs.size())) : 1;
   pc.connect_timeout_ms = relay.connect_timeout_ms;
   pc.tls = relay.tls_context;
   pc.tls_host = t.tls_host;
@@ -233,7 +235,8 @@ Result<dns::MxResult> lookup_mx(const DirectLookup& d, const std::string& domain
 // resolver could be set up.
 std::string resolve_target(const DirectLookup& d, const std::string& domain, Target& t, int& code) {
   code = 1;
-  std::string via = d.dns_servers.empty() ? "the system's resolver" : "DNS server " + d.dns_servers[0];
+  std::string via =
+      d.dns_servers.empty() ? "the system's resolver" : "DNS server " + d.dns_servers[0];
   for (size_t i = 1; i < d.dns_servers.size(); ++i) via += ", " + d.dns_servers[i];
   auto r = lookup_mx(d, domain);
   if (!r.ok()) {
@@ -241,7 +244,8 @@ std::string resolve_target(const DirectLookup& d, const std::string& domain, Tar
     return r.error().message;
   }
   const dns::MxResult& mx = *r;
-  std::printf("MX lookup:    %s (%s)\n", mx.domain.empty() ? domain.c_str() : mx.domain.c_str(), via.c_str());
+  std::printf("MX lookup:    %s (%s)\n", mx.domain.empty() ? domain.c_str() : mx.domain.c_str(),
+              via.c_str());
   for (const std::string& n : mx.notes) std::printf("  note: %s\n", n.c_str());
   if (!mx.ok()) {
     const std::string& name = mx.domain.empty() ? domain : mx.domain;
@@ -272,7 +276,8 @@ std::string resolve_target(const DirectLookup& d, const std::string& domain, Tar
     if (mx.implicit_mx) {
       std::printf("  %s  %s\n", h.host.c_str(), addrs.c_str());
     } else {
-      std::printf("  MX %u  %s  %s\n", static_cast<unsigned>(h.preference), h.host.c_str(), addrs.c_str());
+      std::printf("  MX %u  %s  %s\n", static_cast<unsigned>(h.preference), h.host.c_str(),
+                  addrs.c_str());
     }
   }
   if (t.addrs.empty()) return "no address for any mail exchanger of " + mx.domain;

@@ -337,7 +337,8 @@ Result<DirectLookup> prepare_direct_lookup(const DirectOptions& o, const CLI::Ap
       all += (i == 0 ? "" : i + 1 == flags.size() ? " and " : ", ") + flags[i];
     }
     if (!given.empty()) {
-      return make_error(ErrDomain::kConfig, given + " without --direct: " + all + " go with --direct");
+      return make_error(ErrDomain::kConfig,
+                        given + " without --direct: " + all + " go with --direct");
     }
     return d;
   }
