@@ -14,9 +14,9 @@
 #include "cli/check.h"
 #include "cli/dkim_options.h"
 #include "cli/mailing.h"
-#include "dns/resolver.h"
 #include "cli/relay_options.h"
 #include "cli/unsub_verify.h"
+#include "dns/mx_resolver.h"
 #include "smtp/sink_server.h"
 #include "store/suppression.h"
 #include "store/accounting.h"
@@ -263,19 +263,9 @@ int run_cli(int argc, char** argv) {
   add_message_options(send, send_msg);
 
   // direct delivery
-  send->add_flag("--direct", mc.direct,
-                 "no relay: deliver to each recipient domain's mail exchangers (needs --helo)");
-  send->add_option("--dns-server", mc.dns_servers,
-                   "--direct: ask this DNS server (IP or IP:PORT, repeatable) instead of "
-                   "/etc/resolv.conf");
-  std::string dns_timeout = "5s";
-  send->add_option("--dns-timeout", dns_timeout,
-                   "--direct: wait this long for a DNS answer (the first of 3 tries; each later "
-                   "try waits twice as long); default 5s");
-  send->add_option("--mx-port", mc.mx_port, "--direct: the SMTP port of mail exchangers (default 25; for tests)")
-      ->check(CLI::Range(1, 65535));
-  send->add_flag("--ipv4-only", mc.ipv4_only, "--direct: connect to IPv4 addresses only");
-  send->add_flag("--ipv6-only", mc.ipv6_only, "--direct: connect to IPv6 addresses only");
+  DirectOptions send_direct;
+  add_direct_options(send, send_direct,
+                     "no relay: deliver to each recipient domain's mail exchangers (needs --helo)");
   send->add_option("--max-connections-per-domain", mc.max_conn_per_domain,
                    "--direct: connections at once to one destination (default 5)")
       ->check(CLI::Range(1u, 1000u));
@@ -293,20 +283,36 @@ int run_cli(int argc, char** argv) {
 
   // check, test
   RelayOptions check_ro;
+  DirectOptions check_direct;
   std::string check_from = "postmaster@localhost";
   std::string probe_rcpt;
+  std::string check_domain;
   auto* check = app.add_subcommand(
-      "check", "connect to the relay: greeting, capabilities, TLS, AUTH, optional MAIL/RCPT probe");
-  add_relay_options(check, check_ro, true);
-  check->add_option("--from", check_from, "sender for the probe");
+      "check", "connect to the relay (or, --direct, a domain's first working MX host): greeting, "
+               "capabilities, TLS, AUTH, optional MAIL/RCPT probe");
+  add_relay_options(check, check_ro, false);
+  add_direct_options(check, check_direct,
+                     "no relay: look up the MX hosts of --domain (or of --probe-rcpt's domain) "
+                     "and check the first that answers (needs --helo)");
+  check->add_option("--from", check_from,
+                    "sender for the probe (default postmaster@localhost; with --direct "
+                    "postmaster@ the --helo name)");
   check->add_option("--probe-rcpt", probe_rcpt,
                     "ask whether the relay accepts this recipient (MAIL, RCPT, RSET; no message)");
+  check->add_option("--domain", check_domain,
+                    "--direct: the domain whose mail exchangers to check (default: the domain of "
+                    "--probe-rcpt)");
   RelayOptions test_ro;
+  DirectOptions test_direct;
   std::string test_from;
   std::string test_to;
   std::string test_template;
-  auto* test = app.add_subcommand("test", "send one message to one address and show the reply");
-  add_relay_options(test, test_ro, true);
+  auto* test = app.add_subcommand(
+      "test", "send one message to one address (through the relay, or --direct to its domain's "
+              "MX) and show the reply");
+  add_relay_options(test, test_ro, false);
+  add_direct_options(test, test_direct,
+                     "no relay: deliver to the MX hosts of --to's domain (needs --helo)");
   test->add_option("--template", test_template, "the message (only {{email}} is filled)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -424,34 +430,23 @@ int run_cli(int argc, char** argv) {
                            "messages\n");
       return 2;
     }
+    mc.direct = send_direct.direct;
     if (mc.direct && (!mc.pickup_dir.empty() || !preset_name.empty())) {
       std::fprintf(stderr, "smtpblast: --direct delivers to mail exchangers: it goes with neither "
                            "--pickup nor --preset\n");
       return 2;
     }
-    if (!mc.direct && (!mc.dns_servers.empty() || send->count("--dns-timeout") > 0 || mc.ipv4_only || mc.ipv6_only ||
-                       send->count("--mx-port") > 0 || send->count("--max-connections-per-domain") > 0 ||
-                       send->count("--max-rcpt-per-txn") > 0)) {
-      std::fprintf(stderr, "smtpblast: --dns-server, --dns-timeout, --mx-port, --ipv4-only, --ipv6-only, "
-                           "--max-connections-per-domain and --max-rcpt-per-txn go with --direct\n");
+    auto lookup = prepare_direct_lookup(send_direct, *send,
+                                        {"--max-connections-per-domain", "--max-rcpt-per-txn"});
+    if (!lookup.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", lookup.error().message.c_str());
       return 2;
     }
-    if (mc.direct && (!parse_duration_ms(dns_timeout, mc.dns_timeout_ms) || mc.dns_timeout_ms == 0 ||
-                      mc.dns_timeout_ms > 60000)) {
-      std::fprintf(stderr, "smtpblast: --dns-timeout: '%s' is not a duration between 1ms and 60s\n",
-                   dns_timeout.c_str());
-      return 2;
-    }
-    for (const std::string& d : mc.dns_servers) {
-      if (auto a = dns::parse_server_address(d); !a.ok()) {
-        std::fprintf(stderr, "smtpblast: --dns-server: %s\n", a.error().message.c_str());
-        return 2;
-      }
-    }
-    if (mc.ipv4_only && mc.ipv6_only) {
-      std::fprintf(stderr, "smtpblast: give one of --ipv4-only and --ipv6-only\n");
-      return 2;
-    }
+    mc.dns_servers = lookup->dns_servers;
+    mc.dns_timeout_ms = lookup->dns_timeout_ms;
+    mc.mx_port = lookup->mx_port;
+    mc.ipv4_only = lookup->ipv4_only;
+    mc.ipv6_only = lookup->ipv6_only;
     if (mc.direct && send->count("--connections") == 0) mc.connections = 100;
     if (ro.relay.empty() && mc.pickup_dir.empty() && !mc.direct) {
       std::fprintf(stderr, "smtpblast: --relay HOST:PORT is required (or a --preset, or --pickup DIR)\n");
@@ -526,7 +521,22 @@ int run_cli(int argc, char** argv) {
   if (*reset) return cmd_reset(reset_task, reset_all, reset_errors);
   if (*exp) return cmd_export(export_task, export_status);
   if (*check || *test) {
-    auto relay = prepare_relay(*check ? check_ro : test_ro);
+    CLI::App* cmd = *check ? check : test;
+    const RelayOptions& o = *check ? check_ro : test_ro;
+    const DirectOptions& d = *check ? check_direct : test_direct;
+    const char* verb = *check ? "check" : "test";
+    auto lookup = prepare_direct_lookup(d, *cmd, *check ? std::vector<std::string>{"--domain"}
+                                                        : std::vector<std::string>{});
+    if (!lookup.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", lookup.error().message.c_str());
+      return 2;
+    }
+    if (!d.direct && o.relay.empty()) {
+      std::fprintf(stderr, "smtpblast: %s: --relay HOST:PORT is required (or --direct, to use the "
+                           "recipient domain's mail exchangers)\n", verb);
+      return 2;
+    }
+    auto relay = d.direct ? prepare_direct(o) : prepare_relay(o);
     if (!relay.ok()) {
       const std::string& m = relay.error().message;
       if (*check && m.find("cannot resolve") != std::string::npos) {
@@ -536,13 +546,50 @@ int run_cli(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: %s\n", m.c_str());
       return 2;
     }
-    if (*check) return run_check(*relay, check_from, probe_rcpt);
+    // --direct: the domain whose MX hosts are used, checked before anything is looked up.
+    std::string domain;
+    if (d.direct) {
+      const std::string& addr = *check ? probe_rcpt : test_to;
+      const char* flag = *check ? "--probe-rcpt" : "--to";
+      if (!addr.empty() && address_domain(addr).empty()) {
+        std::fprintf(stderr, "smtpblast: %s: '%s' has no @domain: --direct looks up the MX hosts "
+                             "of its domain\n", flag, addr.c_str());
+        return 2;
+      }
+      domain = !check_domain.empty() && *check ? check_domain : address_domain(addr);
+      if (domain.empty()) {
+        std::fprintf(stderr, "smtpblast: check --direct needs --domain D or --probe-rcpt ADDR: "
+                             "whose mail exchangers to check\n");
+        return 2;
+      }
+      auto norm = dns::normalise_domain(domain);
+      if (!norm.ok()) {
+        std::fprintf(stderr, "smtpblast: %s: %s\n",
+                     *check && !check_domain.empty() ? "--domain" : flag,
+                     norm.error().message.c_str());
+        return 2;
+      }
+      if (*check && !check_domain.empty() && !probe_rcpt.empty()) {
+        auto probe_norm = dns::normalise_domain(address_domain(probe_rcpt));
+        if (!probe_norm.ok() || *probe_norm != *norm) {
+          std::fprintf(stderr, "smtpblast: --domain %s and --probe-rcpt %s name different domains; "
+                               "give one, or the same\n", check_domain.c_str(), probe_rcpt.c_str());
+          return 2;
+        }
+      }
+    }
+    const DirectLookup* direct = d.direct ? &lookup.value() : nullptr;
+    if (*check) {
+      // A receiving MX may refuse a sender whose domain does not exist (like localhost).
+      if (d.direct && check->count("--from") == 0) check_from = "postmaster@" + relay->helo;
+      return run_check(*relay, check_from, probe_rcpt, direct, domain);
+    }
     auto msg = prepare_message_options(test_msg);
     if (!msg.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", msg.error().message.c_str());
       return 2;
     }
-    return run_test_message(*relay, test_template, test_from, test_to, &msg.value());
+    return run_test_message(*relay, test_template, test_from, test_to, &msg.value(), direct);
   }
   if (*presets) {
     for (const Preset& p : preset_table()) {

@@ -1,16 +1,19 @@
-// The check and test verbs: one connection to the relay, reported step by step.
+// The check and test verbs: one connection to the relay, or to the first mail exchanger of a
+// domain that answers (--direct), reported step by step.
 #include "cli/check.h"
 
-#include <uv.h>
-
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <sstream>
+#include <vector>
 
 #include "cli/dkim_options.h"
+#include "dns/mx_resolver.h"
 #include "loop/worker.h"
 #include "message/template.h"
 #include "smtp/pool.h"
@@ -19,21 +22,68 @@ namespace sb {
 
 namespace {
 
-// Offers at most one transaction (a probe or one message) to one connection and keeps what
-// the session reports.
+bool is_ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+// Where the one connection goes: the relay's addresses, or a domain's MX hosts' addresses in
+// preference order, tried in turn as send --direct does.
+struct Target {
+  std::vector<sockaddr_storage> addrs;
+  std::vector<std::string> hosts;  // per address: its MX host (direct)
+  std::vector<std::string> peers;  // per address: "IP:PORT" as ConnInfo spells it (direct)
+  std::vector<uint16_t> prefs;     // per address: its MX preference (direct)
+  std::string name;
+  std::string tls_host;
+  std::string domain;  // direct: the domain looked up, A-label form
+  bool direct = false;
+  bool implicit_mx = false;
+
+  // "mx2.example.com 192.0.2.1:25 (MX 20)" for a peer of a direct target, else the peer.
+  std::string describe(const std::string& peer) const {
+    for (size_t i = 0; i < peers.size(); ++i) {
+      if (peers[i] != peer) continue;
+      return hosts[i] + " " + peer +
+             (implicit_mx ? " (implicit MX)" : " (MX " + std::to_string(prefs[i]) + ")");
+    }
+    return peer;
+  }
+};
+
+Target relay_target(const RelaySetup& relay) {
+  Target t;
+  t.addrs = relay.addrs;
+  t.name = relay.name;
+  t.tls_host = relay.host;
+  return t;
+}
+
+// One connection attempt as the report shows it.
+struct Attempt {
+  std::string peer;
+  std::string step;
+  std::string why;
+  bool ready = false;
+};
+
+// Offers at most one transaction (a probe or one message) to the first connection that gets
+// to the point of sending mail, and keeps what the sessions report. Until then (direct
+// delivery's fail-over) the pool may try further addresses.
 class OneShotHost : public PoolHost {
  public:
   Txn txn;
   bool have_txn = false;
   RenderedMessage msg;
 
-  // Results, read after done.
-  std::string transcript, greeting, end_reason, end_step, tls, caps;
+  // Results, read after done; those of the last session that ended.
+  std::string transcript, greeting, end_reason, end_step, tls, caps, peer;
   bool fatal = false, ready = false, authenticated = false, got_outcome = false;
   Verdict verdict = Verdict::kDeferred;
   int code = 0;
   std::string reply;
   std::string pool_failure;
+  std::vector<Attempt> attempts;  // every session, in order
 
   Next next_txn(bool bdat, Txn*& out) override {
     (void)bdat;
@@ -49,14 +99,15 @@ class OneShotHost : public PoolHost {
     reply.assign(text);
   }
   void txn_done(Txn&) override {}
-  bool has_work() override { return !ended_; }
+  // Another connection only while none has reached the point of sending mail.
+  bool has_work() override { return !served_; }
   void pool_failed(const std::string& why, bool) override {
     pool_failure = why;
     finish();
   }
   void pool_idle() override { finish(); }
   void session_ended(const Session& s, const std::string& tls_summary) override {
-    ended_ = true;
+    if (s.ready_reached()) served_ = true;
     transcript = s.transcript();
     greeting = s.greeting();
     end_reason = s.end_reason();
@@ -65,7 +116,10 @@ class OneShotHost : public PoolHost {
     ready = s.ready_reached();
     authenticated = s.authenticated();
     tls = tls_summary;
+    peer = s.conn_info() != nullptr ? s.conn_info()->peer : "";
+    attempts.push_back(Attempt{peer, end_step, end_reason, ready});
     const ServerCaps& c = s.caps();
+    caps.clear();
     auto add = [&](bool on, const char* name) {
       if (on) caps.append(caps.empty() ? "" : " ").append(name);
     };
@@ -90,21 +144,28 @@ class OneShotHost : public PoolHost {
     cv_.notify_all();
   }
   bool handed_ = false;
-  bool ended_ = false;
+  bool served_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
 };
 
-void run_one(const RelaySetup& relay, OneShotHost& host, bool chunking) {
+void run_one(const RelaySetup& relay, const Target& t, OneShotHost& host, bool chunking) {
   PoolConfig pc;
-  pc.addrs = relay.addrs;
-  pc.name = relay.name;
+  pc.addrs = t.addrs;
+  pc.addr_names = t.hosts;
+  pc.name = t.name;
   pc.connections = 1;
-  pc.max_connect_failures = 1;
+  // A relay gets one try. Mail exchangers: each address once, in order, as send tries them
+  // before it backs off.
+  pc.failover = t.direct;
+  pc.max_connect_failures =
+      t.direct ? static_cast<uint32_t>(std::max<size_t>(1, t.addrs.size())) : 1;
   pc.connect_timeout_ms = relay.connect_timeout_ms;
   pc.tls = relay.tls_context;
-  pc.tls_host = relay.host;
+  pc.tls_host = t.tls_host;
+  // As in send: a failed opportunistic handshake is followed by a plaintext reconnection.
+  if (relay.tls == TlsMode::kOpportunistic) pc.plaintext_hosts = std::make_shared<PlaintextHosts>();
   pc.keep_transcript = true;
   pc.session.helo = relay.helo;
   pc.session.tls = relay.tls;
@@ -125,8 +186,133 @@ void run_one(const RelaySetup& relay, OneShotHost& host, bool chunking) {
   w.stop_and_join();
 }
 
-void print_report(const std::string& relay_name, const OneShotHost& h) {
-  std::printf("%s\n", relay_name.c_str());
+// One MX lookup with the resolver send --direct uses, on a loop of its own.
+Result<dns::MxResult> lookup_mx(const DirectLookup& d, const std::string& domain) {
+  dns::ResolverConfig rc;
+  rc.servers = d.dns_servers;
+  rc.timeout_ms = static_cast<int>(d.dns_timeout_ms);
+  dns::MxResolverOptions mo;
+  mo.ipv4_only = d.ipv4_only;
+  mo.ipv6_only = d.ipv6_only;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::string error;
+  dns::MxResult result;
+  std::unique_ptr<dns::MxResolver> resolver;
+  auto finish = [&] {
+    std::lock_guard<std::mutex> g(mu);
+    done = true;
+    cv.notify_all();
+  };
+  Worker w(0);
+  w.post([&] {
+    auto r = dns::MxResolver::create(w.loop(), rc, mo);
+    if (!r.ok()) {
+      error = r.error().message;
+      finish();
+      return;
+    }
+    resolver = std::move(r).value();
+    resolver->resolve_mx(domain, [&](const dns::MxResult& m) {
+      result = m;
+      finish();
+    });
+  });
+  w.start();
+  {
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait(lk, [&] { return done; });
+  }
+  w.post([&] { resolver.reset(); });  // not inside its own callback
+  w.stop_and_join();
+  if (!error.empty()) return make_error(ErrDomain::kAres, "DNS resolver: " + error);
+  return result;
+}
+
+// Looks up `domain`'s mail exchangers and prints them. On success fills `t` and returns "";
+// otherwise the reason, for "<verb> failed at dns: ...". `code` is 1 then, or 2 when no
+// resolver could be set up.
+std::string resolve_target(const DirectLookup& d, const std::string& domain, Target& t, int& code) {
+  code = 1;
+  std::string via =
+      d.dns_servers.empty() ? "the system's resolver" : "DNS server " + d.dns_servers[0];
+  for (size_t i = 1; i < d.dns_servers.size(); ++i) via += ", " + d.dns_servers[i];
+  auto r = lookup_mx(d, domain);
+  if (!r.ok()) {
+    code = 2;
+    return r.error().message;
+  }
+  const dns::MxResult& mx = *r;
+  std::printf("MX lookup:    %s (%s)\n", mx.domain.empty() ? domain.c_str() : mx.domain.c_str(),
+              via.c_str());
+  for (const std::string& n : mx.notes) std::printf("  note: %s\n", n.c_str());
+  if (!mx.ok()) {
+    const std::string& name = mx.domain.empty() ? domain : mx.domain;
+    bool temporary = mx.status == dns::MxStatus::kTemporary;
+    return (mx.message.find(name) == std::string::npos ? name + ": " : std::string()) + mx.message +
+           (temporary ? "; temporary: send would defer these recipients and retry"
+                      : "; permanent: send would fail these recipients without connecting");
+  }
+  if (mx.implicit_mx) {
+    std::printf("  no MX records: the domain's own address is its mail exchanger (implicit MX, "
+                "RFC 5321 section 5.1)\n");
+  }
+  t.direct = true;
+  t.domain = mx.domain;
+  t.implicit_mx = mx.implicit_mx;
+  for (const dns::MailExchanger& h : mx.hosts) {
+    std::string addrs;
+    for (const dns::IpAddress& ip : h.addresses) {
+      sockaddr_storage ss{};
+      ip.to_sockaddr(d.mx_port, ss);
+      t.addrs.push_back(ss);
+      t.hosts.push_back(h.host);
+      t.prefs.push_back(h.preference);
+      std::string a = ip.to_string();
+      t.peers.push_back((ip.is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(d.mx_port));
+      addrs += (addrs.empty() ? "" : " ") + a;
+    }
+    if (mx.implicit_mx) {
+      std::printf("  %s  %s\n", h.host.c_str(), addrs.c_str());
+    } else {
+      std::printf("  MX %u  %s  %s\n", static_cast<unsigned>(h.preference), h.host.c_str(),
+                  addrs.c_str());
+    }
+  }
+  if (t.addrs.empty()) return "no address for any mail exchanger of " + mx.domain;
+  t.name = (mx.implicit_mx ? "host " : "MX ") + mx.hosts.front().host + " (" + mx.domain + ")";
+  t.tls_host = mx.hosts.front().host;
+  return "";
+}
+
+// The recipient as send would address it: an IDN domain in its A-label form.
+std::string rcpt_for(const std::string& address, const Target& t) {
+  if (!t.direct || is_ascii(address_domain(address))) return address;
+  return address.substr(0, address.rfind('@') + 1) + t.domain;
+}
+
+// Each attempt not used and why, then the one used: always for mail exchangers; for a relay
+// when there was more than one (a failed opportunistic TLS handshake, retried in plaintext).
+void print_attempts(const Target& t, const OneShotHost& h) {
+  if (!t.direct && h.attempts.size() < 2) return;
+  for (size_t i = 0; i < h.attempts.size(); ++i) {
+    const Attempt& a = h.attempts[i];
+    if (a.ready) {
+      std::printf("used:         %s\n", t.describe(a.peer).c_str());
+      continue;
+    }
+    // The same address again follows only a failed opportunistic handshake, which says so.
+    const char* next = i + 1 == h.attempts.size() || h.attempts[i + 1].peer == a.peer
+                           ? ""
+                           : "; tried the next address";
+    std::printf("not used:     %s: failed at %s: %s%s\n", t.describe(a.peer).c_str(),
+                a.step.empty() ? "tcp" : a.step.c_str(), a.why.c_str(), next);
+  }
+}
+
+void print_report(const std::string& header, const OneShotHost& h) {
+  if (!header.empty()) std::printf("%s\n", header.c_str());
   if (!h.greeting.empty()) std::printf("greeting:     220 %s\n", h.greeting.c_str());
   if (!h.caps.empty()) std::printf("capabilities: %s\n", h.caps.c_str());
   std::printf("TLS:          %s\n", h.tls.empty() ? "none" : h.tls.c_str());
@@ -139,28 +325,66 @@ void print_report(const std::string& relay_name, const OneShotHost& h) {
   }
 }
 
+// Why no session got to the point of sending mail.
+std::string unreachable_reason(const Target& t, const OneShotHost& h) {
+  std::string last = !h.end_reason.empty() ? h.end_reason : h.pool_failure;
+  if (!t.direct || h.fatal) return last;
+  size_t tried = 0;
+  for (size_t i = 0; i < t.peers.size(); ++i) {
+    if (std::any_of(h.attempts.begin(), h.attempts.end(),
+                    [&](const Attempt& a) { return a.peer == t.peers[i]; })) {
+      ++tried;
+    }
+  }
+  return "no mail exchanger of " + t.domain + " could be used (" + std::to_string(tried) + " of " +
+         std::to_string(t.addrs.size()) + " address" + (t.addrs.size() == 1 ? "" : "es") +
+         " tried; send would defer these recipients and retry); the last: " + last;
+}
+
 }  // namespace
 
-int run_check(const RelaySetup& relay, const std::string& from, const std::string& probe_rcpt) {
+std::string address_domain(const std::string& address) {
+  size_t at = address.rfind('@');
+  return at == std::string::npos ? std::string() : address.substr(at + 1);
+}
+
+int run_check(const RelaySetup& relay, const std::string& from, const std::string& probe_rcpt,
+              const DirectLookup* direct, const std::string& domain) {
   for (const std::string& w : relay.warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
+  Target t = relay_target(relay);
+  if (direct != nullptr) {
+    int code = 1;
+    std::string why = resolve_target(*direct, domain, t, code);
+    if (!why.empty()) {
+      std::printf("check failed at dns: %s\n", why.c_str());
+      return code;
+    }
+  }
   OneShotHost h;
+  const std::string rcpt = rcpt_for(probe_rcpt, t);
   if (!probe_rcpt.empty()) {
     h.have_txn = true;
     h.txn.mail_from = from;
-    h.txn.rcpts.push_back(TxnRcpt{probe_rcpt, 0, 0});
+    h.txn.rcpts.push_back(TxnRcpt{rcpt, 0, 0});
+    h.txn.smtputf8 = !is_ascii(from) || !is_ascii(rcpt);
     h.txn.probe = true;
   }
-  run_one(relay, h, true);
-  print_report(relay.name, h);
+  run_one(relay, t, h, true);
+  print_attempts(t, h);
+  // Mail exchangers that were never reached have nothing more to show than the lines above.
+  if (!t.direct || !h.transcript.empty()) print_report(t.direct ? std::string() : t.name, h);
   std::string step;
   std::string why;
   if (!h.ready) {
     step = h.end_step.empty() ? "tcp" : h.end_step;
-    why = !h.end_reason.empty() ? h.end_reason : h.pool_failure;
+    why = unreachable_reason(t, h);
   } else if (!probe_rcpt.empty() && (!h.got_outcome || h.verdict != Verdict::kSent)) {
     bool sender = h.txn.mail_code != 0 && (h.txn.mail_code < 200 || h.txn.mail_code >= 400);
     step = sender ? "sender" : "recipient";
     why = h.got_outcome ? std::to_string(h.code) + " " + h.reply : h.end_reason;
+    if (h.got_outcome && h.code >= 400 && h.code < 500) {
+      why += " (temporary: send would defer and retry)";
+    }
   }
   if (!step.empty()) {
     std::printf("check failed at %s: %s\n", step.c_str(), why.c_str());
@@ -168,7 +392,7 @@ int run_check(const RelaySetup& relay, const std::string& from, const std::strin
   }
   if (!probe_rcpt.empty()) {
     std::printf("probe:        sender <%s> and recipient <%s> accepted (%d %s); RSET, nothing sent\n",
-                from.c_str(), probe_rcpt.c_str(), h.code, h.reply.c_str());
+                from.c_str(), rcpt.c_str(), h.code, h.reply.c_str());
   }
   std::printf("check passed\n");
   return 0;
@@ -176,7 +400,7 @@ int run_check(const RelaySetup& relay, const std::string& from, const std::strin
 
 int run_test_message(const RelaySetup& relay, const std::string& template_path,
                      const std::string& from, const std::string& to,
-                     const MessageSetup* message) {
+                     const MessageSetup* message, const DirectLookup* direct) {
   for (const std::string& w : relay.warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
   std::ifstream f(template_path, std::ios::binary);
   if (!f) {
@@ -211,17 +435,33 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
     std::fprintf(stderr, "smtpblast: cannot render the message: %s\n", r.error().message.c_str());
     return 2;
   }
+  Target t = relay_target(relay);
+  if (direct != nullptr) {
+    int code = 1;
+    std::string why = resolve_target(*direct, address_domain(to), t, code);
+    if (!why.empty()) {
+      std::printf("test failed at dns: %s\n", why.c_str());
+      return code;
+    }
+  }
+  const std::string rcpt = rcpt_for(to, t);
   h.have_txn = true;
   h.txn.mail_from = envelope_from;
-  h.txn.rcpts.push_back(TxnRcpt{to, 0, 0});
+  h.txn.rcpts.push_back(TxnRcpt{rcpt, 0, 0});
+  h.txn.smtputf8 = !is_ascii(envelope_from) || !is_ascii(rcpt);
   h.txn.body = h.msg.pieces;
   h.txn.body_size = h.msg.size;
   h.txn.eight_bit = h.msg.eight_bit;
-  run_one(relay, h, false);
+  run_one(relay, t, h, false);
+  print_attempts(t, h);
   if (!h.got_outcome) {
-    print_report(relay.name, h);
+    if (!t.direct || !h.transcript.empty()) print_report(t.direct ? std::string() : t.name, h);
     std::printf("test failed at %s: %s\n", h.end_step.empty() ? "tcp" : h.end_step.c_str(),
-                (!h.end_reason.empty() ? h.end_reason : h.pool_failure).c_str());
+                (h.ready ? (!h.end_reason.empty() ? h.end_reason : h.pool_failure)
+                         : unreachable_reason(t, h)).c_str());
+    // A relay that cannot be used is the setup's problem; mail exchangers that cannot be
+    // reached are the destination's (send would retry), unless nothing could cure it.
+    if (t.direct) return h.fatal ? 2 : 1;
     return h.fatal || !h.ready ? 2 : 1;
   }
   std::printf("%s: %d %s\n", h.verdict == Verdict::kSent ? "sent" : "not sent", h.code, h.reply.c_str());

@@ -1,4 +1,5 @@
-// The check verb (connect, TLS, AUTH, optional MAIL/RCPT probe) and the test verb (one message).
+// The check verb (connect, TLS, AUTH, optional MAIL/RCPT probe) and the test verb (one message),
+// through the relay or, with --direct, to the recipient domain's mail exchangers.
 #pragma once
 
 #include <string>
@@ -7,14 +8,23 @@
 
 namespace sb {
 
-// Prints the report; 0 when every step passed, 1 when a step failed (named on stdout).
-int run_check(const RelaySetup& relay, const std::string& from, const std::string& probe_rcpt);
+// Prints the report; 0 when every step passed, 1 when a step failed (named on stdout), 2 when
+// the environment is unusable (no DNS resolver).
+// `direct`: null for the relay in `relay`. Otherwise `domain`'s MX hosts are looked up (as send
+// --direct does) and the first address that answers is used; `relay` then carries the HELO
+// name, TLS and the connect timeout (prepare_direct).
+int run_check(const RelaySetup& relay, const std::string& from, const std::string& probe_rcpt,
+              const DirectLookup* direct = nullptr, const std::string& domain = {});
 
 // Sends one message rendered from the template to `to`; prints the final reply. 0 on 2xx.
 // `message`: DKIM signing and List-Unsubscribe, as send would add them (null: none).
+// `direct`: as for run_check, with the domain of `to`.
 struct MessageSetup;
 int run_test_message(const RelaySetup& relay, const std::string& template_path,
                      const std::string& from, const std::string& to,
-                     const MessageSetup* message = nullptr);
+                     const MessageSetup* message = nullptr, const DirectLookup* direct = nullptr);
+
+// The domain part of an address ("" when there is no '@' or nothing after it).
+std::string address_domain(const std::string& address);
 
 }  // namespace sb

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "dns/resolver.h"
 #include "loop/tls_engine.h"
 
 namespace sb {
@@ -305,6 +306,60 @@ Result<RelaySetup> prepare_direct(const RelayOptions& o) {
   }
   if (Status st = parse_connect_timeout(o, s); !st.ok()) return st.error();
   return s;
+}
+
+void add_direct_options(CLI::App* cmd, DirectOptions& o, const std::string& direct_help) {
+  cmd->add_flag("--direct", o.direct, direct_help);
+  cmd->add_option("--dns-server", o.dns_servers,
+                  "--direct: ask this DNS server (IP or IP:PORT, repeatable) instead of "
+                  "/etc/resolv.conf");
+  cmd->add_option("--dns-timeout", o.dns_timeout,
+                  "--direct: wait this long for a DNS answer (the first of 3 tries; each later "
+                  "try waits twice as long); default 5s");
+  cmd->add_option("--mx-port", o.mx_port,
+                  "--direct: the SMTP port of mail exchangers (default 25; for tests)")
+      ->check(CLI::Range(1, 65535));
+  cmd->add_flag("--ipv4-only", o.ipv4_only, "--direct: connect to IPv4 addresses only");
+  cmd->add_flag("--ipv6-only", o.ipv6_only, "--direct: connect to IPv6 addresses only");
+}
+
+Result<DirectLookup> prepare_direct_lookup(const DirectOptions& o, const CLI::App& cmd,
+                                           const std::vector<std::string>& also) {
+  DirectLookup d;
+  if (!o.direct) {
+    std::vector<std::string> flags = {"--dns-server", "--dns-timeout", "--mx-port", "--ipv4-only",
+                                      "--ipv6-only"};
+    flags.insert(flags.end(), also.begin(), also.end());
+    std::string given;
+    std::string all;
+    for (size_t i = 0; i < flags.size(); ++i) {
+      if (given.empty() && cmd.count(flags[i]) > 0) given = flags[i];
+      all += (i == 0 ? "" : i + 1 == flags.size() ? " and " : ", ") + flags[i];
+    }
+    if (!given.empty()) {
+      return make_error(ErrDomain::kConfig,
+                        given + " without --direct: " + all + " go with --direct");
+    }
+    return d;
+  }
+  if (!parse_duration_ms(o.dns_timeout, d.dns_timeout_ms) || d.dns_timeout_ms == 0 ||
+      d.dns_timeout_ms > 60000) {
+    return make_error(ErrDomain::kConfig, "--dns-timeout: '" + o.dns_timeout +
+                                              "' is not a duration between 1ms and 60s");
+  }
+  for (const std::string& s : o.dns_servers) {
+    if (auto a = dns::parse_server_address(s); !a.ok()) {
+      return make_error(ErrDomain::kConfig, "--dns-server: " + a.error().message);
+    }
+  }
+  if (o.ipv4_only && o.ipv6_only) {
+    return make_error(ErrDomain::kConfig, "give one of --ipv4-only and --ipv6-only");
+  }
+  d.dns_servers = o.dns_servers;
+  d.mx_port = o.mx_port;
+  d.ipv4_only = o.ipv4_only;
+  d.ipv6_only = o.ipv6_only;
+  return d;
 }
 
 }  // namespace sb

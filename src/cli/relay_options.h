@@ -76,6 +76,35 @@ Result<RelaySetup> prepare_relay(const RelayOptions& o);
 // (nothing verified), no credentials. Errors name the flag.
 Result<RelaySetup> prepare_direct(const RelayOptions& o);
 
+// --direct and the flags of its MX lookup, shared by send, check and test.
+struct DirectOptions {
+  bool direct = false;
+  std::vector<std::string> dns_servers;  // --dns-server IP[:PORT] (repeatable)
+  std::string dns_timeout = "5s";
+  uint16_t mx_port = 25;
+  bool ipv4_only = false;
+  bool ipv6_only = false;
+};
+
+// The validated form: how to look up MX hosts and where they listen.
+struct DirectLookup {
+  std::vector<std::string> dns_servers;  // empty: /etc/resolv.conf
+  uint32_t dns_timeout_ms = 5000;        // the first try; later tries double it
+  uint16_t mx_port = 25;
+  bool ipv4_only = false;
+  bool ipv6_only = false;
+};
+
+// Adds --direct (described by `direct_help`), --dns-server, --dns-timeout, --mx-port,
+// --ipv4-only and --ipv6-only to `cmd`.
+void add_direct_options(CLI::App* cmd, DirectOptions& o, const std::string& direct_help);
+
+// Checks the flags add_direct_options added to `cmd` (after parsing): without --direct none of
+// them, nor the flags in `also` (the command's own --direct-only flags), may be given.
+// Errors name the flag.
+Result<DirectLookup> prepare_direct_lookup(const DirectOptions& o, const CLI::App& cmd,
+                                           const std::vector<std::string>& also = {});
+
 // "30s", "500ms", "2m", "1h" or plain seconds.
 bool parse_duration_ms(const std::string& s, uint32_t& out);
 

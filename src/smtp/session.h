@@ -145,6 +145,7 @@ class Session {
 
   // Stamped on every transaction this session starts; null leaves Txn::conn null.
   void set_conn_info(const ConnInfo* info) { conn_info_ = info; }
+  const ConnInfo* conn_info() const { return conn_info_; }  // null when none was set
   void on_connected(uint64_t now_ms);
   void on_data(std::string_view in, uint64_t now_ms);
   // Call when now_ms >= deadline_ms().
