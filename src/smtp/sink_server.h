@@ -21,6 +21,7 @@ struct SinkServerConfig {
 // on stdout at exit. Returns a kConfig/kSys error when it cannot listen.
 Status run_sink(const SinkServerConfig& cfg, std::atomic<bool>* stop = nullptr);
 
-std::string sink_counters_json(const SinkCounters& c);
+// One JSON line; uptime_ms: since the sink began listening.
+std::string sink_counters_json(const SinkCounters& c, uint64_t uptime_ms);
 
 }  // namespace sb

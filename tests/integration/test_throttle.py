@@ -45,13 +45,15 @@ class ThrottleTest(unittest.TestCase):
         self.assertGreaterEqual(st["sent"], int((ran - 1.0) * 10), (st, ran))
         self.assertEqual(st["sent"] + st["unsent"], 1000, st)
         self.assertEqual(sink.counters["messages"], st["sent"])
-        # The sink's counters each second: never more than 10 (+1 for timer jitter) a second,
-        # so no 60 s window can exceed 600.
-        counts = [json.loads(line)["messages"] for line in proc.stderr.splitlines()
-                  if line.startswith("{")]
-        per_second = [b - a for a, b in zip(counts, counts[1:])]
-        self.assertGreater(len(per_second), 15, proc.stderr)
-        self.assertLessEqual(max(per_second), 11, per_second)
+        # The sink's counters about each second: never more than 10 a second (+1 for where the
+        # interval cuts the pacing), so no 60 s window can exceed 600. A late timer on a loaded
+        # machine makes an interval longer: the bound scales with its real length.
+        lines = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+        steps = [(b["messages"] - a["messages"], (b["uptime_ms"] - a["uptime_ms"]) / 1000)
+                 for a, b in zip(lines, lines[1:])]
+        self.assertGreater(len(steps), 15, proc.stderr)
+        for n, secs in steps:
+            self.assertLessEqual(n, int(10 * secs) + 1, steps)
 
     def test_pushback_slows_the_run_and_loses_no_recipient(self):
         with blast.Workdir() as d:
