@@ -167,6 +167,9 @@ class Destination : public PoolHost {
   std::string key_;  // the route key ("relay" for the relay)
   PoolConfig pcfg_;
   std::unique_ptr<ConnectionPool> pool_;
+  // Direct: this destination's own push-back (AIMD on "slow down", a pause on a quota reply):
+  // one receiver asking us to slow down must not slow the others.
+  std::unique_ptr<Throttle> push_;
   std::deque<Job*> ready_;
   bool backing_off_ = false;     // waiting out a backoff (timer_); its pool has failed
   uint32_t backoff_level_ = 0;   // failures in a row without a session reaching MAIL
@@ -338,6 +341,17 @@ class Runner {
   // finishes only when there are none: until then one may be handed to it.
   int64_t unsettled() const { return unsettled_.load(std::memory_order_acquire); }
   size_t worker_count() const { return mailings_.size(); }
+  // --direct: what each destination's own push-back throttle is built from.
+  const ThrottleConfig& dest_throttle_config() const { return dest_tcfg_; }
+  void add_pushback_stats(const ThrottleSnapshot& s) {
+    std::lock_guard<std::mutex> g(mu_);
+    ++pushed_dests_;
+    dest_push_.pushbacks += s.pushbacks;
+    dest_push_.slowdowns += s.slowdowns;
+    dest_push_.quota_replies += s.quota_replies;
+    dest_push_.quota_pauses += s.quota_pauses;
+    dest_push_.rate_cuts += s.rate_cuts;
+  }
   // Of those, the ones waiting to retry a failed lookup (minutes, maybe): sessions do not
   // stay open idle for them.
   int64_t dns_retrying() const { return dns_retrying_.load(std::memory_order_relaxed); }
@@ -427,6 +441,9 @@ class Runner {
   bool fatal_ = false;            // credentials or TLS: reconnecting cannot help
   uint64_t dns_lookups_ = 0, dns_queries_ = 0, dns_cpu_ns_ = 0, dns_domains_ = 0;  // --direct
   uint64_t handed_over_ = 0;  // --direct: recipients handed to the worker owning their MX set
+  ThrottleConfig dest_tcfg_;     // --direct: push-back only (see Destination::push_)
+  ThrottleSnapshot dest_push_;   // --direct: summed over the destinations that were pushed back
+  uint64_t pushed_dests_ = 0;
   // --direct: recipients claimed from the store that are not yet in a destination queue of
   // the worker owning it: held here (pending_), waiting for DNS, in a retry without a
   // destination, or being handed over. Claims add, workers settle.
@@ -554,7 +571,13 @@ void WorkerMailing::destroy() {
                           handed_over_);
     resolver_->shutdown();
   }
-  for (auto& [key, d] : dests_) d->pool_.reset();
+  for (auto& [key, d] : dests_) {
+    if (d->push_ != nullptr) {
+      ThrottleSnapshot snap = d->push_->snapshot(wall_ms());
+      if (snap.pushbacks > 0) runner_.add_pushback_stats(snap);
+    }
+    d->pool_.reset();
+  }
   dests_.clear();
   resolver_.reset();
   delete this;
@@ -795,6 +818,7 @@ Destination& WorkerMailing::destination_for(const std::string& key, const dns::M
   // Each address once (at least two tries), then the destination backs off.
   p.max_connect_failures = static_cast<uint32_t>(std::clamp<size_t>(p.addrs.size(), 2, 10));
   auto d = std::make_unique<Destination>(*this, key, p);
+  d->push_ = std::make_unique<Throttle>(runner_.dest_throttle_config());
   Destination& ref = *d;
   dests_.emplace(key, std::move(d));
   ref.start(worker_.loop());
@@ -848,6 +872,14 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     // message, just before it is handed to a session: across all workers and connections.
     Limit why = Limit::kNone;
     uint64_t now_wall = wall_ms();
+    if (d.push_ != nullptr) {
+      // This receiver's own pace first (without charging it): a refusal here must not use
+      // up the run's tokens.
+      if (uint64_t at = d.push_->peek(now_wall, n); at != 0) {
+        poke_later(at);
+        return SessionHost::Next::kWait;
+      }
+    }
     if (uint64_t at = throttle_.acquire(now_wall, n, &why); at != 0) {
       if (why == Limit::kDaily && !cfg_.wait_daily) {
         runner_.daily_limit_reached(at);
@@ -856,6 +888,7 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
       poke_later(at);
       return SessionHost::Next::kWait;
     }
+    if (d.push_ != nullptr) (void)d.push_->acquire(now_wall, n);  // granted: peek said so
     group_.clear();
     while (group_.size() < n && !d.ready_.empty()) {
       Job* j = d.ready_.front();
@@ -1003,10 +1036,14 @@ void WorkerMailing::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::str
   // "Slow down" and quota replies (421, 451 4.7.x, Office 365's 554 5.2.0 ...
   // SubmissionQuotaExceeded) cut the rate; they say nothing about the recipient, so a
   // permanent-looking quota reply defers rather than fails.
-  if (code != 0 && throttle_.on_reply(code, text, wall_ms(), j->sent_at) == PushBack::kQuota &&
-      v == Verdict::kFailed) {
-    v = Verdict::kDeferred;
+  // Direct: the reply counts against its destination only.
+  Throttle* own = j->dest != nullptr ? j->dest->push_.get() : nullptr;
+  PushBack pb = PushBack::kNone;
+  if (code != 0) {
+    pb = own != nullptr ? own->on_reply(code, text, wall_ms(), j->sent_at)
+                        : throttle_.on_reply(code, text, wall_ms(), j->sent_at);
   }
+  if (pb == PushBack::kQuota && v == Verdict::kFailed) v = Verdict::kDeferred;
   RcptStatus s = v == Verdict::kSent     ? RcptStatus::kSent
                  : v == Verdict::kFailed ? RcptStatus::kFailed
                                          : RcptStatus::kDeferred;
@@ -1370,6 +1407,11 @@ int Runner::prepare() {
     return 2;
   }
   throttle_ = std::make_unique<SharedThrottle>(*tcfg);
+  // Direct delivery: receivers push back per destination; the user's limits stay global.
+  dest_tcfg_.adaptive = tcfg->adaptive;
+  dest_tcfg_.aimd = tcfg->aimd;
+  dest_tcfg_.quota_pause_ms = tcfg->quota_pause_ms;
+  dest_tcfg_.quota_pause_max_ms = tcfg->quota_pause_max_ms;
   if (!cfg_.backup_dir.empty() || !cfg_.pickup_dir.empty()) {
     const std::string& dir = cfg_.pickup_dir.empty() ? cfg_.backup_dir : cfg_.pickup_dir;
     if (auto w = check_writable_dir(dir, cfg_.pickup_dir.empty() ? "--backup-dir" : "--pickup");
@@ -1991,6 +2033,17 @@ int Runner::finish() {
                  static_cast<unsigned long long>(dns_lookups_),
                  static_cast<unsigned long long>(dns_queries_), static_cast<double>(dns_cpu_ns_) / 1e6,
                  static_cast<unsigned long long>(handed_over_));
+  }
+  if (pushed_dests_ > 0) {
+    std::fprintf(stderr,
+                 "push-back: %llu replies from %llu destinations (%llu slow down, %llu quota): "
+                 "their rates cut %llu times, paused %llu times; the others kept their pace\n",
+                 static_cast<unsigned long long>(dest_push_.pushbacks),
+                 static_cast<unsigned long long>(pushed_dests_),
+                 static_cast<unsigned long long>(dest_push_.slowdowns),
+                 static_cast<unsigned long long>(dest_push_.quota_replies),
+                 static_cast<unsigned long long>(dest_push_.rate_cuts),
+                 static_cast<unsigned long long>(dest_push_.quota_pauses));
   }
   if (!failure_.empty()) {
     std::fprintf(stderr, "smtpblast: run stopped: %s\n", failure_.c_str());

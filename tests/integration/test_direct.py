@@ -66,6 +66,8 @@ mx-host=many4.test,mx.many.test,10
 mx-host=many5.test,mx.many.test,10
 mx-host=many6.test,mx.many.test,10
 mx-host=many7.test,mx.many.test,10
+mx-host=quota.test,mx.quota.test,10
+host-record=mx.quota.test,127.0.0.8
 mx-host=six.test,mx.six.test,10
 host-record=mx.six.test,::1
 mx-host=dual.test,mx.dual.test,10
@@ -96,10 +98,12 @@ class Closer(blast.ThreadServer):
 
 class SlowSmtp(blast.ThreadServer):
     """A minimal SMTP server that answers end-of-data after `delay` seconds and records the
-    most connections it had open at once, and the recipients."""
+    most connections it had open at once, and the recipients. `data_replies`: the first
+    end-of-data replies (then 250)."""
 
-    def __init__(self, host, port, delay=0.05):
+    def __init__(self, host, port, delay=0.05, data_replies=()):
         self.delay = delay
+        self.data_replies = list(data_replies)
         self.open = 0
         self.max_open = 0
         self.rcpts = []
@@ -125,7 +129,9 @@ class SlowSmtp(blast.ThreadServer):
                 if line == b".\r\n":
                     in_data = False
                     time.sleep(self.delay)
-                    c.sendall(b"250 ok\r\n")
+                    with self._lock:
+                        reply = self.data_replies.pop(0) if self.data_replies else b"250 ok"
+                    c.sendall(reply + b"\r\n")
                 continue
             verb = line[:4].upper()
             if verb == b"EHLO":
@@ -152,7 +158,7 @@ class DirectDelivery(unittest.TestCase):
         cls.certs = tls_peers.make_certs(cls.dir / "certs")
         cls.dns = peers.Dnsmasq(ZONE).start()
         cls.port = peers.free_port_on(["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5",
-                                     "127.0.0.6", "127.0.0.7", "::1"])
+                                     "127.0.0.6", "127.0.0.7", "127.0.0.8", "::1"])
 
     @classmethod
     def tearDownClass(cls):
@@ -185,8 +191,10 @@ class DirectDelivery(unittest.TestCase):
         args = [blast.BIN, "send", "--task", str(task), "--template", str(tpl),
                 "--recipients", str(csvp), "--direct", "--helo", "sender.example.test",
                 "--dns-server", self.dns.address, "--mx-port", str(self.port),
-                "--retry-after", "300ms", "--retry-max", "1s", "--max-attempts", "2",
+                "--retry-after", "300ms", "--retry-max", "1s",
                 "--connect-timeout", "5s", "--dns-timeout", "150ms", *map(str, extra)]
+        if "--max-attempts" not in extra:
+            args += ["--max-attempts", "2"]
         p = peers.run(args, timeout=120)
         return task, p
 
@@ -314,6 +322,33 @@ class DirectDelivery(unittest.TestCase):
             self.assertGreaterEqual(slow.max_open, 1)
             self.assertLessEqual(slow.connections, 2, "one pool, connections kept while work comes")
         finally:
+            slow.close()
+
+    def test_push_back_slows_only_its_destination(self):
+        # mx.quota.test answers its first message with Office 365's quota reply, which pauses
+        # sending for a minute. Only that destination pauses: the 30 messages for a slow MX
+        # (0.1 s each, one connection) keep going and the run ends in seconds, not after the
+        # minute a run-wide pause would take.
+        slow = SlowSmtp("127.0.0.7", self.port, delay=0.1).start()
+        quota = SlowSmtp("127.0.0.8", self.port, delay=0, data_replies=[
+            b"554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException"]).start()
+        try:
+            rows = [["q@quota.test", "Q"]] + [[f"m{k}@many0.test", "M"] for k in range(30)]
+            t0 = time.monotonic()
+            task, p = self.send("pushback", TEMPLATE, rows, "--max-connections-per-domain", "1",
+                                "--max-attempts", "1", "--tls", "none")
+            elapsed = time.monotonic() - t0
+            self.assertEqual(p.returncode, 1, blast.describe(p))  # q@ deferred
+            db = blast.db_rows(task)
+            self.assertEqual(db["q@quota.test"]["status"], "deferred", db["q@quota.test"])
+            self.assertIn("SubmissionQuotaExceeded", db["q@quota.test"]["reply"])
+            self.assertEqual(sorted(slow.rcpts), sorted(r[0] for r in rows[1:]))
+            self.assertIn("push-back: 1 replies from 1 destinations (0 slow down, 1 quota)",
+                          p.stderr)
+            self.assertNotIn("throttle:", p.stderr)  # the run-wide throttle saw nothing
+            self.assertLess(elapsed, 45, "the other destination waited out the quota pause")
+        finally:
+            quota.close()
             slow.close()
 
     def test_stop_and_kill_then_resume_loses_no_recipient(self):
