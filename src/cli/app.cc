@@ -442,11 +442,7 @@ int run_cli(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: %s\n", lookup.error().message.c_str());
       return 2;
     }
-    mc.dns_servers = lookup->dns_servers;
-    mc.dns_timeout_ms = lookup->dns_timeout_ms;
-    mc.mx_port = lookup->mx_port;
-    mc.ipv4_only = lookup->ipv4_only;
-    mc.ipv6_only = lookup->ipv6_only;
+    mc.lookup = *lookup;
     if (mc.direct && send->count("--connections") == 0) mc.connections = 100;
     if (ro.relay.empty() && mc.pickup_dir.empty() && !mc.direct) {
       std::fprintf(stderr, "smtpblast: --relay HOST:PORT is required (or a --preset, or --pickup DIR)\n");

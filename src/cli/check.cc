@@ -188,12 +188,6 @@ void run_one(const RelaySetup& relay, const Target& t, OneShotHost& host, bool c
 
 // One MX lookup with the resolver send --direct uses, on a loop of its own.
 Result<dns::MxResult> lookup_mx(const DirectLookup& d, const std::string& domain) {
-  dns::ResolverConfig rc;
-  rc.servers = d.dns_servers;
-  rc.timeout_ms = static_cast<int>(d.dns_timeout_ms);
-  dns::MxResolverOptions mo;
-  mo.ipv4_only = d.ipv4_only;
-  mo.ipv6_only = d.ipv6_only;
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
@@ -207,7 +201,7 @@ Result<dns::MxResult> lookup_mx(const DirectLookup& d, const std::string& domain
   };
   Worker w(0);
   w.post([&] {
-    auto r = dns::MxResolver::create(w.loop(), rc, mo);
+    auto r = make_mx_resolver(w.loop(), d);
     if (!r.ok()) {
       error = r.error().message;
       finish();

@@ -533,13 +533,7 @@ void WorkerMailing::start() {
     static_cast<WorkerMailing*>(t->data)->flush_outcomes();
   }, std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms), std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms));
   if (cfg_.direct) {
-    dns::ResolverConfig rc;
-    rc.servers = cfg_.dns_servers;
-    rc.timeout_ms = static_cast<int>(cfg_.dns_timeout_ms);
-    dns::MxResolverOptions mo;
-    mo.ipv4_only = cfg_.ipv4_only;
-    mo.ipv6_only = cfg_.ipv6_only;
-    auto r = dns::MxResolver::create(worker_.loop(), rc, mo);
+    auto r = make_mx_resolver(worker_.loop(), cfg_.lookup);
     if (!r.ok()) {
       finished_ = aborted_ = true;
       runner_.worker_finished("DNS resolver: " + r.error().message, true);
@@ -806,7 +800,7 @@ Destination& WorkerMailing::destination_for(const std::string& key, const dns::M
   for (const auto& h : r.hosts) {
     for (const auto& ip : h.addresses) {
       sockaddr_storage ss{};
-      ip.to_sockaddr(cfg_.mx_port, ss);
+      ip.to_sockaddr(cfg_.lookup.mx_port, ss);
       p.addrs.push_back(ss);
       p.addr_names.push_back(h.host);
     }

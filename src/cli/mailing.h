@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/direct_lookup.h"
 #include "smtp/session.h"
 #include "store/suppression.h"
 #include "throttle/throttle.h"
@@ -46,11 +47,7 @@ struct MailingConfig {
   // --direct: no relay; each recipient goes to its domain's mail exchangers. `relay` then
   // carries the HELO name, TLS mode and context, and the connect timeout.
   bool direct = false;
-  std::vector<std::string> dns_servers;  // --dns-server; empty: /etc/resolv.conf
-  uint16_t mx_port = 25;                 // --mx-port (tests)
-  uint32_t dns_timeout_ms = 5000;        // --dns-timeout: first try; later tries double it
-  bool ipv4_only = false;
-  bool ipv6_only = false;
+  DirectLookup lookup;                    // --dns-server, --dns-timeout, --mx-port, --ipv*-only
   uint32_t max_conn_per_domain = 5;      // --max-connections-per-domain
   uint32_t max_rcpt_per_txn = 50;        // --max-rcpt-per-txn (same content for all only)
   const struct MessageSetup* message = nullptr;  // --dkim-*, --unsubscribe-* (dkim_options.h)

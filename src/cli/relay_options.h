@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/direct_lookup.h"
 #include "loop/result.h"
 #include "smtp/session.h"
 
@@ -81,15 +82,6 @@ struct DirectOptions {
   bool direct = false;
   std::vector<std::string> dns_servers;  // --dns-server IP[:PORT] (repeatable)
   std::string dns_timeout = "5s";
-  uint16_t mx_port = 25;
-  bool ipv4_only = false;
-  bool ipv6_only = false;
-};
-
-// The validated form: how to look up MX hosts and where they listen.
-struct DirectLookup {
-  std::vector<std::string> dns_servers;  // empty: /etc/resolv.conf
-  uint32_t dns_timeout_ms = 5000;        // the first try; later tries double it
   uint16_t mx_port = 25;
   bool ipv4_only = false;
   bool ipv6_only = false;
