@@ -3,11 +3,13 @@
 #include "cli/mailing.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/file.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,18 +19,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <map>
-#include <netinet/in.h>
-#include <deque>
-#include <unordered_map>
-#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 
 #include "cli/dkim_options.h"
 #include "cli/relay_options.h"
@@ -46,9 +46,9 @@ namespace {
 
 constexpr size_t kBatch = 512;          // recipients claimed per request
 constexpr size_t kOutcomeFlush = 256;   // outcomes a worker hands over at once
-constexpr uint64_t kFlushMs = 50;
+constexpr uint64_t kFlushMs = 50;       // ... or after this long (at most the commit interval)
 constexpr size_t kDirectQueue = 32768;  // --direct: recipients a worker holds queued
-constexpr uint64_t kRenderSliceNs = 5000000;  // rendering one loop iteration may do (5 ms)       // ... or after this long (at most the commit interval)
+constexpr uint64_t kRenderSliceNs = 5000000;  // rendering one loop iteration may do (5 ms)
 
 
 uint64_t wall_ms() {
