@@ -98,6 +98,15 @@ struct Report {
   std::vector<std::string> values;  // --backup-dir: merge values, for the file name
 };
 
+// A claimed recipient never started: back to the status it had before the claim (so nothing
+// stays in flight in the store).
+void add_released(std::vector<Report>& out, const RecipientRow& row) {
+  Report& r = out.emplace_back();
+  r.out.id = row.id;
+  r.out.status = row.status;
+  r.out.status_only = true;
+}
+
 class Destination;
 
 // A recipient on its way through a worker: the row, its rendered message, its transaction.
@@ -115,6 +124,11 @@ struct Job {
 };
 
 const std::string& rcpt_address(const Job* j) { return j->rcpt.empty() ? j->row.email : j->rcpt; }
+
+// `email` with the part after its last '@' replaced (the A-label form of an IDN domain).
+std::string with_domain(const std::string& email, const std::string& domain) {
+  return email.substr(0, email.rfind('@') + 1) + domain;
+}
 
 // --direct: recipients of one domain handed from the worker that looked the domain up to the
 // worker that owns its destination (its MX set), with the answer, so the owner needs no
@@ -190,6 +204,7 @@ class WorkerMailing {
   // SIGINT/SIGTERM: start nothing new; transactions under way finish.
   void stop_new();
   void destroy();  // on the loop thread; frees this
+  size_t index() const { return static_cast<size_t>(worker_.index()); }  // in Runner::mailings_
 
  private:
   friend class Runner;
@@ -211,6 +226,8 @@ class WorkerMailing {
   // One timer; an earlier time wins.
   void poke_later(uint64_t at_wall_ms);
   uint64_t now() const { return uv_now(worker_.loop()); }
+  // A deferred recipient's retry is due soon enough to keep an idle session open for it.
+  bool retry_soon() const;
   uint64_t backoff_ms(uint32_t level);
 
   // Routing: the relay's single queue, or (direct) the queue of the domain's MX set.
@@ -675,7 +692,7 @@ void WorkerMailing::route(Job* j) {
         hand_over(m->second.owner, domain, m->second.mx, j);
         return;
       }
-      if (!m->second.alabel.empty()) j->rcpt = e.substr(0, e.rfind('@') + 1) + m->second.alabel;
+      if (!m->second.alabel.empty()) j->rcpt = with_domain(e, m->second.alabel);
       enqueue(*m->second.dest, j);
       ++settled_;
       return;
@@ -743,7 +760,7 @@ void WorkerMailing::route_resolved(const std::string& domain,
   std::string key = route_key(r);
   size_t owner = owner_of_route(key, runner_.worker_count());
   if (routes_.size() >= 100000) routes_.clear();  // bounded; the resolver keeps its cache
-  if (owner != static_cast<size_t>(worker_.index())) {
+  if (owner != index()) {
     // The destination lives on another loop: its limits and its queue stay in one place.
     if (r.expires_ms > 0) routes_[domain] = Route{nullptr, std::string(), r.expires_ms, owner, mx};
     for (Job* j : jobs) hand_over(owner, domain, mx, j);
@@ -754,10 +771,7 @@ void WorkerMailing::route_resolved(const std::string& domain,
   bool alabel = !is_ascii(domain);
   if (r.expires_ms > 0) routes_[domain] = Route{&d, alabel ? r.domain : std::string(), r.expires_ms};
   for (Job* j : jobs) {
-    if (alabel) {
-      const std::string& e = j->row.email;
-      j->rcpt = e.substr(0, e.rfind('@') + 1) + r.domain;
-    }
+    if (alabel) j->rcpt = with_domain(j->row.email, r.domain);
     enqueue(d, j);
   }
   settled_ += static_cast<int64_t>(jobs.size());
@@ -953,8 +967,7 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     // (Recipients unsettled anywhere may yet be handed to this worker's destinations, soon
     // unless they wait to retry a lookup.)
     bool more_may_come = !exhausted_ || !lookups_.empty() ||
-                         runner_.unsettled() > runner_.dns_retrying() ||
-                         (!delayed_.empty() && delayed_.begin()->first <= now() + kHoldForRetryMs);
+                         runner_.unsettled() > runner_.dns_retrying() || retry_soon();
     if (!starved_.empty() || !more_may_come) {
       maybe_finish();
       return SessionHost::Next::kDone;
@@ -962,18 +975,19 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     return SessionHost::Next::kWait;
   }
   if (!exhausted_) return SessionHost::Next::kWait;  // a batch is on its way
-  if (!delayed_.empty() && delayed_.begin()->first <= now() + kHoldForRetryMs) return SessionHost::Next::kWait;
+  if (retry_soon()) return SessionHost::Next::kWait;
   maybe_finish();
   return SessionHost::Next::kDone;
+}
+
+bool WorkerMailing::retry_soon() const {
+  return !delayed_.empty() && delayed_.begin()->first <= now() + kHoldForRetryMs;
 }
 
 void WorkerMailing::release(Job* j) { release_row(j->row); }
 
 void WorkerMailing::release_row(const RecipientRow& row) {
-  Report& r = outcomes_.emplace_back();
-  r.out.id = row.id;
-  r.out.status = row.status;
-  r.out.status_only = true;
+  add_released(outcomes_, row);
   if (outcomes_.size() >= kOutcomeFlush) flush_outcomes();
 }
 
@@ -1586,12 +1600,7 @@ void Runner::release_pending(std::vector<Report>& outcomes) {
   if (pending_total_ == 0) return;
   // Claimed but never handed to a worker: back to their earlier status, nothing in flight.
   for (auto& q : pending_) {
-    for (auto& r : q) {
-      Report& rep = outcomes.emplace_back();
-      rep.out.id = r.id;
-      rep.out.status = r.status;
-      rep.out.status_only = true;
-    }
+    for (const auto& r : q) add_released(outcomes, r);
     q.clear();
   }
   settle(static_cast<int64_t>(pending_total_));
@@ -1604,11 +1613,7 @@ void Runner::serve_direct(const std::vector<WorkerMailing*>& requests, std::vect
     pending_.resize(n);
     parked_.assign(n, false);
   }
-  for (WorkerMailing* w : requests) {
-    size_t idx = 0;
-    while (mailings_[idx] != w) ++idx;
-    parked_[idx] = true;
-  }
+  for (WorkerMailing* w : requests) parked_[w->index()] = true;
   // Claim while a parked worker has nothing and the rows held stay bounded (a worker whose
   // domains are slow must not make the others read the whole task into memory).
   const size_t cap = kDirectQueue * n;
@@ -1767,9 +1772,7 @@ void Runner::loop() {
           (void)claim_next(rows, outcomes);
           exhausted = exhausted_;
         }
-        size_t idx = 0;
-        while (mailings_[idx] != w) ++idx;
-        workers_[idx]->post([w, r = std::move(rows), exhausted]() mutable {
+        workers_[w->index()]->post([w, r = std::move(rows), exhausted]() mutable {
           w->add_batch(std::move(r), exhausted);
         });
         rows = {};
