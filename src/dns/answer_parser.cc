@@ -20,6 +20,8 @@ const char* record_type_name(RecordType t) {
       return "CNAME";
     case RecordType::kSoa:
       return "SOA";
+    case RecordType::kPtr:
+      return "PTR";
     case RecordType::kMx:
       return "MX";
     case RecordType::kTxt:
@@ -97,6 +99,8 @@ bool Answer::no_data() const {
       return txt.empty();
     case RecordType::kTlsa:
       return tlsa.empty();
+    case RecordType::kPtr:
+      return ptr.empty();
     case RecordType::kCname:
       return cname_chain.empty();
     case RecordType::kSoa:
@@ -256,6 +260,12 @@ Result<Answer> parse_answer(const uint8_t* data, size_t size) {
           text.append(reinterpret_cast<const char*>(d + 1), len);
         }
         a.txt.push_back(std::move(text));
+        break;
+      }
+      case LDNS_RR_TYPE_PTR: {
+        const ldns_rdf* target = field(rr, 0, LDNS_RDF_TYPE_DNAME);
+        if (target == nullptr) return bad("malformed PTR record");
+        a.ptr.push_back(dname_to_string(target));
         break;
       }
       case LDNS_RR_TYPE_TLSA: {

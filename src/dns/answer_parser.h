@@ -20,6 +20,7 @@ enum class RecordType : uint16_t {
   kA = 1,
   kCname = 5,
   kSoa = 6,
+  kPtr = 12,
   kMx = 15,
   kTxt = 16,
   kAaaa = 28,
@@ -83,6 +84,7 @@ struct Answer {
   std::vector<IpAddress> addresses;  // A and AAAA, in answer order
   std::vector<std::string> txt;      // each record's character-strings concatenated
   std::vector<TlsaRecord> tlsa;
+  std::vector<std::string> ptr;  // PTR targets, normalised names (reverse DNS)
   // Minimum TTL of the kept answer records (CNAMEs included); nullopt when there are none.
   std::optional<uint32_t> min_ttl;
   // RFC 2308 §5: min(SOA TTL, SOA MINIMUM) of the SOA in the authority section, if any.

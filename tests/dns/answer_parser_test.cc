@@ -290,6 +290,16 @@ TEST(AnswerParser, Tlsa) {
   EXPECT_EQ(r->tlsa[0].data[31], 0xef);
 }
 
+TEST(AnswerParser, Ptr) {
+  auto w = build_answer("10.2.0.192.in-addr.arpa.", 12, 0,
+                        {"10.2.0.192.in-addr.arpa. 300 IN PTR Mail.Example.COM."});
+  auto r = parse_answer(w.data(), w.size());
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  ASSERT_EQ(r->ptr.size(), 1u);
+  EXPECT_EQ(r->ptr[0], "mail.example.com");
+  EXPECT_FALSE(r->no_data());
+}
+
 TEST(AnswerParser, CnameLoopIsAnError) {
   auto w = build_answer("a.example.", 1, 0,
                         {"a.example. 60 IN CNAME b.example.", "b.example. 60 IN CNAME a.example."});
