@@ -13,6 +13,7 @@
 
 #include "cli/check.h"
 #include "cli/dkim_options.h"
+#include "cli/doctor_cmd.h"
 #include "cli/mailing.h"
 #include "cli/relay_options.h"
 #include "cli/unsub_verify.h"
@@ -280,6 +281,8 @@ int run_cli(int argc, char** argv) {
                    "doubling (with jitter) up to --retry-max (default 1m with --direct, else "
                    "--retry-delay)");
   send->add_option("--retry-max", retry_max, "the longest retry delay (default 1h)");
+  DoctorArgs preflight;  // send --preflight: the doctor's checks first
+  add_preflight_options(send, preflight);
 
   // check, test
   RelayOptions check_ro;
@@ -401,6 +404,10 @@ int run_cli(int argc, char** argv) {
   sink->add_flag("--no-pipelining", sink_no_pipelining, "do not announce PIPELINING");
   sink->add_flag("--no-chunking", sink_no_chunking, "do not announce CHUNKING");
 
+  // doctor: send's flags (all of them, so send's command line works with doctor in front)
+  DoctorArgs doctor_args;
+  auto* doctor = add_doctor_command(app, *send, doctor_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -464,6 +471,11 @@ int run_cli(int argc, char** argv) {
       return 2;
     }
     mc.message = &msg.value();
+    if (preflight.preflight) {
+      int rc = run_preflight(preflight, *send, mc.template_path, mc.from, mc.recipients_path,
+                             mc.task_path, ro, send_msg, send_direct, mc.force);
+      if (rc != 0) return rc;
+    }
     SuppressionList suppress;
     for (const std::string& f : suppress_files) {
       if (auto r = suppress.load_file(f); !r.ok()) {
@@ -511,6 +523,7 @@ int run_cli(int argc, char** argv) {
     mc.progress = isatty(STDERR_FILENO) != 0;
     return run_mailing(mc);
   }
+  if (*doctor) return run_doctor(doctor_args, *doctor);
   if (*unsub_verify) return run_unsub_verify(unsub_args);
   if (*dkim_record) return run_dkim_record(record_msg);
   if (*status) return cmd_status(status_task, status_json, status_failed, status_deferred);
