@@ -472,7 +472,7 @@ int run_cli(int argc, char** argv) {
     }
     mc.message = &msg.value();
     if (preflight.preflight) {
-      int rc = run_preflight(preflight, *send, mc.template_path, mc.from, mc.recipients_path,
+      int rc = run_preflight(preflight, mc.template_path, mc.from, mc.recipients_path,
                              mc.task_path, ro, send_msg, send_direct, mc.force);
       if (rc != 0) return rc;
     }
@@ -523,7 +523,7 @@ int run_cli(int argc, char** argv) {
     mc.progress = isatty(STDERR_FILENO) != 0;
     return run_mailing(mc);
   }
-  if (*doctor) return run_doctor(doctor_args, *doctor);
+  if (*doctor) return run_doctor(doctor_args);
   if (*unsub_verify) return run_unsub_verify(unsub_args);
   if (*dkim_record) return run_dkim_record(record_msg);
   if (*status) return cmd_status(status_task, status_json, status_failed, status_deferred);

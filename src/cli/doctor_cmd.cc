@@ -263,8 +263,7 @@ void add_preflight_options(CLI::App* send, DoctorArgs& a) {
                    "--preflight: a public address mail leaves from (repeatable; only evaluated)");
 }
 
-int run_doctor(const DoctorArgs& a0, const CLI::App& cmd) {
-  (void)cmd;
+int run_doctor(const DoctorArgs& a0) {
   DoctorArgs a = a0;
   if (!a.preset.empty()) {
     auto p = find_preset(a.preset);
@@ -281,11 +280,10 @@ int run_doctor(const DoctorArgs& a0, const CLI::App& cmd) {
   return rep->exit_code();
 }
 
-int run_preflight(DoctorArgs a, const CLI::App& send, const std::string& template_path,
+int run_preflight(DoctorArgs a, const std::string& template_path,
                   const std::string& from, const std::string& recipients_path,
                   const std::string& task_path, const RelayOptions& relay,
                   const MessageOptions& message, const DirectOptions& direct, bool force) {
-  (void)send;
   a.template_path = template_path;
   a.from = from;
   a.recipients_path = recipients_path;

@@ -33,11 +33,11 @@ void add_preflight_options(CLI::App* send, DoctorArgs& a);
 
 // Runs the checks and prints the report (text, or --json). 0 nothing fails, 1 something
 // fails, 2 bad flags or files.
-int run_doctor(const DoctorArgs& a, const CLI::App& cmd);
+int run_doctor(const DoctorArgs& a);
 
 // send --preflight: the same checks with send's flags; the report goes to stderr. 0 lets the
 // mailing go: nothing fails, or `force`. Otherwise the exit code for send to return.
-int run_preflight(DoctorArgs a, const CLI::App& send, const std::string& template_path,
+int run_preflight(DoctorArgs a, const std::string& template_path,
                   const std::string& from, const std::string& recipients_path,
                   const std::string& task_path, const RelayOptions& relay,
                   const MessageOptions& message, const DirectOptions& direct, bool force);
