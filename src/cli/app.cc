@@ -471,7 +471,7 @@ int run_cli(int argc, char** argv) {
       return 2;
     }
     mc.message = &msg.value();
-    if (preflight.preflight) {
+    if (preflight.preflight || !preflight.ips.empty()) {
       int rc = run_preflight(preflight, mc.template_path, mc.from, mc.recipients_path,
                              mc.task_path, ro, send_msg, send_direct, mc.force);
       if (rc != 0) return rc;

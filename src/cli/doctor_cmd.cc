@@ -284,6 +284,7 @@ int run_preflight(DoctorArgs a, const std::string& template_path,
                   const std::string& from, const std::string& recipients_path,
                   const std::string& task_path, const RelayOptions& relay,
                   const MessageOptions& message, const DirectOptions& direct, bool force) {
+  if (!a.preflight) return usage("--ip goes with --preflight (send itself does not choose its address)");
   a.template_path = template_path;
   a.from = from;
   a.recipients_path = recipients_path;

@@ -376,6 +376,14 @@ class DoctorTest(unittest.TestCase):
         self.assertEqual(delivered, [])
         self.assertFalse(task.exists())
 
+    def test_send_ip_without_preflight_is_a_usage_error(self):
+        p = peers.run([blast.BIN, "send", "--task", str(self.wd.path / "noip.db"),
+                       "--template", str(self.template("pass.test")), "--relay", "127.0.0.1:1",
+                       "--ip", IP], timeout=30)
+        self.assertEqual(p.returncode, 2, blast.describe(p))
+        self.assertIn("--ip goes with --preflight", p.stderr)
+        self.assertFalse((self.wd.path / "noip.db").exists())
+
     def test_preflight_force_sends_anyway(self):
         p, delivered, _ = self.preflight_send("nodmarc.test", "--force")
         self.assertEqual(p.returncode, 0, blast.describe(p))
