@@ -331,6 +331,18 @@ class DoctorTest(unittest.TestCase):
         self.assertTrue(rows)
         self.assertFalse((self.wd.path / "x.db").exists())
 
+    def test_recipients_from_the_task(self):
+        task = self.wd.path / "imported.db"
+        p = peers.run([blast.BIN, "import", "--task", str(task), "--recipients", str(self.csv)],
+                      timeout=30)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        args = self.args("pass.test")
+        i = args.index("--recipients")
+        del args[i:i + 2]
+        rows = self.doctor(*args, "--task", str(task), expect=0)
+        self.assertTrue(self.row(rows, "recipients", "")["evidence"].startswith(
+            "2 of 3 recipients (66.7%) at Gmail, Yahoo or Microsoft"))
+
     def test_usage_errors_exit_2(self):
         for args in (["--template", "/nonexistent"],
                      ["--template", str(self.template("pass.test")), "--ip", "not-an-ip"],
@@ -366,6 +378,9 @@ class DoctorTest(unittest.TestCase):
         p, delivered, _ = self.preflight_send("pass.test")
         self.assertEqual(p.returncode, 0, blast.describe(p))
         self.assertIn("PASS   spf pass.test for 192.0.2.10", p.stderr)
+        # --direct: STARTTLS is asked of the recipients' MX (aiosmtpd offers none here: a WARN,
+        # since the recipient's server is not the sender's to fix).
+        self.assertRegex(p.stderr, r"WARN   starttls rcpt\.test \(MX mx\.rcpt\.test 127\.0\.0\.1:\d+\)")
         self.assertEqual(len(delivered), 1, blast.describe(p))
 
     def test_preflight_refuses_a_failing_mailing(self):
