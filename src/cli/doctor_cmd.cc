@@ -10,9 +10,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "dns/resolver.h"
 #include "doctor/doctor.h"
 #include "doctor/org_domain.h"
-#include "dns/resolver.h"
 #include "message/dkim.h"
 #include "message/template.h"
 #include "store/csv_reader.h"
@@ -65,7 +65,8 @@ int load(const DoctorArgs& a, Loaded& out) {
   }
   uint32_t timeout = 0;
   if (!parse_duration_ms(a.direct.dns_timeout, timeout) || timeout == 0 || timeout > 60000) {
-    return usage("--dns-timeout: '" + a.direct.dns_timeout + "' is not a duration between 1ms and 60s");
+    return usage("--dns-timeout: '" + a.direct.dns_timeout +
+                 "' is not a duration between 1ms and 60s");
   }
   out.dns.servers = a.direct.dns_servers;
   out.dns.timeout_ms = static_cast<int>(timeout);
@@ -162,7 +163,8 @@ int load(const DoctorArgs& a, Loaded& out) {
   in.from_address = tpl->from_address();
   if (in.from_address.empty()) in.from_address = a.from;
   in.envelope_from = !a.return_path.empty() ? a.return_path
-                                            : !a.from.empty() ? a.from : in.from_address;
+                     : !a.from.empty()      ? a.from
+                                            : in.from_address;
 
   // Sending hosts: --ip, else the relay's addresses (the relay is who receivers see).
   for (const std::string& s : a.ips) {
@@ -217,9 +219,10 @@ Result<doctor::Report> check(const DoctorArgs& a, int& code) {
 
 CLI::App* add_doctor_command(CLI::App& app, const CLI::App& send, DoctorArgs& a) {
   auto* cmd = app.add_subcommand(
-      "doctor", "pre-flight check that a mailing will be accepted by Gmail, Yahoo and Microsoft: "
-                "SPF, DKIM, DMARC, reverse DNS, MX, MTA-STS/TLS-RPT, STARTTLS and the message; "
-                "takes send's flags");
+      "doctor",
+      "pre-flight check that a mailing will be accepted by Gmail, Yahoo and Microsoft: "
+      "SPF, DKIM, DMARC, reverse DNS, MX, MTA-STS/TLS-RPT, STARTTLS and the message; "
+      "takes send's flags");
   cmd->add_option("--template", a.template_path, "the message template send would use")
       ->required()
       ->check(CLI::ExistingFile);
@@ -231,7 +234,8 @@ CLI::App* add_doctor_command(CLI::App& app, const CLI::App& send, DoctorArgs& a)
                   "evaluated, never contacted");
   cmd->add_option("--recipients", a.recipients_path, "the list: share of big-provider recipients")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--task", a.task_path, "the task: its recipients still to send, when no --recipients");
+  cmd->add_option("--task", a.task_path,
+                  "the task: its recipients still to send, when no --recipients");
   cmd->add_option("--preset", a.preset, "provider preset, as for send");
   cmd->add_flag("--json", a.json, "the report as one JSON object");
   add_relay_options(cmd, a.relay, false);
@@ -257,8 +261,9 @@ CLI::App* add_doctor_command(CLI::App& app, const CLI::App& send, DoctorArgs& a)
 }
 
 void add_preflight_options(CLI::App* send, DoctorArgs& a) {
-  send->add_flag("--preflight", a.preflight,
-                 "run `smtpblast doctor` first and do not send when a check fails (unless --force)");
+  send->add_flag(
+      "--preflight", a.preflight,
+      "run `smtpblast doctor` first and do not send when a check fails (unless --force)");
   send->add_option("--ip", a.ips,
                    "--preflight: a public address mail leaves from (repeatable; only evaluated)");
 }
@@ -280,11 +285,12 @@ int run_doctor(const DoctorArgs& a0) {
   return rep->exit_code();
 }
 
-int run_preflight(DoctorArgs a, const std::string& template_path,
-                  const std::string& from, const std::string& recipients_path,
-                  const std::string& task_path, const RelayOptions& relay,
-                  const MessageOptions& message, const DirectOptions& direct, bool force) {
-  if (!a.preflight) return usage("--ip goes with --preflight (send itself does not choose its address)");
+int run_preflight(DoctorArgs a, const std::string& template_path, const std::string& from,
+                  const std::string& recipients_path, const std::string& task_path,
+                  const RelayOptions& relay, const MessageOptions& message,
+                  const DirectOptions& direct, bool force) {
+  if (!a.preflight)
+    return usage("--ip goes with --preflight (send itself does not choose its address)");
   a.template_path = template_path;
   a.from = from;
   a.recipients_path = recipients_path;
@@ -303,8 +309,9 @@ int run_preflight(DoctorArgs a, const std::string& template_path,
                  rep->count(doctor::Verdict::kFail));
     return 0;
   }
-  std::fprintf(stderr, "smtpblast: preflight: %zu check(s) fail; not sending (fix them, or give "
-                       "--force to send anyway)\n",
+  std::fprintf(stderr,
+               "smtpblast: preflight: %zu check(s) fail; not sending (fix them, or give "
+               "--force to send anyway)\n",
                rep->count(doctor::Verdict::kFail));
   return 1;
 }

@@ -38,9 +38,9 @@ int run_doctor(const DoctorArgs& a);
 // send --preflight: the same checks with send's flags; the report goes to stderr. 0 lets the
 // mailing go: nothing fails, or `force`. Otherwise the exit code for send to return (2 also
 // when --ip is given without --preflight).
-int run_preflight(DoctorArgs a, const std::string& template_path,
-                  const std::string& from, const std::string& recipients_path,
-                  const std::string& task_path, const RelayOptions& relay,
-                  const MessageOptions& message, const DirectOptions& direct, bool force);
+int run_preflight(DoctorArgs a, const std::string& template_path, const std::string& from,
+                  const std::string& recipients_path, const std::string& task_path,
+                  const RelayOptions& relay, const MessageOptions& message,
+                  const DirectOptions& direct, bool force);
 
 }  // namespace sb

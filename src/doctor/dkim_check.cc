@@ -49,7 +49,8 @@ std::string shorten(const std::string& record) {
   size_t p = record.find("p=");
   if (p == std::string::npos || record.size() - p < 40) return record;
   size_t end = record.find(';', p);
-  std::string key = record.substr(p + 2, end == std::string::npos ? std::string::npos : end - p - 2);
+  std::string key =
+      record.substr(p + 2, end == std::string::npos ? std::string::npos : end - p - 2);
   std::string k = strip_ws(key);
   if (k.size() < 40) return record;
   return record.substr(0, p + 2) + k.substr(0, 16) + "..." + k.substr(k.size() - 16) +
@@ -146,21 +147,25 @@ DkimOutcome check_dkim(const std::vector<DkimKey>& keys, const std::string& from
       int bits = key_bits(want_p);
       if (bits > 0 && bits < 2048) {
         row.verdict = Verdict::kWarn;
-        row.expected = "an RSA key of 2048 bits or more (this one has " + std::to_string(bits) +
-                       ")";
-        row.fix = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out new.pem, "
-                  "then publish it under a new selector";
+        row.expected =
+            "an RSA key of 2048 bits or more (this one has " + std::to_string(bits) + ")";
+        row.fix =
+            "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out new.pem, "
+            "then publish it under a new selector";
       }
     }
     if (row.verdict != Verdict::kFail) out.passing_domains.push_back(k.domain);
     out.rows.push_back(row);
     // Alignment: a signature counts for DMARC only when d= is the From domain or shares its
     // organizational domain (relaxed; the DMARC row applies a strict adkim=s).
-    Row al{"dkim-alignment", "d=" + k.domain, Verdict::kPass,
+    Row al{"dkim-alignment",
+           "d=" + k.domain,
+           Verdict::kPass,
            "From domain " + from_domain + " (organizational domain " +
                organizational_domain(from_domain) + "), d=" + k.domain + " (" +
                organizational_domain(k.domain) + ")",
-           "d= in the From domain's organizational domain", ""};
+           "d= in the From domain's organizational domain",
+           ""};
     if (!aligned(k.domain, from_domain, false)) {
       al.verdict = Verdict::kFail;
       al.fix = "sign with --dkim-domain " + from_domain + " (a key published at SEL._domainkey." +
@@ -170,7 +175,8 @@ DkimOutcome check_dkim(const std::vector<DkimKey>& keys, const std::string& from
   }
   // One aligned signature is enough for DMARC: others that do not align only cost bytes.
   bool any_aligned = false;
-  for (const Row& r : out.rows) any_aligned |= r.check == "dkim-alignment" && r.verdict == Verdict::kPass;
+  for (const Row& r : out.rows)
+    any_aligned |= r.check == "dkim-alignment" && r.verdict == Verdict::kPass;
   for (Row& r : out.rows) {
     if (any_aligned && r.check == "dkim-alignment" && r.verdict == Verdict::kFail) {
       r.verdict = Verdict::kWarn;

@@ -38,9 +38,11 @@ std::vector<Row> check_dmarc(const DmarcInput& in, DnsSource& dns) {
     rec = dmarc_record(dns, org, &error);
     where = org;
   }
-  std::string publish = zone_txt("_dmarc." + org, "v=DMARC1; p=none; rua=mailto:dmarc-reports@" + org);
+  std::string publish =
+      zone_txt("_dmarc." + org, "v=DMARC1; p=none; rua=mailto:dmarc-reports@" + org);
   if (!error.empty()) {
-    rows.push_back({"dmarc", from, Verdict::kFail, "no DNS answer for _dmarc." + where + ": " + error,
+    rows.push_back({"dmarc", from, Verdict::kFail,
+                    "no DNS answer for _dmarc." + where + ": " + error,
                     "a TXT record v=DMARC1 at _dmarc." + from + " or _dmarc." + org,
                     "make the name servers answer"});
     return rows;
@@ -56,13 +58,17 @@ std::vector<Row> check_dmarc(const DmarcInput& in, DnsSource& dns) {
   auto tags = parse_tags(rec);
   bool inherited = where != from;
   // Subdomains inherit sp= (RFC 7489 §6.3), else p=.
-  std::string policy = inherited && tags.count("sp") ? tags["sp"] : (tags.count("p") ? tags["p"] : "");
-  Row row{"dmarc", from, Verdict::kPass,
+  std::string policy =
+      inherited && tags.count("sp") ? tags["sp"] : (tags.count("p") ? tags["p"] : "");
+  Row row{"dmarc",
+          from,
+          Verdict::kPass,
           "_dmarc." + where + ": " + rec +
               (inherited ? " (no record at _dmarc." + from +
                                ": the organizational domain's record applies)"
                          : ""),
-          "v=DMARC1 with p=none, quarantine or reject", ""};
+          "v=DMARC1 with p=none, quarantine or reject",
+          ""};
   if (policy != "none" && policy != "quarantine" && policy != "reject") {
     row.verdict = Verdict::kFail;
     row.expected = "p=none, p=quarantine or p=reject (found '" + policy + "')";
@@ -91,18 +97,25 @@ std::vector<Row> check_dmarc(const DmarcInput& in, DnsSource& dns) {
     ev += dkim_aligned.empty() ? " not aligned" : " aligned";
   }
   ev += std::string(" (adkim=") + (strict_dkim ? "s" : "r") + ") with From " + from;
-  Row al{"dmarc-alignment", from, Verdict::kPass, ev,
-         "SPF or DKIM passing and aligned with the From domain (both, for Gmail's bulk rules)", ""};
+  Row al{"dmarc-alignment",
+         from,
+         Verdict::kPass,
+         ev,
+         "SPF or DKIM passing and aligned with the From domain (both, for Gmail's bulk rules)",
+         ""};
   if (!spf_ok && dkim_aligned.empty()) {
     al.verdict = Verdict::kFail;
     if (strict_dkim && !in.dkim_domains.empty() && aligned(in.dkim_domains[0], from, false)) {
-      al.fix = "sign with --dkim-domain " + from + " (strict adkim=s wants the exact From domain), "
+      al.fix = "sign with --dkim-domain " + from +
+               " (strict adkim=s wants the exact From domain), "
                "or publish adkim=r:\n" +
                zone_txt("_dmarc." + where, "v=DMARC1; p=" + (tags.count("p") ? tags["p"] : "none") +
                                                "; adkim=r; aspf=r");
     } else {
-      al.fix = "sign with --dkim-domain " + from + " (and publish its key), or send with an "
-               "envelope sender (--from) at " + from + " whose SPF record lists the sending IPs";
+      al.fix = "sign with --dkim-domain " + from +
+               " (and publish its key), or send with an "
+               "envelope sender (--from) at " +
+               from + " whose SPF record lists the sending IPs";
     }
   } else if (!spf_ok || dkim_aligned.empty()) {
     al.verdict = Verdict::kWarn;

@@ -39,9 +39,9 @@ Report run_checks(const DoctorInput& in, DnsSource& dns) {
       rep.add(Row{"starttls", in.relay_name, Verdict::kPass, "implicit TLS (--tls implicit)",
                   "TLS to the relay", ""});
     } else {
-      rep.add(starttls_row(in.relay_name, probe_ehlo(in.relay_addrs.front(),
-                                                     in.helo.empty() ? "localhost" : in.helo,
-                                                     in.timeout_ms)));
+      rep.add(starttls_row(
+          in.relay_name, probe_ehlo(in.relay_addrs.front(), in.helo.empty() ? "localhost" : in.helo,
+                                    in.timeout_ms)));
     }
   } else if (in.direct) {
     std::vector<std::string> domains;
@@ -55,7 +55,8 @@ Report run_checks(const DoctorInput& in, DnsSource& dns) {
   }
 
   if (in.rendered.empty()) {
-    rep.add(Row{"message", "", Verdict::kFail, "the template could not be rendered: " + in.render_error,
+    rep.add(Row{"message", "", Verdict::kFail,
+                "the template could not be rendered: " + in.render_error,
                 "a message send can render", "fix the template"});
   } else {
     rep.add(check_message(in.rendered, in.template_raw));

@@ -71,7 +71,8 @@ bool valid_address(const std::string& addr) {
     return false;
   }
   for (char c : addr) {
-    if (std::isspace(static_cast<unsigned char>(c)) || c == '<' || c == '>' || c == ',') return false;
+    if (std::isspace(static_cast<unsigned char>(c)) || c == '<' || c == '>' || c == ',')
+      return false;
   }
   return true;
 }
@@ -84,8 +85,10 @@ std::vector<std::string> from_addresses(const std::string& value) {
   for (size_t i = 0; i < value.size(); ++i) {
     char c = value[i];
     if (quoted) {
-      if (c == '\\') ++i;
-      else if (c == '"') quoted = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        quoted = false;
       continue;
     }
     if (depth > 0) {
@@ -93,9 +96,12 @@ std::vector<std::string> from_addresses(const std::string& value) {
       if (c == ')') --depth;
       continue;
     }
-    if (c == '"') quoted = true;
-    else if (c == '(') depth = 1;
-    else plain.push_back(c);
+    if (c == '"')
+      quoted = true;
+    else if (c == '(')
+      depth = 1;
+    else
+      plain.push_back(c);
   }
   std::vector<std::string> out;
   size_t i = 0;
@@ -156,7 +162,8 @@ std::vector<Row> check_message(const std::string& rendered, const std::string& t
       r.fix = "add " + label + " to the template";
     } else {
       r.evidence = f[0]->value;
-      if (fields_named(tfields, name).empty()) r.evidence += " (added by smtpblast to each message)";
+      if (fields_named(tfields, name).empty())
+        r.evidence += " (added by smtpblast to each message)";
     }
     rows.push_back(r);
   }
@@ -164,23 +171,29 @@ std::vector<Row> check_message(const std::string& rendered, const std::string& t
   // RFC 8058 one-click unsubscribe: both fields, and a DKIM signature covering both.
   auto lu = fields_named(fields, "list-unsubscribe");
   auto lup = fields_named(fields, "list-unsubscribe-post");
-  Row un{"list-unsubscribe", "List-Unsubscribe:", Verdict::kPass, "",
+  Row un{"list-unsubscribe",
+         "List-Unsubscribe:",
+         Verdict::kPass,
+         "",
          "List-Unsubscribe: <https://...> and List-Unsubscribe-Post: List-Unsubscribe=One-Click, "
          "both covered by a DKIM signature (RFC 8058)",
          ""};
-  std::string flag_fix = "send with --unsubscribe-url 'https://your-domain/unsubscribe/{{token}}' "
-                         "--unsubscribe-secret-file FILE (smtpblast adds both fields and signs "
-                         "them)";
+  std::string flag_fix =
+      "send with --unsubscribe-url 'https://your-domain/unsubscribe/{{token}}' "
+      "--unsubscribe-secret-file FILE (smtpblast adds both fields and signs "
+      "them)";
   bool https = !lu.empty() && lower(lu[0]->value).find("<https://") != std::string::npos;
   if (lu.empty()) {
     un.verdict = Verdict::kFail;
     un.evidence = "no List-Unsubscribe: field";
     un.fix = flag_fix;
-  } else if (lup.empty() || lower(lup[0]->value).find("list-unsubscribe=one-click") ==
-                                std::string::npos || !https) {
+  } else if (lup.empty() ||
+             lower(lup[0]->value).find("list-unsubscribe=one-click") == std::string::npos ||
+             !https) {
     un.verdict = Verdict::kFail;
-    un.evidence = "List-Unsubscribe: " + lu[0]->value + "; " +
-                  (lup.empty() ? "no List-Unsubscribe-Post:" : "List-Unsubscribe-Post: " + lup[0]->value);
+    un.evidence =
+        "List-Unsubscribe: " + lu[0]->value + "; " +
+        (lup.empty() ? "no List-Unsubscribe-Post:" : "List-Unsubscribe-Post: " + lup[0]->value);
     un.fix = flag_fix;
   } else {
     un.evidence = "List-Unsubscribe: " + lu[0]->value + "; List-Unsubscribe-Post: " + lup[0]->value;
@@ -200,7 +213,9 @@ std::vector<Row> check_message(const std::string& rendered, const std::string& t
         names.push_back(n);
         i = c + 1;
       }
-      auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+      auto has = [&](const char* n) {
+        return std::find(names.begin(), names.end(), n) != names.end();
+      };
       if (has("list-unsubscribe") && has("list-unsubscribe-post")) covered = true;
     }
     if (!covered) {
@@ -229,19 +244,26 @@ std::vector<Row> check_message(const std::string& rendered, const std::string& t
     }
     i = eol + 1;
   }
-  Row ll{"line-length", "", Verdict::kPass,
+  Row ll{"line-length",
+         "",
+         Verdict::kPass,
          "longest line " + std::to_string(longest) + " octets (line " +
              std::to_string(longest_line) + ")",
-         "no line over 998 octets (RFC 5322 §2.1.1)", ""};
+         "no line over 998 octets (RFC 5322 §2.1.1)",
+         ""};
   if (over > 0) {
     ll.verdict = Verdict::kFail;
     ll.evidence = std::to_string(over) + " line(s) over 998 octets; " + ll.evidence;
-    ll.fix = "wrap the long lines, or give that part Content-Transfer-Encoding: quoted-printable "
-             "or base64";
+    ll.fix =
+        "wrap the long lines, or give that part Content-Transfer-Encoding: quoted-printable "
+        "or base64";
   }
   rows.push_back(ll);
 
-  Row sz{"size", "", Verdict::kPass, std::to_string(rendered.size()) + " octets",
+  Row sz{"size",
+         "",
+         Verdict::kPass,
+         std::to_string(rendered.size()) + " octets",
          "under 10 MB (Gmail and Outlook.com refuse messages over 25 MB; Gmail clips message "
          "bodies over 102 KB)",
          ""};
@@ -266,11 +288,10 @@ namespace {
 
 const char* provider_by_domain(const std::string& d) {
   static const std::pair<const char*, const char*> kDomains[] = {
-      {"gmail.com", "Gmail/Google"},   {"googlemail.com", "Gmail/Google"},
-      {"yahoo.com", "Yahoo/AOL"},      {"ymail.com", "Yahoo/AOL"},
-      {"rocketmail.com", "Yahoo/AOL"}, {"aol.com", "Yahoo/AOL"},
-      {"outlook.com", "Microsoft"},    {"hotmail.com", "Microsoft"},
-      {"live.com", "Microsoft"},       {"msn.com", "Microsoft"},
+      {"gmail.com", "Gmail/Google"}, {"googlemail.com", "Gmail/Google"}, {"yahoo.com", "Yahoo/AOL"},
+      {"ymail.com", "Yahoo/AOL"},    {"rocketmail.com", "Yahoo/AOL"},    {"aol.com", "Yahoo/AOL"},
+      {"outlook.com", "Microsoft"},  {"hotmail.com", "Microsoft"},       {"live.com", "Microsoft"},
+      {"msn.com", "Microsoft"},
   };
   for (const auto& [dom, p] : kDomains) {
     if (d == dom) return p;
@@ -285,8 +306,9 @@ const char* provider_by_domain(const std::string& d) {
 
 const char* provider_by_mx(const std::string& host) {
   auto ends = [&](const std::string& s) {
-    return host == s || (host.size() > s.size() && host.compare(host.size() - s.size(), s.size(), s) == 0 &&
-                         host[host.size() - s.size() - 1] == '.');
+    return host == s ||
+           (host.size() > s.size() && host.compare(host.size() - s.size(), s.size(), s) == 0 &&
+            host[host.size() - s.size() - 1] == '.');
   };
   if (ends("google.com") || ends("googlemail.com")) return "Gmail/Google";
   if (ends("yahoodns.net")) return "Yahoo/AOL";
@@ -327,20 +349,22 @@ Row check_recipients(const std::vector<std::string>& emails, DnsSource& dns, siz
   double pct = share.total ? 100.0 * static_cast<double>(at) / static_cast<double>(share.total) : 0;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.1f%%", pct);
-  row.evidence = std::to_string(at) + " of " + std::to_string(share.total) + " recipients (" +
-                 buf + ") at Gmail, Yahoo or Microsoft";
+  row.evidence = std::to_string(at) + " of " + std::to_string(share.total) + " recipients (" + buf +
+                 ") at Gmail, Yahoo or Microsoft";
   for (const auto& [p, n] : share.by_provider) row.evidence += "; " + p + " " + std::to_string(n);
   if (sampled > 0) {
     row.evidence += " (the " + std::to_string(std::min(sampled, mx_sample)) +
                     " most common other domains classified by their MX hosts)";
   }
-  row.expected = "the bulk-sender rules (SPF, DKIM, DMARC, one-click unsubscribe, complaints "
-                 "under 0.3%) apply from 5,000 messages a day to one provider";
+  row.expected =
+      "the bulk-sender rules (SPF, DKIM, DMARC, one-click unsubscribe, complaints "
+      "under 0.3%) apply from 5,000 messages a day to one provider";
   if (at >= 5000) {
     row.verdict = Verdict::kWarn;
     row.evidence += ": the bulk-sender rules apply to this mailing";
-    row.fix = "every FAIL above means rejections (550 5.7.26, 550 5.7.515) at these providers; "
-              "spread the mailing over days with --daily-limit if warming up";
+    row.fix =
+        "every FAIL above means rejections (550 5.7.26, 550 5.7.515) at these providers; "
+        "spread the mailing over days with --daily-limit if warming up";
   }
   if (share_out != nullptr) *share_out = share;
   return row;

@@ -29,7 +29,7 @@ struct ProviderShare {
   size_t at_providers() const;
 };
 // `mx_sample`: how many of the most common other domains to look up. Row "recipients".
-Row check_recipients(const std::vector<std::string>& emails, DnsSource& dns,
-                     size_t mx_sample = 20, ProviderShare* share_out = nullptr);
+Row check_recipients(const std::vector<std::string>& emails, DnsSource& dns, size_t mx_sample = 20,
+                     ProviderShare* share_out = nullptr);
 
 }  // namespace sb::doctor

@@ -23,7 +23,10 @@ std::vector<Row> check_mta_sts(const std::string& domain, DnsSource& dns) {
   std::vector<Row> rows;
   std::string sts_name = "_mta-sts." + domain;
   std::string sts = find_record(dns, sts_name, "STSv1");
-  Row s{"mta-sts", domain, Verdict::kPass, sts.empty() ? "no TXT v=STSv1 at " + sts_name : sts,
+  Row s{"mta-sts",
+        domain,
+        Verdict::kPass,
+        sts.empty() ? "no TXT v=STSv1 at " + sts_name : sts,
         "an MTA-STS record (and its policy at https://mta-sts." + domain +
             "/.well-known/mta-sts.txt)",
         ""};
@@ -40,8 +43,12 @@ std::vector<Row> check_mta_sts(const std::string& domain, DnsSource& dns) {
   rows.push_back(s);
   std::string rpt_name = "_smtp._tls." + domain;
   std::string rpt = find_record(dns, rpt_name, "TLSRPTv1");
-  Row t{"tls-rpt", domain, Verdict::kPass, rpt.empty() ? "no TXT v=TLSRPTv1 at " + rpt_name : rpt,
-        "a TLS-RPT record naming where TLS failure reports go", ""};
+  Row t{"tls-rpt",
+        domain,
+        Verdict::kPass,
+        rpt.empty() ? "no TXT v=TLSRPTv1 at " + rpt_name : rpt,
+        "a TLS-RPT record naming where TLS failure reports go",
+        ""};
   if (rpt.empty() || parse_tags(rpt)["rua"].empty()) {
     t.verdict = Verdict::kWarn;
     t.fix = zone_txt(rpt_name, "v=TLSRPTv1; rua=mailto:tls-reports@" + domain);

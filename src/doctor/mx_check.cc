@@ -4,8 +4,12 @@
 namespace sb::doctor {
 
 Row check_accepts_mail(const std::string& domain, const std::string& role, DnsSource& dns) {
-  Row row{"mx", domain + " (" + role + ")", Verdict::kPass, "",
-          "MX records (or an address) so that replies and bounces can be delivered", ""};
+  Row row{"mx",
+          domain + " (" + role + ")",
+          Verdict::kPass,
+          "",
+          "MX records (or an address) so that replies and bounces can be delivered",
+          ""};
   std::string fix = domain + ". 3600 IN MX 10 mail." + domain + ".";
   auto r = dns.lookup(domain, dns::RecordType::kMx);
   if (!r.ok() || (r->rcode != dns::Rcode::kNoError && r->rcode != dns::Rcode::kNxDomain)) {
@@ -25,16 +29,17 @@ Row check_accepts_mail(const std::string& domain, const std::string& role, DnsSo
     if (m.is_null()) {
       row.verdict = Verdict::kFail;
       row.evidence = "null MX (" + domain + ". IN MX 0 .): the domain says it accepts no mail";
-      row.expected = "a domain that accepts replies and bounces; receivers reject mail from a "
-                     "null-MX domain (RFC 7505 §4.2)";
+      row.expected =
+          "a domain that accepts replies and bounces; receivers reject mail from a "
+          "null-MX domain (RFC 7505 §4.2)";
       row.fix = "replace the null MX:\n" + fix;
       return row;
     }
   }
   if (!r->mx.empty()) {
     for (const dns::MxRecord& m : r->mx) {
-      row.evidence += (row.evidence.empty() ? "MX " : ", ") + std::to_string(m.preference) + " " +
-                      m.exchange;
+      row.evidence +=
+          (row.evidence.empty() ? "MX " : ", ") + std::to_string(m.preference) + " " + m.exchange;
     }
     return row;
   }

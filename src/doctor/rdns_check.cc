@@ -31,15 +31,19 @@ std::string address_record(const std::string& name, const dns::IpAddress& ip) {
 
 }  // namespace
 
-std::vector<Row> check_reverse_dns(const std::vector<dns::IpAddress>& ips,
-                                   const std::string& helo, DnsSource& dns) {
+std::vector<Row> check_reverse_dns(const std::vector<dns::IpAddress>& ips, const std::string& helo,
+                                   DnsSource& dns) {
   std::vector<Row> rows;
   std::string helo_name = dns::normalise_name(helo);
   for (const dns::IpAddress& ip : ips) {
     std::string rev = reverse_name(ip);
     std::string want_name = helo_name.empty() ? "mail.your-domain" : helo_name;
-    Row row{"ptr", ip.to_string(), Verdict::kPass, "",
-            "a PTR name that resolves back to " + ip.to_string(), ""};
+    Row row{"ptr",
+            ip.to_string(),
+            Verdict::kPass,
+            "",
+            "a PTR name that resolves back to " + ip.to_string(),
+            ""};
     auto r = dns.lookup(rev, dns::RecordType::kPtr);
     std::string ptr_fix = rev + ". 3600 IN PTR " + want_name +
                           ".  (published by whoever owns the address: ask the hosting provider)";
@@ -69,14 +73,14 @@ std::vector<Row> check_reverse_dns(const std::vector<dns::IpAddress>& ips,
         row.verdict = Verdict::kFail;
         row.expected = "the PTR name " + r->ptr[0] + " to resolve back to " + ip.to_string() +
                        " (forward-confirmed reverse DNS)";
-        row.fix = address_record(r->ptr[0], ip) + "\nor point the PTR at a name that has it:\n" +
-                  ptr_fix;
+        row.fix =
+            address_record(r->ptr[0], ip) + "\nor point the PTR at a name that has it:\n" + ptr_fix;
       }
     }
     rows.push_back(row);
     if (helo_name.empty()) continue;
-    Row h{"helo", helo_name + " for " + ip.to_string(), Verdict::kPass, "",
-          helo_name + " resolving to " + ip.to_string(), ""};
+    Row h{"helo", helo_name + " for " + ip.to_string(),          Verdict::kPass,
+          "",     helo_name + " resolving to " + ip.to_string(), ""};
     std::string err;
     auto addrs = addresses(dns, helo_name, ip.is_v6(), &err);
     h.evidence = helo_name + " -> " + (err.empty() ? join(addrs) : "no answer: " + err);

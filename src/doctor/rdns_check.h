@@ -11,7 +11,7 @@ namespace sb::doctor {
 
 // Rows "ptr" (forward-confirmed reverse DNS, RFC 8601 §3: PTR -> name -> the same IP) per IP,
 // and "helo" per IP when `helo` is given (the name resolves to that IP).
-std::vector<Row> check_reverse_dns(const std::vector<dns::IpAddress>& ips,
-                                   const std::string& helo, DnsSource& dns);
+std::vector<Row> check_reverse_dns(const std::vector<dns::IpAddress>& ips, const std::string& helo,
+                                   DnsSource& dns);
 
 }  // namespace sb::doctor

@@ -11,8 +11,8 @@ enum class Verdict : uint8_t { kPass, kWarn, kFail };
 const char* verdict_name(Verdict v);  // "PASS", "WARN", "FAIL"
 
 struct Row {
-  std::string check;     // the check family: "spf", "dkim", "dmarc", "ptr", "mx", ...
-  std::string subject;   // what was checked: a domain, "example.com for 192.0.2.1", a header
+  std::string check;    // the check family: "spf", "dkim", "dmarc", "ptr", "mx", ...
+  std::string subject;  // what was checked: a domain, "example.com for 192.0.2.1", a header
   Verdict verdict = Verdict::kPass;
   std::string evidence;  // what was found (a record, an answer, a count)
   std::string expected;  // what a receiver wants to find

@@ -42,20 +42,31 @@ SPF_dns_rr_t* spf_lookup(SPF_dns_server_t* server, const char* domain, ns_type t
   auto* src = static_cast<DnsSource*>(server->hook);
   dns::RecordType t;
   switch (type) {
-    case ns_t_a: t = dns::RecordType::kA; break;
-    case ns_t_aaaa: t = dns::RecordType::kAaaa; break;
-    case ns_t_mx: t = dns::RecordType::kMx; break;
-    case ns_t_txt: t = dns::RecordType::kTxt; break;
-    case ns_t_ptr: t = dns::RecordType::kPtr; break;
+    case ns_t_a:
+      t = dns::RecordType::kA;
+      break;
+    case ns_t_aaaa:
+      t = dns::RecordType::kAaaa;
+      break;
+    case ns_t_mx:
+      t = dns::RecordType::kMx;
+      break;
+    case ns_t_txt:
+      t = dns::RecordType::kTxt;
+      break;
+    case ns_t_ptr:
+      t = dns::RecordType::kPtr;
+      break;
     default:  // the SPF RR type (99) is obsolete (RFC 7208 §3.1): never published
       return SPF_dns_rr_new_init(server, domain, type, 0, NO_DATA);
   }
   auto r = src->lookup(domain, t);
   if (!r.ok()) return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
   if (r->rcode == dns::Rcode::kNxDomain) return SPF_dns_rr_new_nxdomain(server, domain);
-  if (r->rcode != dns::Rcode::kNoError) return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
-  SPF_dns_rr_t* rr = SPF_dns_rr_new_init(server, domain, type, r->min_ttl.value_or(0),
-                                         NETDB_SUCCESS);
+  if (r->rcode != dns::Rcode::kNoError)
+    return SPF_dns_rr_new_init(server, domain, type, 0, TRY_AGAIN);
+  SPF_dns_rr_t* rr =
+      SPF_dns_rr_new_init(server, domain, type, r->min_ttl.value_or(0), NETDB_SUCCESS);
   if (rr == nullptr) return nullptr;
   int n = 0;
   auto add_bytes = [&](const void* p, size_t len) {
@@ -168,8 +179,8 @@ std::vector<std::string> spf_records(const std::vector<std::string>& txt) {
 }
 
 std::string spf_with(const std::string& record, const std::string& mechanism) {
-  return record.size() <= 6 ? "v=spf1 " + mechanism : record.substr(0, 6) + " " + mechanism +
-                                                          record.substr(6);
+  return record.size() <= 6 ? "v=spf1 " + mechanism
+                            : record.substr(0, 6) + " " + mechanism + record.substr(6);
 }
 
 namespace {
@@ -289,17 +300,21 @@ SpfOutcome check_spf(const SpfInput& in, DnsSource& dns) {
 
   std::vector<std::string> notes;
   int lookups = count_spf_lookups(rec, dns, notes);
-  Row count_row{"spf", d + " lookups", Verdict::kPass,
-                std::to_string(lookups > 10 ? 11 : lookups) +
-                    (lookups > 10 ? " or more" : "") +
+  Row count_row{"spf",
+                d + " lookups",
+                Verdict::kPass,
+                std::to_string(lookups > 10 ? 11 : lookups) + (lookups > 10 ? " or more" : "") +
                     " terms that need a DNS lookup (include, a, mx, ptr, exists, redirect; "
                     "includes followed)",
-                "at most 10 (RFC 7208 §4.6.4; more is a permanent error)", ""};
+                "at most 10 (RFC 7208 §4.6.4; more is a permanent error)",
+                ""};
   for (const std::string& n : notes) count_row.evidence += "; " + n;
   if (lookups > 10) {
     count_row.verdict = Verdict::kFail;
-    count_row.fix = "flatten the record: replace include:, a and mx terms by the ip4:/ip6: "
-                    "ranges they stand for, e.g.\n" + zone_txt(d, "v=spf1 " + mechs + "-all");
+    count_row.fix =
+        "flatten the record: replace include:, a and mx terms by the ip4:/ip6: "
+        "ranges they stand for, e.g.\n" +
+        zone_txt(d, "v=spf1 " + mechs + "-all");
   }
   out.rows.push_back(count_row);
 
@@ -331,7 +346,8 @@ SpfOutcome check_spf(const SpfInput& in, DnsSource& dns) {
     } else if (v.result == SPF_RESULT_TEMPERROR) {
       row.fix = "make the name servers of " + d + " (and of its includes) answer";
     } else if (v.result == SPF_RESULT_PERMERROR) {
-      row.fix = "correct the record's syntax, e.g.\n" + zone_txt(d, spf_with(rec, mechanism_for(ip)));
+      row.fix =
+          "correct the record's syntax, e.g.\n" + zone_txt(d, spf_with(rec, mechanism_for(ip)));
     } else {
       row.fix = zone_txt(d, spf_with(rec, mechanism_for(ip)));
     }

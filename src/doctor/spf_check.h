@@ -10,9 +10,9 @@
 namespace sb::doctor {
 
 struct SpfInput {
-  std::string envelope_from;          // the MAIL FROM address; its domain is checked
-  std::string helo;                   // for libspf2's %{h} macro; may be empty
-  std::vector<dns::IpAddress> ips;    // the sending addresses to evaluate
+  std::string envelope_from;        // the MAIL FROM address; its domain is checked
+  std::string helo;                 // for libspf2's %{h} macro; may be empty
+  std::vector<dns::IpAddress> ips;  // the sending addresses to evaluate
 };
 
 struct SpfOutcome {

@@ -6,9 +6,9 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -104,8 +104,8 @@ std::vector<std::string> ehlo_keywords(const std::string& reply) {
       first = false;
       continue;
     }
-    std::string kw = line.substr(4, line.find(' ', 4) == std::string::npos ? std::string::npos
-                                                                         : line.find(' ', 4) - 4);
+    std::string kw = line.substr(
+        4, line.find(' ', 4) == std::string::npos ? std::string::npos : line.find(' ', 4) - 4);
     for (char& c : kw) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     out.push_back(kw);
   }
@@ -163,8 +163,9 @@ Row starttls_row(const std::string& who, const Result<std::string>& ehlo) {
   if (!tls) {
     row.verdict = Verdict::kFail;
     row.evidence = "no STARTTLS offered: " + row.evidence;
-    row.fix = "enable STARTTLS on the server (Gmail marks mail received without TLS with a red "
-              "padlock; Microsoft and Yahoo require TLS from bulk senders)";
+    row.fix =
+        "enable STARTTLS on the server (Gmail marks mail received without TLS with a red "
+        "padlock; Microsoft and Yahoo require TLS from bulk senders)";
   }
   return row;
 }

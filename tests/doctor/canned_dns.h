@@ -43,7 +43,8 @@ class CannedDns : public DnsSource {
     at(name, dns::RecordType::kMx).mx.push_back({pref, dns::normalise_name(host)});
   }
   void ptr(const std::string& ip, const std::string& host) {
-    at(reverse_name(parse_ip(ip).value()), dns::RecordType::kPtr).ptr.push_back(dns::normalise_name(host));
+    at(reverse_name(parse_ip(ip).value()), dns::RecordType::kPtr)
+        .ptr.push_back(dns::normalise_name(host));
   }
   std::vector<std::string> asked;
   std::map<std::string, int> servfail;

@@ -61,8 +61,7 @@ TEST(DkimCheck, MissingRecordGivesTheRecordToPublish) {
   CannedDns d;
   auto out = check_dkim({key("example.com", "AAAA")}, "example.com", d);
   EXPECT_EQ(out.rows[0].verdict, Verdict::kFail);
-  EXPECT_EQ(out.rows[0].fix,
-            "s1._domainkey.example.com. 3600 IN TXT \"v=DKIM1; k=rsa; p=AAAA\"");
+  EXPECT_EQ(out.rows[0].fix, "s1._domainkey.example.com. 3600 IN TXT \"v=DKIM1; k=rsa; p=AAAA\"");
   EXPECT_TRUE(out.passing_domains.empty());
 }
 
@@ -131,8 +130,9 @@ TEST(DmarcCheck, MissingRecordFailsWithTheRecordToPublish) {
   auto rows = check_dmarc({"news.example.com", "example.com", true, {"example.com"}}, d);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].verdict, Verdict::kFail);
-  EXPECT_EQ(rows[0].fix, "_dmarc.example.com. 3600 IN TXT \"v=DMARC1; p=none; "
-                         "rua=mailto:dmarc-reports@example.com\"");
+  EXPECT_EQ(rows[0].fix,
+            "_dmarc.example.com. 3600 IN TXT \"v=DMARC1; p=none; "
+            "rua=mailto:dmarc-reports@example.com\"");
   EXPECT_NE(d.asked.end(), std::find(d.asked.begin(), d.asked.end(), "_dmarc.example.com/TXT"));
 }
 

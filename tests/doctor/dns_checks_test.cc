@@ -79,8 +79,9 @@ TEST(MtaSts, PresentAndAbsent) {
   EXPECT_EQ(bad[0].fix.substr(0, bad[0].fix.find('\n')),
             "_mta-sts.bad.example. 3600 IN TXT \"v=STSv1; id=20240101000000\"");
   EXPECT_EQ(bad[1].verdict, Verdict::kWarn);
-  EXPECT_EQ(bad[1].fix,
-            "_smtp._tls.bad.example. 3600 IN TXT \"v=TLSRPTv1; rua=mailto:tls-reports@bad.example\"");
+  EXPECT_EQ(
+      bad[1].fix,
+      "_smtp._tls.bad.example. 3600 IN TXT \"v=TLSRPTv1; rua=mailto:tls-reports@bad.example\"");
 }
 
 }  // namespace

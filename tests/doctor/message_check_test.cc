@@ -46,8 +46,8 @@ TEST(MessageCheck, UnsignedUnsubscribeFails) {
 }
 
 TEST(MessageCheck, MissingHeadersAndLongLine) {
-  std::string msg = "From: a@example.com, b@example.com\r\nSubject: x\r\n\r\n" +
-                    std::string(1000, 'x') + "\r\n";
+  std::string msg =
+      "From: a@example.com, b@example.com\r\nSubject: x\r\n\r\n" + std::string(1000, 'x') + "\r\n";
   auto rows = check_message(msg, msg);
   EXPECT_EQ(row(rows, "from").verdict, Verdict::kFail);
   EXPECT_EQ(row(rows, "message-id").verdict, Verdict::kFail);
@@ -61,7 +61,8 @@ TEST(MessageCheck, MissingHeadersAndLongLine) {
 }
 
 TEST(MessageCheck, FromAddresses) {
-  EXPECT_EQ(from_addresses("\"Doe, John\" <j@example.com>"), std::vector<std::string>{"j@example.com"});
+  EXPECT_EQ(from_addresses("\"Doe, John\" <j@example.com>"),
+            std::vector<std::string>{"j@example.com"});
   EXPECT_EQ(from_addresses("a@x.example (comment, here)").size(), 1u);
   EXPECT_EQ(from_addresses("a@x.example, <b@y.example>").size(), 2u);
   EXPECT_FALSE(valid_address("no-at-sign"));
@@ -73,8 +74,8 @@ TEST(Recipients, ShareByDomainAndByMx) {
   CannedDns d;
   d.mx("corp.example", 1, "corp-example.mail.protection.outlook.com");
   d.mx("small.example", 10, "mx.small.example");
-  std::vector<std::string> emails = {"a@gmail.com", "b@GMAIL.com", "c@yahoo.co.uk", "d@corp.example",
-                                     "e@small.example", "f@hotmail.fr"};
+  std::vector<std::string> emails = {"a@gmail.com",    "b@GMAIL.com",     "c@yahoo.co.uk",
+                                     "d@corp.example", "e@small.example", "f@hotmail.fr"};
   ProviderShare s;
   Row r = check_recipients(emails, d, 20, &s);
   EXPECT_EQ(s.total, 6u);
@@ -86,11 +87,13 @@ TEST(Recipients, ShareByDomainAndByMx) {
 }
 
 TEST(Starttls, EhloKeywords) {
-  auto k = ehlo_keywords("250-mx.example Hello\r\n250-PIPELINING\r\n250-starttls\r\n250 SIZE 1000\r\n");
+  auto k =
+      ehlo_keywords("250-mx.example Hello\r\n250-PIPELINING\r\n250-starttls\r\n250 SIZE 1000\r\n");
   EXPECT_EQ(k, (std::vector<std::string>{"PIPELINING", "STARTTLS", "SIZE"}));
   Row r = starttls_row("relay", std::string("250-x\r\n250 PIPELINING\r\n"));
   EXPECT_EQ(r.verdict, Verdict::kFail);
-  EXPECT_EQ(starttls_row("relay", std::string("250-x\r\n250 STARTTLS\r\n")).verdict, Verdict::kPass);
+  EXPECT_EQ(starttls_row("relay", std::string("250-x\r\n250 STARTTLS\r\n")).verdict,
+            Verdict::kPass);
 }
 
 }  // namespace

@@ -48,9 +48,8 @@ TEST(Report, JsonSurvivesInvalidUtf8FromDns) {
 
 TEST(ZoneTxt, SplitsAt255) {
   std::string v(300, 'a');
-  EXPECT_EQ(zone_txt("n.example", v),
-            "n.example. 3600 IN TXT \"" + std::string(255, 'a') + "\" \"" + std::string(45, 'a') +
-                "\"");
+  EXPECT_EQ(zone_txt("n.example", v), "n.example. 3600 IN TXT \"" + std::string(255, 'a') +
+                                          "\" \"" + std::string(45, 'a') + "\"");
 }
 
 TEST(DnsFailures, ServfailIsAFailNamingTheAnswer) {

@@ -22,8 +22,8 @@ TEST(SpfCheck, PassesAnIpTheRecordLists) {
   CannedDns d;
   d.txt("example.com", "v=spf1 ip4:192.0.2.10 include:_spf.example.com -all");
   d.txt("_spf.example.com", "v=spf1 ip4:198.51.100.0/24 -all");
-  auto out = check_spf({"bounce@example.com", "mail.example.com",
-                        {ip("192.0.2.10"), ip("198.51.100.7")}}, d);
+  auto out = check_spf(
+      {"bounce@example.com", "mail.example.com", {ip("192.0.2.10"), ip("198.51.100.7")}}, d);
   EXPECT_TRUE(out.pass);
   for (const Row& r : out.rows) EXPECT_EQ(r.verdict, Verdict::kPass) << r.subject << r.evidence;
   const Row* rec = find_row(out.rows, "example.com lookups");
