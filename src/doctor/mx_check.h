@@ -9,7 +9,7 @@
 namespace sb::doctor {
 
 // One "mx" row for `domain` (`role` says which address it is, e.g. "From"): MX records
-// (PASS), no MX but an address (implicit MX, RFC 5321 §5.1: PASS with a note), null MX
+// (PASS), no MX but an address (implicit MX, RFC 5321 §5.1: PASS, noted), null MX
 // (RFC 7505: FAIL, receivers reject mail from a domain that takes none), no such domain (FAIL).
 Row check_accepts_mail(const std::string& domain, const std::string& role, DnsSource& dns);
 
