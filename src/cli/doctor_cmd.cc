@@ -202,6 +202,17 @@ int load(const DoctorArgs& a, Loaded& out) {
   return 0;
 }
 
+// Set by check() when the DNS server stopped answering.
+std::string dns_dead;
+
+int dns_dead_exit() {
+  std::fprintf(stderr,
+               "smtpblast: the DNS server did not answer (%s): the DNS checks could not be made; "
+               "check --dns-server or /etc/resolv.conf\n",
+               dns_dead.c_str());
+  return 2;
+}
+
 Result<doctor::Report> check(const DoctorArgs& a, int& code) {
   Loaded l;
   code = load(a, l);
@@ -212,7 +223,12 @@ Result<doctor::Report> check(const DoctorArgs& a, int& code) {
     std::fprintf(stderr, "smtpblast: %s\n", dns.error().message.c_str());
     return dns.error();
   }
-  return doctor::run_checks(l.in, **dns);
+  doctor::Report rep = doctor::run_checks(l.in, **dns);
+  if (!(*dns)->dead().empty()) {
+    // A bad environment, not a finding about the records: exit 2 (after the report).
+    dns_dead = (*dns)->dead();
+  }
+  return rep;
 }
 
 }  // namespace
@@ -282,6 +298,7 @@ int run_doctor(const DoctorArgs& a0) {
   std::string out = a.json ? rep->json() + "\n" : rep->text();
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
+  if (!dns_dead.empty()) return dns_dead_exit();
   return rep->exit_code();
 }
 
@@ -303,6 +320,7 @@ int run_preflight(DoctorArgs a, const std::string& template_path, const std::str
   if (!rep.ok()) return code;
   std::string out = rep->text();
   std::fwrite(out.data(), 1, out.size(), stderr);
+  if (!dns_dead.empty()) return dns_dead_exit();
   if (!rep->failed()) return 0;
   if (force) {
     std::fprintf(stderr, "smtpblast: preflight: %zu check(s) fail; sending anyway (--force)\n",

@@ -32,7 +32,7 @@ CLI::App* add_doctor_command(CLI::App& app, const CLI::App& send, DoctorArgs& a)
 void add_preflight_options(CLI::App* send, DoctorArgs& a);
 
 // Runs the checks and prints the report (text, or --json). 0 nothing fails, 1 something
-// fails, 2 bad flags or files.
+// fails, 2 bad flags or files, or a DNS server that does not answer (after the report).
 int run_doctor(const DoctorArgs& a);
 
 // send --preflight: the same checks with send's flags; the report goes to stderr. 0 lets the

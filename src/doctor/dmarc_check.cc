@@ -43,7 +43,7 @@ std::vector<Row> check_dmarc(const DmarcInput& in, DnsSource& dns) {
   if (!error.empty()) {
     rows.push_back({"dmarc", from, Verdict::kFail,
                     "no DNS answer for _dmarc." + where + ": " + error,
-                    "a TXT record v=DMARC1 at _dmarc." + from + " or _dmarc." + org,
+                    "a TXT record v=DMARC1 at _dmarc." + from + (org != from ? " or _dmarc." + org : ""),
                     "make the name servers answer"});
     return rows;
   }

@@ -48,6 +48,9 @@ Result<dns::Answer> LoopDns::lookup(const std::string& name, dns::RecordType typ
   std::string key_name = dns::normalise_name(name);
   auto key = std::make_pair(key_name, static_cast<uint16_t>(type));
   if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  if (!dead_.empty()) {
+    return make_error(ErrDomain::kAres, "not asked: an earlier lookup got no answer (" + dead_ + ")");
+  }
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
@@ -68,6 +71,12 @@ Result<dns::Answer> LoopDns::lookup(const std::string& name, dns::RecordType typ
     cv.wait(lk, [&] { return done; });
   }
   ++queries_;
+  if (!result.ok()) {
+    const std::string& m = result.error().message;
+    if (m.find("timed out") != std::string::npos || m.find("unreachable") != std::string::npos) {
+      dead_ = m;
+    }
+  }
   cache_.emplace(key, result);
   return result;
 }

@@ -36,6 +36,9 @@ class LoopDns : public DnsSource {
   ~LoopDns() override;
   Result<dns::Answer> lookup(const std::string& name, dns::RecordType type) override;
   size_t queries() const { return queries_; }
+  // Why the server is taken for dead ("" while it answers): the report's DNS rows then say
+  // nothing about the records, only that DNS failed.
+  const std::string& dead() const { return dead_; }
 
  private:
   LoopDns();
@@ -43,6 +46,10 @@ class LoopDns : public DnsSource {
   std::unique_ptr<dns::Resolver> resolver_;  // lives and dies on the worker's loop
   std::map<std::pair<std::string, uint16_t>, Result<dns::Answer>> cache_;
   size_t queries_ = 0;
+  // Set when the server did not answer at all (timeout, unreachable): every later lookup fails
+  // at once with this reason instead of waiting out its own timeouts, so a dead --dns-server
+  // costs one timeout, not one per question.
+  std::string dead_;
 };
 
 // "192.0.2.1" -> "1.2.0.192.in-addr.arpa"; IPv6 -> the nibble form under ip6.arpa.

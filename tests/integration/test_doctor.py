@@ -351,6 +351,20 @@ class DoctorTest(unittest.TestCase):
             p = peers.run([blast.BIN, "doctor", *args], timeout=30)
             self.assertEqual(p.returncode, 2, blast.describe(p))
 
+    def test_dns_server_that_does_not_answer_exits_2(self):
+        # A UDP socket nobody reads: every question times out. The first timeout marks the
+        # server dead, later questions are not asked; the exit code says "environment".
+        import socket
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mute:
+            mute.bind(("127.0.0.1", 0))
+            p = peers.run([blast.BIN, "doctor", "--template", str(self.template("pass.test")),
+                           "--ip", IP, "--dns-server", "127.0.0.1:%d" % mute.getsockname()[1],
+                           "--dns-timeout", "200ms"], timeout=60)
+        self.assertEqual(p.returncode, 2, blast.describe(p))
+        self.assertIn("smtpblast: the DNS server did not answer (TXT lookup for pass.test: timed "
+                      "out)", p.stderr)
+        self.assertIn("not asked: an earlier lookup got no answer", p.stdout)
+
     # --- send --preflight -----------------------------------------------------------------------
 
     def preflight_send(self, domain, *extra):
