@@ -37,10 +37,13 @@ class EmailSink : public CsvSink {
     }
     if (static_cast<size_t>(column) >= n) return true;
     if (first.empty()) first.assign(fields.begin(), fields.begin() + static_cast<long>(n));
-    emails.push_back(fields[static_cast<size_t>(column)]);
+    if (sample.empty()) sample = fields[static_cast<size_t>(column)];
+    doctor::count_recipient(domains, fields[static_cast<size_t>(column)]);
     return true;
   }
-  std::vector<std::string> header, first, emails;
+  std::vector<std::string> header, first;
+  std::string sample;  // the first address: the sample message goes to it
+  doctor::DomainCounts domains;
   int column = -1;
 };
 
@@ -86,6 +89,7 @@ int load(const DoctorArgs& a, Loaded& out) {
 
   // The list: the CSV when given, else the task's recipients still to send.
   std::vector<std::string> fields, values;
+  std::string sample_to;
   if (!a.recipients_path.empty()) {
     std::ifstream rf(a.recipients_path, std::ios::binary);
     if (!rf) return usage("--recipients: cannot read " + a.recipients_path);
@@ -104,7 +108,8 @@ int load(const DoctorArgs& a, Loaded& out) {
       return usage("--recipients " + a.recipients_path + ": " + r.error().message);
     }
     if (sink.column < 0) return usage("--recipients " + a.recipients_path + ": no 'email' column");
-    in.recipients = std::move(sink.emails);
+    in.recipient_domains = std::move(sink.domains);
+    sample_to = sink.sample;
     fields = sink.header;
     values = sink.first;
   } else if (!a.task_path.empty() && ::access(a.task_path.c_str(), F_OK) == 0) {
@@ -115,7 +120,8 @@ int load(const DoctorArgs& a, Loaded& out) {
       if (!rows.ok()) return usage(rows.error().describe());
       for (const auto& [r, o] : *rows) {
         if (values.empty()) values = r.values;
-        in.recipients.push_back(r.email);
+        if (sample_to.empty()) sample_to = r.email;
+        doctor::count_recipient(in.recipient_domains, r.email);
       }
     }
     fields = (*st)->field_names();
@@ -150,7 +156,7 @@ int load(const DoctorArgs& a, Loaded& out) {
   }
   RenderedMessage rm;
   RenderInput ri;
-  std::string sample_to = in.recipients.empty() ? "recipient@example.com" : in.recipients.front();
+  if (sample_to.empty()) sample_to = "recipient@example.com";
   ri.email = sample_to;
   ri.values = &bind_values;
   ri.recipient_id = 1;

@@ -41,10 +41,10 @@ std::vector<Row> check_dmarc(const DmarcInput& in, DnsSource& dns) {
   std::string publish =
       zone_txt("_dmarc." + org, "v=DMARC1; p=none; rua=mailto:dmarc-reports@" + org);
   if (!error.empty()) {
-    rows.push_back({"dmarc", from, Verdict::kFail,
-                    "no DNS answer for _dmarc." + where + ": " + error,
-                    "a TXT record v=DMARC1 at _dmarc." + from + (org != from ? " or _dmarc." + org : ""),
-                    "make the name servers answer"});
+    rows.push_back(
+        {"dmarc", from, Verdict::kFail, "no DNS answer for _dmarc." + where + ": " + error,
+         "a TXT record v=DMARC1 at _dmarc." + from + (org != from ? " or _dmarc." + org : ""),
+         "make the name servers answer"});
     return rows;
   }
   if (rec.empty()) {

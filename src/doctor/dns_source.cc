@@ -49,7 +49,8 @@ Result<dns::Answer> LoopDns::lookup(const std::string& name, dns::RecordType typ
   auto key = std::make_pair(key_name, static_cast<uint16_t>(type));
   if (auto it = cache_.find(key); it != cache_.end()) return it->second;
   if (!dead_.empty()) {
-    return make_error(ErrDomain::kAres, "not asked: an earlier lookup got no answer (" + dead_ + ")");
+    return make_error(ErrDomain::kAres,
+                      "not asked: an earlier lookup got no answer (" + dead_ + ")");
   }
   std::mutex mu;
   std::condition_variable cv;

@@ -1,8 +1,6 @@
 // The doctor's check sequence; each family lives in its own file.
 #include "doctor/doctor.h"
 
-#include <set>
-
 #include "doctor/dmarc_check.h"
 #include "doctor/message_check.h"
 #include "doctor/mta_sts_check.h"
@@ -44,12 +42,7 @@ Report run_checks(const DoctorInput& in, DnsSource& dns) {
                                     in.timeout_ms)));
     }
   } else if (in.direct) {
-    std::vector<std::string> domains;
-    std::set<std::string> seen;
-    for (const std::string& r : in.recipients) {
-      std::string d = domain_of(r);
-      if (!d.empty() && seen.insert(d).second) domains.push_back(d);
-    }
+    std::vector<std::string> domains = domains_by_count(in.recipient_domains);
     rep.add(check_mx_starttls(domains, dns, in.helo.empty() ? "localhost" : in.helo, in.mx_port,
                               in.timeout_ms));
   }
@@ -61,7 +54,7 @@ Report run_checks(const DoctorInput& in, DnsSource& dns) {
   } else {
     rep.add(check_message(in.rendered, in.template_raw));
   }
-  if (!in.recipients.empty()) rep.add(check_recipients(in.recipients, dns));
+  if (!in.recipient_domains.empty()) rep.add(check_recipients(in.recipient_domains, dns));
   return rep;
 }
 

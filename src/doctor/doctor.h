@@ -9,6 +9,7 @@
 
 #include "doctor/dkim_check.h"
 #include "doctor/dns_source.h"
+#include "doctor/message_check.h"
 #include "doctor/report.h"
 
 namespace sb::doctor {
@@ -24,7 +25,7 @@ struct DoctorInput {
   std::vector<dns::IpAddress> ips;  // sending addresses (--ip, or the relay's)
   bool ips_from_relay = false;      // the relay is the sender: its HELO is not ours to check
   std::vector<DkimKey> dkim;
-  std::vector<std::string> recipients;  // for the provider share; may be empty
+  DomainCounts recipient_domains;  // recipients per domain, for the provider share; may be empty
   // STARTTLS: the relay's addresses (probe the first), or --direct: the recipients' MX hosts.
   std::vector<sockaddr_storage> relay_addrs;
   std::string relay_name;

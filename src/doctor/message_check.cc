@@ -318,18 +318,32 @@ const char* provider_by_mx(const std::string& host) {
 
 }  // namespace
 
-Row check_recipients(const std::vector<std::string>& emails, DnsSource& dns, size_t mx_sample,
+void count_recipient(DomainCounts& counts, const std::string& email) {
+  std::string d = domain_of(email);
+  if (!d.empty()) ++counts[d];
+}
+
+std::vector<std::string> domains_by_count(const DomainCounts& counts) {
+  std::vector<std::pair<size_t, std::string>> v;
+  for (const auto& [d, n] : counts) v.push_back({n, d});
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  std::vector<std::string> out;
+  for (auto& [n, d] : v) out.push_back(std::move(d));
+  return out;
+}
+
+Row check_recipients(const DomainCounts& domains, DnsSource& dns, size_t mx_sample,
                      ProviderShare* share_out) {
   ProviderShare share;
   std::map<std::string, size_t> others;
-  for (const std::string& e : emails) {
-    std::string d = domain_of(e);
-    if (d.empty()) continue;
-    ++share.total;
+  for (const auto& [d, n] : domains) {
+    share.total += n;
     if (const char* p = provider_by_domain(d)) {
-      ++share.by_provider[p];
+      share.by_provider[p] += n;
     } else {
-      ++others[d];
+      others[d] = n;
     }
   }
   std::vector<std::pair<size_t, std::string>> common;
@@ -342,7 +356,10 @@ Row check_recipients(const std::vector<std::string>& emails, DnsSource& dns, siz
     if (sampled++ >= mx_sample) break;
     auto r = dns.lookup(d, dns::RecordType::kMx);
     if (!r.ok() || r->mx.empty()) continue;
-    if (const char* p = provider_by_mx(r->mx.front().exchange)) share.by_provider[p] += n;
+    auto best = std::min_element(r->mx.begin(), r->mx.end(), [](const auto& a, const auto& b) {
+      return a.preference < b.preference;
+    });
+    if (const char* p = provider_by_mx(best->exchange)) share.by_provider[p] += n;
   }
   size_t at = share.at_providers();
   Row row{"recipients", "", Verdict::kPass, "", "", ""};

@@ -28,8 +28,15 @@ struct ProviderShare {
   std::map<std::string, size_t> by_provider;  // "Gmail/Google", "Yahoo/AOL", "Microsoft"
   size_t at_providers() const;
 };
+// Recipients per domain (lower-cased, from domain_of): a list of 10^7 addresses is counted as
+// it is read, never held.
+using DomainCounts = std::map<std::string, size_t>;
+void count_recipient(DomainCounts& counts, const std::string& email);
+// The domains, most recipients first.
+std::vector<std::string> domains_by_count(const DomainCounts& counts);
+
 // `mx_sample`: how many of the most common other domains to look up. Row "recipients".
-Row check_recipients(const std::vector<std::string>& emails, DnsSource& dns, size_t mx_sample = 20,
+Row check_recipients(const DomainCounts& domains, DnsSource& dns, size_t mx_sample = 20,
                      ProviderShare* share_out = nullptr);
 
 }  // namespace sb::doctor

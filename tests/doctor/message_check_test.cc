@@ -77,7 +77,11 @@ TEST(Recipients, ShareByDomainAndByMx) {
   std::vector<std::string> emails = {"a@gmail.com",    "b@GMAIL.com",     "c@yahoo.co.uk",
                                      "d@corp.example", "e@small.example", "f@hotmail.fr"};
   ProviderShare s;
-  Row r = check_recipients(emails, d, 20, &s);
+  DomainCounts counts;
+  for (const std::string& e : emails) count_recipient(counts, e);
+  count_recipient(counts, "no-domain");
+  EXPECT_EQ(domains_by_count(counts).front(), "gmail.com");
+  Row r = check_recipients(counts, d, 20, &s);
   EXPECT_EQ(s.total, 6u);
   EXPECT_EQ(s.by_provider["Gmail/Google"], 2u);
   EXPECT_EQ(s.by_provider["Yahoo/AOL"], 1u);
