@@ -83,6 +83,9 @@ int load(const DoctorArgs& a, Loaded& out) {
 
   auto msg = prepare_message_options(a.message);
   if (!msg.ok()) return usage(msg.error().message);
+  for (const std::string& w : msg->warnings) {
+    std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
+  }
   for (const auto& s : msg->dkim) {
     in.dkim.push_back({s->domain(), s->selector(), s->algorithm(), s->dns_txt_record()});
   }
@@ -188,6 +191,9 @@ int load(const DoctorArgs& a, Loaded& out) {
   } else if (!a.relay.relay.empty()) {
     auto relay = prepare_relay(a.relay);
     if (!relay.ok()) return usage(relay.error().message);
+    for (const std::string& w : relay->warnings) {
+      std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
+    }
     in.relay_addrs = relay->addrs;
     in.relay_name = relay->name;
     in.relay_implicit_tls = relay->tls == TlsMode::kImplicit;
