@@ -2099,7 +2099,7 @@ int Runner::finish() {
                  static_cast<unsigned long long>(dest_push_.quota_pauses));
   }
   if (!failure_.empty()) {
-    std::fprintf(stderr, "smtpblast: run stopped: %s\n", failure_.c_str());
+    std::fprintf(stderr, "smtpblast: run stopped: %s\n", display_escape(failure_).c_str());
     // Nothing could be delivered at all (most likely a wrong relay address or port), or a
     // problem no retry can cure (credentials, TLS): a configuration error.
     if (attempts_ == 0 || fatal_) return 2;
