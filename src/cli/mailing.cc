@@ -20,6 +20,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -418,6 +419,7 @@ class Runner {
 
  private:
   int prepare();
+  int prepare_task();
   void loop();
   void commit(std::vector<Report>& v);
   void filter_suppressed(std::vector<RecipientRow>& rows, std::vector<Report>& out);
@@ -1375,9 +1377,25 @@ void print_not_imported_again(TaskStore& store, const MailingConfig& cfg) {
                task.c_str(), from.c_str(), file.c_str(), task.c_str(), file.c_str());
 }
 
+// A run that fails at start leaves no task file it created itself: with no list in it,
+// it is only clutter (a mistyped --task) that later looks like a task.
 int Runner::prepare() {
   lock_fd_ = lock_task(cfg_.task_path);
   if (lock_fd_ < 0) return 2;
+  std::error_code ec;
+  bool fresh =
+      cfg_.task_path != ":memory:" && !std::filesystem::exists(cfg_.task_path, ec) && !ec;
+  int rc = prepare_task();
+  if (rc != 0 && fresh && (!store_ || !store_->imported())) {
+    store_.reset();  // closed first: SQLite removes its -wal and -shm files then
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      std::filesystem::remove(cfg_.task_path + suffix, ec);
+    }
+  }
+  return rc;
+}
+
+int Runner::prepare_task() {
   auto st = TaskStore::open(cfg_.task_path, true);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());

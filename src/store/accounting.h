@@ -56,8 +56,8 @@ class AccountingLog {
 
   // Opens (creating it with mode 0600: it names every recipient) for appending (O_APPEND).
   // The format comes from the extension, ".csv" or ".jsonl" (any case); anything else is a
-  // kConfig error, as is a file that cannot be opened. If the file is not empty and its last line lacks a newline
-  // (a run killed mid-write), the first write starts on a fresh line.
+  // kConfig error, as is a file that cannot be opened. If the file is not empty and its last
+  // line lacks a newline (a run killed mid-write), the first write starts on a fresh line.
   static Result<std::unique_ptr<AccountingLog>> open(const std::string& path);
   ~AccountingLog();  // flushes what is buffered (errors ignored; call flush() to see them)
   AccountingLog(const AccountingLog&) = delete;

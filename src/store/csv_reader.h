@@ -39,8 +39,9 @@ bool parse_csv_delimiter(std::string_view arg, char* out);
 // commas, doubled quotes and line breaks; a stray quote inside an unquoted field is kept as
 // a character; a quoted field still open at the end of the input is an error naming the line
 // its quote opened on. The text must be valid in the declared encoding (UTF-8 by default):
-// the first octet that is not is an error naming its line and column (in characters). Spaces and tabs around
-// fields are dropped (libcsv's default) unless they are inside quotes. A UTF-8 BOM at the
+// the first octet that is not is an error naming its line and column (in characters). Spaces
+// and tabs around fields are dropped (libcsv's default; only spaces with a tab delimiter)
+// unless they are inside quotes. A UTF-8 BOM at the
 // start is skipped. Blank records — empty lines, or lines whose fields are all empty such as
 // ",,," from spreadsheet exports — are skipped. Line endings: LF or CRLF; line numbers count
 // LFs, so a file using bare CR line breaks reports every record on line 1.

@@ -23,7 +23,8 @@ std::string reason(const std::string& path, int err) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) {
       char buf[96];
-      std::snprintf(buf, sizeof buf, "permission denied (owner uid %u, mode %04o; running as uid %u)",
+      std::snprintf(buf, sizeof buf,
+                    "permission denied (owner uid %u, mode %04o; running as uid %u)",
                     static_cast<unsigned>(st.st_uid), static_cast<unsigned>(st.st_mode & 07777),
                     static_cast<unsigned>(::geteuid()));
       return buf;

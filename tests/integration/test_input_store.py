@@ -137,6 +137,8 @@ class InputStoreTest(unittest.TestCase):
             p = self.send(sink, recipients=wrong, template=bad_tpl)
             self.assertEqual(p.returncode, 2, blast.describe(p))
             self.assert_nothing_sent(sink)
+        # Nor a task file: the run created it and it holds no list.
+        self.assertFalse(self.task.exists())
         # The corrected list (and template) is what gets sent, without --force.
         with blast.BlastSink() as sink:
             p = self.send(sink)
