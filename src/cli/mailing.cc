@@ -1990,6 +1990,7 @@ std::string Runner::summary_line(const StatusCounts& c, double secs) {
   if (c.get(RcptStatus::kSuppressed) > 0) {
     out += ", " + std::to_string(c.get(RcptStatus::kSuppressed)) + " suppressed";
   }
+  if (c.unknown > 0) out += ", " + std::to_string(c.unknown) + " with an unknown status";
   return out;
 }
 
@@ -2122,8 +2123,10 @@ int Runner::finish() {
     // problem no retry can cure (credentials, TLS): a configuration error.
     if (attempts_ == 0 || fatal_) return 2;
   }
+  // Rows with a status this version does not know are not done either (issue 18).
   bool all_done = c->get(RcptStatus::kUnsent) + c->get(RcptStatus::kDeferred) +
-                      c->get(RcptStatus::kFailed) + c->get(RcptStatus::kInFlight) ==
+                      c->get(RcptStatus::kFailed) + c->get(RcptStatus::kInFlight) +
+                      c->unknown ==
                   0;
   if (cfg_.reset_errors_after) {
     uint64_t n = c->get(RcptStatus::kFailed) + c->get(RcptStatus::kDeferred);

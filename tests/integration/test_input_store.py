@@ -272,6 +272,12 @@ class InputStoreTest(unittest.TestCase):
         self.assertEqual(sum(st[k] for k in blast.STATUS_KEYS[1:-1]) + st["unknown"], st["total"])
         p = run("status", "--task", self.task)
         self.assertRegex(p.stdout, r"\n  unknown\s+2 \(status values 17: ")
+        # send leaves them alone and does not call the task done (exit 0 = every one sent).
+        with blast.BlastSink() as sink:
+            p = self.send(sink, recipients=None)
+        self.assertEqual(p.returncode, 1, blast.describe(p))
+        self.assertIn("2 with an unknown status", p.stderr)
+        self.assertEqual(len(sink.records()), len(ROWS) - 2)
 
     def test_status_failed_escapes_control_characters(self):
         csvf = self.dir / "evil.csv"
