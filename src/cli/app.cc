@@ -9,6 +9,7 @@
 #include <cctype>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -183,6 +184,8 @@ int cmd_import(const std::string& task, const std::string& csv, bool replace, bo
   opts.mode = replace ? ImportMode::kReplace : append ? ImportMode::kAppend : ImportMode::kNew;
   int lock = lock_task(task);  // never under a running send
   if (lock < 0) return 2;
+  std::error_code ec;
+  bool fresh = task != ":memory:" && !std::filesystem::exists(task, ec) && !ec;
   auto st = TaskStore::open(task, true);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
@@ -197,6 +200,13 @@ int cmd_import(const std::string& task, const std::string& csv, bool replace, bo
     return 2;
   }
   int rc = import_recipients(**st, csv, opts);
+  if (rc != 0 && fresh && !(*st)->imported()) {
+    // A refused list leaves no task behind that this command created (as send does).
+    st->reset();
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      std::filesystem::remove(task + suffix, ec);
+    }
+  }
   ::close(lock);
   return rc;
 }

@@ -99,6 +99,7 @@ class InputStoreTest(unittest.TestCase):
                 "--csv-encoding", "cp1252")
         self.assertEqual(p.returncode, 2, blast.describe(p))
         self.assertIn("line 2, column 17: octet 0x81 is not valid cp1252", p.stderr)
+        self.assertFalse((self.dir / "t3.db").exists())  # a refused list leaves no task
         p = run("import", "--task", self.dir / "t4.db", "--recipients", cp,
                 "--csv-encoding", "klingon")
         self.assertEqual(p.returncode, 2, blast.describe(p))
