@@ -148,6 +148,7 @@ class Importer final : public CsvSink {
   bool cache_raised_ = false;
   bool journal_switched_ = false;
   size_t email_col_ = 0;
+  size_t need_cols_ = 0;  // up to the last named column: a row needs at least these fields
   std::vector<int> col_field_;  // per header column: merge field index, or kNoField
   std::vector<std::string> names_;
   std::vector<std::string_view> values_;  // one row's values in field order
@@ -177,6 +178,9 @@ bool Importer::header(const std::vector<std::string>& f, size_t n, uint64_t line
                                                                 : names_.size(),
                  std::string_view());
   email_col_ = h->email_col;
+  for (size_t i = 0; i < n; ++i) {
+    if (!h->names[i].empty()) need_cols_ = i + 1;
+  }
   have_header_ = true;
 
   // The header is good: from here on everything is written, in one transaction.
@@ -330,11 +334,12 @@ bool Importer::row(const std::vector<std::string>& f, size_t n, uint64_t line) {
     ++report_.invalid;
     return insert(email, RcptStatus::kFailed, why);
   };
-  // Trailing empty fields (a trailing comma) are harmless; real extra values, or missing
-  // ones, mean the row does not line up with the header, so its values cannot be trusted.
+  // Trailing empty fields (a trailing comma) are harmless, and so is a row that stops before
+  // trailing columns without a name (ignored anyway); real extra values, or missing ones,
+  // mean the row does not line up with the header, so its values cannot be trusted.
   size_t used = n;
   while (used > ncols && f[used - 1].empty()) --used;
-  if (used != ncols) {
+  if (used > ncols || n < need_cols_) {
     std::string why = std::to_string(n) + (n == 1 ? " field" : " fields") + ", header has " +
                       std::to_string(ncols);
     problem(line, why);

@@ -144,6 +144,19 @@ TEST_F(InputEdgeTest, AppendNeedsTheTasksColumns) {
   EXPECT_THAT(emails(*t), ElementsAre("a@x.test"));
 }
 
+// A header with trailing unnamed columns (a spreadsheet's stray commas): rows that stop
+// before them still line up.
+TEST_F(InputEdgeTest, RowsMayOmitTrailingUnnamedColumns) {
+  auto t = open_task();
+  auto r = import_text(*t, "email,name,,\na@x.test,A\nb@x.test,B,,\nc@x.test\n");
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->imported, 2u);
+  EXPECT_EQ(r->invalid, 1u);
+  EXPECT_THAT(r->problems, ElementsAre("line 1: column 3 has no name; its values are ignored",
+                                       "line 1: column 4 has no name; its values are ignored",
+                                       "line 4: 1 field, header has 4"));
+}
+
 // Issue 18: out-of-range statuses were dropped from the counts (total != sum of the parts).
 TEST_F(InputEdgeTest, UnknownStatusValuesAreCountedNotDropped) {
   {
