@@ -184,7 +184,14 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open_impl(const std::string& path,
     if (rc == SQLITE_OK) rc = sqlite3_step(probe.get());
     probe = Stmt();
     std::error_code ec;
-    if ((rc & 0xFF) == SQLITE_CANTOPEN && !std::filesystem::exists(path + "-wal", ec)) {
+    bool has_wal = std::filesystem::exists(path + "-wal", ec);
+    if ((rc & 0xFF) == SQLITE_CANTOPEN && has_wal) {
+      return store_error(path + ": cannot read it where it is: its -wal file holds the latest "
+                                "changes, and SQLite cannot create the -shm file it needs beside "
+                                "it (a read-only directory or file system?); copy " + path +
+                         " with its -wal file to a writable place and read the copy");
+    }
+    if ((rc & 0xFF) == SQLITE_CANTOPEN) {
       sqlite3_close_v2(s.db.h);
       s.db.h = nullptr;
       if (sqlite3_open_v2(file_uri(path, "immutable=1").c_str(), &s.db.h,

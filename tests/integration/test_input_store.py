@@ -346,6 +346,34 @@ class InputStoreTest(unittest.TestCase):
         export = p.stdout.split("--export\n")[1]
         self.assertEqual(len(export.splitlines()), len(ROWS) + 1, export)
 
+    def test_read_only_filesystem_after_a_killed_writer(self):
+        # A writer killed before its last checkpoint leaves -wal and -shm: still readable on
+        # the read-only mount. Without the -shm file SQLite cannot read the -wal there: a
+        # message that says so and what to do, not "unable to open database file".
+        mnt = self.dir / "ro"
+        mnt.mkdir()
+        script = (
+            'set -e\n'
+            'mount -t tmpfs -o size=16m tmpfs "$MNT"\n'
+            '"$BIN" import --task "$MNT/t.db" --recipients "$CSV"\n'
+            '/usr/bin/python3 -c "import os, sqlite3; c = sqlite3.connect(\'$MNT/t.db\'); '
+            'c.execute(\'UPDATE recipients SET status = 1 WHERE id = 1\'); c.commit(); '
+            'os._exit(0)"\n'
+            'test -s "$MNT/t.db-wal"\n'
+            'mount -o remount,ro "$MNT"\n'
+            'echo "--with-shm"; "$BIN" status --task "$MNT/t.db" --json\n'
+            'mount -o remount,rw "$MNT"; rm "$MNT/t.db-shm"; mount -o remount,ro "$MNT"\n'
+            'echo "--without-shm"; "$BIN" status --task "$MNT/t.db" --json || echo "rc=$?"\n')
+        env = dict(os.environ, MNT=str(mnt), BIN=blast.BIN, CSV=str(self.csv))
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with_shm = p.stdout.split("--with-shm\n")[1].split("--without-shm\n")[0]
+        self.assertIn('"sent":1', with_shm)
+        self.assertIn("rc=2", p.stdout.split("--without-shm\n")[1])
+        self.assertIn("its -wal file holds the latest changes", p.stderr)
+        self.assertNotIn("unable to open database file", p.stderr)
+
     def test_unreadable_template_says_why(self):
         # Root reads any file: the run drops to nobody (setpriv) for the permission case.
         shared = self.dir / "shared"
