@@ -44,7 +44,7 @@ constexpr uint64_t kInTask = UINT32_MAX;
 // a column without a name, whose values are ignored).
 struct Header {
   size_t email_col = 0;
-  std::vector<std::string> names;  // per column; the email column's entry is "email"
+  std::vector<std::string> names;  // per column, trimmed, as written (the email column too)
 };
 
 // Checks a header row: names unique (ASCII case-insensitive), an email column present.
