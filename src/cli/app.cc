@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -18,6 +21,7 @@
 #include "cli/relay_options.h"
 #include "cli/unsub_verify.h"
 #include "dns/mx_resolver.h"
+#include "loop/display_text.h"
 #include "smtp/sink_server.h"
 #include "store/suppression.h"
 #include "store/accounting.h"
@@ -40,16 +44,65 @@ bool parse_status(const std::string& name, RcptStatus* s) {
   return false;
 }
 
-// `export --task T --status S`: the recipients with that status as CSV on stdout, with
-// their merge fields and last outcome, so a list can be fixed and sent as a new task.
+// "failed,deferred" -> the statuses; false (with *bad set) on a name that is none.
+bool parse_status_list(const std::string& arg, std::vector<RcptStatus>* out, std::string* bad) {
+  size_t start = 0;
+  while (start <= arg.size()) {
+    size_t comma = arg.find(',', start);
+    std::string name = arg.substr(start, comma == std::string::npos ? std::string::npos
+                                                                    : comma - start);
+    while (!name.empty() && name.front() == ' ') name.erase(0, 1);
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    RcptStatus st;
+    if (!parse_status(name, &st)) {
+      *bad = name;
+      return false;
+    }
+    if (std::find(out->begin(), out->end(), st) == out->end()) out->push_back(st);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return true;
+}
+
+bool iequals_ascii(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The result columns' prefix: none, unless a merge field is already called status, code or
+// reply (import compares names case-insensitively and refuses a repeated one), then
+// "smtpblast_" as often as needed, so that an export can always be imported again.
+std::string result_column_prefix(const std::vector<std::string>& fields) {
+  std::string prefix;
+  for (;;) {
+    bool clash = false;
+    for (const char* r : {"status", "code", "reply"}) {
+      for (const std::string& f : fields) clash = clash || iequals_ascii(f, prefix + r);
+    }
+    if (!clash) return prefix;
+    prefix += "smtpblast_";
+  }
+}
+
+// `export --task T --status S[,S...]`: the recipients with those statuses as CSV on stdout,
+// with their merge fields and last outcome, so a list can be fixed and sent as a new task.
 int cmd_export(const std::string& task, const std::string& status_arg) {
-  RcptStatus want;
-  if (!parse_status(status_arg, &want)) {
+  std::vector<RcptStatus> want;
+  std::string bad;
+  if (!parse_status_list(status_arg, &want, &bad)) {
     std::fprintf(stderr, "smtpblast: --status: '%s' is not one of unsent, sent, deferred, "
-                         "failed, suppressed, in-flight\n", status_arg.c_str());
+                         "failed, suppressed, in-flight (several: failed,deferred)\n",
+                 display_escape(bad).c_str());
     return 2;
   }
-  auto st = TaskStore::open(task, false);
+  auto st = TaskStore::open_read_only(task);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
     return 2;
@@ -59,13 +112,19 @@ int cmd_export(const std::string& task, const std::string& status_arg) {
     std::fprintf(stderr, "smtpblast: %s\n", rows.error().describe().c_str());
     return 2;
   }
+  std::string prefix = result_column_prefix((*st)->field_names());
+  if (!prefix.empty()) {
+    std::fprintf(stderr, "smtpblast: export: the list has a merge field named status, code or "
+                         "reply; the result columns are %sstatus, %scode, %sreply\n",
+                 prefix.c_str(), prefix.c_str(), prefix.c_str());
+  }
   std::string out;
   out += "email";
   for (const std::string& f : (*st)->field_names()) {
     out.push_back(',');
     append_csv_field(f, out);
   }
-  out += ",status,code,reply\r\n";
+  out += "," + prefix + "status," + prefix + "code," + prefix + "reply\r\n";
   for (const auto& [r, o] : *rows) {
     append_csv_field(r.email, out);
     for (const std::string& v : r.values) {
@@ -88,6 +147,69 @@ int cmd_export(const std::string& task, const std::string& status_arg) {
     return 2;
   }
   return 0;
+}
+
+void add_csv_options(CLI::App* cmd, std::string& encoding, std::string& delimiter) {
+  cmd->add_option("--csv-encoding", encoding,
+                  "the CSV's text encoding: utf-8 (default, BOM optional), latin1, cp1252, ... "
+                  "(any name iconv knows)");
+  cmd->add_option("--csv-delimiter", delimiter,
+                  "the CSV's field delimiter: ',' (default), ';' (Excel in many locales), tab");
+}
+
+int parse_csv_options(const std::string& encoding, const std::string& delimiter,
+                      CsvOptions& out) {
+  out.encoding = encoding;
+  if (!parse_csv_delimiter(delimiter, &out.delimiter)) {
+    std::fprintf(stderr, "smtpblast: --csv-delimiter: '%s' is not one character (or \"tab\")\n",
+                 display_escape(delimiter).c_str());
+    return 2;
+  }
+  if (auto st = check_csv_options(out); !st.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", st.error().message.c_str());
+    return 2;
+  }
+  return 0;
+}
+
+// `import`: a new task's list, or (--replace) another list for a task nothing was sent
+// from, or (--append) the new rows of a list for a task that has one.
+int cmd_import(const std::string& task, const std::string& csv, bool replace, bool append,
+               const std::string& encoding, const std::string& delimiter) {
+  ImportOptions opts;
+  if (int rc = parse_csv_options(encoding, delimiter, opts.csv); rc != 0) return rc;
+  if (replace && append) {
+    std::fprintf(stderr, "smtpblast: import: give at most one of --replace and --append\n");
+    return 2;
+  }
+  opts.mode = replace ? ImportMode::kReplace : append ? ImportMode::kAppend : ImportMode::kNew;
+  int lock = lock_task(task);  // never under a running send
+  if (lock < 0) return 2;
+  std::error_code ec;
+  bool fresh = task != ":memory:" && !std::filesystem::exists(task, ec) && !ec;
+  auto st = TaskStore::open(task, true);
+  if (!st.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
+    ::close(lock);
+    return 2;
+  }
+  if ((*st)->imported() && opts.mode == ImportMode::kNew) {
+    std::fprintf(stderr, "smtpblast: task %s already holds a recipient list; to use %s instead "
+                         "while nothing was sent, give --replace; to add its new rows, "
+                         "--append\n", task.c_str(), csv.c_str());
+    ::close(lock);
+    return 2;
+  }
+  int rc = import_recipients(**st, csv, opts);
+  if (rc != 0 && fresh && !(*st)->imported()) {
+    // A refused list leaves no task behind that this command created (as send does).
+    st->reset();
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      std::filesystem::remove(task + suffix, ec);
+    }
+  }
+  ::close(lock);
+  return rc;
 }
 
 int cmd_reset(const std::string& task, bool all, bool errors) {
@@ -116,7 +238,7 @@ int cmd_reset(const std::string& task, bool all, bool errors) {
 }
 
 int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
-  auto st = TaskStore::open(task, false);
+  auto st = TaskStore::open_read_only(task);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
     return 2;
@@ -145,17 +267,28 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
       for (char& ch : key) ch = ch == '-' ? '_' : ch;
       j[key] = c->get(s);
     }
+    if (c->unknown > 0) j["unknown"] = c->unknown;
     nlohmann::json codes = nlohmann::json::object();
     for (auto& [code, n] : c->by_code) codes[std::to_string(code)] = n;
     j["by_code"] = codes;
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("task %s: %llu recipients\n", task.c_str(), static_cast<unsigned long long>(c->total));
+  std::printf("task %s: %llu recipients\n", display_escape(task).c_str(),
+              static_cast<unsigned long long>(c->total));
   for (RcptStatus s : all) {
     std::printf("  %-11s %llu\n", status_name(s), static_cast<unsigned long long>(c->get(s)));
   }
-  if (!throttle_line.empty()) std::printf("throttle (last run): %s\n", throttle_line.c_str());
+  if (c->unknown > 0) {
+    // Counted, never dropped: the counts above must add up to the total.
+    std::printf("  %-11s %llu (status values %s: not written by this version of smtpblast; "
+                "a newer one, or an edited task)\n",
+                "unknown", static_cast<unsigned long long>(c->unknown),
+                capped_list(c->unknown_values).c_str());
+  }
+  if (!throttle_line.empty()) {
+    std::printf("throttle (last run): %s\n", display_escape(throttle_line).c_str());
+  }
   if (!c->by_code.empty()) {
     std::printf("last reply codes:\n");
     for (auto& [code, n] : c->by_code) {
@@ -172,7 +305,10 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
     }
     std::printf("%s (%zu):\n", status_name(s), rows->size());
     for (const auto& [r, o] : *rows) {
-      std::printf("  %s  %d  %s\n", r.email.c_str(), o.code, o.reply.c_str());
+      // Addresses come from a CSV and replies from servers: escaped, so neither can forge a
+      // line of this list.
+      std::printf("  %s  %d  %s\n", display_escape(r.email).c_str(), o.code,
+                  display_escape(o.reply).c_str());
     }
   }
   return 0;
@@ -206,6 +342,9 @@ int run_cli(int argc, char** argv) {
   send->add_option("--recipients", mc.recipients_path,
                    "CSV with a header row and an 'email' column; imported on first use")
       ->check(CLI::ExistingFile);
+  std::string send_encoding;
+  std::string send_delim = ",";
+  add_csv_options(send, send_encoding, send_delim);
   RelayOptions ro;
   add_relay_options(send, ro, false);
   std::string preset_name;
@@ -343,6 +482,16 @@ int run_cli(int argc, char** argv) {
   import->add_option("--recipients", import_csv, "CSV with a header row and an 'email' column")
       ->required()
       ->check(CLI::ExistingFile);
+  bool import_replace = false;
+  bool import_append = false;
+  import->add_flag("--replace", import_replace,
+                   "replace the task's list (allowed while nothing was sent from it)");
+  import->add_flag("--append", import_append,
+                   "add the CSV's new rows to the task (late subscribers); addresses already "
+                   "in it are skipped");
+  std::string import_encoding;
+  std::string import_delim = ",";
+  add_csv_options(import, import_encoding, import_delim);
 
   // status
   std::string status_task;
@@ -416,6 +565,7 @@ int run_cli(int argc, char** argv) {
   }
 
   if (*send) {
+    if (int rc = parse_csv_options(send_encoding, send_delim, mc.csv); rc != 0) return rc;
     std::string err;
     if (!preset_name.empty()) {
       auto p = find_preset(preset_name);
@@ -608,18 +758,8 @@ int run_cli(int argc, char** argv) {
     }
     return 0;
   }
-  if (*import) {
-    auto st = TaskStore::open(import_task, true);
-    if (!st.ok()) {
-      std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
-      return 2;
-    }
-    if ((*st)->imported()) {
-      std::fprintf(stderr, "smtpblast: task %s already holds a recipient list\n", import_task.c_str());
-      return 2;
-    }
-    return import_recipients(**st, import_csv);
-  }
+  if (*import) return cmd_import(import_task, import_csv, import_replace, import_append,
+                                 import_encoding, import_delim);
   if (*sink) {
     sc.engine.pipelining = !sink_no_pipelining;
     sc.engine.chunking = !sink_no_chunking;

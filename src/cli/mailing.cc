@@ -20,6 +20,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -33,11 +34,13 @@
 #include "cli/dkim_options.h"
 #include "cli/relay_options.h"
 #include "dns/mx_resolver.h"
+#include "loop/display_text.h"
 #include "loop/worker.h"
 #include "message/template.h"
 #include "smtp/pool.h"
 #include "store/accounting.h"
 #include "store/eml_files.h"
+#include "store/read_file.h"
 #include "store/task_store.h"
 
 namespace sb {
@@ -416,6 +419,7 @@ class Runner {
 
  private:
   int prepare();
+  int prepare_task();
   void loop();
   void commit(std::vector<Report>& v);
   void filter_suppressed(std::vector<RecipientRow>& rows, std::vector<Report>& out);
@@ -1280,7 +1284,8 @@ void WorkerMailing::maybe_finish() {
 int lock_task(const std::string& task_path) {
   if (task_path == ":memory:") return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   std::string path = task_path + ".lock";
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // 0600 like the task: it names the task and the sender's PID, nobody else's business.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     std::fprintf(stderr, "smtpblast: cannot open lock file %s: %s\n", path.c_str(),
                  std::strerror(errno));
@@ -1309,14 +1314,23 @@ int lock_task(const std::string& task_path) {
   return fd;
 }
 
-int import_recipients(TaskStore& store, const std::string& path) {
-  auto rep = store.import_csv(path);
+int import_recipients(TaskStore& store, const std::string& path, const ImportOptions& options) {
+  auto rep = store.import_csv(path, options);
   if (!rep.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", rep.error().describe().c_str());
     return 2;
   }
-  std::fprintf(stderr, "imported %llu recipients from %s", static_cast<unsigned long long>(rep->imported),
-               path.c_str());
+  if (rep->removed > 0) {
+    std::fprintf(stderr, "replaced the list of %llu recipients; ",
+                 static_cast<unsigned long long>(rep->removed));
+  }
+  std::fprintf(stderr, "%s %llu recipients from %s",
+               options.mode == ImportMode::kAppend ? "added" : "imported",
+               static_cast<unsigned long long>(rep->imported), path.c_str());
+  if (rep->already_present > 0) {
+    std::fprintf(stderr, ", %llu already in the task skipped",
+                 static_cast<unsigned long long>(rep->already_present));
+  }
   if (rep->duplicates > 0) {
     std::fprintf(stderr, ", %llu duplicates skipped", static_cast<unsigned long long>(rep->duplicates));
   }
@@ -1331,36 +1345,84 @@ int import_recipients(TaskStore& store, const std::string& path) {
 namespace {
 
 std::string read_file(const std::string& path, std::string* err) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    *err = "cannot read " + path;
+  auto r = read_whole_file(path);  // says why: missing, a directory, permission denied
+  if (!r.ok()) {
+    *err = r.error().message;
     return {};
   }
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return std::move(r).value();
 }
 
+// `send --recipients F` on a task that has its list: F is not imported again. When F is not
+// the file the list came from, say how to use it: replace the list (while nothing was sent)
+// or append its new rows.
+void print_not_imported_again(TaskStore& store, const MailingConfig& cfg) {
+  auto source = store.get_meta("sb.source");
+  auto digest = store.get_meta("sb.source_digest");
+  auto now = TaskStore::file_digest(cfg.recipients_path);
+  std::string from = source.ok() && source->has_value() ? display_escape(**source) : "?";
+  std::string task = display_escape(cfg.task_path);
+  std::string file = display_escape(cfg.recipients_path);
+  if (digest.ok() && digest->has_value() && now.ok() && **digest == *now) {
+    std::fprintf(stderr, "task %s already holds its recipient list (imported from %s, the same "
+                         "bytes as %s); it is not imported again\n",
+                 task.c_str(), from.c_str(), file.c_str());
+    return;
+  }
+  std::fprintf(stderr,
+               "task %s already holds its recipient list (imported from %s); %s differs and is "
+               "not imported again. To send to it instead while nothing was sent: smtpblast "
+               "import --task %s --recipients %s --replace; to add its new rows: the same with "
+               "--append\n",
+               task.c_str(), from.c_str(), file.c_str(), task.c_str(), file.c_str());
+}
+
+// A run that fails at start leaves no task file it created itself: with no list in it,
+// it is only clutter (a mistyped --task) that later looks like a task.
 int Runner::prepare() {
   lock_fd_ = lock_task(cfg_.task_path);
   if (lock_fd_ < 0) return 2;
+  std::error_code ec;
+  bool fresh =
+      cfg_.task_path != ":memory:" && !std::filesystem::exists(cfg_.task_path, ec) && !ec;
+  int rc = prepare_task();
+  if (rc != 0 && fresh && (!store_ || !store_->imported())) {
+    store_.reset();  // closed first: SQLite removes its -wal and -shm files then
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      std::filesystem::remove(cfg_.task_path + suffix, ec);
+    }
+  }
+  return rc;
+}
+
+int Runner::prepare_task() {
   auto st = TaskStore::open(cfg_.task_path, true);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
     return 2;
   }
   store_ = std::move(st).value();
+  // A new list is imported only after the template and every file and flag below were
+  // checked against its header: a run that fails at start must not leave the task holding
+  // a list the user then cannot correct.
+  std::vector<std::string> csv_fields;
   if (!store_->imported()) {
     if (cfg_.recipients_path.empty()) {
       std::fprintf(stderr, "smtpblast: task %s has no recipients yet: give --recipients FILE\n",
                    cfg_.task_path.c_str());
       return 2;
     }
-    if (int rc = import_recipients(*store_, cfg_.recipients_path); rc != 0) return rc;
+    auto f = TaskStore::read_csv_fields(cfg_.recipients_path, cfg_.csv);
+    if (!f.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", f.error().describe().c_str());
+      return 2;
+    }
+    csv_fields = std::move(f).value();
   } else if (!cfg_.recipients_path.empty()) {
-    std::fprintf(stderr, "task %s already holds its recipient list; %s is not imported again\n",
-                 cfg_.task_path.c_str(), cfg_.recipients_path.c_str());
+    print_not_imported_again(*store_, cfg_);
   }
+  const std::vector<std::string>& fields =
+      store_->imported() ? store_->field_names() : csv_fields;
 
   std::string err;
   std::string raw = read_file(cfg_.template_path, &err);
@@ -1393,7 +1455,7 @@ int Runner::prepare() {
     return 2;
   }
   tpl_ = std::make_unique<CompiledTemplate>(std::move(tpl).value());
-  if (auto s = tpl_->bind(store_->field_names()); !s.ok()) {
+  if (auto s = tpl_->bind(fields); !s.ok()) {
     std::fprintf(stderr, "smtpblast: --template %s: %s\n", cfg_.template_path.c_str(),
                  s.error().message.c_str());
     return 2;
@@ -1406,7 +1468,6 @@ int Runner::prepare() {
                  cfg_.template_path.c_str());
     return 2;
   }
-  (void)store_->set_meta("template_hash", tpl_->source_hash());
   if (cfg_.message) print_message_warnings(*cfg_.message, *tpl_);
 
   auto tcfg = make_throttle_config(cfg_.throttle);
@@ -1428,8 +1489,7 @@ int Runner::prepare() {
       return 2;
     }
     auto n = EmlNamer::create(
-        cfg_.backup_name.empty() ? EmlNamer::kDefaultPattern : cfg_.backup_name,
-        store_->field_names());
+        cfg_.backup_name.empty() ? EmlNamer::kDefaultPattern : cfg_.backup_name, fields);
     if (!n.ok()) {
       std::fprintf(stderr, "smtpblast: --backup-name: %s\n", n.error().message.c_str());
       return 2;
@@ -1444,6 +1504,19 @@ int Runner::prepare() {
     }
     accounting_ = std::move(a).value();
   }
+  if (!store_->imported()) {
+    ImportOptions io;
+    io.csv = cfg_.csv;
+    if (int rc = import_recipients(*store_, cfg_.recipients_path, io); rc != 0) return rc;
+    if (store_->field_names() != fields) {  // the file changed under us since its header
+      std::fprintf(stderr, "smtpblast: %s changed while it was read; run again\n",
+                   cfg_.recipients_path.c_str());
+      return 2;
+    }
+  }
+  // Recorded once the list is in: a first run that stopped before must not make the next,
+  // corrected, template look like a change that needs --force.
+  (void)store_->set_meta("template_hash", tpl_->source_hash());
   // The rolling daily count lives in the task, so a limit holds across runs.
   if (auto ds = store_->get_meta("daily_state"); ds.ok() && ds->has_value()) {
     if (auto r = throttle_->restore_daily_state(**ds); !r.ok()) {
@@ -1856,8 +1929,9 @@ int Runner::run_pickup() {
         nv.id = row.id;
         nv.values = &row.values;
         std::string final_path;
+        // A pickup service reads these, often as another user: the umask decides.
         if (auto w = write_eml_atomically(cfg_.pickup_dir, namer_->name(nv), msg.pieces,
-                                          &final_path);
+                                          &final_path, false, kSharedFile);
             !w.ok()) {
           // The directory went away or filled up: stop; this one is not sent.
           std::fprintf(stderr, "smtpblast: --pickup: %s\n", w.error().message.c_str());
@@ -1916,6 +1990,7 @@ std::string Runner::summary_line(const StatusCounts& c, double secs) {
   if (c.get(RcptStatus::kSuppressed) > 0) {
     out += ", " + std::to_string(c.get(RcptStatus::kSuppressed)) + " suppressed";
   }
+  if (c.unknown > 0) out += ", " + std::to_string(c.unknown) + " with an unknown status";
   return out;
 }
 
@@ -2043,13 +2118,15 @@ int Runner::finish() {
                  static_cast<unsigned long long>(dest_push_.quota_pauses));
   }
   if (!failure_.empty()) {
-    std::fprintf(stderr, "smtpblast: run stopped: %s\n", failure_.c_str());
+    std::fprintf(stderr, "smtpblast: run stopped: %s\n", display_escape(failure_).c_str());
     // Nothing could be delivered at all (most likely a wrong relay address or port), or a
     // problem no retry can cure (credentials, TLS): a configuration error.
     if (attempts_ == 0 || fatal_) return 2;
   }
+  // Rows with a status this version does not know are not done either (issue 18).
   bool all_done = c->get(RcptStatus::kUnsent) + c->get(RcptStatus::kDeferred) +
-                      c->get(RcptStatus::kFailed) + c->get(RcptStatus::kInFlight) ==
+                      c->get(RcptStatus::kFailed) + c->get(RcptStatus::kInFlight) +
+                      c->unknown ==
                   0;
   if (cfg_.reset_errors_after) {
     uint64_t n = c->get(RcptStatus::kFailed) + c->get(RcptStatus::kDeferred);

@@ -9,7 +9,9 @@
 
 #include "cli/direct_lookup.h"
 #include "smtp/session.h"
+#include "store/csv_reader.h"
 #include "store/suppression.h"
+#include "store/task_store.h"
 #include "throttle/throttle.h"
 
 namespace sb {
@@ -18,6 +20,7 @@ struct MailingConfig {
   std::string task_path;
   std::string template_path;
   std::string recipients_path;
+  CsvOptions csv;  // --csv-encoding, --csv-delimiter
   const struct RelaySetup* relay = nullptr;  // address, TLS, credentials (prepare_relay)
   std::string from;
   uint32_t connections = 1;
@@ -62,8 +65,8 @@ int lock_task(const std::string& task_path);
 // unsent, 2 configuration/environment error before or instead of sending.
 int run_mailing(const MailingConfig& cfg);
 
-class TaskStore;
 // Imports a recipient CSV into a task, printing the report; 0, or 2 on error.
-int import_recipients(TaskStore& store, const std::string& path);
+int import_recipients(TaskStore& store, const std::string& path,
+                      const ImportOptions& options = {});
 
 }  // namespace sb

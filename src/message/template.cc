@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "loop/display_text.h"
 #include "message/dkim.h"
 #include "message/encode.h"
 #include "message/unsubscribe.h"
@@ -969,13 +970,13 @@ Status CompiledTemplate::bind(const std::vector<std::string>& field_names) {
   }
   if (unknown.empty()) return {};
   std::string msg = unknown.size() == 1 ? "unknown merge field " : "unknown merge fields ";
-  for (size_t i = 0; i < unknown.size(); ++i) {
-    msg += (i ? ", '" : "'") + unknown[i] + "'";
-  }
-  msg += " in the template; known fields: email";
+  msg += capped_list(unknown, "'");
+  // Capped: a CSV with 100,000 columns must not make this one 789 KB line.
+  std::vector<std::string> known{"email"};
   for (const std::string& f : field_names) {
-    if (f != "email") msg += ", " + f;
+    if (f != "email") known.push_back(f);
   }
+  msg += " in the template; known fields: " + capped_list(known);
   return make_error(ErrDomain::kInput, msg);
 }
 

@@ -137,8 +137,11 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 }  // namespace
 
 void append_csv_field(std::string_view v, std::string& out) {
+  // Tabs too: the import (libcsv) drops blanks around unquoted fields, so an exported
+  // value starting or ending with one would not round-trip.
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
   bool quote = v.find_first_of(",\"\r\n") != std::string_view::npos ||
-               (!v.empty() && (v.front() == ' ' || v.back() == ' '));
+               (!v.empty() && (blank(v.front()) || blank(v.back())));
   if (!quote) {
     out.append(v);
     return;
@@ -243,10 +246,10 @@ Result<std::unique_ptr<AccountingLog>> AccountingLog::open(const std::string& pa
   }
   // Read access only to look at the last octet; a write-only file still works without it.
   bool readable = true;
-  int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0 && errno == EACCES) {
     readable = false;
-    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   }
   if (fd < 0) {
     return make_error(ErrDomain::kConfig,

@@ -45,8 +45,8 @@ void format_accounting_jsonl(const AccountingRecord& r, std::string& out);
 // The RFC 3463 enhanced status code at the start of a reply text ("" when none).
 std::string_view enhanced_status_code(std::string_view reply_text);
 
-// Appends one RFC 4180 CSV field: quoted when it holds a comma, quote, CR or LF, or starts or
-// ends with a space; quotes doubled. Shared by this log and `smtpblast export`.
+// Appends one RFC 4180 CSV field: quoted when it holds a comma, quote, CR or LF, or starts
+// or ends with a space or tab; quotes doubled. Shared by this log and `smtpblast export`.
 void append_csv_field(std::string_view v, std::string& out);
 
 // Not thread-safe: one thread (the journal thread) owns the log and makes every call on it.
@@ -54,10 +54,10 @@ class AccountingLog {
  public:
   enum class Format { kCsv, kJsonl };
 
-  // Opens (creating, mode 0666 & ~umask) for appending (O_APPEND). The format comes from
-  // the extension, ".csv" or ".jsonl" (any case); anything else is a kConfig error, as is a
-  // file that cannot be opened. If the file is not empty and its last line lacks a newline
-  // (a run killed mid-write), the first write starts on a fresh line.
+  // Opens (creating it with mode 0600: it names every recipient) for appending (O_APPEND).
+  // The format comes from the extension, ".csv" or ".jsonl" (any case); anything else is a
+  // kConfig error, as is a file that cannot be opened. If the file is not empty and its last
+  // line lacks a newline (a run killed mid-write), the first write starts on a fresh line.
   static Result<std::unique_ptr<AccountingLog>> open(const std::string& path);
   ~AccountingLog();  // flushes what is buffered (errors ignored; call flush() to see them)
   AccountingLog(const AccountingLog&) = delete;

@@ -1,5 +1,7 @@
 // Recipient address syntax checks done at import and the duplicate-detection key.
 #include "store/address.h"
+
+#include "loop/display_text.h"
 #include "store/utf8.h"
 
 #include <cstdint>
@@ -154,10 +156,7 @@ std::string printable(std::string_view s, size_t max) {
   std::string_view cut = cap_utf8(s, max);
   std::string out;
   out.reserve(cut.size() + 3);
-  for (char ch : cut) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    out.push_back(c < 0x20 || c == 0x7F ? '?' : ch);
-  }
+  append_display_escaped(out, cut);  // the one escaping rule of every human-readable output
   if (cut.size() < s.size()) out += "...";
   return out;
 }

@@ -25,8 +25,9 @@ void address_key(std::string_view addr, std::string& out);
 // Drops ASCII spaces and tabs (and CR/LF) at both ends.
 std::string_view trim_ascii(std::string_view s);
 
-// A short printable rendering of untrusted text for messages: control bytes become '?',
-// and the text is cut to `max` octets (without splitting a UTF-8 sequence) with "...".
+// A short printable rendering of untrusted text for messages: cut to `max` octets (without
+// splitting a UTF-8 sequence) with "...", then escaped as display_escape() does (\r, \n,
+// \xNN, ...), so a message line cannot be forged or hidden by what it quotes.
 std::string printable(std::string_view s, size_t max);
 
 // Cuts s to at most max octets without splitting a UTF-8 sequence.

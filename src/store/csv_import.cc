@@ -5,6 +5,9 @@
 #include <ctime>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
+
+#include "loop/display_text.h"
 
 #include "store/address.h"
 #include "store/address_set.h"
@@ -34,11 +37,74 @@ std::string ascii_lower(std::string_view s) {
 
 Error input_error(std::string msg) { return make_error(ErrDomain::kInput, std::move(msg)); }
 
+// The line a kAppend import finds an address on when the task already holds it.
+constexpr uint64_t kInTask = UINT32_MAX;
+
+// What a header row says: the email column and, per column, its merge field name ("" for
+// a column without a name, whose values are ignored).
+struct Header {
+  size_t email_col = 0;
+  std::vector<std::string> names;  // per column, trimmed, as written (the email column too)
+};
+
+// Checks a header row: names unique (ASCII case-insensitive), an email column present.
+// `problem` is told about columns without a name.
+template <class Problem>
+Result<Header> parse_header(const std::vector<std::string>& f, size_t n, std::string_view file,
+                            Problem&& problem) {
+  std::unordered_map<std::string, size_t> cols;  // lower-cased name -> 1-based column
+  std::optional<size_t> email;
+  Header h;
+  std::vector<std::string> found;
+  for (size_t i = 0; i < n; ++i) {
+    std::string_view nm = trim_ascii(f[i]);
+    found.emplace_back(nm);
+    h.names.emplace_back(nm);
+    if (nm.empty()) {
+      problem("column " + std::to_string(i + 1) + " has no name; its values are ignored");
+      continue;
+    }
+    auto [it, fresh] = cols.try_emplace(ascii_lower(nm), i + 1);
+    if (!fresh) {
+      return input_error(std::string(file) + ": column '" + printable(nm, kShownValue) +
+                         "' appears twice in the header (columns " +
+                         std::to_string(it->second) + " and " + std::to_string(i + 1) +
+                         "); rename one of them");
+    }
+    if (it->first == "email") email = i;
+  }
+  if (!email) {
+    return input_error(std::string(file) + ": no 'email' column in the header (found: " +
+                       capped_list(found, "", 10, 200) +
+                       "); if the columns are separated by something other than a comma, "
+                       "give --csv-delimiter");
+  }
+  h.email_col = *email;
+  return h;
+}
+
+// 64-bit FNV-1a, streamed: tells one list file from another, not a security digest.
+struct Fnv1a {
+  uint64_t h = 0xcbf29ce484222325ull;
+  void add(std::string_view d) {
+    for (char c : d) {
+      h ^= static_cast<unsigned char>(c);
+      h *= 0x100000001b3ull;
+    }
+  }
+  std::string hex() const {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+  }
+};
+
 // Receives records from the CsvReader; the first one is the header. Nothing is written until
 // the header has been accepted, and everything after it goes into one transaction.
 class Importer final : public CsvSink {
  public:
-  Importer(TaskStoreState& s, std::string_view name) : s_(s), name_(name) {}
+  Importer(TaskStoreState& s, std::string_view name, ImportMode mode)
+      : s_(s), name_(name), mode_(mode) {}
   ~Importer() override {
     if (txn_) s_.rollback_txn();
     // Only a memory hint: a failure to lower the cache again is harmless.
@@ -54,7 +120,7 @@ class Importer final : public CsvSink {
   }
 
   // Completes the import after the reader is done (reader_status: its own outcome).
-  Result<ImportReport> finish(Status reader_status);
+  Result<ImportReport> finish(Status reader_status, const std::string& digest);
 
  private:
   bool header(const std::vector<std::string>& f, size_t n, uint64_t line);
@@ -69,18 +135,25 @@ class Importer final : public CsvSink {
     }
   }
   bool insert(std::string_view email, RcptStatus status, std::string_view reply);
+  bool map_onto_task_fields(const Header& h);
+  bool clear_old_list();
+  bool load_present_addresses();
 
   TaskStoreState& s_;
   std::string name_;
+  ImportMode mode_;
   std::optional<Error> error_;
   bool have_header_ = false;
   bool txn_ = false;
   bool cache_raised_ = false;
   bool journal_switched_ = false;
   size_t email_col_ = 0;
+  size_t need_cols_ = 0;  // up to the last named column: a row needs at least these fields
   std::vector<int> col_field_;  // per header column: merge field index, or kNoField
   std::vector<std::string> names_;
-  AddressSet seen_;  // address keys -> line of first sight
+  std::vector<std::string_view> values_;  // one row's values in field order
+  AddressSet seen_;  // address keys -> line of first sight (kInTask: in the task already)
+  std::unordered_set<std::string> rejected_present_;  // kAppend: rows rejected before
   std::string blob_;
   std::string key_;
   Stmt insert_;
@@ -89,36 +162,25 @@ class Importer final : public CsvSink {
 };
 
 bool Importer::header(const std::vector<std::string>& f, size_t n, uint64_t line) {
-  std::unordered_map<std::string, size_t> cols;  // lower-cased name -> 1-based column
-  std::optional<size_t> email;
+  auto h = parse_header(f, n, name_, [&](std::string p) { problem(line, std::move(p)); });
+  if (!h.ok()) return fail(h.error());
   col_field_.assign(n, kNoField);
-  std::string found;
-  for (size_t i = 0; i < n; ++i) {
-    std::string_view nm = trim_ascii(f[i]);
-    if (!found.empty()) found += ", ";
-    found += printable(nm, kShownValue);
-    if (nm.empty()) {
-      problem(line, "column " + std::to_string(i + 1) + " has no name; its values are ignored");
-      continue;
-    }
-    auto [it, fresh] = cols.try_emplace(ascii_lower(nm), i + 1);
-    if (!fresh) {
-      return fail(input_error(name_ + ": column '" + printable(nm, kShownValue) +
-                              "' appears twice in the header (columns " +
-                              std::to_string(it->second) + " and " + std::to_string(i + 1) +
-                              "); rename one of them"));
-    }
-    if (it->first == "email") {
-      email = i;
-    } else {
+  if (mode_ == ImportMode::kAppend && s_.imported) {
+    if (!map_onto_task_fields(*h)) return false;
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      if (i == h->email_col || h->names[i].empty()) continue;
       col_field_[i] = static_cast<int>(names_.size());
-      names_.emplace_back(nm);
+      names_.push_back(h->names[i]);
     }
   }
-  if (!email) {
-    return fail(input_error(name_ + ": no 'email' column in the header (found: " + found + ")"));
+  values_.assign(mode_ == ImportMode::kAppend && s_.imported ? s_.field_names.size()
+                                                                : names_.size(),
+                 std::string_view());
+  email_col_ = h->email_col;
+  for (size_t i = 0; i < n; ++i) {
+    if (!h->names[i].empty()) need_cols_ = i + 1;
   }
-  email_col_ = *email;
   have_header_ = true;
 
   // The header is good: from here on everything is written, in one transaction.
@@ -140,11 +202,94 @@ bool Importer::header(const std::vector<std::string>& f, size_t n, uint64_t line
   }
   if (auto st = s_.begin_txn(); !st) return fail(st.error());
   txn_ = true;
+  if (mode_ == ImportMode::kReplace && s_.imported && !clear_old_list()) return false;
+  if (mode_ == ImportMode::kAppend && s_.imported && !load_present_addresses()) return false;
   if (insert_.prepare(s_.db.h,
                       "INSERT INTO recipients(email, fields, status, reply, "
                       "updated, rejected) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") != SQLITE_OK) {
     return fail(s_.error("preparing the import"));
   }
+  return true;
+}
+
+// kAppend: every task field needs a column and every named column a task field, or the new
+// rows would be merged with values missing or dropped.
+bool Importer::map_onto_task_fields(const Header& h) {
+  std::unordered_map<std::string, int> pos;
+  for (size_t i = 0; i < s_.field_names.size(); ++i) {
+    pos.emplace(ascii_lower(s_.field_names[i]), static_cast<int>(i));
+  }
+  std::vector<bool> covered(s_.field_names.size(), false);
+  std::vector<std::string> extra;
+  for (size_t i = 0; i < h.names.size(); ++i) {
+    if (i == h.email_col || h.names[i].empty()) continue;
+    auto it = pos.find(ascii_lower(h.names[i]));
+    if (it == pos.end()) {
+      extra.push_back(h.names[i]);
+      continue;
+    }
+    col_field_[i] = it->second;
+    covered[static_cast<size_t>(it->second)] = true;
+  }
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < covered.size(); ++i) {
+    if (!covered[i]) missing.push_back(s_.field_names[i]);
+  }
+  if (missing.empty() && extra.empty()) return true;
+  std::string msg = name_ + ": its columns are not the task's merge fields (";
+  if (!missing.empty()) msg += "missing: " + capped_list(missing, "'");
+  if (!missing.empty() && !extra.empty()) msg += "; ";
+  if (!extra.empty()) msg += "not in the task: " + capped_list(extra, "'");
+  msg += "); appended rows need the same columns, in any order";
+  return fail(input_error(std::move(msg)));
+}
+
+// kReplace, inside the import's transaction: only a list nobody was mailed from goes.
+bool Importer::clear_old_list() {
+  Stmt q;
+  if (q.prepare(s_.db.h,
+                "SELECT count(*) FROM recipients WHERE status IN (1, 2, 5) OR attempts > 0 "
+                "OR (status = 3 AND rejected = 0)") != SQLITE_OK ||
+      sqlite3_step(q.get()) != SQLITE_ROW) {
+    return fail(s_.error("checking the task before replacing its list"));
+  }
+  if (int64_t n = q.col_int(0); n > 0) {
+    return fail(input_error(
+        s_.path + ": the list cannot be replaced: " + std::to_string(n) +
+        " recipients were already sent to or attempted; send the new list as a new task, or "
+        "add its new rows with import --append"));
+  }
+  if (q.prepare(s_.db.h, "SELECT count(*) FROM recipients") != SQLITE_OK ||
+      sqlite3_step(q.get()) != SQLITE_ROW) {
+    return fail(s_.error("counting the old list"));
+  }
+  report_.removed = static_cast<uint64_t>(q.col_int(0));
+  q = Stmt();
+  for (const char* sql : {"DROP INDEX IF EXISTS recipients_address", "DELETE FROM recipients",
+                          "DELETE FROM fields",
+                          "DELETE FROM meta WHERE key IN ('sb.imported', 'sb.source', "
+                          "'sb.source_digest')"}) {
+    if (auto st = s_.exec(sql, "removing the old list"); !st) return fail(st.error());
+  }
+  return true;
+}
+
+// kAppend: the addresses already in the task, so the new file's repeats are skipped.
+bool Importer::load_present_addresses() {
+  Stmt q;
+  if (q.prepare(s_.db.h, "SELECT email, rejected FROM recipients") != SQLITE_OK) {
+    return fail(s_.error("reading the task's addresses"));
+  }
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    if (q.col_int(1) == 0) {
+      address_key(q.col_text(0), key_);
+      seen_.insert(key_, kInTask);
+    } else {
+      rejected_present_.emplace(q.col_text(0));
+    }
+  }
+  if (rc != SQLITE_DONE) return fail(s_.error("reading the task's addresses"));
   return true;
 }
 
@@ -175,30 +320,43 @@ bool Importer::insert(std::string_view email, RcptStatus status, std::string_vie
 bool Importer::row(const std::vector<std::string>& f, size_t n, uint64_t line) {
   const size_t ncols = col_field_.size();
   std::string_view email = email_col_ < n ? trim_ascii(f[email_col_]) : std::string_view();
-  blob_.clear();
-  for (size_t i = 0; i < ncols; ++i) {
-    if (col_field_[i] == kNoField) continue;
-    append_field(blob_, i < n ? std::string_view(f[i]) : std::string_view());
+  for (auto& v : values_) v = {};
+  for (size_t i = 0; i < ncols && i < n; ++i) {
+    if (col_field_[i] != kNoField) values_[static_cast<size_t>(col_field_[i])] = f[i];
   }
-  // Trailing empty fields (a trailing comma) are harmless; real extra values mean the row
-  // does not line up with the header, so its values cannot be trusted.
+  blob_.clear();
+  for (std::string_view v : values_) append_field(blob_, v);
+  auto rejected = [&](std::string why) {
+    if (mode_ == ImportMode::kAppend && rejected_present_.count(std::string(email)) > 0) {
+      ++report_.already_present;
+      return true;
+    }
+    ++report_.invalid;
+    return insert(email, RcptStatus::kFailed, why);
+  };
+  // Trailing empty fields (a trailing comma) are harmless, and so is a row that stops before
+  // trailing columns without a name (ignored anyway); real extra values, or missing ones,
+  // mean the row does not line up with the header, so its values cannot be trusted.
   size_t used = n;
   while (used > ncols && f[used - 1].empty()) --used;
-  if (used > ncols) {
-    std::string why = std::to_string(n) + " fields, header has " + std::to_string(ncols);
+  if (used > ncols || n < need_cols_) {
+    std::string why = std::to_string(n) + (n == 1 ? " field" : " fields") + ", header has " +
+                      std::to_string(ncols);
     problem(line, why);
-    ++report_.invalid;
-    return insert(email, RcptStatus::kFailed, "bad row: " + why);
+    return rejected("bad row: " + why);
   }
   std::string why = address_problem(email);
   if (!why.empty()) {
     problem(line, "invalid address: " + why +
                       (email.empty() ? "" : " (" + printable(email, kShownValue) + ")"));
-    ++report_.invalid;
-    return insert(email, RcptStatus::kFailed, "invalid address: " + why);
+    return rejected("invalid address: " + why);
   }
   address_key(email, key_);
   if (uint64_t first = seen_.insert(key_, line)) {
+    if (first == kInTask) {
+      ++report_.already_present;
+      return true;
+    }
     problem(line, "duplicate of line " + std::to_string(first) + " (" +
                       printable(email, kShownValue) + ")");
     ++report_.duplicates;
@@ -208,7 +366,7 @@ bool Importer::row(const std::vector<std::string>& f, size_t n, uint64_t line) {
   return insert(email, RcptStatus::kUnsent, {});
 }
 
-Result<ImportReport> Importer::finish(Status reader_status) {
+Result<ImportReport> Importer::finish(Status reader_status, const std::string& digest) {
   if (error_) return *error_;
   if (!reader_status) {
     return input_error(name_ + ": " + reader_status.error().message);
@@ -222,6 +380,11 @@ Result<ImportReport> Importer::finish(Status reader_status) {
   // Every row is read: the dedup set is done. Free it before SQLite sorts the index, so
   // their peaks do not add up (1M addresses: ~60 MB each).
   seen_ = AddressSet();
+  if (mode_ == ImportMode::kAppend && s_.imported) {
+    if (auto st = s_.commit_txn(); !st) return st.error();
+    txn_ = false;
+    return std::move(report_);
+  }
   Stmt q;
   if (q.prepare(s_.db.h, "INSERT INTO fields(pos, name) VALUES (?1, ?2)") != SQLITE_OK) {
     return s_.error("saving the field names");
@@ -233,12 +396,13 @@ Result<ImportReport> Importer::finish(Status reader_status) {
   }
   if (q.prepare(s_.db.h,
                 "INSERT INTO meta(key, value) VALUES ('sb.imported', ?1), "
-                "('sb.source', ?2)") != SQLITE_OK) {
+                "('sb.source', ?2), ('sb.source_digest', ?3)") != SQLITE_OK) {
     return s_.error("saving the import");
   }
   std::string when = std::to_string(now_);
   q.bind_text(1, when);
   q.bind_text(2, name_);
+  q.bind_text(3, digest);
   if (auto st = s_.run(q, "saving the import"); !st) return st.error();
   // The address index serves lookups by address (bounces, complaints) and backs the dedup
   // with a constraint. It is built after the bulk insert: one sort instead of a million
@@ -259,36 +423,96 @@ Result<ImportReport> Importer::finish(Status reader_status) {
   return std::move(report_);
 }
 
-}  // namespace
 
-Result<ImportReport> TaskStore::import_csv_buffer(std::string_view data, std::string_view name) {
-  Impl& s = *impl_;
-  if (s.imported) {
-    return input_error(s.path +
-                       " already holds an imported recipient list; use a new task file "
-                       "to send to " +
-                       std::string(name));
+Status check_import_allowed(const TaskStoreState& s, const ImportOptions& o,
+                            std::string_view name) {
+  if (s.imported && o.mode == ImportMode::kNew) {
+    return input_error(s.path + " already holds an imported recipient list; to use " +
+                       std::string(name) +
+                       " instead while nothing was sent, import it with --replace; to add "
+                       "its new rows, with --append; or use a new task file");
   }
-  Importer imp(s, name);
-  CsvReader reader(imp);
-  Status st = reader.feed(data);
-  if (st) st = reader.finish();
-  return imp.finish(std::move(st));
+  return check_csv_options(o.csv);
 }
 
-Result<ImportReport> TaskStore::import_csv(const std::string& path) {
+}  // namespace
+
+Result<ImportReport> TaskStore::import_csv_buffer(std::string_view data, std::string_view name,
+                                                  const ImportOptions& options) {
   Impl& s = *impl_;
-  if (s.imported) {
-    return input_error(s.path +
-                       " already holds an imported recipient list; use a new task file "
-                       "to send to " +
-                       path);
-  }
+  if (auto st = check_import_allowed(s, options, name); !st) return st.error();
+  Importer imp(s, name, options.mode);
+  CsvReader reader(imp, options.csv);
+  Fnv1a digest;
+  digest.add(data);
+  Status st = reader.feed(data);
+  if (st) st = reader.finish();
+  return imp.finish(std::move(st), digest.hex());
+}
+
+Result<ImportReport> TaskStore::import_csv(const std::string& path, const ImportOptions& options) {
+  Impl& s = *impl_;
+  if (auto st = check_import_allowed(s, options, path); !st) return st.error();
   std::FILE* fp = std::fopen(path.c_str(), "rb");
   if (!fp) return input_error("cannot open " + path + ": " + std::strerror(errno));
-  Importer imp(s, path);
-  CsvReader reader(imp);
+  Importer imp(s, path, options.mode);
+  CsvReader reader(imp, options.csv);
+  Fnv1a digest;
   std::string buf(kReadChunk, '\0');
+  Status st;
+  while (st && !reader.stopped()) {
+    size_t got = std::fread(buf.data(), 1, buf.size(), fp);
+    digest.add(std::string_view(buf.data(), got));
+    if (got > 0) st = reader.feed(std::string_view(buf.data(), got));
+    if (got < buf.size()) {
+      if (std::ferror(fp)) st = input_error("cannot read " + path + ": " + std::strerror(errno));
+      break;
+    }
+  }
+  std::fclose(fp);
+  if (st) st = reader.finish();
+  return imp.finish(std::move(st), digest.hex());
+}
+
+namespace {
+
+// Stops the reader after the header row, keeping its field names or its problem.
+class HeaderReader final : public CsvSink {
+ public:
+  explicit HeaderReader(std::string_view name)
+      : result_(input_error(std::string(name) +
+                            ": the file is empty; expected a header row with an 'email' "
+                            "column")),
+        name_(name) {}
+  bool on_record(const std::vector<std::string>& f, size_t n, uint64_t) override {
+    auto h = parse_header(f, n, name_, [](std::string) {});
+    if (!h.ok()) {
+      result_ = h.error();
+    } else {
+      std::vector<std::string> names;
+      for (size_t i = 0; i < h->names.size(); ++i) {
+        if (i != h->email_col && !h->names[i].empty()) names.push_back(h->names[i]);
+      }
+      result_ = std::move(names);
+    }
+    return false;
+  }
+  Result<std::vector<std::string>> result_;
+
+ private:
+  std::string name_;
+};
+
+}  // namespace
+
+Result<std::vector<std::string>> TaskStore::read_csv_fields(const std::string& path,
+                                                            const CsvOptions& options) {
+  if (auto st = check_csv_options(options); !st) return st.error();
+  std::FILE* fp = std::fopen(path.c_str(), "rb");
+  if (!fp) return input_error("cannot open " + path + ": " + std::strerror(errno));
+  HeaderReader h(path);
+  CsvReader reader(h, options);
+  std::string buf(1 << 16, '\0');
   Status st;
   while (st && !reader.stopped()) {
     size_t got = std::fread(buf.data(), 1, buf.size(), fp);
@@ -299,8 +523,24 @@ Result<ImportReport> TaskStore::import_csv(const std::string& path) {
     }
   }
   std::fclose(fp);
-  if (st) st = reader.finish();
-  return imp.finish(std::move(st));
+  if (st && !reader.stopped()) st = reader.finish();
+  if (!st) return input_error(path + ": " + st.error().message);
+  return std::move(h.result_);
+}
+
+Result<std::string> TaskStore::file_digest(const std::string& path) {
+  std::FILE* fp = std::fopen(path.c_str(), "rb");
+  if (!fp) return input_error("cannot open " + path + ": " + std::strerror(errno));
+  Fnv1a digest;
+  std::string buf(kReadChunk, '\0');
+  size_t got;
+  while ((got = std::fread(buf.data(), 1, buf.size(), fp)) > 0) {
+    digest.add(std::string_view(buf.data(), got));
+  }
+  bool bad = std::ferror(fp) != 0;
+  std::fclose(fp);
+  if (bad) return input_error("cannot read " + path);
+  return digest.hex();
 }
 
 }  // namespace sb

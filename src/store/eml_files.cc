@@ -15,6 +15,7 @@
 #include <ctime>
 #include <random>
 
+#include "loop/display_text.h"
 #include "store/address.h"
 
 namespace sb {
@@ -120,13 +121,13 @@ std::string with_suffix(std::string_view name, int k) {
 }
 
 // Creates a new, empty temporary file in the directory; returns its fd and name.
-int open_temp(int dfd, std::string& tmp_name) {
+int open_temp(int dfd, std::string& tmp_name, unsigned mode) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   for (int i = 0; i < kTempTries; ++i) {
     char buf[32];
     std::snprintf(buf, sizeof(buf), ".tmp-%016llx", static_cast<unsigned long long>(rng()));
     tmp_name = buf;
-    int fd = ::openat(dfd, buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    int fd = ::openat(dfd, buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
     if (fd >= 0 || errno != EEXIST) return fd;
   }
   errno = EEXIST;
@@ -249,10 +250,10 @@ std::string safe_file_name(std::string_view in) {
 
 Result<EmlNamer> EmlNamer::create(std::string_view pattern,
                                   const std::vector<std::string>& merge_fields) {
-  auto known = [&] {
-    std::string k = "task_title, subject, recipient, email, date, id";
-    for (const std::string& f : merge_fields) k += ", " + f;
-    return k;
+  auto known = [&] {  // capped: a list may have 100,000 columns
+    std::vector<std::string> k{"task_title", "subject", "recipient", "email", "date", "id"};
+    k.insert(k.end(), merge_fields.begin(), merge_fields.end());
+    return capped_list(k, "", 16);
   };
   auto bad = [&](std::string why) {
     return make_error(ErrDomain::kConfig,
@@ -341,7 +342,7 @@ std::string EmlNamer::name(const EmlNameVars& v) const {
 
 Status write_eml_atomically(const std::string& dir, const std::string& name,
                             const std::vector<std::string_view>& pieces, std::string* final_path,
-                            bool sync) {
+                            bool sync, unsigned mode) {
   if (name.empty() || name == "." || name == ".." ||
       name.find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
     return make_error(ErrDomain::kInput, "'" + printable(name, 200) +
@@ -350,7 +351,7 @@ Status write_eml_atomically(const std::string& dir, const std::string& name,
   int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return sys_error(dir, errno);
   std::string tmp;
-  int fd = open_temp(dfd, tmp);
+  int fd = open_temp(dfd, tmp, mode);
   if (fd < 0) {
     int e = errno;
     ::close(dfd);
@@ -399,7 +400,7 @@ Status check_writable_dir(const std::string& dir, std::string_view option) {
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return bad("cannot use " + dir + ": " + std::strerror(errno));
   std::string tmp;
-  int fd = open_temp(dfd, tmp);
+  int fd = open_temp(dfd, tmp, kPrivateFile);
   if (fd < 0) {
     int e = errno;
     ::close(dfd);

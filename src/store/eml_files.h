@@ -79,9 +79,14 @@ class EmlNamer {
 // kInput error (use safe_file_name()). For --pickup, the message counts as sent once this
 // returns success. Blocking file I/O: call it off the event loop. Reentrant: any number of
 // threads may write into the same directory at once.
+// `mode` is the new file's mode before the umask: 0600 (kPrivateFile, the default: a backup
+// copy holds a recipient's data and is nobody else's to read) or kSharedFile (0666 & ~umask)
+// for --pickup, whose files are for another program, often running as another user.
+constexpr unsigned kPrivateFile = 0600;
+constexpr unsigned kSharedFile = 0666;
 Status write_eml_atomically(const std::string& dir, const std::string& name,
                             const std::vector<std::string_view>& pieces, std::string* final_path,
-                            bool sync = false);
+                            bool sync = false, unsigned mode = kPrivateFile);
 
 // Start-up check for --backup-dir / --pickup: dir exists, is a directory, and a file can be
 // created and removed in it (which also catches read-only mounts). kConfig error otherwise,

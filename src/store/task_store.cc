@@ -4,9 +4,14 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <system_error>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "store/address.h"
 #include "store/field_codec.h"
@@ -51,6 +56,36 @@ INSERT INTO meta(key, value) VALUES ('sb.app', 'smtpblast'), ('sb.schema_version
 Error store_error(std::string msg) { return make_error(ErrDomain::kStore, std::move(msg)); }
 
 bool valid_status(RcptStatus s) { return static_cast<int>(s) <= 5; }
+
+// Task files hold addresses and merge data: owner-only, whatever the umask. Creating the
+// file ourselves is the only way to choose its mode (SQLite uses 0644 & ~umask), and SQLite
+// gives its -wal, -shm and -journal files the mode of the database file.
+Status create_private_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return {};  // created meanwhile: SQLite opens what is there
+    return store_error("cannot create task file " + path + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  return {};
+}
+
+// "file:" URI for sqlite3_open_v2 with SQLITE_OPEN_URI: '%', '?' and '#' must be escaped.
+std::string file_uri(const std::string& path, std::string_view query) {
+  std::string out = "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  out += "?";
+  out += query;
+  return out;
+}
 
 }  // namespace
 
@@ -109,6 +144,15 @@ TaskStore::TaskStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TaskStore::~TaskStore() = default;
 
 Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool create) {
+  return open_impl(path, create, false);
+}
+
+Result<std::unique_ptr<TaskStore>> TaskStore::open_read_only(const std::string& path) {
+  return open_impl(path, false, true);
+}
+
+Result<std::unique_ptr<TaskStore>> TaskStore::open_impl(const std::string& path, bool create,
+                                                        bool read_only) {
   auto impl = std::make_unique<Impl>();
   Impl& s = *impl;
   s.path = path;
@@ -118,17 +162,45 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool
     auto st = std::filesystem::status(path, ec);
     if (st.type() == std::filesystem::file_type::not_found) {
       if (!create) return store_error("task file " + path + " does not exist");
+      if (auto c = create_private_file(path); !c) return c.error();
     } else if (ec) {
       return store_error("cannot open task file " + path + ": " + ec.message());
     } else if (st.type() == std::filesystem::file_type::directory) {
       return store_error(path + " is a directory, not an smtpblast task file");
     }
   }
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
+              (create ? SQLITE_OPEN_CREATE : 0);
   if (sqlite3_open_v2(path.c_str(), &s.db.h, flags, nullptr) != SQLITE_OK) {
     return s.error("cannot open the task file");
   }
   sqlite3_busy_timeout(s.db.h, kBusyTimeoutMs);
+  if (read_only && !s.in_memory) {
+    // A WAL-mode file needs its -shm file even to be read. On a read-only file system SQLite
+    // cannot create it ("unable to open database file"); with no -wal file there is nothing
+    // but the main file to read, and nobody can be writing it, so it is opened immutable.
+    Stmt probe;
+    int rc = probe.prepare(s.db.h, "SELECT count(*) FROM sqlite_master");
+    if (rc == SQLITE_OK) rc = sqlite3_step(probe.get());
+    probe = Stmt();
+    std::error_code ec;
+    bool has_wal = std::filesystem::exists(path + "-wal", ec);
+    if ((rc & 0xFF) == SQLITE_CANTOPEN && has_wal) {
+      return store_error(path + ": cannot read it where it is: its -wal file holds the latest "
+                                "changes, and SQLite cannot create the -shm file it needs beside "
+                                "it (a read-only directory or file system?); copy " + path +
+                         " with its -wal file to a writable place and read the copy");
+    }
+    if ((rc & 0xFF) == SQLITE_CANTOPEN) {
+      sqlite3_close_v2(s.db.h);
+      s.db.h = nullptr;
+      if (sqlite3_open_v2(file_uri(path, "immutable=1").c_str(), &s.db.h,
+                          SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+                          nullptr) != SQLITE_OK) {
+        return s.error("cannot open the task file");
+      }
+    }
+  }
 
   // Identify the file before changing anything (not even the journal mode), so that a
   // foreign database given by mistake is left exactly as it was.
@@ -190,7 +262,7 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool
     q = Stmt();
   }
 
-  if (!s.in_memory) {
+  if (!s.in_memory && !read_only) {
     // WAL: readers (status) never block the sender, and a commit is one append.
     if (q.prepare(s.db.h, "PRAGMA journal_mode=WAL") != SQLITE_OK ||
         sqlite3_step(q.get()) != SQLITE_ROW) {
@@ -204,7 +276,8 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool
   }
   // NORMAL in WAL mode syncs at checkpoints only: a power loss may drop the last commits
   // (those recipients are then re-sent or re-claimed), but never corrupts the file.
-  if (auto st = s.exec("PRAGMA synchronous=NORMAL", "setting synchronous mode"); !st) {
+  if (auto st = s.exec("PRAGMA synchronous=NORMAL", "setting synchronous mode");
+      !st && !read_only) {
     return st.error();
   }
   if (auto st = s.exec(kCacheSizePragma, "setting the cache size"); !st) return st.error();
@@ -379,14 +452,26 @@ Result<StatusCounts> TaskStore::counts(bool with_codes) {
   Impl& s = *impl_;
   StatusCounts out;
   Stmt q;
-  if (q.prepare(s.db.h, "SELECT status, count(*) FROM recipients GROUP BY status") != SQLITE_OK) {
+  // typeof() as well: a text or real status would read as a number that looks known.
+  if (q.prepare(s.db.h,
+                "SELECT status, typeof(status), count(*) FROM recipients "
+                "GROUP BY status") != SQLITE_OK) {
     return s.error("counting recipients");
   }
+  constexpr size_t kUnknownShown = 5;
   int rc;
   while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
-    auto n = static_cast<uint64_t>(q.col_int(1));
-    out.by_status[static_cast<RcptStatus>(q.col_int(0))] = n;
+    auto n = static_cast<uint64_t>(q.col_int(2));
+    int64_t v = q.col_int(0);
     out.total += n;
+    if (q.col_text(1) == "integer" && v >= 0 && valid_status(static_cast<RcptStatus>(v))) {
+      out.by_status[static_cast<RcptStatus>(v)] = n;
+    } else {
+      out.unknown += n;
+      if (out.unknown_values.size() < kUnknownShown) {
+        out.unknown_values.push_back(printable(q.col_text(0), 40));
+      }
+    }
   }
   if (rc != SQLITE_DONE) return s.error("counting recipients");
   if (!with_codes) return out;
@@ -426,15 +511,25 @@ Status TaskStore::reset(bool errors_only) {
 
 Result<std::vector<std::pair<RecipientRow, Outcome>>> TaskStore::list(RcptStatus status,
                                                                       size_t limit) {
+  return list(std::vector<RcptStatus>{status}, limit);
+}
+
+Result<std::vector<std::pair<RecipientRow, Outcome>>> TaskStore::list(
+    const std::vector<RcptStatus>& statuses, size_t limit) {
   Impl& s = *impl_;
+  std::string in;
+  for (RcptStatus st : statuses) {
+    if (!in.empty()) in += ", ";
+    in += std::to_string(static_cast<int>(st));
+  }
+  if (in.empty()) return std::vector<std::pair<RecipientRow, Outcome>>{};
   Stmt q;
-  if (q.prepare(s.db.h,
-                "SELECT id, email, fields, attempts, code, reply, updated "
-                "FROM recipients WHERE status = ?1 ORDER BY id LIMIT ?2") != SQLITE_OK) {
+  if (q.prepare(s.db.h, "SELECT id, email, fields, attempts, code, reply, updated, status "
+                        "FROM recipients WHERE status IN (" + in +
+                            ") ORDER BY id LIMIT ?1") != SQLITE_OK) {
     return s.error("listing recipients");
   }
-  q.bind(1, static_cast<int>(status));
-  q.bind(2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+  q.bind(1, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
   std::vector<std::pair<RecipientRow, Outcome>> out;
   int rc;
   while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
@@ -446,7 +541,7 @@ Result<std::vector<std::pair<RecipientRow, Outcome>>> TaskStore::list(RcptStatus
                          std::to_string(r.id));
     }
     r.attempts = o.attempts = static_cast<uint32_t>(q.col_int(3));
-    o.status = status;
+    o.status = static_cast<RcptStatus>(q.col_int(7));
     o.code = static_cast<int>(q.col_int(4));
     o.reply = q.col_text(5);
     o.time = q.col_int(6);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "loop/result.h"
+#include "store/csv_reader.h"
 
 namespace sb {
 
@@ -46,8 +47,22 @@ struct Outcome {
   bool status_only = false;
 };
 
+// How a recipient list goes into a task.
+enum class ImportMode {
+  kNew,      // the task must not hold a list yet
+  kReplace,  // the task's list (if any) is replaced; refused once anything was attempted
+  kAppend,   // new rows are added; addresses already in the task are skipped and counted
+};
+
+struct ImportOptions {
+  CsvOptions csv;  // --csv-encoding, --csv-delimiter
+  ImportMode mode = ImportMode::kNew;
+};
+
 struct ImportReport {
   uint64_t imported = 0;
+  uint64_t already_present = 0;  // kAppend: the address is in the task already: skipped
+  uint64_t removed = 0;          // kReplace: recipients of the list that was replaced
   uint64_t duplicates = 0;  // same address (case-insensitive domain) seen again: skipped
   uint64_t invalid = 0;     // imported as failed with the reason (bad address, bad row)
   std::vector<std::string> problems;  // first few problems, "line N: reason"
@@ -55,7 +70,11 @@ struct ImportReport {
 
 struct StatusCounts {
   uint64_t total = 0;
-  std::map<RcptStatus, uint64_t> by_status;
+  std::map<RcptStatus, uint64_t> by_status;  // known statuses only
+  // Rows whose status is none of RcptStatus (a task edited by hand, or written by a newer
+  // smtpblast): counted in total and here, never silently dropped; a few of the raw values.
+  uint64_t unknown = 0;
+  std::vector<std::string> unknown_values;
   std::map<int, uint64_t> by_code;  // last reply code -> count (0 = no reply)
   uint64_t get(RcptStatus s) const {
     auto it = by_status.find(s);
@@ -71,7 +90,15 @@ class TaskStore {
   // Opens (creating when allowed) the task file; WAL mode, synchronous=NORMAL.
   // A file that is not a task store, or is corrupt, is a kStore error naming the file.
   // The path ":memory:" gives a private in-memory task (tests, fuzzing, dry runs).
+  // A new task file is created with mode 0600 whatever the umask (it holds recipient data;
+  // SQLite gives its -wal, -shm and -journal files the database file's mode); an existing
+  // file keeps the mode it has, so `chmod g+r` after creation shares a task on purpose.
   static Result<std::unique_ptr<TaskStore>> open(const std::string& path, bool create);
+  // For verbs that only read (status, export): nothing is written, not even the journal
+  // mode, so a task on a read-only file system or a read-only copy can be inspected. When
+  // SQLite cannot create the -shm file there and no -wal file exists, the file is opened as
+  // immutable (nobody can be writing it on a read-only mount).
+  static Result<std::unique_ptr<TaskStore>> open_read_only(const std::string& path);
   ~TaskStore();
   TaskStore(const TaskStore&) = delete;
   TaskStore& operator=(const TaskStore&) = delete;
@@ -82,14 +109,35 @@ class TaskStore {
   // is a kInput error before anything is written. Other columns become merge fields.
   // All rows are written in one transaction; a row with a bad address is stored as failed.
   // Details (see csv_reader.h, address.h): spaces around unquoted fields are dropped; rows
-  // whose fields are all empty count as blank; a row shorter than the header gets empty
-  // values; a row with more non-empty fields than the header is stored as failed ("bad row")
-  // and counted in `invalid`; columns with an empty header name are ignored; a duplicate
+  // whose fields are all empty count as blank; a row shorter than the header, or with more
+  // non-empty fields than it, is stored as failed ("bad row") and counted in `invalid`;
+  // columns with an empty header name are ignored; a duplicate
   // column name (case-insensitive) is a kInput error. Duplicate addresses compare fully
-  // lower-cased (ASCII). Importing into a task that was already imported is a kInput error.
-  Result<ImportReport> import_csv(const std::string& path);
+  // lower-cased (ASCII). kNew into a task that was already imported is a kInput error.
+  //
+  // Text: UTF-8 by default (a BOM is skipped), or converted from options.csv.encoding; an
+  // octet that is not valid there is a kInput error naming line and column, and a quoted
+  // field still open at the end is a kInput error naming the line it opened on. A row with
+  // fewer fields than the header is stored as failed ("bad row", like a longer one): its
+  // values have moved columns or were cut (a lost delimiter or quote), so merging them could
+  // send anyone anything, and one broken line must not hold up a whole list.
+  // kReplace: in the same transaction, the old list goes (refused with a kInput error when
+  // any recipient was sent, deferred, in flight or failed by a server, i.e. attempted).
+  // kAppend: the CSV's columns must be the task's merge fields (any order, any case);
+  // addresses already in the task (or rows rejected identically before) are skipped and
+  // counted in already_present.
+  Result<ImportReport> import_csv(const std::string& path, const ImportOptions& options = {});
   // The same from bytes already in memory; `name` stands for the file in messages.
-  Result<ImportReport> import_csv_buffer(std::string_view data, std::string_view name);
+  Result<ImportReport> import_csv_buffer(std::string_view data, std::string_view name,
+                                         const ImportOptions& options = {});
+  // The merge field names the CSV's header gives (every column but email), after the same
+  // header checks as the import, without touching any task: lets `send` check the template
+  // and every flag before the task holds a list.
+  static Result<std::vector<std::string>> read_csv_fields(const std::string& path,
+                                                          const CsvOptions& options = {});
+  // A digest of a file's bytes, as the import records it ("sb.source_digest" meta), so a
+  // later `send --recipients F` can tell the same list from a changed one.
+  static Result<std::string> file_digest(const std::string& path);
   const std::vector<std::string>& field_names() const;
 
   // Task metadata (template hash, title, settings), a small key/value table. Keys starting
@@ -120,10 +168,15 @@ class TaskStore {
   // Up to `limit` recipients with status `s`, in id order, each with its last outcome
   // (for listing failed or deferred recipients).
   Result<std::vector<std::pair<RecipientRow, Outcome>>> list(RcptStatus s, size_t limit);
+  // The same for any of several statuses, in id order.
+  Result<std::vector<std::pair<RecipientRow, Outcome>>> list(const std::vector<RcptStatus>& s,
+                                                             size_t limit);
 
  private:
   struct Impl;
   explicit TaskStore(std::unique_ptr<Impl> impl);
+  static Result<std::unique_ptr<TaskStore>> open_impl(const std::string& path, bool create,
+                                                      bool read_only);
   std::unique_ptr<Impl> impl_;
 };
 

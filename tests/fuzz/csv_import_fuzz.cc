@@ -49,10 +49,40 @@ void check(bool ok, const char* what) {
   }
 }
 
+// The same bytes read as another encoding and delimiter, then appended and replaced: no
+// crash, and a refused import writes nothing.
+void other_options(std::string_view in) {
+  auto store = sb::TaskStore::open(":memory:", true);
+  check(store.ok(), "an in-memory store opens");
+  sb::TaskStore& t = *store.value();
+  sb::ImportOptions o;
+  o.csv.encoding = "cp1252";
+  o.csv.delimiter = ';';
+  auto rep = t.import_csv_buffer(in, "fuzz.csv", o);
+  if (!rep.ok()) {
+    check(!t.imported(), "a failed import leaves the task not imported");
+    return;
+  }
+  auto before = t.counts();
+  check(before.ok(), "counts works");
+  o.mode = sb::ImportMode::kAppend;
+  auto again = t.import_csv_buffer(in, "fuzz.csv", o);
+  check(again.ok(), "the same bytes append again");
+  check(again->imported == 0, "appending the same bytes adds no address");
+  auto after = t.counts();
+  check(after.ok() && after->total == before->total, "appending the same bytes adds no row");
+  o.mode = sb::ImportMode::kReplace;
+  auto replaced = t.import_csv_buffer(in, "fuzz.csv", o);
+  check(replaced.ok(), "an untouched list can be replaced by the same bytes");
+  auto last = t.counts();
+  check(last.ok() && last->total == before->total, "replacing with the same bytes: same rows");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
+  other_options(in);
   auto store = sb::TaskStore::open(":memory:", true);
   check(store.ok(), "an in-memory store opens");
   sb::TaskStore& t = *store.value();

@@ -69,7 +69,7 @@ TEST(SuppressionTest, BadLinesNameFileAndLine) {
       {"a@x.com # note\n",
        "suppress.txt line 1: 'a@x.com # note' is not an address or @domain"},
       {"email\na@x.com\n", "suppress.txt line 1: 'email' is not an address or @domain"},
-      {"a\x01@x.com\n", "suppress.txt line 1: 'a?@x.com' is not an address or @domain"},
+      {"a\x01@x.com\n", "suppress.txt line 1: 'a\\x01@x.com' is not an address or @domain"},
   };
   for (const auto& c : cases) {
     SuppressionList list;

@@ -139,7 +139,9 @@ TEST_F(TaskStoreTest, MissingEmailColumnWritesNothing) {
   auto r = t->import_csv(path);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().domain, ErrDomain::kInput);
-  EXPECT_EQ(r.error().message, path + ": no 'email' column in the header (found: a, b, c)");
+  EXPECT_EQ(r.error().message, path + ": no 'email' column in the header (found: a, b, c); if "
+                               "the columns are separated by something other than a comma, "
+                               "give --csv-delimiter");
   EXPECT_FALSE(t->imported());
   auto c = t->counts();
   ASSERT_TRUE(c.ok());
@@ -244,31 +246,37 @@ TEST_F(TaskStoreTest, InternationalAddressesAreAccepted) {
               ElementsAre("jörg@bücher.de", "почта@пример.рф", "user@xn--bcher-kva.de"));
 }
 
+// Issue 12/18: a row shorter than the header used to get empty values silently; now, like a
+// longer one, it is failed with the reason (its values may have moved columns).
 TEST_F(TaskStoreTest, ShortLongAndUnnamedColumns) {
   auto t = open_task();
   auto r = import_text(*t,
                        "name,email,,city\n"
                        "Ann,a@example.com,ignored,Oslo\n"
-                       "Bob,b@example.com\n"               // short: city empty
+                       "Bob,b@example.com\n"               // short: bad row
                        "Cy,c@example.com,x,Rome,,\n"       // trailing empties: fine
                        "Di,d@example.com,x,Paris,extra\n"  // extra value: bad row
-                       "Ed\n");                            // no address at all
+                       "Ed\n"                              // no address at all: bad row
+                       "Fay,,x,Bonn\n");                    // no address
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_THAT(t->field_names(), ElementsAre("name", "city"));
-  EXPECT_EQ(r->imported, 3u);
-  EXPECT_EQ(r->invalid, 2u);
+  EXPECT_EQ(r->imported, 2u);
+  EXPECT_EQ(r->invalid, 4u);
   EXPECT_THAT(r->problems, ElementsAre("line 1: column 3 has no name; its values are ignored",
+                                       "line 3: 2 fields, header has 4",
                                        "line 5: 5 fields, header has 4",
-                                       "line 6: invalid address: empty address"));
+                                       "line 6: 1 field, header has 4",
+                                       "line 7: invalid address: empty address"));
   auto rows = claim_all(*t);
-  ASSERT_EQ(rows.size(), 3u);
+  ASSERT_EQ(rows.size(), 2u);
   EXPECT_THAT(rows[0].values, ElementsAre("Ann", "Oslo"));
-  EXPECT_THAT(rows[1].values, ElementsAre("Bob", ""));
-  EXPECT_THAT(rows[2].values, ElementsAre("Cy", "Rome"));
+  EXPECT_THAT(rows[1].values, ElementsAre("Cy", "Rome"));
   auto failed = t->list(RcptStatus::kFailed, 10);
   ASSERT_TRUE(failed.ok());
-  ASSERT_EQ(failed->size(), 2u);
-  EXPECT_EQ((*failed)[0].second.reply, "bad row: 5 fields, header has 4");
+  ASSERT_EQ(failed->size(), 4u);
+  EXPECT_EQ((*failed)[0].first.email, "b@example.com");
+  EXPECT_EQ((*failed)[0].second.reply, "bad row: 2 fields, header has 4");
+  EXPECT_EQ((*failed)[1].second.reply, "bad row: 5 fields, header has 4");
 }
 
 TEST_F(TaskStoreTest, SecondImportIsRefused) {

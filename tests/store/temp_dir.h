@@ -29,6 +29,7 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 
+  const std::filesystem::path& path() const { return path_; }
   std::string file(std::string_view name) const { return (path_ / name).string(); }
   // Writes bytes as given (no newline translation) and returns the path.
   std::string write(std::string_view name, std::string_view bytes) const {

@@ -1,0 +1,134 @@
+// Stored or server text made safe for a terminal line, and long lists cut short in messages.
+#include "loop/display_text.h"
+
+#include <cstdint>
+#include <cstdio>
+
+namespace sb {
+namespace {
+
+// Length and code point of the valid UTF-8 sequence at s[i]; 0 when invalid (overlong,
+// surrogate, above U+10FFFF, truncated).
+size_t utf8_at(std::string_view s, size_t i, uint32_t* cp_out) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  size_t n;
+  uint32_t cp;
+  if (c < 0x80) {
+    *cp_out = c;
+    return 1;
+  }
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF)) {
+    return 0;
+  }
+  *cp_out = cp;
+  return n;
+}
+
+// Code points above ASCII that a terminal would act on or that hide or reorder text.
+bool is_format_control(uint32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9F) || (cp >= 0x200B && cp <= 0x200F) ||
+         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 ||
+         cp == 0x2029 || cp == 0xFEFF;
+}
+
+}  // namespace
+
+void append_display_escaped(std::string& out, std::string_view s) {
+  char buf[16];
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7F) {
+      if (c == '\\') out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    if (c == '\r' || c == '\n' || c == '\t') {
+      out.push_back('\\');
+      out.push_back(c == '\r' ? 'r' : c == '\n' ? 'n' : 't');
+      ++i;
+      continue;
+    }
+    uint32_t cp = 0;
+    size_t n = c < 0x80 ? 0 : utf8_at(s, i, &cp);
+    if (n == 0) {  // a C0 control, DEL, or an octet that is not valid UTF-8
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+      ++i;
+      continue;
+    }
+    if (is_format_control(cp)) {
+      std::snprintf(buf, sizeof buf, "\\u{%04X}", static_cast<unsigned>(cp));
+      out += buf;
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+}
+
+std::string display_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  append_display_escaped(out, s);
+  return out;
+}
+
+std::string group_thousands(unsigned long long n) {
+  std::string digits = std::to_string(n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+std::string capped_list(const std::vector<std::string>& items, std::string_view quote,
+                        size_t max_items, size_t max_octets) {
+  std::string out;
+  size_t shown = 0;
+  for (const std::string& item : items) {
+    if (shown == max_items || (shown > 0 && out.size() >= max_octets)) break;
+    if (shown > 0) out += ", ";
+    out += quote;
+    // One item is cut too, so a single 1 MB column name cannot make the line long either.
+    constexpr size_t kMaxItem = 80;
+    if (item.size() > kMaxItem) {
+      size_t cut = kMaxItem;
+      while (cut > 0 && (static_cast<unsigned char>(item[cut]) & 0xC0) == 0x80) --cut;
+      append_display_escaped(out, std::string_view(item).substr(0, cut));
+      out += "…";
+    } else {
+      append_display_escaped(out, item);
+    }
+    out += quote;
+    ++shown;
+  }
+  if (shown < items.size()) {
+    out += " … and " + group_thousands(items.size() - shown) + " more";
+  }
+  return out;
+}
+
+}  // namespace sb
