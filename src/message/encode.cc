@@ -135,6 +135,90 @@ void append_rfc2047(std::string& out, std::string_view v, size_t& col) {
   }
 }
 
+void append_encoded_words(std::string& out, std::string_view v, size_t first_room) {
+  constexpr size_t kOverhead = 12;  // "=?UTF-8?B?" + "?="
+  size_t room = first_room;
+  bool first = true;
+  while (!v.empty()) {
+    size_t fit = room > kOverhead + 4 ? (room - kOverhead) / 4 * 3 : 0;
+    size_t n = std::min(fit, v.size());
+    if (n < v.size()) {
+      // Back off to the start of a character (RFC 2047 §5); invalid UTF-8 with no start byte
+      // in reach is cut where it falls.
+      size_t k = n;
+      while (k > 0 && (uint8_t(v[k]) & 0xC0) == 0x80 && n - k < 3) --k;
+      if (k > 0 && (uint8_t(v[k]) & 0xC0) != 0x80) n = k;
+    }
+    if (n == 0) {
+      // Not even one character fits in the room left: one character anyway (the caller folds
+      // before this word).
+      n = 1;
+      while (n < v.size() && n < 4 && (uint8_t(v[n]) & 0xC0) == 0x80) ++n;
+    }
+    if (!first) out.push_back(' ');
+    out.append("=?UTF-8?B?", 10);
+    append_base64(out, v.substr(0, n));
+    out.append("?=", 2);
+    v.remove_prefix(n);
+    first = false;
+    room = 75;
+  }
+}
+
+void append_html_escaped(std::string& out, std::string_view v) {
+  size_t run = 0;  // start of the stretch copied as is
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string_view ent;
+    switch (v[i]) {
+      case '&': ent = "&amp;"; break;
+      case '<': ent = "&lt;"; break;
+      case '>': ent = "&gt;"; break;
+      case '"': ent = "&quot;"; break;
+      case '\'': ent = "&#39;"; break;
+      default: continue;
+    }
+    out.append(v.data() + run, i - run);
+    out.append(ent);
+    run = i + 1;
+  }
+  out.append(v.data() + run, v.size() - run);
+}
+
+void append_percent_encoded(std::string& out, std::string_view v) {
+  for (char ch : v) {
+    auto c = uint8_t(ch);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+}
+
+void append_literal_qp(std::string& out, std::string_view v, size_t& col) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint8_t c = uint8_t(v[i]);
+    bool ws_at_end = (c == ' ' || c == '\t') && i + 1 == v.size();
+    bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !ws_at_end);
+    size_t width = literal ? 1 : 3;
+    if (col + width > kQpMaxCol) {
+      out.append("=\r\n", 3);
+      col = 0;
+    }
+    if (literal) {
+      out.push_back(char(c));
+    } else {
+      out.push_back('=');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+    col += width;
+  }
+}
+
 void append_rfc5322_date(std::string& out, int64_t t) {
   static constexpr const char* kDays[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
   static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",

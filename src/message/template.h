@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "loop/result.h"
+#include "message/header_field.h"
 
 namespace sb {
 
@@ -60,6 +61,10 @@ struct RenderedMessage {
   std::string storage;     // merge values after encoding; pieces may point in here
   size_t size = 0;         // sum of pieces' lengths
   bool eight_bit = false;  // any octet >= 0x80 in the rendered message
+  // A header holds a UTF-8 address (RFC 6532): send only with SMTPUTF8. Everything else
+  // that is not ASCII in headers is encoded, and bodies are 7-bit, so this is the one case.
+  bool smtputf8 = false;
+  FieldScratch field_scratch;  // scratch space of merged header fields, kept between renders
   // DKIM: the DKIM-Signature fields (the first piece when signed) and scratch space; their
   // capacity is kept from message to message.
   std::string dkim;
@@ -71,6 +76,7 @@ struct RenderedMessage {
     dkim.clear();
     size = 0;
     eight_bit = false;
+    smtputf8 = false;
   }
   std::string flatten() const;  // for tests and .eml copies
 };
