@@ -270,8 +270,10 @@ PhraseForm phrase_form(std::string_view name) {
       run = 0;
       continue;
     }
-    // A word longer than this cannot be folded to a 78-octet line; encoded-words can.
-    if (++run > 70) return PhraseForm::kEncoded;
+    // A word this long would make a line over 998 octets; encoded-words can be folded. (A
+    // shorter one only makes a line over 78, which RFC 5322 allows: an ASCII name stays
+    // readable, and one encoded-word each side of a fold decodes differently in Python.)
+    if (++run > 900) return PhraseForm::kEncoded;
     prev_space = false;
     if (!is_atext(c)) quoted = true;
   }

@@ -40,7 +40,7 @@ enum class PhraseForm { kAtoms, kQuoted, kEncoded };
 
 // kAtoms: atext words separated by single spaces; kQuoted: other printable ASCII (comma,
 // quote, "<", ".", "(", "\\", …); kEncoded: non-ASCII, control characters, "=?" (it would be
-// decoded) or a word too long to fold.
+// decoded) or a word too long for a 998-octet line.
 PhraseForm phrase_form(std::string_view name);
 
 // Appends `name` as a quoted-string, '"' and '\\' escaped.

@@ -137,27 +137,51 @@ void append_rfc2047(std::string& out, std::string_view v, size_t& col) {
 
 void append_encoded_words(std::string& out, std::string_view v, size_t first_room) {
   constexpr size_t kOverhead = 12;  // "=?UTF-8?B?" + "?="
+  auto boundary = [&](size_t k) { return k >= v.size() || (uint8_t(v[k]) & 0xC0) != 0x80; };
   size_t room = first_room;
   bool first = true;
   while (!v.empty()) {
     size_t fit = room > kOverhead + 4 ? (room - kOverhead) / 4 * 3 : 0;
-    size_t n = std::min(fit, v.size());
-    if (n < v.size()) {
-      // Back off to the start of a character (RFC 2047 §5); invalid UTF-8 with no start byte
-      // in reach is cut where it falls.
-      size_t k = n;
-      while (k > 0 && (uint8_t(v[k]) & 0xC0) == 0x80 && n - k < 3) --k;
-      if (k > 0 && (uint8_t(v[k]) & 0xC0) != 0x80) n = k;
-    }
-    if (n == 0) {
-      // Not even one character fits in the room left: one character anyway (the caller folds
-      // before this word).
-      n = 1;
-      while (n < v.size() && n < 4 && (uint8_t(v[n]) & 0xC0) == 0x80) ++n;
+    size_t n = 0;
+    bool q = false;
+    if (v.size() <= fit) {
+      n = v.size();  // the last word: base64 padding is fine here
+    } else {
+      // Every other "B" word holds a multiple of 3 octets, so its base64 has no padding:
+      // GMime joins adjacent words of one charset before decoding and stops at a "=". And
+      // each word holds whole characters (RFC 2047 §5), which Python's parser needs.
+      for (size_t k = fit / 3 * 3; k > 0 && n == 0; k -= 3) {
+        if (boundary(k)) n = k;
+      }
+      if (n == 0) {
+        // No such cut in reach (say "a" and then 3-octet characters): one character as a
+        // "Q" word realigns the rest.
+        q = true;
+        n = 1;
+        while (n < v.size() && n < 4 && !boundary(n)) ++n;
+      }
     }
     if (!first) out.push_back(' ');
-    out.append("=?UTF-8?B?", 10);
-    append_base64(out, v.substr(0, n));
+    if (q) {
+      out.append("=?UTF-8?Q?", 10);
+      for (char ch : v.substr(0, n)) {
+        auto c = uint8_t(ch);
+        // RFC 2047 §5 (3): the characters a "Q" word may hold as they are, even in a phrase.
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '!' || c == '*' || c == '+' || c == '-' || c == '/') {
+          out.push_back(ch);
+        } else if (c == ' ') {
+          out.push_back('_');
+        } else {
+          out.push_back('=');
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+        }
+      }
+    } else {
+      out.append("=?UTF-8?B?", 10);
+      append_base64(out, v.substr(0, n));
+    }
     out.append("?=", 2);
     v.remove_prefix(n);
     first = false;

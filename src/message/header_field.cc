@@ -189,11 +189,13 @@ Result<HeaderField> compile_header_field(std::string_view name, bool address,
   for (const FieldPart& p : value) f.literal_octets += p.text.size();
   if (!address) {
     f.text = value;
-    // The white space after the colon is the field's own; trailing white space is dropped.
+    // The white space after the colon stays as the template has it; trailing white space is
+    // dropped.
     while (!f.text.empty() && f.text.front().kind == FieldPart::Kind::kText) {
       std::string& t = f.text.front().text;
       size_t n = 0;
       while (n < t.size() && is_wsp(t[n])) ++n;
+      f.lead.append(t, 0, n);
       t.erase(0, n);
       if (!t.empty()) break;
       f.text.erase(f.text.begin());
@@ -256,7 +258,8 @@ Status render_header_field(const HeaderField& f, const FieldValues& values, Fiel
   std::string& line = scratch.line;
   line.clear();
   line.append(f.name);
-  line.append(": ");
+  line.push_back(':');
+  line.append(f.address ? std::string_view(" ") : std::string_view(f.lead));
   if (!f.address) {
     std::string& raw = scratch.raw;
     raw.clear();
