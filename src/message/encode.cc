@@ -222,10 +222,10 @@ void append_percent_encoded(std::string& out, std::string_view v) {
   }
 }
 
-void append_literal_qp(std::string& out, std::string_view v, size_t& col) {
+void append_literal_qp(std::string& out, std::string_view v, size_t& col, bool line_end) {
   for (size_t i = 0; i < v.size(); ++i) {
     uint8_t c = uint8_t(v[i]);
-    bool ws_at_end = (c == ' ' || c == '\t') && i + 1 == v.size();
+    bool ws_at_end = (c == ' ' || c == '\t') && i + 1 == v.size() && line_end;
     bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !ws_at_end);
     size_t width = literal ? 1 : 3;
     if (col + width > kQpMaxCol) {

@@ -47,9 +47,11 @@ void append_html_escaped(std::string& out, std::string_view v);
 void append_percent_encoded(std::string& out, std::string_view v);
 
 // A literal line fragment of the template, quoted-printable encoded at compile time (RFC 2045
-// §6.7) as if it began a line: soft breaks keep lines <= 76 octets, white space at the end of
-// the fragment is encoded (what follows may be a line end). `col` as above.
-void append_literal_qp(std::string& out, std::string_view v, size_t& col);
+// §6.7) as if it began a line: soft breaks keep lines <= 76 octets; white space at the end of
+// the fragment is encoded when the line ends there (`line_end`). Before a merge value it is
+// left as it is, readable: only an empty value at the line's end leaves it trailing (where a
+// decoder may drop it). `col` as above.
+void append_literal_qp(std::string& out, std::string_view v, size_t& col, bool line_end);
 
 // True when some byte is >= 0x80.
 bool has_eight_bit(std::string_view v);

@@ -526,7 +526,7 @@ class Builder {
       if (!p.placeholder) {
         if (qp_literal) {
           std::string enc;
-          append_literal_qp(enc, p.text, col);
+          append_literal_qp(enc, p.text, col, &p == &pieces.back());
           text(enc);
         } else {
           text(p.text);
