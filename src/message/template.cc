@@ -1144,12 +1144,6 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
       b.text(kCrlf);
     }
   }
-  if (convert_top) {
-    // The body goes as quoted-printable, labelled as UTF-8 text when the template did not say.
-    if (!have_mime_version) b.text("MIME-Version: 1.0\r\n");
-    if (!have_ctype) b.text("Content-Type: text/plain; charset=utf-8\r\n");
-    b.text("Content-Transfer-Encoding: quoted-printable\r\n");
-  }
 
   // Envelope sender: the From: header's address unless a merge field decides it per recipient.
   if (has_line_break_or_nul(opts.default_from)) {
@@ -1275,6 +1269,13 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     b.text(kCrlf);
     // RFC 8058 §3.1: the POST form goes with an HTTPS URI only.
     if (!u.url.empty()) b.text("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
+  }
+  if (convert_top) {
+    // (After the generated fields, so a template without headers still starts with From:.)
+    // The body goes as quoted-printable, labelled as UTF-8 text when the template did not say.
+    if (!have_mime_version) b.text("MIME-Version: 1.0\r\n");
+    if (!have_ctype) b.text("Content-Type: text/plain; charset=utf-8\r\n");
+    b.text("Content-Transfer-Encoding: quoted-printable\r\n");
   }
   b.text(kCrlf);  // header/body separator, also for an empty body
   impl->header_octets = b.literal_size();
