@@ -316,8 +316,9 @@ Status render_header_field(const HeaderField& f, const FieldValues& values, Fiel
       if (Status s = w.merge(m.addr, addr); !s) return s;
     }
     AddrInfo info;
-    if (addr.empty() && values.probe()) {
-      // The size probe: nothing to check.
+    if (values.probe()) {
+      // The size probe (empty values): nothing to check; literal addresses were checked when
+      // the field was compiled.
     } else if (std::string why = check_addr_spec(addr, info); !why.empty()) {
       return w.error(w.field_of(m.addr), "is not an address: it " + why);
     }
