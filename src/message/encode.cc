@@ -98,6 +98,18 @@ size_t append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size
     }
     if (literal) {
       put_line_byte(out, char(c), dot_stuff, col);
+      // The common case, plain text: copy the run of octets that stay as they are and fit on
+      // this line at once. (White space ends a run: it may be the value's last octet.)
+      size_t j = i + 1;
+      size_t end = std::min(v.size(), i + 1 + (kQpMaxCol - col));
+      while (j < end) {
+        auto d = uint8_t(v[j]);
+        if (d < 33 || d > 126 || d == '=') break;
+        ++j;
+      }
+      out.append(v.data() + i + 1, j - i - 1);
+      col += j - i - 1;
+      i = j - 1;
     } else {
       out.push_back('=');
       out.push_back(kHex[c >> 4]);

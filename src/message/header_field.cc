@@ -100,6 +100,11 @@ class FieldWriter {
   }
 
   Status fold(std::string_view line, bool encoded, std::string& out) const {
+    if (line.size() <= kEncodedWordLineOctets) {  // short enough as it is
+      out.append(line);
+      out.append(kCrlf);
+      return {};
+    }
     size_t start = out.size();
     size_t longest = fold_header(line, 0, encoded ? kEncodedWordLineOctets : kFoldOctets, out);
     if (longest > kMaxLineOctets) {
@@ -267,6 +272,10 @@ Status render_header_field(const HeaderField& f, const FieldValues& values, Fiel
     // The stretch from the first token that needs encoding to the last one becomes
     // encoded-words, white space included; the ASCII words around it stay as they are.
     size_t first = std::string::npos, last = 0;
+    if (!needs_encoding(raw)) {
+      line.append(raw);  // the common case: plain ASCII text
+      return w.fold(line, false, out);
+    }
     for (size_t i = 0; i < raw.size();) {
       while (i < raw.size() && is_wsp(raw[i])) ++i;
       size_t b = i;
