@@ -3,6 +3,7 @@
 
 #include <idn2.h>
 
+#include <array>
 #include <cstdint>
 
 namespace sb {
@@ -10,18 +11,17 @@ namespace {
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
-// RFC 5322 §3.2.3 atext.
-bool is_atext(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+// RFC 5322 §3.2.3 atext, as a table: check_addr_spec runs for every merged address.
+constexpr std::array<bool, 256> kAtext = [] {
+  std::array<bool, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[size_t(c)] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[size_t(c)] = true;
+  for (int c = '0'; c <= '9'; ++c) t[size_t(c)] = true;
+  for (char c : std::string_view("!#$%&'*+-/=?^_`{|}~")) t[uint8_t(c)] = true;
+  return t;
+}();
+
+bool is_atext(char c) { return kAtext[uint8_t(c)]; }
 
 std::string describe(char c) {
   if (uint8_t(c) >= 0x20 && uint8_t(c) < 0x7f) return std::string("'") + c + "'";

@@ -277,9 +277,18 @@ class MessageCorrectnessTest(unittest.TestCase):
 
     def test_server_without_8bitmime_gets_7bit(self):
         with SevenBitServer() as srv:
-            rs = rows()
+            rs = rows(utf8_local=True)
             p = self.send(srv.hostport, rs)
-            self.assertEqual(p.returncode, 0, blast.describe(p))
+            self.assertEqual(p.returncode, 1, blast.describe(p))
+        # The UTF-8 address needs SMTPUTF8 (its To: header cannot be written in ASCII): it
+        # fails with the reason, and nothing of it goes on the wire.
+        utf8_addr = rs[-1][0]
+        rs = rs[:-1]
+        db = blast.db_rows(self.dir / "t.db")
+        self.assertEqual(db[utf8_addr]["status"], "failed", db[utf8_addr])
+        self.assertIn("SMTPUTF8", db[utf8_addr]["reply"])
+        for addr, *_ in rs:
+            self.assertEqual(db[addr]["status"], "sent", db[addr])
         self.assertEqual(len(srv.messages), len(rs))
         for line in srv.mail_lines:
             self.assertNotIn(b"BODY=", line.upper())
