@@ -261,6 +261,53 @@ Status split_placeholders(const Line& ln, std::vector<Piece>& out) {
   return {};
 }
 
+// A MIME parameter value that is not ASCII (name="März.pdf", filename=…) rewritten as an
+// RFC 2231 extended parameter: filename*=utf-8''M%C3%A4rz.pdf. Returns false when 8-bit text
+// is left elsewhere on the line (it cannot be encoded there).
+bool rfc2231_params(std::string_view line, std::string& out) {
+  out.clear();
+  size_t i = 0;
+  while (i < line.size()) {
+    // A parameter starts after ';' (or the line's white space, on a continuation line).
+    size_t eq = line.find('=', i);
+    if (eq == std::string_view::npos) break;
+    size_t name_end = eq;
+    while (name_end > i && is_wsp(line[name_end - 1])) --name_end;
+    size_t name_start = name_end;
+    while (name_start > i && line[name_start - 1] != ';' && !is_wsp(line[name_start - 1]) &&
+           line[name_start - 1] != ':') {
+      --name_start;
+    }
+    size_t v = eq + 1;
+    while (v < line.size() && is_wsp(line[v])) ++v;
+    size_t v_end;
+    std::string_view value;
+    if (v < line.size() && line[v] == '"') {
+      v_end = line.find('"', v + 1);
+      if (v_end == std::string_view::npos) break;
+      value = line.substr(v + 1, v_end - v - 1);
+      ++v_end;
+    } else {
+      v_end = v;
+      while (v_end < line.size() && line[v_end] != ';' && !is_wsp(line[v_end])) ++v_end;
+      value = line.substr(v, v_end - v);
+    }
+    std::string_view name = line.substr(name_start, name_end - name_start);
+    out.append(line.substr(i, name_start - i));
+    if (has_eight_bit(value) && !name.empty() && name.back() != '*' &&
+        !has_eight_bit(name)) {
+      out.append(name);
+      out.append("*=utf-8''");
+      append_percent_encoded(out, value);
+    } else {
+      out.append(line.substr(name_start, v_end - name_start));
+    }
+    i = v_end;
+  }
+  out.append(line.substr(std::min(i, line.size())));
+  return !has_eight_bit(out);
+}
+
 // A MIME entity of the template: the message itself (parts[0]) or a body part.
 struct MimePart {
   size_t hdr_begin = 0, hdr_end = 0;       // its header lines (none for the message itself)
@@ -1132,15 +1179,24 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
       if (Status s = add_field(f.name, address, parts, lines[f.begin].number); !s) return s.error();
       continue;
     }
+    std::vector<std::string> rewritten;  // lines whose MIME parameters became RFC 2231
     if (eight) {
-      return input_error(lines[f.begin].number,
-                         "header '" + std::string(f.name) +
-                             "' holds non-ASCII text, which this header cannot carry encoded; "
-                             "write it in ASCII");
+      for (size_t j = f.begin; j < f.end; ++j) {
+        std::string r;
+        if (!rfc2231_params(lines[j].text, r)) {
+          return input_error(lines[j].number,
+                             "header '" + std::string(f.name) +
+                                 "' holds non-ASCII text, which this header cannot carry "
+                                 "encoded; write it in ASCII");
+        }
+        rewritten.push_back(std::move(r));
+      }
     }
     uint32_t hidx = b.header(f.name);
     for (size_t j = f.begin; j < f.end; ++j) {
-      Status s = b.line(lines[j], text ? Ctx::kHeaderText : Ctx::kHeaderRaw, hidx, nullptr);
+      Line ln = lines[j];
+      if (eight) ln.text = rewritten[j - f.begin];
+      Status s = b.line(ln, text ? Ctx::kHeaderText : Ctx::kHeaderRaw, hidx, nullptr);
       if (!s) return s.error();
       b.text(kCrlf);
     }
@@ -1296,7 +1352,17 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
         if (!p.has_ctype) b.text("Content-Type: text/plain; charset=utf-8\r\n");
         b.text("Content-Transfer-Encoding: quoted-printable\r\n");
       }
-      s = b.line(ln, Ctx::kHeaderRaw, part_header, nullptr);
+      if (has_eight_bit(ln.text)) {
+        // A file name that is not ASCII: an RFC 2231 parameter keeps the body 7-bit.
+        std::string r;
+        if (!rfc2231_params(ln.text, r)) {
+          return input_error(ln.number, "a MIME part header holds non-ASCII text outside a "
+                                        "parameter value; write it in ASCII");
+        }
+        s = b.line({r, ln.terminated, ln.number}, Ctx::kHeaderRaw, part_header, nullptr);
+      } else {
+        s = b.line(ln, Ctx::kHeaderRaw, part_header, nullptr);
+      }
     } else if (role == Role::kContent) {
       const MimePart& p = body.parts[size_t(owner)];
       Ctx ctx = p.convert || p.cte == "quoted-printable" ? Ctx::kBodyQp : Ctx::kBodyRaw;

@@ -86,8 +86,8 @@ Content-Type: text/html; charset=utf-8
 <a href="https://example.com/u?n={{first_name|url}}">link</a> {{{raw_html}}}
 --ALT-b0undary--
 --MIX-b0undary
-Content-Type: application/pdf; name="report.pdf"
-Content-Disposition: attachment; filename="report.pdf"
+Content-Type: application/pdf; name="Bericht M\u00e4rz.pdf"
+Content-Disposition: attachment; filename="Bericht M\u00e4rz.pdf"
 Content-Transfer-Encoding: base64
 
 """ + "\n".join(re.findall(".{1,76}", base64.b64encode(PDF).decode())) + """
@@ -237,6 +237,7 @@ class MessageCorrectnessTest(unittest.TestCase):
         atts = list(msg.iter_attachments())
         self.assertEqual(len(atts), 1)
         self.assertEqual(atts[0].get_content(), PDF)
+        self.assertEqual(atts[0].get_filename(), "Bericht M\u00e4rz.pdf")  # RFC 2231
         # 2: GMime, an independent parser.
         gm = gmime_parse(data)
         self.assertIsNotNone(gm, label)
@@ -249,6 +250,11 @@ class MessageCorrectnessTest(unittest.TestCase):
         self.assertEqual(mb.get_addr(), addr, f"{label} (GMime)")
         self.assertEqual(gm.get_subject(), f"Gr\u00fc\u00dfe, {first}! Ihr Update f\u00fcr M\u00e4rz",
                          f"{label} (GMime)")
+        parts = []
+        gm.foreach(lambda parent, part, *_: parts.append(part))
+        names = [p.get_filename() for p in parts if isinstance(p, GMime.Part)
+                 and not isinstance(p, GMime.TextPart)]
+        self.assertEqual(names, ["Bericht M\u00e4rz.pdf"], f"{label} (GMime)")
         gh = gmime_html(gm)
         self.assertIn(esc.replace("&#x27;", "&#39;"), gh, f"{label} (GMime)")
         # The escaped HTML decodes back to the input.

@@ -333,5 +333,34 @@ TEST(BodyParts, HtmlEscapingRawAndUrlPerPart) {
             std::string::npos);
 }
 
+TEST(BodyParts, NonAsciiFileNamesBecomeRfc2231Parameters) {
+  TemplateOptions o;
+  o.default_from = "s@example.com";
+  auto r = CompiledTemplate::compile(
+      "Subject: s\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
+      "Content-Type: application/pdf; name=\"Bericht M\xC3\xA4rz.pdf\"\n"
+      "Content-Disposition: attachment; filename=\"Bericht M\xC3\xA4rz.pdf\"; size=3\n"
+      "Content-Transfer-Encoding: base64\n\nJVBE\n--b--\n",
+      o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  RenderedMessage m;
+  ASSERT_TRUE(r.value().render({"r@example.org", nullptr, 1, 0}, true, m).ok());
+  std::string flat = m.flatten();
+  EXPECT_FALSE(m.eight_bit) << flat;
+  EXPECT_NE(flat.find("Content-Type: application/pdf; name*=utf-8''Bericht%20M%C3%A4rz.pdf\r\n"),
+            std::string::npos)
+      << flat;
+  EXPECT_NE(flat.find("Content-Disposition: attachment; filename*=utf-8''Bericht%20M%C3%A4rz.pdf;"
+                      " size=3\r\n"),
+            std::string::npos)
+      << flat;
+  // Non-ASCII outside a parameter value cannot be encoded in a structured field.
+  auto bad = CompiledTemplate::compile(
+      "Subject: s\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
+      "Content-Descr\xC3\xA4ption: x\n\nhi\n--b--\n",
+      o);
+  EXPECT_FALSE(bad.ok());
+}
+
 }  // namespace
 }  // namespace sb
