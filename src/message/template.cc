@@ -461,6 +461,12 @@ Status map_body(const std::vector<Line>& lines, size_t begin, MimePart top,
                            "a placeholder outside every MIME part (in a multipart preamble or "
                            "epilogue)");
       }
+      if (has_eight_bit(text)) {
+        // Readers never show it, and it would make the body 8-bit (issue 18).
+        return input_error(lines[i].number,
+                           "non-ASCII text outside every MIME part (in a multipart preamble or "
+                           "epilogue): write it in ASCII");
+      }
       continue;
     }
     m.role[i] = Role::kContent;

@@ -322,6 +322,12 @@ TEST(BodyParts, HtmlEscapingRawAndUrlPerPart) {
                 .error()
                 .message.find("outside every MIME part"),
             std::string::npos);
+  EXPECT_NE(CompiledTemplate::compile("Content-Type: multipart/mixed; boundary=b\n\nGr\xC3\xBC\n"
+                                      "--b\n\nx\n--b--\n",
+                                      o)
+                .error()
+                .message.find("non-ASCII text outside every MIME part"),
+            std::string::npos);
   EXPECT_NE(CompiledTemplate::compile("Content-Type: multipart/mixed; boundary=b\n\n--b\n"
                                       "Content-Transfer-Encoding: base64\n\n{{x}}\n--b--\n",
                                       o)
