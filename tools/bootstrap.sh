@@ -43,6 +43,8 @@ packages=(
   # real peers and tools for integration tests and benchmarks
   postfix python3 python3-aiosmtpd python3-dkim opendkim-tools iproute2 stunnel4 dnsmasq-base
   openssl strace sqlite3
+  # a second, independent MIME parser for delivered messages (test_message_correctness.py)
+  python3-gi gir1.2-gmime-3.0
   ca-certificates time
 )
 

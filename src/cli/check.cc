@@ -442,7 +442,7 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
   h.have_txn = true;
   h.txn.mail_from = envelope_from;
   h.txn.rcpts.push_back(TxnRcpt{rcpt, 0, 0});
-  h.txn.smtputf8 = !is_ascii(envelope_from) || !is_ascii(rcpt);
+  h.txn.smtputf8 = !is_ascii(envelope_from) || !is_ascii(rcpt) || h.msg.smtputf8;
   h.txn.body = h.msg.pieces;
   h.txn.body_size = h.msg.size;
   h.txn.eight_bit = h.msg.eight_bit;

@@ -956,7 +956,7 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     t.body = lead->msg.pieces;
     t.body_size = lead->msg.size;
     t.eight_bit = lead->msg.eight_bit;
-    t.smtputf8 = !ascii;
+    t.smtputf8 = !ascii || lead->msg.smtputf8;  // a UTF-8 address in a header (RFC 6532)
     ++inflight_;
     out = &t;
     return SessionHost::Next::kTxn;

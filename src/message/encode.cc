@@ -98,6 +98,18 @@ size_t append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size
     }
     if (literal) {
       put_line_byte(out, char(c), dot_stuff, col);
+      // The common case, plain text: copy the run of octets that stay as they are and fit on
+      // this line at once. (White space ends a run: it may be the value's last octet.)
+      size_t j = i + 1;
+      size_t end = std::min(v.size(), i + 1 + (kQpMaxCol - col));
+      while (j < end) {
+        auto d = uint8_t(v[j]);
+        if (d < 33 || d > 126 || d == '=') break;
+        ++j;
+      }
+      out.append(v.data() + i + 1, j - i - 1);
+      col += j - i - 1;
+      i = j - 1;
     } else {
       out.push_back('=');
       out.push_back(kHex[c >> 4]);
@@ -132,6 +144,114 @@ void append_rfc2047(std::string& out, std::string_view v, size_t& col) {
     col += out.size() - start;
     v.remove_prefix(n);
     first = false;
+  }
+}
+
+void append_encoded_words(std::string& out, std::string_view v, size_t first_room) {
+  constexpr size_t kOverhead = 12;  // "=?UTF-8?B?" + "?="
+  auto boundary = [&](size_t k) { return k >= v.size() || (uint8_t(v[k]) & 0xC0) != 0x80; };
+  size_t room = first_room;
+  bool first = true;
+  while (!v.empty()) {
+    size_t fit = room > kOverhead + 4 ? (room - kOverhead) / 4 * 3 : 0;
+    size_t n = 0;
+    bool q = false;
+    if (v.size() <= fit) {
+      n = v.size();  // the last word: base64 padding is fine here
+    } else {
+      // Every other "B" word holds a multiple of 3 octets, so its base64 has no padding:
+      // GMime joins adjacent words of one charset before decoding and stops at a "=". And
+      // each word holds whole characters (RFC 2047 §5), which Python's parser needs.
+      for (size_t k = fit / 3 * 3; k > 0 && n == 0; k -= 3) {
+        if (boundary(k)) n = k;
+      }
+      if (n == 0) {
+        // No such cut in reach (say "a" and then 3-octet characters): one character as a
+        // "Q" word realigns the rest.
+        q = true;
+        n = 1;
+        while (n < v.size() && n < 4 && !boundary(n)) ++n;
+      }
+    }
+    if (!first) out.push_back(' ');
+    if (q) {
+      out.append("=?UTF-8?Q?", 10);
+      for (char ch : v.substr(0, n)) {
+        auto c = uint8_t(ch);
+        // RFC 2047 §5 (3): the characters a "Q" word may hold as they are, even in a phrase.
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '!' || c == '*' || c == '+' || c == '-' || c == '/') {
+          out.push_back(ch);
+        } else if (c == ' ') {
+          out.push_back('_');
+        } else {
+          out.push_back('=');
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+        }
+      }
+    } else {
+      out.append("=?UTF-8?B?", 10);
+      append_base64(out, v.substr(0, n));
+    }
+    out.append("?=", 2);
+    v.remove_prefix(n);
+    first = false;
+    room = 75;
+  }
+}
+
+void append_html_escaped(std::string& out, std::string_view v) {
+  size_t run = 0;  // start of the stretch copied as is
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string_view ent;
+    switch (v[i]) {
+      case '&': ent = "&amp;"; break;
+      case '<': ent = "&lt;"; break;
+      case '>': ent = "&gt;"; break;
+      case '"': ent = "&quot;"; break;
+      case '\'': ent = "&#39;"; break;
+      default: continue;
+    }
+    out.append(v.data() + run, i - run);
+    out.append(ent);
+    run = i + 1;
+  }
+  out.append(v.data() + run, v.size() - run);
+}
+
+void append_percent_encoded(std::string& out, std::string_view v) {
+  for (char ch : v) {
+    auto c = uint8_t(ch);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+}
+
+void append_literal_qp(std::string& out, std::string_view v, size_t& col, bool line_end) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint8_t c = uint8_t(v[i]);
+    bool ws_at_end = (c == ' ' || c == '\t') && i + 1 == v.size() && line_end;
+    bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !ws_at_end);
+    size_t width = literal ? 1 : 3;
+    if (col + width > kQpMaxCol) {
+      out.append("=\r\n", 3);
+      col = 0;
+    }
+    if (literal) {
+      out.push_back(char(c));
+    } else {
+      out.push_back('=');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+    col += width;
   }
 }
 

@@ -33,6 +33,26 @@ size_t append_body_qp(std::string& out, std::string_view v, bool dot_stuff, size
 // 75 octets each, folded (CRLF SP) between words, never splitting a UTF-8 character.
 void append_rfc2047(std::string& out, std::string_view v, size_t& col);
 
+// Encoded-words for a phrase or an unstructured header: `v` as "B" words of UTF-8, one space
+// between words (a decoder drops it, so it may be folded), never a UTF-8 sequence split. The
+// first word is at most `first_room` octets long (at least one character), the others at most
+// 75 (RFC 2047 §2), so a word after a fold fits a 76-octet line with its leading space.
+void append_encoded_words(std::string& out, std::string_view v, size_t first_room);
+
+// Text for an HTML part: & < > " ' become entities (OWASP's five). Appends at most 6 octets
+// per input octet.
+void append_html_escaped(std::string& out, std::string_view v);
+
+// Percent-encoding for a URL component (RFC 3986 §2.1): all but A-Z a-z 0-9 - . _ ~.
+void append_percent_encoded(std::string& out, std::string_view v);
+
+// A literal line fragment of the template, quoted-printable encoded at compile time (RFC 2045
+// §6.7) as if it began a line: soft breaks keep lines <= 76 octets; white space at the end of
+// the fragment is encoded when the line ends there (`line_end`). Before a merge value it is
+// left as it is, readable: only an empty value at the line's end leaves it trailing (where a
+// decoder may drop it). `col` as above.
+void append_literal_qp(std::string& out, std::string_view v, size_t& col, bool line_end);
+
 // True when some byte is >= 0x80.
 bool has_eight_bit(std::string_view v);
 

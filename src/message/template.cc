@@ -8,11 +8,14 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "loop/display_text.h"
 #include "message/dkim.h"
+#include "message/address.h"
 #include "message/encode.h"
+#include "message/header_field.h"
 #include "message/unsubscribe.h"
 
 // The renderer's helpers are lambdas: keep the rare ones (long lines) out of its hot loop.
@@ -31,6 +34,8 @@ constexpr size_t kMaxLineOctets = 998;
 // where white space allows. RFC 2047 §2 caps lines that hold encoded-words at 76.
 constexpr size_t kFoldOctets = 78;
 constexpr size_t kEncodedWordLineOctets = 76;
+// RFC 2045 §6.7: quoted-printable lines are at most 76 octets.
+constexpr size_t kQpLineOctets = 76;
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kDefaultIdDomain = "smtpblast.invalid";
 // Length of "Thu, 01 Jan 1970 00:00:00 +0000".
@@ -46,7 +51,20 @@ enum class Ctx : uint8_t {
 };
 
 // kToken: the recipient's unsubscribe token (UnsubscribeOptions).
-enum class OpKind : uint8_t { kLiteral, kValue, kEmail, kDate, kRecipientId, kToken };
+// kField: a whole header field built per recipient (HeaderField).
+enum class OpKind : uint8_t { kLiteral, kValue, kEmail, kDate, kRecipientId, kToken, kField };
+
+// What a body value goes through before the part's transfer encoding: {{f}} in a text/html
+// part is HTML-escaped, {{{f}}} is not, {{f|url}} is percent-encoded.
+enum class Filter : uint8_t { kNone, kHtml, kUrl };
+
+// One stretch of a template line: literal text, or a placeholder's name and filter.
+struct Piece {
+  bool placeholder = false;
+  bool triple = false;  // {{{name}}}: inserted as it is, never HTML-escaped
+  Filter filter = Filter::kNone;
+  std::string_view text;  // the literal text, or the placeholder's name
+};
 
 struct Line {
   std::string_view text;  // without its line end
@@ -73,7 +91,8 @@ std::string_view trim(std::string_view s) {
 }
 
 bool has_line_break_or_nul(std::string_view v) {
-  return v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+  // (A plain loop: find_first_of calls memchr once per octet of the value.)
+  return std::any_of(v.begin(), v.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 // Splits raw bytes on CRLF, bare LF and bare CR. A final line without a line end is kept
@@ -181,57 +200,296 @@ std::string sha256_hex(std::string_view data) {
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
-// Folds one header line that merging produced (RFC 5322 §2.2.3): CRLF goes in before a space
-// or tab, so every line is at most `limit` octets where white space allows and, where it does
-// not, as short as it can be. `in` may already hold folds (CRLF + WSP, from the RFC 2047
-// encoder); they stay. `col0` octets precede `in` on its first line. A fold point needs
-// non-white-space before it on its line and after it, so no line is white space only.
-// Appends the result to `out` and returns the longest line in it, CRLF not counted.
-size_t fold_header(std::string_view in, size_t col0, size_t limit, std::string& out) {
-  size_t longest = 0;
-  size_t a = 0;     // start of the current input line
-  size_t off = col0;
-  while (true) {
-    size_t b = in.find(kCrlf, a);
-    bool last = b == std::string_view::npos;
-    if (last) b = in.size();
-    size_t text_end = b;  // one past the line's last non-white-space octet
-    while (text_end > a && is_wsp(in[text_end - 1])) --text_end;
-    size_t start = a;  // start of the current output line
-    while (off + (b - start) > limit) {
-      size_t best = std::string_view::npos;
-      bool seen_text = off > 0;  // what precedes `in` is a field name, not white space
-      for (size_t p = start; p < text_end; ++p) {
-        if (!is_wsp(in[p])) {
-          seen_text = true;
-        } else if (seen_text && p > start) {
-          if (off + (p - start) <= limit) {
-            best = p;  // the last fold point that keeps this line within the limit…
-          } else {
-            if (best == std::string_view::npos) best = p;  // …else the first one after it
-            break;
-          }
-        }
-      }
-      if (best == std::string_view::npos) break;
-      out.append(in.substr(start, best - start));
-      out.append(kCrlf);
-      longest = std::max(longest, off + (best - start));
-      start = best;
-      off = 0;
+// Upper bound of what render_header_field appends for `f` with these values.
+template <class GetValue>
+size_t field_bound(const HeaderField& f, GetValue& get, std::string_view email) {
+  size_t n = 0;
+  auto add = [&](const std::vector<FieldPart>& parts) {
+    for (const FieldPart& p : parts) {
+      if (p.kind == FieldPart::Kind::kValue) n += get(p.index).size();
+      if (p.kind == FieldPart::Kind::kEmail) n += email.size();
     }
-    out.append(in.substr(start, b - start));
-    longest = std::max(longest, off + (b - start));
-    if (last) break;
-    out.append(kCrlf);
-    a = b + 2;
-    off = 0;
+  };
+  add(f.text);
+  for (const MailboxTemplate& m : f.mailboxes) {
+    add(m.name);
+    add(m.addr);
+    n += 8;  // ", ", " <", ">", quotes
   }
-  return longest;
+  return header_field_bound(f.literal_octets, n) + 1;  // + a stuffed "."
 }
 
 Error input_error(int line, std::string msg) {
   return make_error(ErrDomain::kInput, "template line " + std::to_string(line) + ": " + msg);
+}
+
+// Splits a line into literal text and placeholders: {{name}}, {{{name}}} (raw, as in
+// Mustache) and {{name|url}} (percent-encoded).
+Status split_placeholders(const Line& ln, std::vector<Piece>& out) {
+  std::string_view t = ln.text;
+  while (true) {
+    size_t open = t.find("{{");
+    if (open == std::string_view::npos) break;
+    if (open > 0) out.push_back({false, false, Filter::kNone, t.substr(0, open)});
+    bool triple = open + 2 < t.size() && t[open + 2] == '{';
+    std::string_view closer = triple ? "}}}" : "}}";
+    size_t inner = open + (triple ? 3 : 2);
+    size_t close = t.find(closer, inner);
+    if (close == std::string_view::npos) {
+      return input_error(ln.number, triple ? "unterminated \"{{{\" placeholder (missing \"}}}\")"
+                                           : "unterminated \"{{\" placeholder (missing \"}}\")");
+    }
+    std::string_view whole = t.substr(open, close + closer.size() - open);
+    std::string_view name = trim(t.substr(inner, close - inner));
+    Filter filter = Filter::kNone;
+    if (size_t bar = name.find('|'); bar != std::string_view::npos && !triple) {
+      std::string_view f = trim(name.substr(bar + 1));
+      name = trim(name.substr(0, bar));
+      if (f != "url") {
+        return input_error(ln.number, "unknown filter \"" + std::string(f) + "\" in \"" +
+                                          std::string(whole) + "\": the one filter is |url");
+      }
+      filter = Filter::kUrl;
+    }
+    if (!valid_placeholder_name(name)) {
+      return input_error(ln.number, "invalid placeholder \"" + std::string(whole) +
+                                        "\": names use letters, digits, '_', '-' and '.'");
+    }
+    out.push_back({true, triple, filter, name});
+    t.remove_prefix(close + closer.size());
+  }
+  if (!t.empty()) out.push_back({false, false, Filter::kNone, t});
+  return {};
+}
+
+// A MIME parameter value that is not ASCII (name="März.pdf", filename=…) rewritten as an
+// RFC 2231 extended parameter: filename*=utf-8''M%C3%A4rz.pdf. Returns false when 8-bit text
+// is left elsewhere on the line (it cannot be encoded there).
+bool rfc2231_params(std::string_view line, std::string& out) {
+  out.clear();
+  size_t i = 0;
+  while (i < line.size()) {
+    // A parameter starts after ';' (or the line's white space, on a continuation line).
+    size_t eq = line.find('=', i);
+    if (eq == std::string_view::npos) break;
+    size_t name_end = eq;
+    while (name_end > i && is_wsp(line[name_end - 1])) --name_end;
+    size_t name_start = name_end;
+    while (name_start > i && line[name_start - 1] != ';' && !is_wsp(line[name_start - 1]) &&
+           line[name_start - 1] != ':') {
+      --name_start;
+    }
+    size_t v = eq + 1;
+    while (v < line.size() && is_wsp(line[v])) ++v;
+    size_t v_end;
+    std::string_view value;
+    if (v < line.size() && line[v] == '"') {
+      v_end = line.find('"', v + 1);
+      if (v_end == std::string_view::npos) break;
+      value = line.substr(v + 1, v_end - v - 1);
+      ++v_end;
+    } else {
+      v_end = v;
+      while (v_end < line.size() && line[v_end] != ';' && !is_wsp(line[v_end])) ++v_end;
+      value = line.substr(v, v_end - v);
+    }
+    std::string_view name = line.substr(name_start, name_end - name_start);
+    out.append(line.substr(i, name_start - i));
+    if (has_eight_bit(value) && !name.empty() && name.back() != '*' &&
+        !has_eight_bit(name)) {
+      out.append(name);
+      out.append("*=utf-8''");
+      append_percent_encoded(out, value);
+    } else {
+      out.append(line.substr(name_start, v_end - name_start));
+    }
+    i = v_end;
+  }
+  out.append(line.substr(std::min(i, line.size())));
+  return !has_eight_bit(out);
+}
+
+// A MIME entity of the template: the message itself (parts[0]) or a body part.
+struct MimePart {
+  size_t hdr_begin = 0, hdr_end = 0;       // its header lines (none for the message itself)
+  size_t cte_begin = 0, cte_end = 0;       // its Content-Transfer-Encoding field's lines
+  bool has_ctype = false;
+  bool has_cte = false;
+  std::string ctype;  // lower case
+  std::string cte;    // lower case, trimmed
+  bool leaf = true;
+  bool placeholders = false;
+  bool eight_bit = false;
+  int first_placeholder_line = 0;
+  // Sent as quoted-printable though the template's text is not: 8-bit text or merge values
+  // (which may be 8-bit) never go out as an 8-bit body, whatever the server offers.
+  bool convert = false;
+  bool html = false;
+};
+
+// What each body line is: a delimiter, a part's header line (or the blank line after them),
+// a line of a leaf part's content, or text outside every part (preamble, epilogue).
+enum class Role : uint8_t { kDelimiter, kPartHeader, kContent, kOutside };
+
+struct BodyMap {
+  std::vector<MimePart> parts;
+  std::vector<Role> role;  // per line index (only body lines are set)
+  std::vector<int> owner;  // per line index: the part of a header or content line
+};
+
+// The boundary parameter of a Content-Type value (RFC 2046 §5.1.1), case kept.
+std::string boundary_of(std::string_view ctype) {
+  std::string low = lower(ctype);
+  size_t p = 0;
+  while ((p = low.find("boundary", p)) != std::string::npos) {
+    size_t q = p + 8;
+    bool starts = p == 0 || low[p - 1] == ';' || is_wsp(low[p - 1]);
+    while (q < low.size() && is_wsp(low[q])) ++q;
+    if (!starts || q >= low.size() || low[q] != '=') {
+      p = q;
+      continue;
+    }
+    ++q;
+    while (q < low.size() && is_wsp(low[q])) ++q;
+    if (q < ctype.size() && ctype[q] == '"') {
+      size_t e = ctype.find('"', q + 1);
+      return e == std::string::npos ? std::string() : std::string(ctype.substr(q + 1, e - q - 1));
+    }
+    size_t e = q;
+    while (e < ctype.size() && ctype[e] != ';' && !is_wsp(ctype[e])) ++e;
+    return std::string(ctype.substr(q, e - q));
+  }
+  return {};
+}
+
+// The unfolded value of the field on lines [begin, end).
+std::string field_value(const std::vector<Line>& lines, size_t begin, size_t end) {
+  std::string v(lines[begin].text.substr(lines[begin].text.find(':') + 1));
+  for (size_t j = begin + 1; j < end; ++j) v.append(lines[j].text);
+  return std::string(trim(v));
+}
+
+// Walks the body's MIME structure (nested multiparts by their boundaries) and decides, per
+// leaf part, how its text and merge values are encoded.
+Status map_body(const std::vector<Line>& lines, size_t begin, MimePart top,
+                std::string_view top_ctype_raw, BodyMap& m) {
+  m.role.assign(lines.size(), Role::kOutside);
+  m.owner.assign(lines.size(), -1);
+  std::vector<std::pair<std::string, int>> stack;  // open multiparts: boundary, part
+  int cur = 0;
+  top.leaf = !top.ctype.starts_with("multipart/");
+  m.parts.push_back(top);
+  if (!top.leaf) {
+    std::string b = boundary_of(top_ctype_raw);
+    if (b.empty()) {
+      return make_error(ErrDomain::kInput,
+                        "template: the multipart Content-Type has no boundary parameter");
+    }
+    stack.emplace_back(std::move(b), 0);
+    cur = -1;
+  }
+  for (size_t i = begin; i < lines.size(); ++i) {
+    std::string_view text = lines[i].text;
+    int level = -1;
+    bool close = false;
+    if (!stack.empty() && text.starts_with("--")) {
+      for (int k = int(stack.size()) - 1; k >= 0 && level < 0; --k) {
+        const std::string& b = stack[size_t(k)].first;
+        if (!text.substr(2).starts_with(b)) continue;
+        std::string_view after = trim(text.substr(2 + b.size()));
+        if (after.empty() || after == "--") {
+          level = k;
+          close = !after.empty();
+        }
+      }
+    }
+    if (level >= 0) {
+      m.role[i] = Role::kDelimiter;
+      stack.resize(size_t(level) + 1);
+      if (close) {
+        stack.pop_back();
+        cur = -1;
+        continue;
+      }
+      MimePart p;
+      p.hdr_begin = i + 1;
+      size_t j = i + 1;
+      while (j < lines.size() && !lines[j].text.empty()) ++j;
+      p.hdr_end = j;
+      int idx = int(m.parts.size());
+      std::string ctype_raw;
+      for (size_t k = p.hdr_begin; k < p.hdr_end;) {
+        size_t e = k + 1;
+        while (e < p.hdr_end && is_continuation(lines[e].text)) ++e;
+        size_t n = header_name_length(lines[k].text);
+        std::string lname = lower(lines[k].text.substr(0, n));
+        if (lname == "content-type") {
+          p.has_ctype = true;
+          ctype_raw = field_value(lines, k, e);
+          p.ctype = lower(ctype_raw);
+        } else if (lname == "content-transfer-encoding") {
+          p.has_cte = true;
+          p.cte = lower(field_value(lines, k, e));
+          p.cte_begin = k;
+          p.cte_end = e;
+        }
+        k = e;
+      }
+      for (size_t k = i + 1; k <= j && k < lines.size(); ++k) {
+        m.role[k] = Role::kPartHeader;
+        m.owner[k] = idx;
+      }
+      p.leaf = !p.ctype.starts_with("multipart/");
+      if (!p.leaf) {
+        std::string b = boundary_of(ctype_raw);
+        if (b.empty()) {
+          return input_error(lines[i].number + 1,
+                             "a multipart part's Content-Type has no boundary parameter");
+        }
+        stack.emplace_back(std::move(b), idx);
+        cur = -1;
+      } else {
+        cur = idx;
+      }
+      m.parts.push_back(std::move(p));
+      i = j;
+      continue;
+    }
+    bool ph = text.find("{{") != std::string_view::npos;
+    if (cur < 0) {
+      if (ph) {
+        return input_error(lines[i].number,
+                           "a placeholder outside every MIME part (in a multipart preamble or "
+                           "epilogue)");
+      }
+      if (has_eight_bit(text)) {
+        // Readers never show it, and it would make the body 8-bit (issue 18).
+        return input_error(lines[i].number,
+                           "non-ASCII text outside every MIME part (in a multipart preamble or "
+                           "epilogue): write it in ASCII");
+      }
+      continue;
+    }
+    m.role[i] = Role::kContent;
+    m.owner[i] = cur;
+    MimePart& p = m.parts[size_t(cur)];
+    if (ph && !p.placeholders) p.first_placeholder_line = lines[i].number;
+    p.placeholders = p.placeholders || ph;
+    p.eight_bit = p.eight_bit || has_eight_bit(text);
+  }
+  for (MimePart& p : m.parts) {
+    if (!p.leaf) continue;
+    p.html = p.ctype.starts_with("text/html");
+    bool qp = p.cte == "quoted-printable";
+    bool b64 = p.cte == "base64";
+    if (b64 && p.placeholders) {
+      return input_error(p.first_placeholder_line,
+                         "placeholder in a base64 part (Content-Transfer-Encoding: base64); "
+                         "merge fields cannot go into base64 — use quoted-printable or 8bit");
+    }
+    p.convert = !qp && !b64 && (p.placeholders || p.eight_bit);
+  }
+  return {};
 }
 
 }  // namespace
@@ -246,12 +504,16 @@ struct CompiledTemplate::Impl {
     size_t stuffed_tail;  // the tail's length in the stuffed form
     bool has_nl;          // contains a CRLF
     bool starts_dot;      // first octet is "." (stuffed at render time when it starts a line)
+    // Quoted-printable text that follows a value on its line, encoded as if it began the
+    // line: a soft line break goes before it when the line would pass 76 octets.
+    bool qp_resume;
   };
   struct Op {
     OpKind kind;
     Ctx ctx;
     uint32_t index;   // segment index (literal) or placeholder index (value)
     uint32_t header;  // header_names index, for error messages about header values
+    Filter filter = Filter::kNone;
   };
 
   std::string plain;    // literal text, CRLF line ends
@@ -260,6 +522,8 @@ struct CompiledTemplate::Impl {
   std::vector<Op> ops;
   std::vector<std::string> header_names;
   bool literal_eight_bit = false;
+  std::vector<HeaderField> fields;  // OpKind::kField
+  bool literal_smtputf8 = false;    // a literal address of the template is UTF-8 (RFC 6532)
   // One-click unsubscribe tokens (OpKind::kToken).
   std::string unsub_secret;
   std::string unsub_task_id;
@@ -305,29 +569,46 @@ class Builder {
     return uint32_t(impl_.header_names.size() - 1);
   }
 
-  // Copies one line's text, turning each {{ name }} into a value op. Does not add the line end.
-  Status line(const Line& ln, Ctx ctx, uint32_t header, int* placeholder_count) {
-    std::string_view t = ln.text;
-    while (true) {
-      size_t open = t.find("{{");
-      if (open == std::string_view::npos) break;
-      text(t.substr(0, open));
-      size_t close = t.find("}}", open + 2);
-      if (close == std::string_view::npos) {
-        return input_error(ln.number, "unterminated \"{{\" placeholder (missing \"}}\")");
+  // Copies one line's text, turning each placeholder into a value op. Does not add the line
+  // end. `qp_literal`: the line's literal text is quoted-printable encoded here (a part
+  // converted to quoted-printable); `html`: {{f}} values are HTML-escaped.
+  Status line(const Line& ln, Ctx ctx, uint32_t header, int* placeholder_count,
+              bool qp_literal = false, bool html = false) {
+    std::vector<Piece> pieces;
+    if (Status s = split_placeholders(ln, pieces); !s) return s;
+    size_t col = 0;
+    for (const Piece& p : pieces) {
+      if (!p.placeholder) {
+        if (qp_literal) {
+          std::string enc;
+          append_literal_qp(enc, p.text, col, &p == &pieces.back());
+          text(enc);
+        } else {
+          text(p.text);
+        }
+        continue;
       }
-      std::string_view name = trim(t.substr(open + 2, close - open - 2));
-      if (!valid_placeholder_name(name)) {
-        return input_error(ln.number, "invalid placeholder \"" +
-                                          std::string(t.substr(open, close + 2 - open)) +
-                                          "\": names use letters, digits, '_', '-' and '.'");
+      Filter f = p.filter;
+      if (f == Filter::kNone && html && !p.triple) f = Filter::kHtml;
+      Ctx c = ctx;
+      if (f == Filter::kUrl && (ctx == Ctx::kHeaderRaw || ctx == Ctx::kHeaderText)) {
+        c = Ctx::kHeaderUrl;
+        f = Filter::kNone;
       }
-      op(OpKind::kValue, ctx, placeholder_index(name), header);
+      flush();
+      impl_.ops.push_back({OpKind::kValue, c, placeholder_index(p.text), header, f});
+      if (ctx == Ctx::kBodyQp) qp_resume_ = true;
+      col = 0;
       if (placeholder_count) ++*placeholder_count;
-      t.remove_prefix(close + 2);
     }
-    text(t);
     return {};
+  }
+
+  uint32_t placeholder_index(std::string_view name) {
+    auto it = std::find(placeholders_.begin(), placeholders_.end(), name);
+    if (it != placeholders_.end()) return uint32_t(it - placeholders_.begin());
+    placeholders_.emplace_back(name);
+    return uint32_t(placeholders_.size() - 1);
   }
 
   void flush() {
@@ -345,6 +626,8 @@ class Builder {
     s.head = s.has_nl ? pending_.find('\n') - 1 : pending_.size();  // CRLF: '\r' before '\n'
     s.stuffed_tail = !s.has_nl ? s.stuffed_len : s.tail + (s.tail > 0 && pending_[nl + 1] == '.');
     s.starts_dot = pending_[0] == '.';
+    s.qp_resume = qp_resume_;
+    qp_resume_ = false;
     if (has_eight_bit(pending_)) impl_.literal_eight_bit = true;
     impl_.segments.push_back(s);
     impl_.ops.push_back({OpKind::kLiteral, Ctx::kBodyRaw, uint32_t(impl_.segments.size() - 1), 0});
@@ -352,16 +635,10 @@ class Builder {
   }
 
  private:
-  uint32_t placeholder_index(std::string_view name) {
-    auto it = std::find(placeholders_.begin(), placeholders_.end(), name);
-    if (it != placeholders_.end()) return uint32_t(it - placeholders_.begin());
-    placeholders_.emplace_back(name);
-    return uint32_t(placeholders_.size() - 1);
-  }
-
   CompiledTemplate::Impl& impl_;
   std::vector<std::string>& placeholders_;
   std::string pending_;
+  bool qp_resume_ = false;
 };
 
 }  // namespace
@@ -377,13 +654,15 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
   size_t bound = segments.size() + kDateOctets + 32 + 4 * header_octets;
   for (const Op& op : ops) {
     if (op.kind == OpKind::kValue) {
-      size_t b = value_bound(get(op.index).size());
+      size_t n = get(op.index).size();
+      size_t b = value_bound(op.filter == Filter::kHtml ? 6 * n : op.filter == Filter::kUrl ? 3 * n : n);
       bound += op.ctx == Ctx::kHeaderText || op.ctx == Ctx::kHeaderRaw || op.ctx == Ctx::kHeaderUrl
                    ? 3 * b
                    : b;
     }
     if (op.kind == OpKind::kEmail) bound += 3 * value_bound(in.email.size());
     if (op.kind == OpKind::kToken) bound += 3 * value_bound(token_bound(in.email.size()));
+    if (op.kind == OpKind::kField) bound += field_bound(fields[op.index], get, in.email);
   }
   std::string& st = out.storage;
   st.reserve(bound);
@@ -393,6 +672,7 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
   // `col`: octets on the current line so far, counted unstuffed (see render() in template.h).
   size_t col = 0;
   bool eight_bit = literal_eight_bit;
+  bool smtputf8 = literal_smtputf8;
   bool last_stored = false;  // the last piece is the tail of `storage` and can grow
   const Segment* last_literal = nullptr;
 
@@ -549,10 +829,17 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
         hl.refold = true;
       }
     } else {
+      if (has_eight_bit(v)) {
+        // A structured field (Message-ID, Content-Type, List-…) has no encoded-words, and
+        // raw UTF-8 would need SMTPUTF8 from every server: the recipient fails instead.
+        return make_error(ErrDomain::kInput,
+                          "merge field '" + std::string(field) + "' for header '" +
+                              header_names[header] +
+                              "' is not ASCII, and this header cannot carry it encoded");
+      }
       if (dot_stuff && col == 0 && !v.empty() && v[0] == '.') st.push_back('.');
       st.append(v);
       col += v.size();
-      if (has_eight_bit(v)) eight_bit = true;
     }
     size_t octets = st.size() - start;
     if (octets > hl.field_octets || hl.field.empty()) {
@@ -568,6 +855,12 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
     switch (op.kind) {
       case OpKind::kLiteral: {
         const Segment& s = segments[op.index];
+        if (s.qp_resume && col > 0 && col + s.head > kQpLineOctets) {
+          static constexpr std::string_view kSoftBreak = "=\r\n";
+          out.pieces.push_back(kSoftBreak);
+          last_stored = false;
+          col = 0;
+        }
         if (s.has_nl) {
           if (hl.open) {
             hl.open = false;
@@ -605,6 +898,16 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
           if (!s) return s;
           break;
         }
+        if (op.filter != Filter::kNone) {
+          std::string& f = out.field_scratch.raw;
+          f.clear();
+          if (op.filter == Filter::kHtml) {
+            append_html_escaped(f, v);
+          } else {
+            append_percent_encoded(f, v);
+          }
+          v = f;
+        }
         size_t start = st.size();
         size_t before = col;
         // The longest line the value ended (its first includes the text before it).
@@ -624,6 +927,25 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
       case OpKind::kEmail: {
         Status s = header_value(in.email, Ctx::kHeaderRaw, "email", op.header);
         if (!s) return s;
+        break;
+      }
+      case OpKind::kField: {
+        const HeaderField& f = fields[op.index];
+        size_t start = st.size();
+        if (dot_stuff && col == 0 && f.name[0] == '.') st.push_back('.');
+        struct Adapter final : FieldValues {
+          GetValue& g;
+          std::string_view mail;
+          Adapter(GetValue& gv, std::string_view m) : g(gv), mail(m) {}
+          std::string_view value(uint32_t i) const override { return g(i); }
+          std::string_view field_name(uint32_t i) const override { return g.name(i); }
+          std::string_view email() const override { return mail; }
+          bool probe() const override { return g.probe(); }
+        } values(get, in.email);
+        Status s = render_header_field(f, values, out.field_scratch, st, smtputf8);
+        if (!s) return s;
+        add_stored(start);
+        col = 0;
         break;
       }
       case OpKind::kDate: {
@@ -659,7 +981,9 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
   size_t size = 0;
   for (std::string_view p : out.pieces) size += p.size();
   out.size = size;
-  out.eight_bit = eight_bit;
+  // The only 8-bit octets a header field may hold are a UTF-8 address's (RFC 6532).
+  out.eight_bit = eight_bit || smtputf8;
+  out.smtputf8 = smtputf8;
   return {};
 }
 
@@ -719,48 +1043,170 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
                                         "continuation line");
   }
 
-  // Headers, copied as they are (folding kept), with their placeholders.
-  bool have_from = false, have_to = false, have_date = false, have_msgid = false;
-  bool have_list_unsub = false;
-  std::string from_value, cte_value, ctype_value;
+  // The template's header fields, each with its lines [begin, end).
+  struct RawField {
+    size_t begin, end;
+    std::string_view name;
+    std::string lname;
+  };
+  std::vector<RawField> raw_fields;
   for (size_t i = first; i < header_end;) {
     size_t name_len = header_name_length(lines[i].text);
     std::string_view name = lines[i].text.substr(0, name_len);
     if (name.find("{{") != std::string_view::npos) {
       return input_error(lines[i].number, "a placeholder cannot stand in a header name");
     }
-    std::string lname = lower(name);
-    Ctx ctx = is_raw_header(lname) ? Ctx::kHeaderRaw : Ctx::kHeaderText;
-    uint32_t hidx = b.header(name);
-    std::string value(lines[i].text.substr(lines[i].text.find(':') + 1));
-    size_t j = i;
-    do {
-      Status s = b.line(lines[j], ctx, hidx, nullptr);
-      if (!s) return s.error();
-      b.text(kCrlf);
-      if (j > i) value.append(lines[j].text);  // unfolded: the CRLF goes, the WSP stays
-      ++j;
-    } while (j < header_end && is_continuation(lines[j].text));
-    std::string_view v = trim(value);
-    if (lname == "from") {
+    size_t j = i + 1;
+    while (j < header_end && is_continuation(lines[j].text)) ++j;
+    raw_fields.push_back({i, j, name, lower(name)});
+    i = j;
+  }
+  // RFC 5322 §3.6: a message has at most one of each of these.
+  static constexpr std::array<std::string_view, 11> kOnce = {
+      "date", "from",        "sender",     "reply-to", "to",     "cc",
+      "bcc",  "message-id", "in-reply-to", "references", "subject"};
+  for (std::string_view once : kOnce) {
+    std::vector<int> at;
+    std::string_view written;
+    for (const RawField& f : raw_fields) {
+      if (f.lname != once) continue;
+      if (at.empty()) written = f.name;
+      at.push_back(lines[f.begin].number);
+    }
+    if (at.size() < 2) continue;
+    std::string where;
+    for (size_t k = 0; k < at.size(); ++k) {
+      where += (k == 0 ? "" : k + 1 == at.size() ? " and " : ", ") + std::to_string(at[k]);
+    }
+    return make_error(ErrDomain::kInput,
+                      "template has " + std::to_string(at.size()) + " '" + std::string(written) +
+                          ":' headers (lines " + where +
+                          "); a message may have only one (RFC 5322 §3.6)");
+  }
+
+  bool have_from = false, have_to = false, have_date = false, have_msgid = false;
+  bool have_list_unsub = false, have_mime_version = false, have_ctype = false;
+  std::string from_value, cte_value, ctype_value, ctype_raw;
+  for (const RawField& f : raw_fields) {
+    std::string v = field_value(lines, f.begin, f.end);
+    if (f.lname == "from") {
       have_from = true;
       from_value = v;
-    } else if (lname == "to") {
+    } else if (f.lname == "to") {
       have_to = true;
-    } else if (lname == "date") {
+    } else if (f.lname == "date") {
       have_date = true;
-    } else if (lname == "message-id") {
+    } else if (f.lname == "message-id") {
       have_msgid = true;
-    } else if (lname == "subject" && t.subject_.empty()) {
+    } else if (f.lname == "subject" && t.subject_.empty()) {
       t.subject_ = v;
-    } else if (lname == "content-transfer-encoding") {
+    } else if (f.lname == "content-transfer-encoding") {
       cte_value = lower(v);
-    } else if (lname == "list-unsubscribe" || lname == "list-unsubscribe-post") {
+    } else if (f.lname == "list-unsubscribe" || f.lname == "list-unsubscribe-post") {
       have_list_unsub = true;
-    } else if (lname == "content-type") {
+    } else if (f.lname == "content-type") {
+      have_ctype = true;
+      ctype_raw = v;
       ctype_value = lower(v);
+    } else if (f.lname == "mime-version") {
+      have_mime_version = true;
     }
-    i = j;
+  }
+
+  // The body's MIME structure decides how each part's text and values are encoded.
+  BodyMap body;
+  {
+    MimePart top;
+    top.has_ctype = have_ctype;
+    top.ctype = have_ctype ? ctype_value : "text/plain";
+    top.cte = cte_value;
+    if (Status s = map_body(lines, body_begin, top, ctype_raw, body); !s) return s.error();
+  }
+  const bool convert_top = body.parts[0].convert;
+
+  // Header fields: text and addresses that merge values or are not ASCII are built as a whole
+  // (HeaderField); the rest is copied as it is (folding kept), with its placeholders.
+  struct NoValues final : FieldValues {
+    std::string_view value(uint32_t) const override { return {}; }
+    std::string_view field_name(uint32_t) const override { return {}; }
+    std::string_view email() const override { return {}; }
+  };
+  // Compiles a field from its value parts; one without merge values is rendered here, once.
+  auto add_field = [&](std::string_view name, bool address, const std::vector<FieldPart>& parts,
+                       int line) -> Status {
+    auto hf = compile_header_field(name, address, parts);
+    if (!hf) return input_error(line, hf.error().message);
+    bool merged = std::any_of(parts.begin(), parts.end(), [](const FieldPart& p) {
+      return p.kind != FieldPart::Kind::kText;
+    });
+    if (merged) {
+      impl->fields.push_back(std::move(hf).value());
+      b.op(OpKind::kField, Ctx::kHeaderRaw, uint32_t(impl->fields.size() - 1), b.header(name));
+      return {};
+    }
+    FieldScratch scratch;
+    std::string once;
+    bool utf8 = false;
+    if (Status s = render_header_field(*hf, NoValues{}, scratch, once, utf8); !s) {
+      return input_error(line, s.error().message);
+    }
+    impl->literal_smtputf8 = impl->literal_smtputf8 || utf8;
+    b.text(once);
+    return {};
+  };
+  for (const RawField& f : raw_fields) {
+    if (convert_top && f.lname == "content-transfer-encoding") continue;  // replaced below
+    bool address = is_address_header(f.lname);
+    bool text = !address && !is_raw_header(f.lname);
+    bool merged = false, eight = false;
+    std::vector<FieldPart> parts;
+    for (size_t j = f.begin; j < f.end; ++j) {
+      std::string_view ln = lines[j].text;
+      if (j == f.begin) ln.remove_prefix(ln.find(':') + 1);
+      eight = eight || has_eight_bit(ln);
+      std::vector<Piece> pieces;
+      if (Status s = split_placeholders({ln, true, lines[j].number}, pieces); !s) {
+        return s.error();
+      }
+      for (const Piece& p : pieces) {
+        if (!p.placeholder) {
+          if (parts.empty() || parts.back().kind != FieldPart::Kind::kText) parts.emplace_back();
+          parts.back().text.append(p.text);
+          continue;
+        }
+        if (p.filter == Filter::kUrl && (address || text)) {
+          return input_error(lines[j].number, "the |url filter is for bodies and URL headers, "
+                                              "not for header '" + std::string(f.name) + "'");
+        }
+        merged = true;
+        parts.push_back({FieldPart::Kind::kValue, b.placeholder_index(p.text), {}});
+      }
+    }
+    if ((address || text) && (merged || eight)) {
+      if (Status s = add_field(f.name, address, parts, lines[f.begin].number); !s) return s.error();
+      continue;
+    }
+    std::vector<std::string> rewritten;  // lines whose MIME parameters became RFC 2231
+    if (eight) {
+      for (size_t j = f.begin; j < f.end; ++j) {
+        std::string r;
+        if (!rfc2231_params(lines[j].text, r)) {
+          return input_error(lines[j].number,
+                             "header '" + std::string(f.name) +
+                                 "' holds non-ASCII text, which this header cannot carry "
+                                 "encoded; write it in ASCII");
+        }
+        rewritten.push_back(std::move(r));
+      }
+    }
+    uint32_t hidx = b.header(f.name);
+    for (size_t j = f.begin; j < f.end; ++j) {
+      Line ln = lines[j];
+      if (eight) ln.text = rewritten[j - f.begin];
+      Status s = b.line(ln, text ? Ctx::kHeaderText : Ctx::kHeaderRaw, hidx, nullptr);
+      if (!s) return s.error();
+      b.text(kCrlf);
+    }
   }
 
   // Envelope sender: the From: header's address unless a merge field decides it per recipient.
@@ -783,14 +1229,22 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     if (opts.default_from.empty()) {
       return make_error(ErrDomain::kInput, "template has no From: header and no --from was given");
     }
-    b.text("From: ");
-    b.text(opts.default_from);
-    b.text(kCrlf);
+    if (has_eight_bit(opts.default_from)) {
+      std::vector<FieldPart> parts{{FieldPart::Kind::kText, 0, opts.default_from}};
+      if (Status s = add_field("From", true, parts, 0); !s) {
+        return make_error(ErrDomain::kConfig, "--from: " + s.error().message);
+      }
+    } else {
+      b.text("From: ");
+      b.text(opts.default_from);
+      b.text(kCrlf);
+    }
   }
   if (!have_to) {
-    b.text("To: <");
-    b.op(OpKind::kEmail, Ctx::kHeaderRaw, 0, b.header("To"));
-    b.text(">\r\n");
+    std::vector<FieldPart> parts{{FieldPart::Kind::kText, 0, "<"},
+                                 {FieldPart::Kind::kEmail, 0, {}},
+                                 {FieldPart::Kind::kText, 0, ">"}};
+    if (Status s = add_field("To", true, parts, 0); !s) return s.error();
   }
   if (!have_date) {
     b.text("Date: ");
@@ -880,26 +1334,51 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     // RFC 8058 §3.1: the POST form goes with an HTTPS URI only.
     if (!u.url.empty()) b.text("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
   }
+  if (convert_top) {
+    // (After the generated fields, so a template without headers still starts with From:.)
+    // The body goes as quoted-printable, labelled as UTF-8 text when the template did not say.
+    if (!have_mime_version) b.text("MIME-Version: 1.0\r\n");
+    if (!have_ctype) b.text("Content-Type: text/plain; charset=utf-8\r\n");
+    b.text("Content-Transfer-Encoding: quoted-printable\r\n");
+  }
   b.text(kCrlf);  // header/body separator, also for an empty body
   impl->header_octets = b.literal_size();
 
-  // The body: how values are encoded follows the top-level transfer encoding.
-  Ctx body_ctx = Ctx::kBodyRaw;
-  bool base64 = false;
-  if (!ctype_value.starts_with("multipart/")) {
-    if (cte_value == "quoted-printable") body_ctx = Ctx::kBodyQp;
-    if (cte_value == "base64") base64 = true;
-  }
+  // The body, part by part: a part converted to quoted-printable gets its text encoded here
+  // and a Content-Transfer-Encoding field of its own; values go in encoded for their part.
+  const uint32_t part_header = b.header("MIME part header");
   for (size_t i = body_begin; i < lines.size(); ++i) {
-    int count = 0;
-    Status s = b.line(lines[i], body_ctx, 0, &count);
-    if (!s) return s.error();
-    if (count > 0 && base64) {
-      return input_error(lines[i].number,
-                         "placeholder in a base64 body (Content-Transfer-Encoding: base64); "
-                         "merge fields cannot go into base64 — use quoted-printable or 8bit");
+    const Line& ln = lines[i];
+    Role role = body.role[i];
+    int owner = body.owner[i];
+    Status s;
+    if (role == Role::kPartHeader) {
+      const MimePart& p = body.parts[size_t(owner)];
+      if (p.convert && p.has_cte && i >= p.cte_begin && i < p.cte_end) continue;
+      if (p.convert && i == p.hdr_end) {  // the blank line: the new fields go before it
+        if (!p.has_ctype) b.text("Content-Type: text/plain; charset=utf-8\r\n");
+        b.text("Content-Transfer-Encoding: quoted-printable\r\n");
+      }
+      if (has_eight_bit(ln.text)) {
+        // A file name that is not ASCII: an RFC 2231 parameter keeps the body 7-bit.
+        std::string r;
+        if (!rfc2231_params(ln.text, r)) {
+          return input_error(ln.number, "a MIME part header holds non-ASCII text outside a "
+                                        "parameter value; write it in ASCII");
+        }
+        s = b.line({r, ln.terminated, ln.number}, Ctx::kHeaderRaw, part_header, nullptr);
+      } else {
+        s = b.line(ln, Ctx::kHeaderRaw, part_header, nullptr);
+      }
+    } else if (role == Role::kContent) {
+      const MimePart& p = body.parts[size_t(owner)];
+      Ctx ctx = p.convert || p.cte == "quoted-printable" ? Ctx::kBodyQp : Ctx::kBodyRaw;
+      s = b.line(ln, ctx, 0, nullptr, p.convert, p.html);
+    } else {
+      s = b.line(ln, Ctx::kBodyRaw, 0, nullptr);
     }
-    if (lines[i].terminated) b.text(kCrlf);
+    if (!s) return s.error();
+    if (ln.terminated) b.text(kCrlf);
   }
   b.flush();
   t.columns_.assign(t.placeholders_.size(), kUnbound);
@@ -907,14 +1386,17 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     if (t.placeholders_[i] == "email") t.columns_[i] = kEmailColumn;
   }
   // A body with no merge values is the same for every recipient: DKIM hashes it once.
-  const bool body_static = std::none_of(impl->ops.begin(), impl->ops.end(), [](const Impl::Op& op) {
-    return op.kind == OpKind::kValue && (op.ctx == Ctx::kBodyRaw || op.ctx == Ctx::kBodyQp);
+  // (A value in a MIME part's header is in the body too.)
+  const bool body_static = std::none_of(impl->ops.begin(), impl->ops.end(), [&](const Impl::Op& op) {
+    return op.kind == OpKind::kValue && (op.ctx == Ctx::kBodyRaw || op.ctx == Ctx::kBodyQp ||
+                                         op.header == part_header);
   });
   t.impl_ = impl;
 
   // Empty values, empty address, one-digit id: the smallest message this template renders.
   RenderedMessage probe;
   struct Empty {
+    bool probe() const { return true; }
     std::string_view operator()(uint32_t) const { return {}; }
     std::string_view name(uint32_t) const { return {}; }
   };
@@ -994,6 +1476,7 @@ Status CompiledTemplate::render(const RenderInput& in, bool dot_stuff, RenderedM
     }
   }
   struct Values {
+    bool probe() const { return false; }
     const CompiledTemplate& t;
     const RenderInput& in;
     std::string_view operator()(uint32_t i) const {

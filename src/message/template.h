@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "loop/result.h"
+#include "message/header_field.h"
 
 namespace sb {
 
@@ -60,6 +61,10 @@ struct RenderedMessage {
   std::string storage;     // merge values after encoding; pieces may point in here
   size_t size = 0;         // sum of pieces' lengths
   bool eight_bit = false;  // any octet >= 0x80 in the rendered message
+  // A header holds a UTF-8 address (RFC 6532): send only with SMTPUTF8. Everything else
+  // that is not ASCII in headers is encoded, and bodies are 7-bit, so this is the one case.
+  bool smtputf8 = false;
+  FieldScratch field_scratch;  // scratch space of merged header fields, kept between renders
   // DKIM: the DKIM-Signature fields (the first piece when signed) and scratch space; their
   // capacity is kept from message to message.
   std::string dkim;
@@ -71,6 +76,7 @@ struct RenderedMessage {
     dkim.clear();
     size = 0;
     eight_bit = false;
+    smtputf8 = false;
   }
   std::string flatten() const;  // for tests and .eml copies
 };
@@ -107,10 +113,16 @@ class CompiledTemplate {
   //   back the merged line. If a line is still over 998 octets (a long run without white
   //   space) it fails with kInput: "merge field 'f' makes header 'H' line N octets long
   //   (RFC 5322 limit 998)", N being the longest line after folding.
-  // - A body line over 998 octets that contains merged text fails with kInput: "merge field
-  //   'f' makes a body line N octets long (RFC 5322 limit 998)" (f: the field that put the most
-  //   octets on that line). Body text is never rewrapped; in a quoted-printable body the
-  //   encoder's soft line breaks keep value lines short, so this does not arise there.
+  // - Body parts with merge values or 8-bit text are sent quoted-printable (compile() rewrites
+  //   their Content-Transfer-Encoding), so soft line breaks keep every merged body line at 76
+  //   octets or less. (A raw body line over 998 octets would fail with kInput: "merge field
+  //   'f' makes a body line N octets long (RFC 5322 limit 998)"; no template reaches it now.)
+  //
+  // Headers (RFC 2047, RFC 5322 §3.4): text and address fields that merge values are built
+  // whole per recipient (header_field.h): non-ASCII as encoded-words, display names quoted or
+  // encoded, addresses checked; a value that is not one address where one is expected fails
+  // the recipient with kInput. A UTF-8 local part sets RenderedMessage::smtputf8. In a
+  // text/html part {{f}} is HTML-escaped, {{{f}}} is not; {{f|url}} percent-encodes.
   Status render(const RenderInput& in, bool dot_stuff, RenderedMessage& out) const;
 
   // Envelope sender from the From: header (addr-spec only), or "" when none.

@@ -37,6 +37,14 @@ void check_wire(const sb::RenderedMessage& m, bool dot_stuff) {
     }
   }
   check(high == m.eight_bit, "eight_bit matches the octets", out);
+  // Headers are 7-bit unless a UTF-8 address needs SMTPUTF8 (RFC 6532); a DATA-stuffed
+  // message may start with the stuffed dot of a ".name:" field.
+  size_t head_end = out.find("\r\n\r\n");
+  if (head_end != std::string::npos && !m.smtputf8) {
+    for (size_t i = 0; i < head_end; ++i) {
+      check(static_cast<unsigned char>(out[i]) < 0x80, "no 8-bit octet in headers", out);
+    }
+  }
 }
 
 }  // namespace
@@ -59,6 +67,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       {"x\r\n.\r\n", "\r.\r"},
       {"J\xC3\xBCrgen", std::string(300, '\xE2') + "="},
       {std::string("nul\0byte", 8), "tail\n"},
+      {"Smith, Jr.", "O\"Neil <a@b.c>"},
+      {"a@b.c, evil@x.y", "=?UTF-8?B?SGk=?= Team <b>&</b>"},
+      {"j\xC3\xB6rg@example.org", "x@b\xC3\xBC" "cher.example"},
   };
   sb::RenderedMessage m;  // reused across renders, as the sender does
   for (const auto& values : kValues) {

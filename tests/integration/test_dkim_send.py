@@ -177,7 +177,10 @@ class DkimSendTest(unittest.TestCase):
         res = self.assert_verified(msgs, 2)
         self.assertIn("c=relaxed/relaxed", res["ann@example.test"][0][0])
         zoe = msgs["zoe@example.test"]
-        self.assertIn(b"Subject: Gr\xc3\xbc\xc3\x9fe, =?UTF-8?", zoe)  # literal + RFC 2047
+        # The template's literal UTF-8 and the merged name are one run of encoded-words (no
+        # raw 8-bit beside them: issue 12), and the body is quoted-printable.
+        self.assertIn(b"Subject: =?UTF-8?B?R3LDvMOfZSwg", zoe)
+        self.assertNotIn(b"Subject: Gr\xc3", zoe)
         self.assertIn(b"\r\n.a line that starts with a dot\r\n..and one with two\r\n.\r\n", zoe)
         self.assertTrue(zoe.endswith(b"\r\n\r\n\r\n\r\n"))
 

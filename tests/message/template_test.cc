@@ -297,7 +297,9 @@ TEST(TemplateRfc2047, NonAsciiSubjectValueRoundTrips) {
   }
 }
 
-TEST(TemplateRfc2047, AsciiValueStaysPlainAndAddressesStayRaw) {
+// A display name that is not ASCII is encoded (it was raw UTF-8 before, on transactions
+// without SMTPUTF8: issue 12).
+TEST(TemplateRfc2047, AsciiValueStaysPlainAndNamesAreEncoded) {
   CompiledTemplate t = compile_ok("Subject: Hello {{name}}\nTo: {{name}} <x@example.org>\n\nb\n");
   std::string out = render(t, "Bob");
   EXPECT_NE(out.find("Subject: Hello Bob\r\n"), std::string::npos);
@@ -307,8 +309,10 @@ TEST(TemplateRfc2047, AsciiValueStaysPlainAndAddressesStayRaw) {
   RenderedMessage m;
   ASSERT_TRUE(b.render({"r@example.org", &v, 1, 0}, true, m).ok());
   std::string flat = m.flatten();
-  EXPECT_NE(flat.find("To: J\xC3\xBCrgen <x@example.org>\r\n"), std::string::npos) << flat;
-  EXPECT_TRUE(m.eight_bit);
+  EXPECT_NE(flat.find("To: =?UTF-8?B?SsO8cmdlbg==?= <x@example.org>\r\n"), std::string::npos)
+      << flat;
+  EXPECT_FALSE(m.eight_bit);
+  EXPECT_FALSE(m.smtputf8);
 }
 
 TEST(TemplateEightBit, Flag) {
@@ -319,13 +323,26 @@ TEST(TemplateEightBit, Flag) {
   std::vector<std::string> ascii{"Bob"}, utf8{"J\xC3\xBCrgen"};
   ASSERT_TRUE(b.render({"r@example.org", &ascii, 1, 0}, true, m).ok());
   EXPECT_FALSE(m.eight_bit);
+  // Bodies are sent quoted-printable when values or text are 8-bit: never an 8-bit body.
   ASSERT_TRUE(b.render({"r@example.org", &utf8, 1, 0}, true, m).ok());
-  EXPECT_TRUE(m.eight_bit);
+  EXPECT_FALSE(m.eight_bit);
+  EXPECT_NE(m.flatten().find("Hello J=C3=BCrgen\r\n"), std::string::npos) << m.flatten();
   CompiledTemplate lit = compile_ok(
       "Subject: s\n\nGr\xC3\xBC\xC3\x9F"
       "e\n");
   ASSERT_TRUE(lit.render({"r@example.org", nullptr, 1, 0}, true, m).ok());
+  EXPECT_FALSE(m.eight_bit);
+  EXPECT_NE(m.flatten().find("\r\n\r\nGr=C3=BC=C3=9Fe\r\n"), std::string::npos) << m.flatten();
+  // The one 8-bit header: a UTF-8 local part (RFC 6532), which needs SMTPUTF8.
+  ASSERT_TRUE(b.render({"j\xC3\xB6rg@example.org", &ascii, 1, 0}, true, m).ok());
   EXPECT_TRUE(m.eight_bit);
+  EXPECT_TRUE(m.smtputf8);
+  EXPECT_NE(m.flatten().find("To: <j\xC3\xB6rg@example.org>\r\n"), std::string::npos);
+  // A UTF-8 domain with an ASCII local part goes as A-labels, without SMTPUTF8.
+  ASSERT_TRUE(b.render({"jorg@b\xC3\xBC" "cher.example", &ascii, 1, 0}, true, m).ok());
+  EXPECT_FALSE(m.eight_bit);
+  EXPECT_FALSE(m.smtputf8);
+  EXPECT_NE(m.flatten().find("To: <jorg@xn--bcher-kva.example>\r\n"), std::string::npos);
 }
 
 TEST(TemplateGeneratedHeaders, AddedWhenMissing) {
@@ -513,7 +530,8 @@ TEST(TemplateStructure, FoldingAndMboxLine) {
       "From sender@example.com Mon Jan  1 00:00:00 2024\nSubject: a long\n\tsubject {{name}}\n"
       "\nbody\n");
   std::string out = render(t, "X");
-  EXPECT_EQ(out.substr(0, 29), "Subject: a long\r\n\tsubject X\r\n");
+  // A field with merge values is folded anew, as a whole (its tab stays).
+  EXPECT_EQ(out.substr(0, 27), "Subject: a long\tsubject X\r\n");
   EXPECT_EQ(t.subject(), "a long\tsubject {{name}}");
 }
 
@@ -571,11 +589,16 @@ TEST(TemplateQp, ValuesAreQpEncoded) {
   }
 }
 
-TEST(TemplateQp, MultipartValuesStayRawAndBase64WithoutPlaceholderCompiles) {
+// A text part with merge values is sent quoted-printable (it was raw before: issue 18).
+TEST(TemplateQp, MultipartValuesAreQuotedPrintableAndBase64WithoutPlaceholderCompiles) {
   CompiledTemplate t = compile_ok(
       "Subject: s\nContent-Type: multipart/alternative; boundary=\"b\"\n\n--b\n"
       "Content-Type: text/plain\n\nHi {{name}}\n--b--\n");
-  EXPECT_NE(render(t, "a=b").find("Hi a=b\r\n"), std::string::npos);
+  std::string out = render(t, "a=b");
+  EXPECT_NE(out.find("Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+                     "\r\nHi a=3Db\r\n"),
+            std::string::npos)
+      << out;
   compile_ok("Subject: s\nContent-Transfer-Encoding: base64\n\nSGVsbG8=\n");
 }
 
@@ -593,7 +616,7 @@ TEST(TemplateRender, ReusesCapacityAndPiecesStayValid) {
   // As long as a line may get: the Subject folds after "Hi"; the body line is 993 octets.
   std::string big_value(980, 'B');
   std::string big = go(big_value);
-  EXPECT_EQ(body_of(big),
+  EXPECT_EQ(qp_decode(body_of(big)),
             "Start " + big_value + " middle\r\n" + big_value + "\r\nend r@example.org\r\n");
   size_t storage_cap = m.storage.capacity();
   size_t pieces_cap = m.pieces.capacity();
@@ -605,7 +628,8 @@ TEST(TemplateRender, ReusesCapacityAndPiecesStayValid) {
   // Many placeholders, growing values: every piece must still point at live bytes (ASan).
   for (int n : {1, 10, 100, 985, 3}) {
     std::string v(size_t(n), 'v');
-    EXPECT_EQ(body_of(go(v)), "Start " + v + " middle\r\n" + v + "\r\nend r@example.org\r\n");
+    EXPECT_EQ(qp_decode(body_of(go(v))),
+              "Start " + v + " middle\r\n" + v + "\r\nend r@example.org\r\n");
   }
 }
 
@@ -633,8 +657,9 @@ TEST(TemplateMeta, HashSubjectAndFixedSize) {
   // SHA-256("") is well known.
   EXPECT_EQ(compile_ok("").source_hash(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  std::string out = render(t, "", false, "", 0);
-  EXPECT_EQ(t.fixed_size(), out.size());
+  // The smallest message: empty values and (here) a 3-octet address.
+  std::string out = render(t, "", false, "a@b", 0);
+  EXPECT_EQ(t.fixed_size() + 3, out.size());
   EXPECT_GT(t.fixed_size(), 0u);
   EXPECT_LE(t.fixed_size(), render(t, "long value", true).size());
 }
