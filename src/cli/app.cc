@@ -14,6 +14,7 @@
 #include "cli/check.h"
 #include "cli/dkim_options.h"
 #include "cli/mailing.h"
+#include "cli/pipeline.h"
 #include "cli/relay_options.h"
 #include "cli/unsub_verify.h"
 #include "dns/mx_resolver.h"
@@ -179,7 +180,7 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
 
 }  // namespace
 
-int run_cli(int argc, char** argv) {
+static int run_verb(int argc, char** argv) {
   // A peer that closes its end must show up as a write error on that connection, not kill
   // the process.
   std::signal(SIGPIPE, SIG_IGN);
@@ -291,6 +292,9 @@ int run_cli(int argc, char** argv) {
       "check", "connect to the relay (or, --direct, a domain's first working MX host): greeting, "
                "capabilities, TLS, AUTH, optional MAIL/RCPT probe");
   add_relay_options(check, check_ro, false);
+  std::string check_preset;
+  check->add_option("--preset", check_preset,
+                    "provider preset: its relay and TLS mode where not given (as on send)");
   add_direct_options(check, check_direct,
                      "no relay: look up the MX hosts of --domain (or of --probe-rcpt's domain) "
                      "and check the first that answers (needs --helo)");
@@ -311,6 +315,9 @@ int run_cli(int argc, char** argv) {
       "test", "send one message to one address (through the relay, or --direct to its domain's "
               "MX) and show the reply");
   add_relay_options(test, test_ro, false);
+  std::string test_preset;
+  test->add_option("--preset", test_preset,
+                   "provider preset: its relay and TLS mode where not given (as on send)");
   add_direct_options(test, test_direct,
                      "no relay: deliver to the MX hosts of --to's domain (needs --helo)");
   test->add_option("--template", test_template, "the message (only {{email}} is filled)")
@@ -401,6 +408,12 @@ int run_cli(int argc, char** argv) {
   sink->add_flag("--no-pipelining", sink_no_pipelining, "do not announce PIPELINING");
   sink->add_flag("--no-chunking", sink_no_chunking, "do not announce CHUNKING");
 
+  if (std::string verb = unknown_verb(argc, argv, app); !verb.empty()) {
+    std::fprintf(stderr, "smtpblast: unknown command %s (commands: send, import, status, "
+                         "export, reset, check, test, presets, sink, dkim-record, unsub-verify; "
+                         "smtpblast --help)\n", verb.c_str());
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -410,6 +423,10 @@ int run_cli(int argc, char** argv) {
 
   if (*send) {
     std::string err;
+    if (std::string why = from_problem(mc.from); !mc.from.empty() && !why.empty()) {
+      std::fprintf(stderr, "smtpblast: --from: %s\n", why.c_str());
+      return kExitUsage;
+    }
     if (!preset_name.empty()) {
       auto p = find_preset(preset_name);
       if (!p.ok()) {
@@ -521,6 +538,23 @@ int run_cli(int argc, char** argv) {
     const RelayOptions& o = *check ? check_ro : test_ro;
     const DirectOptions& d = *check ? check_direct : test_direct;
     const char* verb = *check ? "check" : "test";
+    const std::string& from_arg = *check ? check_from : test_from;
+    if (std::string why = from_problem(from_arg); !from_arg.empty() && !why.empty()) {
+      std::fprintf(stderr, "smtpblast: --from: %s\n", why.c_str());
+      return kExitUsage;
+    }
+    const std::string& preset_arg = *check ? check_preset : test_preset;
+    if (!preset_arg.empty()) {
+      if (d.direct) {
+        std::fprintf(stderr, "smtpblast: %s: --direct delivers to mail exchangers: it does not "
+                             "go with --preset\n", verb);
+        return kExitUsage;
+      }
+      if (auto p = apply_relay_preset(preset_arg, *check ? check_ro : test_ro); !p.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", p.error().message.c_str());
+        return kExitUsage;
+      }
+    }
     auto lookup = prepare_direct_lookup(d, *cmd, *check ? std::vector<std::string>{"--domain"}
                                                         : std::vector<std::string>{});
     if (!lookup.ok()) {
@@ -618,6 +652,24 @@ int run_cli(int argc, char** argv) {
     return 0;
   }
   return 2;
+}
+
+// --json: a verb that failed before printing its own JSON result still answers with one
+// JSON object on stdout (errors keep going to stderr as text too).
+int run_cli(int argc, char** argv) {
+  if (!argv_has(argc, argv, "--json")) return run_verb(argc, argv);
+  JsonErrorTee tee;
+  tee.start();
+  int rc = run_verb(argc, argv);
+  std::string error = tee.stop();
+  if (rc != 0 && !json_printed()) {
+    nlohmann::json j;
+    j["ok"] = false;
+    j["exit_code"] = rc;
+    j["error"] = error.empty() ? "exit code " + std::to_string(rc) : error;
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
+  return rc;
 }
 
 }  // namespace sb
