@@ -16,6 +16,7 @@
 #include "cli/mailing.h"
 #include "cli/pipeline.h"
 #include "cli/relay_options.h"
+#include "cli/run_report.h"
 #include "cli/unsub_verify.h"
 #include "dns/mx_resolver.h"
 #include "smtp/sink_server.h"
@@ -135,10 +136,11 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
                             RcptStatus::kFailed, RcptStatus::kSuppressed, RcptStatus::kInFlight};
   auto throttle = (*st)->get_meta("throttle");
   std::string throttle_line = throttle.ok() && throttle->has_value() ? **throttle : "";
+  AccountStatus account = account_status(**st);
   if (json) {
     nlohmann::json j;
     j["task"] = task;
-    if (!throttle_line.empty()) j["throttle"] = throttle_line;
+    add_status_json(**st, account, j);
     j["total"] = c->total;
     for (RcptStatus s : all) {
       std::string key = status_name(s);  // JSON keys are identifiers: "in-flight" -> "in_flight"
@@ -149,6 +151,7 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
     for (auto& [code, n] : c->by_code) codes[std::to_string(code)] = n;
     j["by_code"] = codes;
     std::printf("%s\n", j.dump().c_str());
+    mark_json_printed();
     return 0;
   }
   std::printf("task %s: %llu recipients\n", task.c_str(), static_cast<unsigned long long>(c->total));
@@ -156,6 +159,7 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
     std::printf("  %-11s %llu\n", status_name(s), static_cast<unsigned long long>(c->get(s)));
   }
   if (!throttle_line.empty()) std::printf("throttle (last run): %s\n", throttle_line.c_str());
+  if (!account.text.empty()) std::printf("%s\n", account.text.c_str());
   if (!c->by_code.empty()) {
     std::printf("last reply codes:\n");
     for (auto& [code, n] : c->by_code) {
@@ -239,7 +243,14 @@ static int run_verb(int argc, char** argv) {
       ->check(CLI::Range(1u, 1000u));
   send->add_flag("--no-pipelining", no_pipelining, "do not use PIPELINING even when offered");
   send->add_flag("--no-chunking", no_chunking, "use DATA even when CHUNKING is offered");
-  send->add_flag("--force", mc.force, "resume with a template different from the first run's");
+  send->add_flag("--force", mc.force,
+                 "resume with a template, sender, relay or DKIM domain different from the "
+                 "first run's");
+  send->add_flag("--json", mc.json,
+                 "print the summary (or the error) as one JSON object on stdout");
+  send->add_option("--quota-store", mc.quota_store,
+                   "file counting each sending account's daily limit across tasks (default "
+                   "$XDG_STATE_HOME/smtpblast/quota.db, else ~/.local/state/smtpblast/quota.db)");
   std::string commit_interval = "100ms";
   send->add_option("--commit-interval", commit_interval,
                    "record outcomes in the task at least this often (default 100ms); after a "
@@ -526,6 +537,7 @@ static int run_verb(int argc, char** argv) {
     mc.pipelining = !no_pipelining;
     mc.chunking = !no_chunking;
     mc.progress = isatty(STDERR_FILENO) != 0;
+    mc.progress_plain = !mc.progress;
     return run_mailing(mc);
   }
   if (*unsub_verify) return run_unsub_verify(unsub_args);

@@ -2,6 +2,7 @@
 #include "store/account_quota.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -55,14 +56,21 @@ Result<std::unique_ptr<AccountQuota>> AccountQuota::open(const std::string& path
     return make_error(ErrDomain::kConfig, "no quota store: set HOME or XDG_STATE_HOME, or give "
                                           "--quota-store FILE");
   }
-  if (auto d = make_parent_dirs(path); !d.ok()) return d.error();
+  // Absolute, so that `status` run from elsewhere finds the file the task names.
+  std::string abs = path;
+  if (abs[0] != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd) != nullptr) abs = std::string(cwd) + "/" + path;
+  }
+  if (auto d = make_parent_dirs(abs); !d.ok()) return d.error();
   auto impl = std::make_unique<Impl>();
-  if (sqlite3_open_v2(path.c_str(), &impl->db.h,
+  if (sqlite3_open_v2(abs.c_str(), &impl->db.h,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
-    return sql_error(path, impl->db.h, "cannot open").error();
+    return sql_error(abs, impl->db.h, "cannot open").error();
   }
   sqlite3* db = impl->db.h;
+  const std::string& path_abs = abs;
   // Several senders at once: wait for the lock rather than fail. FULL: a reservation is on
   // disk before its messages start, even across a power loss.
   sqlite3_busy_timeout(db, 30000);
@@ -71,16 +79,16 @@ Result<std::unique_ptr<AccountQuota>> AccountQuota::open(const std::string& path
       "CREATE TABLE IF NOT EXISTS account_quota ("
       "  account TEXT PRIMARY KEY, state TEXT NOT NULL, updated_ms INTEGER NOT NULL)";
   if (sqlite3_exec(db, setup, nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return sql_error(path, db, "cannot set up (is it a smtpblast quota store?)").error();
+    return sql_error(path_abs, db, "cannot set up (is it a smtpblast quota store?)").error();
   }
   if (impl->get.prepare(db, "SELECT state FROM account_quota WHERE account = ?1") != SQLITE_OK ||
       impl->put.prepare(db, "INSERT INTO account_quota(account, state, updated_ms) "
                             "VALUES(?1, ?2, ?3) ON CONFLICT(account) DO UPDATE SET "
                             "state = excluded.state, updated_ms = excluded.updated_ms") !=
           SQLITE_OK) {
-    return sql_error(path, db, "cannot prepare").error();
+    return sql_error(path_abs, db, "cannot prepare").error();
   }
-  return std::unique_ptr<AccountQuota>(new AccountQuota(std::move(impl), path));
+  return std::unique_ptr<AccountQuota>(new AccountQuota(std::move(impl), abs));
 }
 
 namespace {
