@@ -33,6 +33,7 @@
 #include "cli/dkim_options.h"
 #include "cli/pipeline.h"
 #include "cli/relay_options.h"
+#include "cli/rendered_header.h"
 #include "cli/run_report.h"
 #include "dns/mx_resolver.h"
 #include "loop/worker.h"
@@ -483,6 +484,7 @@ class Runner {
   std::vector<Outcome> scratch_;  // journal thread: the outcomes of one commit
   std::unique_ptr<AccountingLog> accounting_;
   std::optional<EmlNamer> namer_;  // --backup-dir / --pickup
+  bool name_uses_subject_ = false;  // the pattern has {{subject}}: render it per message
   std::string backup_error_;
   uint64_t backup_failures_ = 0;
   int lock_fd_ = -1;
@@ -1514,6 +1516,7 @@ int Runner::prepare() {
       return 2;
     }
     namer_.emplace(std::move(n).value());
+    name_uses_subject_ = cfg_.backup_name.find("subject") != std::string::npos;
   }
   if (!cfg_.accounting_path.empty()) {
     auto a = AccountingLog::open(cfg_.accounting_path);
@@ -1611,7 +1614,10 @@ void Runner::commit(std::vector<Report>& v) {
 void Runner::write_backup(const Report& r) {
   EmlNameVars nv;
   nv.task_title = cfg_.title;
-  nv.subject = tpl_->subject();
+  // {{subject}} is this recipient's Subject as rendered, not the template's placeholders.
+  std::string subject =
+      name_uses_subject_ ? rendered_header(r.eml, "Subject") : std::string();
+  nv.subject = subject;
   nv.recipient = r.email;
   nv.time = r.out.time;
   nv.id = r.out.id;
@@ -1970,7 +1976,17 @@ int Runner::run_pickup() {
       } else {
         EmlNameVars nv;
         nv.task_title = cfg_.title;
-        nv.subject = tpl_->subject();
+        std::string subject;
+        if (name_uses_subject_) {
+          // Only the header block is needed; the first pieces hold it.
+          std::string head;
+          for (std::string_view p : msg.pieces) {
+            head.append(p);
+            if (head.find("\r\n\r\n") != std::string::npos) break;
+          }
+          subject = rendered_header(head, "Subject");
+        }
+        nv.subject = subject;
         nv.recipient = row.email;
         nv.time = in.now;
         nv.id = row.id;
