@@ -2038,10 +2038,13 @@ int Runner::check_identity() {
   // What the recipients see and what the receivers judge: a resumed task keeps them unless
   // the user says otherwise (like a changed template).
   std::string sender = cfg_.from.empty() ? tpl_->from_address() : cfg_.from;
+  // The relay's host, not its port: the same provider on 587 or 465 is the same sender to
+  // the receivers.
   std::string relay = !cfg_.pickup_dir.empty() ? "pickup"
                       : cfg_.direct            ? "direct delivery"
-                      : cfg_.relay != nullptr  ? cfg_.relay->name
+                      : cfg_.relay != nullptr  ? "relay " + cfg_.relay->host
                                                : "";
+  for (char& c : relay) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   std::string dkim;
   if (cfg_.message != nullptr) {
     for (const auto& signer : cfg_.message->dkim) {

@@ -112,9 +112,9 @@ std::string JsonErrorTee::stop() {
   std::fflush(stderr);
   // Restoring fd 2 closes the pipe's last write end: the thread reads to the end and exits.
   ::dup2(saved_fd_, STDERR_FILENO);
+  if (thread_.joinable()) thread_.join();  // before closing the fd it copies to
   ::close(saved_fd_);
   saved_fd_ = -1;
-  if (thread_.joinable()) thread_.join();
   ::close(read_fd_);
   read_fd_ = -1;
   return last_error_;

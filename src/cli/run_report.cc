@@ -90,7 +90,6 @@ nlohmann::json throttle_json(const ThrottleSnapshot& s) {
   j["block_size"] = s.block_size;
   j["block_sent"] = s.block_sent;
   j["paused_until"] = s.paused_until != 0 ? nlohmann::json(iso_utc(s.paused_until)) : nullptr;
-  j["granted"] = s.granted;
   j["pushbacks"] = s.pushbacks;
   j["slowdowns"] = s.slowdowns;
   j["quota_replies"] = s.quota_replies;
