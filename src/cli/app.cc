@@ -17,6 +17,7 @@
 #include "cli/pipeline.h"
 #include "cli/relay_options.h"
 #include "cli/run_report.h"
+#include "cli/test_data.h"
 #include "cli/unsub_verify.h"
 #include "dns/mx_resolver.h"
 #include "smtp/sink_server.h"
@@ -331,10 +332,25 @@ static int run_verb(int argc, char** argv) {
                    "provider preset: its relay and TLS mode where not given (as on send)");
   add_direct_options(test, test_direct,
                      "no relay: deliver to the MX hosts of --to's domain (needs --helo)");
-  test->add_option("--template", test_template, "the message (only {{email}} is filled)")
+  test->add_option("--template", test_template,
+                   "the message, merged with --row/--field data ({{email}} is --to)")
       ->required()
       ->check(CLI::ExistingFile);
-  test->add_option("--to", test_to, "recipient")->required();
+  test->add_option("--to", test_to, "recipient (not needed with --print)");
+  TestDataArgs test_data;
+  bool test_print = false;
+  bool test_transcript = false;
+  test->add_option("--task", test_data.task, "take the merge data from this task's recipients");
+  test->add_option("--recipients", test_data.csv,
+                   "take the merge data from this CSV (default: its first row)")
+      ->check(CLI::ExistingFile);
+  test->add_option("--row", test_data.row, "the N-th recipient of --task or --recipients")
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
+  test->add_option("--field", test_data.fields, "a merge value, name=value (repeatable)");
+  test->add_flag("--print", test_print,
+                 "write the rendered message to stdout and send nothing (a proof)");
+  test->add_flag("--transcript", test_transcript,
+                 "show the SMTP dialogue (secrets redacted) also when the message is sent");
   test->add_option("--from", test_from, "envelope sender (default: the template's From:)");
   MessageOptions test_msg;
   add_message_options(test, test_msg);
@@ -550,6 +566,20 @@ static int run_verb(int argc, char** argv) {
     const RelayOptions& o = *check ? check_ro : test_ro;
     const DirectOptions& d = *check ? check_direct : test_direct;
     const char* verb = *check ? "check" : "test";
+    std::optional<TestData> data;
+    if (*test) {
+      auto td = load_test_data(test_data);
+      if (!td.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", td.error().message.c_str());
+        return kExitUsage;
+      }
+      data = std::move(td).value();
+      if (!test_print && test_to.empty()) {
+        std::fprintf(stderr, "smtpblast: test: --to ADDR is required (or --print, to see the "
+                             "message without sending it)\n");
+        return kExitUsage;
+      }
+    }
     const std::string& from_arg = *check ? check_from : test_from;
     if (std::string why = from_problem(from_arg); !from_arg.empty() && !why.empty()) {
       std::fprintf(stderr, "smtpblast: --from: %s\n", why.c_str());
@@ -572,6 +602,14 @@ static int run_verb(int argc, char** argv) {
     if (!lookup.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", lookup.error().message.c_str());
       return 2;
+    }
+    if (*test && test_print) {
+      auto msg = prepare_message_options(test_msg);
+      if (!msg.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", msg.error().message.c_str());
+        return kExitUsage;
+      }
+      return print_test_message(test_template, test_from, test_to, &msg.value(), &*data);
     }
     if (!d.direct && o.relay.empty()) {
       std::fprintf(stderr, "smtpblast: %s: --relay HOST:PORT is required (or --direct, to use the "
@@ -631,7 +669,8 @@ static int run_verb(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: %s\n", msg.error().message.c_str());
       return 2;
     }
-    return run_test_message(*relay, test_template, test_from, test_to, &msg.value(), direct);
+    return run_test_message(*relay, test_template, test_from, test_to, &msg.value(), direct,
+                            &*data, test_transcript);
   }
   if (*presets) {
     for (const Preset& p : preset_table()) {
