@@ -552,7 +552,7 @@ static int run_verb(int argc, char** argv) {
     }
     mc.pipelining = !no_pipelining;
     mc.chunking = !no_chunking;
-    mc.progress = isatty(STDERR_FILENO) != 0;
+    mc.progress = stderr_is_terminal();
     mc.progress_plain = !mc.progress;
     return run_mailing(mc);
   }

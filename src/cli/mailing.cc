@@ -2104,8 +2104,9 @@ int Runner::open_account_quota() {
 }
 
 void Runner::top_up_allowance() {
-  if (account_ == nullptr || !account_error_.empty() || stop_requested_) return;
+  // Cleared first, whatever happens next: the journal loop's wait ends while it is set.
   const bool wanted = topup_wanted_.exchange(false);
+  if (account_ == nullptr || !account_error_.empty() || stop_requested_) return;
   const uint64_t now = wall_ms();
   if (uint64_t resume = account_resume_at_.load(); resume != 0) {
     // The account had no room: with --wait, ask again once it may have.

@@ -2,9 +2,11 @@
 #include "cli/pipeline.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -62,7 +64,16 @@ bool argv_has(int argc, char** argv, const char* flag) {
   return false;
 }
 
+namespace {
+int g_stderr_tty = -1;  // isatty(2) before a tee replaced fd 2; -1: no tee
+}  // namespace
+
+bool stderr_is_terminal() {
+  return g_stderr_tty >= 0 ? g_stderr_tty == 1 : ::isatty(STDERR_FILENO) != 0;
+}
+
 void JsonErrorTee::start() {
+  g_stderr_tty = ::isatty(STDERR_FILENO) != 0 ? 1 : 0;
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return;  // no tee: errors stay text only
   std::fflush(stderr);
@@ -77,6 +88,11 @@ void JsonErrorTee::start() {
   ::close(fds[1]);
   read_fd_ = fds[0];
   thread_ = std::thread([this] {
+    // SIGINT/SIGTERM must reach send's signal thread, never this one (whose default action
+    // would end the process).
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
     std::string line;
     char buf[4096];
     auto keep = [&](const std::string& l) {

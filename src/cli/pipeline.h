@@ -61,6 +61,9 @@ class JsonErrorTee {
   std::string last_error_;
 };
 
+// Whether stderr is a terminal (as it was before a JsonErrorTee put a pipe there).
+bool stderr_is_terminal();
+
 // Set once a verb has printed its own JSON result on stdout (the send summary, status):
 // run_cli then prints no error object of its own.
 void mark_json_printed();

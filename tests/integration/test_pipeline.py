@@ -124,7 +124,8 @@ class PipelineTest(unittest.TestCase):
             csv = self.csv(200, "sig")
             args = [blast.BIN, "send", "--tls", "none", "--task", str(self.dir / "sig.db"),
                     "--template", str(self.tpl), "--recipients", str(csv), "--relay",
-                    sink.hostport, "--rate", "20/s", "--quota-store", str(self.quota)]
+                    sink.hostport, "--rate", "20/s", "--quota-store", str(self.quota),
+                    "--json"]
             p = peers.Process(args, timeout=120, name="smtpblast")
             p.start()
             time.sleep(1.5)
@@ -132,6 +133,9 @@ class PipelineTest(unittest.TestCase):
             rc = p.wait()
         self.assertEqual(rc, 4, blast.describe(p))
         self.assertIn("exit code 4 (signal)", p.stderr)
+        j = last_json(p.stdout)
+        self.assertEqual((j["exit_code"], j["stopped_by"]), (4, "signal"), j)
+        self.assertGreater(j["task"]["unsent"], 0, j)
 
     def test_wrong_password_is_exit_5_and_transcript_hides_it(self):
         pw = self.dir / "pw"
