@@ -375,6 +375,9 @@ class Runner {
   void return_allowance(uint64_t n) {
     if (n > 0) allowance_.fetch_add(static_cast<int64_t>(n), std::memory_order_acq_rel);
   }
+  // A session got a greeting: a run that then stops because of the relay was stopped by the
+  // relay (exit 5), not by an address nothing answers on (exit 2).
+  void relay_answered() { relay_answered_.store(true, std::memory_order_relaxed); }
   // --limit: true while this run may start one more message.
   bool take_message() {
     return cfg_.limit == 0 || started_.fetch_add(1, std::memory_order_relaxed) < cfg_.limit;
@@ -542,6 +545,7 @@ class Runner {
   uint64_t account_used_ = 0;  // the account's count at the last reservation
   bool daily_by_account_ = false;  // under mu_: the account's quota stopped the run
   std::string account_error_;      // the quota store failed: nothing more is reserved
+  std::atomic<bool> relay_answered_{false};
 };
 
 // ---------------------------------------------------------------------------- Destination
@@ -1268,6 +1272,7 @@ bool WorkerMailing::reserve_connection(Destination& d) {
 
 void WorkerMailing::connection_ended(Destination& d, const Session& s) {
   if (open_conns_ > 0) --open_conns_;
+  if (!s.greeting().empty()) runner_.relay_answered();
   if (s.ready_reached()) d.backoff_level_ = 0;
   // The budget freed up: the longest-waiting destination that still has work gets it.
   while (!starved_.empty() && open_conns_ < budget_) {
@@ -2164,7 +2169,9 @@ int Runner::exit_code(bool all_done) const {
     // could be delivered at all (most likely a wrong relay address or port).
     if (!cfg_.pickup_dir.empty() || failure_.rfind("DNS resolver", 0) == 0) return kExitUsage;
     if (fatal_) return kExitRelay;  // credentials, sender refused, TLS
-    return attempts_ == 0 ? kExitUsage : kExitRelay;  // the relay went away mid-run
+    // Nothing ever answered: most likely a wrong address or port. Otherwise the relay
+    // refused us (STARTTLS refused again and again) or went away mid-run.
+    return attempts_ == 0 && !relay_answered_.load() ? kExitUsage : kExitRelay;
   }
   if (all_done) return kExitDone;
   if (signals_.load() > 0) return kExitInterrupted;
