@@ -956,7 +956,7 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
           runner_.daily_limit_reached(resume_at, true);
           return SessionHost::Next::kWait;
         }
-        poke_later(resume_at != 0 ? resume_at : now_wall + 20);  // a top-up is on its way
+        poke_later(resume_at != 0 ? resume_at : now_wall + 5);  // a top-up is on its way
         return SessionHost::Next::kWait;
       }
     }
@@ -2118,7 +2118,7 @@ void Runner::top_up_allowance() {
     if (!cfg_.wait_daily || now < resume) return;
     account_resume_at_.store(0);
   }
-  if (!wanted && allowance_.load() >= static_cast<int64_t>(account_chunk_ / 4)) return;
+  if (!wanted && allowance_.load() >= static_cast<int64_t>(account_chunk_ / 2)) return;
   // Reserve more at once while the run uses it up fast (one fsync'd transaction each), but
   // start small so that a slow run does not hold what other tasks of the account could send.
   if (last_topup_ms_ != 0 && now - last_topup_ms_ < 1000) {
