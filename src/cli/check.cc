@@ -437,8 +437,9 @@ bool render_test(const std::string& template_path, const std::string& from, cons
   in.recipient_id = static_cast<int64_t>(std::time(nullptr));
   in.now = static_cast<int64_t>(std::time(nullptr));
   if (auto r = tpl_out->render(in, dot_stuff, out); !r.ok()) {
-    std::fprintf(stderr, "smtpblast: cannot render the message%s: %s\n",
-                 data != nullptr && !data->source.empty() ? (" (" + data->source + ")").c_str() : "",
+    std::string source =
+        data != nullptr && !data->source.empty() ? " (" + data->source + ")" : std::string();
+    std::fprintf(stderr, "smtpblast: cannot render the message%s: %s\n", source.c_str(),
                  r.error().message.c_str());
     return false;
   }

@@ -1677,7 +1677,9 @@ void Runner::print_progress(bool final_line) {
     uint64_t finished = done_sent_ + done_failed_;
     uint64_t left = todo_ > finished ? todo_ - finished : 0;
     char eta[32] = "-";
-    if (rate > 0 && left > 0) std::snprintf(eta, sizeof eta, "%.0fs", static_cast<double>(left) / rate);
+    if (rate > 0 && left > 0) {
+      std::snprintf(eta, sizeof eta, "%.0fs", static_cast<double>(left) / rate);
+    }
     std::fprintf(stderr, "progress: %.0f s: %llu recipients sent, %llu failed, %zu deferred; "
                          "%llu attempts; %.0f msgs/s; %llu left; ETA %s\n",
                  secs, static_cast<unsigned long long>(done_sent_),

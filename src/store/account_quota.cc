@@ -43,7 +43,9 @@ std::string AccountQuota::default_path() {
   const char* state = std::getenv("XDG_STATE_HOME");
   if (state != nullptr && state[0] == '/') return std::string(state) + "/smtpblast/quota.db";
   const char* home = std::getenv("HOME");
-  if (home != nullptr && home[0] == '/') return std::string(home) + "/.local/state/smtpblast/quota.db";
+  if (home != nullptr && home[0] == '/') {
+    return std::string(home) + "/.local/state/smtpblast/quota.db";
+  }
   return "";
 }
 
