@@ -41,10 +41,16 @@ std::string iso_utc(uint64_t wall_ms) {
 
 std::string account_key(const std::string& user, const std::string& envelope_from,
                         const std::string& relay_host, bool direct) {
-  std::string host = relay_host;
-  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (direct) return envelope_from + " direct";
-  return (user.empty() ? envelope_from : user) + " at " + host;
+  // ASCII case does not make another mailbox (News@Example.com is news@example.com to every
+  // provider we know of), so it must not make another quota either.
+  std::string key = direct ? envelope_from + " direct"
+                           : (user.empty() ? envelope_from : user) + " at " + relay_host;
+  for (char& c : key) {
+    if (static_cast<unsigned char>(c) < 0x80) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  return key;
 }
 
 std::string summary_text(const RunReport& r) {

@@ -51,7 +51,8 @@ nlohmann::json throttle_json(const ThrottleSnapshot& s);
 std::string iso_utc(uint64_t wall_ms);
 
 // The account key the daily limit counts against: "<user> at <relay host>" for a relay with
-// AUTH, "<envelope sender> at <relay host>" without, "<envelope sender> direct" for --direct.
+// AUTH, "<envelope sender> at <relay host>" without, "<envelope sender> direct" for --direct;
+// ASCII letters lower-cased.
 std::string account_key(const std::string& user, const std::string& envelope_from,
                         const std::string& relay_host, bool direct);
 

@@ -43,7 +43,7 @@ TEST(RunReport, RecipientsAndAttemptsApart) {
 }
 
 TEST(RunReport, AccountKeyAndResumeTime) {
-  EXPECT_EQ(account_key("U@x", "n@y", "SMTP.Office365.com", false), "U@x at smtp.office365.com");
+  EXPECT_EQ(account_key("U@X", "n@y", "SMTP.Office365.com", false), "u@x at smtp.office365.com");
   EXPECT_EQ(account_key("", "n@y", "relay.example", false), "n@y at relay.example");
   EXPECT_EQ(account_key("", "n@y", "", true), "n@y direct");
   EXPECT_EQ(iso_utc(0), "1970-01-01T00:00:00Z");
