@@ -18,7 +18,10 @@
 #include "cli/dkim_options.h"
 #include "cli/doctor_cmd.h"
 #include "cli/mailing.h"
+#include "cli/pipeline.h"
 #include "cli/relay_options.h"
+#include "cli/run_report.h"
+#include "cli/test_data.h"
 #include "cli/unsub_verify.h"
 #include "dns/mx_resolver.h"
 #include "loop/display_text.h"
@@ -257,10 +260,11 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
                             RcptStatus::kFailed, RcptStatus::kSuppressed, RcptStatus::kInFlight};
   auto throttle = (*st)->get_meta("throttle");
   std::string throttle_line = throttle.ok() && throttle->has_value() ? **throttle : "";
+  AccountStatus account = account_status(**st);
   if (json) {
     nlohmann::json j;
     j["task"] = task;
-    if (!throttle_line.empty()) j["throttle"] = throttle_line;
+    add_status_json(**st, account, j);
     j["total"] = c->total;
     for (RcptStatus s : all) {
       std::string key = status_name(s);  // JSON keys are identifiers: "in-flight" -> "in_flight"
@@ -272,6 +276,7 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
     for (auto& [code, n] : c->by_code) codes[std::to_string(code)] = n;
     j["by_code"] = codes;
     std::printf("%s\n", j.dump().c_str());
+    mark_json_printed();
     return 0;
   }
   std::printf("task %s: %llu recipients\n", display_escape(task).c_str(),
@@ -289,6 +294,7 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
   if (!throttle_line.empty()) {
     std::printf("throttle (last run): %s\n", display_escape(throttle_line).c_str());
   }
+  if (!account.text.empty()) std::printf("%s\n", display_escape(account.text).c_str());
   if (!c->by_code.empty()) {
     std::printf("last reply codes:\n");
     for (auto& [code, n] : c->by_code) {
@@ -316,7 +322,7 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
 
 }  // namespace
 
-int run_cli(int argc, char** argv) {
+static int run_verb(int argc, char** argv) {
   // A peer that closes its end must show up as a write error on that connection, not kill
   // the process.
   std::signal(SIGPIPE, SIG_IGN);
@@ -378,7 +384,14 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::Range(1u, 1000u));
   send->add_flag("--no-pipelining", no_pipelining, "do not use PIPELINING even when offered");
   send->add_flag("--no-chunking", no_chunking, "use DATA even when CHUNKING is offered");
-  send->add_flag("--force", mc.force, "resume with a template different from the first run's");
+  send->add_flag("--force", mc.force,
+                 "resume with a template, sender, relay or DKIM domain different from the "
+                 "first run's");
+  send->add_flag("--json", mc.json,
+                 "print the summary (or the error) as one JSON object on stdout");
+  send->add_option("--quota-store", mc.quota_store,
+                   "file counting each sending account's daily limit across tasks (default "
+                   "$XDG_STATE_HOME/smtpblast/quota.db, else ~/.local/state/smtpblast/quota.db)");
   std::string commit_interval = "100ms";
   send->add_option("--commit-interval", commit_interval,
                    "record outcomes in the task at least this often (default 100ms); after a "
@@ -433,6 +446,9 @@ int run_cli(int argc, char** argv) {
       "check", "connect to the relay (or, --direct, a domain's first working MX host): greeting, "
                "capabilities, TLS, AUTH, optional MAIL/RCPT probe");
   add_relay_options(check, check_ro, false);
+  std::string check_preset;
+  check->add_option("--preset", check_preset,
+                    "provider preset: its relay and TLS mode where not given (as on send)");
   add_direct_options(check, check_direct,
                      "no relay: look up the MX hosts of --domain (or of --probe-rcpt's domain) "
                      "and check the first that answers (needs --helo)");
@@ -453,12 +469,30 @@ int run_cli(int argc, char** argv) {
       "test", "send one message to one address (through the relay, or --direct to its domain's "
               "MX) and show the reply");
   add_relay_options(test, test_ro, false);
+  std::string test_preset;
+  test->add_option("--preset", test_preset,
+                   "provider preset: its relay and TLS mode where not given (as on send)");
   add_direct_options(test, test_direct,
                      "no relay: deliver to the MX hosts of --to's domain (needs --helo)");
-  test->add_option("--template", test_template, "the message (only {{email}} is filled)")
+  test->add_option("--template", test_template,
+                   "the message, merged with --row/--field data ({{email}} is --to)")
       ->required()
       ->check(CLI::ExistingFile);
-  test->add_option("--to", test_to, "recipient")->required();
+  test->add_option("--to", test_to, "recipient (not needed with --print)");
+  TestDataArgs test_data;
+  bool test_print = false;
+  bool test_transcript = false;
+  test->add_option("--task", test_data.task, "take the merge data from this task's recipients");
+  test->add_option("--recipients", test_data.csv,
+                   "take the merge data from this CSV (default: its first row)")
+      ->check(CLI::ExistingFile);
+  test->add_option("--row", test_data.row, "the N-th recipient of --task or --recipients")
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
+  test->add_option("--field", test_data.fields, "a merge value, name=value (repeatable)");
+  test->add_flag("--print", test_print,
+                 "write the rendered message to stdout and send nothing (a proof)");
+  test->add_flag("--transcript", test_transcript,
+                 "show the SMTP dialogue (secrets redacted) also when the message is sent");
   test->add_option("--from", test_from, "envelope sender (default: the template's From:)");
   MessageOptions test_msg;
   add_message_options(test, test_msg);
@@ -557,6 +591,14 @@ int run_cli(int argc, char** argv) {
   DoctorArgs doctor_args;
   auto* doctor = add_doctor_command(app, *send, doctor_args);
 
+  if (std::string verb = unknown_verb(argc, argv, app); !verb.empty()) {
+    std::fprintf(stderr,
+                 "smtpblast: unknown command %s (commands: send, import, status, export, reset, "
+                 "check, test, presets, sink, dkim-record, unsub-verify, doctor; "
+                 "smtpblast --help)\n",
+                 verb.c_str());
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -567,6 +609,10 @@ int run_cli(int argc, char** argv) {
   if (*send) {
     if (int rc = parse_csv_options(send_encoding, send_delim, mc.csv); rc != 0) return rc;
     std::string err;
+    if (std::string why = from_problem(mc.from); !mc.from.empty() && !why.empty()) {
+      std::fprintf(stderr, "smtpblast: --from: %s\n", why.c_str());
+      return kExitUsage;
+    }
     if (!preset_name.empty()) {
       auto p = find_preset(preset_name);
       if (!p.ok()) {
@@ -670,7 +716,8 @@ int run_cli(int argc, char** argv) {
     }
     mc.pipelining = !no_pipelining;
     mc.chunking = !no_chunking;
-    mc.progress = isatty(STDERR_FILENO) != 0;
+    mc.progress = stderr_is_terminal();
+    mc.progress_plain = !mc.progress;
     return run_mailing(mc);
   }
   if (*doctor) return run_doctor(doctor_args);
@@ -684,11 +731,50 @@ int run_cli(int argc, char** argv) {
     const RelayOptions& o = *check ? check_ro : test_ro;
     const DirectOptions& d = *check ? check_direct : test_direct;
     const char* verb = *check ? "check" : "test";
+    std::optional<TestData> data;
+    if (*test) {
+      auto td = load_test_data(test_data);
+      if (!td.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", td.error().message.c_str());
+        return kExitUsage;
+      }
+      data = std::move(td).value();
+      if (!test_print && test_to.empty()) {
+        std::fprintf(stderr, "smtpblast: test: --to ADDR is required (or --print, to see the "
+                             "message without sending it)\n");
+        return kExitUsage;
+      }
+    }
+    const std::string& from_arg = *check ? check_from : test_from;
+    if (std::string why = from_problem(from_arg); !from_arg.empty() && !why.empty()) {
+      std::fprintf(stderr, "smtpblast: --from: %s\n", why.c_str());
+      return kExitUsage;
+    }
+    const std::string& preset_arg = *check ? check_preset : test_preset;
+    if (!preset_arg.empty()) {
+      if (d.direct) {
+        std::fprintf(stderr, "smtpblast: %s: --direct delivers to mail exchangers: it does not "
+                             "go with --preset\n", verb);
+        return kExitUsage;
+      }
+      if (auto p = apply_relay_preset(preset_arg, *check ? check_ro : test_ro); !p.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", p.error().message.c_str());
+        return kExitUsage;
+      }
+    }
     auto lookup = prepare_direct_lookup(d, *cmd, *check ? std::vector<std::string>{"--domain"}
                                                         : std::vector<std::string>{});
     if (!lookup.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", lookup.error().message.c_str());
       return 2;
+    }
+    if (*test && test_print) {
+      auto msg = prepare_message_options(test_msg);
+      if (!msg.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", msg.error().message.c_str());
+        return kExitUsage;
+      }
+      return print_test_message(test_template, test_from, test_to, &msg.value(), &*data);
     }
     if (!d.direct && o.relay.empty()) {
       std::fprintf(stderr, "smtpblast: %s: --relay HOST:PORT is required (or --direct, to use the "
@@ -748,7 +834,8 @@ int run_cli(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: %s\n", msg.error().message.c_str());
       return 2;
     }
-    return run_test_message(*relay, test_template, test_from, test_to, &msg.value(), direct);
+    return run_test_message(*relay, test_template, test_from, test_to, &msg.value(), direct,
+                            &*data, test_transcript);
   }
   if (*presets) {
     for (const Preset& p : preset_table()) {
@@ -771,6 +858,24 @@ int run_cli(int argc, char** argv) {
     return 0;
   }
   return 2;
+}
+
+// --json: a verb that failed before printing its own JSON result still answers with one
+// JSON object on stdout (errors keep going to stderr as text too).
+int run_cli(int argc, char** argv) {
+  if (!argv_has(argc, argv, "--json")) return run_verb(argc, argv);
+  JsonErrorTee tee;
+  tee.start();
+  int rc = run_verb(argc, argv);
+  std::string error = tee.stop();
+  if (rc != 0 && !json_printed()) {
+    nlohmann::json j;
+    j["ok"] = false;
+    j["exit_code"] = rc;
+    j["error"] = error.empty() ? "exit code " + std::to_string(rc) : error;
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
+  return rc;
 }
 
 }  // namespace sb

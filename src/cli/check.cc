@@ -9,10 +9,13 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <vector>
 
 #include "cli/dkim_options.h"
+#include "cli/pipeline.h"
+#include "cli/test_data.h"
 #include "dns/mx_resolver.h"
 #include "loop/worker.h"
 #include "message/template.h"
@@ -392,14 +395,19 @@ int run_check(const RelaySetup& relay, const std::string& from, const std::strin
   return 0;
 }
 
-int run_test_message(const RelaySetup& relay, const std::string& template_path,
-                     const std::string& from, const std::string& to,
-                     const MessageSetup* message, const DirectLookup* direct) {
-  for (const std::string& w : relay.warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
+namespace {
+
+// Compiles the template (with DKIM and List-Unsubscribe as send adds them), binds the merge
+// fields of `data` and renders the message for `to`. Prints the error and returns false.
+// `tpl` keeps the template: the rendered pieces point into it.
+bool render_test(const std::string& template_path, const std::string& from, const std::string& to,
+                 const MessageSetup* message, const TestData* data, bool dot_stuff,
+                 std::optional<CompiledTemplate>& tpl_out, RenderedMessage& out,
+                 std::string& envelope_from) {
   std::ifstream f(template_path, std::ios::binary);
   if (!f) {
     std::fprintf(stderr, "smtpblast: --template: cannot read %s\n", template_path.c_str());
-    return 2;
+    return false;
   }
   std::ostringstream ss;
   ss << f.rdbuf();
@@ -410,24 +418,69 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
   auto tpl = CompiledTemplate::compile(ss.str(), o);
   if (!tpl.ok()) {
     std::fprintf(stderr, "smtpblast: --template %s: %s\n", template_path.c_str(), tpl.error().message.c_str());
-    return 2;
+    return false;
   }
-  if (auto b = tpl->bind({}); !b.ok()) {
-    std::fprintf(stderr, "smtpblast: --template %s: %s (the test verb fills only {{email}})\n",
+  static const std::vector<std::string> kNoFields;
+  const std::vector<std::string>& names = data != nullptr ? data->names : kNoFields;
+  if (auto b = tpl->bind(names); !b.ok()) {
+    std::fprintf(stderr, "smtpblast: --template %s: %s (give --row N with --task or "
+                         "--recipients, or --field name=value)\n",
                  template_path.c_str(), b.error().message.c_str());
-    return 2;
+    return false;
   }
   if (message != nullptr) print_message_warnings(*message, *tpl);
-  std::string envelope_from = from.empty() ? tpl->from_address() : from;
-  OneShotHost h;
+  envelope_from = from.empty() ? tpl->from_address() : from;
+  tpl_out.emplace(std::move(tpl).value());
   RenderInput in;
   in.email = to;
+  if (data != nullptr) in.values = &data->values;
   in.recipient_id = static_cast<int64_t>(std::time(nullptr));
   in.now = static_cast<int64_t>(std::time(nullptr));
-  // Rendered once, dot-stuffed for DATA; chunking is off for this one message.
-  if (auto r = tpl->render(in, true, h.msg); !r.ok()) {
-    std::fprintf(stderr, "smtpblast: cannot render the message: %s\n", r.error().message.c_str());
+  if (auto r = tpl_out->render(in, dot_stuff, out); !r.ok()) {
+    std::string source =
+        data != nullptr && !data->source.empty() ? " (" + data->source + ")" : std::string();
+    std::fprintf(stderr, "smtpblast: cannot render the message%s: %s\n", source.c_str(),
+                 r.error().message.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int print_test_message(const std::string& template_path, const std::string& from,
+                       const std::string& to, const MessageSetup* message, const TestData* data) {
+  std::optional<CompiledTemplate> tpl;
+  RenderedMessage msg;
+  std::string envelope_from;
+  const std::string& rcpt = !to.empty() || data == nullptr ? to : data->email;
+  if (!render_test(template_path, from, rcpt, message, data, false, tpl, msg, envelope_from)) {
     return 2;
+  }
+  std::string text = msg.flatten();
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  if (std::fflush(stdout) != 0) return 2;
+  std::fprintf(stderr, "test --print: envelope MAIL FROM:<%s> RCPT TO:<%s>%s%s; nothing sent\n",
+               envelope_from.c_str(), rcpt.c_str(),
+               data != nullptr && !data->source.empty() ? "; merge data: " : "",
+               data != nullptr ? data->source.c_str() : "");
+  return 0;
+}
+
+int run_test_message(const RelaySetup& relay, const std::string& template_path,
+                     const std::string& from, const std::string& to,
+                     const MessageSetup* message, const DirectLookup* direct,
+                     const TestData* data, bool transcript) {
+  for (const std::string& w : relay.warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
+  std::optional<CompiledTemplate> tpl;
+  std::string envelope_from;
+  OneShotHost h;
+  // Rendered once, dot-stuffed for DATA; chunking is off for this one message.
+  if (!render_test(template_path, from, to, message, data, true, tpl, h.msg, envelope_from)) {
+    return 2;
+  }
+  if (data != nullptr && !data->source.empty()) {
+    std::printf("merge data:   %s\n", data->source.c_str());
   }
   Target t = relay_target(relay);
   if (direct != nullptr) {
@@ -455,9 +508,11 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
                          : unreachable_reason(t, h)).c_str());
     // A relay that cannot be used is the setup's problem; mail exchangers that cannot be
     // reached are the destination's (send would retry), unless nothing could cure it.
-    if (t.direct) return h.fatal ? 2 : 1;
-    return h.fatal || !h.ready ? 2 : 1;
+    // Credentials, TLS or a refused sender: stopped by the relay (5), as send says it.
+    if (t.direct) return h.fatal ? kExitRelay : 1;
+    return h.fatal ? kExitRelay : !h.ready ? 2 : 1;
   }
+  if (transcript) print_report(t.direct ? std::string() : t.name, h);
   std::printf("%s: %d %s\n", h.verdict == Verdict::kSent ? "sent" : "not sent", h.code, h.reply.c_str());
   return h.verdict == Verdict::kSent ? 0 : 1;
 }

@@ -19,10 +19,20 @@ int run_check(const RelaySetup& relay, const std::string& from, const std::strin
 // Sends one message rendered from the template to `to`; prints the final reply. 0 on 2xx.
 // `message`: DKIM signing and List-Unsubscribe, as send would add them (null: none).
 // `direct`: as for run_check, with the domain of `to`.
+// `data`: the merge values (a task's or CSV's row, --field); null: only {{email}}. {{email}}
+// is `to` (the message is addressed to who receives it). `transcript`: print the SMTP
+// dialogue (secrets redacted) also when the message was sent.
 struct MessageSetup;
+struct TestData;
 int run_test_message(const RelaySetup& relay, const std::string& template_path,
                      const std::string& from, const std::string& to,
-                     const MessageSetup* message = nullptr, const DirectLookup* direct = nullptr);
+                     const MessageSetup* message = nullptr, const DirectLookup* direct = nullptr,
+                     const TestData* data = nullptr, bool transcript = false);
+
+// `test --print`: the message as it would be sent (undotted, CRLF) on stdout; nothing is sent.
+// {{email}} is `to`, else the row's address. 0, or 2 when it cannot be rendered.
+int print_test_message(const std::string& template_path, const std::string& from,
+                       const std::string& to, const MessageSetup* message, const TestData* data);
 
 // The domain part of an address ("" when there is no '@' or nothing after it).
 std::string address_domain(const std::string& address);

@@ -32,12 +32,17 @@
 #include <unordered_map>
 
 #include "cli/dkim_options.h"
+#include "cli/pipeline.h"
 #include "cli/relay_options.h"
+#include "cli/rendered_header.h"
+#include "cli/run_report.h"
 #include "dns/mx_resolver.h"
 #include "loop/display_text.h"
 #include "loop/worker.h"
+#include "message/dkim.h"
 #include "message/template.h"
 #include "smtp/pool.h"
+#include "store/account_quota.h"
 #include "store/accounting.h"
 #include "store/eml_files.h"
 #include "store/read_file.h"
@@ -341,13 +346,41 @@ class Runner {
     }
     cv_.notify_one();
   }
-  void daily_limit_reached(uint64_t resume_at) {
+  void daily_limit_reached(uint64_t resume_at, bool account = false) {
     {
       std::lock_guard<std::mutex> g(mu_);
-      if (daily_resume_at_ == 0) daily_resume_at_ = resume_at;
+      if (daily_resume_at_ == 0) {
+        daily_resume_at_ = resume_at;
+        daily_by_account_ = account;
+      }
     }
     cv_.notify_one();
   }
+  // The sending account's share of the daily limit (see AccountQuota): recipients reserved
+  // in the shared store and not yet handed to a session. Workers take from it per
+  // transaction; the journal thread tops it up.
+  bool account_limited() const { return account_ != nullptr; }
+  // True and `n` taken; false: *resume_at is when the account has room again (0: a top-up
+  // is on its way, ask again shortly).
+  bool take_allowance(uint64_t n, uint64_t* resume_at) {
+    int64_t have = allowance_.load(std::memory_order_acquire);
+    while (have >= static_cast<int64_t>(n)) {
+      if (allowance_.compare_exchange_weak(have, have - static_cast<int64_t>(n))) return true;
+    }
+    *resume_at = account_resume_at_.load(std::memory_order_acquire);
+    if (*resume_at == 0 && !topup_wanted_.exchange(true)) {
+      std::lock_guard<std::mutex> g(mu_);
+      cv_.notify_one();
+    }
+    return false;
+  }
+  // Taken but not sent (a throttle refusal, a render failure, MAIL FROM never written).
+  void return_allowance(uint64_t n) {
+    if (n > 0) allowance_.fetch_add(static_cast<int64_t>(n), std::memory_order_acq_rel);
+  }
+  // A session got a greeting: a run that then stops because of the relay was stopped by the
+  // relay (exit 5), not by an address nothing answers on (exit 2).
+  void relay_answered() { relay_answered_.store(true, std::memory_order_relaxed); }
   // --limit: true while this run may start one more message.
   bool take_message() {
     return cfg_.limit == 0 || started_.fetch_add(1, std::memory_order_relaxed) < cfg_.limit;
@@ -435,7 +468,15 @@ class Runner {
   int finish();  // summary, --reset-errors-after, exit code
   void print_progress(bool final_line);
   void save_throttle_state();
-  std::string summary_line(const StatusCounts& c, double secs);
+  // The resume check: a task resumed with another sender, relay or DKIM domain (0 or 2).
+  int check_identity();
+  // The sending account's quota: opened in run(), topped up by loop(), returned at the end.
+  int open_account_quota();
+  void top_up_allowance();
+  void return_unused_allowance();
+  int exit_code(bool all_done) const;
+  uint64_t account_chunk_ = 32;  // recipients reserved per top-up (grows while used fast)
+  uint64_t last_topup_ms_ = 0;
 
   MailingConfig cfg_;  // a copy: run() completes it (the envelope sender)
   std::string store_error_;
@@ -450,6 +491,7 @@ class Runner {
   std::vector<Outcome> scratch_;  // journal thread: the outcomes of one commit
   std::unique_ptr<AccountingLog> accounting_;
   std::optional<EmlNamer> namer_;  // --backup-dir / --pickup
+  bool name_uses_subject_ = false;  // the pattern has {{subject}}: render it per message
   std::string backup_error_;
   uint64_t backup_failures_ = 0;
   int lock_fd_ = -1;
@@ -491,7 +533,23 @@ class Runner {
            attempts_ = 0;
   std::chrono::steady_clock::time_point t0_;
   bool progress_shown_ = false;
+  std::chrono::steady_clock::time_point last_plain_progress_;
   std::atomic<int> signals_{0};  // SIGINT/SIGTERM received
+  // Per recipient, not per attempt: recipients whose latest outcome in this run is deferred,
+  // with their attempts in this run (a later outcome of the same recipient replaces it).
+  std::unordered_map<int64_t, uint32_t> deferred_now_;
+  uint64_t deferred_attempts_ = 0;  // the attempts of the recipients in deferred_now_
+  // Account quota (AccountQuota): the store, the key, what is reserved and not yet used.
+  std::unique_ptr<AccountQuota> account_;
+  std::string account_key_;
+  std::atomic<int64_t> allowance_{0};
+  std::atomic<uint64_t> account_resume_at_{0};
+  std::atomic<bool> topup_wanted_{false};
+  std::vector<std::pair<uint64_t, uint64_t>> reservations_;  // (charged at, n), oldest first
+  uint64_t account_used_ = 0;  // the account's count at the last reservation
+  bool daily_by_account_ = false;  // under mu_: the account's quota stopped the run
+  std::string account_error_;      // the quota store failed: nothing more is reserved
+  std::atomic<bool> relay_answered_{false};
 };
 
 // ---------------------------------------------------------------------------- Destination
@@ -892,7 +950,22 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
         return SessionHost::Next::kWait;
       }
     }
+    // The sending account's quota (shared with other tasks): taken from what this run has
+    // reserved; when the account has no room left today the run stops as for --daily-limit.
+    const bool account = runner_.account_limited();
+    if (account) {
+      uint64_t resume_at = 0;
+      if (!runner_.take_allowance(n, &resume_at)) {
+        if (resume_at != 0 && !cfg_.wait_daily) {
+          runner_.daily_limit_reached(resume_at, true);
+          return SessionHost::Next::kWait;
+        }
+        poke_later(resume_at != 0 ? resume_at : now_wall + 5);  // a top-up is on its way
+        return SessionHost::Next::kWait;
+      }
+    }
     if (uint64_t at = throttle_.acquire(now_wall, n, &why); at != 0) {
+      if (account) runner_.return_allowance(n);
       if (why == Limit::kDaily && !cfg_.wait_daily) {
         runner_.daily_limit_reached(at);
         return SessionHost::Next::kWait;  // the runner stops every worker
@@ -913,6 +986,7 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
       j->sent_at = now_wall;
       group_.push_back(j);
     }
+    if (account) runner_.return_allowance(n - group_.size());
     if (group_.empty()) return SessionHost::Next::kWait;
     maybe_request();
     // Rendering (RSA signing above all: ~0.7 ms a message) must not hold the loop for long:
@@ -935,6 +1009,7 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     }
     if (!st.ok()) {
       // This recipient's data cannot make a valid message; the run goes on.
+      if (account) runner_.return_allowance(group_.size());
       for (Job* j : group_) {
         ++j->run_attempts;
         record(j, RcptStatus::kFailed, 0, st.error().message);
@@ -957,6 +1032,8 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
     t.body_size = lead->msg.size;
     t.eight_bit = lead->msg.eight_bit;
     t.smtputf8 = !ascii || lead->msg.smtputf8;  // a UTF-8 address in a header (RFC 6532)
+    t.mail_code = 0;
+    t.next_cmd = 0;  // still 0 in txn_done: MAIL FROM was never written (see txn_done)
     ++inflight_;
     out = &t;
     return SessionHost::Next::kTxn;
@@ -1066,6 +1143,13 @@ void WorkerMailing::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::str
 
 void WorkerMailing::txn_done(Txn& t) {
   --inflight_;
+  if (t.next_cmd == 0 && !t.rcpts.empty()) {
+    // MAIL FROM was never written (the connection went first): nothing reached the server,
+    // so the quotas charged for it are given back.
+    const Job* lead = reinterpret_cast<const Job*>(t.rcpts[0].cookie);
+    throttle_.refund(lead->sent_at, t.rcpts.size());
+    if (runner_.account_limited()) runner_.return_allowance(t.rcpts.size());
+  }
   // The leader (rcpts[0]) owns the transaction: it is recycled last.
   for (size_t i = t.rcpts.size(); i-- > 0;) {
     Job* j = reinterpret_cast<Job*>(t.rcpts[i].cookie);
@@ -1192,6 +1276,7 @@ bool WorkerMailing::reserve_connection(Destination& d) {
 
 void WorkerMailing::connection_ended(Destination& d, const Session& s) {
   if (open_conns_ > 0) --open_conns_;
+  if (!s.greeting().empty()) runner_.relay_answered();
   if (s.ready_reached()) d.backoff_level_ = 0;
   // The budget freed up: the longest-waiting destination that still has work gets it.
   while (!starved_.empty() && open_conns_ < budget_) {
@@ -1468,6 +1553,7 @@ int Runner::prepare_task() {
                  cfg_.template_path.c_str());
     return 2;
   }
+  if (int rc = check_identity(); rc != 0) return rc;
   if (cfg_.message) print_message_warnings(*cfg_.message, *tpl_);
 
   auto tcfg = make_throttle_config(cfg_.throttle);
@@ -1495,6 +1581,7 @@ int Runner::prepare_task() {
       return 2;
     }
     namer_.emplace(std::move(n).value());
+    name_uses_subject_ = cfg_.backup_name.find("subject") != std::string::npos;
   }
   if (!cfg_.accounting_path.empty()) {
     auto a = AccountingLog::open(cfg_.accounting_path);
@@ -1532,7 +1619,9 @@ void Runner::save_throttle_state() {
   if (!cfg_.throttle.rate.empty() || cfg_.throttle.daily_limit > 0 || cfg_.throttle.block_size > 0) {
     (void)store_->set_meta("daily_state", throttle_->daily_state(now));
   }
-  (void)store_->set_meta("throttle", describe(throttle_->snapshot(now)));
+  ThrottleSnapshot snap = throttle_->snapshot(now);
+  (void)store_->set_meta("throttle", describe(snap));
+  (void)store_->set_meta("throttle_json", throttle_json(snap).dump());  // status --json
 }
 
 void Runner::commit(std::vector<Report>& v) {
@@ -1554,9 +1643,20 @@ void Runner::commit(std::vector<Report>& v) {
       ++done_suppressed_;
     } else {
       ++attempts_;
+      // Per recipient: a deferred recipient's later outcome in this run replaces it.
+      uint32_t before = 0;
+      if (auto d = deferred_now_.find(o.id); d != deferred_now_.end()) {
+        before = d->second;
+        deferred_attempts_ -= before;
+        deferred_now_.erase(d);
+      }
       if (o.status == RcptStatus::kSent) ++done_sent_;
       else if (o.status == RcptStatus::kFailed) ++done_failed_;
-      else if (o.status == RcptStatus::kDeferred) ++done_deferred_;
+      else if (o.status == RcptStatus::kDeferred) {
+        ++done_deferred_;
+        deferred_now_[o.id] = before + 1;
+        deferred_attempts_ += before + 1;
+      }
     }
     if (accounting_) {
       AccountingRecord a;
@@ -1592,7 +1692,10 @@ void Runner::commit(std::vector<Report>& v) {
 void Runner::write_backup(const Report& r) {
   EmlNameVars nv;
   nv.task_title = cfg_.title;
-  nv.subject = tpl_->subject();
+  // {{subject}} is this recipient's Subject as rendered, not the template's placeholders.
+  std::string subject =
+      name_uses_subject_ ? rendered_header(r.eml, "Subject") : std::string();
+  nv.subject = subject;
   nv.recipient = r.email;
   nv.time = r.out.time;
   nv.id = r.out.id;
@@ -1637,6 +1740,27 @@ void Runner::stop_all_new() {
 }
 
 void Runner::print_progress(bool final_line) {
+  if (cfg_.progress_plain && !final_line) {
+    // No terminal (cron, CI, a pipe): a whole line at most every 10 s, for a log.
+    auto n = std::chrono::steady_clock::now();
+    if (n - last_plain_progress_ < std::chrono::milliseconds(9000)) return;
+    last_plain_progress_ = n;
+    double secs = std::chrono::duration<double>(n - t0_).count();
+    double rate = secs > 0 ? static_cast<double>(done_sent_) / secs : 0;
+    uint64_t finished = done_sent_ + done_failed_;
+    uint64_t left = todo_ > finished ? todo_ - finished : 0;
+    char eta[32] = "-";
+    if (rate > 0 && left > 0) {
+      std::snprintf(eta, sizeof eta, "%.0fs", static_cast<double>(left) / rate);
+    }
+    std::fprintf(stderr, "progress: %.0f s: %llu recipients sent, %llu failed, %zu deferred; "
+                         "%llu attempts; %.0f msgs/s; %llu left; ETA %s\n",
+                 secs, static_cast<unsigned long long>(done_sent_),
+                 static_cast<unsigned long long>(done_failed_), deferred_now_.size(),
+                 static_cast<unsigned long long>(attempts_), rate,
+                 static_cast<unsigned long long>(left), eta);
+    return;
+  }
   if (!cfg_.progress) return;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
   double rate = secs > 0 ? static_cast<double>(done_sent_) / secs : 0;
@@ -1644,10 +1768,9 @@ void Runner::print_progress(bool final_line) {
   uint64_t left = todo_ > finished ? todo_ - finished : 0;
   char eta[32] = "-";
   if (rate > 0 && left > 0) std::snprintf(eta, sizeof eta, "%.0fs", static_cast<double>(left) / rate);
-  std::fprintf(stderr, "\r\033[Ksent %llu  failed %llu  deferred %llu  %.0f msgs/s  ETA %s",
+  std::fprintf(stderr, "\r\033[Ksent %llu  failed %llu  deferred %zu  %.0f msgs/s  ETA %s",
                static_cast<unsigned long long>(done_sent_),
-               static_cast<unsigned long long>(done_failed_),
-               static_cast<unsigned long long>(done_deferred_), rate, eta);
+               static_cast<unsigned long long>(done_failed_), deferred_now_.size(), rate, eta);
   if (final_line) std::fprintf(stderr, "\n");
   progress_shown_ = true;
 }
@@ -1746,7 +1869,7 @@ void Runner::loop() {
       cv_.wait_for(lk, std::chrono::milliseconds(cfg_.commit_interval_ms), [&] {
         return !requests_.empty() || in_.size() >= 4096 || finished_ == mailings_.size() ||
                signals_.load() > signals_seen || (limit_hit_.load() && !limit_reported_) ||
-               settled_all_;
+               settled_all_ || topup_wanted_.load();
       });
       if (outcomes.empty()) outcomes.swap(in_);
       else {
@@ -1791,22 +1914,32 @@ void Runner::loop() {
       std::lock_guard<std::mutex> g(mu_);
       daily_at = daily_resume_at_;
     }
+    top_up_allowance();
     if (daily_at != 0 && !daily_reported_) {
       daily_reported_ = true;
       stop_requested_ = true;
       time_t t = static_cast<time_t>(daily_at / 1000);
       char when[64];
       std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&t));
+      bool by_account;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        by_account = daily_by_account_;
+      }
       daily_message_ = std::string("daily limit of ") + std::to_string(cfg_.throttle.daily_limit) +
-                       " recipients reached; sending may resume at " + when +
-                       " (run again then, or give --wait)";
+                       " recipients reached" +
+                       (by_account ? " for account " + account_key_ +
+                                         " (counted across every task of this account)"
+                                   : std::string()) +
+                       "; sending may resume at " + when + " (" + iso_utc(daily_at) +
+                       "; run again then, or give --wait)";
       std::fprintf(stderr, "\n%s\n", daily_message_.c_str());
       stop_all_new();
     }
     if (limit_hit_.load() && !limit_reported_) {
       limit_reported_ = true;
       std::fprintf(stderr, "\n--limit %llu reached: no new messages are started; a later run "
-                           "sends the rest\n",
+                           "(at any time) sends the rest\n",
                    static_cast<unsigned long long>(cfg_.limit));
       stop_all_new();
     }
@@ -1923,7 +2056,17 @@ int Runner::run_pickup() {
       } else {
         EmlNameVars nv;
         nv.task_title = cfg_.title;
-        nv.subject = tpl_->subject();
+        std::string subject;
+        if (name_uses_subject_) {
+          // Only the header block is needed; the first pieces hold it.
+          std::string head;
+          for (std::string_view p : msg.pieces) {
+            head.append(p);
+            if (head.find("\r\n\r\n") != std::string::npos) break;
+          }
+          subject = rendered_header(head, "Subject");
+        }
+        nv.subject = subject;
         nv.recipient = row.email;
         nv.time = in.now;
         nv.id = row.id;
@@ -1972,26 +2115,144 @@ int Runner::run_pickup() {
   return finish();
 }
 
-std::string Runner::summary_line(const StatusCounts& c, double secs) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "this run: %llu sent, %llu failed, %llu deferred in %.1f s (%.0f msgs/s)\n"
-                "task:     %llu recipients: %llu sent, %llu failed, %llu deferred, %llu unsent",
-                static_cast<unsigned long long>(done_sent_),
-                static_cast<unsigned long long>(done_failed_),
-                static_cast<unsigned long long>(done_deferred_), secs,
-                secs > 0 ? static_cast<double>(done_sent_) / secs : 0.0,
-                static_cast<unsigned long long>(c.total),
-                static_cast<unsigned long long>(c.get(RcptStatus::kSent)),
-                static_cast<unsigned long long>(c.get(RcptStatus::kFailed)),
-                static_cast<unsigned long long>(c.get(RcptStatus::kDeferred)),
-                static_cast<unsigned long long>(c.get(RcptStatus::kUnsent) + c.get(RcptStatus::kInFlight)));
-  std::string out = buf;
-  if (c.get(RcptStatus::kSuppressed) > 0) {
-    out += ", " + std::to_string(c.get(RcptStatus::kSuppressed)) + " suppressed";
+int Runner::check_identity() {
+  // What the recipients see and what the receivers judge: a resumed task keeps them unless
+  // the user says otherwise (like a changed template).
+  std::string sender = cfg_.from.empty() ? tpl_->from_address() : cfg_.from;
+  // The relay's host, not its port: the same provider on 587 or 465 is the same sender to
+  // the receivers.
+  std::string relay = !cfg_.pickup_dir.empty() ? "pickup"
+                      : cfg_.direct            ? "direct delivery"
+                      : cfg_.relay != nullptr  ? "relay " + cfg_.relay->host
+                                               : "";
+  for (char& c : relay) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string dkim;
+  if (cfg_.message != nullptr) {
+    for (const auto& signer : cfg_.message->dkim) {
+      if (dkim.find(signer->domain()) == std::string::npos) {
+        dkim += (dkim.empty() ? "" : ",") + signer->domain();
+      }
+    }
   }
-  if (c.unknown > 0) out += ", " + std::to_string(c.unknown) + " with an unknown status";
-  return out;
+  struct Item {
+    const char* key;
+    const char* what;
+    const std::string& now;
+  };
+  const Item items[] = {{"sender", "the envelope sender (--from, or the template's From:)", sender},
+                        {"relay", "the relay (--relay, --preset, --direct or --pickup)", relay},
+                        {"dkim_domain", "the DKIM signing domain (--dkim-domain)", dkim}};
+  for (const Item& it : items) {
+    auto prev = store_->get_meta(it.key);
+    if (!prev.ok() || !prev->has_value() || **prev == it.now) continue;
+    if (cfg_.force) {
+      std::fprintf(stderr, "smtpblast: warning: --force: %s changes from '%s' to '%s'\n",
+                   it.what, (*prev)->empty() ? "none" : (*prev)->c_str(),
+                   it.now.empty() ? "none" : it.now.c_str());
+      continue;
+    }
+    std::fprintf(stderr,
+                 "smtpblast: task %s was started with %s '%s'; this run has '%s'; give --force "
+                 "to send the rest with the new one\n",
+                 cfg_.task_path.c_str(), it.what, (*prev)->empty() ? "none" : (*prev)->c_str(),
+                 it.now.empty() ? "none" : it.now.c_str());
+    return kExitUsage;
+  }
+  for (const Item& it : items) (void)store_->set_meta(it.key, it.now);
+  return 0;
+}
+
+int Runner::open_account_quota() {
+  if (cfg_.throttle.daily_limit == 0) return 0;
+  std::string path = cfg_.quota_store.empty() ? AccountQuota::default_path() : cfg_.quota_store;
+  auto q = AccountQuota::open(path);
+  if (!q.ok()) {
+    std::fprintf(stderr, "smtpblast: --daily-limit counts per account in the quota store: %s\n",
+                 q.error().message.c_str());
+    return kExitUsage;
+  }
+  account_ = std::move(q).value();
+  const RelaySetup& r = *cfg_.relay;
+  account_key_ = account_key(r.credentials != nullptr ? r.credentials->user() : std::string(),
+                             cfg_.from, r.host, cfg_.direct);
+  // For `status`: which account and store this task's sends count against.
+  (void)store_->set_meta("account", account_key_);
+  (void)store_->set_meta("account_quota_store", account_->path());
+  (void)store_->set_meta("account_daily_limit", std::to_string(cfg_.throttle.daily_limit));
+  top_up_allowance();  // the first reservation, before any worker asks
+  if (!account_error_.empty()) return kExitUsage;
+  return 0;
+}
+
+void Runner::top_up_allowance() {
+  // Cleared first, whatever happens next: the journal loop's wait ends while it is set.
+  const bool wanted = topup_wanted_.exchange(false);
+  if (account_ == nullptr || !account_error_.empty() || stop_requested_) return;
+  const uint64_t now = wall_ms();
+  if (uint64_t resume = account_resume_at_.load(); resume != 0) {
+    // The account had no room: with --wait, ask again once it may have.
+    if (!cfg_.wait_daily || now < resume) return;
+    account_resume_at_.store(0);
+  }
+  if (!wanted && allowance_.load() >= static_cast<int64_t>(account_chunk_ / 2)) return;
+  // Reserve more at once while the run uses it up fast (one fsync'd transaction each), but
+  // start small so that a slow run does not hold what other tasks of the account could send.
+  if (last_topup_ms_ != 0 && now - last_topup_ms_ < 1000) {
+    account_chunk_ = std::min<uint64_t>(account_chunk_ * 2, 4096);
+  }
+  last_topup_ms_ = now;
+  auto g = account_->reserve(account_key_, cfg_.throttle.daily_limit, account_chunk_, now);
+  if (!g.ok()) {
+    account_error_ = g.error().message;
+    std::fprintf(stderr, "smtpblast: %s\n", account_error_.c_str());
+    std::lock_guard<std::mutex> lk(mu_);
+    if (failure_.empty()) failure_ = account_error_;
+    return;
+  }
+  account_used_ = g->used;
+  if (g->granted > 0) {
+    reservations_.emplace_back(now, g->granted);
+    allowance_.fetch_add(static_cast<int64_t>(g->granted), std::memory_order_acq_rel);
+  } else {
+    account_resume_at_.store(std::max<uint64_t>(g->resume_at, 1));
+  }
+}
+
+void Runner::return_unused_allowance() {
+  if (account_ == nullptr) return;
+  int64_t left = allowance_.exchange(0);
+  const uint64_t now = wall_ms();
+  // The newest reservations first: their minutes stay in the window longest.
+  while (left > 0 && !reservations_.empty()) {
+    auto& [at, n] = reservations_.back();
+    uint64_t back = std::min<uint64_t>(n, static_cast<uint64_t>(left));
+    if (auto s = account_->give_back(account_key_, at, back, now); !s.ok()) {
+      std::fprintf(stderr, "smtpblast: warning: %s (the unsent reservation stays counted)\n",
+                   s.error().message.c_str());
+      break;
+    }
+    left -= static_cast<int64_t>(back);
+    reservations_.pop_back();
+  }
+  if (auto u = account_->used(account_key_, now); u.ok()) account_used_ = *u;
+}
+
+int Runner::exit_code(bool all_done) const {
+  // The first that applies: configuration/environment, the relay, a signal, a limit, failures.
+  if (!store_error_.empty() || !account_error_.empty()) return kExitUsage;
+  if (!failure_.empty()) {
+    // --pickup could not write its directory; the DNS resolver could not be set up; nothing
+    // could be delivered at all (most likely a wrong relay address or port).
+    if (!cfg_.pickup_dir.empty() || failure_.rfind("DNS resolver", 0) == 0) return kExitUsage;
+    if (fatal_) return kExitRelay;  // credentials, sender refused, TLS
+    // Nothing ever answered: most likely a wrong address or port. Otherwise the relay
+    // refused us (STARTTLS refused again and again) or went away mid-run.
+    return attempts_ == 0 && !relay_answered_.load() ? kExitUsage : kExitRelay;
+  }
+  if (all_done) return kExitDone;
+  if (signals_.load() > 0) return kExitInterrupted;
+  if (daily_reported_ || limit_reported_) return kExitLimit;
+  return kExitSomeFailed;
 }
 
 int Runner::run() {
@@ -1999,8 +2260,10 @@ int Runner::run() {
   if (cfg_.from.empty()) cfg_.from = tpl_->from_address();
   if (!cfg_.pickup_dir.empty()) return run_pickup();
   for (const std::string& w : cfg_.relay->warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
+  if (int rc = open_account_quota(); rc != 0) return rc;
   // The ETA needs the number left to send: a full scan, so only when a progress line shows.
-  auto before = cfg_.progress ? store_->counts(false) : Result<StatusCounts>(StatusCounts{});
+  auto before = cfg_.progress || cfg_.progress_plain ? store_->counts(false)
+                                                     : Result<StatusCounts>(StatusCounts{});
   if (before.ok()) {
     todo_ = before->get(RcptStatus::kUnsent) + before->get(RcptStatus::kDeferred) +
             before->get(RcptStatus::kInFlight);
@@ -2047,6 +2310,7 @@ int Runner::run() {
   });
 
   t0_ = std::chrono::steady_clock::now();
+  last_plain_progress_ = t0_;
   for (uint32_t i = 0; i < nworkers; ++i) {
     workers_.push_back(std::make_unique<Worker>(static_cast<int>(i)));
     PoolConfig p = pcfg;
@@ -2076,6 +2340,7 @@ int Runner::run() {
     late.swap(in_);
     commit(late);
   }
+  return_unused_allowance();
   return finish();
 }
 
@@ -2085,14 +2350,30 @@ int Runner::finish() {
   auto c = store_->counts(false);
   if (!c.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", c.error().describe().c_str());
-    return 2;
+    return kExitUsage;
   }
-  std::fprintf(stderr, "%s\n", summary_line(*c, secs).c_str());
+  RunReport rep;
+  rep.sent = done_sent_;
+  rep.failed = done_failed_;
+  rep.deferred = deferred_now_.size();
+  rep.deferred_attempts = deferred_attempts_;
+  rep.suppressed = done_suppressed_;
+  rep.attempts = attempts_;
+  rep.seconds = secs;
+  rep.task = *c;
+  if (account_ != nullptr) {
+    rep.account = account_key_;
+    rep.quota_store = account_->path();
+    rep.account_limit = cfg_.throttle.daily_limit;
+    rep.account_used = account_used_;
+  }
+  std::fprintf(stderr, "%s\n", summary_text(rep).c_str());
   if (backup_failures_ > 0) {
     std::fprintf(stderr, "smtpblast: %llu backup copies could not be written (%s)\n",
                  static_cast<unsigned long long>(backup_failures_), backup_error_.c_str());
   }
-  ThrottleSnapshot snap = throttle_->snapshot(wall_ms());
+  ThrottleSnapshot snap = throttle_ ? throttle_->snapshot(wall_ms()) : ThrottleSnapshot{};
+  rep.throttle = snap;
   if (snap.configured_rate_per_s > 0 || snap.daily_limit > 0 || snap.block_size > 0 ||
       snap.pushbacks > 0) {
     std::fprintf(stderr, "throttle: %s\n", describe(snap).c_str());
@@ -2119,26 +2400,50 @@ int Runner::finish() {
   }
   if (!failure_.empty()) {
     std::fprintf(stderr, "smtpblast: run stopped: %s\n", display_escape(failure_).c_str());
-    // Nothing could be delivered at all (most likely a wrong relay address or port), or a
-    // problem no retry can cure (credentials, TLS): a configuration error.
-    if (attempts_ == 0 || fatal_) return 2;
   }
   // Rows with a status this version does not know are not done either (issue 18).
   bool all_done = c->get(RcptStatus::kUnsent) + c->get(RcptStatus::kDeferred) +
                       c->get(RcptStatus::kFailed) + c->get(RcptStatus::kInFlight) +
                       c->unknown ==
                   0;
+  rep.exit_code = exit_code(all_done);
+  switch (rep.exit_code) {
+    case kExitUsage: rep.stopped_by = "error"; break;
+    case kExitRelay: rep.stopped_by = "relay"; break;
+    case kExitInterrupted: rep.stopped_by = "signal"; break;
+    case kExitLimit:
+      rep.stopped_by = !daily_reported_ ? "limit"
+                       : daily_by_account_ ? "account-daily-limit"
+                                           : "daily-limit";
+      break;
+    default: break;
+  }
+  if (!failure_.empty()) rep.error = failure_;
+  if (rep.exit_code == kExitLimit && daily_reported_) {
+    std::lock_guard<std::mutex> g(mu_);
+    rep.resume_at_ms = daily_resume_at_;
+  }
   if (cfg_.reset_errors_after) {
     uint64_t n = c->get(RcptStatus::kFailed) + c->get(RcptStatus::kDeferred);
     if (auto r = store_->reset(true); !r.ok()) {
       std::fprintf(stderr, "smtpblast: --reset-errors-after: %s\n", r.error().describe().c_str());
-      return 2;
+      return kExitUsage;
     }
     std::fprintf(stderr, "--reset-errors-after: failed and deferred recipients (%llu) are unsent "
                          "again (except addresses rejected at import)\n",
                  static_cast<unsigned long long>(n));
   }
-  return all_done ? 0 : 1;
+  if (rep.exit_code != kExitDone && rep.exit_code != kExitSomeFailed) {
+    std::fprintf(stderr, "exit code %d (%s)\n", rep.exit_code, rep.stopped_by.c_str());
+  }
+  if (cfg_.json) {
+    std::printf("%s\n", summary_json(rep)
+                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                             .c_str());
+    std::fflush(stdout);
+    mark_json_printed();
+  }
+  return rep.exit_code;
 }
 
 }  // namespace

@@ -33,6 +33,11 @@ struct MailingConfig {
   bool chunking = true;
   bool force = false;
   bool progress = false;  // a progress line on stderr (only when it is a terminal)
+  bool progress_plain = false;  // no terminal: a plain progress line every 10 s on stderr
+  bool json = false;            // --json: the summary as one JSON object on stdout
+  // The daily limit also counts per sending account (the relay's user, or the envelope
+  // sender) in this shared file (--quota-store; AccountQuota::default_path()); see README.
+  std::string quota_store;
   ThrottleFlags throttle;  // --rate, --burst, --daily-limit, --block-*, --connect-rate
   bool wait_daily = false;  // --wait: sleep through a reached daily limit instead of stopping
   Timeouts timeouts;
@@ -61,8 +66,9 @@ struct MailingConfig {
 // (kept open), or -1 after printing "task T is being sent by process PID" (exit code 2).
 int lock_task(const std::string& task_path);
 
-// Exit codes: 0 every recipient sent (or suppressed), 1 some failed or still deferred or
-// unsent, 2 configuration/environment error before or instead of sending.
+// Exit codes (cli/pipeline.h ExitCode): 0 every recipient sent (or suppressed), 1 some failed
+// or still deferred or unsent, 2 configuration/environment error, 3 stopped by --limit or the
+// daily quota, 4 stopped by a signal, 5 stopped by the relay (credentials, sender, TLS).
 int run_mailing(const MailingConfig& cfg);
 
 // Imports a recipient CSV into a task, printing the report; 0, or 2 on error.

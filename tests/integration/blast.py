@@ -19,6 +19,7 @@ Standard library only; run with /usr/bin/python3. Env:
 
 from __future__ import annotations
 
+import atexit
 import csv
 import json
 import os
@@ -40,6 +41,13 @@ sys.path.insert(0, str(SOURCE_DIR / "tools"))
 import peers  # noqa: E402
 
 BIN = os.environ.get("SMTPBLAST") or str(SOURCE_DIR / "build" / "bin" / "smtpblast")
+
+# --daily-limit also counts per sending account in a quota store under $XDG_STATE_HOME
+# (README): every test process gets a fresh one, so tests neither share counts with each
+# other's runs nor touch the user's own.
+_STATE_HOME = tempfile.mkdtemp(prefix="sb-integ-state-")
+os.environ["XDG_STATE_HOME"] = _STATE_HOME
+atexit.register(shutil.rmtree, _STATE_HOME, True)
 
 STATUS_NAMES = {0: "unsent", 1: "sent", 2: "deferred", 3: "failed", 4: "suppressed",
                 5: "in_flight"}

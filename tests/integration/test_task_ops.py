@@ -76,7 +76,7 @@ class TaskOpsTest(unittest.TestCase):
         with blast.BlastSink() as sink:
             p = blast.send(task, self.tpl, sink.hostport, csv, "--limit", "50",
                            "--connections", "4", "--workers", "2")
-            self.assertEqual(p.returncode, 1, blast.describe(p))
+            self.assertEqual(p.returncode, 3, blast.describe(p))  # stopped by --limit
             self.assertIn("--limit 50 reached", p.stderr)
             st = blast.status(task)
             self.assertEqual((st["sent"], st["unsent"], st["in_flight"]), (50, 150, 0), st)

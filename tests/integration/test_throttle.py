@@ -37,7 +37,7 @@ class ThrottleTest(unittest.TestCase):
                 p.proc.send_signal(signal.SIGTERM)
                 rc = p.wait()
                 proc = sink.proc
-            self.assertEqual(rc, 1, blast.describe(p))  # stopped with recipients left
+            self.assertEqual(rc, 4, blast.describe(p))  # stopped by the signal, recipients left
             st = blast.status(task)
         # 600/min, smoothly paced = one message every 100 ms: 200 in 20 s. Never more than
         # the first one plus one per 100 ms the process ran; at most 1 s lost to start-up.
@@ -77,13 +77,13 @@ class ThrottleTest(unittest.TestCase):
             tpl, csv = make_task_inputs(d, 50)
             task = d / "t.db"
             p = blast.send(task, tpl, sink.hostport, csv, "--daily-limit", "20")
-            self.assertEqual(p.returncode, 1, blast.describe(p))
+            self.assertEqual(p.returncode, 3, blast.describe(p))  # stopped by a limit
             self.assertIn("daily limit of 20 recipients reached", p.stderr)
             self.assertIn("sending may resume at", p.stderr)
             self.assertEqual(blast.status(task)["sent"], 20)
             # A later run the same day continues the count: 30 allowed in 24 h, 20 used.
             p = blast.send(task, tpl, sink.hostport, None, "--daily-limit", "30")
-            self.assertEqual(p.returncode, 1, blast.describe(p))
+            self.assertEqual(p.returncode, 3, blast.describe(p))
             self.assertEqual(blast.status(task)["sent"], 30)
             # The same limit again: nothing more today.
             p = blast.send(task, tpl, sink.hostport, None, "--daily-limit", "30")

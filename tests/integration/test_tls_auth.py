@@ -36,7 +36,8 @@ TEMPLATE = (b"From: TLS Sender <sender@example.test>\n"
             b"Hello {{name}},\n"
             b"this went over TLS.\n")
 
-FATAL_RC = 2
+# Stopped by the relay (credentials, TLS): exit code 5 (README "Exit codes").
+FATAL_RC = 5
 CHECK_FAILED_RE = re.compile(r"check failed at (\w+): (.+)")
 PROTO_RE = re.compile(r"TLS ?(v)?1\.[0-2]|protocol version|unsupported protocol", re.I)
 VERIFY_OK_RE = re.compile(r"verif\w*\W+(?:result\W+)?(ok|passed|success|succeeded|yes|valid)"
@@ -370,7 +371,7 @@ class AuthTest(TlsAuthBase):
             p, task, addrs = self.send(srv.hostport, 2, *self.ca(), "--user", USER,
                                        "--password", PASSWORD, prefix="argv")
             self.assertEqual(srv.conns, [], "connected although the config was refused")
-        self.assert_fatal(p, r"--password-file", r"SMTPBLAST_PASSWORD")
+        self.assert_fatal(p, r"--password-file", r"SMTPBLAST_PASSWORD", rc=2)  # usage
         self.assert_no_secrets(p.stdout, p.stderr, what="the refusal message")
         self.assert_unsent(task, addrs)
 

@@ -1,0 +1,58 @@
+// The sending account's rolling 24 h quota, shared by every task on this machine (a SQLite file).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loop/result.h"
+
+namespace sb {
+
+// A provider's daily limit belongs to the account (the relay's user, or the envelope sender of
+// a relay without AUTH), not to one mailing: two tasks sent through one mailbox the same day
+// share it. Each account's count is a DailyQuota (throttle/daily_quota.h: per-minute buckets,
+// never N+1 in any rolling 24 h) kept in its serialised form in one row of a small SQLite file.
+//
+// Every change is one BEGIN IMMEDIATE transaction (SQLite's file lock, a busy timeout, WAL,
+// synchronous=FULL), so concurrent senders on this machine never both take the last unit.
+// A sender reserves a few recipients at a time before it sends them and gives back what it
+// did not use. Crash-safe in the direction that matters: a reservation is on disk before any
+// message of it starts, and one a killed process never gave back stays counted (at most one
+// reservation, by then maybe partly sent) rather than letting the account go over its limit.
+class AccountQuota {
+ public:
+  // $XDG_STATE_HOME/smtpblast/quota.db, or ~/.local/state/smtpblast/quota.db (XDG Base
+  // Directory default); "" when neither HOME nor XDG_STATE_HOME is set.
+  static std::string default_path();
+
+  // Opens (creating it and its directory, mode 0700) the quota file. Errors name the file.
+  static Result<std::unique_ptr<AccountQuota>> open(const std::string& path);
+  ~AccountQuota();
+  AccountQuota(const AccountQuota&) = delete;
+  AccountQuota& operator=(const AccountQuota&) = delete;
+
+  struct Grant {
+    uint64_t granted = 0;    // recipients reserved now (0..want), charged at `now`
+    uint64_t used = 0;       // the account's count in the window, after this reservation
+    uint64_t resume_at = 0;  // granted == 0: when one recipient fits again (wall ms)
+  };
+  // Reserves up to `want` recipients for `account` under `limit` (this run's --daily-limit;
+  // the counts do not depend on it). `now`: wall-clock ms since the epoch.
+  Result<Grant> reserve(const std::string& account, uint64_t limit, uint64_t want, uint64_t now);
+  // Returns recipients reserved at `charged_at` that were never sent.
+  Status give_back(const std::string& account, uint64_t charged_at, uint64_t n, uint64_t now);
+  // The account's count in the rolling 24 h ending at `now` (0 for an unknown account).
+  Result<uint64_t> used(const std::string& account, uint64_t now);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  AccountQuota(std::unique_ptr<Impl> impl, std::string path);
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+};
+
+}  // namespace sb
