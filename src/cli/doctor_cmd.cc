@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli/pipeline.h"
 #include "dns/resolver.h"
 #include "doctor/doctor.h"
 #include "doctor/org_domain.h"
@@ -310,6 +311,7 @@ int run_doctor(const DoctorArgs& a0) {
   std::string out = a.json ? rep->json() + "\n" : rep->text();
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
+  if (a.json) mark_json_printed();  // the report is the JSON answer, also when it exits 1
   if (!dns_dead.empty()) return dns_dead_exit();
   return rep->exit_code();
 }
