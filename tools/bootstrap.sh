@@ -35,6 +35,8 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libssl-dev libc-ares-dev libldns-dev libsqlite3-dev
   libcli11-dev libcsv-dev libidn2-dev nlohmann-json3-dev
+  # returned mail (issue 14): MIME parsing, the classifier's rule set
+  libgmime-3.0-dev libre2-dev
   # unit tests and micro-benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # fuzzing and sanitizers
