@@ -28,7 +28,7 @@ namespace sb {
 namespace {
 
 bool parse_status(const std::string& name, RcptStatus* s) {
-  for (int i = 0; i <= 5; ++i) {
+  for (int i = 0; i <= kRcptStatusMax; ++i) {
     auto st = static_cast<RcptStatus>(i);
     std::string n = status_name(st);
     if (name == n || (st == RcptStatus::kInFlight && name == "in_flight")) {
@@ -45,7 +45,8 @@ int cmd_export(const std::string& task, const std::string& status_arg) {
   RcptStatus want;
   if (!parse_status(status_arg, &want)) {
     std::fprintf(stderr, "smtpblast: --status: '%s' is not one of unsent, sent, deferred, "
-                         "failed, suppressed, in-flight\n", status_arg.c_str());
+                         "failed, suppressed, in-flight, bounced, complained\n",
+                 status_arg.c_str());
     return 2;
   }
   auto st = TaskStore::open(task, false);
@@ -131,7 +132,8 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
     return 2;
   }
   const RcptStatus all[] = {RcptStatus::kUnsent, RcptStatus::kSent, RcptStatus::kDeferred,
-                            RcptStatus::kFailed, RcptStatus::kSuppressed, RcptStatus::kInFlight};
+                            RcptStatus::kFailed, RcptStatus::kSuppressed, RcptStatus::kInFlight,
+                            RcptStatus::kBounced, RcptStatus::kComplained};
   auto throttle = (*st)->get_meta("throttle");
   std::string throttle_line = throttle.ok() && throttle->has_value() ? **throttle : "";
   if (json) {
