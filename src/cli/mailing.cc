@@ -35,6 +35,7 @@
 #include "dns/mx_resolver.h"
 #include "loop/worker.h"
 #include "message/template.h"
+#include "returns/task_keys.h"
 #include "smtp/pool.h"
 #include "store/accounting.h"
 #include "store/eml_files.h"
@@ -113,6 +114,7 @@ class Destination;
 struct Job {
   RecipientRow row;
   std::string rcpt;                // RCPT TO when it differs from row.email (IDN domain)
+  std::string verp_from;           // --return-path: this recipient's envelope sender
   Destination* dest = nullptr;     // its queue, once routed
   Job* leader = nullptr;           // the job whose message and transaction carry this one
   uint64_t sent_at = 0;  // wall-clock ms when the throttle let it go
@@ -534,7 +536,9 @@ WorkerMailing::WorkerMailing(Runner& runner, Worker& worker, const CompiledTempl
   budget_ = std::max<uint32_t>(1, pcfg.connections);
   // One message for several recipients only when every recipient gets the same bytes.
   // (A per-recipient unsubscribe URL makes every message different too.)
+  // A VERP return path differs per recipient: one recipient per transaction.
   group_rcpts_ = cfg.direct && cfg.max_rcpt_per_txn > 1 && tpl_.placeholders().empty() &&
+                 cfg.return_path.empty() &&
                  (cfg.message == nullptr || cfg.message->unsubscribe_url.find("{{") == std::string::npos);
 }
 
@@ -939,7 +943,12 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
       continue;
     }
     Txn& t = lead->txn;
-    t.mail_from = cfg_.from;
+    if (!cfg_.return_path.empty()) {
+      lead->verp_from =
+          expand_return_path(cfg_.return_path, cfg_.verp_key, cfg_.task_key, lead->row.id);
+    }
+    // Txn holds a view: the address lives in the job (or the config) until the outcome.
+    t.mail_from = cfg_.return_path.empty() ? std::string_view(cfg_.from) : lead->verp_from;
     t.rcpts.resize(group_.size());
     bool ascii = is_ascii(cfg_.from);
     for (size_t i = 0; i < group_.size(); ++i) {
@@ -1381,6 +1390,15 @@ int Runner::prepare() {
       std::fprintf(stderr, "smtpblast: %s\n", s.error().describe().c_str());
       return 2;
     }
+  }
+  if (!cfg_.return_path.empty()) {
+    auto keys = task_match_keys(*store_, true);
+    if (!keys.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", keys.error().describe().c_str());
+      return 2;
+    }
+    cfg_.verp_key = keys->verp_key;
+    cfg_.task_key = task_key;
   }
   TemplateOptions topts;
   topts.default_from = cfg_.from;
