@@ -15,9 +15,11 @@
 #include "cli/dkim_options.h"
 #include "cli/mailing.h"
 #include "cli/relay_options.h"
+#include "cli/returns_cmd.h"
 #include "cli/unsub_verify.h"
 #include "dns/mx_resolver.h"
 #include "smtp/sink_server.h"
+#include "returns/verp.h"
 #include "store/suppression.h"
 #include "store/accounting.h"
 #include "store/task_store.h"
@@ -225,6 +227,9 @@ int run_cli(int argc, char** argv) {
   send->add_option("--connect-rate", mc.throttle.connect_rate,
                    "at most N new connections per period, e.g. 5/s");
   send->add_option("--from", mc.from, "envelope sender, and From: when the template has none");
+  send->add_option("--return-path", mc.return_path,
+                   "VERP envelope sender, e.g. 'bounces+{{id}}@bounce.example.com': {{id}} becomes "
+                   "the recipient id and an HMAC, so `returns` can trust the bounces");
   send->add_option("--connections", mc.connections, "concurrent SMTP connections")
       ->check(CLI::Range(1u, 10000u));
   send->add_option("--per-connection", mc.per_connection,
@@ -372,6 +377,25 @@ int run_cli(int argc, char** argv) {
   exp->add_option("--status", export_status,
                   "unsent, sent, deferred, failed, suppressed or in-flight")->required();
 
+  // returns (issue 14)
+  ReturnsOptions rto;
+  std::string returns_src;
+  auto* returns = app.add_subcommand(
+      "returns", "read returned mail (bounces, complaints) into the task; hard bounces are "
+                 "suppressed");
+  returns->add_option("--task", rto.task, "task file")->required();
+  returns->add_option("--maildir", rto.maildir, "a maildir (new/ and cur/) of returned mail");
+  returns->add_option("--mbox", rto.mbox, "an mbox file of returned mail (never modified)");
+  returns->add_option("source", returns_src, "- : one message on stdin");
+  returns->add_option("--keep", rto.keep_dir, "keep a raw copy of each processed message here");
+  returns->add_option("--rules", rto.rules_file,
+                      "classification rules tried before the shipped ones");
+  returns->add_option("--suppress-out", rto.suppress_out,
+                      "write bounced and complained addresses to FILE (a --suppress list)");
+  returns->add_option("--soft-limit", rto.soft_limit,
+                      "this many soft bounces count as a hard one (0: never; default 3)");
+  returns->add_flag("--json", rto.json, "one JSON object");
+
   // sink
   SinkServerConfig sc;
   auto* sink = app.add_subcommand("sink", "a fast local SMTP sink for demos, tests and benchmarks");
@@ -466,6 +490,12 @@ int run_cli(int argc, char** argv) {
       return 2;
     }
     mc.message = &msg.value();
+    if (!mc.return_path.empty()) {
+      if (auto r = check_return_path(mc.return_path); !r.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", r.error().message.c_str());
+        return 2;
+      }
+    }
     SuppressionList suppress;
     for (const std::string& f : suppress_files) {
       if (auto r = suppress.load_file(f); !r.ok()) {
@@ -518,6 +548,15 @@ int run_cli(int argc, char** argv) {
   if (*status) return cmd_status(status_task, status_json, status_failed, status_deferred);
   if (*reset) return cmd_reset(reset_task, reset_all, reset_errors);
   if (*exp) return cmd_export(export_task, export_status);
+  if (*returns) {
+    if (!returns_src.empty() && returns_src != "-") {
+      std::fprintf(stderr, "smtpblast: returns: '%s': the only source argument is - (stdin)\n",
+                   returns_src.c_str());
+      return 2;
+    }
+    rto.stdin_eml = returns_src == "-";
+    return run_returns(rto);
+  }
   if (*check || *test) {
     CLI::App* cmd = *check ? check : test;
     const RelayOptions& o = *check ? check_ro : test_ro;

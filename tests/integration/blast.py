@@ -42,7 +42,7 @@ import peers  # noqa: E402
 BIN = os.environ.get("SMTPBLAST") or str(SOURCE_DIR / "build" / "bin" / "smtpblast")
 
 STATUS_NAMES = {0: "unsent", 1: "sent", 2: "deferred", 3: "failed", 4: "suppressed",
-                5: "in_flight"}
+                5: "in_flight", 6: "bounced", 7: "complained"}
 STATUS_KEYS = ("total", "unsent", "sent", "deferred", "failed", "suppressed", "in_flight",
                "by_code")
 

@@ -1,0 +1,473 @@
+// run_returns: mailbox readers (maildir, mbox, stdin) -> parse -> match -> classify -> record.
+#include "cli/returns_cmd.h"
+
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/mailing.h"
+#include "returns/classify.h"
+#include "returns/report.h"
+#include "returns/task_keys.h"
+#include "returns/verp.h"
+#include "store/task_store.h"
+
+namespace sb {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A message larger than this is not read whole: its prefix is hashed and parsed (with its
+// size in the key), so a 2 GB file in the mailbox costs no more than a big one.
+constexpr size_t kMaxMessageRead = 64u << 20;
+
+struct Message {
+  std::string name;  // file name (maildir), "mbox #N", or "stdin"
+  fs::path path;     // maildir only: what to delete
+  std::string bytes;
+  uint64_t size = 0;
+};
+
+std::optional<std::string> read_capped(const fs::path& p, uint64_t* size, std::string* err) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) {
+    *err = p.string() + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string out;
+  out.resize(kMaxMessageRead);
+  f.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<size_t>(f.gcount()));
+  std::error_code ec;
+  *size = fs::file_size(p, ec);
+  if (ec) *size = out.size();
+  return out;
+}
+
+std::string sha256_hex(std::string_view data, uint64_t size) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, data.data(), data.size());
+  if (size != data.size()) {
+    std::string sz = std::to_string(size);
+    EVP_DigestUpdate(ctx, sz.data(), sz.size());
+  }
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
+// mboxrd/mboxo: a message starts at a "From " line at the start of the file or after a blank
+// line; ">From " lines (with any number of '>') lose one '>'.
+std::vector<std::string> split_mbox(std::string_view all) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool in_msg = false;
+  bool prev_blank = true;
+  size_t pos = 0;
+  while (pos < all.size()) {
+    size_t nl = all.find('\n', pos);
+    size_t end = nl == std::string_view::npos ? all.size() : nl + 1;
+    std::string_view line = all.substr(pos, end - pos);
+    pos = end;
+    if (prev_blank && line.substr(0, 5) == "From ") {
+      if (in_msg) out.push_back(std::move(cur));
+      cur.clear();
+      in_msg = true;
+      prev_blank = false;
+      continue;
+    }
+    std::string_view body = line;
+    size_t k = 0;
+    while (k < body.size() && body[k] == '>') ++k;
+    if (k > 0 && body.substr(k, 5) == "From ") body.remove_prefix(1);
+    if (in_msg) cur.append(body);
+    prev_blank = line == "\n" || line == "\r\n";
+  }
+  if (in_msg) out.push_back(std::move(cur));
+  return out;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+struct Tally {
+  uint64_t read = 0, seen = 0, hard = 0, soft = 0, block = 0, complaints = 0, autoreplies = 0,
+           unmatched = 0, forged = 0, unknown = 0, other = 0, deleted = 0;
+};
+
+ReturnEffect effect_of(BounceClass c) {
+  switch (c) {
+    case BounceClass::kHard: return ReturnEffect::kHard;
+    case BounceClass::kSoft: return ReturnEffect::kSoft;
+    case BounceClass::kComplaint: return ReturnEffect::kComplaint;
+    default: return ReturnEffect::kNone;
+  }
+}
+
+}  // namespace
+
+int run_returns(const ReturnsOptions& o) {
+  int sources = !o.maildir.empty() + !o.mbox.empty() + (o.stdin_eml ? 1 : 0);
+  if (sources != 1) {
+    std::fprintf(stderr, "smtpblast: returns: give exactly one of --maildir DIR, --mbox FILE or "
+                         "- (one message on stdin)\n");
+    return 2;
+  }
+  std::string rules_text;
+  if (!o.rules_file.empty()) {
+    std::ifstream f(o.rules_file, std::ios::binary);
+    if (!f) {
+      std::fprintf(stderr, "smtpblast: --rules: cannot read %s: %s\n", o.rules_file.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+    rules_text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  auto classifier = Classifier::create(rules_text, o.rules_file.empty() ? "rules" : o.rules_file);
+  if (!classifier.ok()) {
+    std::fprintf(stderr, "smtpblast: --rules: %s\n", classifier.error().message.c_str());
+    return 2;
+  }
+  if (!o.keep_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(o.keep_dir, ec);
+    if (ec) {
+      std::fprintf(stderr, "smtpblast: --keep %s: %s\n", o.keep_dir.c_str(), ec.message().c_str());
+      return 2;
+    }
+  }
+
+  // The mailbox is listed before the task is touched, so a wrong path changes nothing.
+  std::vector<Message> msgs;
+  std::vector<fs::path> files;
+  if (!o.maildir.empty()) {
+    bool any = false;
+    for (const char* sub : {"new", "cur"}) {
+      fs::path d = fs::path(o.maildir) / sub;
+      std::error_code ec;
+      if (!fs::is_directory(d, ec)) continue;
+      any = true;
+      for (fs::directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->is_regular_file(ec)) files.push_back(it->path());
+      }
+      if (ec) {
+        std::fprintf(stderr, "smtpblast: --maildir: %s: %s\n", d.c_str(), ec.message().c_str());
+        return 2;
+      }
+    }
+    if (!any) {
+      std::fprintf(stderr, "smtpblast: --maildir %s is not a maildir (no new/ or cur/)\n",
+                   o.maildir.c_str());
+      return 2;
+    }
+    std::sort(files.begin(), files.end());
+  } else if (!o.mbox.empty()) {
+    uint64_t size = 0;
+    std::string err;
+    auto all = read_capped(o.mbox, &size, &err);
+    if (!all) {
+      std::fprintf(stderr, "smtpblast: --mbox: cannot read %s\n", err.c_str());
+      return 2;
+    }
+    if (size > all->size()) {
+      std::fprintf(stderr, "smtpblast: --mbox %s is larger than %zu MB; split it first\n",
+                   o.mbox.c_str(), kMaxMessageRead >> 20);
+      return 2;
+    }
+    size_t n = 0;
+    for (std::string& m : split_mbox(*all)) {
+      Message msg;
+      msg.name = "mbox #" + std::to_string(++n);
+      msg.size = m.size();
+      msg.bytes = std::move(m);
+      msgs.push_back(std::move(msg));
+    }
+  } else {
+    Message msg;
+    msg.name = "stdin";
+    msg.bytes.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    msg.size = msg.bytes.size();
+    msgs.push_back(std::move(msg));
+  }
+
+  int lock = lock_task(o.task);  // a running send writes the same rows
+  if (lock < 0) return 2;
+  auto opened = TaskStore::open(o.task, false);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", opened.error().describe().c_str());
+    ::close(lock);
+    return 2;
+  }
+  TaskStore& store = **opened;
+  auto keys = task_match_keys(store, false);
+  if (!keys.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", keys.error().describe().c_str());
+    ::close(lock);
+    return 2;
+  }
+  if (keys->task_key.empty()) {
+    std::fprintf(stderr, "smtpblast: task %s was never sent: no return can belong to it\n",
+                 o.task.c_str());
+    ::close(lock);
+    return 2;
+  }
+
+  Tally t;
+  nlohmann::json results = nlohmann::json::array();
+  int rc = 0;
+  auto process = [&](Message& m) -> bool {
+    ++t.read;
+    std::string key = sha256_hex(m.bytes, m.size);
+    auto seen = store.return_seen(key);
+    if (!seen.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", seen.error().describe().c_str());
+      return false;
+    }
+    if (*seen) {
+      ++t.seen;
+      return true;
+    }
+    ReturnReport r = parse_return(m.bytes);
+    Match match = match_return(r, *keys);
+    ReturnRecord rec;
+    rec.key = key;
+    rec.kind = return_kind_name(r.kind);
+    rec.time = static_cast<int64_t>(std::time(nullptr));
+    rec.soft_limit = o.soft_limit;
+    Classification cls;
+    std::string email;
+    std::string why = match.why;
+    const RecipientReport* rr = nullptr;
+    if (r.kind == ReturnKind::kAutoReply) {
+      rec.result = "autoreply";
+      ++t.autoreplies;
+    } else if (r.kind == ReturnKind::kUnknown) {
+      rec.result = "unknown";
+      why = r.problem;
+      ++t.unknown;
+    } else if (match.forged) {
+      rec.result = "forged";
+      ++t.forged;
+    } else if (match.method == MatchMethod::kNone) {
+      rec.result = "unmatched";
+      ++t.unmatched;
+    } else {
+      auto addr = store.email_of(match.id);
+      if (!addr.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", addr.error().describe().c_str());
+        return false;
+      }
+      if (!addr->has_value()) {
+        rec.result = "unmatched";
+        why = "the task has no recipient " + std::to_string(match.id);
+        ++t.unmatched;
+      } else {
+        email = **addr;
+        std::string want = lower(email);
+        for (const auto& x : r.recipients) {
+          if (x.final_recipient == want || x.original_recipient == want) {
+            rr = &x;
+            break;
+          }
+        }
+        // A DSN about other addresses is believed only through a VERP address (the mail
+        // may have been forwarded); through a Message-ID it must name the recipient.
+        bool believed = rr != nullptr || r.recipients.empty() || r.kind == ReturnKind::kArf ||
+                        match.method == MatchMethod::kVerp;
+        if (rr == nullptr && !r.recipients.empty() && believed) rr = &r.recipients[0];
+        if (!believed) {
+          rec.result = "unmatched";
+          why = "the report is about " + r.recipients[0].final_recipient + ", not recipient " +
+                std::to_string(match.id) + " (" + email + ")";
+          ++t.unmatched;
+        } else {
+          size_t idx = rr ? static_cast<size_t>(rr - r.recipients.data()) : 0;
+          cls = classifier->classify(r, idx);
+          rec.id = match.id;
+          rec.effect = effect_of(cls.cls);
+          rec.cls = class_name(cls.cls);
+          rec.category = cls.category;
+          if (rr) {
+            rec.status = rr->status;
+            rec.diagnostic = rr->diagnostic;
+          }
+          rec.result = "recorded";
+        }
+      }
+    }
+    auto applied = store.record_return(rec);
+    if (!applied.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", applied.error().describe().c_str());
+      return false;
+    }
+    if (applied->duplicate) {
+      ++t.seen;
+      return true;
+    }
+    if (rec.id > 0) {
+      switch (cls.cls) {
+        case BounceClass::kHard: ++t.hard; break;
+        case BounceClass::kSoft: ++t.soft; break;
+        case BounceClass::kBlock: ++t.block; break;
+        case BounceClass::kComplaint: ++t.complaints; break;
+        default: ++t.other; break;
+      }
+    }
+    if (!o.keep_dir.empty()) {
+      fs::path kp = fs::path(o.keep_dir) / (key + ".eml");
+      std::ofstream f(kp, std::ios::binary);
+      f.write(m.bytes.data(), static_cast<std::streamsize>(m.bytes.size()));
+      if (!f) {
+        std::fprintf(stderr, "smtpblast: --keep: cannot write %s\n", kp.c_str());
+        return false;
+      }
+    }
+    bool deleted = false;
+    // Only messages matched to a recipient and recorded leave the mailbox.
+    if (rec.id > 0 && !m.path.empty()) {
+      std::error_code ec;
+      deleted = fs::remove(m.path, ec);
+      if (ec) {
+        std::fprintf(stderr, "smtpblast: warning: cannot delete %s: %s\n", m.path.c_str(),
+                     ec.message().c_str());
+      }
+      if (deleted) ++t.deleted;
+    }
+    const char* status_after = rec.id > 0 ? status_name(applied->status) : "";
+    if (o.json) {
+      nlohmann::json j;
+      j["message"] = m.name;
+      j["kind"] = rec.kind;
+      j["format"] = r.format;
+      j["result"] = rec.result;
+      if (rec.id > 0) {
+        j["id"] = rec.id;
+        j["email"] = email;
+        j["matched_by"] = match_method_name(match.method);
+        j["class"] = rec.cls;
+        j["category"] = rec.category;
+        j["status"] = rec.status;
+        j["diagnostic"] = rec.diagnostic;
+        j["recipient_status"] = status_after;
+        j["soft_count"] = applied->soft;
+        j["deleted"] = deleted;
+      } else if (!why.empty()) {
+        j["why"] = why;
+      }
+      results.push_back(std::move(j));
+    } else if (rec.id > 0) {
+      std::printf("%s: %s %s %s/%s %s -> %s\n", m.name.c_str(), email.c_str(),
+                  rec.status.empty() ? "-" : rec.status.c_str(), rec.cls.c_str(),
+                  rec.category.c_str(), match_method_name(match.method), status_after);
+    } else {
+      std::printf("%s: %s (%s)\n", m.name.c_str(), rec.result.c_str(), why.c_str());
+    }
+    return true;
+  };
+
+  for (Message& m : msgs) {
+    if (!process(m)) {
+      rc = 2;
+      break;
+    }
+  }
+  for (const fs::path& p : files) {
+    if (rc != 0) break;
+    Message m;
+    m.name = p.filename().string();
+    m.path = p;
+    std::string err;
+    auto bytes = read_capped(p, &m.size, &err);
+    if (!bytes) {
+      // Removed by another reader since the listing: not ours to report.
+      if (!fs::exists(p)) continue;
+      std::fprintf(stderr, "smtpblast: --maildir: cannot read %s\n", err.c_str());
+      rc = 2;
+      break;
+    }
+    m.bytes = std::move(*bytes);
+    if (!process(m)) rc = 2;
+  }
+
+  if (rc == 0 && !o.suppress_out.empty()) {
+    auto addrs = store.returned_addresses();
+    if (!addrs.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", addrs.error().describe().c_str());
+      rc = 2;
+    } else {
+      std::string tmp = o.suppress_out + ".tmp";
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f << "# bounced and complained recipients of task " << o.task << "\n";
+      for (const std::string& a : *addrs) f << a << "\n";
+      f.close();
+      std::error_code ec;
+      if (!f) {
+        std::fprintf(stderr, "smtpblast: --suppress-out: cannot write %s\n", tmp.c_str());
+        rc = 2;
+      } else if (fs::rename(tmp, o.suppress_out, ec); ec) {
+        std::fprintf(stderr, "smtpblast: --suppress-out %s: %s\n", o.suppress_out.c_str(),
+                     ec.message().c_str());
+        rc = 2;
+      }
+    }
+  }
+  ::close(lock);
+  if (o.json) {
+    nlohmann::json j;
+    j["task"] = o.task;
+    j["read"] = t.read;
+    j["already_processed"] = t.seen;
+    j["hard"] = t.hard;
+    j["soft"] = t.soft;
+    j["block"] = t.block;
+    j["complaints"] = t.complaints;
+    j["autoreplies"] = t.autoreplies;
+    j["unmatched"] = t.unmatched;
+    j["forged"] = t.forged;
+    j["unknown"] = t.unknown;
+    j["deleted"] = t.deleted;
+    j["messages"] = std::move(results);
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::fprintf(stderr,
+                 "returns: %llu read, %llu already processed; %llu hard, %llu soft, %llu block, "
+                 "%llu complaints recorded; %llu auto-replies, %llu unmatched, %llu forged, "
+                 "%llu unknown left alone; %llu deleted\n",
+                 static_cast<unsigned long long>(t.read), static_cast<unsigned long long>(t.seen),
+                 static_cast<unsigned long long>(t.hard), static_cast<unsigned long long>(t.soft),
+                 static_cast<unsigned long long>(t.block),
+                 static_cast<unsigned long long>(t.complaints),
+                 static_cast<unsigned long long>(t.autoreplies),
+                 static_cast<unsigned long long>(t.unmatched),
+                 static_cast<unsigned long long>(t.forged),
+                 static_cast<unsigned long long>(t.unknown),
+                 static_cast<unsigned long long>(t.deleted));
+  }
+  return rc;
+}
+
+}  // namespace sb

@@ -1,0 +1,25 @@
+// `smtpblast returns`: read returned mail, match it to the task's recipients, record it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace sb {
+
+struct ReturnsOptions {
+  std::string task;
+  std::string maildir;       // --maildir DIR: new/ and cur/
+  std::string mbox;          // --mbox FILE
+  bool stdin_eml = false;    // "-": one message on stdin (piping from an MTA)
+  std::string keep_dir;      // --keep DIR: a raw copy of every message processed
+  std::string rules_file;    // --rules FILE: classification rules tried before the shipped ones
+  std::string suppress_out;  // --suppress-out FILE: bounced + complained addresses
+  uint32_t soft_limit = 3;   // --soft-limit N: N soft bounces count as a hard one (0: never)
+  bool json = false;
+};
+
+// Exit codes: 0 done (whatever the messages were); 2 bad options, unreadable mailbox or
+// task, a task being sent (its lock is held).
+int run_returns(const ReturnsOptions& o);
+
+}  // namespace sb
