@@ -47,13 +47,14 @@ std::optional<std::string> read_capped(const fs::path& p, uint64_t* size, std::s
     *err = p.string() + ": " + std::strerror(errno);
     return std::nullopt;
   }
+  std::error_code ec;
+  uint64_t st_size = fs::file_size(p, ec);
+  // Sized from the file, not the cap: most returns are a few KB.
   std::string out;
-  out.resize(kMaxMessageRead);
+  out.resize(ec ? kMaxMessageRead : std::min<uint64_t>(st_size, kMaxMessageRead));
   f.read(out.data(), static_cast<std::streamsize>(out.size()));
   out.resize(static_cast<size_t>(f.gcount()));
-  std::error_code ec;
-  *size = fs::file_size(p, ec);
-  if (ec) *size = out.size();
+  *size = ec ? out.size() : std::max<uint64_t>(st_size, out.size());
   return out;
 }
 
@@ -239,6 +240,104 @@ int run_returns(const ReturnsOptions& o) {
   Tally t;
   nlohmann::json results = nlohmann::json::array();
   int rc = 0;
+  // Messages are recorded in batches, one transaction each (a commit per message would cost
+  // more than the parsing); files are deleted only after their batch committed.
+  struct Pending {
+    Message msg;
+    ReturnRecord rec;
+    Classification cls;
+    std::string email, why, format;
+    MatchMethod method = MatchMethod::kNone;
+  };
+  std::vector<Pending> batch;
+  std::vector<ReturnRecord> recs;
+  size_t batch_bytes = 0;
+  constexpr size_t kBatch = 512;
+  constexpr size_t kBatchBytes = 64u << 20;
+
+  auto flush = [&]() -> bool {
+    if (batch.empty()) return true;
+    recs.clear();
+    for (const Pending& p : batch) recs.push_back(p.rec);
+    auto applied = store.record_returns(recs);
+    if (!applied.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", applied.error().describe().c_str());
+      return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < batch.size() && ok; ++i) {
+      Pending& p = batch[i];
+      const ReturnApplied& ap = (*applied)[i];
+      const ReturnRecord& rec = p.rec;
+      if (ap.duplicate) {  // the same bytes twice in one batch
+        ++t.seen;
+        continue;
+      }
+      if (rec.id > 0) {
+        switch (p.cls.cls) {
+          case BounceClass::kHard: ++t.hard; break;
+          case BounceClass::kSoft: ++t.soft; break;
+          case BounceClass::kBlock: ++t.block; break;
+          case BounceClass::kComplaint: ++t.complaints; break;
+          default: ++t.other; break;
+        }
+      }
+      if (!o.keep_dir.empty()) {
+        fs::path kp = fs::path(o.keep_dir) / (rec.key + ".eml");
+        std::ofstream f(kp, std::ios::binary);
+        f.write(p.msg.bytes.data(), static_cast<std::streamsize>(p.msg.bytes.size()));
+        if (!f) {
+          std::fprintf(stderr, "smtpblast: --keep: cannot write %s\n", kp.c_str());
+          ok = false;
+          break;
+        }
+      }
+      bool deleted = false;
+      // Only messages matched to a recipient and recorded leave the mailbox.
+      if (rec.id > 0 && !p.msg.path.empty()) {
+        std::error_code ec;
+        deleted = fs::remove(p.msg.path, ec);
+        if (ec) {
+          std::fprintf(stderr, "smtpblast: warning: cannot delete %s: %s\n", p.msg.path.c_str(),
+                       ec.message().c_str());
+        }
+        if (deleted) ++t.deleted;
+      }
+      const char* status_after = rec.id > 0 ? status_name(ap.status) : "";
+      if (o.json) {
+        nlohmann::json j;
+        j["message"] = p.msg.name;
+        j["kind"] = rec.kind;
+        j["format"] = p.format;
+        j["result"] = rec.result;
+        if (rec.id > 0) {
+          j["id"] = rec.id;
+          j["email"] = p.email;
+          j["matched_by"] = match_method_name(p.method);
+          j["class"] = rec.cls;
+          j["category"] = rec.category;
+          j["status"] = rec.status;
+          j["diagnostic"] = rec.diagnostic;
+          j["recipient_status"] = status_after;
+          j["soft_count"] = ap.soft;
+          j["deleted"] = deleted;
+        } else if (!p.why.empty()) {
+          j["why"] = p.why;
+        }
+        results.push_back(std::move(j));
+      } else if (rec.id > 0) {
+        std::printf("%s: %s %s %s/%s %s -> %s\n", p.msg.name.c_str(), p.email.c_str(),
+                    rec.status.empty() ? "-" : rec.status.c_str(), rec.cls.c_str(),
+                    rec.category.c_str(), match_method_name(p.method), status_after);
+      } else {
+        std::printf("%s: %s (%s)\n", p.msg.name.c_str(), rec.result.c_str(), p.why.c_str());
+      }
+    }
+    batch.clear();
+    batch_bytes = 0;
+    return ok;
+  };
+
   auto process = [&](Message& m) -> bool {
     ++t.read;
     std::string key = sha256_hex(m.bytes, m.size);
@@ -253,21 +352,22 @@ int run_returns(const ReturnsOptions& o) {
     }
     ReturnReport r = parse_return(m.bytes);
     Match match = match_return(r, *keys);
-    ReturnRecord rec;
+    Pending p;
+    ReturnRecord& rec = p.rec;
     rec.key = key;
     rec.kind = return_kind_name(r.kind);
     rec.time = static_cast<int64_t>(std::time(nullptr));
     rec.soft_limit = o.soft_limit;
-    Classification cls;
-    std::string email;
-    std::string why = match.why;
+    p.format = r.format;
+    p.method = match.method;
+    p.why = match.why;
     const RecipientReport* rr = nullptr;
     if (r.kind == ReturnKind::kAutoReply) {
       rec.result = "autoreply";
       ++t.autoreplies;
     } else if (r.kind == ReturnKind::kUnknown) {
       rec.result = "unknown";
-      why = r.problem;
+      p.why = r.problem;
       ++t.unknown;
     } else if (match.forged) {
       rec.result = "forged";
@@ -283,11 +383,11 @@ int run_returns(const ReturnsOptions& o) {
       }
       if (!addr->has_value()) {
         rec.result = "unmatched";
-        why = "the task has no recipient " + std::to_string(match.id);
+        p.why = "the task has no recipient " + std::to_string(match.id);
         ++t.unmatched;
       } else {
-        email = **addr;
-        std::string want = lower(email);
+        p.email = **addr;
+        std::string want = lower(p.email);
         for (const auto& x : r.recipients) {
           if (x.final_recipient == want || x.original_recipient == want) {
             rr = &x;
@@ -301,16 +401,17 @@ int run_returns(const ReturnsOptions& o) {
         if (rr == nullptr && !r.recipients.empty() && believed) rr = &r.recipients[0];
         if (!believed) {
           rec.result = "unmatched";
-          why = "the report is about " + r.recipients[0].final_recipient + ", not recipient " +
-                std::to_string(match.id) + " (" + email + ")";
+          p.why = "the report is about " + r.recipients[0].final_recipient +
+                  ", not recipient " + std::to_string(match.id) + " (" + p.email + ")";
+          p.email.clear();
           ++t.unmatched;
         } else {
           size_t idx = rr ? static_cast<size_t>(rr - r.recipients.data()) : 0;
-          cls = classifier->classify(r, idx);
+          p.cls = classifier->classify(r, idx);
           rec.id = match.id;
-          rec.effect = effect_of(cls.cls);
-          rec.cls = class_name(cls.cls);
-          rec.category = cls.category;
+          rec.effect = effect_of(p.cls.cls);
+          rec.cls = class_name(p.cls.cls);
+          rec.category = p.cls.category;
           if (rr) {
             rec.status = rr->status;
             rec.diagnostic = rr->diagnostic;
@@ -319,73 +420,15 @@ int run_returns(const ReturnsOptions& o) {
         }
       }
     }
-    auto applied = store.record_return(rec);
-    if (!applied.ok()) {
-      std::fprintf(stderr, "smtpblast: %s\n", applied.error().describe().c_str());
-      return false;
+    // The bytes are kept only for --keep; the path for deletion.
+    if (o.keep_dir.empty()) {
+      m.bytes.clear();
+      m.bytes.shrink_to_fit();
     }
-    if (applied->duplicate) {
-      ++t.seen;
-      return true;
-    }
-    if (rec.id > 0) {
-      switch (cls.cls) {
-        case BounceClass::kHard: ++t.hard; break;
-        case BounceClass::kSoft: ++t.soft; break;
-        case BounceClass::kBlock: ++t.block; break;
-        case BounceClass::kComplaint: ++t.complaints; break;
-        default: ++t.other; break;
-      }
-    }
-    if (!o.keep_dir.empty()) {
-      fs::path kp = fs::path(o.keep_dir) / (key + ".eml");
-      std::ofstream f(kp, std::ios::binary);
-      f.write(m.bytes.data(), static_cast<std::streamsize>(m.bytes.size()));
-      if (!f) {
-        std::fprintf(stderr, "smtpblast: --keep: cannot write %s\n", kp.c_str());
-        return false;
-      }
-    }
-    bool deleted = false;
-    // Only messages matched to a recipient and recorded leave the mailbox.
-    if (rec.id > 0 && !m.path.empty()) {
-      std::error_code ec;
-      deleted = fs::remove(m.path, ec);
-      if (ec) {
-        std::fprintf(stderr, "smtpblast: warning: cannot delete %s: %s\n", m.path.c_str(),
-                     ec.message().c_str());
-      }
-      if (deleted) ++t.deleted;
-    }
-    const char* status_after = rec.id > 0 ? status_name(applied->status) : "";
-    if (o.json) {
-      nlohmann::json j;
-      j["message"] = m.name;
-      j["kind"] = rec.kind;
-      j["format"] = r.format;
-      j["result"] = rec.result;
-      if (rec.id > 0) {
-        j["id"] = rec.id;
-        j["email"] = email;
-        j["matched_by"] = match_method_name(match.method);
-        j["class"] = rec.cls;
-        j["category"] = rec.category;
-        j["status"] = rec.status;
-        j["diagnostic"] = rec.diagnostic;
-        j["recipient_status"] = status_after;
-        j["soft_count"] = applied->soft;
-        j["deleted"] = deleted;
-      } else if (!why.empty()) {
-        j["why"] = why;
-      }
-      results.push_back(std::move(j));
-    } else if (rec.id > 0) {
-      std::printf("%s: %s %s %s/%s %s -> %s\n", m.name.c_str(), email.c_str(),
-                  rec.status.empty() ? "-" : rec.status.c_str(), rec.cls.c_str(),
-                  rec.category.c_str(), match_method_name(match.method), status_after);
-    } else {
-      std::printf("%s: %s (%s)\n", m.name.c_str(), rec.result.c_str(), why.c_str());
-    }
+    batch_bytes += m.bytes.size();
+    p.msg = std::move(m);
+    batch.push_back(std::move(p));
+    if (batch.size() >= kBatch || batch_bytes >= kBatchBytes) return flush();
     return true;
   };
 
@@ -412,6 +455,7 @@ int run_returns(const ReturnsOptions& o) {
     m.bytes = std::move(*bytes);
     if (!process(m)) rc = 2;
   }
+  if (rc == 0 && !flush()) rc = 2;
 
   if (rc == 0 && !o.suppress_out.empty()) {
     auto addrs = store.returned_addresses();

@@ -159,6 +159,9 @@ class TaskStore {
   // return's, so export and status --failed-style listings show it. A key seen before
   // changes nothing (duplicate = true).
   Result<ReturnApplied> record_return(const ReturnRecord& r);
+  // The same for many in one transaction (one commit for a batch of messages); an error
+  // (a recipient id the task does not have) rolls the whole batch back.
+  Result<std::vector<ReturnApplied>> record_returns(const std::vector<ReturnRecord>& batch);
   // The recipient's address, or nullopt when the task has no such id.
   Result<std::optional<std::string>> email_of(int64_t id);
   Result<std::optional<ReturnInfo>> return_info(int64_t id);
