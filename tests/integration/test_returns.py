@@ -29,6 +29,7 @@ FIX = {
     "exim_mailbox_full.eml": ("bob@example.org", 2),
     "arf_complaint.eml": ("grace@example.com", 7),
     "qmail_no_mailbox.eml": ("frank@example.info", 6),
+    "yahoo_no_account.eml": ("erin@yahoo.com", 5),
     "spam_block.eml": ("mallory@example.org", 13),
     "forged_bad_hmac.eml": ("ken@example.com", 11),
     "other_task.eml": ("alice@example.net", 1),
@@ -179,6 +180,32 @@ class ReturnsTest(unittest.TestCase):
             self.assertEqual(p.returncode, 0, blast.describe(p))
             got = sorted(r for m in sink.records() for r in m.rcpts)
         self.assertEqual(len(got), 6)
+
+    def test_mbox(self):
+        with blast.BlastSink() as sink:
+            p = blast.send(self.task, self.tpl, sink.hostport, self.csv)
+            self.assertEqual(p.returncode, 0, blast.describe(p))
+            recs = sink.records()
+        sent = {}
+        for m in recs:
+            mid = re.search(rb"(?im)^Message-ID:\s*<([^>]+)>", m.body).group(1).decode()
+            for r in m.rcpts:
+                sent[r] = (m.mail_from, mid)
+        box = self.dir / "bounces.mbox"
+        one = self.bounce("exim_mailbox_full.eml", "r1@example.test", sent)
+        # A body line starting "From " is stored as ">From " in an mbox.
+        two = self.bounce("yahoo_no_account.eml", "r2@example.test", sent) + b"\n>From here\n"
+        box.write_bytes(b"From MAILER-DAEMON Mon Mar  2 10:00:00 2026\n" + one + b"\n"
+                        b"From MAILER-DAEMON Mon Mar  2 10:01:00 2026\n" + two + b"\n")
+        before = box.read_bytes()
+        p = returns(self.task, "--mbox", box, "--json")
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["soft"], out["hard"], out["deleted"]), (2, 1, 1, 0))
+        self.assertEqual(box.read_bytes(), before)  # an mbox is never modified
+        rows = blast.db_rows(self.task)
+        self.assertEqual(rows["r2@example.test"]["status"], "bounced")
+        self.assertEqual(rows["r1@example.test"]["status"], "sent")
 
     def test_bad_input(self):
         with blast.BlastSink() as sink:
