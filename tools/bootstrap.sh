@@ -36,7 +36,7 @@ packages=(
   libuv1-dev libssl-dev libc-ares-dev libldns-dev libsqlite3-dev
   libcli11-dev libcsv-dev libidn2-dev nlohmann-json3-dev
   # returned mail (issue 14): MIME parsing, the classifier's rule set
-  libgmime-3.0-dev libre2-dev
+  libgmime-3.0-dev libre2-dev libcurl4-openssl-dev
   # unit tests and micro-benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # fuzzing and sanitizers
@@ -44,6 +44,7 @@ packages=(
   # real peers and tools for integration tests and benchmarks
   postfix python3 python3-aiosmtpd python3-dkim opendkim-tools iproute2 stunnel4 dnsmasq-base
   openssl strace sqlite3
+  dovecot-imapd dovecot-pop3d
   ca-certificates time
 )
 

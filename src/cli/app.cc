@@ -384,6 +384,13 @@ int run_cli(int argc, char** argv) {
       "returns", "read returned mail (bounces, complaints) into the task; hard bounces are "
                  "suppressed");
   returns->add_option("--task", rto.task, "task file")->required();
+  returns->add_option("--mailbox", rto.mailbox,
+                      "imaps://user@host/INBOX or pop3s://user@host (imap://, pop3://: STARTTLS)");
+  returns->add_option("--mailbox-password-file", rto.mailbox_password_file,
+                      "the mailbox password (else $SMTPBLAST_MAILBOX_PASSWORD)");
+  returns->add_option("--mailbox-tls", rto.mailbox_tls,
+                      "verify (default) or none: imap:// and pop3:// in the clear (tests)");
+  returns->add_option("--mailbox-ca", rto.mailbox_ca, "CA bundle for the mailbox server");
   returns->add_option("--maildir", rto.maildir, "a maildir (new/ and cur/) of returned mail");
   returns->add_option("--mbox", rto.mbox, "an mbox file of returned mail (never modified)");
   returns->add_option("source", returns_src, "- : one message on stdin");

@@ -20,6 +20,7 @@
 
 #include "cli/mailing.h"
 #include "returns/classify.h"
+#include "returns/remote_mailbox.h"
 #include "returns/report.h"
 #include "returns/task_keys.h"
 #include "returns/verp.h"
@@ -37,6 +38,7 @@ constexpr size_t kMaxMessageRead = 64u << 20;
 struct Message {
   std::string name;  // file name (maildir), "mbox #N", or "stdin"
   fs::path path;     // maildir only: what to delete
+  const RemoteItem* remote = nullptr;  // --mailbox: what to delete, and its UID/UIDL memory
   std::string bytes;
   uint64_t size = 0;
 };
@@ -132,11 +134,39 @@ ReturnEffect effect_of(BounceClass c) {
 }  // namespace
 
 int run_returns(const ReturnsOptions& o) {
-  int sources = !o.maildir.empty() + !o.mbox.empty() + (o.stdin_eml ? 1 : 0);
+  int sources = !o.maildir.empty() + !o.mbox.empty() + (o.stdin_eml ? 1 : 0) +
+                !o.mailbox.empty();
   if (sources != 1) {
-    std::fprintf(stderr, "smtpblast: returns: give exactly one of --maildir DIR, --mbox FILE or "
-                         "- (one message on stdin)\n");
+    std::fprintf(stderr, "smtpblast: returns: give exactly one of --mailbox URL, --maildir DIR, "
+                         "--mbox FILE or - (one message on stdin)\n");
     return 2;
+  }
+  if (o.mailbox_tls != "verify" && o.mailbox_tls != "none") {
+    std::fprintf(stderr, "smtpblast: --mailbox-tls: '%s' is not verify or none\n",
+                 o.mailbox_tls.c_str());
+    return 2;
+  }
+  RemoteMailboxConfig rcfg;
+  if (!o.mailbox.empty()) {
+    rcfg.url = o.mailbox;
+    rcfg.plain = o.mailbox_tls == "none";
+    rcfg.ca_file = o.mailbox_ca;
+    if (!o.mailbox_password_file.empty()) {
+      std::ifstream f(o.mailbox_password_file, std::ios::binary);
+      if (!f) {
+        std::fprintf(stderr, "smtpblast: --mailbox-password-file: cannot read %s: %s\n",
+                     o.mailbox_password_file.c_str(), std::strerror(errno));
+        return 2;
+      }
+      std::getline(f, rcfg.password);
+      if (!rcfg.password.empty() && rcfg.password.back() == '\r') rcfg.password.pop_back();
+    } else if (const char* env = std::getenv("SMTPBLAST_MAILBOX_PASSWORD")) {
+      rcfg.password = env;
+    } else {
+      std::fprintf(stderr, "smtpblast: --mailbox needs --mailbox-password-file FILE or "
+                           "SMTPBLAST_MAILBOX_PASSWORD in the environment\n");
+      return 2;
+    }
   }
   std::string rules_text;
   if (!o.rules_file.empty()) {
@@ -207,7 +237,7 @@ int run_returns(const ReturnsOptions& o) {
       msg.bytes = std::move(m);
       msgs.push_back(std::move(msg));
     }
-  } else {
+  } else if (o.stdin_eml) {
     Message msg;
     msg.name = "stdin";
     msg.bytes.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
@@ -237,6 +267,17 @@ int run_returns(const ReturnsOptions& o) {
     return 2;
   }
 
+  std::unique_ptr<RemoteMailbox> remote;
+  if (!o.mailbox.empty()) {
+    auto r = RemoteMailbox::open(rcfg);
+    if (!r.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", r.error().message.c_str());
+      ::close(lock);
+      return 2;
+    }
+    remote = std::move(r).value();
+  }
+
   Tally t;
   nlohmann::json results = nlohmann::json::array();
   int rc = 0;
@@ -259,6 +300,15 @@ int run_returns(const ReturnsOptions& o) {
     if (batch.empty()) return true;
     recs.clear();
     for (const Pending& p : batch) recs.push_back(p.rec);
+    // The UID/UIDL memory goes in the same transaction as what came of the message.
+    for (const Pending& p : batch) {
+      if (p.msg.remote == nullptr) continue;
+      ReturnRecord k;
+      k.key = p.msg.remote->memory_key;
+      k.result = "seen";
+      k.time = p.rec.time;
+      recs.push_back(std::move(k));
+    }
     auto applied = store.record_returns(recs);
     if (!applied.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", applied.error().describe().c_str());
@@ -294,6 +344,15 @@ int run_returns(const ReturnsOptions& o) {
       }
       bool deleted = false;
       // Only messages matched to a recipient and recorded leave the mailbox.
+      if (rec.id > 0 && p.msg.remote != nullptr) {
+        if (auto st = remote->remove(*p.msg.remote); !st) {
+          std::fprintf(stderr, "smtpblast: warning: cannot delete %s: %s\n", p.msg.name.c_str(),
+                       st.error().message.c_str());
+        } else {
+          deleted = true;
+          ++t.deleted;
+        }
+      }
       if (rec.id > 0 && !p.msg.path.empty()) {
         std::error_code ec;
         deleted = fs::remove(p.msg.path, ec);
@@ -455,7 +514,43 @@ int run_returns(const ReturnsOptions& o) {
     m.bytes = std::move(*bytes);
     if (!process(m)) rc = 2;
   }
-  if (rc == 0 && !flush()) rc = 2;
+  if (remote) {
+    for (const RemoteItem& it : remote->items()) {
+      if (rc != 0) break;
+      auto seen = store.return_seen(it.memory_key);
+      if (!seen.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", seen.error().describe().c_str());
+        rc = 2;
+        break;
+      }
+      if (*seen) {
+        ++t.read;
+        ++t.seen;
+        continue;
+      }
+      auto bytes = remote->fetch(it, kMaxMessageRead);
+      if (!bytes.ok()) {
+        // What was recorded so far stays; the next run goes on from there (UID memory).
+        std::fprintf(stderr, "smtpblast: %s\n", bytes.error().message.c_str());
+        rc = 2;
+        break;
+      }
+      Message m;
+      m.name = (remote->is_pop3() ? "pop3 #" : "imap uid ") + it.id;
+      m.remote = &it;
+      m.size = bytes->size();
+      m.bytes = std::move(*bytes);
+      if (!process(m)) rc = 2;
+    }
+  }
+  // Even after an error, what was read is recorded (and its messages deleted).
+  if (!flush()) rc = 2;
+  if (remote && rc == 0) {
+    if (auto st = remote->finish(); !st) {
+      std::fprintf(stderr, "smtpblast: %s\n", st.error().message.c_str());
+      rc = 2;
+    }
+  }
 
   if (rc == 0 && !o.suppress_out.empty()) {
     auto addrs = store.returned_addresses();

@@ -11,6 +11,10 @@ struct ReturnsOptions {
   std::string maildir;       // --maildir DIR: new/ and cur/
   std::string mbox;          // --mbox FILE
   bool stdin_eml = false;    // "-": one message on stdin (piping from an MTA)
+  std::string mailbox;       // --mailbox imaps://user@host/INBOX | pop3s://user@host
+  std::string mailbox_password_file;  // else $SMTPBLAST_MAILBOX_PASSWORD
+  std::string mailbox_tls = "verify";  // "none": imap:// and pop3:// without STARTTLS
+  std::string mailbox_ca;             // extra CA bundle for the mailbox server
   std::string keep_dir;      // --keep DIR: a raw copy of every message processed
   std::string rules_file;    // --rules FILE: classification rules tried before the shipped ones
   std::string suppress_out;  // --suppress-out FILE: bounced + complained addresses
@@ -19,7 +23,7 @@ struct ReturnsOptions {
 };
 
 // Exit codes: 0 done (whatever the messages were); 2 bad options, unreadable mailbox or
-// task, a task being sent (its lock is held).
+// task, a refused mailbox login, a task being sent (its lock is held).
 int run_returns(const ReturnsOptions& o);
 
 }  // namespace sb

@@ -1,0 +1,209 @@
+#!/usr/bin/python3
+"""Issue 14: `smtpblast returns --mailbox` over IMAP and POP3 against a private Dovecot.
+
+Dovecot (dovecot-imapd, dovecot-pop3d) runs from a config of the test's own: a passwd-file
+user, a maildir under the test directory, IMAP and POP3 on free ports of 127.0.0.1, started
+and stopped (by PID) by the test. Checked: only matched messages are deleted on the server,
+a second run is a no-op (UID/UIDL memory), a wrong password is exit 2 quoting the server.
+
+Run: /usr/bin/python3 tests/integration/test_returns_mailbox.py  (as root; see blast.py)
+"""
+
+import json
+import os
+import pwd
+import re
+import shutil
+import unittest
+from pathlib import Path
+
+import blast
+from blast import peers
+
+FIXTURES = blast.SOURCE_DIR / "tests" / "returns" / "fixtures"
+TEMPLATE = b"From: News <news@example.test>\nSubject: March news\n\nHello\n"
+VERP_RE = re.compile(rb"bounces\+(\d+)-([0-9a-f]{10})@bounce\.example\.com")
+PASSWORD = "s3cret-pw"
+
+
+class Dovecot:
+    """A private Dovecot serving one passwd-file user whose mail is `maildir`."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.maildir = root / "Maildir"
+        self.imap_port = peers.free_port("127.0.0.1")
+        self.pop3_port = peers.free_port("127.0.0.1")
+        self.proc = None
+
+    def start(self):
+        for sub in ("new", "cur", "tmp"):
+            (self.maildir / sub).mkdir(parents=True, exist_ok=True)
+        for d in ("base", "state", "home"):
+            (self.root / d).mkdir(exist_ok=True)
+        (self.root / "passwd").write_text(f"bounces:{{PLAIN}}{PASSWORD}::::::\n")
+        conf = self.root / "dovecot.conf"
+        conf.write_text(f"""
+protocols = imap pop3
+listen = 127.0.0.1
+base_dir = {self.root}/base
+state_dir = {self.root}/state
+log_path = {self.root}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 8
+mail_location = maildir:{self.maildir}
+pop3_uidl_format = %08Xu%08Xv
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={self.root}/home
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  chroot =
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {self.pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+""")
+        self.chown()
+        self.proc = peers.Process(["/usr/sbin/dovecot", "-F", "-c", str(conf)], timeout=600,
+                                  name="dovecot")
+        self.proc.start()
+        for port in (self.imap_port, self.pop3_port):
+            peers.wait_port("127.0.0.1", port, timeout=20,
+                            alive=lambda: self.proc.poll() is None)
+        return self
+
+    def chown(self):
+        mail = pwd.getpwnam("mail")
+        for d in (self.maildir, self.root / "home"):
+            for dirpath, dirs, files in os.walk(d):
+                os.chown(dirpath, mail.pw_uid, mail.pw_gid)
+                for f in files:
+                    os.chown(os.path.join(dirpath, f), mail.pw_uid, mail.pw_gid)
+
+    def deliver(self, name, data: bytes):
+        p = self.maildir / "new" / name
+        p.write_bytes(data)
+        self.chown()
+
+    def messages(self):
+        return sorted(p.name.split(":")[0] for sub in ("new", "cur")
+                      for p in (self.maildir / sub).iterdir())
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop()  # by PID: SIGTERM, then SIGKILL after a grace period
+            self.proc = None
+
+
+class MailboxTest(unittest.TestCase):
+    def setUp(self):
+        self.wd = blast.Workdir()
+        self.dir = self.wd.path
+        os.chmod(self.dir, 0o755)
+        self.dovecot = Dovecot(self.dir / "dovecot").start()
+        self.pwfile = self.dir / "pw"
+        self.pwfile.write_text(PASSWORD + "\n")
+        tpl = self.dir / "m.eml"
+        tpl.write_bytes(TEMPLATE)
+        self.rcpts = [f"r{i}@example.test" for i in range(1, 5)]
+        csv = blast.write_csv(self.dir / "l.csv", ("email",), [(a,) for a in self.rcpts])
+        self.task = self.dir / "t.db"
+        with blast.BlastSink() as sink:
+            p = blast.send(self.task, tpl, sink.hostport, csv,
+                           "--return-path", "bounces+{{id}}@bounce.example.com")
+            self.assertEqual(p.returncode, 0, blast.describe(p))
+            self.sent = {r: m.mail_from for m in sink.records() for r in m.rcpts}
+
+    def tearDown(self):
+        self.dovecot.stop()
+        self.wd.cleanup()
+
+    def fill(self):
+        """Two real bounces (r1 hard, r2 hard), one auto-reply and one forged bounce."""
+        def bounce(fx, rcpt, addr):
+            data = (FIXTURES / fx).read_bytes()
+            data = VERP_RE.sub(self.sent[rcpt].encode(), data)
+            return data.replace(addr.encode(), rcpt.encode())
+        self.dovecot.deliver("1000.a.host", bounce("postfix_user_unknown.eml", "r1@example.test",
+                                                   "alice@example.net"))
+        self.dovecot.deliver("1001.b.host", bounce("gmail_nonexistent.eml", "r2@example.test",
+                                                   "dave@gmail.com"))
+        self.dovecot.deliver("1002.c.host", (FIXTURES / "vacation_autoreply.eml").read_bytes())
+        self.dovecot.deliver("1003.d.host", (FIXTURES / "forged_bad_hmac.eml").read_bytes())
+
+    def returns(self, url, *extra, pw=None):
+        return peers.run([blast.BIN, "returns", "--task", str(self.task), "--mailbox", url,
+                          "--mailbox-tls", "none", "--mailbox-password-file", str(pw or self.pwfile),
+                          "--json", *extra], timeout=120)
+
+    def check(self, url):
+        self.fill()
+        p = self.returns(url)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["hard"], out["autoreplies"], out["forged"],
+                          out["deleted"]), (4, 2, 1, 1, 2), p.stdout)
+        # Only the two matched bounces left the server's mailbox.
+        self.assertEqual(self.dovecot.messages(), ["1002.c.host", "1003.d.host"])
+        rows = blast.db_rows(self.task)
+        self.assertEqual([rows[r]["status"] for r in self.rcpts],
+                         ["bounced", "bounced", "sent", "sent"])
+        # Second run: the remaining messages are known by UID/UIDL and not even fetched.
+        p = self.returns(url)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["already_processed"], out["deleted"]), (2, 2, 0))
+        self.assertEqual(blast.db_rows(self.task), rows)
+
+    def test_imap(self):
+        self.check(f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX")
+
+    def test_pop3(self):
+        self.check(f"pop3://bounces@127.0.0.1:{self.dovecot.pop3_port}")
+
+    def test_wrong_password_is_exit_2(self):
+        bad = self.dir / "bad"
+        bad.write_text("wrong\n")
+        for url in (f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX",
+                    f"pop3://bounces@127.0.0.1:{self.dovecot.pop3_port}"):
+            p = self.returns(url, pw=bad)
+            self.assertEqual(p.returncode, 2, blast.describe(p))
+            self.assertIn("login denied for bounces", p.stderr)
+            self.assertNotIn("wrong", p.stderr + p.stdout)
+        # Plain text without --mailbox-tls none: STARTTLS is required, and this server has none.
+        p = peers.run([blast.BIN, "returns", "--task", str(self.task), "--mailbox",
+                       f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX",
+                       "--mailbox-password-file", str(self.pwfile)], timeout=60)
+        self.assertEqual(p.returncode, 2, blast.describe(p))
+
+
+if __name__ == "__main__":
+    if not shutil.which("dovecot") and not Path("/usr/sbin/dovecot").exists():
+        raise SystemExit("dovecot is not installed (tools/bootstrap.sh)")
+    blast.main("test_returns_mailbox")
