@@ -19,6 +19,7 @@
 #include "cli/unsub_verify.h"
 #include "dns/mx_resolver.h"
 #include "smtp/sink_server.h"
+#include "returns/pop_before_smtp.h"
 #include "returns/verp.h"
 #include "store/suppression.h"
 #include "store/accounting.h"
@@ -227,6 +228,14 @@ int run_cli(int argc, char** argv) {
   send->add_option("--connect-rate", mc.throttle.connect_rate,
                    "at most N new connections per period, e.g. 5/s");
   send->add_option("--from", mc.from, "envelope sender, and From: when the template has none");
+  std::string pop_url, pop_password_file, pop_tls = "verify", pop_refresh = "5m";
+  send->add_option("--pop-before-smtp", pop_url,
+                   "log in to this POP3 mailbox (pop3s://user@host, pop3:// with STARTTLS) "
+                   "before using the relay, and again every --pop-refresh");
+  send->add_option("--pop-password-file", pop_password_file,
+                   "the POP3 password (else $SMTPBLAST_POP_PASSWORD)");
+  send->add_option("--pop-tls", pop_tls, "verify (default) or none: pop3:// in the clear");
+  send->add_option("--pop-refresh", pop_refresh, "log in again this often (default 5m)");
   send->add_option("--return-path", mc.return_path,
                    "VERP envelope sender, e.g. 'bounces+{{id}}@bounce.example.com': {{id}} becomes "
                    "the recipient id and an HMAC, so `returns` can trust the bounces");
@@ -548,6 +557,19 @@ int run_cli(int argc, char** argv) {
     mc.pipelining = !no_pipelining;
     mc.chunking = !no_chunking;
     mc.progress = isatty(STDERR_FILENO) != 0;
+    std::unique_ptr<PopRefresher> pop;
+    if (!pop_url.empty()) {
+      auto pc = pop_before_smtp_config(pop_url, pop_password_file, pop_tls, pop_refresh);
+      if (!pc.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", pc.error().message.c_str());
+        return 2;
+      }
+      if (auto st = pop3_login(pc->first); !st.ok()) {
+        std::fprintf(stderr, "smtpblast: --pop-before-smtp: %s\n", st.error().message.c_str());
+        return 2;
+      }
+      pop = std::make_unique<PopRefresher>(pc->first, pc->second);
+    }
     return run_mailing(mc);
   }
   if (*unsub_verify) return run_unsub_verify(unsub_args);

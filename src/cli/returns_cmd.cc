@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cli/mailing.h"
+#include "cli/relay_options.h"
 #include "returns/classify.h"
 #include "returns/remote_mailbox.h"
 #include "returns/report.h"
@@ -607,6 +608,37 @@ int run_returns(const ReturnsOptions& o) {
                  static_cast<unsigned long long>(t.deleted));
   }
   return rc;
+}
+
+Result<std::pair<RemoteMailboxConfig, uint64_t>> pop_before_smtp_config(
+    const std::string& url, const std::string& password_file, const std::string& tls,
+    const std::string& refresh) {
+  RemoteMailboxConfig c;
+  c.url = url;
+  if (tls != "verify" && tls != "none") {
+    return make_error(ErrDomain::kConfig, "--pop-tls: '" + tls + "' is not verify or none");
+  }
+  c.plain = tls == "none";
+  if (!password_file.empty()) {
+    std::ifstream f(password_file, std::ios::binary);
+    if (!f) {
+      return make_error(ErrDomain::kConfig, "--pop-password-file: cannot read " + password_file +
+                                                ": " + std::strerror(errno));
+    }
+    std::getline(f, c.password);
+    if (!c.password.empty() && c.password.back() == '\r') c.password.pop_back();
+  } else if (const char* env = std::getenv("SMTPBLAST_POP_PASSWORD")) {
+    c.password = env;
+  } else {
+    return make_error(ErrDomain::kConfig, "--pop-before-smtp needs --pop-password-file FILE or "
+                                          "SMTPBLAST_POP_PASSWORD in the environment");
+  }
+  uint32_t ms = 0;
+  if (!parse_duration_ms(refresh, ms) || ms < 1000) {
+    return make_error(ErrDomain::kConfig,
+                      "--pop-refresh: '" + refresh + "' is not a duration of at least 1s");
+  }
+  return std::make_pair(std::move(c), static_cast<uint64_t>(ms));
 }
 
 }  // namespace sb

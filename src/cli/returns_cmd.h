@@ -3,6 +3,10 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+
+#include "loop/result.h"
+#include "returns/remote_mailbox.h"
 
 namespace sb {
 
@@ -25,5 +29,11 @@ struct ReturnsOptions {
 // Exit codes: 0 done (whatever the messages were); 2 bad options, unreadable mailbox or
 // task, a refused mailbox login, a task being sent (its lock is held).
 int run_returns(const ReturnsOptions& o);
+
+// send --pop-before-smtp URL: the POP3 login (password from the file, else
+// $SMTPBLAST_POP_PASSWORD; tls "verify" or "none") and the refresh interval ("5m").
+Result<std::pair<RemoteMailboxConfig, uint64_t>> pop_before_smtp_config(
+    const std::string& url, const std::string& password_file, const std::string& tls,
+    const std::string& refresh);
 
 }  // namespace sb

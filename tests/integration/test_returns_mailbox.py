@@ -29,8 +29,9 @@ PASSWORD = "s3cret-pw"
 class Dovecot:
     """A private Dovecot serving one passwd-file user whose mail is `maildir`."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, postlogin: Path | None = None):
         self.root = root
+        self.postlogin = postlogin  # a script run at every POP3 login (POP-before-SMTP)
         self.maildir = root / "Maildir"
         self.imap_port = peers.free_port("127.0.0.1")
         self.pop3_port = peers.free_port("127.0.0.1")
@@ -88,7 +89,17 @@ service pop3-login {{
 service anvil {{
   chroot =
 }}
-""")
+""" + ("" if self.postlogin is None else f"""
+service pop3 {{
+  executable = pop3 pop-postlogin
+}}
+service pop-postlogin {{
+  executable = script-login {self.postlogin}
+  user = $default_internal_user
+  unix_listener pop-postlogin {{
+  }}
+}}
+"""))
         self.chown()
         self.proc = peers.Process(["/usr/sbin/dovecot", "-F", "-c", str(conf)], timeout=600,
                                   name="dovecot")
@@ -201,6 +212,73 @@ class MailboxTest(unittest.TestCase):
                        f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX",
                        "--mailbox-password-file", str(self.pwfile)], timeout=60)
         self.assertEqual(p.returncode, 2, blast.describe(p))
+
+
+class PopBeforeSmtpTest(unittest.TestCase):
+    """A relay that refuses to relay until a POP3 login has happened: Dovecot's post-login
+    script writes a flag file, the relay (aiosmtpd) answers 554 to RCPT without it."""
+
+    def setUp(self):
+        self.wd = blast.Workdir()
+        self.dir = self.wd.path
+        os.chmod(self.dir, 0o755)
+        flags = self.dir / "flags"
+        flags.mkdir()
+        os.chmod(flags, 0o777)
+        self.flag = flags / "popped"
+        script = self.dir / "postlogin.sh"
+        script.write_text(f"#!/bin/sh\ntouch {self.flag}\nexec \"$@\"\n")
+        os.chmod(script, 0o755)
+        self.dovecot = Dovecot(self.dir / "dovecot", postlogin=script).start()
+        from aiosmtpd.controller import Controller
+
+        flag = self.flag
+        self.got = []
+
+        class Relay:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if not flag.exists():
+                    return "554 5.7.1 <%s>: Relay access denied" % address
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(inner, server, session, envelope):
+                self.got.extend(envelope.rcpt_tos)
+                return "250 OK"
+
+        self.port = peers.free_port("127.0.0.1")
+        self.relay = Controller(Relay(), hostname="127.0.0.1", port=self.port)
+        self.relay.start()
+        self.tpl = self.dir / "m.eml"
+        self.tpl.write_bytes(TEMPLATE)
+        self.csv = blast.write_csv(self.dir / "l.csv", ("email",),
+                                   [(f"p{i}@example.test",) for i in range(3)])
+        self.pw = self.dir / "pw"
+        self.pw.write_text(PASSWORD + "\n")
+
+    def tearDown(self):
+        self.relay.stop()
+        self.dovecot.stop()
+        self.wd.cleanup()
+
+    def send(self, task, pw):
+        return blast.send(task, self.tpl, f"127.0.0.1:{self.port}", self.csv,
+                          "--pop-before-smtp", f"pop3://bounces@127.0.0.1:{self.dovecot.pop3_port}",
+                          "--pop-tls", "none", "--pop-password-file", pw, "--no-pipelining")
+
+    def test_relay_only_after_pop_login(self):
+        bad = self.dir / "bad"
+        bad.write_text("nope\n")
+        p = self.send(self.dir / "a.db", bad)
+        self.assertEqual(p.returncode, 2, blast.describe(p))
+        self.assertIn("--pop-before-smtp: POP3 login denied for bounces", p.stderr)
+        self.assertNotIn("nope", p.stderr)
+        self.assertFalse(self.flag.exists())
+        self.assertEqual(self.got, [])
+        p = self.send(self.dir / "b.db", self.pw)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        self.assertTrue(self.flag.exists())
+        self.assertEqual(sorted(self.got), [f"p{i}@example.test" for i in range(3)])
 
 
 if __name__ == "__main__":
