@@ -31,6 +31,7 @@ block rate-limit            *       rate limit|too many (messages|connections|re
 block message-too-large     *       (message|mail) (size|too (big|large))|exceeds (the )?(maximum|size)|too large
 hard  invalid-recipient     *       user unknown|unknown user|no such (user|mailbox|recipient|address)|user (does not|doesn't) exist|mailbox (does not|doesn't) exist|(account|address|recipient|mailbox) (that you tried to reach )?does not exist|recipient not found|recipientnotfound|invalid (recipient|mailbox|address)|unknown (recipient|mailbox|local part|address)|not a valid (recipient|mailbox)|(doesn't|does not) have an? [a-z0-9.-]+ account|recipient address rejected|unrouteable address|mailbox unavailable|no mailbox here|bad destination mailbox|(user|address) not found|not our customer
 hard  disabled              *       (account|mailbox) (has been |is )?(disabled|deactivated|suspended|inactive|locked|closed|expired)
+block bad-sender            *       sender address rejected|sender (domain|address) (must exist|not found|unknown|rejected)|sender verify failed
 block policy                *       (rejected|denied|blocked) (by|due to|for) (policy|content)|policy (violation|rejection)|not (authorized|permitted|allowed) to (send|relay)|relay(ing)? (access )?denied|relay not permitted
 # Enhanced status codes (IANA registry), most specific first.
 hard  invalid-recipient     5.1.0

@@ -329,10 +329,9 @@ Result<std::string> RemoteMailbox::fetch(const RemoteItem& item, size_t max_byte
 
 Status RemoteMailbox::remove(const RemoteItem& item) {
   Impl& s = *impl_;
-  Result<std::string> r =
-      s.pop3 ? s.perform(s.base + item.id, "DELE", true, 1 << 16)
-             : s.perform(s.base + s.mailbox, ("UID STORE " + item.id + " +FLAGS (\\Deleted)").c_str(),
-                         false, 1 << 16);
+  const std::string store = "UID STORE " + item.id + " +FLAGS (\\Deleted)";
+  Result<std::string> r = s.pop3 ? s.perform(s.base + item.id, "DELE", true, 1 << 16)
+                                 : s.perform(s.base + s.mailbox, store.c_str(), false, 1 << 16);
   if (!r.ok()) return r.error();
   return {};
 }

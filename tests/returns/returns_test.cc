@@ -217,8 +217,11 @@ TEST(Classifier, TemporaryCodeNeverHard) {
   EXPECT_EQ(c.classify_reply(550, "5.7.26 Unauthenticated email is not accepted due to DMARC")
                 .category,
             "authentication");
-  EXPECT_EQ(c.classify_reply(550, "Sender address rejected: not owned").cls,
-            BounceClass::kHard);  // generic 5xx: "other"
+  // The sender's address is refused: nothing to do with the recipient's.
+  EXPECT_EQ(c.classify_reply(550, "5.7.1 Sender address rejected: not owned by user").cls,
+            BounceClass::kBlock);
+  EXPECT_EQ(c.classify_reply(550, "5.0.0 go away").category, "other");  // generic 5xx: hard
+  EXPECT_EQ(c.classify_reply(550, "5.0.0 go away").cls, BounceClass::kHard);
 }
 
 TEST(Verp, TokenRoundTripsAndCaseIsIgnored) {
