@@ -29,12 +29,15 @@ PASSWORD = "s3cret-pw"
 class Dovecot:
     """A private Dovecot serving one passwd-file user whose mail is `maildir`."""
 
-    def __init__(self, root: Path, postlogin: Path | None = None):
+    def __init__(self, root: Path, postlogin: Path | None = None, tls=None):
         self.root = root
+        self.tls = tls  # (cert, key): also IMAPS and POP3S on ports of their own
         self.postlogin = postlogin  # a script run at every POP3 login (POP-before-SMTP)
         self.maildir = root / "Maildir"
         self.imap_port = peers.free_port("127.0.0.1")
         self.pop3_port = peers.free_port("127.0.0.1")
+        self.imaps_port = peers.free_port("127.0.0.1") if tls else 0
+        self.pop3s_port = peers.free_port("127.0.0.1") if tls else 0
         self.proc = None
 
     def start(self):
@@ -44,13 +47,16 @@ class Dovecot:
             (self.root / d).mkdir(exist_ok=True)
         (self.root / "passwd").write_text(f"bounces:{{PLAIN}}{PASSWORD}::::::\n")
         conf = self.root / "dovecot.conf"
+        ssl = "ssl = no"
+        if self.tls:
+            ssl = f"ssl = yes\nssl_cert = <{self.tls[0]}\nssl_key = <{self.tls[1]}"
         conf.write_text(f"""
 protocols = imap pop3
 listen = 127.0.0.1
 base_dir = {self.root}/base
 state_dir = {self.root}/state
 log_path = {self.root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = dovecot
@@ -73,7 +79,8 @@ service imap-login {{
     port = {self.imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.imaps_port}
   }}
 }}
 service pop3-login {{
@@ -83,7 +90,8 @@ service pop3-login {{
     port = {self.pop3_port}
   }}
   inet_listener pop3s {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.pop3s_port}
   }}
 }}
 service anvil {{
@@ -104,7 +112,9 @@ service pop-postlogin {{
         self.proc = peers.Process(["/usr/sbin/dovecot", "-F", "-c", str(conf)], timeout=600,
                                   name="dovecot")
         self.proc.start()
-        for port in (self.imap_port, self.pop3_port):
+        for port in (self.imap_port, self.pop3_port, self.imaps_port, self.pop3s_port):
+            if not port:
+                continue
             peers.wait_port("127.0.0.1", port, timeout=20,
                             alive=lambda: self.proc.poll() is None)
         return self
@@ -212,6 +222,67 @@ class MailboxTest(unittest.TestCase):
                        f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX",
                        "--mailbox-password-file", str(self.pwfile)], timeout=60)
         self.assertEqual(p.returncode, 2, blast.describe(p))
+
+
+class TlsMailboxTest(unittest.TestCase):
+    """IMAPS and POP3S are verified like SMTP: the test CA given with --mailbox-ca passes; the
+    system CAs alone, or a certificate for another name, are refused (exit 2)."""
+
+    def setUp(self):
+        import tls_peers
+        self.wd = blast.Workdir()
+        self.dir = self.wd.path
+        os.chmod(self.dir, 0o755)
+        self.certs = tls_peers.make_certs(self.dir / "certs")
+        for f in self.certs["dir"].iterdir():
+            os.chmod(f, 0o644)
+        self.tls_peers = tls_peers
+
+    def tearDown(self):
+        self.wd.cleanup()
+
+    def run_returns(self, dovecot, url, *extra):
+        pw = self.dir / "pw"
+        pw.write_text(PASSWORD + "\n")
+        task = self.dir / "t.db"
+        if not task.exists():
+            tpl = self.dir / "m.eml"
+            tpl.write_bytes(TEMPLATE)
+            csv = blast.write_csv(self.dir / "l.csv", ("email",), [("x@example.test",)])
+            with blast.BlastSink() as sink:
+                p = blast.send(task, tpl, sink.hostport, csv)
+                self.assertEqual(p.returncode, 0, blast.describe(p))
+        return peers.run([blast.BIN, "returns", "--task", str(task), "--mailbox", url,
+                          "--mailbox-password-file", str(pw), "--json", *extra], timeout=120)
+
+    def test_verified(self):
+        d = Dovecot(self.dir / "dovecot", tls=(self.certs["server"], self.certs["server_key"]))
+        d.start()
+        try:
+            d.deliver("1.a.host", (FIXTURES / "vacation_autoreply.eml").read_bytes())
+            ca = str(self.certs["ca"])
+            for url in (f"imaps://bounces@127.0.0.1:{d.imaps_port}/INBOX",
+                        f"pop3s://bounces@127.0.0.1:{d.pop3s_port}",
+                        f"imap://bounces@127.0.0.1:{d.imap_port}/INBOX"):  # STARTTLS
+                p = self.run_returns(d, url, "--mailbox-ca", ca)
+                self.assertEqual(p.returncode, 0, blast.describe(p))
+                self.assertEqual(json.loads(p.stdout)["read"], 1)
+                p = self.run_returns(d, url)  # the system CAs do not know the test CA
+                self.assertEqual(p.returncode, 2, blast.describe(p))
+                self.assertIn("certificate", p.stderr)
+        finally:
+            d.stop()
+
+    def test_wrong_name(self):
+        d = Dovecot(self.dir / "dovecot", tls=(self.certs["wrong"], self.certs["wrong_key"]))
+        d.start()
+        try:
+            p = self.run_returns(d, f"imaps://bounces@127.0.0.1:{d.imaps_port}/INBOX",
+                                 "--mailbox-ca", str(self.certs["ca"]))
+            self.assertEqual(p.returncode, 2, blast.describe(p))
+            self.assertIn("certificate", p.stderr, blast.describe(p))
+        finally:
+            d.stop()
 
 
 class PopBeforeSmtpTest(unittest.TestCase):
