@@ -142,6 +142,65 @@ service pop-postlogin {{
             self.proc = None
 
 
+class CutProxy:
+    """A TCP proxy to 127.0.0.1:target that closes its first connection after `cut_after`
+    octets from the server; later connections pass untouched."""
+
+    def __init__(self, target, cut_after):
+        import socket
+        import threading
+        self.target, self.cut_after, self.cut = target, cut_after, False
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.first = True
+        self.threads = []
+        t = threading.Thread(target=self.accept, daemon=True)
+        t.start()
+
+    def accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.target))
+            limit = self.cut_after if self.first else None
+            self.first = False
+            for a, b, lim in ((c, s, None), (s, c, limit)):
+                t = threading.Thread(target=self.pump, args=(a, b, lim, (c, s)), daemon=True)
+                t.start()
+
+    def pump(self, src, dst, limit, both):
+        n = 0
+        try:
+            while True:
+                data = src.recv(4096)
+                if not data:
+                    break
+                if limit is not None and n + len(data) > limit:
+                    dst.sendall(data[:limit - n])
+                    self.cut = True
+                    break
+                n += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        import socket
+        for x in both:  # shutdown wakes the other pump's recv and sends the FIN
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+                x.close()
+            except OSError:
+                pass
+
+    def stop(self):
+        self.sock.close()
+
+
 class MailboxTest(unittest.TestCase):
     def setUp(self):
         self.wd = blast.Workdir()
@@ -201,6 +260,39 @@ class MailboxTest(unittest.TestCase):
         out = json.loads(p.stdout)
         self.assertEqual((out["read"], out["already_processed"], out["deleted"]), (2, 2, 0))
         self.assertEqual(blast.db_rows(self.task), rows)
+
+    def test_connection_dropped_mid_fetch(self):
+        """The first connection is cut in the middle of the second message: what was read is
+        recorded, the run ends with exit 2, and the next run goes on without counting the
+        first message's soft bounce twice."""
+        def soft(rcpt):
+            data = (FIXTURES / "exim_mailbox_full.eml").read_bytes()
+            data = data.replace(b"Envelope-to: bounces@bounce.example.com",
+                                b"Envelope-to: " + self.sent[rcpt].encode())
+            return data.replace(b"bob@example.org", rcpt.encode())
+        first = soft("r1@example.test")
+        self.dovecot.deliver("1000.a.host", first)
+        self.dovecot.deliver("1001.b.host", soft("r2@example.test") + b"x" * 20000 + b"\n")
+        proxy = CutProxy(self.dovecot.imap_port, cut_after=len(first) + 2000)
+        try:
+            p = self.returns(f"imap://bounces@127.0.0.1:{proxy.port}/INBOX")
+        finally:
+            proxy.stop()
+        self.assertEqual(p.returncode, 2, blast.describe(p))
+        self.assertTrue(proxy.cut)
+        self.assertIn("IMAP", p.stderr)
+        rows = blast.db_rows(self.task)
+        self.assertEqual(rows["r1@example.test"]["status"], "sent")
+        p = self.returns(f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX")
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["already_processed"], out["soft"]), (2, 1, 1), p.stdout)
+        import sqlite3
+        con = sqlite3.connect(str(self.task))
+        soft_counts = dict(con.execute("SELECT id, soft FROM recipient_returns"))
+        con.close()
+        self.assertEqual(soft_counts, {1: 1, 2: 1})
+        self.assertEqual(self.dovecot.messages(), [])
 
     def test_imap(self):
         self.check(f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX")
