@@ -207,6 +207,35 @@ class ReturnsTest(unittest.TestCase):
         self.assertEqual(rows["r2@example.test"]["status"], "bounced")
         self.assertEqual(rows["r1@example.test"]["status"], "sent")
 
+    def test_real_postfix_bounce(self):
+        """End to end with a real MTA: Postfix relays for dead.example.test to a sink that
+        refuses every recipient (550), writes its own DSN to the VERP return path, delivers it
+        into the bounce domain's maildir; returns reads it and suppresses the recipient."""
+        with blast.BlastSink("--reject-rcpt", "1") as dead, peers.PostfixInstance(
+                domains=("bounce.example.test",),
+                main={"transport_maps":
+                      f"inline:{{dead.example.test=smtp:[127.0.0.1]:{dead.port}}}",
+                      "smtp_tls_security_level": "none",
+                      "relay_domains": "dead.example.test"}) as pf:
+            csv = blast.write_csv(self.dir / "dead.csv", ("email", "name"),
+                                  [("gone@dead.example.test", "Gone"),
+                                   ("also-gone@dead.example.test", "Also")])
+            p = blast.send(self.task, self.tpl, pf.hostport, csv,
+                           "--return-path", "bounces+{{id}}@bounce.example.test")
+            self.assertEqual(p.returncode, 0, blast.describe(p))
+            pf.wait_for(2, timeout=60)
+            md = pf.mail_dir / "bounce.example.test"
+            p = returns(self.task, "--maildir", md, "--json")
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["hard"], out["deleted"]), (2, 2, 2), p.stdout)
+        for m in out["messages"]:
+            self.assertEqual((m["format"], m["matched_by"], m["class"]),
+                             ("rfc3464", "verp", "hard"), m)
+            self.assertTrue(m["status"].startswith("5."), m)
+        rows = blast.db_rows(self.task)
+        self.assertEqual({r["status"] for r in rows.values()}, {"bounced"})
+
     def test_bad_input(self):
         with blast.BlastSink() as sink:
             p = blast.send(self.task, self.tpl, sink.hostport, self.csv)
