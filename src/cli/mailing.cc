@@ -35,6 +35,7 @@
 #include "dns/mx_resolver.h"
 #include "loop/worker.h"
 #include "message/template.h"
+#include "returns/classify.h"
 #include "returns/task_keys.h"
 #include "smtp/pool.h"
 #include "store/accounting.h"
@@ -447,6 +448,7 @@ class Runner {
   std::vector<WorkerMailing*> requests_;
   std::vector<Outcome> scratch_;  // journal thread: the outcomes of one commit
   std::unique_ptr<AccountingLog> accounting_;
+  std::unique_ptr<Classifier> classifier_;  // the accounting log's category column
   std::optional<EmlNamer> namer_;  // --backup-dir / --pickup
   std::string backup_error_;
   uint64_t backup_failures_ = 0;
@@ -1461,6 +1463,10 @@ int Runner::prepare() {
       return 2;
     }
     accounting_ = std::move(a).value();
+    // The shipped bounce rules label each refusal (the returns classifier, issue 14).
+    if (auto c = Classifier::create(); c.ok()) {
+      classifier_ = std::make_unique<Classifier>(std::move(c).value());
+    }
   }
   // The rolling daily count lives in the task, so a limit holds across runs.
   if (auto ds = store_->get_meta("daily_state"); ds.ok() && ds->has_value()) {
@@ -1521,6 +1527,9 @@ void Runner::commit(std::vector<Report>& v) {
       a.attempt = o.attempts;
       a.connection_id = r.conn_id;
       a.elapsed_ms = r.elapsed_ms;
+      if (o.status != RcptStatus::kSent && classifier_) {
+        a.category = classifier_->classify_reply(o.code, o.reply).category;
+      }
       accounting_->add(a);
     }
     if (!r.eml.empty() && o.status == RcptStatus::kSent) write_backup(r);

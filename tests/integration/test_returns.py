@@ -236,6 +236,21 @@ class ReturnsTest(unittest.TestCase):
         rows = blast.db_rows(self.task)
         self.assertEqual({r["status"] for r in rows.values()}, {"bounced"})
 
+    def test_accounting_category(self):
+        """The same classifier labels the replies met while sending (accounting log)."""
+        log = self.dir / "acct.jsonl"
+        csv = blast.write_csv(self.dir / "many.csv", ("email", "name"),
+                              [(f"m{i}@example.test", "x") for i in range(60)])
+        with blast.BlastSink("--reject-rcpt", "0.3", "--defer-rcpt", "0.3", "--seed", "5") as sink:
+            p = blast.send(self.task, self.tpl, sink.hostport, csv, "--accounting", log,
+                           "--max-attempts", "1", "--connections", "1")
+        self.assertIn(p.returncode, (0, 1), blast.describe(p))
+        lines = [json.loads(l) for l in log.read_text().splitlines()]
+        cats = {(l["status"], l["category"]) for l in lines}
+        self.assertIn(("failed", "invalid-recipient"), cats, lines)  # 550 5.1.1
+        self.assertIn(("deferred", "temporary"), cats, lines)        # 451 4.3.0
+        self.assertTrue(all(l["category"] == "" for l in lines if l["status"] == "sent"))
+
     def test_bad_input(self):
         with blast.BlastSink() as sink:
             p = blast.send(self.task, self.tpl, sink.hostport, self.csv)
