@@ -116,6 +116,7 @@ struct Job {
   RecipientRow row;
   std::string rcpt;                // RCPT TO when it differs from row.email (IDN domain)
   std::string verp_from;           // --return-path: this recipient's envelope sender
+  std::string envid;               // --return-path: the DSN envelope id "<task key>.<id>"
   Destination* dest = nullptr;     // its queue, once routed
   Job* leader = nullptr;           // the job whose message and transaction carry this one
   uint64_t sent_at = 0;  // wall-clock ms when the throttle let it go
@@ -945,12 +946,16 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
       continue;
     }
     Txn& t = lead->txn;
-    if (!cfg_.return_path.empty()) {
+    if (!cfg_.return_path.empty()) {  // VERP: one recipient per transaction
       lead->verp_from =
           expand_return_path(cfg_.return_path, cfg_.verp_key, cfg_.task_key, lead->row.id);
     }
     // Txn holds a view: the address lives in the job (or the config) until the outcome.
     t.mail_from = cfg_.return_path.empty() ? std::string_view(cfg_.from) : lead->verp_from;
+    if (!cfg_.return_path.empty()) {
+      lead->envid.assign(cfg_.task_key).append(".").append(std::to_string(lead->row.id));
+      t.envid = lead->envid;
+    }
     t.rcpts.resize(group_.size());
     bool ascii = is_ascii(cfg_.from);
     for (size_t i = 0; i < group_.size(); ++i) {

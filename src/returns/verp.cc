@@ -83,6 +83,7 @@ const char* match_method_name(MatchMethod m) {
     case MatchMethod::kNone: return "none";
     case MatchMethod::kVerp: return "verp";
     case MatchMethod::kMessageId: return "message-id";
+    case MatchMethod::kEnvelopeId: return "envelope-id";
   }
   return "none";
 }
@@ -112,6 +113,19 @@ Match match_return(const ReturnReport& r, const MatchKeys& keys) {
       m.method = MatchMethod::kVerp;
       m.id = id;
       m.why = "VERP address " + addr;
+      return m;
+    }
+  }
+  if (!keys.task_key.empty() && r.envelope_id.size() > keys.task_key.size() + 1 &&
+      r.envelope_id.compare(0, keys.task_key.size(), keys.task_key) == 0 &&
+      r.envelope_id[keys.task_key.size()] == '.') {
+    int64_t id = 0;
+    if (parse_id(std::string_view(r.envelope_id).substr(keys.task_key.size() + 1), &id) &&
+        (r.original_message_id.empty() ||
+         r.original_message_id.rfind(keys.task_key + "." + std::to_string(id) + "@", 0) == 0)) {
+      m.method = MatchMethod::kEnvelopeId;
+      m.id = id;
+      m.why = "envelope id " + r.envelope_id;
       return m;
     }
   }

@@ -27,7 +27,7 @@ struct MatchKeys {
   std::string verp_key;  // the task's VERP HMAC key (meta "returns.verp_key"); empty: no VERP
 };
 
-enum class MatchMethod : unsigned char { kNone, kVerp, kMessageId };
+enum class MatchMethod : unsigned char { kNone, kVerp, kMessageId, kEnvelopeId };
 const char* match_method_name(MatchMethod m);
 
 struct Match {
@@ -41,7 +41,8 @@ struct Match {
 
 // Pure. Tries, in order: a VERP token in the addresses the return was delivered to (a token
 // present and wrong is `forged` and ends the search); the original Message-ID
-// "<task_key>.<id>@..." that smtpblast generates per recipient. The caller still checks that
+// "<task_key>.<id>@..." that smtpblast generates per recipient; the DSN's Original-Envelope-Id
+// "<task_key>.<id>" (send's ENVID). The caller still checks that
 // recipient `id` exists and, for a DSN, that one of its reported addresses is that recipient's.
 Match match_return(const ReturnReport& r, const MatchKeys& keys);
 

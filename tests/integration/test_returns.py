@@ -225,6 +225,15 @@ class ReturnsTest(unittest.TestCase):
             self.assertEqual(p.returncode, 0, blast.describe(p))
             pf.wait_for(2, timeout=60)
             md = pf.mail_dir / "bounce.example.test"
+            # Postfix offers DSN: send asked for RET=HDRS and ENVID=<task key>.<id>.
+            con = __import__("sqlite3").connect(str(self.task))
+            key = dict(con.execute("SELECT key, value FROM meta"))["task_key"]
+            con.close()
+            texts = [f.read_bytes() for f in md.rglob("*") if f.is_file()]
+            self.assertEqual(len(texts), 2)
+            for t in texts:
+                self.assertIn(b"Content-Type: text/rfc822-headers", t)
+                self.assertRegex(t, rb"Original-Envelope-Id: " + key.encode() + rb"\.[12]\b")
             p = returns(self.task, "--maildir", md, "--json")
         self.assertEqual(p.returncode, 0, blast.describe(p))
         out = json.loads(p.stdout)

@@ -224,6 +224,22 @@ TEST(Classifier, TemporaryCodeNeverHard) {
   EXPECT_EQ(c.classify_reply(550, "5.0.0 go away").cls, BounceClass::kHard);
 }
 
+TEST(Match, EnvelopeIdWhenNoVerp) {
+  ReturnReport r;
+  r.envelope_id = "0123456789abcdef.77";
+  Match m = match_return(r, MatchKeys{"0123456789abcdef", ""});
+  EXPECT_EQ(m.method, MatchMethod::kEnvelopeId);
+  EXPECT_EQ(m.id, 77);
+  // An envelope id that disagrees with the returned Message-ID is not believed over it.
+  r.original_message_id = "0123456789abcdef.78@example.com";
+  m = match_return(r, MatchKeys{"0123456789abcdef", ""});
+  EXPECT_EQ(m.method, MatchMethod::kMessageId);
+  EXPECT_EQ(m.id, 78);
+  r.envelope_id = "ffffffffffffffff.77";  // another task's
+  r.original_message_id.clear();
+  EXPECT_EQ(match_return(r, MatchKeys{"0123456789abcdef", ""}).method, MatchMethod::kNone);
+}
+
 TEST(Verp, TokenRoundTripsAndCaseIsIgnored) {
   std::string a = expand_return_path("bounces+{{id}}@b.example", "k", "t", 42);
   ReturnReport r;
