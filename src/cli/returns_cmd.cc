@@ -37,8 +37,8 @@ namespace fs = std::filesystem;
 constexpr size_t kMaxMessageRead = 64u << 20;
 
 struct Message {
-  std::string name;  // file name (maildir), "mbox #N", or "stdin"
-  fs::path path;     // maildir only: what to delete
+  std::string name;                    // file name (maildir), "mbox #N", or "stdin"
+  fs::path path;                       // maildir only: what to delete
   const RemoteItem* remote = nullptr;  // --mailbox: what to delete, and its UID/UIDL memory
   std::string bytes;
   uint64_t size = 0;
@@ -125,21 +125,25 @@ struct Tally {
 
 ReturnEffect effect_of(BounceClass c) {
   switch (c) {
-    case BounceClass::kHard: return ReturnEffect::kHard;
-    case BounceClass::kSoft: return ReturnEffect::kSoft;
-    case BounceClass::kComplaint: return ReturnEffect::kComplaint;
-    default: return ReturnEffect::kNone;
+    case BounceClass::kHard:
+      return ReturnEffect::kHard;
+    case BounceClass::kSoft:
+      return ReturnEffect::kSoft;
+    case BounceClass::kComplaint:
+      return ReturnEffect::kComplaint;
+    default:
+      return ReturnEffect::kNone;
   }
 }
 
 }  // namespace
 
 int run_returns(const ReturnsOptions& o) {
-  int sources = !o.maildir.empty() + !o.mbox.empty() + (o.stdin_eml ? 1 : 0) +
-                !o.mailbox.empty();
+  int sources = !o.maildir.empty() + !o.mbox.empty() + (o.stdin_eml ? 1 : 0) + !o.mailbox.empty();
   if (sources != 1) {
-    std::fprintf(stderr, "smtpblast: returns: give exactly one of --mailbox URL, --maildir DIR, "
-                         "--mbox FILE or - (one message on stdin)\n");
+    std::fprintf(stderr,
+                 "smtpblast: returns: give exactly one of --mailbox URL, --maildir DIR, "
+                 "--mbox FILE or - (one message on stdin)\n");
     return 2;
   }
   if (o.mailbox_tls != "verify" && o.mailbox_tls != "none") {
@@ -164,8 +168,9 @@ int run_returns(const ReturnsOptions& o) {
     } else if (const char* env = std::getenv("SMTPBLAST_MAILBOX_PASSWORD")) {
       rcfg.password = env;
     } else {
-      std::fprintf(stderr, "smtpblast: --mailbox needs --mailbox-password-file FILE or "
-                           "SMTPBLAST_MAILBOX_PASSWORD in the environment\n");
+      std::fprintf(stderr,
+                   "smtpblast: --mailbox needs --mailbox-password-file FILE or "
+                   "SMTPBLAST_MAILBOX_PASSWORD in the environment\n");
       return 2;
     }
   }
@@ -326,11 +331,21 @@ int run_returns(const ReturnsOptions& o) {
       }
       if (rec.id > 0) {
         switch (p.cls.cls) {
-          case BounceClass::kHard: ++t.hard; break;
-          case BounceClass::kSoft: ++t.soft; break;
-          case BounceClass::kBlock: ++t.block; break;
-          case BounceClass::kComplaint: ++t.complaints; break;
-          default: ++t.other; break;
+          case BounceClass::kHard:
+            ++t.hard;
+            break;
+          case BounceClass::kSoft:
+            ++t.soft;
+            break;
+          case BounceClass::kBlock:
+            ++t.block;
+            break;
+          case BounceClass::kComplaint:
+            ++t.complaints;
+            break;
+          default:
+            ++t.other;
+            break;
         }
       }
       if (!o.keep_dir.empty()) {
@@ -461,8 +476,8 @@ int run_returns(const ReturnsOptions& o) {
         if (rr == nullptr && !r.recipients.empty() && believed) rr = &r.recipients[0];
         if (!believed) {
           rec.result = "unmatched";
-          p.why = "the report is about " + r.recipients[0].final_recipient +
-                  ", not recipient " + std::to_string(match.id) + " (" + p.email + ")";
+          p.why = "the report is about " + r.recipients[0].final_recipient + ", not recipient " +
+                  std::to_string(match.id) + " (" + p.email + ")";
           p.email.clear();
           ++t.unmatched;
         } else {
@@ -593,19 +608,17 @@ int run_returns(const ReturnsOptions& o) {
     j["messages"] = std::move(results);
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::fprintf(stderr,
-                 "returns: %llu read, %llu already processed; %llu hard, %llu soft, %llu block, "
-                 "%llu complaints recorded; %llu auto-replies, %llu unmatched, %llu forged, "
-                 "%llu unknown left alone; %llu deleted\n",
-                 static_cast<unsigned long long>(t.read), static_cast<unsigned long long>(t.seen),
-                 static_cast<unsigned long long>(t.hard), static_cast<unsigned long long>(t.soft),
-                 static_cast<unsigned long long>(t.block),
-                 static_cast<unsigned long long>(t.complaints),
-                 static_cast<unsigned long long>(t.autoreplies),
-                 static_cast<unsigned long long>(t.unmatched),
-                 static_cast<unsigned long long>(t.forged),
-                 static_cast<unsigned long long>(t.unknown),
-                 static_cast<unsigned long long>(t.deleted));
+    std::fprintf(
+        stderr,
+        "returns: %llu read, %llu already processed; %llu hard, %llu soft, %llu block, "
+        "%llu complaints recorded; %llu auto-replies, %llu unmatched, %llu forged, "
+        "%llu unknown left alone; %llu deleted\n",
+        static_cast<unsigned long long>(t.read), static_cast<unsigned long long>(t.seen),
+        static_cast<unsigned long long>(t.hard), static_cast<unsigned long long>(t.soft),
+        static_cast<unsigned long long>(t.block), static_cast<unsigned long long>(t.complaints),
+        static_cast<unsigned long long>(t.autoreplies),
+        static_cast<unsigned long long>(t.unmatched), static_cast<unsigned long long>(t.forged),
+        static_cast<unsigned long long>(t.unknown), static_cast<unsigned long long>(t.deleted));
   }
   return rc;
 }
@@ -630,8 +643,9 @@ Result<std::pair<RemoteMailboxConfig, uint64_t>> pop_before_smtp_config(
   } else if (const char* env = std::getenv("SMTPBLAST_POP_PASSWORD")) {
     c.password = env;
   } else {
-    return make_error(ErrDomain::kConfig, "--pop-before-smtp needs --pop-password-file FILE or "
-                                          "SMTPBLAST_POP_PASSWORD in the environment");
+    return make_error(ErrDomain::kConfig,
+                      "--pop-before-smtp needs --pop-password-file FILE or "
+                      "SMTPBLAST_POP_PASSWORD in the environment");
   }
   uint32_t ms = 0;
   if (!parse_duration_ms(refresh, ms) || ms < 1000) {

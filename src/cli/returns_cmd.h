@@ -12,14 +12,14 @@ namespace sb {
 
 struct ReturnsOptions {
   std::string task;
-  std::string maildir;       // --maildir DIR: new/ and cur/
-  std::string mbox;          // --mbox FILE
-  bool stdin_eml = false;    // "-": one message on stdin (piping from an MTA)
-  std::string mailbox;       // --mailbox imaps://user@host/INBOX | pop3s://user@host
-  std::string mailbox_password_file;  // else $SMTPBLAST_MAILBOX_PASSWORD
+  std::string maildir;                 // --maildir DIR: new/ and cur/
+  std::string mbox;                    // --mbox FILE
+  bool stdin_eml = false;              // "-": one message on stdin (piping from an MTA)
+  std::string mailbox;                 // --mailbox imaps://user@host/INBOX | pop3s://user@host
+  std::string mailbox_password_file;   // else $SMTPBLAST_MAILBOX_PASSWORD
   std::string mailbox_tls = "verify";  // "none": imap:// and pop3:// without STARTTLS
-  std::string mailbox_ca;             // extra CA bundle for the mailbox server
-  std::string keep_dir;      // --keep DIR: a raw copy of every message processed
+  std::string mailbox_ca;              // extra CA bundle for the mailbox server
+  std::string keep_dir;                // --keep DIR: a raw copy of every message processed
   std::string rules_file;    // --rules FILE: classification rules tried before the shipped ones
   std::string suppress_out;  // --suppress-out FILE: bounced + complained addresses
   uint32_t soft_limit = 3;   // --soft-limit N: N soft bounces count as a hard one (0: never)

@@ -116,8 +116,8 @@ Result<Classifier> Classifier::create(std::string_view user_rules, std::string_v
       line = trim(line);
       if (line.empty() || line.front() == '#') continue;
       auto bad = [&](std::string why) {
-        return make_error(ErrDomain::kConfig, std::string(name) + " line " +
-                                                  std::to_string(line_no) + ": " + why);
+        return make_error(ErrDomain::kConfig,
+                          std::string(name) + " line " + std::to_string(line_no) + ": " + why);
       };
       Rule r;
       r.line = line_no;
@@ -160,8 +160,8 @@ Result<Classifier> Classifier::create(std::string_view user_rules, std::string_v
   }
   if (auto st = load(default_rules_text(), "default rules", false); !st) return st.error();
   if (regexes > 0 && !c.set_->set.Compile()) {
-    return make_error(ErrDomain::kConfig, std::string(user_name) +
-                                              ": the rules' regular expressions are too large");
+    return make_error(ErrDomain::kConfig,
+                      std::string(user_name) + ": the rules' regular expressions are too large");
   }
   if (regexes == 0) c.set_.reset();
   return c;

@@ -145,8 +145,7 @@ std::string find_status(std::string_view text) {
       continue;
     }
     if ((text[i] == '4' || text[i] == '5') && is_digit(text[i + 1]) && is_digit(text[i + 2]) &&
-        (i + 3 == text.size() || text[i + 3] == ' ' || text[i + 3] == '-' ||
-         text[i + 3] == ':')) {
+        (i + 3 == text.size() || text[i + 3] == ' ' || text[i + 3] == '-' || text[i + 3] == ':')) {
       return std::string(1, text[i]) + ".0.0";
     }
   }

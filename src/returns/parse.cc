@@ -67,8 +67,8 @@ void add_delivered_to(ReturnReport& r, std::string_view value) {
   size_t pos = 0;
   while (pos < value.size()) {
     size_t comma = value.find(',', pos);
-    std::string_view one = value.substr(pos, comma == std::string_view::npos ? value.npos
-                                                                             : comma - pos);
+    std::string_view one =
+        value.substr(pos, comma == std::string_view::npos ? value.npos : comma - pos);
     pos = comma == std::string_view::npos ? value.size() : comma + 1;
     size_t lt = one.find('<');
     if (lt != std::string_view::npos) one = one.substr(lt);
@@ -297,19 +297,18 @@ void visit(Walk& w, GMimeObject* o, size_t depth) {
   }
 }
 
-bool looks_like_challenge(std::string_view subject, std::string_view text,
-                          GMimeObject* top) {
+bool looks_like_challenge(std::string_view subject, std::string_view text, GMimeObject* top) {
   if (!header(top, "X-Challenge").empty() || !header(top, "X-Boxbe-Challenge").empty()) {
     return true;
   }
-  for (std::string_view s : {"confirm your message", "verify your email", "sender verification",
-                             "confirm that you are", "awaiting your confirmation",
-                             "please verify", "challenge"}) {
+  for (std::string_view s :
+       {"confirm your message", "verify your email", "sender verification", "confirm that you are",
+        "awaiting your confirmation", "please verify", "challenge"}) {
     if (contains_ci(subject, s)) return true;
   }
-  for (std::string_view s : {"i use a spam filter", "confirm that you are a real person",
-                             "sender verification", "whitelist", "allowlist",
-                             "click the link below to confirm", "approved senders"}) {
+  for (std::string_view s :
+       {"i use a spam filter", "confirm that you are a real person", "sender verification",
+        "whitelist", "allowlist", "click the link below to confirm", "approved senders"}) {
     if (contains_ci(text, s)) return true;
   }
   return false;
@@ -324,9 +323,9 @@ std::string auto_reply_format(GMimeObject* top, std::string_view subject) {
   }
   std::string prec = lower(header(top, "Precedence"));
   if (prec.find("auto_reply") != std::string::npos) return "vacation";
-  for (std::string_view s : {"out of office", "out of the office", "automatic reply",
-                             "auto-reply", "autoreply", "auto reply", "vacation",
-                             "abwesenheitsnotiz", "réponse automatique"}) {
+  for (std::string_view s :
+       {"out of office", "out of the office", "automatic reply", "auto-reply", "autoreply",
+        "auto reply", "vacation", "abwesenheitsnotiz", "réponse automatique"}) {
     if (contains_ci(subject, s)) return "vacation";
   }
   return {};
@@ -338,9 +337,9 @@ bool from_mailer_daemon(GMimeObject* top, std::string_view subject) {
       from.find("postmaster") != std::string::npos) {
     return true;
   }
-  for (std::string_view s : {"failure notice", "undeliver", "delivery status notification",
-                             "returned mail", "delivery failure", "mail delivery failed",
-                             "delivery has failed"}) {
+  for (std::string_view s :
+       {"failure notice", "undeliver", "delivery status notification", "returned mail",
+        "delivery failure", "mail delivery failed", "delivery has failed"}) {
     if (contains_ci(subject, s)) return true;
   }
   return false;
@@ -350,10 +349,14 @@ bool from_mailer_daemon(GMimeObject* top, std::string_view subject) {
 
 const char* return_kind_name(ReturnKind k) {
   switch (k) {
-    case ReturnKind::kDsn: return "dsn";
-    case ReturnKind::kArf: return "arf";
-    case ReturnKind::kAutoReply: return "autoreply";
-    case ReturnKind::kUnknown: return "unknown";
+    case ReturnKind::kDsn:
+      return "dsn";
+    case ReturnKind::kArf:
+      return "arf";
+    case ReturnKind::kAutoReply:
+      return "autoreply";
+    case ReturnKind::kUnknown:
+      return "unknown";
   }
   return "unknown";
 }

@@ -179,8 +179,8 @@ Status RemoteMailbox::Impl::setup() {
   if (scheme == "pop3" || scheme == "pop3s") {
     pop3 = true;
   } else if (scheme != "imap" && scheme != "imaps") {
-    return make_error(ErrDomain::kConfig, "--mailbox: scheme '" + scheme +
-                                              "' is not imaps, imap, pop3s or pop3");
+    return make_error(ErrDomain::kConfig,
+                      "--mailbox: scheme '" + scheme + "' is not imaps, imap, pop3s or pop3");
   }
   if (cfg.user.empty()) cfg.user = user;
   if (cfg.user.empty()) {
@@ -285,8 +285,7 @@ Result<std::unique_ptr<RemoteMailbox>> RemoteMailbox::open(const RemoteMailboxCo
       s.items.push_back(std::move(it));
     }
   } else {
-    auto st = s.perform(s.base, ("STATUS " + s.mailbox + " (UIDVALIDITY)").c_str(), false,
-                        1 << 16);
+    auto st = s.perform(s.base, ("STATUS " + s.mailbox + " (UIDVALIDITY)").c_str(), false, 1 << 16);
     if (!st.ok()) return st.error();
     size_t p = st->find("UIDVALIDITY ");
     if (p != std::string::npos) {
@@ -294,8 +293,8 @@ Result<std::unique_ptr<RemoteMailbox>> RemoteMailbox::open(const RemoteMailboxCo
       s.uidvalidity = st->substr(p + 12, e == std::string::npos ? e : e - p - 12);
     }
     if (s.uidvalidity.empty()) {
-      return make_error(ErrDomain::kInput, "IMAP " + s.base + ": no UIDVALIDITY for " +
-                                               s.mailbox + " (" + first_line(*st) + ")");
+      return make_error(ErrDomain::kInput, "IMAP " + s.base + ": no UIDVALIDITY for " + s.mailbox +
+                                               " (" + first_line(*st) + ")");
     }
     auto list = s.perform(s.base + s.mailbox, "UID SEARCH ALL", false, kListCap);
     if (!list.ok()) return list.error();
@@ -311,8 +310,8 @@ Result<std::unique_ptr<RemoteMailbox>> RemoteMailbox::open(const RemoteMailboxCo
         if (e == pos) break;
         RemoteItem it;
         it.id = std::string(v.substr(pos, e - pos));
-        it.memory_key = "imap:" + s.cfg.user + "@" + s.base + s.mailbox + ":" + s.uidvalidity +
-                        ":" + it.id;
+        it.memory_key =
+            "imap:" + s.cfg.user + "@" + s.base + s.mailbox + ":" + s.uidvalidity + ":" + it.id;
         s.items.push_back(std::move(it));
         pos = e;
       }

@@ -80,10 +80,14 @@ std::string expand_return_path(std::string_view tmpl, std::string_view key,
 
 const char* match_method_name(MatchMethod m) {
   switch (m) {
-    case MatchMethod::kNone: return "none";
-    case MatchMethod::kVerp: return "verp";
-    case MatchMethod::kMessageId: return "message-id";
-    case MatchMethod::kEnvelopeId: return "envelope-id";
+    case MatchMethod::kNone:
+      return "none";
+    case MatchMethod::kVerp:
+      return "verp";
+    case MatchMethod::kMessageId:
+      return "message-id";
+    case MatchMethod::kEnvelopeId:
+      return "envelope-id";
   }
   return "none";
 }

@@ -181,11 +181,11 @@ Status apply_return(TaskStoreState& s, const ReturnRecord& r, ReturnApplied& out
       next = RcptStatus::kComplained;
     }
     if (!prepared(s, s.ret_upsert,
-                   "INSERT INTO recipient_returns(id, soft, status, diagnostic, class, category, "
-                   "kind, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-                   "ON CONFLICT(id) DO UPDATE SET soft = excluded.soft, status = excluded.status, "
-                   "diagnostic = excluded.diagnostic, class = excluded.class, "
-                   "category = excluded.category, kind = excluded.kind, time = excluded.time")) {
+                  "INSERT INTO recipient_returns(id, soft, status, diagnostic, class, category, "
+                  "kind, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                  "ON CONFLICT(id) DO UPDATE SET soft = excluded.soft, status = excluded.status, "
+                  "diagnostic = excluded.diagnostic, class = excluded.class, "
+                  "category = excluded.category, kind = excluded.kind, time = excluded.time")) {
       return fail("recording a recipient's return");
     }
     Stmt& up = s.ret_upsert;

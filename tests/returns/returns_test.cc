@@ -48,12 +48,12 @@ const Case kCases[] = {
      BounceClass::kHard, "invalid-recipient", MatchMethod::kMessageId, 5, false},
     {"qmail_no_mailbox.eml", ReturnKind::kDsn, "qmail", "frank@example.info", "5.1.1",
      BounceClass::kHard, "invalid-recipient", MatchMethod::kVerp, 6, false},
-    {"arf_complaint.eml", ReturnKind::kArf, "arf", "grace@example.com", "",
-     BounceClass::kComplaint, "abuse", MatchMethod::kMessageId, 7, false},
+    {"arf_complaint.eml", ReturnKind::kArf, "arf", "grace@example.com", "", BounceClass::kComplaint,
+     "abuse", MatchMethod::kMessageId, 7, false},
     {"vacation_autoreply.eml", ReturnKind::kAutoReply, "auto-submitted", "", "",
      BounceClass::kAutoReply, "auto-submitted", MatchMethod::kNone, 0, false},
-    {"challenge_response.eml", ReturnKind::kAutoReply, "challenge", "", "",
-     BounceClass::kAutoReply, "challenge", MatchMethod::kNone, 0, false},
+    {"challenge_response.eml", ReturnKind::kAutoReply, "challenge", "", "", BounceClass::kAutoReply,
+     "challenge", MatchMethod::kNone, 0, false},
     {"bad_utf8_diagnostic.eml", ReturnKind::kDsn, "rfc3464", "olga@example.net", "5.1.1",
      BounceClass::kHard, "invalid-recipient", MatchMethod::kVerp, 9, false},
     {"dsn_truncated_headers.eml", ReturnKind::kDsn, "rfc3464", "judy@example.net", "5.1.1",
@@ -214,9 +214,9 @@ TEST(Classifier, TemporaryCodeNeverHard) {
   EXPECT_EQ(c.classify_reply(550, "5.1.1 user unknown").category, "invalid-recipient");
   EXPECT_EQ(c.classify_reply(452, "4.2.2 The email account is over quota").category,
             "mailbox-full");
-  EXPECT_EQ(c.classify_reply(550, "5.7.26 Unauthenticated email is not accepted due to DMARC")
-                .category,
-            "authentication");
+  EXPECT_EQ(
+      c.classify_reply(550, "5.7.26 Unauthenticated email is not accepted due to DMARC").category,
+      "authentication");
   // The sender's address is refused: nothing to do with the recipient's.
   EXPECT_EQ(c.classify_reply(550, "5.7.1 Sender address rejected: not owned by user").cls,
             BounceClass::kBlock);
