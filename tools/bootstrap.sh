@@ -36,6 +36,8 @@ packages=(
   libuv1-dev libssl-dev libc-ares-dev libldns-dev libsqlite3-dev
   libcli11-dev libcsv-dev libidn2-dev nlohmann-json3-dev
   libspf2-dev libpsl-dev
+  # returned mail (issue 14): MIME parsing, the classifier's rule set
+  libgmime-3.0-dev libre2-dev libcurl4-openssl-dev
   # unit tests and micro-benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # fuzzing and sanitizers
@@ -45,6 +47,7 @@ packages=(
   openssl strace sqlite3
   # a second, independent MIME parser for delivered messages (test_message_correctness.py)
   python3-gi gir1.2-gmime-3.0
+  dovecot-imapd dovecot-pop3d
   ca-certificates time
 )
 

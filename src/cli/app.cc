@@ -22,10 +22,13 @@
 #include "cli/relay_options.h"
 #include "cli/run_report.h"
 #include "cli/test_data.h"
+#include "cli/returns_cmd.h"
 #include "cli/unsub_verify.h"
 #include "dns/mx_resolver.h"
 #include "loop/display_text.h"
 #include "smtp/sink_server.h"
+#include "returns/pop_before_smtp.h"
+#include "returns/verp.h"
 #include "store/suppression.h"
 #include "store/accounting.h"
 #include "store/task_store.h"
@@ -36,7 +39,7 @@ namespace sb {
 namespace {
 
 bool parse_status(const std::string& name, RcptStatus* s) {
-  for (int i = 0; i <= 5; ++i) {
+  for (int i = 0; i <= kRcptStatusMax; ++i) {
     auto st = static_cast<RcptStatus>(i);
     std::string n = status_name(st);
     if (name == n || (st == RcptStatus::kInFlight && name == "in_flight")) {
@@ -101,7 +104,8 @@ int cmd_export(const std::string& task, const std::string& status_arg) {
   std::string bad;
   if (!parse_status_list(status_arg, &want, &bad)) {
     std::fprintf(stderr, "smtpblast: --status: '%s' is not one of unsent, sent, deferred, "
-                         "failed, suppressed, in-flight (several: failed,deferred)\n",
+                         "failed, suppressed, in-flight, bounced, complained (several: "
+                         "failed,deferred)\n",
                  display_escape(bad).c_str());
     return 2;
   }
@@ -257,7 +261,8 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
     return 2;
   }
   const RcptStatus all[] = {RcptStatus::kUnsent, RcptStatus::kSent, RcptStatus::kDeferred,
-                            RcptStatus::kFailed, RcptStatus::kSuppressed, RcptStatus::kInFlight};
+                            RcptStatus::kFailed, RcptStatus::kSuppressed, RcptStatus::kInFlight,
+                            RcptStatus::kBounced, RcptStatus::kComplained};
   auto throttle = (*st)->get_meta("throttle");
   std::string throttle_line = throttle.ok() && throttle->has_value() ? **throttle : "";
   AccountStatus account = account_status(**st);
@@ -369,6 +374,17 @@ static int run_verb(int argc, char** argv) {
   send->add_option("--connect-rate", mc.throttle.connect_rate,
                    "at most N new connections per period, e.g. 5/s");
   send->add_option("--from", mc.from, "envelope sender, and From: when the template has none");
+  std::string pop_url, pop_password_file, pop_tls = "verify", pop_refresh = "5m";
+  send->add_option("--pop-before-smtp", pop_url,
+                   "log in to this POP3 mailbox (pop3s://user@host, pop3:// with STARTTLS) "
+                   "before using the relay, and again every --pop-refresh");
+  send->add_option("--pop-password-file", pop_password_file,
+                   "the POP3 password (else $SMTPBLAST_POP_PASSWORD)");
+  send->add_option("--pop-tls", pop_tls, "verify (default) or none: pop3:// in the clear");
+  send->add_option("--pop-refresh", pop_refresh, "log in again this often (default 5m)");
+  send->add_option("--return-path", mc.return_path,
+                   "VERP envelope sender, e.g. 'bounces+{{id}}@bounce.example.com': {{id}} becomes "
+                   "the recipient id and an HMAC, so `returns` can trust the bounces");
   send->add_option("--connections", mc.connections, "concurrent SMTP connections")
       ->check(CLI::Range(1u, 10000u));
   send->add_option("--per-connection", mc.per_connection,
@@ -556,6 +572,32 @@ static int run_verb(int argc, char** argv) {
   exp->add_option("--status", export_status,
                   "unsent, sent, deferred, failed, suppressed or in-flight")->required();
 
+  // returns (issue 14)
+  ReturnsOptions rto;
+  std::string returns_src;
+  auto* returns = app.add_subcommand(
+      "returns", "read returned mail (bounces, complaints) into the task; hard bounces are "
+                 "suppressed");
+  returns->add_option("--task", rto.task, "task file")->required();
+  returns->add_option("--mailbox", rto.mailbox,
+                      "imaps://user@host/INBOX or pop3s://user@host (imap://, pop3://: STARTTLS)");
+  returns->add_option("--mailbox-password-file", rto.mailbox_password_file,
+                      "the mailbox password (else $SMTPBLAST_MAILBOX_PASSWORD)");
+  returns->add_option("--mailbox-tls", rto.mailbox_tls,
+                      "verify (default) or none: imap:// and pop3:// in the clear (tests)");
+  returns->add_option("--mailbox-ca", rto.mailbox_ca, "CA bundle for the mailbox server");
+  returns->add_option("--maildir", rto.maildir, "a maildir (new/ and cur/) of returned mail");
+  returns->add_option("--mbox", rto.mbox, "an mbox file of returned mail (never modified)");
+  returns->add_option("source", returns_src, "- : one message on stdin");
+  returns->add_option("--keep", rto.keep_dir, "keep a raw copy of each processed message here");
+  returns->add_option("--rules", rto.rules_file,
+                      "classification rules tried before the shipped ones");
+  returns->add_option("--suppress-out", rto.suppress_out,
+                      "write bounced and complained addresses to FILE (a --suppress list)");
+  returns->add_option("--soft-limit", rto.soft_limit,
+                      "this many soft bounces count as a hard one (0: never; default 3)");
+  returns->add_flag("--json", rto.json, "one JSON object");
+
   // sink
   SinkServerConfig sc;
   auto* sink = app.add_subcommand("sink", "a fast local SMTP sink for demos, tests and benchmarks");
@@ -594,7 +636,7 @@ static int run_verb(int argc, char** argv) {
   if (std::string verb = unknown_verb(argc, argv, app); !verb.empty()) {
     std::fprintf(stderr,
                  "smtpblast: unknown command %s (commands: send, import, status, export, reset, "
-                 "check, test, presets, sink, dkim-record, unsub-verify, doctor; "
+                 "check, test, presets, sink, dkim-record, unsub-verify, doctor, returns; "
                  "smtpblast --help)\n",
                  verb.c_str());
     return kExitUsage;
@@ -672,6 +714,12 @@ static int run_verb(int argc, char** argv) {
                              mc.task_path, ro, send_msg, send_direct, mc.force);
       if (rc != 0) return rc;
     }
+    if (!mc.return_path.empty()) {
+      if (auto r = check_return_path(mc.return_path); !r.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", r.error().message.c_str());
+        return 2;
+      }
+    }
     SuppressionList suppress;
     for (const std::string& f : suppress_files) {
       if (auto r = suppress.load_file(f); !r.ok()) {
@@ -718,6 +766,19 @@ static int run_verb(int argc, char** argv) {
     mc.chunking = !no_chunking;
     mc.progress = stderr_is_terminal();
     mc.progress_plain = !mc.progress;
+    std::unique_ptr<PopRefresher> pop;
+    if (!pop_url.empty()) {
+      auto pc = pop_before_smtp_config(pop_url, pop_password_file, pop_tls, pop_refresh);
+      if (!pc.ok()) {
+        std::fprintf(stderr, "smtpblast: %s\n", pc.error().message.c_str());
+        return 2;
+      }
+      if (auto st = pop3_login(pc->first); !st.ok()) {
+        std::fprintf(stderr, "smtpblast: --pop-before-smtp: %s\n", st.error().message.c_str());
+        return 2;
+      }
+      pop = std::make_unique<PopRefresher>(pc->first, pc->second);
+    }
     return run_mailing(mc);
   }
   if (*doctor) return run_doctor(doctor_args);
@@ -726,6 +787,15 @@ static int run_verb(int argc, char** argv) {
   if (*status) return cmd_status(status_task, status_json, status_failed, status_deferred);
   if (*reset) return cmd_reset(reset_task, reset_all, reset_errors);
   if (*exp) return cmd_export(export_task, export_status);
+  if (*returns) {
+    if (!returns_src.empty() && returns_src != "-") {
+      std::fprintf(stderr, "smtpblast: returns: '%s': the only source argument is - (stdin)\n",
+                   returns_src.c_str());
+      return 2;
+    }
+    rto.stdin_eml = returns_src == "-";
+    return run_returns(rto);
+  }
   if (*check || *test) {
     CLI::App* cmd = *check ? check : test;
     const RelayOptions& o = *check ? check_ro : test_ro;

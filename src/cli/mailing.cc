@@ -41,6 +41,8 @@
 #include "loop/worker.h"
 #include "message/dkim.h"
 #include "message/template.h"
+#include "returns/classify.h"
+#include "returns/task_keys.h"
 #include "smtp/pool.h"
 #include "store/account_quota.h"
 #include "store/accounting.h"
@@ -121,6 +123,8 @@ class Destination;
 struct Job {
   RecipientRow row;
   std::string rcpt;                // RCPT TO when it differs from row.email (IDN domain)
+  std::string verp_from;           // --return-path: this recipient's envelope sender
+  std::string envid;               // --return-path: the DSN envelope id "<task key>.<id>"
   Destination* dest = nullptr;     // its queue, once routed
   Job* leader = nullptr;           // the job whose message and transaction carry this one
   uint64_t sent_at = 0;  // wall-clock ms when the throttle let it go
@@ -490,6 +494,7 @@ class Runner {
   std::vector<WorkerMailing*> requests_;
   std::vector<Outcome> scratch_;  // journal thread: the outcomes of one commit
   std::unique_ptr<AccountingLog> accounting_;
+  std::unique_ptr<Classifier> classifier_;  // the accounting log's category column
   std::optional<EmlNamer> namer_;  // --backup-dir / --pickup
   bool name_uses_subject_ = false;  // the pattern has {{subject}}: render it per message
   std::string backup_error_;
@@ -596,7 +601,9 @@ WorkerMailing::WorkerMailing(Runner& runner, Worker& worker, const CompiledTempl
   budget_ = std::max<uint32_t>(1, pcfg.connections);
   // One message for several recipients only when every recipient gets the same bytes.
   // (A per-recipient unsubscribe URL makes every message different too.)
+  // A VERP return path differs per recipient: one recipient per transaction.
   group_rcpts_ = cfg.direct && cfg.max_rcpt_per_txn > 1 && tpl_.placeholders().empty() &&
+                 cfg.return_path.empty() &&
                  (cfg.message == nullptr || cfg.message->unsubscribe_url.find("{{") == std::string::npos);
 }
 
@@ -1018,7 +1025,16 @@ SessionHost::Next WorkerMailing::next_txn(Destination& d, bool bdat, Txn*& out) 
       continue;
     }
     Txn& t = lead->txn;
-    t.mail_from = cfg_.from;
+    if (!cfg_.return_path.empty()) {  // VERP: one recipient per transaction
+      lead->verp_from =
+          expand_return_path(cfg_.return_path, cfg_.verp_key, cfg_.task_key, lead->row.id);
+    }
+    // Txn holds a view: the address lives in the job (or the config) until the outcome.
+    t.mail_from = cfg_.return_path.empty() ? std::string_view(cfg_.from) : lead->verp_from;
+    if (!cfg_.return_path.empty()) {
+      lead->envid.assign(cfg_.task_key).append(".").append(std::to_string(lead->row.id));
+      t.envid = lead->envid;
+    }
     t.rcpts.resize(group_.size());
     bool ascii = is_ascii(cfg_.from);
     for (size_t i = 0; i < group_.size(); ++i) {
@@ -1529,6 +1545,15 @@ int Runner::prepare_task() {
       return 2;
     }
   }
+  if (!cfg_.return_path.empty()) {
+    auto keys = task_match_keys(*store_, true);
+    if (!keys.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", keys.error().describe().c_str());
+      return 2;
+    }
+    cfg_.verp_key = keys->verp_key;
+    cfg_.task_key = task_key;
+  }
   TemplateOptions topts;
   topts.default_from = cfg_.from;
   topts.task_key = task_key;
@@ -1590,6 +1615,10 @@ int Runner::prepare_task() {
       return 2;
     }
     accounting_ = std::move(a).value();
+    // The shipped bounce rules label each refusal (the returns classifier, issue 14).
+    if (auto c = Classifier::create(); c.ok()) {
+      classifier_ = std::make_unique<Classifier>(std::move(c).value());
+    }
   }
   if (!store_->imported()) {
     ImportOptions io;
@@ -1676,6 +1705,9 @@ void Runner::commit(std::vector<Report>& v) {
       a.attempt = o.attempts;
       a.connection_id = r.conn_id;
       a.elapsed_ms = r.elapsed_ms;
+      if (o.status != RcptStatus::kSent && classifier_) {
+        a.category = classifier_->classify_reply(o.code, o.reply).category;
+      }
       accounting_->add(a);
     }
     if (!r.eml.empty() && o.status == RcptStatus::kSent) write_backup(r);

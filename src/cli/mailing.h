@@ -59,6 +59,11 @@ struct MailingConfig {
   uint32_t max_conn_per_domain = 5;      // --max-connections-per-domain
   uint32_t max_rcpt_per_txn = 50;        // --max-rcpt-per-txn (same content for all only)
   const struct MessageSetup* message = nullptr;  // --dkim-*, --unsubscribe-* (dkim_options.h)
+  // --return-path 'bounces+{{id}}@b.example': a VERP envelope sender per recipient, signed
+  // with the task's VERP key (returns/verp.h); run() fills verp_key and task_key.
+  std::string return_path;
+  std::string verp_key;
+  std::string task_key;
 };
 
 // Takes the task's lock file (TASK.lock, holding our PID) for the life of the process, so a

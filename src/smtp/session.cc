@@ -368,6 +368,7 @@ void Session::handle_ehlo(const Reply& r, uint64_t now_ms) {
       else if (kw == "8BITMIME") caps_.eight_bit_mime = true;
       else if (kw == "SMTPUTF8") caps_.smtputf8 = true;
       else if (kw == "STARTTLS") caps_.starttls = true;
+      else if (kw == "DSN") caps_.dsn = true;
       else if (kw == "AUTH") caps_.auth.assign(arg);
       else if (kw == "SIZE") {
         caps_.size = true;
@@ -662,6 +663,7 @@ void Session::send_txn_commands(Txn* t, uint64_t now_ms) {
       if (caps_.size) cmd_.append(" SIZE=").append(std::to_string(t->body_size));
       if (t->eight_bit && caps_.eight_bit_mime) cmd_.append(" BODY=8BITMIME");
       if (t->smtputf8) cmd_.append(" SMTPUTF8");
+      if (caps_.dsn && !t->envid.empty()) cmd_.append(" RET=HDRS ENVID=").append(t->envid);
       cmd_.append("\r\n");
       send_line(cmd_, false);
       expect(Kind::kMail, t, 0, now_ms);

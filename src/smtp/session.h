@@ -44,6 +44,10 @@ struct Txn {
   size_t body_size = 0;
   bool eight_bit = false;
   bool smtputf8 = false;  // an address is not ASCII
+  // RFC 3461: with a server that offers DSN, MAIL FROM carries RET=HDRS ENVID=<envid> (the
+  // bounce then returns only the headers, and names the envelope id). xtext-safe octets
+  // only ('!'..'~' except '+' and '='); empty: no DSN parameters.
+  std::string_view envid;
   // Probe only (`check --probe-rcpt`): MAIL and RCPT, then RSET instead of a message; the
   // RCPT reply is the recipient's outcome (kSent meaning "accepted").
   bool probe = false;
@@ -134,6 +138,7 @@ struct ServerCaps {
   bool eight_bit_mime = false;
   bool smtputf8 = false;
   bool starttls = false;
+  bool dsn = false;  // RFC 3461
   bool size = false;
   uint64_t max_size = 0;  // 0 = no limit announced
   std::string auth;       // AUTH mechanisms as announced

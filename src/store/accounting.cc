@@ -21,7 +21,7 @@ constexpr size_t kMaxReply = 512;
 constexpr size_t kMaxField = 1024;  // other text fields: ours, but capped all the same
 constexpr const char* kCsvHeader =
     "time,recipient,status,code,enhanced_code,reply,remote_host,remote_port,tls_version,"
-    "attempt,connection_id,elapsed_ms\n";
+    "attempt,connection_id,elapsed_ms,category\n";
 
 
 // Untrusted text made fit for one line of a log: invalid UTF-8 octets become '?', each run
@@ -201,6 +201,8 @@ void format_accounting_csv(const AccountingRecord& r, std::string& out) {
   out += std::to_string(r.connection_id);
   out.push_back(',');
   out += std::to_string(r.elapsed_ms);
+  out.push_back(',');
+  append_csv_field(sanitise(r.category, 64), out);
   out.push_back('\n');
 }
 
@@ -230,6 +232,8 @@ void format_accounting_jsonl(const AccountingRecord& r, std::string& out) {
   out += std::to_string(r.connection_id);
   out += ",\"elapsed_ms\":";
   out += std::to_string(r.elapsed_ms);
+  out += ",\"category\":";
+  append_json_string(sanitise(r.category, 64), out);
   out += "}\n";
 }
 

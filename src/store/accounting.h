@@ -23,11 +23,14 @@ struct AccountingRecord {
   uint32_t attempt = 0;        // 1 for the first attempt at this recipient (across runs)
   uint64_t connection_id = 0;  // 0 when no connection
   uint32_t elapsed_ms = 0;     // time spent on this attempt
+  // What the reply means (the returns classifier's category: invalid-recipient,
+  // mailbox-full, spam-block, rate-limit, authentication, policy, ...); "" when sent.
+  std::string category;
 };
 
 // Columns (CSV header) and keys (JSONL), in this order:
 //   time, recipient, status, code, enhanced_code, reply, remote_host, remote_port,
-//   tls_version, attempt, connection_id, elapsed_ms
+//   tls_version, attempt, connection_id, elapsed_ms, category
 // time is ISO 8601 UTC with milliseconds ("2024-05-01T12:34:56.789Z"); enhanced_code is
 // the RFC 3463 code ("5.1.1") found at the start of the reply text (after a leading
 // "550 " / "550-" if the text carries the reply code), else "". Numbers are written as

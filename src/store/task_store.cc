@@ -55,7 +55,7 @@ INSERT INTO meta(key, value) VALUES ('sb.app', 'smtpblast'), ('sb.schema_version
 
 Error store_error(std::string msg) { return make_error(ErrDomain::kStore, std::move(msg)); }
 
-bool valid_status(RcptStatus s) { return static_cast<int>(s) <= 5; }
+bool valid_status(RcptStatus s) { return static_cast<int>(s) <= kRcptStatusMax; }
 
 // Task files hold addresses and merge data: owner-only, whatever the umask. Creating the
 // file ourselves is the only way to choose its mode (SQLite uses 0644 & ~umask), and SQLite
@@ -103,6 +103,10 @@ const char* status_name(RcptStatus s) {
       return "suppressed";
     case RcptStatus::kInFlight:
       return "in-flight";
+    case RcptStatus::kBounced:
+      return "bounced";
+    case RcptStatus::kComplained:
+      return "complained";
   }
   return "unknown";
 }
@@ -493,7 +497,9 @@ Status TaskStore::reset(bool errors_only) {
                         ? "UPDATE recipients SET status = 0, attempts = 0, code = 0, reply = NULL, "
                           "updated = ?1 WHERE rejected = 0 AND status IN (2, 3)"
                         : "UPDATE recipients SET status = 0, attempts = 0, code = 0, reply = NULL, "
-                          "updated = ?1 WHERE rejected = 0 AND (status != 0 OR attempts != 0)";
+                          "updated = ?1 WHERE rejected = 0 AND (status != 0 OR attempts != 0) "
+                          // a bounced or complained address stays off the list (issue 14)
+                          "AND status NOT IN (6, 7)";
   Stmt q;
   if (q.prepare(s.db.h, sql) != SQLITE_OK) return s.error("resetting recipients");
   q.bind(1, static_cast<int64_t>(std::time(nullptr)));

@@ -23,7 +23,10 @@ enum class RcptStatus : uint8_t {
   kFailed = 3,
   kSuppressed = 4,
   kInFlight = 5,  // claimed by a run that has not recorded an outcome yet (issue 4)
+  kBounced = 6,     // a hard bounce came back (returns, issue 14): never mailed again
+  kComplained = 7,  // the recipient complained (ARF): never mailed again
 };
+inline constexpr int kRcptStatusMax = 7;
 const char* status_name(RcptStatus s);
 
 struct RecipientRow {
@@ -85,6 +88,32 @@ struct StatusCounts {
 // Not thread-safe: one thread owns a TaskStore (the CLI's store thread) and makes every call
 // on it; the SQLite connection is opened without its own mutex. Other processes may open the
 // same file (WAL mode, busy timeout), e.g. `status` while `send` runs.
+// What `returns` records for one returned message (returns_store.cc).
+enum class ReturnEffect : uint8_t { kNone, kHard, kSoft, kComplaint };
+struct ReturnRecord {
+  std::string key;       // identifies the returned message (a hash of its bytes): seen once
+  int64_t id = 0;        // the recipient it is about; 0 = none (unmatched, auto-reply)
+  ReturnEffect effect = ReturnEffect::kNone;
+  std::string status;    // the DSN's enhanced status code, e.g. "5.1.1"
+  std::string diagnostic;
+  std::string cls;       // classification: hard, soft, block, complaint, ...
+  std::string category;  // invalid-recipient, mailbox-full, ...
+  std::string kind;      // dsn, arf, autoreply, unknown
+  std::string result;    // what was done, for the seen-table ("bounced", "unmatched", ...)
+  uint32_t soft_limit = 3;  // this many soft bounces count as a hard one (0: never)
+  int64_t time = 0;
+};
+struct ReturnApplied {
+  bool duplicate = false;  // the key was already recorded: nothing changed
+  RcptStatus status = RcptStatus::kUnsent;  // the recipient's status afterwards
+  uint32_t soft = 0;       // soft bounces counted for the recipient so far
+};
+struct ReturnInfo {  // the last return recorded for a recipient
+  uint32_t soft = 0;
+  std::string status, diagnostic, cls, category, kind;
+  int64_t time = 0;
+};
+
 class TaskStore {
  public:
   // Opens (creating when allowed) the task file; WAL mode, synchronous=NORMAL.
@@ -171,6 +200,24 @@ class TaskStore {
   // The same for any of several statuses, in id order.
   Result<std::vector<std::pair<RecipientRow, Outcome>>> list(const std::vector<RcptStatus>& s,
                                                              size_t limit);
+
+  // Returned mail (issue 14; returns_store.cc). The tables are created on first use.
+  // True when a message with this key was already recorded (by record_return).
+  Result<bool> return_seen(std::string_view key);
+  // In one transaction: remembers the key, and for a matched recipient applies the effect:
+  // hard -> bounced, complaint -> complained (a complaint also replaces bounced), soft ->
+  // counted, and bounced once soft_limit are counted. The recipient's code/reply become the
+  // return's, so export and status --failed-style listings show it. A key seen before
+  // changes nothing (duplicate = true).
+  Result<ReturnApplied> record_return(const ReturnRecord& r);
+  // The same for many in one transaction (one commit for a batch of messages); an error
+  // (a recipient id the task does not have) rolls the whole batch back.
+  Result<std::vector<ReturnApplied>> record_returns(const std::vector<ReturnRecord>& batch);
+  // The recipient's address, or nullopt when the task has no such id.
+  Result<std::optional<std::string>> email_of(int64_t id);
+  Result<std::optional<ReturnInfo>> return_info(int64_t id);
+  // Addresses of bounced and complained recipients (for --suppress-out), in id order.
+  Result<std::vector<std::string>> returned_addresses();
 
  private:
   struct Impl;

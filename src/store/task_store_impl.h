@@ -31,6 +31,9 @@ struct TaskStoreState {
   Stmt mark_in_flight;
   Stmt get_meta;
   Stmt set_meta;
+  // Returned mail (returns_store.cc): tables made on first use, statements prepared once.
+  bool returns_schema = false;
+  Stmt ret_seen, ret_email, ret_insert, ret_current, ret_upsert, ret_status;
 
   // A kStore error for the last failed SQLite call, naming the file; corruption and
   // "not a database" get their own wording so the user knows the file itself is the problem.

@@ -50,7 +50,7 @@ os.environ["XDG_STATE_HOME"] = _STATE_HOME
 atexit.register(shutil.rmtree, _STATE_HOME, True)
 
 STATUS_NAMES = {0: "unsent", 1: "sent", 2: "deferred", 3: "failed", 4: "suppressed",
-                5: "in_flight"}
+                5: "in_flight", 6: "bounced", 7: "complained"}
 STATUS_KEYS = ("total", "unsent", "sent", "deferred", "failed", "suppressed", "in_flight",
                "by_code")
 

@@ -193,6 +193,18 @@ TEST(Session, WithoutPipeliningOneCommandAtATime) {
   EXPECT_EQ(h.host.find("c@y.test")->verdict, Verdict::kSent);
 }
 
+TEST(Session, DsnParametersOnlyWithAnEnvelopeIdAndTheDsnExtension) {
+  Harness h(config());
+  h.host.add("a@x.test", {"b@y.test"}, "m\r\n");
+  h.host.last().envid = "0123456789abcdef.7";
+  EXPECT_EQ(h.greet("250-mx.test\r\n250 DSN\r\n"),
+            "MAIL FROM:<a@x.test> RET=HDRS ENVID=0123456789abcdef.7\r\n");
+  Harness h2(config());  // a server without DSN: the parameters would be a syntax error
+  h2.host.add("a@x.test", {"b@y.test"}, "m\r\n");
+  h2.host.last().envid = "0123456789abcdef.7";
+  EXPECT_EQ(h2.greet(kEhloPlain), "MAIL FROM:<a@x.test>\r\n");
+}
+
 TEST(Session, WithoutPipeliningAllRcptsRefusedSendsRsetNotData) {
   Harness h(config());
   h.host.add("a@x.test", {"b@y.test"}, "m\r\n");

@@ -43,6 +43,7 @@ AccountingRecord sample() {
   r.attempt = 2;
   r.connection_id = 17;
   r.elapsed_ms = 123;
+  r.category = "invalid-recipient";
   return r;
 }
 
@@ -75,7 +76,7 @@ TEST(AccountingTest, CsvLineAndQuoting) {
   EXPECT_EQ(out,
             "2024-05-01T12:34:56.789Z,alice@example.com,failed,550,5.1.1,"
             "5.1.1 <alice@example.com>: Recipient address rejected,mx1.example.com,25,TLSv1.3,"
-            "2,17,123\n");
+            "2,17,123,invalid-recipient\n");
 
   struct Case {
     std::string reply;
@@ -132,6 +133,7 @@ TEST(AccountingTest, JsonlParsesBack) {
   EXPECT_EQ(j["attempt"], 2);
   EXPECT_EQ(j["connection_id"], 17);
   EXPECT_EQ(j["elapsed_ms"], 123);
+  EXPECT_EQ(j["category"], "invalid-recipient");
 }
 
 TEST(AccountingTest, TimeBeforeTheEpochAndMilliseconds) {
@@ -183,7 +185,7 @@ TEST(AccountingTest, CsvHeaderOnlyOnceAcrossOpensAndAppends) {
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0],
             "time,recipient,status,code,enhanced_code,reply,remote_host,remote_port,tls_version,"
-            "attempt,connection_id,elapsed_ms");
+            "attempt,connection_id,elapsed_ms,category");
   EXPECT_NE(lines[1].find(",TLSv1.3,1,17,123"), std::string::npos);
   EXPECT_NE(lines[2].find(",TLSv1.3,2,17,123"), std::string::npos);
 }
