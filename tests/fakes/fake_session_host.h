@@ -28,7 +28,7 @@ class FakeSessionHost : public SessionHost {
     p->body = std::move(body);
     p->piece = p->body;
     p->txn.mail_from = p->from;
-    for (auto& r : p->rcpts) p->txn.rcpts.push_back(TxnRcpt{r, 0, 0});
+    for (auto& r : p->rcpts) p->txn.rcpts.push_back(TxnRcpt{r, 0});
     p->txn.body = std::span<const std::string_view>(&p->piece, 1);
     p->txn.body_size = p->body.size();
     queue_.push_back(p.get());
