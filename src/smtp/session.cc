@@ -234,7 +234,7 @@ void Session::on_data(std::string_view in, uint64_t now_ms) {
   if (expect_.empty() && !parser_.has_partial()) {
     // Nothing was asked: whatever this is, the server is out of step with us.
     std::string shown;
-    append_sanitised(shown, in.substr(0, in.find('\n')), 80);
+    append_sanitised(shown, in.substr(0, in.find_first_of("\r\n")), 80);
     protocol_error("the server sent data while no reply was expected: \"" + shown + "\"", 0);
     return;
   }
@@ -272,7 +272,15 @@ void Session::on_data(std::string_view in, uint64_t now_ms) {
 }
 
 void Session::on_timer(uint64_t now_ms) {
-  if (deadline_ == 0 || now_ms < deadline_ || expect_.empty()) return;
+  if (deadline_ == 0 || now_ms < deadline_) return;
+  if (expect_.empty()) {
+    deadline_ = 0;
+    if (phase_ == Phase::kReady && !held_.empty()) {
+      release_held();
+      pump(now_ms);
+    }
+    return;
+  }
   const Expect& e = expect_.front();
   std::string why = std::string("timeout after ") + std::to_string(timeout_for(e.kind) / 1000) +
                     " s waiting for the " +
@@ -893,12 +901,9 @@ void Session::pump(uint64_t now_ms) {
     Txn* t = nullptr;
     auto next = host_.next_txn(use_bdat(), t);
     if (next == SessionHost::Next::kWait) {
-      if (expect_.empty() && !held_.empty()) {
-        // Idle: no later reply will come to prove the held ones, and the host may be
-        // waiting for them. Bytes arriving now with nothing asked are a protocol error.
-        release_held();
-        continue;
-      }
+      // Idle: no later reply will come to prove the held ones, and the host may be waiting
+      // for them: they count unless something arrives unasked before the timer (on_timer).
+      if (expect_.empty() && !held_.empty()) deadline_ = now_ms + cfg_.timeouts.held;
       break;
     }
     if (next == SessionHost::Next::kDone) {

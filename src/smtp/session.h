@@ -97,6 +97,9 @@ struct Timeouts {  // RFC 5321 §4.5.3.2 defaults, in milliseconds
   uint32_t data = 120000;
   uint32_t dot = 600000;  // also BDAT LAST: the server may be delivering
   uint32_t quit = 60000;
+  // Idle with a positive final reply held (Session::held_): how long a contradicting reply
+  // may still arrive before the reply counts.
+  uint32_t held = 1000;
 };
 
 enum class TlsMode { kNone, kStartTls, kImplicit, kOpportunistic };

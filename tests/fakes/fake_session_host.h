@@ -34,6 +34,8 @@ class FakeSessionHost : public SessionHost {
     queue_.push_back(p.get());
     owned_.push_back(std::move(p));
   }
+  // The transaction added last, to set its flags (smtputf8, eight_bit ...).
+  Txn& last() { return owned_.back()->txn; }
   bool done_when_empty = true;
 
   Next next_txn(bool bdat, Txn*& out) override {
