@@ -164,7 +164,8 @@ const char* Session::kind_name(Kind k) {
 Session::Fit Session::fit(Kind k, const Reply& r, bool enhanced) {
   const int c = r.code;
   const int cls = c / 100;
-  if (k == Kind::kQuit) return cls == 2 ? Fit::kPositive : Fit::kWrong;
+  // Only 221 closes: a 250 there is a reply to something else, come late.
+  if (k == Kind::kQuit) return c == 221 ? Fit::kPositive : Fit::kWrong;
   if (cls == 4 || cls == 5) return Fit::kNegative;
   const EnhancedCode e = enhanced ? enhanced_code(r.text) : EnhancedCode{};
   const int subject = e.subject;
@@ -290,7 +291,9 @@ void Session::on_timer(uint64_t now_ms) {
     // A server that speaks TLS at once waits silently for our ClientHello.
     why += " (port 465 usually speaks TLS at once: use --tls implicit)";
   }
-  close_with(std::move(why), 0);
+  // A reply that never comes may be one the server dropped, which would make the replies
+  // held so far answers to other commands: they do not count (desync).
+  close_with(std::move(why), 0, FatalCause::kNone, true);
 }
 
 void Session::on_closed(std::string_view why, uint64_t now_ms) {
@@ -547,7 +550,7 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
       if (f != Fit::kPositive) close_with("server refused RSET: " + r.summary(), r.code);
       return;
     case Kind::kQuit:
-      release_held();  // a 2xx to QUIT: every earlier reply was the one its command got
+      release_held();  // 221 to QUIT: every earlier reply was the one its command got
       phase_ = Phase::kClosed;
       deadline_ = 0;
       return;
