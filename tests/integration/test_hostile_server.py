@@ -444,6 +444,74 @@ class HostileTest(unittest.TestCase):
         self.assertIn("waiting for the reply to AUTH", p.stderr, blast.describe(p))
         self.assertNotIn(PASSWORD, p.stdout + p.stderr)
 
+    # -- SMTPUTF8 and 8BITMIME only when offered -----------------------------------------
+
+    def run_rows(self, relay, rows, template, *extra):
+        self.n += 1
+        csv = blast.write_csv(self.dir / f"r{self.n}.csv", ("email", "name"), rows)
+        tpl = self.dir / f"m{self.n}.eml"
+        tpl.write_bytes(template)
+        task = self.dir / f"t{self.n}.db"
+        p = peers.run([blast.BIN, "send", "--task", task, "--template", tpl, "--recipients",
+                       csv, "--relay", relay, "--tls", "none", "--max-attempts", "1",
+                       *map(str, extra)], timeout=60)
+        return p, task
+
+    def test_smtputf8_only_when_offered(self):
+        utf8 = "j\u00f6rg@example.test"
+        rows = [(utf8, "J"), ("plain@example.test", "P")]
+
+        class Plain(HostileSmtp):
+            caps = (b"PIPELINING", b"8BITMIME", b"ENHANCEDSTATUSCODES")
+
+        class Utf8(HostileSmtp):
+            caps = (b"PIPELINING", b"8BITMIME", b"SMTPUTF8", b"ENHANCEDSTATUSCODES")
+
+        with Plain() as srv:
+            p, task = self.run_rows(srv.hostport, rows, TEMPLATE)
+        db = blast.db_rows(task)
+        self.assertEqual(db[utf8]["status"], "failed", blast.describe(p))
+        self.assertIn("SMTPUTF8", db[utf8]["reply"] or "")
+        self.assertEqual(db["plain@example.test"]["status"], "sent")
+        self.assertNotIn("j\u00f6rg".encode(), b"\n".join(srv.commands),
+                         "the non-ASCII address went to a server without SMTPUTF8")
+
+        with Utf8() as srv:
+            p, task = self.run_rows(srv.hostport, rows, TEMPLATE)
+        self.assertEqual(set(self.statuses(task).values()), {"sent"}, blast.describe(p))
+        mails = [x for x in srv.commands if x.upper().startswith(b"MAIL")]
+        self.assertTrue(any(m.endswith(b" SMTPUTF8") for m in mails), mails)
+        self.assertTrue(any(not m.endswith(b" SMTPUTF8") for m in mails), mails)
+
+    def test_8bit_body_only_to_8bitmime(self):
+        tpl = TEMPLATE + "Gr\u00fc\u00dfe.\n".encode()
+        rows = [("a@example.test", "A")]
+
+        class SevenBit(HostileSmtp):
+            caps = (b"PIPELINING", b"ENHANCEDSTATUSCODES")
+
+        class EightBit(HostileSmtp):
+            caps = (b"PIPELINING", b"8BITMIME", b"ENHANCEDSTATUSCODES")
+
+        with SevenBit() as srv:
+            p, task = self.run_rows(srv.hostport, rows, tpl)
+        row = blast.db_rows(task)["a@example.test"]
+        if row["status"] == "sent":  # converted to 7 bits before sending: fine too
+            body = srv.delivered[0][1]
+            self.assertFalse(any(b >= 0x80 for b in body), "8-bit body sent to a 7-bit server")
+        else:
+            self.assertEqual(row["status"], "failed", blast.describe(p))
+            self.assertIn("8BITMIME", row["reply"] or "")
+            self.assertEqual(srv.delivered, [])
+
+        with EightBit() as srv:
+            p, task = self.run_rows(srv.hostport, rows, tpl)
+        self.assertEqual(self.statuses(task), {"a@example.test": "sent"}, blast.describe(p))
+        mails = [x for x in srv.commands if x.upper().startswith(b"MAIL")]
+        body = srv.delivered[0][1]
+        if any(b >= 0x80 for b in body):
+            self.assertTrue(all(m.endswith(b" BODY=8BITMIME") for m in mails), mails)
+
     # -- the wrong TLS mode -------------------------------------------------------------
 
     def test_tls_record_instead_of_a_greeting(self):
