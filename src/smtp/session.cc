@@ -300,12 +300,12 @@ void Session::on_closed(std::string_view why, uint64_t now_ms) {
   (void)now_ms;
   if (phase_ == Phase::kClosed) return;
   if (phase_ == Phase::kQuit && live_.empty()) {
-    phase_ = Phase::kClosed;  // the server closed after (or instead of) answering QUIT
+    // The server closed after (or instead of) answering QUIT: nothing contradicted the
+    // replies held.
+    release_held();
+    phase_ = Phase::kClosed;
     deadline_ = 0;
     return;
-  }
-  if (phase_ == Phase::kQuit && expect_.size() == 1) {
-    release_held();  // closed instead of answering QUIT: nothing contradicted the replies
   }
   std::string msg = phase_ == Phase::kGreeting ? "connection closed before the server's greeting"
                                                : "connection lost before the final reply";
@@ -314,7 +314,9 @@ void Session::on_closed(std::string_view why, uint64_t now_ms) {
       port_is(conn_info_, "465")) {
     msg += " (port 465 usually speaks TLS at once: use --tls implicit)";
   }
-  close_with(std::move(msg), 0);
+  // Replies still expected will never come: if the server dropped one earlier, the replies
+  // held were other commands' (as with a timeout). With nothing outstanding they stand.
+  close_with(std::move(msg), 0, FatalCause::kNone, !expect_.empty());
 }
 
 void Session::poke(uint64_t now_ms) { pump(now_ms); }

@@ -289,6 +289,21 @@ TEST(SessionProtocol, Reply421AfterAnAcceptedMessageKeepsItSent) {
   EXPECT_TRUE(h.host.accounted());
 }
 
+TEST(SessionProtocol, ClosedInsteadOfAnsweringQuitKeepsTheHeldReply) {
+  // Found by review: this path returned before settling the held transaction, which then
+  // had no outcome at all.
+  Harness h;
+  h.host.add("a@x.test", {"b@y.test"}, "m\r\n");
+  h.greet(kEhloPipe);
+  h.feed("250 ok\r\n250 ok\r\n354 go\r\n");
+  EXPECT_EQ(h.take(), "m\r\n.\r\nQUIT\r\n");
+  h.feed("250 queued\r\n");
+  h.session.on_closed("connection closed by peer", h.now);
+  ASSERT_EQ(h.host.outcomes.size(), 1u);
+  EXPECT_EQ(h.host.outcomes[0].verdict, Verdict::kSent);
+  EXPECT_TRUE(h.host.accounted());
+}
+
 // --- classification -----------------------------------------------------------------------
 
 TEST(SessionProtocol, TooManyRecipients552MidBatchIsDeferred) {
