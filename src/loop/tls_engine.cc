@@ -544,8 +544,8 @@ Status TlsEngine::on_cipher_in(std::string_view in, std::string& plain_out,
   // "wrong version number".
   if (!server_ && !got_input_ && !handshake_done_ && in.size() >= 4 && in.substr(0, 3) == "220" &&
       (in[3] == ' ' || in[3] == '-')) {
-    return fail("the server sent a plaintext SMTP greeting instead of a TLS handshake: use "
-                "--tls starttls");
+    return fail("the server sent a plaintext SMTP greeting: use --tls starttls (it does not "
+                "speak TLS at once)");
   }
   got_input_ = got_input_ || !in.empty();
   started_ = true;

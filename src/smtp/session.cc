@@ -227,8 +227,8 @@ void Session::on_data(std::string_view in, uint64_t now_ms) {
   ++reads_;
   if (in.empty() || phase_ == Phase::kClosed || phase_ == Phase::kTlsWanted) return;
   if (phase_ == Phase::kGreeting && !parser_.has_partial() && looks_like_tls_record(in)) {
-    close_with("the server speaks TLS at once (it sent a TLS record, not an SMTP greeting): "
-               "use --tls implicit",
+    close_with("the server speaks TLS at once: use --tls implicit (it sent a TLS record, not "
+               "an SMTP greeting)",
                0, FatalCause::kTls);
     return;
   }

@@ -523,7 +523,7 @@ class HostileTest(unittest.TestCase):
             p, task, addrs = self.send(srv.hostport, 2, "--tls", "starttls", "--ca-file",
                                        self.certs["ca"])
         self.assertEqual(p.returncode, FATAL_RC, blast.describe(p))
-        self.assertIn("use --tls implicit", p.stderr)
+        self.assertIn("the server speaks TLS at once: use --tls implicit", p.stderr)
         self.assertEqual(srv.connections, 1, "a TLS-mode mistake is not worth reconnecting")
 
     def test_starttls_against_implicit_tls_port_465(self):
@@ -556,8 +556,8 @@ class HostileTest(unittest.TestCase):
             p, task, addrs = self.send(sink.hostport, 2, "--tls", "implicit", "--ca-file",
                                        self.certs["ca"])
         self.assertEqual(p.returncode, FATAL_RC, blast.describe(p))
-        self.assertIn("plaintext SMTP greeting", p.stderr, blast.describe(p))
-        self.assertIn("use --tls starttls", p.stderr)
+        self.assertIn("the server sent a plaintext SMTP greeting: use --tls starttls", p.stderr,
+                      blast.describe(p))
 
 
 if __name__ == "__main__":
