@@ -794,12 +794,14 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
       t->mail_code = r.code;
       t->mail_ok = positive;
       if (positive) {
+        if (!pipelining_) send_txn_commands(t, now_ms);
+        // After this transaction's next command is out: settling calls the host, which may
+        // poke the session into starting another transaction.
         if (caps_.enhanced_codes && enhanced_code(r.text).subject == 1) {
           // An addressing code cannot be the end-of-data reply of the message before: the
           // replies are in step, and a held final reply is that message's own.
           release_held();
         }
-        if (!pipelining_) send_txn_commands(t, now_ms);
       } else if (r.code == 503) {
         // "Bad sequence": the server and we disagree on where the dialogue is.
         protocol_error("the server answered MAIL FROM with " + r.summary(), r.code);
@@ -847,7 +849,6 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
     case Kind::kData:
       awaiting_354_ = false;
       if (positive) {
-        release_held();  // only DATA gets a 354: the replies before it were in step
         if (t->accepted > 0) {
           send_body(t, now_ms);
         } else {
@@ -856,6 +857,9 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
           out_.append(".\r\n");
           expect(Kind::kIgnore, nullptr, 0, now_ms);
         }
+        // Only DATA gets a 354: the replies before it were in step. Settled after the body
+        // is out, as the host may poke the session into writing the next transaction.
+        release_held();
       } else {
         for (size_t i = 0; i < n; ++i) {
           if (t->rcpts[i].state == RcptState::kAccepted) {

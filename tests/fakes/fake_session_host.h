@@ -50,7 +50,12 @@ class FakeSessionHost : public SessionHost {
     outcomes.push_back(RecordedOutcome{std::string(t.rcpts[i].address), v, code, std::string(text)});
     ++per_rcpt[&t.rcpts[i]];
   }
-  void txn_done(Txn& t) override { ++done[&t]; }
+  void txn_done(Txn& t) override {
+    ++done[&t];
+    // Like the mailing engine, which may poke its sessions from inside this call.
+    if (poke_on_done != nullptr) poke_on_done->poke(0);
+  }
+  Session* poke_on_done = nullptr;
 
   // Every recipient handed out has exactly one outcome, every transaction one txn_done.
   bool accounted() const {

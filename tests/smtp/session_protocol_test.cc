@@ -304,6 +304,45 @@ TEST(SessionProtocol, ClosedInsteadOfAnsweringQuitKeepsTheHeldReply) {
   EXPECT_TRUE(h.host.accounted());
 }
 
+TEST(SessionProtocol, SettlingAHeldReplyNeverWritesBetweenA354AndItsBody) {
+  // The host may poke the session from txn_done; the held reply of message 1 is settled by
+  // the 354 of message 2, and message 3's commands must follow message 2's body, not cut in.
+  Harness h;
+  h.host.poke_on_done = &h.session;
+  h.host.add("a@x.test", {"one@y.test"}, "m1\r\n");
+  h.host.add("a@x.test", {"two@y.test"}, "m2\r\n");
+  h.host.add("a@x.test", {"three@y.test"}, "m3\r\n");
+  h.greet(kEhloPipeEnh);
+  h.feed("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n");
+  h.take();
+  h.feed("250 2.0.0 queued\r\n250 ok\r\n250 ok\r\n");  // no enhanced code on MAIL: held
+  EXPECT_EQ(h.host.find("one@y.test"), nullptr);
+  h.feed("354 go\r\n");
+  EXPECT_EQ(h.take(), "m2\r\n.\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<three@y.test>\r\nDATA\r\n");
+  ASSERT_NE(h.host.find("one@y.test"), nullptr);
+  EXPECT_EQ(h.host.find("one@y.test")->verdict, Verdict::kSent);
+}
+
+TEST(SessionProtocol, SettlingOnAMailReplyWithoutPipeliningKeepsOneCommandAtATime) {
+  Harness h;
+  h.host.poke_on_done = &h.session;
+  h.host.add("a@x.test", {"one@y.test"}, "m1\r\n");
+  h.host.add("a@x.test", {"two@y.test"}, "m2\r\n");
+  h.host.add("a@x.test", {"three@y.test"}, "m3\r\n");
+  EXPECT_EQ(h.greet("250-mx\r\n250 ENHANCEDSTATUSCODES\r\n"), "MAIL FROM:<a@x.test>\r\n");
+  h.feed("250 2.1.0 ok\r\n");
+  h.take();
+  h.feed("250 2.1.5 ok\r\n");
+  h.take();
+  h.feed("354 go\r\n");
+  EXPECT_EQ(h.take(), "m1\r\n.\r\n");
+  h.feed("250 2.0.0 queued\r\n");
+  EXPECT_EQ(h.take(), "MAIL FROM:<a@x.test>\r\n");
+  h.feed("250 2.1.0 ok\r\n");  // proves message 1's reply; settling it pokes the session
+  EXPECT_EQ(h.take(), "RCPT TO:<two@y.test>\r\n");
+  EXPECT_EQ(h.host.find("one@y.test")->verdict, Verdict::kSent);
+}
+
 // --- classification -----------------------------------------------------------------------
 
 TEST(SessionProtocol, TooManyRecipients552MidBatchIsDeferred) {
