@@ -235,6 +235,7 @@ std::string run(const std::vector<TxnScript>& script, const Mode& mode, Mutation
   }
   Outbox out;
   Session session(cfg, host, out);
+  host.poke_on_done = &session;  // as the mailing engine may
   MutatingServer server(script, mode.enhanced, mode.chunking, mode.pipelining, m, at);
   uint64_t now = 1000;
   session.on_connected(now);
