@@ -376,7 +376,9 @@ void Session::note_reply(const Reply& r) {
 }
 
 void Session::protocol_error(std::string why, int code) {
-  close_with(std::move(why) + "; connection closed, open recipients deferred", code,
+  // A deferred recipient never carries a positive code: the store would show "deferred 250".
+  close_with(std::move(why) + "; connection closed, open recipients deferred",
+             code >= 400 ? code : 0,
              FatalCause::kNone, true);
 }
 

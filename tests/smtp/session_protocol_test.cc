@@ -63,6 +63,7 @@ TEST(SessionProtocol, DataAnswered250IsAProtocolErrorNotSent) {
   EXPECT_EQ(h.take().find("body"), std::string::npos) << "no body was ever sent";
   ASSERT_EQ(h.host.outcomes.size(), 2u);
   h.expect_all(Verdict::kDeferred);
+  EXPECT_EQ(h.host.outcomes[0].code, 0) << "a deferred recipient shows no 250";
   EXPECT_TRUE(has(h.session.end_reason(), "cannot answer DATA")) << h.session.end_reason();
   EXPECT_FALSE(h.session.fatal());
   EXPECT_TRUE(h.host.accounted());
