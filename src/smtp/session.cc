@@ -148,7 +148,7 @@ const char* Session::kind_name(Kind k) {
   // Indexed by Kind: one name per kind, checked at compile time.
   static constexpr const char* kNames[] = {"greeting", "EHLO", "HELO", "MAIL", "RCPT", "DATA",
                                            "end of data", "BDAT", "RSET", "QUIT",
-                                           "end of data", "STARTTLS", "AUTH"};
+                                           "end of data", "STARTTLS", "AUTH", "NOOP"};
   static_assert(std::size(kNames) == static_cast<size_t>(Kind::kCount),
                 "one name per Session::Kind");
   return k < Kind::kCount ? kNames[static_cast<size_t>(k)] : "?";
@@ -166,6 +166,9 @@ Session::Fit Session::fit(Kind k, const Reply& r, bool enhanced) {
   const int cls = c / 100;
   // Only 221 closes: a 250 there is a reply to something else, come late.
   if (k == Kind::kQuit) return c == 221 ? Fit::kPositive : Fit::kWrong;
+  // Every server implements NOOP (RFC 5321 §4.5.1): a refusal there is another command's,
+  // and so is an addressing code (checked below).
+  if (k == Kind::kNoop && cls != 2) return Fit::kWrong;
   if (cls == 4 || cls == 5) return Fit::kNegative;
   const EnhancedCode e = enhanced ? enhanced_code(r.text) : EnhancedCode{};
   const int subject = e.subject;
@@ -182,6 +185,7 @@ Session::Fit Session::fit(Kind k, const Reply& r, bool enhanced) {
     case Kind::kDot:
     case Kind::kBdat:
     case Kind::kIgnore:
+    case Kind::kNoop:
       return cls == 2 && c != 220 && c != 221 && subject != 1 ? Fit::kPositive : Fit::kWrong;
     default: return cls == 2 && c != 220 && c != 221 ? Fit::kPositive : Fit::kWrong;
   }
@@ -194,7 +198,8 @@ uint32_t Session::timeout_for(Kind k) const {
     case Kind::kEhlo:
     case Kind::kHelo: return t.ehlo;
     case Kind::kMail:
-    case Kind::kRset: return t.mail;
+    case Kind::kRset:
+    case Kind::kNoop: return t.mail;
     case Kind::kRcpt: return t.rcpt;
     case Kind::kData: return t.data;
     case Kind::kDot:
@@ -277,7 +282,7 @@ void Session::on_timer(uint64_t now_ms) {
   if (expect_.empty()) {
     deadline_ = 0;
     if (phase_ == Phase::kReady && !held_.empty()) {
-      release_held();
+      release_held();  // the quiet while after going idle (see pump)
       pump(now_ms);
     }
     return;
@@ -293,7 +298,7 @@ void Session::on_timer(uint64_t now_ms) {
   }
   // A reply that never comes may be one the server dropped, which would make the replies
   // held so far answers to other commands: they do not count (desync).
-  close_with(std::move(why), 0, FatalCause::kNone, true);
+  close_with(std::move(why), 0, FatalCause::kNone, !only_late_commands_outstanding());
 }
 
 void Session::on_closed(std::string_view why, uint64_t now_ms) {
@@ -316,7 +321,13 @@ void Session::on_closed(std::string_view why, uint64_t now_ms) {
   }
   // Replies still expected will never come: if the server dropped one earlier, the replies
   // held were other commands' (as with a timeout). With nothing outstanding they stand.
-  close_with(std::move(msg), 0, FatalCause::kNone, !expect_.empty());
+  close_with(std::move(msg), 0, FatalCause::kNone, !only_late_commands_outstanding());
+}
+
+bool Session::only_late_commands_outstanding() const {
+  return std::all_of(expect_.begin(), expect_.end(), [](const Expect& e) {
+    return e.kind == Kind::kNoop || e.kind == Kind::kQuit;
+  });
 }
 
 void Session::poke(uint64_t now_ms) { pump(now_ms); }
@@ -559,6 +570,9 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
       deadline_ = 0;
       return;
     case Kind::kIgnore:
+      return;
+    case Kind::kNoop:
+      release_held();  // the reply to a command sent after them: they were in step
       return;
     case Kind::kStartTls:  // a 220 is handled in on_data; this is a refusal
       if (cfg_.tls == TlsMode::kOpportunistic) {
@@ -897,6 +911,8 @@ void Session::pump(uint64_t now_ms) {
   in_pump_ = true;
   while (phase_ == Phase::kReady) {
     if (awaiting_354_) break;  // the body must follow the 354 before anything else
+    // RFC 2920: NOOP ends a pipelined group; nothing follows it before its reply.
+    if (!expect_.empty() && expect_.back().kind == Kind::kNoop) break;
     if (!pipelining_ && !expect_.empty()) break;
     if (need_rset_) {
       send_line("RSET\r\n", false);
@@ -912,9 +928,19 @@ void Session::pump(uint64_t now_ms) {
     Txn* t = nullptr;
     auto next = host_.next_txn(use_bdat(), t);
     if (next == SessionHost::Next::kWait) {
-      // Idle: no later reply will come to prove the held ones, and the host may be waiting
-      // for them: they count unless something arrives unasked before the timer (on_timer).
-      if (expect_.empty() && !held_.empty()) deadline_ = now_ms + cfg_.timeouts.held;
+      // Idle: no later reply would come to prove the held ones, and the host may be waiting
+      // for them. With enhanced codes a NOOP's 2.0.0 does: replies shifted by a stray one
+      // would put another command's reply on it (a refusal, 354, or MAIL's or RCPT's 2.1.x).
+      // Without them a 250 to NOOP could be a MAIL's: the held replies count after a quiet
+      // while instead, and a reply arriving unasked in it is a protocol error (on_timer).
+      if (expect_.empty() && !held_.empty()) {
+        if (caps_.enhanced_codes) {
+          send_line("NOOP\r\n", false);
+          expect(Kind::kNoop, nullptr, 0, now_ms);
+        } else {
+          deadline_ = now_ms + cfg_.timeouts.held;
+        }
+      }
       break;
     }
     if (next == SessionHost::Next::kDone) {

@@ -97,9 +97,9 @@ struct Timeouts {  // RFC 5321 §4.5.3.2 defaults, in milliseconds
   uint32_t data = 120000;
   uint32_t dot = 600000;  // also BDAT LAST: the server may be delivering
   uint32_t quit = 60000;
-  // Idle with a positive final reply held (Session::held_): how long a contradicting reply
-  // may still arrive before the reply counts.
-  uint32_t held = 1000;
+  // Idle with a final reply held (Session::held_) and no enhanced codes to make a NOOP's
+  // reply tell: how long a contradicting reply may still come before the held one counts.
+  uint32_t held = 500;
 };
 
 enum class TlsMode { kNone, kStartTls, kImplicit, kOpportunistic };
@@ -219,7 +219,7 @@ class Session {
   enum class Phase { kInit, kGreeting, kEhlo, kHelo, kStartTls, kTlsWanted, kAuth, kReady,
                      kQuit, kClosed };
   enum class Kind : uint8_t { kGreeting, kEhlo, kHelo, kMail, kRcpt, kData, kDot, kBdat, kRset,
-                              kQuit, kIgnore, kStartTls, kAuth, kCount };
+                              kQuit, kIgnore, kStartTls, kAuth, kNoop, kCount };
   struct Expect {
     Kind kind;
     Txn* txn;
@@ -250,6 +250,9 @@ class Session {
   void protocol_error(std::string why, int code);
   void hold(Txn* t, const Reply& r);
   void release_held();
+  // True when a connection that ends now leaves no reply outstanding that could have been
+  // shifted onto a held one: only NOOP or QUIT (sent after the held replies came) are.
+  bool only_late_commands_outstanding() const;
   void redact(Reply& r) const;
   void forget_secrets();
   void after_ehlo(uint64_t now_ms);

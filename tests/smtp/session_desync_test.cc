@@ -178,6 +178,8 @@ class MutatingServer {
       // BDAT n LAST
       bdat_left_ = std::stoul(line.substr(5));
       if (bdat_left_ == 0) end_of_data();
+    } else if (verb == "NOOP") {
+      reply(text(250, "2.0.0", "ok"));
     } else if (verb == "RSET") {
       cur_ = -1;
       reply(text(250, "2.0.0", "reset"));

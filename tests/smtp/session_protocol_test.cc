@@ -164,7 +164,7 @@ TEST(SessionProtocol, ReplyWhileNothingIsOutstanding) {
   h.feed("250 ok\r\n250 ok\r\n354 go\r\n");
   h.feed("250 queued\r\n");
   h.now = h.session.deadline_ms();
-  h.session.on_timer(h.now);  // idle: the held reply counts
+  h.session.on_timer(h.now);  // idle, no enhanced codes: the held reply counts after a while
   ASSERT_EQ(h.host.outcomes.size(), 1u);
   EXPECT_EQ(h.host.outcomes[0].verdict, Verdict::kSent);
   h.feed("250 surprise\r\n");
@@ -249,7 +249,7 @@ TEST(SessionProtocol, ChunkingWithoutEnhancedCodesUsesData) {
   EXPECT_EQ(sent, "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n");
 }
 
-TEST(SessionProtocol, HeldFinalReplyCountsOnProofOrIdleTimer) {
+TEST(SessionProtocol, HeldFinalReplyCountsOnProofIdleNoopOrQuiet) {
   Harness h;
   h.host.add("a@x.test", {"one@y.test"}, "m1\r\n");
   h.host.add("a@x.test", {"two@y.test"}, "m2\r\n");
@@ -261,19 +261,36 @@ TEST(SessionProtocol, HeldFinalReplyCountsOnProofOrIdleTimer) {
   ASSERT_NE(h.host.find("one@y.test"), nullptr);
   EXPECT_EQ(h.host.find("one@y.test")->verdict, Verdict::kSent);
 
+  // Idle (the host has nothing now): a NOOP, whose 250 proves the held reply.
   Harness k;
   k.host.done_when_empty = false;
   k.host.add("a@x.test", {"b@y.test"}, "m\r\n");
   k.greet(kEhloPipeEnh);
   k.feed("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n");
+  k.take();
   k.feed("250 2.0.0 queued\r\n");
   EXPECT_TRUE(k.host.outcomes.empty());
-  ASSERT_NE(k.session.deadline_ms(), 0u);
-  k.session.on_timer(k.session.deadline_ms());
+  EXPECT_EQ(k.take(), "NOOP\r\n");
+  k.host.add("a@x.test", {"c@y.test"}, "n\r\n");
+  k.session.poke(k.now);
+  EXPECT_EQ(k.take(), "") << "nothing follows a NOOP before its reply (RFC 2920)";
+  k.feed("250 2.0.0 ok\r\n");
   ASSERT_EQ(k.host.outcomes.size(), 1u);
   EXPECT_EQ(k.host.outcomes[0].verdict, Verdict::kSent);
+  EXPECT_TRUE(has(k.take(), "RCPT TO:<c@y.test>"));
   EXPECT_FALSE(k.session.wants_close());
-  EXPECT_TRUE(k.host.accounted());
+
+  // A stray 250 before the real 554: the 554 lands on the NOOP.
+  Harness x;
+  x.host.done_when_empty = false;
+  x.host.add("a@x.test", {"b@y.test"}, "m\r\n");
+  x.greet(kEhloPipeEnh);
+  x.feed("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n");
+  x.feed("250 2.0.0 stray\r\n");
+  x.feed("554 5.7.1 rejected\r\n");
+  ASSERT_EQ(x.host.outcomes.size(), 1u);
+  EXPECT_EQ(x.host.outcomes[0].verdict, Verdict::kDeferred);
+  EXPECT_TRUE(x.host.accounted());
 }
 
 TEST(SessionProtocol, Reply421AfterAnAcceptedMessageKeepsItSent) {
