@@ -396,6 +396,10 @@ static int run_verb(int argc, char** argv) {
                    "attempts per recipient in this run before it stays deferred")
       ->check(CLI::Range(1u, 100u));
   send->add_option("--retry-delay", retry_delay, "first retry delay (doubles each attempt)");
+  std::string reply_timeout;
+  send->add_option("--reply-timeout", reply_timeout,
+                   "the longest wait for any SMTP reply (default: RFC 5321's, 5 min; 10 min "
+                   "after a message)");
   send->add_option("--pipeline-window", mc.window, "transactions in flight per connection")
       ->check(CLI::Range(1u, 1000u));
   send->add_flag("--no-pipelining", no_pipelining, "do not use PIPELINING even when offered");
@@ -750,6 +754,18 @@ static int run_verb(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: --retry-delay: '%s' is not a duration (e.g. 30s, 2m)\n",
                    retry_delay.c_str());
       return 2;
+    }
+    if (uint32_t ms = 0; !reply_timeout.empty()) {
+      if (!parse_duration_ms(reply_timeout, ms) || ms < 1000) {
+        std::fprintf(stderr, "smtpblast: --reply-timeout: '%s' is not a duration of 1s or more\n",
+                     reply_timeout.c_str());
+        return 2;
+      }
+      for (uint32_t* t : {&mc.timeouts.greeting, &mc.timeouts.ehlo, &mc.timeouts.mail,
+                          &mc.timeouts.rcpt, &mc.timeouts.data, &mc.timeouts.dot,
+                          &mc.timeouts.quit}) {
+        *t = std::min(*t, ms);
+      }
     }
     if (retry_after.empty() && mc.direct && send->count("--retry-delay") == 0) retry_after = "1m";
     if (!retry_after.empty() && (!parse_duration_ms(retry_after, mc.retry_delay_ms) || mc.retry_delay_ms == 0)) {

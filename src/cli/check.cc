@@ -362,7 +362,7 @@ int run_check(const RelaySetup& relay, const std::string& from, const std::strin
   if (!probe_rcpt.empty()) {
     h.have_txn = true;
     h.txn.mail_from = from;
-    h.txn.rcpts.push_back(TxnRcpt{rcpt, 0, 0});
+    h.txn.rcpts.push_back(TxnRcpt{rcpt, 0});
     h.txn.smtputf8 = !is_ascii(from) || !is_ascii(rcpt);
     h.txn.probe = true;
   }
@@ -494,7 +494,7 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
   const std::string rcpt = rcpt_for(to, t);
   h.have_txn = true;
   h.txn.mail_from = envelope_from;
-  h.txn.rcpts.push_back(TxnRcpt{rcpt, 0, 0});
+  h.txn.rcpts.push_back(TxnRcpt{rcpt, 0});
   h.txn.smtputf8 = !is_ascii(envelope_from) || !is_ascii(rcpt) || h.msg.smtputf8;
   h.txn.body = h.msg.pieces;
   h.txn.body_size = h.msg.size;

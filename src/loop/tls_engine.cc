@@ -540,6 +540,14 @@ Status TlsEngine::on_cipher_in(std::string_view in, std::string& plain_out,
                                std::string& cipher_out) {
   if (failed_) return make_error(ErrDomain::kSsl, error_);
   if (peer_closed_) return {};  // bytes after close_notify are not ours to interpret
+  // A plaintext server answers our ClientHello with its greeting: say that, not OpenSSL's
+  // "wrong version number".
+  if (!server_ && !got_input_ && !handshake_done_ && in.size() >= 4 && in.substr(0, 3) == "220" &&
+      (in[3] == ' ' || in[3] == '-')) {
+    return fail("the server sent a plaintext SMTP greeting: use --tls starttls (it does not "
+                "speak TLS at once)");
+  }
+  got_input_ = got_input_ || !in.empty();
   started_ = true;
   ERR_clear_error();
   OutTarget target(&out_, cipher_out);

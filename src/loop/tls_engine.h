@@ -153,6 +153,7 @@ class TlsEngine {
   std::string host_;
   bool server_;
   bool started_ = false;
+  bool got_input_ = false;  // a byte came from the peer
   bool handshake_done_ = false;
   bool failed_ = false;
   bool peer_closed_ = false;

@@ -46,6 +46,72 @@ void wipe(std::string& s) {
   s.clear();
 }
 
+// An RFC 3463 enhanced status code opening a reply text ("2.1.5 Ok"); cls = -1 when the text
+// does not open with one.
+struct EnhancedCode {
+  int cls = -1;
+  int subject = -1;
+  int detail = -1;
+};
+
+EnhancedCode enhanced_code(std::string_view text) {
+  EnhancedCode e;
+  if (text.size() < 5 || (text[0] != '2' && text[0] != '4' && text[0] != '5') || text[1] != '.') {
+    return e;
+  }
+  size_t i = 2;
+  auto number = [&](int& v) {
+    size_t start = i;
+    v = 0;
+    while (i < text.size() && i - start < 3 && text[i] >= '0' && text[i] <= '9') {
+      v = v * 10 + (text[i++] - '0');
+    }
+    return i > start;
+  };
+  int subject = 0, detail = 0;
+  if (!number(subject) || i >= text.size() || text[i++] != '.' || !number(detail)) return e;
+  if (i < text.size() && text[i] != ' ' && text[i] != '\n') return e;
+  e.cls = text[0] - '0';
+  e.subject = subject;
+  e.detail = detail;
+  return e;
+}
+
+// A refusal of MAIL FROM that is about the message, not the sender: too big (552, x.3.4) or
+// its content or encoding (x.6.x).
+bool about_message(const Reply& r) {
+  EnhancedCode e = enhanced_code(r.text);
+  return r.code == 552 || e.subject == 6 || (e.subject == 3 && e.detail == 4);
+}
+
+// The base64 runs that appear inside ANY base64 text containing `secret`, whatever its
+// offset modulo 3: a server may echo the whole payload or a part of it.
+void add_base64_cores(std::string_view secret, std::vector<std::string>& out) {
+  for (size_t pad = 0; pad < 3; ++pad) {
+    std::string in(pad, '\0');
+    in.append(secret);
+    std::string enc = base64(in);
+    size_t skip = (pad * 4 + 2) / 3;  // characters that carry bits of the padding
+    size_t full = in.size() / 3 * 4;  // characters of whole groups only
+    if (full > skip + 3) out.push_back(enc.substr(skip, full - skip));
+    wipe(in);
+    wipe(enc);
+  }
+}
+
+bool looks_like_tls_record(std::string_view in) {
+  // A TLS record opens with its content type (0x15 alert, 0x16 handshake) and version 3.x.
+  return !in.empty() && (in[0] == '\x15' || in[0] == '\x16') &&
+         (in.size() < 2 || in[1] == '\x03');
+}
+
+bool port_is(const ConnInfo* info, std::string_view port) {
+  if (info == nullptr) return false;
+  std::string_view p = info->peer;
+  return p.size() > port.size() && p.substr(p.size() - port.size()) == port &&
+         p[p.size() - port.size() - 1] == ':';
+}
+
 }  // namespace
 
 const char* verdict_name(Verdict v) {
@@ -63,8 +129,67 @@ Verdict verdict_for(int code) {
   return Verdict::kDeferred;
 }
 
+const char* fatal_cause_name(FatalCause c) {
+  switch (c) {
+    case FatalCause::kNone: return "none";
+    case FatalCause::kTls: return "tls";
+    case FatalCause::kAuth: return "auth";
+    case FatalCause::kSender: return "sender";
+  }
+  return "?";
+}
+
 Session::Session(const SessionConfig& cfg, SessionHost& host, Outbox& out)
     : cfg_(cfg), host_(host), out_(out) {}
+
+Session::~Session() { forget_secrets(); }
+
+const char* Session::kind_name(Kind k) {
+  // Indexed by Kind: one name per kind, checked at compile time.
+  static constexpr const char* kNames[] = {"greeting", "EHLO", "HELO", "MAIL", "RCPT", "DATA",
+                                           "end of data", "BDAT", "RSET", "QUIT",
+                                           "end of data", "STARTTLS", "AUTH", "NOOP"};
+  static_assert(std::size(kNames) == static_cast<size_t>(Kind::kCount),
+                "one name per Session::Kind");
+  return k < Kind::kCount ? kNames[static_cast<size_t>(k)] : "?";
+}
+
+// Which replies can answer which command (RFC 5321 §4.3.2, RFC 3030, RFC 3207, RFC 4954).
+// Any 4xx/5xx is a refusal the command can get (servers use codes the RFC does not list),
+// except for QUIT. A positive reply must be one the command can get: a 250 to DATA or a 354
+// to BDAT LAST means the replies are out of step with the commands, and taking it as an
+// answer could record a message as sent that the server never accepted. With enhanced status
+// codes, a positive addressing code (2.1.x) cannot end a message, nor a content code (2.6.x)
+// answer MAIL or RCPT.
+Session::Fit Session::fit(Kind k, const Reply& r, bool enhanced) {
+  const int c = r.code;
+  const int cls = c / 100;
+  // Only 221 closes: a 250 there is a reply to something else, come late.
+  if (k == Kind::kQuit) return c == 221 ? Fit::kPositive : Fit::kWrong;
+  // Every server implements NOOP (RFC 5321 §4.5.1): a refusal there is another command's,
+  // and so is an addressing code (checked below).
+  if (k == Kind::kNoop && cls != 2) return Fit::kWrong;
+  if (cls == 4 || cls == 5) return Fit::kNegative;
+  const EnhancedCode e = enhanced ? enhanced_code(r.text) : EnhancedCode{};
+  const int subject = e.subject;
+  if (e.cls >= 0 && e.cls != cls) return Fit::kWrong;
+  switch (k) {
+    case Kind::kGreeting:
+    case Kind::kStartTls: return c == 220 ? Fit::kPositive : Fit::kWrong;
+    case Kind::kAuth: return c == 235 || c == 334 ? Fit::kPositive : Fit::kWrong;
+    case Kind::kData: return c == 354 ? Fit::kPositive : Fit::kWrong;
+    case Kind::kRcpt:
+      return (c == 250 || c == 251 || c == 252) && subject != 6 ? Fit::kPositive : Fit::kWrong;
+    case Kind::kMail: return cls == 2 && c != 220 && c != 221 && subject != 6 ? Fit::kPositive
+                                                                            : Fit::kWrong;
+    case Kind::kDot:
+    case Kind::kBdat:
+    case Kind::kIgnore:
+    case Kind::kNoop:
+      return cls == 2 && c != 220 && c != 221 && subject != 1 ? Fit::kPositive : Fit::kWrong;
+    default: return cls == 2 && c != 220 && c != 221 ? Fit::kPositive : Fit::kWrong;
+  }
+}
 
 uint32_t Session::timeout_for(Kind k) const {
   const Timeouts& t = cfg_.timeouts;
@@ -73,7 +198,8 @@ uint32_t Session::timeout_for(Kind k) const {
     case Kind::kEhlo:
     case Kind::kHelo: return t.ehlo;
     case Kind::kMail:
-    case Kind::kRset: return t.mail;
+    case Kind::kRset:
+    case Kind::kNoop: return t.mail;
     case Kind::kRcpt: return t.rcpt;
     case Kind::kData: return t.data;
     case Kind::kDot:
@@ -82,6 +208,7 @@ uint32_t Session::timeout_for(Kind k) const {
     case Kind::kQuit: return t.quit;
     case Kind::kStartTls:
     case Kind::kAuth: return t.ehlo;
+    case Kind::kCount: break;
   }
   return t.mail;
 }
@@ -91,7 +218,7 @@ void Session::rearm(uint64_t now_ms) {
 }
 
 void Session::expect(Kind k, Txn* t, uint16_t rcpt, uint64_t now_ms) {
-  expect_.push_back(Expect{k, t, rcpt});
+  expect_.push_back(Expect{k, t, rcpt, reads_});
   if (t != nullptr) ++t->waiting;
   if (expect_.size() == 1) rearm(now_ms);
 }
@@ -102,9 +229,26 @@ void Session::on_connected(uint64_t now_ms) {
 }
 
 void Session::on_data(std::string_view in, uint64_t now_ms) {
+  ++reads_;
+  if (in.empty() || phase_ == Phase::kClosed || phase_ == Phase::kTlsWanted) return;
+  if (phase_ == Phase::kGreeting && !parser_.has_partial() && looks_like_tls_record(in)) {
+    close_with("the server speaks TLS at once: use --tls implicit (it sent a TLS record, not "
+               "an SMTP greeting)",
+               0, FatalCause::kTls);
+    return;
+  }
+  if (expect_.empty() && !parser_.has_partial()) {
+    // Nothing was asked: whatever this is, the server is out of step with us.
+    std::string shown;
+    append_sanitised(shown, in.substr(0, in.find_first_of("\r\n")), 80);
+    protocol_error("the server sent data while no reply was expected: \"" + shown + "\"", 0);
+    return;
+  }
   while (phase_ != Phase::kClosed && phase_ != Phase::kTlsWanted) {
     if (!parser_.next(in, reply_)) break;
-    if (!expect_.empty() && expect_.front().kind == Kind::kStartTls && reply_.code == 220) {
+    redact(reply_);
+    if (!expect_.empty() && expect_.front().kind == Kind::kStartTls && reply_.code == 220 &&
+        expect_.front().read != reads_) {
       expect_.pop_front();
       note_reply(reply_);
       if (!in.empty() || parser_.has_partial()) {
@@ -112,7 +256,7 @@ void Session::on_data(std::string_view in, uint64_t now_ms) {
         // TLS: a man in the middle injecting commands (CVE-2011-0411 and kin).
         close_with("STARTTLS response injection: the server sent data after its 220 reply; "
                    "connection dropped, nothing sent",
-                   0, true);
+                   0, FatalCause::kTls);
         return;
       }
       phase_ = Phase::kTlsWanted;
@@ -122,40 +266,75 @@ void Session::on_data(std::string_view in, uint64_t now_ms) {
     handle(reply_, now_ms);
   }
   if (phase_ != Phase::kClosed && parser_.failed()) {
-    close_with("protocol error from server: " + parser_.error(), 0);
+    protocol_error("protocol error from server: " + parser_.error(), 0);
+    return;
+  }
+  if (phase_ != Phase::kClosed && phase_ != Phase::kTlsWanted && expect_.empty() &&
+      parser_.has_partial()) {
+    protocol_error("protocol error from server: it sent data while no reply was expected", 0);
     return;
   }
   pump(now_ms);
 }
 
 void Session::on_timer(uint64_t now_ms) {
-  if (deadline_ == 0 || now_ms < deadline_ || expect_.empty()) return;
-  static const char* const kNames[] = {"greeting", "EHLO", "HELO", "MAIL", "RCPT", "DATA",
-                                       "end of data", "BDAT", "RSET", "QUIT", "end of data"};
+  if (deadline_ == 0 || now_ms < deadline_) return;
+  if (expect_.empty()) {
+    deadline_ = 0;
+    if (phase_ == Phase::kReady && !held_.empty()) {
+      release_held();  // the quiet while after going idle (see pump)
+      pump(now_ms);
+    }
+    return;
+  }
   const Expect& e = expect_.front();
-  close_with(std::string("timeout after ") + std::to_string(timeout_for(e.kind) / 1000) +
-                 " s waiting for the reply to " + kNames[static_cast<int>(e.kind)],
-             0);
+  std::string why = std::string("timeout after ") + std::to_string(timeout_for(e.kind) / 1000) +
+                    " s waiting for the " +
+                    (e.kind == Kind::kGreeting ? "greeting"
+                                               : std::string("reply to ") + kind_name(e.kind));
+  if (e.kind == Kind::kGreeting && cfg_.tls != TlsMode::kImplicit && port_is(conn_info_, "465")) {
+    // A server that speaks TLS at once waits silently for our ClientHello.
+    why += " (port 465 usually speaks TLS at once: use --tls implicit)";
+  }
+  // A reply that never comes may be one the server dropped, which would make the replies
+  // held so far answers to other commands: they do not count (desync).
+  close_with(std::move(why), 0, FatalCause::kNone, !only_late_commands_outstanding());
 }
 
 void Session::on_closed(std::string_view why, uint64_t now_ms) {
   (void)now_ms;
   if (phase_ == Phase::kClosed) return;
   if (phase_ == Phase::kQuit && live_.empty()) {
-    phase_ = Phase::kClosed;  // the server closed after (or instead of) answering QUIT
+    // The server closed after (or instead of) answering QUIT: nothing contradicted the
+    // replies held.
+    release_held();
+    phase_ = Phase::kClosed;
     deadline_ = 0;
     return;
   }
-  std::string msg = "connection lost before the final reply";
+  std::string msg = phase_ == Phase::kGreeting ? "connection closed before the server's greeting"
+                                               : "connection lost before the final reply";
   if (!why.empty()) msg += std::string(" (") + std::string(why) + ")";
-  close_with(std::move(msg), 0);
+  if (phase_ == Phase::kGreeting && cfg_.tls != TlsMode::kImplicit &&
+      port_is(conn_info_, "465")) {
+    msg += " (port 465 usually speaks TLS at once: use --tls implicit)";
+  }
+  // Replies still expected will never come: if the server dropped one earlier, the replies
+  // held were other commands' (as with a timeout). With nothing outstanding they stand.
+  close_with(std::move(msg), 0, FatalCause::kNone, !only_late_commands_outstanding());
+}
+
+bool Session::only_late_commands_outstanding() const {
+  return std::all_of(expect_.begin(), expect_.end(), [](const Expect& e) {
+    return e.kind == Kind::kNoop || e.kind == Kind::kQuit;
+  });
 }
 
 void Session::poke(uint64_t now_ms) { pump(now_ms); }
 
 void Session::force_close(std::string_view why, bool fatal, uint64_t now_ms) {
   (void)now_ms;
-  close_with(std::string(why), 0, fatal);
+  close_with(std::string(why), 0, fatal ? FatalCause::kTls : FatalCause::kNone);
 }
 
 void Session::on_tls_ready(uint64_t now_ms) {
@@ -171,7 +350,8 @@ void Session::on_tls_ready(uint64_t now_ms) {
 
 void Session::on_tls_failed(std::string_view why, bool fatal) {
   phase_ = Phase::kTlsWanted;  // so the failure is reported as the TLS step
-  close_with("TLS handshake failed: " + std::string(why), 0, fatal);
+  close_with("TLS handshake failed: " + std::string(why), 0,
+             fatal ? FatalCause::kTls : FatalCause::kNone);
 }
 
 void Session::send_line(std::string_view line, bool secret) {
@@ -206,7 +386,14 @@ void Session::note_reply(const Reply& r) {
   (void)first;
 }
 
-void Session::close_with(std::string why, int code, bool fatal) {
+void Session::protocol_error(std::string why, int code) {
+  // A deferred recipient never carries a positive code: the store would show "deferred 250".
+  close_with(std::move(why) + "; connection closed, open recipients deferred",
+             code >= 400 ? code : 0,
+             FatalCause::kNone, true);
+}
+
+void Session::close_with(std::string why, int code, FatalCause fatal, bool desync) {
   if (phase_ == Phase::kClosed) return;
   switch (phase_) {
     case Phase::kInit: end_step_ = "tcp"; break;
@@ -225,12 +412,70 @@ void Session::close_with(std::string why, int code, bool fatal) {
   end_code_ = code;
   phase_ = Phase::kClosed;
   deadline_ = 0;
-  abort_all(Verdict::kDeferred, code, end_reason_);
+  forget_secrets();
+  // Held replies stand unless the replies were proven out of step, or the run stops on this
+  // (then a resend later costs at most a duplicate; a false "sent" would be a lost message).
+  abort_all(Verdict::kDeferred, code, end_reason_, !desync && fatal == FatalCause::kNone);
 }
 
-void Session::abort_all(Verdict v, int code, std::string_view why) {
+void Session::hold(Txn* t, const Reply& r) {
+  t->final_code = r.code;
+  t->final_text.assign(r.text);
+  if (t->accepted == 0) return;
+  auto it = std::find(live_.begin(), live_.end(), t);
+  assert(it != live_.end());
+  live_.erase(it);
+  held_.push_back(t);
+}
+
+void Session::release_held() {
+  if (held_.empty()) return;
+  std::vector<Txn*> held;
+  held.swap(held_);  // txn_done may call back into the session
+  for (Txn* t : held) {
+    for (size_t i = 0; i < t->rcpts.size(); ++i) {
+      if (t->rcpts[i].state == RcptState::kAccepted) {
+        finish_rcpt(t, i, Verdict::kSent, t->final_code, t->final_text);
+      }
+    }
+    finish_open(t, Verdict::kDeferred, t->final_code, t->final_text);  // none: a safety net
+    host_.txn_done(*t);
+  }
+  if (held_.empty()) {
+    held.clear();
+    held_.swap(held);  // keep the capacity
+  }
+}
+
+void Session::redact(Reply& r) const {
+  if (secret_forms_.empty()) return;
+  for (const std::string& f : secret_forms_) {
+    if (f.empty()) continue;
+    for (size_t pos = r.text.find(f); pos != std::string::npos; pos = r.text.find(f, pos)) {
+      r.text.replace(pos, f.size(), "<redacted>");
+      pos += 10;
+    }
+  }
+}
+
+void Session::forget_secrets() {
+  for (std::string& f : secret_forms_) wipe(f);
+  secret_forms_.clear();
+}
+
+void Session::abort_all(Verdict v, int code, std::string_view why, bool keep_held) {
   expect_.clear();
   awaiting_354_ = false;
+  if (keep_held) {
+    release_held();
+  } else {
+    std::vector<Txn*> held;
+    held.swap(held_);
+    for (Txn* t : held) {
+      finish_open(t, Verdict::kDeferred, code, why);
+      host_.txn_done(*t);
+    }
+  }
   std::vector<Txn*> live;
   live.swap(live_);
   for (Txn* t : live) {
@@ -242,16 +487,16 @@ void Session::abort_all(Verdict v, int code, std::string_view why) {
 
 void Session::finish_rcpt(Txn* t, size_t i, Verdict v, int code, std::string_view text) {
   TxnRcpt& r = t->rcpts[i];
-  if (r.state == 2) return;
-  if (r.state == 1) --t->accepted;
-  r.state = 2;
+  if (r.state == RcptState::kDone) return;
+  if (r.state == RcptState::kAccepted) --t->accepted;
+  r.state = RcptState::kDone;
   --t->open;
   host_.rcpt_outcome(*t, i, v, code, text);
 }
 
 void Session::finish_open(Txn* t, Verdict v, int code, std::string_view text) {
   for (size_t i = 0; i < t->rcpts.size(); ++i) {
-    if (t->rcpts[i].state != 2) finish_rcpt(t, i, v, code, text);
+    if (t->rcpts[i].state != RcptState::kDone) finish_rcpt(t, i, v, code, text);
   }
 }
 
@@ -265,10 +510,13 @@ void Session::maybe_done(Txn* t) {
 
 void Session::handle(const Reply& r, uint64_t now_ms) {
   if (expect_.empty()) {
+    note_reply(r);
     if (r.code == 421) {
       close_with("server closed the connection: " + r.summary(), 421);
     } else {
-      close_with("unexpected reply from server: " + r.summary(), r.code);
+      protocol_error("reply from the server while no command was waiting for one: " +
+                         r.summary(),
+                     r.code);
     }
     return;
   }
@@ -280,13 +528,26 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
 
   if (r.code == 421 && e.kind != Kind::kQuit) {
     // The server is shutting the connection: nothing open is the recipients' fault.
-    if (e.txn != nullptr) ++e.txn->waiting;  // abort_all settles it
     close_with("server closing the connection: " + r.summary(), 421);
+    return;
+  }
+  if (e.read == reads_) {
+    // These bytes were here before the command went out: the server cannot have answered it.
+    protocol_error("the server sent " + r.summary() + " before it could have read our " +
+                       kind_name(e.kind) + " (replies out of step with commands)",
+                   r.code);
+    return;
+  }
+  const Fit f = fit(e.kind, r, caps_.enhanced_codes);
+  if (f == Fit::kWrong) {
+    protocol_error(std::string("reply ") + r.summary() + " cannot answer " + kind_name(e.kind) +
+                       " (replies out of step with commands, or a broken server)",
+                   r.code);
     return;
   }
   switch (e.kind) {
     case Kind::kGreeting:
-      if (r.code == 220) {
+      if (f == Fit::kPositive) {
         greeting_ = r.text;
         phase_ = Phase::kEhlo;
         cmd_.assign("EHLO ").append(cfg_.helo).append("\r\n");
@@ -301,13 +562,17 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
       handle_ehlo(r, now_ms);
       return;
     case Kind::kRset:
-      if (!r.positive()) close_with("server refused RSET: " + r.summary(), r.code);
+      if (f != Fit::kPositive) close_with("server refused RSET: " + r.summary(), r.code);
       return;
     case Kind::kQuit:
+      release_held();  // 221 to QUIT: every earlier reply was the one its command got
       phase_ = Phase::kClosed;
       deadline_ = 0;
       return;
     case Kind::kIgnore:
+      return;
+    case Kind::kNoop:
+      release_held();  // the reply to a command sent after them: they were in step
       return;
     case Kind::kStartTls:  // a 220 is handled in on_data; this is a refusal
       if (cfg_.tls == TlsMode::kOpportunistic) {
@@ -316,7 +581,7 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
       } else {
         close_with("the relay refused STARTTLS: " + r.summary() +
                        (r.transient() ? "" : " (give --tls none to send unencrypted)"),
-                   r.code, !r.transient());
+                   r.code, r.transient() ? FatalCause::kNone : FatalCause::kTls);
       }
       return;
     case Kind::kAuth:
@@ -369,6 +634,7 @@ void Session::handle_ehlo(const Reply& r, uint64_t now_ms) {
       else if (kw == "SMTPUTF8") caps_.smtputf8 = true;
       else if (kw == "STARTTLS") caps_.starttls = true;
       else if (kw == "DSN") caps_.dsn = true;
+      else if (kw == "ENHANCEDSTATUSCODES") caps_.enhanced_codes = true;
       else if (kw == "AUTH") caps_.auth.assign(arg);
       else if (kw == "SIZE") {
         caps_.size = true;
@@ -392,7 +658,7 @@ void Session::after_ehlo(uint64_t now_ms) {
     if (!caps_.starttls) {
       close_with("the relay does not offer STARTTLS and --tls starttls requires it; nothing "
                  "sent (give --tls none to send unencrypted)",
-                 0, true);
+                 0, FatalCause::kTls);
       return;
     }
     phase_ = Phase::kStartTls;
@@ -412,7 +678,7 @@ void Session::start_auth(uint64_t now_ms) {
   if (!tls_active_ && !cfg_.allow_plaintext_auth) {
     close_with("refusing to send credentials over an unencrypted connection (use --tls "
                "starttls or implicit; --allow-plaintext-auth overrides)",
-               0, true);
+               0, FatalCause::kAuth);
     return;
   }
   const std::string offered = caps_.auth;
@@ -431,7 +697,7 @@ void Session::start_auth(uint64_t now_ms) {
   if (offered.empty()) {
     close_with(std::string("the relay does not offer AUTH") +
                    (tls_active_ ? " after STARTTLS" : "") + "; cannot authenticate",
-               0, true);
+               0, FatalCause::kAuth);
     return;
   }
   Credentials& cr = *cfg_.credentials;
@@ -447,25 +713,38 @@ void Session::start_auth(uint64_t now_ms) {
   if (m == AuthMech::kAuto || !offers(name)) {
     close_with("the relay offers AUTH " + offered + (m == AuthMech::kAuto ? "" : std::string(", not ") + name) +
                    "; no mechanism smtpblast can use",
-               0, true);
+               0, FatalCause::kAuth);
     return;
   }
   mech_ = m;
   phase_ = Phase::kAuth;
   std::string secret = cr.secret();
   std::string payload;
+  // A server may echo what it got in its refusal: every form of the secret we send is
+  // redacted from the replies of the exchange (see redact()).
+  secret_forms_.push_back(secret);
+  std::string shown;
+  append_sanitised(shown, secret, secret.size() * 2 + 8);
+  secret_forms_.push_back(std::move(shown));
+  add_base64_cores(secret, secret_forms_);
   if (m == AuthMech::kPlain) {
     payload.append(1, '\0').append(cr.user()).append(1, '\0').append(secret);
+    secret_forms_.push_back(base64(payload));
     cmd_.assign("AUTH PLAIN ").append(base64(payload)).append("\r\n");
     send_line(cmd_, true);
   } else if (m == AuthMech::kXoauth2) {
     // "\x01" and "auth" are separate literals: "\x01auth" would read as the hex escape \x01a.
     payload.append("user=").append(cr.user()).append("\x01" "auth=Bearer ").append(secret).append("\x01\x01");
+    secret_forms_.push_back(base64(payload));
     cmd_.assign("AUTH XOAUTH2 ").append(base64(payload)).append("\r\n");
     send_line(cmd_, true);
   } else {
+    secret_forms_.push_back(base64(secret));
     send_line("AUTH LOGIN\r\n", false);
   }
+  // Longest first, so a payload is redacted whole rather than around a shorter form.
+  std::sort(secret_forms_.begin(), secret_forms_.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   wipe(payload);
   wipe(secret);
   wipe(cmd_);
@@ -475,6 +754,7 @@ void Session::start_auth(uint64_t now_ms) {
 
 void Session::handle_auth(const Reply& r, uint64_t now_ms) {
   if (r.code == 235) {
+    forget_secrets();
     authenticated_ = true;
     cfg_.credentials->mark_verified();
     phase_ = Phase::kReady;
@@ -500,7 +780,7 @@ void Session::handle_auth(const Reply& r, uint64_t now_ms) {
     return;
   }
   if (r.transient()) {
-    close_with("AUTH temporarily refused: " + r.summary(), r.code, false);
+    close_with("AUTH temporarily refused: " + r.summary(), r.code);
     return;
   }
   if (mech_ == AuthMech::kXoauth2 && !token_refreshed_) {
@@ -512,40 +792,65 @@ void Session::handle_auth(const Reply& r, uint64_t now_ms) {
     }
     if (!err.empty()) {
       close_with("authentication failed: " + r.summary() + "; refreshing the token failed: " + err,
-                 r.code, true);
+                 r.code, FatalCause::kAuth);
       return;
     }
   }
   close_with("authentication failed: " + r.summary() +
                  " (check --user and the password or token; not retried, to avoid locking the "
                  "account)",
-             r.code, true);
+             r.code, FatalCause::kAuth);
 }
 
 void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms) {
   Txn* t = e.txn;
   const size_t n = t->rcpts.size();
+  const bool positive = r.code < 400;  // fit() let through only the right positive codes
   switch (e.kind) {
     case Kind::kMail:
       t->mail_code = r.code;
-      t->mail_ok = r.positive();
-      if (!t->mail_ok) {
+      t->mail_ok = positive;
+      if (positive) {
+        if (!pipelining_) send_txn_commands(t, now_ms);
+        // After this transaction's next command is out: settling calls the host, which may
+        // poke the session into starting another transaction.
+        if (caps_.enhanced_codes && enhanced_code(r.text).subject == 1) {
+          // An addressing code cannot be the end-of-data reply of the message before: the
+          // replies are in step, and a held final reply is that message's own.
+          release_held();
+        }
+      } else if (r.code == 503) {
+        // "Bad sequence": the server and we disagree on where the dialogue is.
+        protocol_error("the server answered MAIL FROM with " + r.summary(), r.code);
+        return;
+      } else if (r.permanent() && !about_message(r)) {
+        // The sender is refused (policy, unknown or unauthorised sender): every message of
+        // the run would be, so the run stops; the recipients are not to blame and stay unsent.
+        finish_open(t, Verdict::kDeferred, r.code, r.text);
+        std::string from(t->mail_from.substr(0, 200));
+        close_with("the server refused the envelope sender <" + from + ">: " + r.summary() +
+                       " (check --from, and which senders the account may use)",
+                   r.code, FatalCause::kSender);
+        return;
+      } else {
         // Pipelined RCPT/DATA replies for this transaction still come and are consumed.
         finish_open(t, verdict_for(r.code), r.code, r.text);
         t->next_cmd = static_cast<uint16_t>(n + 2);
-      } else if (!pipelining_) {
-        send_txn_commands(t, now_ms);
       }
       break;
-    case Kind::kRcpt:
-      if (t->rcpts[e.rcpt].state == 0 && t->probe) {
-        finish_rcpt(t, e.rcpt, verdict_for(r.code), r.code, r.text);
-      } else if (t->rcpts[e.rcpt].state == 0) {
-        if (r.positive()) {
-          t->rcpts[e.rcpt].state = 1;
+    case Kind::kRcpt: {
+      TxnRcpt& rc = t->rcpts[e.rcpt];
+      // 552 to RCPT is "too many recipients" (RFC 5321 §4.5.3.1.10): the recipient is fine
+      // and goes in another transaction.
+      const Verdict refused = r.code == 552 ? Verdict::kDeferred : verdict_for(r.code);
+      if (rc.state == RcptState::kWaiting && t->probe) {
+        finish_rcpt(t, e.rcpt, positive ? Verdict::kSent : refused, r.code, r.text);
+      } else if (rc.state == RcptState::kWaiting) {
+        if (positive) {
+          rc.state = RcptState::kAccepted;
           ++t->accepted;
         } else {
-          finish_rcpt(t, e.rcpt, verdict_for(r.code), r.code, r.text);
+          finish_rcpt(t, e.rcpt, refused, r.code, r.text);
         }
       }
       if (!pipelining_ && t->mail_ok && t->next_cmd <= n + 1) {
@@ -557,9 +862,10 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
         }
       }
       break;
+    }
     case Kind::kData:
       awaiting_354_ = false;
-      if (r.code == 354) {
+      if (positive) {
         if (t->accepted > 0) {
           send_body(t, now_ms);
         } else {
@@ -568,19 +874,31 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
           out_.append(".\r\n");
           expect(Kind::kIgnore, nullptr, 0, now_ms);
         }
+        // Only DATA gets a 354: the replies before it were in step. Settled after the body
+        // is out, as the host may poke the session into writing the next transaction.
+        release_held();
       } else {
         for (size_t i = 0; i < n; ++i) {
-          if (t->rcpts[i].state == 1) finish_rcpt(t, i, verdict_for(r.code), r.code, r.text);
+          if (t->rcpts[i].state == RcptState::kAccepted) {
+            finish_rcpt(t, i, verdict_for(r.code), r.code, r.text);
+          }
         }
         if (t->mail_ok) need_rset_ = true;
       }
       break;
     case Kind::kDot:
     case Kind::kBdat: {
-      for (size_t i = 0; i < n; ++i) {
-        if (t->rcpts[i].state == 1) finish_rcpt(t, i, verdict_for(r.code), r.code, r.text);
+      if (positive) {
+        // Sent, once a later reply shows this one was not another command's (see held_).
+        hold(t, r);
+        break;
       }
-      if (e.kind == Kind::kBdat && t->mail_ok && !r.positive()) need_rset_ = true;
+      for (size_t i = 0; i < n; ++i) {
+        if (t->rcpts[i].state == RcptState::kAccepted) {
+          finish_rcpt(t, i, verdict_for(r.code), r.code, r.text);
+        }
+      }
+      if (e.kind == Kind::kBdat && t->mail_ok) need_rset_ = true;
       break;
     }
     default:
@@ -594,6 +912,8 @@ void Session::pump(uint64_t now_ms) {
   in_pump_ = true;
   while (phase_ == Phase::kReady) {
     if (awaiting_354_) break;  // the body must follow the 354 before anything else
+    // RFC 2920: NOOP ends a pipelined group; nothing follows it before its reply.
+    if (!expect_.empty() && expect_.back().kind == Kind::kNoop) break;
     if (!pipelining_ && !expect_.empty()) break;
     if (need_rset_) {
       send_line("RSET\r\n", false);
@@ -607,8 +927,23 @@ void Session::pump(uint64_t now_ms) {
     }
     if (live_.size() >= std::max<uint32_t>(cfg_.window, 1)) break;
     Txn* t = nullptr;
-    auto next = host_.next_txn(caps_.chunking && cfg_.use_chunking, t);
-    if (next == SessionHost::Next::kWait) break;
+    auto next = host_.next_txn(use_bdat(), t);
+    if (next == SessionHost::Next::kWait) {
+      // Idle: no later reply would come to prove the held ones, and the host may be waiting
+      // for them. With enhanced codes a NOOP's 2.0.0 does: replies shifted by a stray one
+      // would put another command's reply on it (a refusal, 354, or MAIL's or RCPT's 2.1.x).
+      // Without them a 250 to NOOP could be a MAIL's: the held replies count after a quiet
+      // while instead, and a reply arriving unasked in it is a protocol error (on_timer).
+      if (expect_.empty() && !held_.empty()) {
+        if (caps_.enhanced_codes) {
+          send_line("NOOP\r\n", false);
+          expect(Kind::kNoop, nullptr, 0, now_ms);
+        } else {
+          deadline_ = now_ms + cfg_.timeouts.held;
+        }
+      }
+      break;
+    }
     if (next == SessionHost::Next::kDone) {
       host_done_ = true;
       continue;
@@ -630,10 +965,11 @@ bool Session::start_txn(Txn* t, uint64_t now_ms) {
   t->accepted = 0;
   t->mail_ok = false;
   t->next_cmd = 0;
-  t->bdat = caps_.chunking && cfg_.use_chunking;
+  t->bdat = use_bdat();
+  t->final_code = 0;
   t->started_ms = now_ms;
   t->conn = conn_info_;
-  for (auto& r : t->rcpts) r.state = 0;
+  for (auto& r : t->rcpts) r.state = RcptState::kWaiting;
   live_.push_back(t);
   if (caps_.size && caps_.max_size > 0 && t->body_size > caps_.max_size) {
     finish_open(t, Verdict::kFailed, 0,
@@ -649,6 +985,15 @@ bool Session::start_txn(Txn* t, uint64_t now_ms) {
     maybe_done(t);
     return false;
   }
+  if (t->eight_bit && !caps_.eight_bit_mime) {
+    // RFC 6152: 8-bit octets only to a server that announced 8BITMIME; a 7-bit server may
+    // strip the high bit or bounce the message later.
+    finish_open(t, Verdict::kFailed, 0,
+                "the message has 8-bit content and the server does not offer 8BITMIME; encode "
+                "the text as quoted-printable or base64");
+    maybe_done(t);
+    return false;
+  }
   ++started_;
   send_txn_commands(t, now_ms);
   return true;
@@ -661,7 +1006,7 @@ void Session::send_txn_commands(Txn* t, uint64_t now_ms) {
     if (c == 0) {
       cmd_.assign("MAIL FROM:<").append(t->mail_from).append(">");
       if (caps_.size) cmd_.append(" SIZE=").append(std::to_string(t->body_size));
-      if (t->eight_bit && caps_.eight_bit_mime) cmd_.append(" BODY=8BITMIME");
+      if (t->eight_bit) cmd_.append(" BODY=8BITMIME");  // start_txn checked the server has it
       if (t->smtputf8) cmd_.append(" SMTPUTF8");
       if (caps_.dsn && !t->envid.empty()) cmd_.append(" RET=HDRS ENVID=").append(t->envid);
       cmd_.append("\r\n");

@@ -17,14 +17,28 @@ namespace sb {
 enum class Verdict : uint8_t { kSent, kDeferred, kFailed };
 const char* verdict_name(Verdict v);
 
-// Maps a reply code to a recipient verdict. 503 (bad sequence) is our fault, never the
-// recipient's: deferred, so a protocol hiccup cannot fail a good address.
+// Maps a negative (4xx/5xx) reply code to a recipient verdict. 503 (bad sequence) is our
+// fault, never the recipient's: deferred, so a protocol hiccup cannot fail a good address; so
+// is 552 to RCPT ("too many recipients", RFC 5321 §4.5.3.1.10), see Session. A positive code
+// is kSent only here: the session checks that it answers the command it is matched to.
 Verdict verdict_for(int code);
+
+// Why a session ended in a way reconnecting cannot cure, so the run must stop.
+enum class FatalCause : uint8_t {
+  kNone,
+  kTls,     // TLS required but refused, unverifiable, injected into, or the wrong TLS mode
+  kAuth,    // credentials rejected, or no usable mechanism
+  kSender,  // the envelope sender was refused (5xx to MAIL FROM)
+};
+const char* fatal_cause_name(FatalCause c);
+
+// Session-private progress of one recipient.
+enum class RcptState : uint8_t { kWaiting, kAccepted, kDone };
 
 struct TxnRcpt {
   std::string_view address;
   uint64_t cookie = 0;  // the host's handle for this recipient
-  uint8_t state = 0;    // session-private: 0 waiting, 1 accepted by RCPT, 2 has its outcome
+  RcptState state = RcptState::kWaiting;
 };
 
 // The connection a transaction went over, for the accounting log. The connection owns it
@@ -60,6 +74,9 @@ struct Txn {
   uint16_t accepted = 0;  // recipients accepted by RCPT and waiting for the final reply
   bool mail_ok = false;
   bool bdat = false;
+  // The positive final reply, held until a later reply proves the replies are in step.
+  int final_code = 0;
+  std::string final_text;
   uint64_t started_ms = 0;
   const ConnInfo* conn = nullptr;  // stamped by the session that starts it (may stay null)
 };
@@ -84,6 +101,9 @@ struct Timeouts {  // RFC 5321 §4.5.3.2 defaults, in milliseconds
   uint32_t data = 120000;
   uint32_t dot = 600000;  // also BDAT LAST: the server may be delivering
   uint32_t quit = 60000;
+  // Idle with a final reply held (Session::held_) and no enhanced codes to make a NOOP's
+  // reply tell: how long a contradicting reply may still come before the held one counts.
+  uint32_t held = 500;
 };
 
 enum class TlsMode { kNone, kStartTls, kImplicit, kOpportunistic };
@@ -140,6 +160,7 @@ struct ServerCaps {
   bool starttls = false;
   bool dsn = false;  // RFC 3461
   bool size = false;
+  bool enhanced_codes = false;  // ENHANCEDSTATUSCODES (RFC 2034)
   uint64_t max_size = 0;  // 0 = no limit announced
   std::string auth;       // AUTH mechanisms as announced
 };
@@ -147,6 +168,9 @@ struct ServerCaps {
 class Session {
  public:
   Session(const SessionConfig& cfg, SessionHost& host, Outbox& out);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   // Stamped on every transaction this session starts; null leaves Txn::conn null.
   void set_conn_info(const ConnInfo* info) { conn_info_ = info; }
@@ -175,7 +199,8 @@ class Session {
   int end_code() const { return end_code_; }
   // The session ended for a reason that reconnecting cannot cure (bad credentials, TLS
   // required but refused or unverifiable): the run must stop.
-  bool fatal() const { return fatal_; }
+  bool fatal() const { return fatal_ != FatalCause::kNone; }
+  FatalCause fatal_cause() const { return fatal_; }
   // Where the session was when it ended: "tcp", "greeting", "ehlo", "tls", "auth",
   // "transaction" or "quit" (for `check`'s report).
   const char* end_step() const { return end_step_; }
@@ -199,12 +224,17 @@ class Session {
   enum class Phase { kInit, kGreeting, kEhlo, kHelo, kStartTls, kTlsWanted, kAuth, kReady,
                      kQuit, kClosed };
   enum class Kind : uint8_t { kGreeting, kEhlo, kHelo, kMail, kRcpt, kData, kDot, kBdat, kRset,
-                              kQuit, kIgnore, kStartTls, kAuth };
+                              kQuit, kIgnore, kStartTls, kAuth, kNoop, kCount };
   struct Expect {
     Kind kind;
     Txn* txn;
     uint16_t rcpt;
+    uint32_t read;  // reads_ when the command was written: its reply must come in a later read
   };
+  // How a reply fits the command it is matched to.
+  enum class Fit : uint8_t { kPositive, kNegative, kWrong };
+  static Fit fit(Kind k, const Reply& r, bool enhanced);
+  static const char* kind_name(Kind k);
 
   void handle(const Reply& r, uint64_t now_ms);
   void handle_ehlo(const Reply& r, uint64_t now_ms);
@@ -217,8 +247,19 @@ class Session {
   void finish_rcpt(Txn* t, size_t i, Verdict v, int code, std::string_view text);
   void finish_open(Txn* t, Verdict v, int code, std::string_view text);
   void maybe_done(Txn* t);
-  void abort_all(Verdict v, int code, std::string_view why);
-  void close_with(std::string why, int code, bool fatal = false);
+  void abort_all(Verdict v, int code, std::string_view why, bool keep_held);
+  // Ends the session; open recipients are deferred. Positive final replies still held are
+  // kept (sent) unless the replies were proven out of step (`desync`) or the run stops.
+  void close_with(std::string why, int code, FatalCause fatal = FatalCause::kNone,
+                  bool desync = false);
+  void protocol_error(std::string why, int code);
+  void hold(Txn* t, const Reply& r);
+  void release_held();
+  // True when a connection that ends now leaves no reply outstanding that could have been
+  // shifted onto a held one: only NOOP or QUIT (sent after the held replies came) are.
+  bool only_late_commands_outstanding() const;
+  void redact(Reply& r) const;
+  void forget_secrets();
   void after_ehlo(uint64_t now_ms);
   void start_auth(uint64_t now_ms);
   void handle_auth(const Reply& r, uint64_t now_ms);
@@ -228,6 +269,9 @@ class Session {
   void rearm(uint64_t now_ms);
   uint32_t timeout_for(Kind k) const;
   bool all_done(const Txn* t) const { return t->open == 0; }
+  // BDAT's final reply is a 250 like MAIL's and RCPT's: only enhanced codes can show that a
+  // pipelined reply landed on the wrong command, so without them DATA (whose 354 is unique).
+  bool use_bdat() const { return caps_.chunking && cfg_.use_chunking && caps_.enhanced_codes; }
 
   const SessionConfig& cfg_;
   SessionHost& host_;
@@ -238,6 +282,11 @@ class Session {
   Phase phase_ = Phase::kInit;
   std::deque<Expect> expect_;
   std::vector<Txn*> live_;  // transactions handed out and not yet done, oldest first
+  // Transactions whose positive final reply came but is not yet proven to be theirs (a
+  // spurious or missing reply earlier would make it another command's); not in live_.
+  std::vector<Txn*> held_;
+  std::vector<std::string> secret_forms_;  // what AUTH sent, to redact from replies
+  uint32_t reads_ = 0;                     // on_data calls so far
   std::string cmd_;         // scratch for building a command
   std::string end_reason_;
   std::string greeting_;
@@ -250,7 +299,7 @@ class Session {
   bool ready_reached_ = false;
   bool in_pump_ = false;
   bool pipelining_ = false;
-  bool fatal_ = false;
+  FatalCause fatal_ = FatalCause::kNone;
   bool tls_active_ = false;
   bool authenticated_ = false;
   bool token_refreshed_ = false;

@@ -28,13 +28,13 @@ class FakeSessionHost : public SessionHost {
     p->body = std::move(body);
     p->piece = p->body;
     p->txn.mail_from = p->from;
-    for (auto& r : p->rcpts) p->txn.rcpts.push_back(TxnRcpt{r, 0, 0});
+    for (auto& r : p->rcpts) p->txn.rcpts.push_back(TxnRcpt{r, 0});
     p->txn.body = std::span<const std::string_view>(&p->piece, 1);
     p->txn.body_size = p->body.size();
     queue_.push_back(p.get());
     owned_.push_back(std::move(p));
   }
-  // The transaction added last, to set more of its fields (envid, smtputf8, ...).
+  // The transaction added last, to set more of its fields (envid, smtputf8, eight_bit ...).
   Txn& last() { return owned_.back()->txn; }
   bool done_when_empty = true;
 
@@ -50,7 +50,12 @@ class FakeSessionHost : public SessionHost {
     outcomes.push_back(RecordedOutcome{std::string(t.rcpts[i].address), v, code, std::string(text)});
     ++per_rcpt[&t.rcpts[i]];
   }
-  void txn_done(Txn& t) override { ++done[&t]; }
+  void txn_done(Txn& t) override {
+    ++done[&t];
+    // Like the mailing engine, which may poke its sessions from inside this call.
+    if (poke_on_done != nullptr) poke_on_done->poke(0);
+  }
+  Session* poke_on_done = nullptr;
 
   // Every recipient handed out has exactly one outcome, every transaction one txn_done.
   bool accounted() const {

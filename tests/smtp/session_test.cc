@@ -13,8 +13,10 @@ namespace {
 using testing::FakeSessionHost;
 
 const char* kEhloPipe = "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 8BITMIME\r\n";
+// BDAT only with enhanced status codes (see Session::use_bdat).
 const char* kEhloChunk =
-    "250-mx.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n";
+    "250-mx.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-ENHANCEDSTATUSCODES\r\n"
+    "250 8BITMIME\r\n";
 const char* kEhloPlain = "250-mx.test\r\n250 8BITMIME\r\n";
 
 struct Harness {
@@ -189,8 +191,13 @@ TEST(Session, WithoutPipeliningOneCommandAtATime) {
   EXPECT_EQ(h.take(), "m\r\n.\r\n");
   h.feed("250 ok\r\n");
   EXPECT_EQ(h.take(), "QUIT\r\n");
+  // The 250 counts once the next reply shows it was the message's own (Session::held_).
+  EXPECT_EQ(h.host.find("c@y.test"), nullptr);
+  h.feed("221 bye\r\n");
   EXPECT_EQ(h.host.find("b@y.test")->verdict, Verdict::kFailed);
+  ASSERT_NE(h.host.find("c@y.test"), nullptr);
   EXPECT_EQ(h.host.find("c@y.test")->verdict, Verdict::kSent);
+  EXPECT_TRUE(h.host.accounted());
 }
 
 TEST(Session, DsnParametersOnlyWithAnEnvelopeIdAndTheDsnExtension) {
@@ -318,16 +325,22 @@ TEST(Session, GarbageFromServerClosesAndDefers) {
 }
 
 TEST(Session, WholeDialogueSplitAtEveryByteGivesTheSameOutcomes) {
-  const std::string server =
-      "220 mx\r\n250-mx\r\n250 PIPELINING\r\n"
-      "250 ok\r\n250 ok\r\n451 later\r\n354 go\r\n250 queued\r\n"
-      "250 ok\r\n550 no\r\n354 go\r\n554 nobody\r\n221 bye\r\n";
+  // The server's turns: each is what it sends after reading the client's last output (a
+  // reply cannot come before its command; the session treats that as a protocol error).
+  const std::vector<std::string> turns = {
+      "220 mx\r\n", "250-mx\r\n250 PIPELINING\r\n",
+      "250 ok\r\n250 ok\r\n451 later\r\n354 go\r\n",
+      "250 queued\r\n250 ok\r\n550 no\r\n354 go\r\n", "554 nobody\r\n221 bye\r\n"};
   for (size_t step = 1; step <= 7; ++step) {
     Harness h(config());
     h.host.add("a@x.test", {"b@y.test", "c@y.test"}, "m\r\n");
     h.host.add("a@x.test", {"d@y.test"}, "n\r\n");
     h.connect();
-    for (size_t i = 0; i < server.size(); i += step) h.feed(std::string_view(server).substr(i, step));
+    for (const std::string& server : turns) {
+      for (size_t i = 0; i < server.size(); i += step) {
+        h.feed(std::string_view(server).substr(i, step));
+      }
+    }
     ASSERT_EQ(h.host.outcomes.size(), 3u) << "step " << step;
     EXPECT_EQ(h.host.find("b@y.test")->verdict, Verdict::kSent);
     EXPECT_EQ(h.host.find("c@y.test")->verdict, Verdict::kDeferred);
