@@ -392,6 +392,11 @@ int run_cli(int argc, char** argv) {
                    ? std::string()
                    : std::string("must be a one-line 4xx reply such as \"451 4.7.0 Rate limited\"");
       });
+  sink->add_option("--rate-limit", sc.engine.rate_limit,
+                   "accept at most R messages a second; answer the others 451 4.7.0 Rate limited")
+      ->check(CLI::Range(0.0, 1e9));
+  sink->add_option("--fault-421-at", sc.engine.fault_421_at,
+                   "answer the Nth message 421 4.7.0 and close its connection, once");
   sink->add_option("--max-size", sc.engine.max_size, "SIZE limit to announce (0: none)");
   sink->add_option("--seed", sc.engine.seed, "seed of the fault generator");
   sink->add_option("--record", sc.record_path, "append every accepted message to this file");

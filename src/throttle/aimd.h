@@ -16,10 +16,12 @@ struct AimdConfig {
   // Push-back shares up to this are noise, not a rate the server wants lower (a lone 421
   // in a run of 80,000 messages a second).
   double tolerance = 0.01;
-  // Growth per clean window: the first one after a cut adds 5%, each further one twice the
-  // step of the one before, up to doubling per window: from the floor (1/min) back to any
-  // ceiling in well under a minute, while the first steps above a cut stay small.
+  // Growth per clean window: the first one after a cut adds 5%, each further one 1.5 times
+  // the step of the one before, up to doubling per window: from the floor (1/min) back to
+  // any ceiling in well under a minute, while the first steps above a cut stay small (a cut
+  // lands near what the server takes; doubling steps overshoot it by far).
   double first_increase = 0.05;
+  double increase_step_growth = 1.5;
   double max_increase = 1.0;
 };
 
@@ -74,10 +76,13 @@ class Aimd {
   Mode mode_ = Mode::kIdle;
   double ceiling_ = 0;
   double rate_ = 0;
-  double next_ = 0;  // earliest next grant, ms
+  double next_ = 0;       // earliest next grant, ms
+  double last_take_ = 0;  // when the last grant was due, ms
+  bool last_ok_ = true;   // the last reply counted was not push-back
   double growth_ = 0;
   double baseline_ = 0;     // push-back share that does not depend on the pace
   double share_at_cut_ = -1;  // the share that caused the last cut, until the next decision
+  uint32_t unhelpful_cuts_ = 0;  // cuts in a row after which the share did not fall
   uint64_t win_start_ = 0;
   uint64_t win_granted_ = 0;  // `granted` when the window opened
   uint64_t win_ok_ = 0;

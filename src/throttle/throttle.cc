@@ -117,7 +117,10 @@ Throttle::Throttle(const ThrottleConfig& cfg)
 }
 
 void Throttle::update_fast(uint64_t now) {
-  fast_ = !bucket_ && !daily_ && !block_ && !aimd_.active() && now >= paused_until_;
+  // While AIMD watches a window after push-back every reply is counted (not only one a
+  // second): the share of push-back is what it decides on.
+  fast_ = !bucket_ && !daily_ && !block_ && !aimd_.active() && !aimd_.observing() &&
+          now >= paused_until_;
 }
 
 uint64_t Throttle::peek(uint64_t now, uint64_t recipients, Limit* why) const {
