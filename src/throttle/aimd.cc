@@ -88,7 +88,7 @@ bool Aimd::advance(uint64_t now, uint64_t granted) {
     return false;
   }
   // Grow once per window that passed clean (several when nothing was sent for a while, as
-  // at the floor): the step doubles each time. The pacing follows at once.
+  // at the floor): each step 1.5 times the one before. The pacing follows at once.
   const double before = rate_;
   const uint64_t windows = std::min<uint64_t>((now - win_start_) / cfg_.window_ms, 64);
   for (uint64_t i = 0; i < windows; ++i) {
