@@ -206,6 +206,41 @@ class HangsTest(unittest.TestCase):
         self.assertIn("--connections 200", p.stderr)
         self.assertEqual(sink.counters["messages"], 0)
 
+    def test_running_out_of_descriptors_mid_run_ends_the_run(self):
+        # The limit is lowered under a running send (prlimit --pid) below what it holds:
+        # new connections fail with EMFILE. Before the fix the run sent everything and never
+        # exited (nor on SIGTERM); now the connections it has carry on and the run ends.
+        n = 3000
+        csv = self.csv(n)
+        task = self.dir / "t.db"
+        with blast.BlastSink("--delay-ms", "20", record=False) as sink:
+            p = peers.Process([blast.BIN, "send", "--tls", "none", "--task", task, "--template",
+                               self.tpl, "--recipients", csv, "--relay", sink.hostport,
+                               "--connections", "30", "--per-connection", "3", "--workers", "1"],
+                              timeout=120, name="smtpblast")
+            p.start()
+            try:
+                fds = 0
+                deadline = time.monotonic() + 20
+                while fds < 40 and time.monotonic() < deadline and p.poll() is None:
+                    try:
+                        fds = len(os.listdir(f"/proc/{p.pid}/fd"))
+                    except OSError:
+                        break
+                    time.sleep(0.02)
+                self.assertGreaterEqual(fds, 40, p.stderr)
+                lim = peers.run(["prlimit", "--pid", str(p.pid), f"--nofile={fds - 10}:{fds - 10}"],
+                                timeout=10)
+                self.assertEqual(lim.returncode, 0, blast.describe(lim))
+                rc = p.wait(timeout=90)
+            finally:
+                p.stop()
+        self.assertEqual(rc, 0, blast.describe(p))
+        self.assertNotIn("timed out", p.stderr)
+        st = self.assert_nothing_lost(task, n)
+        self.assertEqual(st["sent"], n, st)
+        self.assertEqual(sink.counters["messages"], n)
+
     def test_soft_descriptor_limit_is_raised(self):
         csv = self.csv(500)
         task = self.dir / "t.db"
