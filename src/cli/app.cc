@@ -396,10 +396,6 @@ static int run_verb(int argc, char** argv) {
                    "attempts per recipient in this run before it stays deferred")
       ->check(CLI::Range(1u, 100u));
   send->add_option("--retry-delay", retry_delay, "first retry delay (doubles each attempt)");
-  std::string reply_timeout;
-  send->add_option("--reply-timeout", reply_timeout,
-                   "the longest wait for any SMTP reply (default: RFC 5321's, 5 min; 10 min "
-                   "after a message)");
   send->add_option("--pipeline-window", mc.window, "transactions in flight per connection")
       ->check(CLI::Range(1u, 1000u));
   send->add_flag("--no-pipelining", no_pipelining, "do not use PIPELINING even when offered");
@@ -624,6 +620,11 @@ static int run_verb(int argc, char** argv) {
                    ? std::string()
                    : std::string("must be a one-line 4xx reply such as \"451 4.7.0 Rate limited\"");
       });
+  sink->add_option("--rate-limit", sc.engine.rate_limit,
+                   "accept at most R messages a second; answer the others 451 4.7.0 Rate limited")
+      ->check(CLI::Range(0.0, 1e9));
+  sink->add_option("--fault-421-at", sc.engine.fault_421_at,
+                   "answer the Nth message 421 4.7.0 and close its connection, once");
   sink->add_option("--max-size", sc.engine.max_size, "SIZE limit to announce (0: none)");
   sink->add_option("--seed", sc.engine.seed, "seed of the fault generator");
   sink->add_option("--record", sc.record_path, "append every accepted message to this file");
@@ -754,18 +755,6 @@ static int run_verb(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: --retry-delay: '%s' is not a duration (e.g. 30s, 2m)\n",
                    retry_delay.c_str());
       return 2;
-    }
-    if (uint32_t ms = 0; !reply_timeout.empty()) {
-      if (!parse_duration_ms(reply_timeout, ms) || ms < 1000) {
-        std::fprintf(stderr, "smtpblast: --reply-timeout: '%s' is not a duration of 1s or more\n",
-                     reply_timeout.c_str());
-        return 2;
-      }
-      for (uint32_t* t : {&mc.timeouts.greeting, &mc.timeouts.ehlo, &mc.timeouts.mail,
-                          &mc.timeouts.rcpt, &mc.timeouts.data, &mc.timeouts.dot,
-                          &mc.timeouts.quit}) {
-        *t = std::min(*t, ms);
-      }
     }
     if (retry_after.empty() && mc.direct && send->count("--retry-delay") == 0) retry_after = "1m";
     if (!retry_after.empty() && (!parse_duration_ms(retry_after, mc.retry_delay_ms) || mc.retry_delay_ms == 0)) {

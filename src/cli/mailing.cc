@@ -38,6 +38,7 @@
 #include "cli/run_report.h"
 #include "dns/mx_resolver.h"
 #include "loop/display_text.h"
+#include "loop/fd_limit.h"
 #include "loop/worker.h"
 #include "message/dkim.h"
 #include "message/template.h"
@@ -1344,7 +1345,12 @@ void WorkerMailing::stop_new() {
   stopping_ = true;
   exhausted_ = true;
   drop_queued();
-  for (auto& [key, d] : dests_) d->poke();  // idle sessions learn there is nothing more and QUIT
+  // Idle sessions learn there is nothing more and QUIT; connections still waiting for a
+  // greeting or a login carry nothing and close at once (a server that never greets must not
+  // hold a stop for minutes).
+  for (auto& [key, d] : dests_) {
+    if (d->pool_) d->pool_->stop("run stopped");
+  }
   maybe_finish();
 }
 
@@ -2287,7 +2293,28 @@ int Runner::exit_code(bool all_done) const {
   return kExitSomeFailed;
 }
 
+// Before anything is opened: a run whose connections cannot fit in the descriptor limit
+// would fail socket() calls in the middle (EMFILE) instead.
+bool check_fd_limit(uint32_t connections, uint32_t workers) {
+  const FdLimit l = ensure_fd_limit(fds_needed(connections, std::min(workers, connections)));
+  if (l.raised) {
+    std::fprintf(stderr, "smtpblast: open-file limit raised from %llu to %llu (ulimit -n) for "
+                         "--connections %u\n",
+                 static_cast<unsigned long long>(l.soft_before),
+                 static_cast<unsigned long long>(l.soft), connections);
+  }
+  if (l.fits()) return true;
+  std::fprintf(stderr,
+               "smtpblast: --connections %u needs about %llu file descriptors, but this process "
+               "may open only %llu (ulimit -n; hard limit %llu): raise `ulimit -n` or lower "
+               "--connections\n",
+               connections, static_cast<unsigned long long>(l.needed),
+               static_cast<unsigned long long>(l.soft), static_cast<unsigned long long>(l.hard));
+  return false;
+}
+
 int Runner::run() {
+  if (cfg_.pickup_dir.empty() && !check_fd_limit(cfg_.connections, cfg_.workers)) return 2;
   if (int rc = prepare(); rc != 0) return rc;
   if (cfg_.from.empty()) cfg_.from = tpl_->from_address();
   if (!cfg_.pickup_dir.empty()) return run_pickup();
@@ -2319,6 +2346,7 @@ int Runner::run() {
   pcfg.session.use_pipelining = cfg_.pipelining;
   pcfg.session.use_chunking = cfg_.chunking;
   pcfg.session.timeouts = cfg_.timeouts;
+  cap_timeouts(pcfg.session.timeouts, relay.command_timeout_ms);
   if (relay.tls == TlsMode::kOpportunistic) pcfg.plaintext_hosts = std::make_shared<PlaintextHosts>();
 
   // Signals go to one thread that waits for them (sigwait) and wakes the journal thread at

@@ -105,6 +105,9 @@ void add_relay_options(CLI::App* cmd, RelayOptions& o, bool relay_required) {
   cmd->add_option("--password", o.password_on_argv, "refused: use --password-file or SMTPBLAST_PASSWORD");
   cmd->add_option("--helo", o.helo, "name sent with EHLO (default: this host's name)");
   cmd->add_option("--connect-timeout", o.connect_timeout, "TCP connect timeout");
+  cmd->add_option("--command-timeout", o.command_timeout,
+                  "wait at most this long for any SMTP reply, the greeting included (default: "
+                  "RFC 5321's, 5 min per command and 10 min after the message)");
 }
 
 std::string RelayCredentials::secret() const {
@@ -208,6 +211,11 @@ Status make_tls_context(const RelayOptions& o, RelaySetup& s, const std::string&
 Status parse_connect_timeout(const RelayOptions& o, RelaySetup& s) {
   if (!parse_duration_ms(o.connect_timeout, s.connect_timeout_ms) || s.connect_timeout_ms == 0) {
     return make_error(ErrDomain::kConfig, "--connect-timeout: '" + o.connect_timeout + "' is not a duration");
+  }
+  if (!o.command_timeout.empty() &&
+      (!parse_duration_ms(o.command_timeout, s.command_timeout_ms) || s.command_timeout_ms == 0)) {
+    return make_error(ErrDomain::kConfig,
+                      "--command-timeout: '" + o.command_timeout + "' is not a duration");
   }
   return {};
 }

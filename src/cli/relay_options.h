@@ -32,6 +32,7 @@ struct RelayOptions {
   std::string password_on_argv;  // only to refuse it with a clear message
   std::string helo;
   std::string connect_timeout = "30s";
+  std::string command_timeout;  // "" = RFC 5321's per-command timeouts
 };
 
 void add_relay_options(CLI::App* cmd, RelayOptions& o, bool relay_required);
@@ -66,6 +67,7 @@ struct RelaySetup {
   AuthMech auth = AuthMech::kAuto;
   bool allow_plaintext_auth = false;
   uint32_t connect_timeout_ms = 30000;
+  uint32_t command_timeout_ms = 0;  // --command-timeout; 0: RFC 5321's
   std::string helo;
   std::vector<std::string> warnings;
 };
@@ -96,6 +98,14 @@ void add_direct_options(CLI::App* cmd, DirectOptions& o, const std::string& dire
 // Errors name the flag.
 Result<DirectLookup> prepare_direct_lookup(const DirectOptions& o, const CLI::App& cmd,
                                            const std::vector<std::string>& also = {});
+
+// --command-timeout: no reply is waited for longer than `ms` (0: leaves RFC 5321's).
+inline void cap_timeouts(Timeouts& t, uint32_t ms) {
+  if (ms == 0) return;
+  for (uint32_t* v : {&t.greeting, &t.ehlo, &t.mail, &t.rcpt, &t.data, &t.dot, &t.quit}) {
+    if (*v > ms) *v = ms;
+  }
+}
 
 // "30s", "500ms", "2m", "1h" or plain seconds.
 bool parse_duration_ms(const std::string& s, uint32_t& out);

@@ -65,7 +65,8 @@ void TcpConn::connect(const sockaddr* addr) {
     auto* self = static_cast<TcpConn*>(req->data);
     if (self->closing_) return;
     if (status != 0) {
-      self->broken(std::string("connect: ") + uv_strerror(status));
+      self->local_resource_error_ = status == UV_EMFILE || status == UV_ENFILE;
+      self->broken(describe_connect_error(status));
       return;
     }
     self->resume_read();
@@ -74,7 +75,9 @@ void TcpConn::connect(const sockaddr* addr) {
   if (rc != 0) {
     // A call that returns an error never calls its callback: report from the loop instead,
     // so the listener never sees a callback from inside its own connect() call.
-    deferred_error_ = std::string("connect: ") + uv_strerror(rc);
+    // (This is where running out of descriptors shows: the socket is created here.)
+    local_resource_error_ = rc == UV_EMFILE || rc == UV_ENFILE;
+    deferred_error_ = describe_connect_error(rc);
     uv_timer_start(&h_->timer, [](uv_timer_t* t) {
       auto* self = static_cast<TcpConn*>(t->data);
       self->broken(self->deferred_error_);
@@ -203,7 +206,9 @@ void TcpConn::start_write() {
 }
 
 void TcpConn::set_deadline(uint64_t at_ms) {
-  if (closing_ || at_ms == deadline_) return;
+  // The timer already carries a failed connect's report (due at once) or the drain bound:
+  // a deadline must not replace either (a lost EMFILE became "connect: timed out").
+  if (closing_ || close_after_write_ || !deferred_error_.empty() || at_ms == deadline_) return;
   deadline_ = at_ms;
   if (at_ms == 0) {
     uv_timer_stop(&h_->timer);
@@ -226,10 +231,16 @@ void TcpConn::broken(std::string why) {
 
 void TcpConn::close(bool flush_first) {
   if (closing_) return;
-  if (flush_first && (writing_ || !pending_.empty())) {
+  if (flush_first && !close_after_write_ && (writing_ || !pending_.empty())) {
     close_after_write_ = true;
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&h_->tcp));
     reading_ = false;
+    // A peer that stopped reading would hold this close (and the run) forever: the drain
+    // is bounded, then the connection is reset.
+    deadline_ = 0;
+    uv_timer_start(&h_->timer, [](uv_timer_t* t) {
+      static_cast<TcpConn*>(t->data)->really_close();
+    }, kDrainMs, 0);
     if (!writing_) start_write();
     return;
   }
@@ -240,8 +251,22 @@ void TcpConn::really_close() {
   if (closing_) return;
   closing_ = true;
   auto cb = [](uv_handle_t* h) { on_close_cb(h); };
-  uv_close(reinterpret_cast<uv_handle_t*>(&h_->tcp), cb);
+  // Bytes still unsent (a peer that stopped reading, an aborted transaction): reset, so
+  // neither this process nor the kernel keeps trying to deliver them.
+  const bool unsent = writing_ || !pending_.empty();
+  if (!unsent || uv_tcp_close_reset(&h_->tcp, cb) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&h_->tcp), cb);
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&h_->timer), cb);
+}
+
+std::string describe_connect_error(int uv_status) {
+  if (uv_status == UV_EMFILE || uv_status == UV_ENFILE) {
+    return std::string("connect: ") + uv_strerror(uv_status) + " (" + uv_err_name(uv_status) +
+           "): this process is out of file descriptors; raise `ulimit -n` or lower "
+           "--connections";
+  }
+  return std::string("connect: ") + uv_strerror(uv_status);
 }
 
 void TcpConn::on_close_cb(void* handle) {

@@ -42,9 +42,15 @@ class TcpConn {
   void resume_read();
   // Arms the timer for absolute loop time `at_ms`; 0 disarms.
   void set_deadline(uint64_t at_ms);
-  // Closes after the pending write is flushed (graceful) or at once.
+  // Closes after the pending write is flushed (graceful) or at once. A graceful close waits
+  // at most kDrainMs for a peer that stopped reading. Closing with bytes still unsent resets
+  // the connection (RST) rather than leaving them to the kernel.
   void close(bool flush_first);
+  static constexpr uint64_t kDrainMs = 5000;
   bool closing() const { return closing_; }
+  // The last connect or stream error was the local process running out of descriptors
+  // (EMFILE/ENFILE), not the peer's doing.
+  bool local_resource_error() const { return local_resource_error_; }
   bool write_pending() const { return writing_; }
   uint64_t now_ms() const;
   std::string peer() const;
@@ -69,11 +75,16 @@ class TcpConn {
   bool close_after_write_ = false;
   bool broken_ = false;
   bool reading_ = false;
+  bool local_resource_error_ = false;
   uint64_t deadline_ = 0;
   std::string deferred_error_;
 };
 
 // Parses "host:port", "[v6]:port" or "v4:port" into a numeric address (no DNS here).
+// "connect: too many open files (EMFILE): ..." for a uv error code; EMFILE and ENFILE say
+// that the limit is ours (ulimit -n), every other code is uv_strerror's text.
+std::string describe_connect_error(int uv_status);
+
 bool parse_socket_address(const std::string& spec, void* sockaddr_storage_out,
                           std::string* error);
 

@@ -97,6 +97,18 @@ class ConnectionPool::Conn : public ConnListener {
     sync();
   }
   void on_broken(std::string_view why) override {
+    if (!connected_) {
+      // The TCP connect itself failed: say what happened to which address ("connection
+      // refused by 127.0.0.1:25"), not "connection lost before the final reply".
+      refused_ = why.find("connection refused") != std::string_view::npos;
+      local_ = tcp_->local_resource_error();
+      why_ = refused_ ? "connection refused by " + info_.peer + " (nothing listens there, or a "
+                        "firewall rejects the connection)"
+             : local_ ? std::string(why)
+                      : std::string(why) + " (" + info_.peer + ")";
+      session_.force_close(why_, false, tcp_->now_ms());
+      return;
+    }
     session_.on_closed(why, tcp_->now_ms());
     if (why_.empty()) why_ = session_.end_reason().empty() ? std::string(why) : session_.end_reason();
   }
@@ -108,12 +120,16 @@ class ConnectionPool::Conn : public ConnListener {
       return;
     }
     if (!connected_seen()) {
+      timed_out_ = true;
       why_ = "connect: timed out after " + std::to_string(pool_.cfg_.connect_timeout_ms / 1000) + " s";
       session_.on_closed(why_, tcp_->now_ms());
       tcp_->close(false);
       return;
     }
     session_.on_timer(tcp_->now_ms());
+    // A reply that never came before the session could send mail (a server that accepts and
+    // never greets): the pool stops opening connections in parallel to such a host.
+    if (session_.wants_close() && !session_.ready_reached()) timed_out_ = true;
     sync();
   }
   void on_closed() override { pool_.conn_closed(this); }
@@ -128,8 +144,18 @@ class ConnectionPool::Conn : public ConnListener {
     session_.on_closed(why, tcp_->now_ms());
     tcp_->close(false);
   }
+  // A stop: nothing of this connection is in flight yet (it has not reached the point of
+  // sending mail), so it closes now instead of waiting out a greeting or login.
+  bool stop_if_idle(const std::string& why) {
+    if (tcp_->closing() || session_.ready_reached()) return false;
+    abort(why);
+    return true;
+  }
   const Session& session() const { return session_; }
   const std::string& why() const { return why_; }
+  bool refused() const { return refused_; }
+  bool timed_out() const { return timed_out_; }
+  bool local_resource_error() const { return local_; }
   uint32_t addr_index() const { return addr_index_; }
   bool downgraded() const { return downgraded_; }
   std::string tls_summary() const {
@@ -204,7 +230,10 @@ class ConnectionPool::Conn : public ConnListener {
     }
     if (session_.wants_close()) {
       if (why_.empty()) why_ = session_.end_reason();
-      tcp_->close(true);
+      // Only a clean end (QUIT answered) flushes what is queued. After a fatal reply, a
+      // protocol error or a timeout the peer may have stopped reading: waiting for the
+      // output to drain would hold the run forever, so the connection is reset.
+      tcp_->close(session_.end_reason().empty());
       return;
     }
     if (tls_ != nullptr && !tls_->handshake_done()) return;  // the handshake deadline holds
@@ -225,6 +254,9 @@ class ConnectionPool::Conn : public ConnListener {
   std::string ip_;
   std::string why_;
   bool connected_ = false;
+  bool refused_ = false;
+  bool timed_out_ = false;
+  bool local_ = false;
   bool downgraded_ = false;
   bool ready_seen_ = false;
 };
@@ -260,8 +292,12 @@ void ConnectionPool::conn_ready() {
 
 void ConnectionPool::open_more() {
   while (!retry_armed_ && conns_.size() < cfg_.connections && host_.has_work()) {
-    // Failover (direct delivery): one connection probes the host until a session is ready.
-    if (cfg_.failover && !proven_ && !conns_.empty()) break;
+    // One connection probes the destination until a session is ready: a relay that accepts
+    // and never greets (or refuses) costs one connection's timeout, not N in parallel.
+    // Direct delivery fails over to the next address from this one connection too.
+    if (!proven_ && !conns_.empty()) break;
+    // Out of file descriptors: no more connections than those open now (none: retried).
+    if (fd_cap_ != 0 && conns_.size() >= fd_cap_) break;
     if (Credentials* cr = cfg_.session.credentials; cr != nullptr && !cr->verified()) {
       // The first login of the run decides whether the credentials work: one connection,
       // on one pool, tries it; the others wait (a short timer re-checks).
@@ -287,6 +323,17 @@ void ConnectionPool::open_one() {
   uint32_t i = (cfg_.failover ? next_addr_ : next_addr_++) % static_cast<uint32_t>(cfg_.addrs.size());
   ++stats_.connections_opened;
   conns_.push_back(new Conn(*this, reinterpret_cast<const sockaddr*>(&cfg_.addrs[i]), i));
+}
+
+void ConnectionPool::stop(const std::string& why) {
+  stopping_ = true;
+  uv_timer_stop(static_cast<uv_timer_t*>(retry_timer_));
+  retry_armed_ = false;
+  std::vector<Conn*> copy = conns_;
+  for (Conn* c : copy) c->stop_if_idle(why);
+  // Sessions under way finish their transactions and QUIT (the host has nothing more).
+  for (size_t i = 0, n = conns_.size(); i < n && i < conns_.size(); ++i) conns_[i]->poke();
+  if (conns_.empty()) host_.pool_idle();
 }
 
 void ConnectionPool::abort(const std::string& why) {
@@ -334,15 +381,50 @@ void ConnectionPool::conn_closed(Conn* c) {
     ++failures_;
     last_failure_ = c->why().empty() ? "connection closed before the greeting" : c->why();
   }
+  const bool refused = c->refused();
+  const bool timed_out = c->timed_out();
+  const bool local = c->local_resource_error();
   delete c;
-  if (aborting_) {
+  if (aborting_ || stopping_) {
     if (conns_.empty()) host_.pool_idle();
     return;
+  }
+  if (!reached && !downgraded) {
+    refusals_ = refused ? refusals_ + 1 : 0;
+    timeouts_ = timed_out ? timeouts_ + 1 : 0;
+    if (local) {
+      // Our own descriptor limit, not the destination's fault: keep the connections that
+      // are open and open no more than that; with none open it counts as a failure (the run
+      // must end rather than spin), named as what it is.
+      if (!conns_.empty()) {
+        --failures_;
+        --stats_.connections_failed;
+        fd_cap_ = static_cast<uint32_t>(conns_.size());
+        proven_ = true;
+      }
+    }
+  }
+  // Each greeting or connect timeout costs minutes: a host that timed out twice in a row is
+  // given up (direct delivery still tries each of its addresses once).
+  if (!failed_ && cfg_.max_timeouts != 0 && timeouts_ >= cfg_.max_timeouts &&
+      !(cfg_.failover && failures_ < cfg_.addrs.size())) {
+    failed_ = true;
+    failure_ = cfg_.name + ": " + std::to_string(timeouts_) +
+               " connections in a row timed out before the server was ready; last: " +
+               last_failure_;
+    std::vector<Conn*> copy = conns_;
+    for (Conn* o : copy) o->abort("giving up on " + cfg_.name);
   }
   if (!failed_ && failures_ >= cfg_.max_connect_failures) {
     failed_ = true;
     failure_ = cfg_.name + ": " + std::to_string(failures_) +
-               " connection attempts in a row failed; last: " + last_failure_;
+               " connection attempts in a row failed";
+    if (refusals_ >= failures_) {
+      failure_ += " (every one refused: is the server running, and is this the right port?)";
+    } else if (refusals_ > 0) {
+      failure_ += " (the last " + std::to_string(refusals_) + " refused)";
+    }
+    failure_ += "; last: " + last_failure_;
     std::vector<Conn*> copy = conns_;
     for (Conn* o : copy) o->abort("giving up on " + cfg_.name);
   }

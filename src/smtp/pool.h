@@ -52,6 +52,9 @@ struct PoolConfig {
   uint32_t connect_timeout_ms = 30000;
   // Consecutive failures to reach the point of sending mail before the pool gives up.
   uint32_t max_connect_failures = 10;
+  // Consecutive connect or greeting timeouts before it gives up (each costs a timeout);
+  // 0: only max_connect_failures counts.
+  uint32_t max_timeouts = 2;
   SessionConfig session;
   // TLS (session.tls != kNone): the context shared by all connections (certificate checks,
   // resumption) and the name to verify and send as SNI.
@@ -100,6 +103,9 @@ class ConnectionPool {
   void poke();
   // Closes every connection at once; open recipients come back deferred.
   void abort(const std::string& why);
+  // A stop (SIGTERM): connections that have nothing in flight (still connecting, greeting,
+  // logging in) close at once; the others finish what they carry and QUIT. Nothing new opens.
+  void stop(const std::string& why);
   size_t open_connections() const { return conns_.size(); }
   const PoolStats& stats() const { return stats_; }
 
@@ -124,6 +130,10 @@ class ConnectionPool {
   bool proven_ = false;  // a session reached the point of sending mail since the last failure
   bool failed_ = false;
   bool aborting_ = false;
+  bool stopping_ = false;
+  uint32_t refusals_ = 0;  // connections refused in a row
+  uint32_t timeouts_ = 0;  // connect or greeting timeouts in a row
+  uint32_t fd_cap_ = 0;    // out of descriptors: at most this many open; 0 = no cap
   bool first_login_here_ = false;  // this pool holds the run's first login attempt
   std::string last_failure_;
   std::string failure_;

@@ -1,6 +1,7 @@
 // The sink's protocol engine: parses SMTP commands and message bodies, produces replies.
 #include "smtp/sink_engine.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -18,6 +19,7 @@ constexpr std::string_view kQueued = "250 2.0.0 Ok: queued\r\n";
 constexpr std::string_view kChunkOk = "250 2.0.0 Ok: chunk received\r\n";
 constexpr std::string_view kTxnDefer = "451 4.3.0 Transaction deferred (sink fault)\r\n";
 constexpr std::string_view kTooBig = "552 5.3.4 Message size exceeds fixed limit\r\n";
+constexpr std::string_view kRateLimited = "451 4.7.0 Rate limited, try again later (sink fault)\r\n";
 constexpr std::string_view kNoValidRcpt = "554 5.5.1 Error: no valid recipients\r\n";
 constexpr std::string_view kOk = "250 2.0.0 Ok\r\n";
 constexpr std::string_view kBye = "221 2.0.0 Bye\r\n";
@@ -473,8 +475,23 @@ void SinkEngine::end_message(std::string& out) {
     if (cfg_.defer_reply.empty()) out += kTxnDefer; else out.append(cfg_.defer_reply).append("\r\n");
   } else if (cfg_.max_size != 0 && body_bytes_ > cfg_.max_size) {
     out += kTooBig;
+  } else if (limits_ != nullptr && cfg_.fault_421_at != 0 && !limits_->fault_421_done &&
+             counters_.messages + 1 >= cfg_.fault_421_at) {
+    limits_->fault_421_done = true;
+    counters_.fault_421_ms = static_cast<int64_t>(now_ms_);
+    counters_.messages_before_421 = counters_.messages;
+    out += "421 4.7.0 ";
+    out += cfg_.hostname;
+    out += " Too many messages, slow down (sink fault)\r\n";
+    phase_ = Phase::kClosed;
+    return;
+  } else if (rate_limited()) {
+    ++counters_.rate_limited;
+    out += kRateLimited;
   } else {
     ++counters_.messages;
+    if (counters_.first_ms < 0) counters_.first_ms = static_cast<int64_t>(now_ms_);
+    counters_.last_ms = static_cast<int64_t>(now_ms_);
     counters_.recipients += rcpts_;
     counters_.bytes += body_bytes_;
     if (cfg_.record) {
@@ -491,6 +508,22 @@ void SinkEngine::end_message(std::string& out) {
     out += kQueued;
   }
   reset_transaction();
+}
+
+bool SinkEngine::rate_limited() {
+  if (limits_ == nullptr || cfg_.rate_limit <= 0) return false;
+  // A token bucket of 100 ms of burst, refilled at rate_limit a second.
+  const double depth = std::max(1.0, cfg_.rate_limit / 10);
+  SinkLimits& l = *limits_;
+  if (l.tokens < 0) {
+    l.tokens = depth;
+  } else if (now_ms_ > l.last_ms) {
+    l.tokens = std::min(depth, l.tokens + cfg_.rate_limit * double(now_ms_ - l.last_ms) / 1000);
+  }
+  l.last_ms = std::max(l.last_ms, now_ms_);
+  if (l.tokens < 1) return true;
+  l.tokens -= 1;
+  return false;
 }
 
 void SinkEngine::protocol_error(std::string_view reply, std::string& out) {

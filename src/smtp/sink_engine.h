@@ -24,6 +24,13 @@ struct SinkConfig {
   // Replaces the text of the defer_rcpt/defer_txn replies, e.g. "451 4.7.0 Rate limited" to
   // play a provider pushing back. Empty: the default 451 4.3.0 replies.
   std::string defer_reply;
+  // A provider's rate limit: at most this many messages a second are accepted, sink-wide
+  // (100 ms of burst); the others get "451 4.7.0 Rate limited" at end of data. 0: none.
+  // Needs set_now() and a shared SinkLimits (the driver's).
+  double rate_limit = 0;
+  // The Nth message (sink-wide, counting from 1) is answered 421 4.7.0 at end of data and
+  // its connection closed, once: a lone push-back. 0: never.
+  uint64_t fault_421_at = 0;
   uint64_t seed = 1;
   bool record = false;  // keep every accepted message (tests); see take_recorded()
 };
@@ -36,6 +43,21 @@ struct SinkCounters {
   uint64_t rejected_rcpts = 0;
   uint64_t deferred_rcpts = 0;
   uint64_t dropped = 0;
+  uint64_t rate_limited = 0;  // messages answered 451 4.7.0 by rate_limit
+  // Uptime ms of the first and the last accepted message (-1: none yet), for rates over the
+  // run; and of the fault_421_at reply with the messages accepted before it (-1: not yet).
+  int64_t first_ms = -1;
+  int64_t last_ms = -1;
+  int64_t fault_421_ms = -1;
+  uint64_t messages_before_421 = 0;
+};
+
+// Sink-wide state of the rate_limit and fault_421_at options, shared by every connection's
+// engine (the sink runs one loop: no lock).
+struct SinkLimits {
+  double tokens = -1;  // -1: full bucket at the first message
+  uint64_t last_ms = 0;
+  bool fault_421_done = false;
 };
 
 // One message as kept by cfg.record, as parse_recorded() returns it.
@@ -76,6 +98,9 @@ class SinkEngine {
 
   // The greeting to send on connect.
   void start(std::string& out);
+  // The time (ms, any origin; the sink passes its uptime) for the options that need one.
+  void set_now(uint64_t now_ms) { now_ms_ = now_ms; }
+  void set_limits(SinkLimits* limits) { limits_ = limits; }
   // Feeds received bytes; appends replies to `out`. Returns false when the connection must
   // close after `out` is flushed (QUIT, drop fault, protocol abuse); once it has returned
   // false it ignores further input.
@@ -119,9 +144,12 @@ class SinkEngine {
   void protocol_error(std::string_view reply, std::string& out);
   void reset_transaction();
   double next_share();
+  bool rate_limited();
 
   const SinkConfig& cfg_;
   SinkCounters& counters_;
+  SinkLimits* limits_ = nullptr;
+  uint64_t now_ms_ = 0;
   uint64_t rng_;
 
   Phase phase_ = Phase::kCommand;

@@ -43,6 +43,7 @@ struct Server {
   uv_signal_t sigint{}, sigterm{};
   uv_timer_t stats{}, poll_stop{};
   FILE* record = nullptr;
+  SinkLimits limits;
   uint64_t next_id = 0;
   std::atomic<bool>* stop = nullptr;
   uint64_t open = 0;
@@ -53,6 +54,7 @@ struct Server {
 SinkConn::SinkConn(Server& s, uint64_t id)
     : srv_(s), engine_(s.cfg.engine, s.counters, id), tcp_(TcpConn::create(s.loop, this)) {
   ++srv_.open;
+  engine_.set_limits(&s.limits);
 }
 
 bool SinkConn::start(uv_stream_t* listener) {
@@ -64,6 +66,7 @@ bool SinkConn::start(uv_stream_t* listener) {
 
 void SinkConn::on_read(std::string_view data) {
   if (closing_after_) return;
+  engine_.set_now(tcp_->now_ms() - srv_.started_ms);
   bool keep = engine_.on_data(data, reply_);
   if (srv_.record != nullptr) {
     std::string rec = engine_.take_recorded();
@@ -116,10 +119,12 @@ void on_signal(uv_signal_t* s, int) {
 }  // namespace
 
 std::string sink_counters_json(const SinkCounters& c, uint64_t uptime_ms) {
-  char buf[512];
+  char buf[768];
   std::snprintf(buf, sizeof buf,
                 "{\"uptime_ms\":%llu,\"connections\":%llu,\"messages\":%llu,\"recipients\":%llu,\"bytes\":%llu,"
-                "\"rejected_rcpts\":%llu,\"deferred_rcpts\":%llu,\"dropped\":%llu}",
+                "\"rejected_rcpts\":%llu,\"deferred_rcpts\":%llu,\"dropped\":%llu,"
+                "\"rate_limited\":%llu,\"first_ms\":%lld,\"last_ms\":%lld,\"fault_421_ms\":%lld,"
+                "\"messages_before_421\":%llu}",
                 static_cast<unsigned long long>(uptime_ms),
                 static_cast<unsigned long long>(c.connections),
                 static_cast<unsigned long long>(c.messages),
@@ -127,7 +132,10 @@ std::string sink_counters_json(const SinkCounters& c, uint64_t uptime_ms) {
                 static_cast<unsigned long long>(c.bytes),
                 static_cast<unsigned long long>(c.rejected_rcpts),
                 static_cast<unsigned long long>(c.deferred_rcpts),
-                static_cast<unsigned long long>(c.dropped));
+                static_cast<unsigned long long>(c.dropped),
+                static_cast<unsigned long long>(c.rate_limited), static_cast<long long>(c.first_ms),
+                static_cast<long long>(c.last_ms), static_cast<long long>(c.fault_421_ms),
+                static_cast<unsigned long long>(c.messages_before_421));
   return buf;
 }
 

@@ -117,7 +117,10 @@ Throttle::Throttle(const ThrottleConfig& cfg)
 }
 
 void Throttle::update_fast(uint64_t now) {
-  fast_ = !bucket_ && !daily_ && !block_ && !aimd_.active() && now >= paused_until_;
+  // While AIMD watches a window after push-back every reply is counted (not only one a
+  // second): the share of push-back is what it decides on.
+  fast_ = !bucket_ && !daily_ && !block_ && !aimd_.active() && !aimd_.observing() &&
+          now >= paused_until_;
 }
 
 uint64_t Throttle::peek(uint64_t now, uint64_t recipients, Limit* why) const {
@@ -156,39 +159,21 @@ uint64_t Throttle::acquire_slow(uint64_t now, uint64_t recipients, Limit* why) {
   }
   // Every limiter said yes to the same `now`: charge them all.
   if (bucket_) bucket_->take(now);
-  aimd_.take(now);
   if (block_) block_->take(now);
   if (daily_) daily_->take(now, recipients);
   ++granted_;
+  aimd_.take(now, granted_);
   blocked_by_ = Limit::kNone;
   update_fast(now);
   return 0;
-}
-
-void Throttle::sample(uint64_t now) {
-  if (sample_at_ == 0 || now < sample_at_) {
-    sample_at_ = now;
-    sample_granted_ = granted_;
-  } else if (now - sample_at_ >= 1000) {
-    rate_estimate_ = double(granted_ - sample_granted_) * 1000.0 / double(now - sample_at_);
-    sample_at_ = now;
-    sample_granted_ = granted_;
-  }
-}
-
-double Throttle::measured_rate(uint64_t now) const {
-  // The last full sample, or the one in progress if it is faster (a run that just began).
-  const uint64_t elapsed = std::max<uint64_t>(now > sample_at_ ? now - sample_at_ : 0, 1000);
-  return std::max(rate_estimate_, double(granted_ - sample_granted_) * 1000.0 / double(elapsed));
 }
 
 PushBack Throttle::on_reply(int code, std::string_view text, uint64_t now, uint64_t sent_at) {
   now = std::max(now, last_now_);
   const PushBack kind = classify_reply(code, text);
   if (kind == PushBack::kNone) {
-    sample(now);
     if (code >= 200 && code < 300) {
-      aimd_.on_success(now);
+      if (cfg_.adaptive) aimd_.on_reply(now, false, sent_at, granted_);
       if (now >= paused_until_) quota_backoff_ms_ = cfg_.quota_pause_ms;
       update_fast(now);
     }
@@ -200,7 +185,7 @@ PushBack Throttle::on_reply(int code, std::string_view text, uint64_t now, uint6
   } else {
     ++quota_replies_;
   }
-  if (cfg_.adaptive) aimd_.on_pushback(now, measured_rate(now), sent_at);
+  if (cfg_.adaptive) aimd_.on_reply(now, true, sent_at, granted_);
   if (kind == PushBack::kQuota && now >= paused_until_) {
     paused_until_ = now + quota_backoff_ms_;
     quota_backoff_ms_ = std::min(quota_backoff_ms_ * 2, cfg_.quota_pause_max_ms);
@@ -250,8 +235,8 @@ ThrottleSnapshot Throttle::snapshot(uint64_t now) const {
 }
 
 PushBack SharedThrottle::on_reply(int code, std::string_view text, uint64_t now, uint64_t sent_at) {
-  // Unlimited and a plain success: take the lock only once a second, to keep the send-rate
-  // sample fresh for the first push-back.
+  // Unlimited and a plain success: take the lock only once a second (the grants are counted
+  // anyway), so that a window AIMD watches after push-back still closes on time.
   if (fast_.load(std::memory_order_acquire) && code < 400 &&
       now < next_sample_.load(std::memory_order_relaxed)) {
     return PushBack::kNone;

@@ -120,8 +120,6 @@ class Throttle {
  private:
   uint64_t acquire_slow(uint64_t now, uint64_t recipients, Limit* why);
   void update_fast(uint64_t now);
-  void sample(uint64_t now);
-  double measured_rate(uint64_t now) const;
 
   ThrottleConfig cfg_;
   std::optional<TokenBucket> bucket_;
@@ -134,10 +132,6 @@ class Throttle {
   uint64_t last_now_ = 0;
   uint64_t paused_until_ = 0;
   uint64_t quota_backoff_ms_;
-  // Send-rate measurement, for AIMD when no rate is configured.
-  uint64_t sample_at_ = 0;
-  uint64_t sample_granted_ = 0;
-  double rate_estimate_ = 0;
   uint64_t granted_ = 0;
   uint64_t pushbacks_ = 0;
   uint64_t slowdowns_ = 0;

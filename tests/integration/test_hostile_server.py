@@ -269,7 +269,7 @@ class HostileTest(unittest.TestCase):
 
         with Srv() as srv:
             p, task, addrs = self.send(srv.hostport, 3, "--max-attempts", "2",
-                                       "--retry-delay", "100ms", "--reply-timeout", "5s")
+                                       "--retry-delay", "100ms", "--command-timeout", "5s")
         self.assert_none_sent(p, task, addrs)
         self.assertEqual(srv.delivered, [])
         rows = blast.db_rows(task)
@@ -285,7 +285,7 @@ class HostileTest(unittest.TestCase):
 
         with Srv() as srv:
             p, task, addrs = self.send(srv.hostport, 3, "--max-attempts", "2",
-                                       "--retry-delay", "100ms", "--reply-timeout", "5s")
+                                       "--retry-delay", "100ms", "--command-timeout", "5s")
         self.assertIn(b"BDAT", b"\n".join(srv.commands))
         self.assert_none_sent(p, task, addrs)
         self.assertRegex(str(blast.db_rows(task)), "cannot answer BDAT")
@@ -306,7 +306,7 @@ class HostileTest(unittest.TestCase):
         with Srv() as srv:
             p, task, addrs = self.send(srv.hostport, 6, "--connections", "1",
                                        "--max-attempts", "4", "--retry-delay", "100ms",
-                                       "--reply-timeout", "5s")
+                                       "--command-timeout", "5s")
         self.assertEqual(addrs[1], refused)
         st = self.statuses(task)
         self.assertNotEqual(st[refused], "sent", blast.describe(p))
@@ -421,7 +421,7 @@ class HostileTest(unittest.TestCase):
 
         with Srv() as srv:
             p, task, addrs = self.send(srv.hostport, 2, "--tls", "starttls", "--ca-file",
-                                       self.certs["ca"], "--reply-timeout", "1s",
+                                       self.certs["ca"], "--command-timeout", "1s",
                                        timeout=150)
         self.assertNotEqual(p.returncode, 0, blast.describe(p))
         self.assertIn("waiting for the reply to STARTTLS", p.stderr, blast.describe(p))
@@ -438,7 +438,7 @@ class HostileTest(unittest.TestCase):
         pwfile.write_text(PASSWORD + "\n")
         with Srv() as srv:
             p, task, addrs = self.send(srv.hostport, 2, "--user", USER, "--password-file",
-                                       pwfile, "--allow-plaintext-auth", "--reply-timeout",
+                                       pwfile, "--allow-plaintext-auth", "--command-timeout",
                                        "1s", timeout=150)
         self.assertNotEqual(p.returncode, 0, blast.describe(p))
         self.assertIn("waiting for the reply to AUTH", p.stderr, blast.describe(p))
@@ -547,7 +547,7 @@ class HostileTest(unittest.TestCase):
         with tls_peers.ScriptedSmtp(ctx=ctx, implicit=True, address=host, port=465,
                                     users={USER: PASSWORD}, timeout=60):
             p, task, addrs = self.send(f"{host}:465", 1, "--tls", "starttls", "--ca-file",
-                                       self.certs["ca"], "--reply-timeout", "1s", timeout=150)
+                                       self.certs["ca"], "--command-timeout", "1s", timeout=150)
         self.assertNotEqual(p.returncode, 0, blast.describe(p))
         self.assertIn("use --tls implicit", p.stderr, blast.describe(p))
 
