@@ -84,6 +84,15 @@ bool about_message(const Reply& r) {
   return r.code == 552 || e.subject == 6 || (e.subject == 3 && e.detail == 4);
 }
 
+// A 5xx to MAIL FROM that refuses the sender itself: no enhanced code, or an addressing (x.1.x)
+// or policy (x.7.x) one. A provider's quota reply at MAIL ("554 5.2.0 ...QuotaExceeded",
+// "550 5.4.5 Daily user sending limit exceeded") is not: the engine reads it as a quota pause.
+bool refuses_sender(const Reply& r) {
+  if (!r.permanent() || about_message(r)) return false;
+  EnhancedCode e = enhanced_code(r.text);
+  return e.subject == -1 || e.subject == 1 || e.subject == 7;
+}
+
 // The base64 runs that appear inside ANY base64 text containing `secret`, whatever its
 // offset modulo 3: a server may echo the whole payload or a part of it.
 void add_base64_cores(std::string_view secret, std::vector<std::string>& out) {
@@ -823,7 +832,7 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
         // "Bad sequence": the server and we disagree on where the dialogue is.
         protocol_error("the server answered MAIL FROM with " + r.summary(), r.code);
         return;
-      } else if (r.permanent() && !about_message(r)) {
+      } else if (refuses_sender(r)) {
         // The sender is refused (policy, unknown or unauthorised sender): every message of
         // the run would be, so the run stops; the recipients are not to blame and stay unsent.
         finish_open(t, Verdict::kDeferred, r.code, r.text);

@@ -403,7 +403,11 @@ TEST(SessionProtocol, MailRefusalsAboutTheMessageOrTemporaryDoNotStopTheRun) {
     Verdict v;
   } cases[] = {{"552 5.3.4 message too big\r\n", Verdict::kFailed},
                {"554 5.6.7 non-ASCII addresses not permitted\r\n", Verdict::kFailed},
-               {"451 4.3.0 try later\r\n", Verdict::kDeferred}};
+               {"451 4.3.0 try later\r\n", Verdict::kDeferred},
+               // Provider quota replies at MAIL: the engine pauses on them (throttle/pushback).
+               {"554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException\r\n",
+                Verdict::kFailed},
+               {"550 5.4.5 Daily user sending limit exceeded\r\n", Verdict::kFailed}};
   for (const Case& c : cases) {
     Harness h;
     h.host.add("a@x.test", {"b@y.test"}, "m\r\n");
