@@ -6,11 +6,9 @@
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <vector>
 
 #include "cli/dkim_options.h"
@@ -20,6 +18,7 @@
 #include "loop/worker.h"
 #include "message/template.h"
 #include "smtp/pool.h"
+#include "store/read_file.h"
 
 namespace sb {
 
@@ -405,18 +404,16 @@ bool render_test(const std::string& template_path, const std::string& from, cons
                  const MessageSetup* message, const TestData* data, bool dot_stuff,
                  std::optional<CompiledTemplate>& tpl_out, RenderedMessage& out,
                  std::string& envelope_from) {
-  std::ifstream f(template_path, std::ios::binary);
-  if (!f) {
-    std::fprintf(stderr, "smtpblast: --template: cannot read %s\n", template_path.c_str());
+  auto raw = read_whole_file(template_path);  // says why: missing, a directory, permission
+  if (!raw.ok()) {
+    std::fprintf(stderr, "smtpblast: --template: %s\n", raw.error().message.c_str());
     return false;
   }
-  std::ostringstream ss;
-  ss << f.rdbuf();
   TemplateOptions o;
   o.default_from = from;
   o.task_key = "test";
   if (message != nullptr) apply_message_setup(*message, o.task_key, o);
-  auto tpl = CompiledTemplate::compile(ss.str(), o);
+  auto tpl = CompiledTemplate::compile(*raw, o);
   if (!tpl.ok()) {
     std::fprintf(stderr, "smtpblast: --template %s: %s\n", template_path.c_str(), tpl.error().message.c_str());
     return false;

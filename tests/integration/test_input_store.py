@@ -404,6 +404,15 @@ class InputStoreTest(unittest.TestCase):
             p = self.send(sink, template=self.dir)
             self.assertEqual(p.returncode, 2, blast.describe(p))
             self.assertIn("directory", p.stderr)
+            # `test` reads its template the same way.
+            p = run("test", "--template", self.dir, "--relay", sink.hostport, "--tls", "none",
+                    "--to", "a@example.test")
+            self.assertEqual(p.returncode, 2, blast.describe(p))
+            self.assertIn("directory", p.stderr)
+            p = run("test", "--template", self.dir / "missing.eml", "--print",
+                    "--to", "a@example.test")
+            self.assertEqual(p.returncode, 2, blast.describe(p))
+            self.assertIn("missing.eml", p.stderr)
             self.assert_nothing_sent(sink)
 
     def test_huge_header_errors_are_capped(self):
