@@ -175,7 +175,7 @@ void run_one(const RelaySetup& relay, const Target& t, OneShotHost& host, bool c
   pc.session.auth = relay.auth;
   pc.session.allow_plaintext_auth = relay.allow_plaintext_auth;
   pc.session.max_messages = 1;
-  cap_timeouts(pc.session.timeouts, relay.command_timeout_ms);
+  cap_timeouts(pc.session.timeouts, relay);
   pc.session.use_chunking = chunking;
   Worker w(0);
   ConnectionPool* pool = nullptr;

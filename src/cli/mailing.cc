@@ -2346,7 +2346,7 @@ int Runner::run() {
   pcfg.session.use_pipelining = cfg_.pipelining;
   pcfg.session.use_chunking = cfg_.chunking;
   pcfg.session.timeouts = cfg_.timeouts;
-  cap_timeouts(pcfg.session.timeouts, relay.command_timeout_ms);
+  cap_timeouts(pcfg.session.timeouts, relay);
   if (relay.tls == TlsMode::kOpportunistic) pcfg.plaintext_hosts = std::make_shared<PlaintextHosts>();
 
   // Signals go to one thread that waits for them (sigwait) and wakes the journal thread at

@@ -271,6 +271,15 @@ Result<RelaySetup> prepare_relay(const RelayOptions& o) {
            : o.auth == "xoauth2" ? AuthMech::kXoauth2 : AuthMech::kAuto;
   s.allow_plaintext_auth = o.allow_plaintext_auth;
   if (Status st = parse_connect_timeout(o, s); !st.ok()) return st.error();
+  if (port == "465" && s.tls != TlsMode::kImplicit) {
+    // Port 465 is submission over implicit TLS (RFC 8314): such a server waits silently for
+    // our ClientHello and never greets. A plaintext server on 465 greets at once, so waiting
+    // as long as a connect may take is enough to tell the two apart: the user hears "use --tls
+    // implicit" after the connect timeout, not after RFC 5321's 5-minute greeting timeout.
+    s.greeting_timeout_ms = s.connect_timeout_ms;
+    s.warnings.push_back("--tls " + mode + " on port 465, which usually speaks TLS at once "
+                         "(RFC 8314): if the server does not greet, use --tls implicit");
+  }
   s.helo = o.helo;
   if (s.helo.empty()) {
     char host[256] = "localhost";

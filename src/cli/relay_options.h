@@ -68,6 +68,8 @@ struct RelaySetup {
   bool allow_plaintext_auth = false;
   uint32_t connect_timeout_ms = 30000;
   uint32_t command_timeout_ms = 0;  // --command-timeout; 0: RFC 5321's
+  uint32_t greeting_timeout_ms = 0;  // 0: RFC 5321's; the connect timeout for port 465 without
+                                     // --tls implicit (see prepare_relay)
   std::string helo;
   std::vector<std::string> warnings;
 };
@@ -100,7 +102,10 @@ Result<DirectLookup> prepare_direct_lookup(const DirectOptions& o, const CLI::Ap
                                            const std::vector<std::string>& also = {});
 
 // --command-timeout: no reply is waited for longer than `ms` (0: leaves RFC 5321's).
-inline void cap_timeouts(Timeouts& t, uint32_t ms) {
+// A relay's own greeting limit (port 465 without --tls implicit) applies too.
+inline void cap_timeouts(Timeouts& t, const RelaySetup& relay) {
+  if (relay.greeting_timeout_ms != 0) t.greeting = std::min(t.greeting, relay.greeting_timeout_ms);
+  const uint32_t ms = relay.command_timeout_ms;
   if (ms == 0) return;
   for (uint32_t* v : {&t.greeting, &t.ehlo, &t.mail, &t.rcpt, &t.data, &t.dot, &t.quit}) {
     if (*v > ms) *v = ms;
