@@ -389,8 +389,10 @@ class PopBeforeSmtpTest(unittest.TestCase):
         flags.mkdir()
         os.chmod(flags, 0o777)
         self.flag = flags / "popped"
+        self.logins = flags / "logins"  # one line per POP3 login, written by Dovecot's script
         script = self.dir / "postlogin.sh"
-        script.write_text(f"#!/bin/sh\ntouch {self.flag}\nexec \"$@\"\n")
+        script.write_text(f"#!/bin/sh\ntouch {self.flag}\necho login >> {self.logins}\n"
+                          "exec \"$@\"\n")
         os.chmod(script, 0o755)
         self.dovecot = Dovecot(self.dir / "dovecot", postlogin=script).start()
         from aiosmtpd.controller import Controller
@@ -424,10 +426,14 @@ class PopBeforeSmtpTest(unittest.TestCase):
         self.dovecot.stop()
         self.wd.cleanup()
 
-    def send(self, task, pw):
-        return blast.send(task, self.tpl, f"127.0.0.1:{self.port}", self.csv,
+    def send(self, task, pw, *extra, csv=None):
+        return blast.send(task, self.tpl, f"127.0.0.1:{self.port}", csv or self.csv,
                           "--pop-before-smtp", f"pop3://bounces@127.0.0.1:{self.dovecot.pop3_port}",
-                          "--pop-tls", "none", "--pop-password-file", pw, "--no-pipelining")
+                          "--pop-tls", "none", "--pop-password-file", pw, "--no-pipelining",
+                          *extra)
+
+    def login_count(self):
+        return len(self.logins.read_text().splitlines()) if self.logins.exists() else 0
 
     def test_relay_only_after_pop_login(self):
         bad = self.dir / "bad"
@@ -442,6 +448,26 @@ class PopBeforeSmtpTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, blast.describe(p))
         self.assertTrue(self.flag.exists())
         self.assertEqual(sorted(self.got), [f"p{i}@example.test" for i in range(3)])
+
+    def test_refresh_during_run(self):
+        """--pop-refresh 1s on a run paced to last about 5 s (25 recipients at 5/s): Dovecot's
+        post-login script counts the first login and the refreshes. At least 3 logins in all is
+        a generous bound (about 5 are due), and every recipient was relayed."""
+        rcpts = [f"q{i:02}@example.test" for i in range(25)]
+        csv = blast.write_csv(self.dir / "many.csv", ("email",), [(a,) for a in rcpts])
+        p = self.send(self.dir / "r.db", self.pw, "--pop-refresh", "1s", "--rate", "5/s",
+                      csv=csv)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        self.assertNotIn("refresh", p.stderr)  # no failed-refresh warning
+        self.assertEqual(sorted(self.got), rcpts)
+        rows = blast.db_rows(self.dir / "r.db")
+        self.assertEqual({rows[r]["status"] for r in rcpts}, {"sent"})
+        self.assertGreaterEqual(self.login_count(), 3, blast.describe(p))
+        # Dovecot's own log agrees: every one of them was a successful POP3 login.
+        log = (self.dir / "dovecot" / "dovecot.log").read_text()
+        logins = [ln for ln in log.splitlines()
+                  if "pop3-login:" in ln and "Login: user=<bounces>" in ln]
+        self.assertGreaterEqual(len(logins), 3, log[-2000:])
 
 
 if __name__ == "__main__":
