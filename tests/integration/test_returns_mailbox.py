@@ -14,6 +14,7 @@ import os
 import pwd
 import re
 import shutil
+import time
 import unittest
 from pathlib import Path
 
@@ -293,6 +294,63 @@ class MailboxTest(unittest.TestCase):
         con.close()
         self.assertEqual(soft_counts, {1: 1, 2: 1})
         self.assertEqual(self.dovecot.messages(), [])
+
+    def uidvalidity(self):
+        # dovecot-uidlist opens with "3 V<uidvalidity> N<next uid> ...".
+        head = (self.dovecot.maildir / "dovecot-uidlist").read_text().split("\n", 1)[0]
+        return int(next(f[1:] for f in head.split() if f.startswith("V")))
+
+    def bodies_fetched(self):
+        """Per IMAP session in Dovecot's log, in order: how many message bodies it sent."""
+        log = (self.dir / "dovecot" / "dovecot.log").read_text()
+        return [int(n) for n in re.findall(r"imap\(bounces\).*Logged out .*body_count=(\d+)", log)]
+
+    def test_imap_uidvalidity_change(self):
+        """The mailbox gets a new UIDVALIDITY between two runs (Dovecot's uidlist and indexes
+        removed, as when a mailbox is recreated): every UID remembered is void, so the second
+        run reads all messages again, but what it already recorded is known by the bytes'
+        hash and counted once; a message that arrived since is processed and deleted."""
+        url = f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX"
+        self.fill()
+        p = self.returns(url)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["hard"], out["deleted"]), (4, 2, 2), p.stdout)
+        rows = blast.db_rows(self.task)
+        before = self.uidvalidity()
+        # Dovecot takes the clock's second as a new UIDVALIDITY: let it move past the old one.
+        while time.time() < before + 1.5:
+            time.sleep(0.2)
+        for f in self.dovecot.maildir.iterdir():
+            if f.name.startswith("dovecot"):
+                f.unlink()
+        data = (FIXTURES / "postfix_user_unknown.eml").read_bytes()
+        data = VERP_RE.sub(self.sent["r3@example.test"].encode(), data)
+        self.dovecot.deliver("1004.e.host", data.replace(b"alice@example.net", b"r3@example.test"))
+        p = self.returns(url)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        self.assertNotEqual(self.uidvalidity(), before)  # the premise of this test
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["already_processed"], out["hard"], out["autoreplies"],
+                          out["forged"], out["deleted"]), (3, 2, 1, 0, 0, 1), p.stdout)
+        self.assertEqual(self.dovecot.messages(), ["1002.c.host", "1003.d.host"])
+        rows["r3@example.test"] = blast.db_rows(self.task)["r3@example.test"]
+        self.assertEqual(rows["r3@example.test"]["status"], "bounced")
+        self.assertEqual(blast.db_rows(self.task), rows)  # r1, r2 not bounced a second time
+        import sqlite3
+        con = sqlite3.connect(str(self.task))
+        # One recorded return per bounced recipient: nothing was recorded twice.
+        recorded = con.execute("SELECT id, count(*) FROM returns_seen WHERE id > 0 "
+                               "GROUP BY id ORDER BY id").fetchall()
+        con.close()
+        self.assertEqual(recorded, [(1, 1), (2, 1), (3, 1)])
+        # Third run: the new UIDs were remembered too, so nothing is even fetched.
+        p = self.returns(url)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["already_processed"], out["deleted"]), (2, 2, 0))
+        self.assertEqual(self.bodies_fetched(), [4, 3, 0])
+        self.assertEqual(blast.db_rows(self.task), rows)
 
     def test_imap(self):
         self.check(f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX")
