@@ -297,13 +297,16 @@ int run_returns(const ReturnsOptions& o) {
     MatchMethod method = MatchMethod::kNone;
   };
   std::vector<Pending> batch;
+  // UID/UIDL keys of messages already recorded under another key (a new UIDVALIDITY, a
+  // re-delivered copy): remembered too, so the next run does not fetch them again.
+  std::vector<ReturnRecord> known_again;
   std::vector<ReturnRecord> recs;
   size_t batch_bytes = 0;
   constexpr size_t kBatch = 512;
   constexpr size_t kBatchBytes = 64u << 20;
 
   auto flush = [&]() -> bool {
-    if (batch.empty()) return true;
+    if (batch.empty() && known_again.empty()) return true;
     recs.clear();
     for (const Pending& p : batch) recs.push_back(p.rec);
     // The UID/UIDL memory goes in the same transaction as what came of the message.
@@ -315,11 +318,13 @@ int run_returns(const ReturnsOptions& o) {
       k.time = p.rec.time;
       recs.push_back(std::move(k));
     }
+    recs.insert(recs.end(), known_again.begin(), known_again.end());
     auto applied = store.record_returns(recs);
     if (!applied.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", applied.error().describe().c_str());
       return false;
     }
+    known_again.clear();
     bool ok = true;
     for (size_t i = 0; i < batch.size() && ok; ++i) {
       Pending& p = batch[i];
@@ -423,7 +428,13 @@ int run_returns(const ReturnsOptions& o) {
     }
     if (*seen) {
       ++t.seen;
-      return true;
+      if (m.remote == nullptr) return true;
+      ReturnRecord k;
+      k.key = m.remote->memory_key;
+      k.result = "seen";
+      k.time = static_cast<int64_t>(std::time(nullptr));
+      known_again.push_back(std::move(k));
+      return known_again.size() < kBatch || flush();
     }
     ReturnReport r = parse_return(m.bytes);
     Match match = match_return(r, *keys);

@@ -7,8 +7,11 @@ backslashes, "=?", angle brackets, very long names). Every delivered message is 
 Python's email (policy.default, no defects) and by GMime (an independent C parser): the
 decoded display name and address equal the CSV's, the HTML part's merged values are escaped
 and decode back to the input, no line is over 998 octets, no header holds an 8-bit octet
-(ASCII recipients), and the body is 7-bit. A second run goes to a scripted server that offers
-neither 8BITMIME nor SMTPUTF8: the bytes on the wire are 7-bit and MAIL FROM has no BODY=.
+(ASCII recipients), and the body is 7-bit. The same corpus and checks run through a private
+Postfix (smtpd, cleanup, virtual(8) into a maildir), on each delivered file as stored, trace
+headers included; SMTPUTF8 only for the non-ASCII address. A further run goes to a scripted
+server that offers neither 8BITMIME nor SMTPUTF8: the bytes on the wire are 7-bit and MAIL
+FROM has no BODY=.
 Run with /usr/bin/python3 (aiosmtpd, python3-gi, gir1.2-gmime-3.0).
 """
 
@@ -271,15 +274,54 @@ class MessageCorrectnessTest(unittest.TestCase):
             envs = srv.envelopes()
         finally:
             srv.stop()
-        by_rcpt = {}
+        delivered = {}
         for env, data in zip(envs, msgs):
-            by_rcpt[env["rcpt_tos"][0]] = (env, data)
-        self.assertEqual(len(by_rcpt), len(rs))
+            smtputf8 = "SMTPUTF8" in [o.upper() for o in env["mail_options"]]
+            delivered.setdefault(env["rcpt_tos"][0], []).append((data, smtputf8))
+        self.check_corpus(rs, delivered)
+
+    def check_corpus(self, rs, delivered):
+        """The one check of a delivered corpus, whatever server took it: `delivered` maps
+        each envelope recipient to its [(message bytes with CRLF, transaction had SMTPUTF8)].
+        Every row arrived exactly once, with SMTPUTF8 only for a non-ASCII address, and
+        passes check_message."""
+        self.assertEqual(sorted(delivered), sorted(r[0] for r in rs))
         for addr, first, last, _ in rs:
-            env, data = by_rcpt[addr]
+            self.assertEqual(len(delivered[addr]), 1, f"{addr}: {len(delivered[addr])} deliveries")
+            [(data, smtputf8)] = delivered[addr]
             utf8 = not addr.isascii()
-            self.assertEqual("SMTPUTF8" in [o.upper() for o in env["mail_options"]], utf8, addr)
+            self.assertEqual(smtputf8, utf8, addr)
             self.check_message(data, first, last, addr, utf8=utf8)
+
+    def test_corpus_through_postfix(self):
+        # A real MTA in between: Postfix's smtpd and cleanup take the messages and
+        # virtual(8) writes one maildir file per message (LF line endings, Return-Path:,
+        # X-Original-To:, Delivered-To: and a Received: prepended). Each file is checked
+        # whole, as a mail client would read it, after LF -> CRLF; it is told apart by its
+        # Delivered-To: (the envelope recipient).
+        pf = peers.PostfixInstance(domains=("example.com",)).start()
+        try:
+            rs = rows(utf8_local=True)
+            p = self.send(pf.hostport, rs)
+            self.assertEqual(p.returncode, 0, blast.describe(p))
+            pf.wait_for(len(rs), timeout=60)
+            pf.wait_queue_empty(timeout=30)
+            files = pf.messages()
+            log = pf.log()
+        finally:
+            pf.stop()
+        self.assertEqual(len(files), len(rs), log[-3000:])
+        delivered = {}
+        for data in files:
+            trace = data[:len(data) - len(peers.strip_trace_headers(data))]
+            rcpt = re.search(rb"^Delivered-To: (.*)$", trace, re.M).group(1).decode("utf-8")
+            # Postfix names the protocol of the hop in its Received: header: "with UTF8SMTP"
+            # (S/A suffixes for TLS/AUTH) when MAIL FROM carried SMTPUTF8, as RFC 6531
+            # §3.7.4.2 registers it, and "with ESMTP" otherwise.
+            received = re.search(rb"^Received:.*?(?=^\S|\Z)", trace, re.M | re.S).group(0)
+            smtputf8 = re.search(rb"\bwith UTF8SMTP", received) is not None
+            delivered.setdefault(rcpt, []).append((peers.crlf(data), smtputf8))
+        self.check_corpus(rs, delivered)
 
     def test_server_without_8bitmime_gets_7bit(self):
         with SevenBitServer() as srv:

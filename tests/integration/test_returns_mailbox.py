@@ -14,6 +14,7 @@ import os
 import pwd
 import re
 import shutil
+import time
 import unittest
 from pathlib import Path
 
@@ -294,6 +295,63 @@ class MailboxTest(unittest.TestCase):
         self.assertEqual(soft_counts, {1: 1, 2: 1})
         self.assertEqual(self.dovecot.messages(), [])
 
+    def uidvalidity(self):
+        # dovecot-uidlist opens with "3 V<uidvalidity> N<next uid> ...".
+        head = (self.dovecot.maildir / "dovecot-uidlist").read_text().split("\n", 1)[0]
+        return int(next(f[1:] for f in head.split() if f.startswith("V")))
+
+    def bodies_fetched(self):
+        """Per IMAP session in Dovecot's log, in order: how many message bodies it sent."""
+        log = (self.dir / "dovecot" / "dovecot.log").read_text()
+        return [int(n) for n in re.findall(r"imap\(bounces\).*Logged out .*body_count=(\d+)", log)]
+
+    def test_imap_uidvalidity_change(self):
+        """The mailbox gets a new UIDVALIDITY between two runs (Dovecot's uidlist and indexes
+        removed, as when a mailbox is recreated): every UID remembered is void, so the second
+        run reads all messages again, but what it already recorded is known by the bytes'
+        hash and counted once; a message that arrived since is processed and deleted."""
+        url = f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX"
+        self.fill()
+        p = self.returns(url)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["hard"], out["deleted"]), (4, 2, 2), p.stdout)
+        rows = blast.db_rows(self.task)
+        before = self.uidvalidity()
+        # Dovecot takes the clock's second as a new UIDVALIDITY: let it move past the old one.
+        while time.time() < before + 1.5:
+            time.sleep(0.2)
+        for f in self.dovecot.maildir.iterdir():
+            if f.name.startswith("dovecot"):
+                f.unlink()
+        data = (FIXTURES / "postfix_user_unknown.eml").read_bytes()
+        data = VERP_RE.sub(self.sent["r3@example.test"].encode(), data)
+        self.dovecot.deliver("1004.e.host", data.replace(b"alice@example.net", b"r3@example.test"))
+        p = self.returns(url)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        self.assertNotEqual(self.uidvalidity(), before)  # the premise of this test
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["already_processed"], out["hard"], out["autoreplies"],
+                          out["forged"], out["deleted"]), (3, 2, 1, 0, 0, 1), p.stdout)
+        self.assertEqual(self.dovecot.messages(), ["1002.c.host", "1003.d.host"])
+        rows["r3@example.test"] = blast.db_rows(self.task)["r3@example.test"]
+        self.assertEqual(rows["r3@example.test"]["status"], "bounced")
+        self.assertEqual(blast.db_rows(self.task), rows)  # r1, r2 not bounced a second time
+        import sqlite3
+        con = sqlite3.connect(str(self.task))
+        # One recorded return per bounced recipient: nothing was recorded twice.
+        recorded = con.execute("SELECT id, count(*) FROM returns_seen WHERE id > 0 "
+                               "GROUP BY id ORDER BY id").fetchall()
+        con.close()
+        self.assertEqual(recorded, [(1, 1), (2, 1), (3, 1)])
+        # Third run: the new UIDs were remembered too, so nothing is even fetched.
+        p = self.returns(url)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        out = json.loads(p.stdout)
+        self.assertEqual((out["read"], out["already_processed"], out["deleted"]), (2, 2, 0))
+        self.assertEqual(self.bodies_fetched(), [4, 3, 0])
+        self.assertEqual(blast.db_rows(self.task), rows)
+
     def test_imap(self):
         self.check(f"imap://bounces@127.0.0.1:{self.dovecot.imap_port}/INBOX")
 
@@ -389,8 +447,10 @@ class PopBeforeSmtpTest(unittest.TestCase):
         flags.mkdir()
         os.chmod(flags, 0o777)
         self.flag = flags / "popped"
+        self.logins = flags / "logins"  # one line per POP3 login, written by Dovecot's script
         script = self.dir / "postlogin.sh"
-        script.write_text(f"#!/bin/sh\ntouch {self.flag}\nexec \"$@\"\n")
+        script.write_text(f"#!/bin/sh\ntouch {self.flag}\necho login >> {self.logins}\n"
+                          "exec \"$@\"\n")
         os.chmod(script, 0o755)
         self.dovecot = Dovecot(self.dir / "dovecot", postlogin=script).start()
         from aiosmtpd.controller import Controller
@@ -424,10 +484,14 @@ class PopBeforeSmtpTest(unittest.TestCase):
         self.dovecot.stop()
         self.wd.cleanup()
 
-    def send(self, task, pw):
-        return blast.send(task, self.tpl, f"127.0.0.1:{self.port}", self.csv,
+    def send(self, task, pw, *extra, csv=None):
+        return blast.send(task, self.tpl, f"127.0.0.1:{self.port}", csv or self.csv,
                           "--pop-before-smtp", f"pop3://bounces@127.0.0.1:{self.dovecot.pop3_port}",
-                          "--pop-tls", "none", "--pop-password-file", pw, "--no-pipelining")
+                          "--pop-tls", "none", "--pop-password-file", pw, "--no-pipelining",
+                          *extra)
+
+    def login_count(self):
+        return len(self.logins.read_text().splitlines()) if self.logins.exists() else 0
 
     def test_relay_only_after_pop_login(self):
         bad = self.dir / "bad"
@@ -442,6 +506,26 @@ class PopBeforeSmtpTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, blast.describe(p))
         self.assertTrue(self.flag.exists())
         self.assertEqual(sorted(self.got), [f"p{i}@example.test" for i in range(3)])
+
+    def test_refresh_during_run(self):
+        """--pop-refresh 1s on a run paced to last about 5 s (25 recipients at 5/s): Dovecot's
+        post-login script counts the first login and the refreshes. At least 3 logins in all is
+        a generous bound (about 5 are due), and every recipient was relayed."""
+        rcpts = [f"q{i:02}@example.test" for i in range(25)]
+        csv = blast.write_csv(self.dir / "many.csv", ("email",), [(a,) for a in rcpts])
+        p = self.send(self.dir / "r.db", self.pw, "--pop-refresh", "1s", "--rate", "5/s",
+                      csv=csv)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        self.assertNotIn("refresh", p.stderr)  # no failed-refresh warning
+        self.assertEqual(sorted(self.got), rcpts)
+        rows = blast.db_rows(self.dir / "r.db")
+        self.assertEqual({rows[r]["status"] for r in rcpts}, {"sent"})
+        self.assertGreaterEqual(self.login_count(), 3, blast.describe(p))
+        # Dovecot's own log agrees: every one of them was a successful POP3 login.
+        log = (self.dir / "dovecot" / "dovecot.log").read_text()
+        logins = [ln for ln in log.splitlines()
+                  if "pop3-login:" in ln and "Login: user=<bounces>" in ln]
+        self.assertGreaterEqual(len(logins), 3, log[-2000:])
 
 
 if __name__ == "__main__":
