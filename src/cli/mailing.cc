@@ -134,6 +134,8 @@ struct Job {
   Txn txn;
   uint32_t run_attempts = 0;  // attempts in this run
   bool retry = false;
+  bool retry_now = false;  // "too many recipients": the next transaction, without a backoff
+  uint32_t not_tried = 0;  // of run_attempts, the "too many recipients" ones (no attempt used)
 };
 
 const std::string& rcpt_address(const Job* j) { return j->rcpt.empty() ? j->row.email : j->rcpt; }
@@ -224,6 +226,10 @@ class WorkerMailing {
   friend class Destination;
   Job* new_job();
   void recycle(Job* j);
+  // Attempts left in this run: "too many recipients" deferrals do not use one up.
+  bool may_retry(const Job* j) const {
+    return j->run_attempts - j->not_tried < cfg_.max_attempts;
+  }
   void record(Job* j, RcptStatus s, int code, std::string_view text, const Txn* t = nullptr);
   void release(Job* j);
   void release_row(const RecipientRow& row);
@@ -676,6 +682,8 @@ Job* WorkerMailing::new_job() {
 
 void WorkerMailing::recycle(Job* j) {
   j->retry = false;
+  j->retry_now = false;
+  j->not_tried = 0;
   j->run_attempts = 0;
   j->row.values.clear();
   j->rcpt.clear();
@@ -914,7 +922,7 @@ uint64_t WorkerMailing::backoff_ms(uint32_t level) {
 
 void WorkerMailing::defer_for_retry(Job* j, int code, std::string_view why) {
   record(j, RcptStatus::kDeferred, code, why);
-  if (j->run_attempts < cfg_.max_attempts && !aborted_ && !stopping_) {
+  if (may_retry(j) && !aborted_ && !stopping_) {
     j->dest = nullptr;  // looked up again
     runner_.add_dns_retrying(1);
     delayed_.emplace(now() + backoff_ms(j->run_attempts - 1), j);
@@ -1138,7 +1146,14 @@ void WorkerMailing::flush_outcomes() {
 
 void WorkerMailing::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::string_view text) {
   Job* j = reinterpret_cast<Job*>(t.rcpts[i].cookie);
-  ++j->run_attempts;
+  // 552 to RCPT after the server took others of this transaction is "too many recipients"
+  // (RFC 5321 §4.5.3.1.10): this recipient was not tried. It goes into the next transaction
+  // at once and keeps its attempts, so a relay that takes 100 recipients a message does not
+  // leave the 301st deferred after --max-attempts 3. (A 552 to the first RCPT is counted: a
+  // server that refuses every recipient that way must not be retried for ever.)
+  const bool too_many = v == Verdict::kDeferred && code == 552 && t.accepted > 0;
+  ++j->run_attempts;  // an outcome is recorded either way (release() relies on the count)
+  if (too_many) ++j->not_tried;
   // "Slow down" and quota replies (421, 451 4.7.x, Office 365's 554 5.2.0 ...
   // SubmissionQuotaExceeded) cut the rate; they say nothing about the recipient, so a
   // permanent-looking quota reply defers rather than fails.
@@ -1154,8 +1169,8 @@ void WorkerMailing::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::str
                  : v == Verdict::kFailed ? RcptStatus::kFailed
                                          : RcptStatus::kDeferred;
   record(j, s, code, text, &t);
-  j->retry = s == RcptStatus::kDeferred && j->run_attempts < cfg_.max_attempts && !aborted_ &&
-             !stopping_;
+  j->retry = s == RcptStatus::kDeferred && may_retry(j) && !aborted_ && !stopping_;
+  j->retry_now = j->retry && too_many;
 }
 
 void WorkerMailing::txn_done(Txn& t) {
@@ -1173,7 +1188,9 @@ void WorkerMailing::txn_done(Txn& t) {
     j->leader = nullptr;
     if (j->retry && !aborted_) {
       j->retry = false;
-      delayed_.emplace(now() + backoff_ms(j->run_attempts - 1), j);
+      const uint64_t due = j->retry_now ? now() : now() + backoff_ms(j->run_attempts - 1);
+      j->retry_now = false;
+      delayed_.emplace(due, j);
     } else {
       recycle(j);
     }
@@ -1245,7 +1262,7 @@ void WorkerMailing::dest_failed(Destination& d, const std::string& why, bool fat
   for (Job* j : d.ready_) {
     ++j->run_attempts;
     record(j, RcptStatus::kDeferred, 0, why);
-    if (j->run_attempts < cfg_.max_attempts && !stopping_ && !aborted_) {
+    if (may_retry(j) && !stopping_ && !aborted_) {
       keep.push_back(j);
     } else {
       --queued_;

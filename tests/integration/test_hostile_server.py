@@ -320,7 +320,9 @@ class HostileTest(unittest.TestCase):
 
     def test_552_too_many_recipients_mid_batch_retried(self):
         """--direct groups recipients of the same message; the server takes 3 RCPTs per
-        transaction and answers 552 to the rest, which go in later transactions."""
+        transaction and answers 552 to the rest, which go in later transactions. 15 recipients
+        need 5 transactions: the last ones hear 552 four times, which must not use up the
+        default --max-attempts 3 (they were never tried)."""
         port = peers.free_port("127.0.0.2")
         dns = peers.Dnsmasq("local=/test/\nlocal-ttl=60\n"
                             "mx-host=many.test,mx.many.test,10\n"
@@ -332,7 +334,7 @@ class HostileTest(unittest.TestCase):
                         return b"552 5.5.3 Too many recipients\r\n"
                     return b"250 2.1.5 Ok\r\n"
 
-            addrs = [f"r{i:02d}@many.test" for i in range(10)]
+            addrs = [f"r{i:02d}@many.test" for i in range(15)]
             csv = blast.write_csv(self.dir / "many.csv", ("email", "name"),
                                   [(a, "x") for a in addrs])
             tpl = self.dir / "same.eml"
@@ -343,7 +345,7 @@ class HostileTest(unittest.TestCase):
                                "--recipients", csv, "--direct", "--helo", "sender.example.test",
                                "--dns-server", dns.address, "--mx-port", str(port),
                                "--tls", "none", "--retry-after", "100ms", "--retry-max", "200ms",
-                               "--max-attempts", "4", "--dns-timeout", "500ms"], timeout=120)
+                               "--dns-timeout", "500ms"], timeout=120)
         finally:
             dns.stop()
         rcpt_cmds = [x for x in srv.commands if x.upper().startswith(b"RCPT")]
@@ -351,6 +353,39 @@ class HostileTest(unittest.TestCase):
         self.assertEqual(self.statuses(task), {a: "sent" for a in addrs}, blast.describe(p))
         self.assertEqual(sorted(srv.delivered_rcpts()), addrs)
         self.assertEqual(p.returncode, 0, blast.describe(p))
+
+    def test_552_to_every_recipient_is_not_retried_for_ever(self):
+        """A 552 to the first RCPT of a transaction is no "too many": it uses up an attempt,
+        so a server that answers every RCPT that way ends the run with the recipients
+        deferred."""
+        port = peers.free_port("127.0.0.2")
+        dns = peers.Dnsmasq("local=/test/\nlocal-ttl=60\n"
+                            "mx-host=none.test,mx.none.test,10\n"
+                            "host-record=mx.none.test,127.0.0.2\n").start()
+        try:
+            class Srv(HostileSmtp):
+                def rcpt(self, c, addr):
+                    return b"552 5.5.3 Too many recipients\r\n"
+
+            addrs = [f"r{i:02d}@none.test" for i in range(4)]
+            csv = blast.write_csv(self.dir / "none.csv", ("email", "name"),
+                                  [(a, "x") for a in addrs])
+            tpl = self.dir / "same.eml"
+            tpl.write_bytes(SAME_FOR_ALL)
+            task = self.dir / "none.db"
+            with Srv("127.0.0.2", port) as srv:
+                p = peers.run([blast.BIN, "send", "--task", task, "--template", tpl,
+                               "--recipients", csv, "--direct", "--helo", "sender.example.test",
+                               "--dns-server", dns.address, "--mx-port", str(port),
+                               "--tls", "none", "--retry-after", "100ms", "--retry-max", "200ms",
+                               "--dns-timeout", "500ms"], timeout=120)
+        finally:
+            dns.stop()
+        self.assertEqual(self.statuses(task), {a: "deferred" for a in addrs}, blast.describe(p))
+        self.assertEqual(srv.delivered_rcpts(), [])
+        rcpt_cmds = [x for x in srv.commands if x.upper().startswith(b"RCPT")]
+        self.assertEqual(len(rcpt_cmds), 3 * len(addrs), "--max-attempts 3 per recipient")
+        self.assertEqual(p.returncode, 1, blast.describe(p))
 
     # -- secrets echoed by the server ---------------------------------------------------
 
