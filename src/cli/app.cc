@@ -408,6 +408,11 @@ static int run_verb(int argc, char** argv) {
   send->add_option("--quota-store", mc.quota_store,
                    "file counting each sending account's daily limit across tasks (default "
                    "$XDG_STATE_HOME/smtpblast/quota.db, else ~/.local/state/smtpblast/quota.db)");
+  std::string stop_timeout = "30s";
+  send->add_option("--stop-timeout", stop_timeout,
+                   "after SIGINT/SIGTERM, how long messages under way may take to finish before "
+                   "their connections are dropped (default 30s; a second signal drops them at "
+                   "once)");
   std::string commit_interval = "100ms";
   send->add_option("--commit-interval", commit_interval,
                    "record outcomes in the task at least this often (default 100ms); after a "
@@ -706,6 +711,11 @@ static int run_verb(int argc, char** argv) {
         return 2;
       }
       mc.commit_interval_ms = ms;
+    }
+    if (!parse_duration_ms(stop_timeout, mc.stop_timeout_ms) || mc.stop_timeout_ms == 0) {
+      std::fprintf(stderr, "smtpblast: --stop-timeout: '%s' is not a duration (e.g. 30s)\n",
+                   stop_timeout.c_str());
+      return 2;
     }
     // Keys and the unsubscribe secret are loaded once, before the task is opened.
     auto msg = prepare_message_options(send_msg);

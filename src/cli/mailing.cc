@@ -1915,6 +1915,8 @@ void Runner::loop() {
   auto last_commit = std::chrono::steady_clock::now();
   auto last_progress = last_commit;
   int signals_seen = 0;
+  std::chrono::steady_clock::time_point first_signal_at{};
+  bool stop_timed_out = false;
   for (;;) {
     size_t finished;
     std::string failure;
@@ -2006,13 +2008,28 @@ void Runner::loop() {
       }
     }
     int sigs = signals_.load();
+    const auto steady_now = std::chrono::steady_clock::now();
+    if (signals_seen == 1 && sigs == 1 && !stop_timed_out &&
+        steady_now - first_signal_at > std::chrono::milliseconds(cfg_.stop_timeout_ms)) {
+      // A server that stopped reading (or answering) would hold the stop until its end-of-
+      // data timeout, up to 10 minutes: after --stop-timeout, stop as a second signal does.
+      stop_timed_out = true;
+      std::fprintf(stderr, "stopping now: messages under way did not finish within "
+                           "--stop-timeout\n");
+      for (size_t i = 0; i < mailings_.size(); ++i) {
+        WorkerMailing* m = mailings_[i];
+        workers_[i]->post([m] { m->abort("run stopped: --stop-timeout after a signal"); });
+      }
+    }
     if (sigs > signals_seen) {
       if (signals_seen == 0) {
         // The workers are told first: once the line is out, no new message is started.
         stop_all_new();
-        std::fprintf(stderr, "\nstopping: no new messages are started, those under way finish; "
-                             "a second signal stops at once; a later run resumes\n");
-      } else if (signals_seen == 1) {
+        first_signal_at = steady_now;
+        std::fprintf(stderr, "\nstopping: no new messages are started, those under way finish "
+                             "(within --stop-timeout); a second signal stops at once; a later "
+                             "run resumes\n");
+      } else if (signals_seen == 1 && !stop_timed_out) {
         // Connections are dropped; their open recipients come back deferred and are still
         // committed below, so nothing is lost.
         std::fprintf(stderr, "stopping now\n");

@@ -41,6 +41,7 @@ struct MailingConfig {
   ThrottleFlags throttle;  // --rate, --burst, --daily-limit, --block-*, --connect-rate
   bool wait_daily = false;  // --wait: sleep through a reached daily limit instead of stopping
   Timeouts timeouts;
+  uint32_t stop_timeout_ms = 30000;  // --stop-timeout: after a first signal, then abort
   uint32_t commit_interval_ms = 100;  // --commit-interval: bounds the duplicate window after kill -9
   uint64_t limit = 0;                 // --limit: messages this run may start (0: no limit)
   bool reset_errors_after = false;    // --reset-errors-after

@@ -157,6 +157,34 @@ class HangsTest(unittest.TestCase):
         st = self.assert_nothing_lost(task, 20)
         self.assertEqual(st["unsent"], 20, st)
 
+    def test_sigterm_with_a_body_the_server_never_reads_stops_after_stop_timeout(self):
+        """The first signal lets messages under way finish; a server that stopped reading and
+        never answers would hold that for the end-of-data timeout (10 minutes). After
+        --stop-timeout the run stops as a second signal makes it."""
+        tpl = big_template(self.dir / "big.eml")
+        csv = self.csv(1)
+        task = self.dir / "t.db"
+        with StallServer(None) as srv:
+            p = peers.Process([blast.BIN, "send", "--tls", "none", "--task", task, "--template",
+                               tpl, "--recipients", csv, "--relay", srv.hostport,
+                               "--connections", "1", "--stop-timeout", "1s"], timeout=120,
+                              name="smtpblast")
+            p.start()
+            try:
+                deadline = time.monotonic() + 20
+                while srv.stalled < 1 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.assertGreaterEqual(srv.stalled, 1, p.stderr)
+                os.kill(p.pid, signal.SIGTERM)
+                # Without --stop-timeout this waits for the 10-minute end-of-data timeout.
+                rc = p.wait(timeout=60)
+            finally:
+                p.stop()
+        self.assertEqual(rc, 4, blast.describe(p))  # interrupted by a signal
+        self.assertIn("did not finish within --stop-timeout", p.stderr)
+        st = self.assert_nothing_lost(task, 1)
+        self.assertEqual(st["deferred"], 1, st)
+
     def test_greeting_timeout_does_not_open_the_other_connections(self):
         csv = self.csv(20)
         task = self.dir / "t.db"
