@@ -175,9 +175,16 @@ Session::Fit Session::fit(Kind k, const Reply& r, bool enhanced) {
   const int cls = c / 100;
   // Only 221 closes: a 250 there is a reply to something else, come late.
   if (k == Kind::kQuit) return c == 221 ? Fit::kPositive : Fit::kWrong;
-  // Every server implements NOOP (RFC 5321 §4.5.1): a refusal there is another command's,
-  // and so is an addressing code (checked below).
-  if (k == Kind::kNoop && cls != 2) return Fit::kWrong;
+  // Every server should implement NOOP (RFC 5321 §4.5.1): a refusal there is another
+  // command's, and so is an addressing code (checked below) -- except "command not
+  // recognized" (500/502, x.5.x), which some stripped-down servers and filtering proxies say
+  // to any command they do not know. That is an answer, though not a proof: pump() then
+  // proves held replies by a quiet while, as without enhanced codes.
+  if (k == Kind::kNoop && cls != 2) {
+    const EnhancedCode e = enhanced ? enhanced_code(r.text) : EnhancedCode{};
+    const bool unknown_command = (c == 500 || c == 502) && (e.subject == -1 || e.subject == 5);
+    return unknown_command ? Fit::kNegative : Fit::kWrong;
+  }
   if (cls == 4 || cls == 5) return Fit::kNegative;
   const EnhancedCode e = enhanced ? enhanced_code(r.text) : EnhancedCode{};
   const int subject = e.subject;
@@ -581,6 +588,12 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
     case Kind::kIgnore:
       return;
     case Kind::kNoop:
+      if (r.code >= 400) {
+        // Not implemented (see fit): the held replies count after a quiet while instead.
+        noop_refused_ = true;
+        if (!held_.empty() && expect_.empty()) deadline_ = now_ms + cfg_.timeouts.held;
+        return;
+      }
       release_held();  // the reply to a command sent after them: they were in step
       return;
     case Kind::kStartTls:  // a 220 is handled in on_data; this is a refusal
@@ -944,7 +957,7 @@ void Session::pump(uint64_t now_ms) {
       // Without them a 250 to NOOP could be a MAIL's: the held replies count after a quiet
       // while instead, and a reply arriving unasked in it is a protocol error (on_timer).
       if (expect_.empty() && !held_.empty()) {
-        if (caps_.enhanced_codes) {
+        if (caps_.enhanced_codes && !noop_refused_) {
           send_line("NOOP\r\n", false);
           expect(Kind::kNoop, nullptr, 0, now_ms);
         } else {

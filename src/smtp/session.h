@@ -295,6 +295,7 @@ class Session {
   int end_code_ = 0;
   bool awaiting_354_ = false;
   bool need_rset_ = false;
+  bool noop_refused_ = false;  // the server answered NOOP "not recognized": prove by quiet
   bool host_done_ = false;
   bool ready_reached_ = false;
   bool in_pump_ = false;

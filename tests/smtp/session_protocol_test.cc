@@ -293,6 +293,50 @@ TEST(SessionProtocol, HeldFinalReplyCountsOnProofIdleNoopOrQuiet) {
   EXPECT_TRUE(x.host.accounted());
 }
 
+TEST(SessionProtocol, NoopNotRecognizedFallsBackToAQuietWhile) {
+  // A server (or a filtering proxy) that answers NOOP "command not recognized": that is an
+  // answer, not a desync, so the held message is not deferred (and sent again later); it
+  // counts after the quiet while, and later idles skip the NOOP.
+  Harness k;
+  k.host.done_when_empty = false;
+  k.host.add("a@x.test", {"b@y.test"}, "m\r\n");
+  k.greet(kEhloPipeEnh);
+  k.feed("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n");
+  k.take();
+  k.feed("250 2.0.0 queued\r\n");
+  EXPECT_EQ(k.take(), "NOOP\r\n");
+  k.feed("502 5.5.2 Error: command not recognized\r\n");
+  EXPECT_FALSE(k.session.wants_close());
+  EXPECT_TRUE(k.host.outcomes.empty()) << "not proven yet";
+  ASSERT_NE(k.session.deadline_ms(), 0u);
+  k.session.on_timer(k.session.deadline_ms());
+  ASSERT_EQ(k.host.outcomes.size(), 1u);
+  EXPECT_EQ(k.host.outcomes[0].verdict, Verdict::kSent);
+  // The next idle does not ask again.
+  k.host.add("a@x.test", {"c@y.test"}, "n\r\n");
+  k.session.poke(k.now);
+  k.take();
+  k.feed("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n");
+  k.take();
+  k.feed("250 2.0.0 queued\r\n");
+  EXPECT_EQ(k.take(), "");
+  k.session.on_timer(k.session.deadline_ms());
+  ASSERT_EQ(k.host.outcomes.size(), 2u);
+  EXPECT_EQ(k.host.outcomes[1].verdict, Verdict::kSent);
+  EXPECT_TRUE(k.host.accounted());
+
+  // Any other refusal of NOOP is still another command's reply: a desync.
+  Harness x;
+  x.host.done_when_empty = false;
+  x.host.add("a@x.test", {"b@y.test"}, "m\r\n");
+  x.greet(kEhloPipeEnh);
+  x.feed("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n");
+  x.feed("250 2.0.0 queued\r\n");
+  x.feed("554 5.7.1 rejected\r\n");
+  ASSERT_EQ(x.host.outcomes.size(), 1u);
+  EXPECT_EQ(x.host.outcomes[0].verdict, Verdict::kDeferred);
+}
+
 TEST(SessionProtocol, Reply421AfterAnAcceptedMessageKeepsItSent) {
   // A common pattern (a per-connection limit): the message is accepted, the next MAIL gets
   // 421. Nothing contradicts the 250, so it stands.
