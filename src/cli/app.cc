@@ -25,6 +25,7 @@
 #include "cli/returns_cmd.h"
 #include "cli/unsub_verify.h"
 #include "dns/mx_resolver.h"
+#include "loop/ascii.h"
 #include "loop/display_text.h"
 #include "smtp/sink_server.h"
 #include "returns/pop_before_smtp.h"
@@ -67,17 +68,6 @@ bool parse_status_list(const std::string& arg, std::vector<RcptStatus>* out, std
     if (std::find(out->begin(), out->end(), st) == out->end()) out->push_back(st);
     if (comma == std::string::npos) break;
     start = comma + 1;
-  }
-  return true;
-}
-
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
   }
   return true;
 }

@@ -4,20 +4,11 @@
 #include <cctype>
 #include <optional>
 
+#include "loop/ascii.h"
+
 namespace sb {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 int b64_value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -48,8 +39,8 @@ std::optional<std::string> decode_word(std::string_view w) {
   }
   char enc = static_cast<char>(std::toupper(static_cast<unsigned char>(inner[q1 + 1])));
   std::string_view text = inner.substr(q1 + 3);
-  bool latin1 = iequals(charset, "iso-8859-1") || iequals(charset, "latin1");
-  if (!latin1 && !iequals(charset, "utf-8") && !iequals(charset, "us-ascii")) return {};
+  bool latin1 = iequals_ascii(charset, "iso-8859-1") || iequals_ascii(charset, "latin1");
+  if (!latin1 && !iequals_ascii(charset, "utf-8") && !iequals_ascii(charset, "us-ascii")) return {};
   std::string bytes;
   if (enc == 'B') {
     uint32_t acc = 0;
@@ -143,7 +134,7 @@ std::string rendered_header(std::string_view message, std::string_view name) {
     size_t colon = line.find(':');
     pos = eol == std::string_view::npos ? message.size() : eol + 1;
     if (colon == std::string_view::npos || line[0] == ' ' || line[0] == '\t' ||
-        !iequals(line.substr(0, colon), name)) {
+        !iequals_ascii(line.substr(0, colon), name)) {
       continue;
     }
     std::string value(line.substr(colon + 1));

@@ -4,44 +4,10 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "loop/utf8.h"
+
 namespace sb {
 namespace {
-
-// Length and code point of the valid UTF-8 sequence at s[i]; 0 when invalid (overlong,
-// surrogate, above U+10FFFF, truncated).
-size_t utf8_at(std::string_view s, size_t i, uint32_t* cp_out) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) {
-    *cp_out = c;
-    return 1;
-  }
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF)) {
-    return 0;
-  }
-  *cp_out = cp;
-  return n;
-}
 
 // Code points above ASCII that a terminal would act on or that hide or reorder text.
 bool is_format_control(uint32_t cp) {
@@ -70,7 +36,7 @@ void append_display_escaped(std::string& out, std::string_view s) {
       continue;
     }
     uint32_t cp = 0;
-    size_t n = c < 0x80 ? 0 : utf8_at(s, i, &cp);
+    size_t n = c < 0x80 ? 0 : utf8_seq(s, i, &cp);
     if (n == 0) {  // a C0 control, DEL, or an octet that is not valid UTF-8
       std::snprintf(buf, sizeof buf, "\\x%02X", c);
       out += buf;

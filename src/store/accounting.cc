@@ -1,6 +1,6 @@
 // The accounting log: record formatting (CSV, JSONL), sanitising, buffered appends.
 #include "store/accounting.h"
-#include "store/utf8.h"
+#include "loop/utf8.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -2,7 +2,7 @@
 #include "store/address.h"
 
 #include "loop/display_text.h"
-#include "store/utf8.h"
+#include "loop/utf8.h"
 
 #include <cstdint>
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "store/utf8.h"
+#include "loop/utf8.h"
 
 namespace sb {
 namespace {

@@ -1,6 +1,6 @@
 // .eml files: the file name sanitiser, the name pattern, atomic no-clobber writes.
 #include "store/eml_files.h"
-#include "store/utf8.h"
+#include "loop/utf8.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

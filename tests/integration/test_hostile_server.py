@@ -318,29 +318,21 @@ class HostileTest(unittest.TestCase):
 
     # -- 552 too many recipients --------------------------------------------------------
 
-    def test_552_too_many_recipients_mid_batch_retried(self):
-        """--direct groups recipients of the same message; the server takes 3 RCPTs per
-        transaction and answers 552 to the rest, which go in later transactions. 15 recipients
-        need 5 transactions: the last ones hear 552 four times, which must not use up the
-        default --max-attempts 3 (they were never tried)."""
+    def send_grouped(self, domain, n, srv_cls):
+        """--direct groups recipients of one domain into one message: `n` of them to an MX
+        on 127.0.0.2 served by `srv_cls`. Returns (process, task, addresses, server)."""
         port = peers.free_port("127.0.0.2")
         dns = peers.Dnsmasq("local=/test/\nlocal-ttl=60\n"
-                            "mx-host=many.test,mx.many.test,10\n"
-                            "host-record=mx.many.test,127.0.0.2\n").start()
+                            f"mx-host={domain},mx.{domain},10\n"
+                            f"host-record=mx.{domain},127.0.0.2\n").start()
         try:
-            class Srv(HostileSmtp):
-                def rcpt(self, c, addr):
-                    if len(c.accepted) >= 3:
-                        return b"552 5.5.3 Too many recipients\r\n"
-                    return b"250 2.1.5 Ok\r\n"
-
-            addrs = [f"r{i:02d}@many.test" for i in range(15)]
-            csv = blast.write_csv(self.dir / "many.csv", ("email", "name"),
+            addrs = [f"r{i:02d}@{domain}" for i in range(n)]
+            csv = blast.write_csv(self.dir / f"{domain}.csv", ("email", "name"),
                                   [(a, "x") for a in addrs])
             tpl = self.dir / "same.eml"
             tpl.write_bytes(SAME_FOR_ALL)
-            task = self.dir / "many.db"
-            with Srv("127.0.0.2", port) as srv:
+            task = self.dir / f"{domain}.db"
+            with srv_cls("127.0.0.2", port) as srv:
                 p = peers.run([blast.BIN, "send", "--task", task, "--template", tpl,
                                "--recipients", csv, "--direct", "--helo", "sender.example.test",
                                "--dns-server", dns.address, "--mx-port", str(port),
@@ -348,39 +340,34 @@ class HostileTest(unittest.TestCase):
                                "--dns-timeout", "500ms"], timeout=120)
         finally:
             dns.stop()
+        return p, task, addrs, srv
+
+    def test_552_too_many_recipients_mid_batch_retried(self):
+        """The server takes 3 RCPTs per transaction and answers 552 to the rest, which go in
+        later transactions. 15 recipients need 5 transactions: the last ones hear 552 four
+        times, which must not use up the default --max-attempts 3 (they were never tried)."""
+        class Srv(HostileSmtp):
+            def rcpt(self, c, addr):
+                if len(c.accepted) >= 3:
+                    return b"552 5.5.3 Too many recipients\r\n"
+                return b"250 2.1.5 Ok\r\n"
+
+        p, task, addrs, srv = self.send_grouped("many.test", 15, Srv)
         rcpt_cmds = [x for x in srv.commands if x.upper().startswith(b"RCPT")]
         self.assertGreater(len(rcpt_cmds), 3, "the recipients were not batched")
         self.assertEqual(self.statuses(task), {a: "sent" for a in addrs}, blast.describe(p))
-        self.assertEqual(sorted(srv.delivered_rcpts()), addrs)
+        self.assertEqual(sorted(srv.delivered_rcpts()), addrs)  # each once
         self.assertEqual(p.returncode, 0, blast.describe(p))
 
     def test_552_to_every_recipient_is_not_retried_for_ever(self):
         """A 552 to the first RCPT of a transaction is no "too many": it uses up an attempt,
         so a server that answers every RCPT that way ends the run with the recipients
         deferred."""
-        port = peers.free_port("127.0.0.2")
-        dns = peers.Dnsmasq("local=/test/\nlocal-ttl=60\n"
-                            "mx-host=none.test,mx.none.test,10\n"
-                            "host-record=mx.none.test,127.0.0.2\n").start()
-        try:
-            class Srv(HostileSmtp):
-                def rcpt(self, c, addr):
-                    return b"552 5.5.3 Too many recipients\r\n"
+        class Srv(HostileSmtp):
+            def rcpt(self, c, addr):
+                return b"552 5.5.3 Too many recipients\r\n"
 
-            addrs = [f"r{i:02d}@none.test" for i in range(4)]
-            csv = blast.write_csv(self.dir / "none.csv", ("email", "name"),
-                                  [(a, "x") for a in addrs])
-            tpl = self.dir / "same.eml"
-            tpl.write_bytes(SAME_FOR_ALL)
-            task = self.dir / "none.db"
-            with Srv("127.0.0.2", port) as srv:
-                p = peers.run([blast.BIN, "send", "--task", task, "--template", tpl,
-                               "--recipients", csv, "--direct", "--helo", "sender.example.test",
-                               "--dns-server", dns.address, "--mx-port", str(port),
-                               "--tls", "none", "--retry-after", "100ms", "--retry-max", "200ms",
-                               "--dns-timeout", "500ms"], timeout=120)
-        finally:
-            dns.stop()
+        p, task, addrs, srv = self.send_grouped("none.test", 4, Srv)
         self.assertEqual(self.statuses(task), {a: "deferred" for a in addrs}, blast.describe(p))
         self.assertEqual(srv.delivered_rcpts(), [])
         rcpt_cmds = [x for x in srv.commands if x.upper().startswith(b"RCPT")]

@@ -1,4 +1,5 @@
-// UTF-8 validation for untrusted text (addresses, replies, file names) in one place.
+// UTF-8 validation for untrusted text (addresses, replies, file names, terminal output) in one
+// place.
 #pragma once
 
 #include <cstddef>
