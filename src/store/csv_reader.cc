@@ -233,6 +233,7 @@ uint64_t count_chars(std::string_view s) {
 
 // Moves a line/column position over valid UTF-8 text (columns count characters).
 void advance(std::string_view s, uint64_t& line, uint64_t& col) {
+  if (s.empty()) return;  // data() may be null, which memchr must not get
   const char* p = s.data();
   const char* end = p + s.size();
   const char* last_nl = nullptr;
