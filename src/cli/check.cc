@@ -153,29 +153,19 @@ class OneShotHost : public PoolHost {
 };
 
 void run_one(const RelaySetup& relay, const Target& t, OneShotHost& host, bool chunking) {
-  PoolConfig pc;
+  PoolConfig pc = pool_config_for(relay);
   pc.addrs = t.addrs;
   pc.addr_names = t.hosts;
   pc.name = t.name;
+  pc.tls_host = t.tls_host;
   pc.connections = 1;
   // A relay gets one try. Mail exchangers: each address once, in order, as send tries them
   // before it backs off.
   pc.failover = t.direct;
   pc.max_connect_failures =
       t.direct ? static_cast<uint32_t>(std::max<size_t>(1, t.addrs.size())) : 1;
-  pc.connect_timeout_ms = relay.connect_timeout_ms;
-  pc.tls = relay.tls_context;
-  pc.tls_host = t.tls_host;
-  // As in send: a failed opportunistic handshake is followed by a plaintext reconnection.
-  if (relay.tls == TlsMode::kOpportunistic) pc.plaintext_hosts = std::make_shared<PlaintextHosts>();
   pc.keep_transcript = true;
-  pc.session.helo = relay.helo;
-  pc.session.tls = relay.tls;
-  pc.session.credentials = relay.credentials.get();
-  pc.session.auth = relay.auth;
-  pc.session.allow_plaintext_auth = relay.allow_plaintext_auth;
   pc.session.max_messages = 1;
-  cap_timeouts(pc.session.timeouts, relay);
   pc.session.use_chunking = chunking;
   Worker w(0);
   ConnectionPool* pool = nullptr;

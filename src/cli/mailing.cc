@@ -2364,24 +2364,11 @@ int Runner::run() {
 
   uint32_t nworkers = std::max<uint32_t>(1, std::min(cfg_.workers, cfg_.connections));
   const RelaySetup& relay = *cfg_.relay;
-  PoolConfig pcfg;
-  pcfg.addrs = relay.addrs;
-  pcfg.name = relay.name;
-  pcfg.connect_timeout_ms = relay.connect_timeout_ms;
-  pcfg.tls = relay.tls_context;
-  pcfg.tls_host = relay.host;
-  pcfg.session.helo = relay.helo;
-  pcfg.session.tls = relay.tls;
-  pcfg.session.credentials = relay.credentials.get();
-  pcfg.session.auth = relay.auth;
-  pcfg.session.allow_plaintext_auth = relay.allow_plaintext_auth;
+  PoolConfig pcfg = pool_config_for(relay, cfg_.timeouts);
   pcfg.session.max_messages = cfg_.per_connection;
   pcfg.session.window = cfg_.window;
   pcfg.session.use_pipelining = cfg_.pipelining;
   pcfg.session.use_chunking = cfg_.chunking;
-  pcfg.session.timeouts = cfg_.timeouts;
-  cap_timeouts(pcfg.session.timeouts, relay);
-  if (relay.tls == TlsMode::kOpportunistic) pcfg.plaintext_hosts = std::make_shared<PlaintextHosts>();
 
   // Signals go to one thread that waits for them (sigwait) and wakes the journal thread at
   // once; every other thread, the workers included, has them blocked.

@@ -11,6 +11,7 @@
 
 #include "cli/direct_lookup.h"
 #include "loop/result.h"
+#include "smtp/relay_setup.h"
 #include "smtp/session.h"
 
 namespace sb {
@@ -57,23 +58,6 @@ class RelayCredentials : public Credentials {
   std::string secret_;
 };
 
-struct RelaySetup {
-  std::vector<sockaddr_storage> addrs;
-  std::string host;  // as given: the name TLS verifies and sends as SNI
-  std::string name;  // "relay host:port" for messages
-  TlsMode tls = TlsMode::kStartTls;
-  std::shared_ptr<TlsContext> tls_context;
-  std::unique_ptr<RelayCredentials> credentials;
-  AuthMech auth = AuthMech::kAuto;
-  bool allow_plaintext_auth = false;
-  uint32_t connect_timeout_ms = 30000;
-  uint32_t command_timeout_ms = 0;  // --command-timeout; 0: RFC 5321's
-  uint32_t greeting_timeout_ms = 0;  // 0: RFC 5321's; the connect timeout for port 465 without
-                                     // --tls implicit (see prepare_relay)
-  std::string helo;
-  std::vector<std::string> warnings;
-};
-
 // Validates and prepares everything before anything is sent; errors name the flag.
 Result<RelaySetup> prepare_relay(const RelayOptions& o);
 
@@ -100,17 +84,6 @@ void add_direct_options(CLI::App* cmd, DirectOptions& o, const std::string& dire
 // Errors name the flag.
 Result<DirectLookup> prepare_direct_lookup(const DirectOptions& o, const CLI::App& cmd,
                                            const std::vector<std::string>& also = {});
-
-// --command-timeout: no reply is waited for longer than `ms` (0: leaves RFC 5321's).
-// A relay's own greeting limit (port 465 without --tls implicit) applies too.
-inline void cap_timeouts(Timeouts& t, const RelaySetup& relay) {
-  if (relay.greeting_timeout_ms != 0) t.greeting = std::min(t.greeting, relay.greeting_timeout_ms);
-  const uint32_t ms = relay.command_timeout_ms;
-  if (ms == 0) return;
-  for (uint32_t* v : {&t.greeting, &t.ehlo, &t.mail, &t.rcpt, &t.data, &t.dot, &t.quit}) {
-    if (*v > ms) *v = ms;
-  }
-}
 
 // "30s", "500ms", "2m", "1h" or plain seconds.
 bool parse_duration_ms(const std::string& s, uint32_t& out);
