@@ -136,7 +136,7 @@ class CompiledTemplate {
   // Stable hash of the template source, to detect a template changed between runs.
   const std::string& source_hash() const { return source_hash_; }
 
-  struct Impl;  // defined in template.cc; the message module owns everything private here
+  struct Impl;  // defined in template_impl.h; the message module owns everything private here
 
  private:
   std::shared_ptr<const Impl> impl_;  // shared: copies across worker threads are cheap
