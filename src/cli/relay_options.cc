@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "cli/session_advice.h"
 #include "dns/resolver.h"
 #include "loop/tls_engine.h"
 
@@ -235,6 +236,8 @@ Result<RelaySetup> prepare_relay(const RelayOptions& o) {
     return make_error(ErrDomain::kConfig, "--relay: " + err);
   }
   s.name = "relay " + o.relay;
+  s.peer = PeerRole::kRelay;
+  s.describe_end = &describe_session_end;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_family = AF_UNSPEC;
@@ -311,6 +314,8 @@ Result<RelaySetup> prepare_direct(const RelayOptions& o) {
   }
   s.helo = o.helo;
   s.name = "direct delivery";
+  s.peer = PeerRole::kMailExchanger;
+  s.describe_end = &describe_session_end;
   std::string mode = o.tls.empty() ? "opportunistic" : o.tls;
   if (mode == "implicit") {
     return make_error(ErrDomain::kConfig, "--tls implicit: mail exchangers speak STARTTLS on port "

@@ -28,6 +28,8 @@ PoolConfig pool_config_for(const RelaySetup& relay, const Timeouts& timeouts) {
   p.session.auth = relay.auth;
   p.session.allow_plaintext_auth = relay.allow_plaintext_auth;
   p.session.timeouts = timeouts;
+  p.session.peer = relay.peer;
+  p.session.describe_end = relay.describe_end;
   cap_timeouts(p.session.timeouts, relay);
   return p;
 }

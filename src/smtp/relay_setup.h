@@ -31,6 +31,9 @@ struct RelaySetup {
                                      // implicit TLS (see prepare_relay)
   std::string helo;
   std::vector<std::string> warnings;
+  PeerRole peer = PeerRole::kRelay;  // kMailExchanger for direct delivery
+  // How a session's end is worded for the user (the CLI's advice); null: the session's own.
+  EndDescriber describe_end = nullptr;
 };
 
 // No reply is waited for longer than relay.command_timeout_ms (0: leaves RFC 5321's); a

@@ -58,6 +58,29 @@ const char* fatal_cause_name(FatalCause c) {
   return "?";
 }
 
+const char* peer_role_name(PeerRole r) {
+  return r == PeerRole::kMailExchanger ? "mail exchanger" : "relay";
+}
+
+const char* end_cause_name(EndCause c) {
+  // Indexed by EndCause: one name per cause, checked at compile time.
+  static constexpr const char* kNames[] = {
+      "none",           "tls_at_once",    "starttls_injection",  "starttls_not_offered",
+      "starttls_refused", "tls_handshake_failed", "plaintext_auth_refused", "auth_not_offered",
+      "auth_no_mechanism", "auth_temporary", "auth_failed",      "auth_token_refresh_failed",
+      "sender_refused", "greeting_refused", "helo_refused",      "rset_refused",
+      "server_closing", "timeout",        "connection_lost",     "protocol_error",
+      "closed_by_driver"};
+  static_assert(std::size(kNames) == static_cast<size_t>(EndCause::kCount),
+                "one name per EndCause");
+  return c < EndCause::kCount ? kNames[static_cast<size_t>(c)] : "?";
+}
+
+std::string session_end_text(const SessionEnd& e) {
+  if (!e.implicit_tls_port) return e.text;
+  return e.text + " (port 465 usually speaks TLS at once)";
+}
+
 Session::Session(const SessionConfig& cfg, SessionHost& host, Outbox& out)
     : cfg_(cfg), host_(host), out_(out) {}
 
@@ -82,9 +105,9 @@ void Session::on_data(std::string_view in, uint64_t now_ms) {
   ++reads_;
   if (in.empty() || phase_ == Phase::kClosed || phase_ == Phase::kTlsWanted) return;
   if (phase_ == Phase::kGreeting && !parser_.has_partial() && looks_like_tls_record(in)) {
-    close_with("the server speaks TLS at once: use --tls implicit (it sent a TLS record, not "
-               "an SMTP greeting)",
-               0, FatalCause::kTls);
+    close_with(EndCause::kTlsAtOnce,
+               "the server speaks TLS at once (it sent a TLS record, not an SMTP greeting)", 0,
+               FatalCause::kTls);
     return;
   }
   if (expect_.empty() && !parser_.has_partial()) {
@@ -104,7 +127,7 @@ void Session::on_data(std::string_view in, uint64_t now_ms) {
       if (!in.empty() || parser_.has_partial()) {
         // Bytes after the 220 and before the handshake would be read as if they came over
         // TLS: a man in the middle injecting commands (CVE-2011-0411 and kin).
-        close_with("STARTTLS response injection: the server sent data after its 220 reply; "
+        close_with(EndCause::kStartTlsInjection, "STARTTLS response injection: the server sent data after its 220 reply; "
                    "connection dropped, nothing sent",
                    0, FatalCause::kTls);
         return;
@@ -142,13 +165,13 @@ void Session::on_timer(uint64_t now_ms) {
                     " s waiting for the " +
                     (e.kind == Kind::kGreeting ? "greeting"
                                                : std::string("reply to ") + kind_name(e.kind));
-  if (e.kind == Kind::kGreeting && cfg_.tls != TlsMode::kImplicit && port_is(conn_info_, "465")) {
-    // A server that speaks TLS at once waits silently for our ClientHello.
-    why += " (port 465 usually speaks TLS at once: use --tls implicit)";
-  }
+  // A server that speaks TLS at once waits silently for our ClientHello.
+  end_.implicit_tls_port =
+      e.kind == Kind::kGreeting && cfg_.tls != TlsMode::kImplicit && port_is(conn_info_, "465");
   // A reply that never comes may be one the server dropped, which would make the replies
   // held so far answers to other commands: they do not count (desync).
-  close_with(std::move(why), 0, FatalCause::kNone, !only_late_commands_outstanding());
+  close_with(EndCause::kTimeout, std::move(why), 0, FatalCause::kNone,
+             !only_late_commands_outstanding());
 }
 
 void Session::on_closed(std::string_view why, uint64_t now_ms) {
@@ -165,13 +188,12 @@ void Session::on_closed(std::string_view why, uint64_t now_ms) {
   std::string msg = phase_ == Phase::kGreeting ? "connection closed before the server's greeting"
                                                : "connection lost before the final reply";
   if (!why.empty()) msg += std::string(" (") + std::string(why) + ")";
-  if (phase_ == Phase::kGreeting && cfg_.tls != TlsMode::kImplicit &&
-      port_is(conn_info_, "465")) {
-    msg += " (port 465 usually speaks TLS at once: use --tls implicit)";
-  }
+  end_.implicit_tls_port = phase_ == Phase::kGreeting && cfg_.tls != TlsMode::kImplicit &&
+                           port_is(conn_info_, "465");
   // Replies still expected will never come: if the server dropped one earlier, the replies
   // held were other commands' (as with a timeout). With nothing outstanding they stand.
-  close_with(std::move(msg), 0, FatalCause::kNone, !only_late_commands_outstanding());
+  close_with(EndCause::kConnectionLost, std::move(msg), 0, FatalCause::kNone,
+             !only_late_commands_outstanding());
 }
 
 bool Session::only_late_commands_outstanding() const {
@@ -184,7 +206,8 @@ void Session::poke(uint64_t now_ms) { pump(now_ms); }
 
 void Session::force_close(std::string_view why, bool fatal, uint64_t now_ms) {
   (void)now_ms;
-  close_with(std::string(why), 0, fatal ? FatalCause::kTls : FatalCause::kNone);
+  close_with(EndCause::kClosedByDriver, std::string(why), 0,
+             fatal ? FatalCause::kTls : FatalCause::kNone);
 }
 
 void Session::send_line(std::string_view line, bool secret) {
@@ -221,12 +244,18 @@ void Session::note_reply(const Reply& r) {
 
 void Session::protocol_error(std::string why, int code) {
   // A deferred recipient never carries a positive code: the store would show "deferred 250".
-  close_with(std::move(why) + "; connection closed, open recipients deferred",
+  close_with(EndCause::kProtocolError,
+             std::move(why) + "; connection closed, open recipients deferred",
              code >= 400 ? code : 0,
              FatalCause::kNone, true);
 }
 
-void Session::close_with(std::string why, int code, FatalCause fatal, bool desync) {
+std::string Session::the_peer() const {
+  return std::string("the ") + peer_role_name(cfg_.peer);
+}
+
+void Session::close_with(EndCause cause, std::string why, int code, FatalCause fatal,
+                         bool desync) {
   if (phase_ == Phase::kClosed) return;
   switch (phase_) {
     case Phase::kInit: end_step_ = "tcp"; break;
@@ -241,7 +270,11 @@ void Session::close_with(std::string why, int code, FatalCause fatal, bool desyn
     case Phase::kClosed: end_step_ = "quit"; break;
   }
   fatal_ = fatal;
-  end_reason_ = std::move(why);
+  end_.cause = cause;
+  end_.text = std::move(why);
+  end_.code = code;
+  end_.peer = cfg_.peer;
+  end_reason_ = cfg_.describe_end != nullptr ? cfg_.describe_end(end_) : session_end_text(end_);
   end_code_ = code;
   phase_ = Phase::kClosed;
   deadline_ = 0;
@@ -329,7 +362,7 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
   if (expect_.empty()) {
     note_reply(r);
     if (r.code == 421) {
-      close_with("server closed the connection: " + r.summary(), 421);
+      close_with(EndCause::kServerClosing, "server closed the connection: " + r.summary(), 421);
     } else {
       protocol_error("reply from the server while no command was waiting for one: " +
                          r.summary(),
@@ -345,7 +378,7 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
 
   if (r.code == 421 && e.kind != Kind::kQuit) {
     // The server is shutting the connection: nothing open is the recipients' fault.
-    close_with("server closing the connection: " + r.summary(), 421);
+    close_with(EndCause::kServerClosing, "server closing the connection: " + r.summary(), 421);
     return;
   }
   if (e.read == reads_) {
@@ -371,7 +404,8 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
         send_line(cmd_, false);
         expect(Kind::kEhlo, nullptr, 0, now_ms);
       } else {
-        close_with("server refused the connection at greeting: " + r.summary(), r.code);
+        close_with(EndCause::kGreetingRefused,
+                   "server refused the connection at greeting: " + r.summary(), r.code);
       }
       return;
     case Kind::kEhlo:
@@ -379,7 +413,9 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
       handle_ehlo(r, now_ms);
       return;
     case Kind::kRset:
-      if (f != Fit::kPositive) close_with("server refused RSET: " + r.summary(), r.code);
+      if (f != Fit::kPositive) {
+        close_with(EndCause::kRsetRefused, "server refused RSET: " + r.summary(), r.code);
+      }
       return;
     case Kind::kQuit:
       release_held();  // 221 to QUIT: every earlier reply was the one its command got
@@ -402,8 +438,8 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
         starttls_declined_ = true;
         after_ehlo(now_ms);
       } else {
-        close_with("the relay refused STARTTLS: " + r.summary() +
-                       (r.transient() ? "" : " (give --tls none to send unencrypted)"),
+        end_.transient = r.transient();
+        close_with(EndCause::kStartTlsRefused, the_peer() + " refused STARTTLS: " + r.summary(),
                    r.code, r.transient() ? FatalCause::kNone : FatalCause::kTls);
       }
       return;

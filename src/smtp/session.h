@@ -32,6 +32,57 @@ enum class FatalCause : uint8_t {
 };
 const char* fatal_cause_name(FatalCause c);
 
+// Whom the session talks to, for the words of its messages: a relay (submission) or
+// a domain's mail exchanger (direct delivery).
+enum class PeerRole : uint8_t { kRelay, kMailExchanger };
+const char* peer_role_name(PeerRole r);  // "relay", "mail exchanger"
+
+// Why a session ended, in protocol terms. The session knows nothing of the command line: the
+// CLI turns a SessionEnd into advice with flag names (cli/session_advice.h).
+enum class EndCause : uint8_t {
+  kNone,                    // still running, or ended by QUIT
+  kTlsAtOnce,               // a TLS record came instead of a greeting (implicit TLS port)
+  kStartTlsInjection,       // bytes after the 220 to STARTTLS, before the handshake
+  kStartTlsNotOffered,      // TLS required, STARTTLS not in the EHLO reply
+  kStartTlsRefused,         // STARTTLS answered 4xx/5xx (SessionEnd::transient says which)
+  kTlsHandshakeFailed,      // the driver reported a failed handshake (on_tls_failed)
+  kPlaintextAuthRefused,    // we would not send credentials over an unencrypted connection
+  kAuthNotOffered,          // credentials given, AUTH not in the EHLO reply
+  kAuthNoMechanism,         // AUTH offered, but no mechanism we can (or were told to) use
+  kAuthTemporary,           // AUTH answered 4xx
+  kAuthFailed,              // AUTH answered 5xx: the credentials were rejected
+  kAuthTokenRefreshFailed,  // XOAUTH2 rejected and a fresh token could not be fetched
+  kSenderRefused,           // MAIL FROM refused for the sender itself
+  kGreetingRefused,         // 554 (or another refusal) at the greeting
+  kHeloRefused,             // EHLO and HELO refused
+  kRsetRefused,
+  kServerClosing,           // 421
+  kTimeout,                 // no reply within the command's timeout
+  kConnectionLost,          // the transport closed or failed (on_closed)
+  kProtocolError,           // replies out of step, garbage, data nobody asked for
+  kClosedByDriver,          // force_close: connect failure, run aborted
+  kCount,
+};
+const char* end_cause_name(EndCause c);
+
+struct SessionEnd {
+  EndCause cause = EndCause::kNone;
+  // What happened, in protocol terms with the server's reply, no command-line advice:
+  // "the relay refused STARTTLS: 554 5.7.0 not here".
+  std::string text;
+  int code = 0;  // the reply it came with, or 0
+  PeerRole peer = PeerRole::kRelay;
+  bool transient = false;  // the server's refusal was temporary (4xx)
+  // Silent or closed at the greeting on port 465 without implicit TLS: the port usually
+  // speaks TLS at once.
+  bool implicit_tls_port = false;
+};
+
+// The session's own wording of an end: `text`, plus the port 465 remark.
+std::string session_end_text(const SessionEnd& e);
+// Words a SessionEnd for a user; SessionConfig::describe_end.
+using EndDescriber = std::string (*)(const SessionEnd&);
+
 // Session-private progress of one recipient.
 enum class RcptState : uint8_t { kWaiting, kAccepted, kDone };
 
@@ -149,6 +200,10 @@ struct SessionConfig {
   bool use_pipelining = true;
   bool use_chunking = true;
   Timeouts timeouts;
+  PeerRole peer = PeerRole::kRelay;
+  // How Session::end_reason() words an end for the user (the CLI gives one that adds flag
+  // advice); null: session_end_text.
+  EndDescriber describe_end = nullptr;
 };
 
 struct ServerCaps {
@@ -190,8 +245,11 @@ class Session {
   uint64_t deadline_ms() const { return deadline_; }
   const ServerCaps& caps() const { return caps_; }
   uint32_t transactions() const { return started_; }
-  // Why the session ended ("" while it runs or after a clean QUIT).
+  // Why the session ended ("" while it runs or after a clean QUIT), worded for the user by
+  // SessionConfig::describe_end.
   const std::string& end_reason() const { return end_reason_; }
+  // Why the session ended, typed (cause kNone while it runs or after a clean QUIT).
+  const SessionEnd& end() const { return end_; }
   // True when the session reached the point of sending mail (greeting and EHLO passed).
   bool ready_reached() const { return ready_reached_; }
   const std::string& greeting() const { return greeting_; }
@@ -250,9 +308,12 @@ class Session {
   void abort_all(Verdict v, int code, std::string_view why, bool keep_held);
   // Ends the session; open recipients are deferred. Positive final replies still held are
   // kept (sent) unless the replies were proven out of step (`desync`) or the run stops.
-  void close_with(std::string why, int code, FatalCause fatal = FatalCause::kNone,
-                  bool desync = false);
+  // `cause` and `why` (protocol wording) become end(); end_reason() is the described form.
+  void close_with(EndCause cause, std::string why, int code,
+                  FatalCause fatal = FatalCause::kNone, bool desync = false);
   void protocol_error(std::string why, int code);
+  // "the relay" or "the mail exchanger", for messages.
+  std::string the_peer() const;
   void hold(Txn* t, const Reply& r);
   void release_held();
   // True when a connection that ends now leaves no reply outstanding that could have been
@@ -289,6 +350,7 @@ class Session {
   uint32_t reads_ = 0;                     // on_data calls so far
   std::string cmd_;         // scratch for building a command
   std::string end_reason_;
+  SessionEnd end_;
   std::string greeting_;
   uint64_t deadline_ = 0;
   uint32_t started_ = 0;

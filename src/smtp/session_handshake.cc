@@ -61,7 +61,7 @@ void add_base64_cores(std::string_view secret, std::vector<std::string>& out) {
 void Session::handle_ehlo(const Reply& r, uint64_t now_ms) {
   bool was_ehlo = phase_ == Phase::kEhlo;
   if (!r.positive() && r.code == 421) {
-    close_with("server closing the connection: " + r.summary(), 421);
+    close_with(EndCause::kServerClosing, "server closing the connection: " + r.summary(), 421);
     return;
   }
   if (!r.positive()) {
@@ -73,7 +73,8 @@ void Session::handle_ehlo(const Reply& r, uint64_t now_ms) {
       expect(Kind::kHelo, nullptr, 0, now_ms);
       return;
     }
-    close_with(std::string("server refused ") + (was_ehlo ? "EHLO" : "HELO") + ": " + r.summary(),
+    close_with(EndCause::kHeloRefused,
+               std::string("server refused ") + (was_ehlo ? "EHLO" : "HELO") + ": " + r.summary(),
                r.code);
     return;
   }
@@ -122,9 +123,9 @@ void Session::after_ehlo(uint64_t now_ms) {
                   (cfg_.tls == TlsMode::kOpportunistic && caps_.starttls && !starttls_declined_);
   if (!tls_active_ && want_tls) {
     if (!caps_.starttls) {
-      close_with("the relay does not offer STARTTLS and --tls starttls requires it; nothing "
-                 "sent (give --tls none to send unencrypted)",
-                 0, FatalCause::kTls);
+      close_with(EndCause::kStartTlsNotOffered,
+                 the_peer() + " does not offer STARTTLS, and TLS is required; nothing sent", 0,
+                 FatalCause::kTls);
       return;
     }
     phase_ = Phase::kStartTls;
@@ -142,9 +143,9 @@ void Session::after_ehlo(uint64_t now_ms) {
 
 void Session::start_auth(uint64_t now_ms) {
   if (!tls_active_ && !cfg_.allow_plaintext_auth) {
-    close_with("refusing to send credentials over an unencrypted connection (use --tls "
-               "starttls or implicit; --allow-plaintext-auth overrides)",
-               0, FatalCause::kAuth);
+    close_with(EndCause::kPlaintextAuthRefused,
+               "refusing to send credentials over an unencrypted connection", 0,
+               FatalCause::kAuth);
     return;
   }
   const std::string offered = caps_.auth;
@@ -161,7 +162,7 @@ void Session::start_auth(uint64_t now_ms) {
     return false;
   };
   if (offered.empty()) {
-    close_with(std::string("the relay does not offer AUTH") +
+    close_with(EndCause::kAuthNotOffered, the_peer() + " does not offer AUTH" +
                    (tls_active_ ? " after STARTTLS" : "") + "; cannot authenticate",
                0, FatalCause::kAuth);
     return;
@@ -177,7 +178,9 @@ void Session::start_auth(uint64_t now_ms) {
   const char* name = m == AuthMech::kXoauth2 ? "XOAUTH2" : m == AuthMech::kPlain ? "PLAIN"
                      : m == AuthMech::kLogin ? "LOGIN" : "";
   if (m == AuthMech::kAuto || !offers(name)) {
-    close_with("the relay offers AUTH " + offered + (m == AuthMech::kAuto ? "" : std::string(", not ") + name) +
+    close_with(EndCause::kAuthNoMechanism,
+               the_peer() + " offers AUTH " + offered +
+                   (m == AuthMech::kAuto ? "" : std::string(", not ") + name) +
                    "; no mechanism smtpblast can use",
                0, FatalCause::kAuth);
     return;
@@ -246,7 +249,8 @@ void Session::handle_auth(const Reply& r, uint64_t now_ms) {
     return;
   }
   if (r.transient()) {
-    close_with("AUTH temporarily refused: " + r.summary(), r.code);
+    end_.transient = true;
+    close_with(EndCause::kAuthTemporary, "AUTH temporarily refused: " + r.summary(), r.code);
     return;
   }
   if (mech_ == AuthMech::kXoauth2 && !token_refreshed_) {
@@ -257,15 +261,14 @@ void Session::handle_auth(const Reply& r, uint64_t now_ms) {
       return;
     }
     if (!err.empty()) {
-      close_with("authentication failed: " + r.summary() + "; refreshing the token failed: " + err,
+      close_with(EndCause::kAuthTokenRefreshFailed,
+                 "authentication failed: " + r.summary() + "; refreshing the token failed: " + err,
                  r.code, FatalCause::kAuth);
       return;
     }
   }
-  close_with("authentication failed: " + r.summary() +
-                 " (check --user and the password or token; not retried, to avoid locking the "
-                 "account)",
-             r.code, FatalCause::kAuth);
+  close_with(EndCause::kAuthFailed, "authentication failed: " + r.summary(), r.code,
+             FatalCause::kAuth);
 }
 
 void Session::on_tls_ready(uint64_t now_ms) {
@@ -281,7 +284,7 @@ void Session::on_tls_ready(uint64_t now_ms) {
 
 void Session::on_tls_failed(std::string_view why, bool fatal) {
   phase_ = Phase::kTlsWanted;  // so the failure is reported as the TLS step
-  close_with("TLS handshake failed: " + std::string(why), 0,
+  close_with(EndCause::kTlsHandshakeFailed, "TLS handshake failed: " + std::string(why), 0,
              fatal ? FatalCause::kTls : FatalCause::kNone);
 }
 

@@ -54,8 +54,8 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
         // the run would be, so the run stops; the recipients are not to blame and stay unsent.
         finish_open(t, Verdict::kDeferred, r.code, r.text);
         std::string from(t->mail_from.substr(0, 200));
-        close_with("the server refused the envelope sender <" + from + ">: " + r.summary() +
-                       " (check --from, and which senders the account may use)",
+        close_with(EndCause::kSenderRefused,
+                   "the server refused the envelope sender <" + from + ">: " + r.summary(),
                    r.code, FatalCause::kSender);
         return;
       } else {

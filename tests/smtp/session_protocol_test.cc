@@ -433,7 +433,8 @@ TEST(SessionProtocol, SenderRefused550StopsTheRunAndLeavesRecipientsUnsent) {
   const std::string& why = h.session.end_reason();
   EXPECT_TRUE(has(why, "refused the envelope sender <bad@x.test>")) << why;
   EXPECT_TRUE(has(why, "550 5.7.1 Sender address rejected")) << why;
-  EXPECT_TRUE(has(why, "--from")) << why;
+  // The advice ("check --from") is the CLI's: tests/cli/session_advice_test.cc.
+  EXPECT_EQ(h.session.end().cause, EndCause::kSenderRefused);
   ASSERT_EQ(h.host.outcomes.size(), 2u);  // the second transaction was never handed out
   h.expect_all(Verdict::kDeferred);
   EXPECT_EQ(h.host.outcomes[0].code, 550);
@@ -632,7 +633,9 @@ TEST(SessionProtocol, TlsRecordInsteadOfAGreeting) {
     }
     EXPECT_TRUE(h.session.wants_close());
     EXPECT_EQ(h.session.fatal_cause(), FatalCause::kTls);
-    EXPECT_TRUE(has(h.session.end_reason(), "use --tls implicit")) << h.session.end_reason();
+    // The advice ("use --tls implicit") is the CLI's: tests/cli/session_advice_test.cc.
+    EXPECT_EQ(h.session.end().cause, EndCause::kTlsAtOnce);
+    EXPECT_TRUE(has(h.session.end_reason(), "speaks TLS at once")) << h.session.end_reason();
   }
 }
 
@@ -643,7 +646,9 @@ TEST(SessionProtocol, NoGreetingOnPort465SuggestsImplicitTls) {
   h.session.set_conn_info(&info);
   h.session.on_connected(h.now);
   h.session.on_timer(h.session.deadline_ms());
-  EXPECT_TRUE(has(h.session.end_reason(), "use --tls implicit")) << h.session.end_reason();
+  // The advice ("use --tls implicit") is the CLI's: tests/cli/session_advice_test.cc.
+  EXPECT_TRUE(h.session.end().implicit_tls_port);
+  EXPECT_TRUE(has(h.session.end_reason(), "port 465")) << h.session.end_reason();
 
   ConnInfo other;
   other.peer = "127.0.0.1:2465";
@@ -651,7 +656,8 @@ TEST(SessionProtocol, NoGreetingOnPort465SuggestsImplicitTls) {
   k.session.set_conn_info(&other);
   k.session.on_connected(k.now);
   k.session.on_timer(k.session.deadline_ms());
-  EXPECT_FALSE(has(k.session.end_reason(), "--tls implicit")) << k.session.end_reason();
+  EXPECT_FALSE(k.session.end().implicit_tls_port);
+  EXPECT_FALSE(has(k.session.end_reason(), "port 465")) << k.session.end_reason();
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 // the driver's part is to call on_tls_ready).
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "fakes/fake_session_host.h"
 #include "smtp/session.h"
 
@@ -323,6 +326,128 @@ TEST(SessionTls, ProbeSendsMailRcptRsetAndNoMessage) {
   ASSERT_EQ(ph.outcomes.size(), 1u);
   EXPECT_EQ(ph.outcomes[0].verdict, Verdict::kSent);
   EXPECT_TRUE(ph.accounted());
+}
+
+
+// --- why a session ended: typed, worded by the peer's role, advice left to the CLI --------
+
+TEST(SessionEnd, TlsAndAuthEndsAreTypedAndFreeOfFlagNames) {
+  FakeCredentials cr("u", "p", false);
+  struct Case {
+    const char* name;
+    TlsMode tls;
+    Credentials* cred;
+    std::vector<std::string> dialogue;  // after the greeting
+    EndCause want;
+    bool transient;
+  } cases[] = {
+      {"starttls missing", TlsMode::kStartTls, nullptr, {"250-mx\r\n250 PIPELINING\r\n"},
+       EndCause::kStartTlsNotOffered, false},
+      {"starttls 554", TlsMode::kStartTls, nullptr, {kEhloTls, "554 5.7.0 no\r\n"},
+       EndCause::kStartTlsRefused, false},
+      {"starttls 454", TlsMode::kStartTls, nullptr, {kEhloTls, "454 4.7.0 later\r\n"},
+       EndCause::kStartTlsRefused, true},
+      {"plaintext auth", TlsMode::kNone, &cr, {"250-mx\r\n250 AUTH PLAIN\r\n"},
+       EndCause::kPlaintextAuthRefused, false},
+  };
+  for (const Case& c : cases) {
+    SessionConfig cfg = tls_config(c.cred);
+    cfg.tls = c.tls;
+    Harness h(cfg);
+    h.session.on_connected(h.now);
+    h.feed("220 mx\r\n");
+    for (const std::string& d : c.dialogue) h.feed(d);
+    EXPECT_TRUE(h.session.wants_close()) << c.name;
+    EXPECT_EQ(h.session.end().cause, c.want) << c.name;
+    EXPECT_EQ(h.session.end().transient, c.transient) << c.name;
+    EXPECT_EQ(h.session.end().text, h.session.end_reason()) << c.name;
+    EXPECT_EQ(h.session.end_reason().find("--"), std::string::npos) << h.session.end_reason();
+  }
+}
+
+TEST(SessionEnd, AuthEndsAreTyped) {
+  FakeCredentials cr("u", "p", false);
+  {
+    Harness h(tls_config(&cr));
+    through_tls(h, "250-mx\r\n250 PIPELINING\r\n");
+    EXPECT_EQ(h.session.end().cause, EndCause::kAuthNotOffered);
+  }
+  {
+    Harness h(tls_config(&cr));
+    through_tls(h, "250-mx\r\n250 AUTH CRAM-MD5\r\n");
+    EXPECT_EQ(h.session.end().cause, EndCause::kAuthNoMechanism);
+  }
+  {
+    Harness h(tls_config(&cr));
+    through_tls(h);
+    h.feed("535 5.7.8 bad credentials\r\n");
+    EXPECT_EQ(h.session.end().cause, EndCause::kAuthFailed);
+    EXPECT_EQ(h.session.end().code, 535);
+    EXPECT_EQ(h.session.end_reason().find("--"), std::string::npos) << h.session.end_reason();
+  }
+  {
+    Harness h(tls_config(&cr));
+    through_tls(h);
+    h.feed("454 4.7.0 later\r\n");
+    EXPECT_EQ(h.session.end().cause, EndCause::kAuthTemporary);
+    EXPECT_TRUE(h.session.end().transient);
+  }
+  {
+    Harness h(tls_config());
+    h.session.on_connected(h.now);
+    h.feed("220 mx\r\n");
+    h.feed(kEhloTls);
+    h.feed("220 go\r\n");
+    h.session.on_tls_failed("certificate verify failed", true);
+    EXPECT_EQ(h.session.end().cause, EndCause::kTlsHandshakeFailed);
+    EXPECT_EQ(h.session.fatal_cause(), FatalCause::kTls);
+  }
+}
+
+TEST(SessionEnd, WordsNameThePeersRole) {
+  FakeCredentials cr("u", "p", false);
+  for (PeerRole role : {PeerRole::kRelay, PeerRole::kMailExchanger}) {
+    const std::string the = std::string("the ") + peer_role_name(role);
+    SessionConfig c = tls_config();
+    c.peer = role;
+    Harness h(c);
+    h.session.on_connected(h.now);
+    h.feed("220 mx\r\n");
+    h.feed(kEhloTls);
+    h.feed("554 5.7.0 no\r\n");
+    EXPECT_EQ(h.session.end_reason(), the + " refused STARTTLS: 554 5.7.0 no");
+    EXPECT_EQ(h.session.end().peer, role);
+
+    SessionConfig a = tls_config(&cr);
+    a.peer = role;
+    Harness k(a);
+    through_tls(k, "250-mx\r\n250 PIPELINING\r\n");
+    EXPECT_EQ(k.session.end_reason(), the + " does not offer AUTH after STARTTLS; cannot "
+                                            "authenticate");
+  }
+  EXPECT_STREQ(peer_role_name(PeerRole::kMailExchanger), "mail exchanger");
+}
+
+std::string describe_for_test(const SessionEnd& e) {
+  return std::string(end_cause_name(e.cause)) + "|" + e.text;
+}
+
+TEST(SessionEnd, DescriberWordsTheReasonAndTheRecipientsOutcome) {
+  SessionConfig c = tls_config();
+  c.tls = TlsMode::kNone;
+  c.describe_end = &describe_for_test;
+  Harness h(c);
+  h.host.add("a@x.test", {"b@y.test"}, "m\r\n");
+  h.session.on_connected(h.now);
+  h.feed("220 mx\r\n");
+  h.feed("250-mx\r\n250 PIPELINING\r\n");
+  EXPECT_NE(h.take().find("MAIL FROM"), std::string::npos);
+  h.session.on_timer(h.session.deadline_ms());
+  EXPECT_EQ(h.session.end().cause, EndCause::kTimeout);
+  EXPECT_EQ(h.session.end_reason(), "timeout|" + h.session.end().text);
+  ASSERT_EQ(h.host.outcomes.size(), 1u);
+  EXPECT_EQ(h.host.outcomes[0].verdict, Verdict::kDeferred);
+  EXPECT_EQ(h.host.outcomes[0].text, h.session.end_reason());
 }
 
 }  // namespace
