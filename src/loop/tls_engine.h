@@ -11,8 +11,8 @@
 #include <vector>
 #include <string_view>
 
-#include "loop/outbox.h"
-#include "loop/result.h"
+#include "base/outbox.h"
+#include "base/result.h"
 
 namespace sb {
 

@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "loop/display_text.h"
+#include "base/display_text.h"
 #include "message/dkim.h"
 #include "message/address.h"
 #include "message/encode.h"
