@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "loop/result.h"
+#include "base/result.h"
 
 struct uv_loop_s;
 

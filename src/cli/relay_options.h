@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cli/direct_lookup.h"
-#include "loop/result.h"
+#include "base/result.h"
 #include "smtp/relay_setup.h"
 #include "smtp/session.h"
 

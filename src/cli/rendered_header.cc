@@ -4,7 +4,7 @@
 #include <cctype>
 #include <optional>
 
-#include "loop/ascii.h"
+#include "base/text.h"
 
 namespace sb {
 
@@ -39,8 +39,8 @@ std::optional<std::string> decode_word(std::string_view w) {
   }
   char enc = static_cast<char>(std::toupper(static_cast<unsigned char>(inner[q1 + 1])));
   std::string_view text = inner.substr(q1 + 3);
-  bool latin1 = iequals_ascii(charset, "iso-8859-1") || iequals_ascii(charset, "latin1");
-  if (!latin1 && !iequals_ascii(charset, "utf-8") && !iequals_ascii(charset, "us-ascii")) return {};
+  bool latin1 = iequals(charset, "iso-8859-1") || iequals(charset, "latin1");
+  if (!latin1 && !iequals(charset, "utf-8") && !iequals(charset, "us-ascii")) return {};
   std::string bytes;
   if (enc == 'B') {
     uint32_t acc = 0;
@@ -134,7 +134,7 @@ std::string rendered_header(std::string_view message, std::string_view name) {
     size_t colon = line.find(':');
     pos = eol == std::string_view::npos ? message.size() : eol + 1;
     if (colon == std::string_view::npos || line[0] == ' ' || line[0] == '\t' ||
-        !iequals_ascii(line.substr(0, colon), name)) {
+        !iequals(line.substr(0, colon), name)) {
       continue;
     }
     std::string value(line.substr(colon + 1));

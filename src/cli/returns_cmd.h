@@ -5,7 +5,7 @@
 #include <string>
 #include <utility>
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "returns/remote_mailbox.h"
 
 namespace sb {

@@ -13,7 +13,7 @@
 
 #include "dns/answer_parser.h"
 #include "dns/resolver.h"
-#include "loop/result.h"
+#include "base/result.h"
 
 struct uv_loop_s;
 struct uv_timer_s;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "dns/answer_parser.h"
-#include "loop/result.h"
+#include "base/result.h"
 
 struct uv_loop_s;
 struct uv_poll_s;

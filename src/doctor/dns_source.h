@@ -8,7 +8,7 @@
 
 #include "dns/answer_parser.h"
 #include "dns/resolver.h"
-#include "loop/result.h"
+#include "base/result.h"
 
 namespace sb {
 class Worker;

@@ -8,7 +8,7 @@
 
 #include "doctor/dns_source.h"
 #include "doctor/report.h"
-#include "loop/result.h"
+#include "base/result.h"
 
 namespace sb::doctor {
 

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "loop/outbox.h"
+#include "base/outbox.h"
 
 struct uv_loop_s;
 struct sockaddr;

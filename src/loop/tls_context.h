@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "loop/result.h"
+#include "base/result.h"
 
 namespace sb {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "loop/outbox.h"
-#include "loop/result.h"
+#include "base/outbox.h"
+#include "base/result.h"
 #include "loop/tls_context.h"
 
 namespace sb {

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "loop/result.h"
+#include "base/result.h"
 
 typedef struct evp_pkey_st EVP_PKEY;
 typedef struct evp_md_ctx_st EVP_MD_CTX;

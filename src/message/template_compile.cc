@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "loop/display_text.h"
+#include "base/display_text.h"
 #include "message/address.h"
 #include "message/dkim.h"
 #include "message/encode.h"

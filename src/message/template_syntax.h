@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "message/template_impl.h"
 
 namespace sb::tmpl {

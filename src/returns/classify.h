@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "returns/report.h"
 
 namespace sb {

@@ -8,7 +8,7 @@
 
 #include "returns/fields.h"
 #include "returns/report.h"
-#include "loop/utf8.h"
+#include "base/utf8.h"
 
 namespace sb {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <thread>
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "returns/remote_mailbox.h"
 
 namespace sb {

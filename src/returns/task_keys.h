@@ -1,7 +1,7 @@
 // The task's matching keys (Message-ID key, VERP HMAC key), read from or added to the task.
 #pragma once
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "returns/verp.h"
 #include "store/task_store.h"
 

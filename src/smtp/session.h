@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "loop/outbox.h"
+#include "base/outbox.h"
 #include "smtp/reply_parser.h"
 
 namespace sb {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "smtp/sink_engine.h"
 
 namespace sb {

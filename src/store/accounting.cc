@@ -1,6 +1,6 @@
 // The accounting log: record formatting (CSV, JSONL), sanitising, buffered appends.
 #include "store/accounting.h"
-#include "loop/utf8.h"
+#include "base/utf8.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "store/task_store.h"
 
 namespace sb {

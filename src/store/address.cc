@@ -1,8 +1,8 @@
 // Recipient address syntax checks done at import and the duplicate-detection key.
 #include "store/address.h"
 
-#include "loop/display_text.h"
-#include "loop/utf8.h"
+#include "base/display_text.h"
+#include "base/utf8.h"
 
 #include <cstdint>
 

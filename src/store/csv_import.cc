@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "loop/display_text.h"
+#include "base/display_text.h"
 
 #include "store/address.h"
 #include "store/address_set.h"

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "loop/utf8.h"
+#include "base/utf8.h"
 
 namespace sb {
 namespace {

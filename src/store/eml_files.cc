@@ -1,6 +1,6 @@
 // .eml files: the file name sanitiser, the name pattern, atomic no-clobber writes.
 #include "store/eml_files.h"
-#include "loop/utf8.h"
+#include "base/utf8.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,7 +15,7 @@
 #include <ctime>
 #include <random>
 
-#include "loop/display_text.h"
+#include "base/display_text.h"
 #include "store/address.h"
 
 namespace sb {

@@ -1,15 +1,18 @@
-// Reads a whole small input file (a template, a key) with an error that says why it failed.
+// Old home of read_whole_file, kept so cli/check.cc and cli/mailing.cc build until the merge.
 #pragma once
 
 #include <string>
 
-#include "loop/result.h"
+#include "base/result.h"
 
 namespace sb {
 
-// The file's bytes, or a kInput error "cannot read PATH: REASON" where the reason is what the
-// user can fix: "no such file", "it is a directory", "permission denied" (with the file's
-// owner and mode), or the system's message.
-Result<std::string> read_whole_file(const std::string& path);
+// Declared here rather than by including base/text.h: check.cc and mailing.cc still hold
+// their own is_ascii/domain_of copies, which text.h's would make ambiguous.
+Result<std::string> read_file(const std::string& path);
+
+// sb::read_file (base/text.h) under its old name. The lead removes this header at merge once
+// check.cc and mailing.cc (owned by other helpers) include base/text.h and call read_file.
+inline Result<std::string> read_whole_file(const std::string& path) { return read_file(path); }
 
 }  // namespace sb

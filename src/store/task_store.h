@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "store/csv_reader.h"
 
 namespace sb {

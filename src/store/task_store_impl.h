@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "store/sqlite_util.h"
 #include "store/task_store.h"
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "throttle/throttle.h"
 
 namespace sb {

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "loop/result.h"
+#include "base/result.h"
 #include "throttle/aimd.h"
 #include "throttle/block_pause.h"
 #include "throttle/daily_quota.h"

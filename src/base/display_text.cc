@@ -1,10 +1,10 @@
 // Stored or server text made safe for a terminal line, and long lists cut short in messages.
-#include "loop/display_text.h"
+#include "base/display_text.h"
 
 #include <cstdint>
 #include <cstdio>
 
-#include "loop/utf8.h"
+#include "base/utf8.h"
 
 namespace sb {
 namespace {

@@ -1,5 +1,5 @@
 // display_escape() and capped_list(): untrusted text in human-readable output.
-#include "loop/display_text.h"
+#include "base/display_text.h"
 
 #include <gtest/gtest.h>
 
