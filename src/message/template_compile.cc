@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "base/display_text.h"
+#include "base/text.h"
 #include "message/address.h"
 #include "message/dkim.h"
 #include "message/encode.h"
@@ -26,7 +27,6 @@ using tmpl::field_value;
 using tmpl::Filter;
 using tmpl::has_line_break_or_nul;
 using tmpl::header_name_length;
-using tmpl::iequals;
 using tmpl::input_error;
 using tmpl::is_continuation;
 using tmpl::is_raw_header;
@@ -34,7 +34,6 @@ using tmpl::kCrlf;
 using tmpl::kDefaultIdDomain;
 using tmpl::kMaxLineOctets;
 using tmpl::Line;
-using tmpl::lower;
 using tmpl::map_body;
 using tmpl::MimePart;
 using tmpl::OpKind;
@@ -224,7 +223,7 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     }
     size_t j = i + 1;
     while (j < header_end && is_continuation(lines[j].text)) ++j;
-    raw_fields.push_back({i, j, name, lower(name)});
+    raw_fields.push_back({i, j, name, lower_ascii(name)});
     i = j;
   }
   // RFC 5322 §3.6: a message has at most one of each of these.
@@ -267,13 +266,13 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     } else if (f.lname == "subject" && t.subject_.empty()) {
       t.subject_ = v;
     } else if (f.lname == "content-transfer-encoding") {
-      cte_value = lower(v);
+      cte_value = lower_ascii(v);
     } else if (f.lname == "list-unsubscribe" || f.lname == "list-unsubscribe-post") {
       have_list_unsub = true;
     } else if (f.lname == "content-type") {
       have_ctype = true;
       ctype_raw = v;
-      ctype_value = lower(v);
+      ctype_value = lower_ascii(v);
     } else if (f.lname == "mime-version") {
       have_mime_version = true;
     }

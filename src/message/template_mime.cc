@@ -3,6 +3,7 @@
 
 #include <utility>
 
+#include "base/text.h"
 #include "message/encode.h"
 
 namespace sb::tmpl {
@@ -11,7 +12,7 @@ namespace {
 
 // The boundary parameter of a Content-Type value (RFC 2046 §5.1.1), case kept.
 std::string boundary_of(std::string_view ctype) {
-  std::string low = lower(ctype);
+  std::string low = lower_ascii(ctype);
   size_t p = 0;
   while ((p = low.find("boundary", p)) != std::string::npos) {
     size_t q = p + 8;
@@ -93,14 +94,14 @@ Status map_body(const std::vector<Line>& lines, size_t begin, MimePart top,
         size_t e = k + 1;
         while (e < p.hdr_end && is_continuation(lines[e].text)) ++e;
         size_t n = header_name_length(lines[k].text);
-        std::string lname = lower(lines[k].text.substr(0, n));
+        std::string lname = lower_ascii(lines[k].text.substr(0, n));
         if (lname == "content-type") {
           p.has_ctype = true;
           ctype_raw = field_value(lines, k, e);
-          p.ctype = lower(ctype_raw);
+          p.ctype = lower_ascii(ctype_raw);
         } else if (lname == "content-transfer-encoding") {
           p.has_cte = true;
-          p.cte = lower(field_value(lines, k, e));
+          p.cte = lower_ascii(field_value(lines, k, e));
           p.cte_begin = k;
           p.cte_end = e;
         }

@@ -26,8 +26,6 @@ struct Line {
   int number;             // 1-based, for error messages
 };
 
-std::string lower(std::string_view s);
-bool iequals(std::string_view a, std::string_view b);
 std::string_view trim(std::string_view s);
 
 inline bool has_line_break_or_nul(std::string_view v) {

@@ -1,38 +1,13 @@
 // The session's opening after the greeting: EHLO (or HELO) and the capabilities, STARTTLS,
 // AUTH, and keeping the secret out of replies, transcripts and freed memory.
 #include <algorithm>
-#include <cctype>
 
+#include "base/text.h"
 #include "smtp/session.h"
 
 namespace sb {
 
 namespace {
-
-std::string base64(std::string_view in) {
-  static const char* const kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                 static_cast<uint8_t>(in[i + 2]);
-    out.push_back(kAlphabet[v >> 18]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back(kAlphabet[v & 63]);
-  }
-  if (i < in.size()) {
-    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
-    out.push_back(kAlphabet[v >> 18]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
-}
 
 // Overwrites a secret's bytes before the string is freed.
 void wipe(std::string& s) {
@@ -47,7 +22,7 @@ void add_base64_cores(std::string_view secret, std::vector<std::string>& out) {
   for (size_t pad = 0; pad < 3; ++pad) {
     std::string in(pad, '\0');
     in.append(secret);
-    std::string enc = base64(in);
+    std::string enc = base64_encode(in);
     size_t skip = (pad * 4 + 2) / 3;  // characters that carry bits of the padding
     size_t full = in.size() / 3 * 4;  // characters of whole groups only
     if (full > skip + 3) out.push_back(enc.substr(skip, full - skip));
@@ -91,19 +66,19 @@ void Session::handle_ehlo(const Reply& r, uint64_t now_ms) {
         first = false;
         continue;
       }
-      std::string kw;
       size_t sp = line.find_first_of(" =");
-      for (char c : line.substr(0, sp)) kw.push_back(static_cast<char>(std::toupper(c)));
+      // EHLO keywords are case-insensitive (RFC 5321 §2.4), ASCII only.
+      std::string_view kw = line.substr(0, sp);
       std::string_view arg = sp == std::string_view::npos ? "" : line.substr(sp + 1);
-      if (kw == "PIPELINING") caps_.pipelining = true;
-      else if (kw == "CHUNKING") caps_.chunking = true;
-      else if (kw == "8BITMIME") caps_.eight_bit_mime = true;
-      else if (kw == "SMTPUTF8") caps_.smtputf8 = true;
-      else if (kw == "STARTTLS") caps_.starttls = true;
-      else if (kw == "DSN") caps_.dsn = true;
-      else if (kw == "ENHANCEDSTATUSCODES") caps_.enhanced_codes = true;
-      else if (kw == "AUTH") caps_.auth.assign(arg);
-      else if (kw == "SIZE") {
+      if (iequals(kw, "PIPELINING")) caps_.pipelining = true;
+      else if (iequals(kw, "CHUNKING")) caps_.chunking = true;
+      else if (iequals(kw, "8BITMIME")) caps_.eight_bit_mime = true;
+      else if (iequals(kw, "SMTPUTF8")) caps_.smtputf8 = true;
+      else if (iequals(kw, "STARTTLS")) caps_.starttls = true;
+      else if (iequals(kw, "DSN")) caps_.dsn = true;
+      else if (iequals(kw, "ENHANCEDSTATUSCODES")) caps_.enhanced_codes = true;
+      else if (iequals(kw, "AUTH")) caps_.auth.assign(arg);
+      else if (iequals(kw, "SIZE")) {
         caps_.size = true;
         uint64_t v = 0;
         for (char c : arg) {
@@ -149,17 +124,15 @@ void Session::start_auth(uint64_t now_ms) {
     return;
   }
   const std::string offered = caps_.auth;
+  // One of the space-separated mechanism names, in any case.
   auto offers = [&](std::string_view m) {
-    std::string up;
-    for (char c : offered) up.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-    size_t pos = 0;
-    while ((pos = up.find(m, pos)) != std::string::npos) {
-      bool start = pos == 0 || up[pos - 1] == ' ';
-      bool end = pos + m.size() == up.size() || up[pos + m.size()] == ' ';
-      if (start && end) return true;
-      pos += m.size();
+    std::string_view rest = offered;
+    while (true) {
+      size_t sp = rest.find(' ');
+      if (iequals(rest.substr(0, sp), m)) return true;
+      if (sp == std::string_view::npos) return false;
+      rest.remove_prefix(sp + 1);
     }
-    return false;
   };
   if (offered.empty()) {
     close_with(EndCause::kAuthNotOffered, the_peer() + " does not offer AUTH" +
@@ -198,17 +171,17 @@ void Session::start_auth(uint64_t now_ms) {
   add_base64_cores(secret, secret_forms_);
   if (m == AuthMech::kPlain) {
     payload.append(1, '\0').append(cr.user()).append(1, '\0').append(secret);
-    secret_forms_.push_back(base64(payload));
-    cmd_.assign("AUTH PLAIN ").append(base64(payload)).append("\r\n");
+    secret_forms_.push_back(base64_encode(payload));
+    cmd_.assign("AUTH PLAIN ").append(base64_encode(payload)).append("\r\n");
     send_line(cmd_, true);
   } else if (m == AuthMech::kXoauth2) {
     // "\x01" and "auth" are separate literals: "\x01auth" would read as the hex escape \x01a.
     payload.append("user=").append(cr.user()).append("\x01" "auth=Bearer ").append(secret).append("\x01\x01");
-    secret_forms_.push_back(base64(payload));
-    cmd_.assign("AUTH XOAUTH2 ").append(base64(payload)).append("\r\n");
+    secret_forms_.push_back(base64_encode(payload));
+    cmd_.assign("AUTH XOAUTH2 ").append(base64_encode(payload)).append("\r\n");
     send_line(cmd_, true);
   } else {
-    secret_forms_.push_back(base64(secret));
+    secret_forms_.push_back(base64_encode(secret));
     send_line("AUTH LOGIN\r\n", false);
   }
   // Longest first, so a payload is redacted whole rather than around a shorter form.
@@ -233,7 +206,7 @@ void Session::handle_auth(const Reply& r, uint64_t now_ms) {
   Credentials& cr = *cfg_.credentials;
   if (r.code == 334 && mech_ == AuthMech::kLogin && auth_step_ < 3) {
     std::string v = auth_step_ == 1 ? cr.user() : cr.secret();
-    cmd_.assign(base64(v)).append("\r\n");
+    cmd_.assign(base64_encode(v)).append("\r\n");
     send_line(cmd_, auth_step_ == 2);
     wipe(v);
     wipe(cmd_);
