@@ -203,6 +203,7 @@ Status make_tls_context(const RelayOptions& o, RelaySetup& s, const std::string&
   tc.ca_file = o.ca_file;
   tc.sni_host = sni_host;
   tc.allow_resumption = !o.no_resumption;
+  tc.describe_failure = &describe_tls_failure;
   auto ctx = TlsContext::create_client(tc);
   if (!ctx.ok()) return make_error(ErrDomain::kConfig, ctx.error().message);
   s.tls_context = std::move(ctx).value();

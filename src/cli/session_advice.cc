@@ -1,4 +1,4 @@
-// How a session's end is worded for the user: the protocol's reason plus command-line advice.
+// How a session's end or a TLS failure is worded for the user: its reason plus flag advice.
 #include "cli/session_advice.h"
 
 namespace sb {
@@ -36,6 +36,35 @@ std::string describe_session_end(const SessionEnd& e) {
              " does not offer STARTTLS and --tls starttls requires it; nothing sent (" + advice +
              ")";
     default: return e.text + " (" + advice + ")";
+  }
+}
+
+std::string tls_advice(const TlsFailure& f) {
+  switch (f.cause) {
+    case TlsFailureCause::kHostnameMismatch:
+    case TlsFailureCause::kCertExpired:
+    case TlsFailureCause::kCertNotYetValid: return "or --tls-verify no";
+    case TlsFailureCause::kUntrustedIssuer:
+    case TlsFailureCause::kCertInvalid: return "give --ca-file, or --tls-verify no";
+    case TlsFailureCause::kPlaintextGreeting:
+    case TlsFailureCause::kNotTls: return "use --tls starttls";
+    default: return "";
+  }
+}
+
+std::string describe_tls_failure(const TlsFailure& f) {
+  const std::string advice = tls_advice(f);
+  if (advice.empty()) return tls_failure_text(f);
+  switch (f.cause) {
+    case TlsFailureCause::kHostnameMismatch: return f.text + " (" + f.hint + ", " + advice + ")";
+    case TlsFailureCause::kPlaintextGreeting:
+      return f.text + ": " + advice + " (" + f.hint + ")";
+    case TlsFailureCause::kNotTls:
+      return f.text + " (the server does not speak TLS here: implicit TLS is port 465; for port " +
+             "587 or 25 " + advice + ")";
+    default:
+      return f.hint.empty() ? f.text + " (" + advice + ")"
+                            : f.text + " (" + f.hint + "; " + advice + ")";
   }
 }
 

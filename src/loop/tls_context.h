@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "loop/tls_failure.h"
 
 namespace sb {
 
@@ -20,6 +21,9 @@ struct TlsClientConfig {
   int min_version = TLS1_2_VERSION;
   bool allow_resumption = true;
   std::string cipher_list;  // TLS 1.2 and older only; empty = OpenSSL's default
+  // How a failed connection is worded for the user (the CLI adds flag advice); null:
+  // tls_failure_text.
+  TlsFailureDescriber describe_failure = nullptr;
 };
 
 struct TlsServerOptions {

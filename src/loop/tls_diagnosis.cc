@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -72,7 +73,22 @@ TlsInfo TlsEngine::info() const {
   return i;
 }
 
-std::string TlsEngine::handshake_error_text(int ssl_error) {
+const char* tls_failure_cause_name(TlsFailureCause c) {
+  // Indexed by TlsFailureCause: one name per cause, checked at compile time.
+  static constexpr const char* kNames[] = {
+      "other",           "plaintext_greeting", "not_tls",      "hostname_mismatch",
+      "cert_expired",    "cert_not_yet_valid", "untrusted_issuer", "cert_invalid",
+      "protocol_version", "no_common_cipher"};
+  static_assert(std::size(kNames) == static_cast<size_t>(TlsFailureCause::kCount),
+                "one name per TlsFailureCause");
+  return c < TlsFailureCause::kCount ? kNames[static_cast<size_t>(c)] : "?";
+}
+
+std::string tls_failure_text(const TlsFailure& f) {
+  return f.hint.empty() ? f.text : f.text + " (" + f.hint + ")";
+}
+
+TlsFailure TlsEngine::handshake_failure(int ssl_error) {
   std::vector<QueuedError> errs = drain_errors();
   int reason = 0;
   for (const QueuedError& e : errs) {
@@ -81,7 +97,9 @@ std::string TlsEngine::handshake_error_text(int ssl_error) {
       break;
     }
   }
-  std::string msg = "TLS handshake with " + printable(host_) + " failed: ";
+  TlsFailure f;
+  std::string& msg = f.text;
+  msg = "TLS handshake with " + printable(host_) + " failed: ";
   const std::string min_name = version_name(server_ ? TLS1_2_VERSION : ctx_->cfg_.min_version);
 
   if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && !server_) {
@@ -93,18 +111,21 @@ std::string TlsEngine::handshake_error_text(int ssl_error) {
     switch (code) {
       case X509_V_ERR_HOSTNAME_MISMATCH:
       case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        f.cause = TlsFailureCause::kHostnameMismatch;
         msg += "hostname mismatch: the certificate is for " +
                (leaf_names_.empty() ? std::string("other names") : leaf_names_) + ", not " +
-               printable(host_) +
-               " (connect with a name the certificate lists, or --tls-verify no)";
+               printable(host_);
+        f.hint = "connect with a name the certificate lists";
         break;
       case X509_V_ERR_CERT_HAS_EXPIRED:
-        msg += "certificate has expired: " + what + " expired on " + verify_not_after_ +
-               " (the server's operator must renew it; or --tls-verify no)";
+        f.cause = TlsFailureCause::kCertExpired;
+        msg += "certificate has expired: " + what + " expired on " + verify_not_after_;
+        f.hint = "the server's operator must renew it";
         break;
       case X509_V_ERR_CERT_NOT_YET_VALID:
-        msg += "certificate is not yet valid: " + what + " is valid from " + verify_not_before_ +
-               " (check this machine's clock; or --tls-verify no)";
+        f.cause = TlsFailureCause::kCertNotYetValid;
+        msg += "certificate is not yet valid: " + what + " is valid from " + verify_not_before_;
+        f.hint = "check this machine's clock";
         break;
       case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
       case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
@@ -112,21 +133,23 @@ std::string TlsEngine::handshake_error_text(int ssl_error) {
       case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
       case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
       case X509_V_ERR_CERT_UNTRUSTED:
+        f.cause = TlsFailureCause::kUntrustedIssuer;
         msg += std::string(X509_verify_cert_error_string(code)) + ": " + what + " (" +
                verify_subject_ + ") is issued by " + verify_issuer_ +
-               ", which is not a trusted CA here (give --ca-file, or --tls-verify no)";
+               ", which is not a trusted CA here";
         break;
       default:
-        msg += std::string(X509_verify_cert_error_string(code)) + " (" + what +
-               (verify_subject_.empty() ? "" : ", " + verify_subject_) +
-               "; give --ca-file, or --tls-verify no)";
+        f.cause = TlsFailureCause::kCertInvalid;
+        msg += X509_verify_cert_error_string(code);
+        f.hint = what + (verify_subject_.empty() ? "" : ", " + verify_subject_);
         break;
     }
-    return msg;
+    return f;
   }
   if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
       reason == SSL_R_WRONG_SSL_VERSION || reason == SSL_R_NO_PROTOCOLS_AVAILABLE ||
       reason == SSL_R_VERSION_TOO_LOW) {
+    f.cause = TlsFailureCause::kProtocolVersion;
     if (server_) {
       msg += "the client offers only TLS versions older than " + min_name;
     } else if (server_hello_version_ != 0 && server_hello_version_ < ctx_->cfg_.min_version) {
@@ -138,7 +161,7 @@ std::string TlsEngine::handshake_error_text(int ssl_error) {
              "smtpblast requires " +
              min_name + " or newer";
     }
-    return msg;
+    return f;
   }
   std::string detail = join_errors(errs);
   if (detail.empty()) {
@@ -148,13 +171,14 @@ std::string TlsEngine::handshake_error_text(int ssl_error) {
   msg += detail;
   if (!server_ && (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
                    reason == SSL_R_HTTP_REQUEST)) {
-    msg +=
-        " (the server does not speak TLS here: implicit TLS is port 465; for port 587 "
-        "or 25 use --tls starttls)";
+    f.cause = TlsFailureCause::kNotTls;
+    f.hint = "the server does not speak TLS here: implicit TLS is port 465; for port 587 or 25 "
+             "use STARTTLS";
   } else if (!server_ && reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE) {
-    msg += " (no cipher or key exchange in common with the server)";
+    f.cause = TlsFailureCause::kNoCommonCipher;
+    f.hint = "no cipher or key exchange in common with the server";
   }
-  return msg;
+  return f;
 }
 
 }  // namespace sb

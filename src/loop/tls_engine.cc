@@ -197,8 +197,8 @@ Status TlsEngine::on_cipher_in(std::string_view in, std::string& plain_out,
   // "wrong version number".
   if (!server_ && !got_input_ && !handshake_done_ && in.size() >= 4 && in.substr(0, 3) == "220" &&
       (in[3] == ' ' || in[3] == '-')) {
-    return fail("the server sent a plaintext SMTP greeting: use --tls starttls (it does not "
-                "speak TLS at once)");
+    return fail({TlsFailureCause::kPlaintextGreeting, "the server sent a plaintext SMTP greeting",
+                 "it does not speak TLS at once"});
   }
   got_input_ = got_input_ || !in.empty();
   started_ = true;
@@ -314,9 +314,11 @@ void TlsEngine::shutdown(std::string& cipher_out) {
   ERR_clear_error();
 }
 
-Status TlsEngine::fail(std::string message) {
+Status TlsEngine::fail(TlsFailure failure) {
   failed_ = true;
-  error_ = std::move(message);
+  failure_ = std::move(failure);
+  TlsFailureDescriber describe = ctx_->cfg_.describe_failure;
+  error_ = describe != nullptr ? describe(failure_) : tls_failure_text(failure_);
   if (offered_session_ != nullptr) {
     // A session whose connection failed (in the handshake or after it) is not offered again
     // (OpenSSL marks only the copy this connection used).
@@ -330,9 +332,11 @@ Status TlsEngine::fail_from_ssl(int ssl_error) {
   if (handshake_done_) {
     std::string detail = join_errors(drain_errors());
     if (detail.empty()) detail = "OpenSSL error " + std::to_string(ssl_error);
-    return fail("TLS connection with " + printable(host_) + " failed: " + detail);
+    return fail(
+        {TlsFailureCause::kOther, "TLS connection with " + printable(host_) + " failed: " + detail,
+         {}});
   }
-  return fail(handshake_error_text(ssl_error));
+  return fail(handshake_failure(ssl_error));
 }
 
 }  // namespace sb

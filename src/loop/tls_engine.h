@@ -63,6 +63,8 @@ class TlsEngine {
   const std::string& host() const { return host_; }
   // Meaningful after handshake_done(); the verify fields also after a verify failure.
   TlsInfo info() const;
+  // Why the engine failed, typed (meaningful once failed()).
+  const TlsFailure& failure() const { return failure_; }
 
  private:
   friend class TlsContext;
@@ -70,9 +72,10 @@ class TlsEngine {
   static BIO_METHOD* bio_method();
   Status drive(std::string& plain_out);
   Status write_chunk(const char* p, size_t n);
-  Status fail(std::string message);
+  // Records the failure; the error's message is its described form (describe_failure).
+  Status fail(TlsFailure failure);
   Status fail_from_ssl(int ssl_error);
-  std::string handshake_error_text(int ssl_error);
+  TlsFailure handshake_failure(int ssl_error);
   static int bio_write(BIO* b, const char* data, int len);
   static int bio_read(BIO* b, char* data, int len);
   static long bio_ctrl(BIO* b, int cmd, long num, void* ptr);
@@ -93,6 +96,7 @@ class TlsEngine {
   const SSL_SESSION* offered_session_ = nullptr;  // the cache entry offered (a copy of it went
                                                  // out); identity only, to drop it on failure
   std::string error_;                       // the first fatal error, repeated on later calls
+  TlsFailure failure_;
   // The custom BIO reads from in_ and appends to out_: no intermediate buffer, no copy.
   std::string_view in_;
   std::string* out_ = nullptr;

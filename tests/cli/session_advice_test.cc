@@ -103,5 +103,78 @@ TEST(SessionAdvice, EveryCauseHasAName) {
   }
 }
 
+
+// --- TLS failures ----------------------------------------------------------------------------
+
+TlsFailure tls(TlsFailureCause cause, std::string text, std::string hint = {}) {
+  return TlsFailure{cause, std::move(text), std::move(hint)};
+}
+
+const char* const kVerify = "TLS handshake with mx.test failed: certificate verify failed: ";
+
+TEST(TlsAdvice, HostnameMismatchOffersVerifyNo) {
+  TlsFailure f = tls(TlsFailureCause::kHostnameMismatch,
+                     std::string(kVerify) + "hostname mismatch: the certificate is for a.test, "
+                                            "not mx.test",
+                     "connect with a name the certificate lists");
+  EXPECT_EQ(describe_tls_failure(f),
+            std::string(kVerify) + "hostname mismatch: the certificate is for a.test, not mx.test "
+                                   "(connect with a name the certificate lists, or --tls-verify "
+                                   "no)");
+}
+
+TEST(TlsAdvice, ExpiredAndNotYetValidOfferVerifyNo) {
+  TlsFailure f = tls(TlsFailureCause::kCertExpired, "X: certificate has expired",
+                     "the server's operator must renew it");
+  EXPECT_EQ(describe_tls_failure(f),
+            "X: certificate has expired (the server's operator must renew it; or --tls-verify "
+            "no)");
+  f = tls(TlsFailureCause::kCertNotYetValid, "X: certificate is not yet valid",
+          "check this machine's clock");
+  EXPECT_EQ(describe_tls_failure(f),
+            "X: certificate is not yet valid (check this machine's clock; or --tls-verify no)");
+}
+
+TEST(TlsAdvice, UntrustedIssuerOffersCaFile) {
+  TlsFailure f = tls(TlsFailureCause::kUntrustedIssuer, "X: is issued by Y, which is not a "
+                                                        "trusted CA here");
+  EXPECT_EQ(describe_tls_failure(f),
+            "X: is issued by Y, which is not a trusted CA here (give --ca-file, or --tls-verify "
+            "no)");
+}
+
+TEST(TlsAdvice, OtherVerifyFailureKeepsTheCertificateAndOffersCaFile) {
+  TlsFailure f = tls(TlsFailureCause::kCertInvalid, "X: certificate revoked",
+                     "the server's certificate, CN=mx.test");
+  EXPECT_EQ(describe_tls_failure(f),
+            "X: certificate revoked (the server's certificate, CN=mx.test; give --ca-file, or "
+            "--tls-verify no)");
+}
+
+TEST(TlsAdvice, PlaintextGreetingSaysUseStartTls) {
+  TlsFailure f = tls(TlsFailureCause::kPlaintextGreeting,
+                     "the server sent a plaintext SMTP greeting", "it does not speak TLS at once");
+  EXPECT_EQ(describe_tls_failure(f),
+            "the server sent a plaintext SMTP greeting: use --tls starttls (it does not speak TLS "
+            "at once)");
+}
+
+TEST(TlsAdvice, NotTlsNamesThePortsAndTheMode) {
+  TlsFailure f = tls(TlsFailureCause::kNotTls, "X: wrong version number",
+                     "the server does not speak TLS here: implicit TLS is port 465; for port 587 "
+                     "or 25 use STARTTLS");
+  EXPECT_EQ(describe_tls_failure(f),
+            "X: wrong version number (the server does not speak TLS here: implicit TLS is port "
+            "465; for port 587 or 25 use --tls starttls)");
+}
+
+TEST(TlsAdvice, CausesWithoutAdviceKeepTheEnginesWords) {
+  for (TlsFailureCause c : {TlsFailureCause::kOther, TlsFailureCause::kProtocolVersion,
+                            TlsFailureCause::kNoCommonCipher}) {
+    EXPECT_EQ(tls_advice(tls(c, "x")), "") << tls_failure_cause_name(c);
+    EXPECT_EQ(describe_tls_failure(tls(c, "what", "hint")), "what (hint)");
+  }
+}
+
 }  // namespace
 }  // namespace sb

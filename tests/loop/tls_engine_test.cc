@@ -243,7 +243,9 @@ TEST_F(TlsEngineTest, UnknownCaNamesTheIssuer) {
       << e;
   EXPECT_NE(e.find("unable to get local issuer certificate"), std::string::npos) << e;
   EXPECT_NE(e.find("smtpblast unrelated test CA"), std::string::npos) << e;
-  EXPECT_NE(e.find("--ca-file"), std::string::npos) << e;
+  // The advice ("give --ca-file") is the CLI's: tests/cli/session_advice_test.cc.
+  EXPECT_EQ(p.client->failure().cause, TlsFailureCause::kUntrustedIssuer);
+  EXPECT_EQ(e.find("--"), std::string::npos) << e;
   // The alert reached the server, which fails too.
   EXPECT_NE(p.server_error.find("unknown ca"), std::string::npos) << p.server_error;
   // The engine keeps reporting the same error.
@@ -269,6 +271,29 @@ TEST_F(TlsEngineTest, WrongNameNamesBothNames) {
   EXPECT_NE(e.find("hostname mismatch"), std::string::npos) << e;
   EXPECT_NE(e.find("wrong.example"), std::string::npos) << e;
   EXPECT_NE(e.find("not localhost"), std::string::npos) << e;
+}
+
+std::string describe_for_test(const TlsFailure& f) {
+  return std::string(tls_failure_cause_name(f.cause)) + "|" + f.text + "|" + f.hint;
+}
+
+TEST_F(TlsEngineTest, FailuresAreTypedAndWordedByTheDescriber) {
+  struct Case {
+    const char* cert;
+    TlsFailureCause want;
+  } cases[] = {{"wrong", TlsFailureCause::kHostnameMismatch},
+               {"expired", TlsFailureCause::kCertExpired},
+               {"unknown", TlsFailureCause::kUntrustedIssuer}};
+  for (const Case& c : cases) {
+    TlsClientConfig cfg = client_cfg();
+    cfg.describe_failure = &describe_for_test;
+    Pair p(client_ctx(cfg), server_ctx(c.cert));
+    EXPECT_FALSE(p.handshake());
+    const TlsFailure& f = p.client->failure();
+    EXPECT_EQ(f.cause, c.want) << c.cert;
+    EXPECT_EQ(p.client_error, describe_for_test(f)) << c.cert;
+    EXPECT_EQ(tls_failure_text(f).find("--"), std::string::npos) << tls_failure_text(f);
+  }
 }
 
 TEST_F(TlsEngineTest, ExpiredSaysExpiredAndWhen) {
@@ -494,8 +519,9 @@ TEST_F(TlsEngineTest, GarbageFromServerIsAnErrorNotACrash) {
     Status s = c.value()->on_cipher_in(junk, plain, out);
     if (seed == 0) {
       ASSERT_FALSE(s.ok());
-      EXPECT_NE(s.error().message.find("plaintext SMTP greeting: use --tls starttls"),
-                std::string::npos)
+      // The advice ("use --tls starttls") is the CLI's: tests/cli/session_advice_test.cc.
+      EXPECT_EQ(c.value()->failure().cause, TlsFailureCause::kPlaintextGreeting);
+      EXPECT_NE(s.error().message.find("plaintext SMTP greeting"), std::string::npos)
           << s.error().message;
     }
     if (s.ok()) continue;  // a short prefix may still look like a record header
