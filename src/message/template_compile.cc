@@ -552,10 +552,11 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
   }
   // A body with no merge values is the same for every recipient: DKIM hashes it once.
   // (A value in a MIME part's header is in the body too.)
-  const bool body_static = std::none_of(impl->ops.begin(), impl->ops.end(), [&](const Impl::Op& op) {
-    return op.kind == OpKind::kValue && (op.ctx == Ctx::kBodyRaw || op.ctx == Ctx::kBodyQp ||
-                                         op.header == part_header);
-  });
+  const bool body_static =
+      std::none_of(impl->ops.begin(), impl->ops.end(), [&](const Impl::Op& op) {
+        return op.kind == OpKind::kValue && (op.ctx == Ctx::kBodyRaw || op.ctx == Ctx::kBodyQp ||
+                                             op.header == part_header);
+      });
   t.impl_ = impl;
 
   // Empty values, empty address, one-digit id: the smallest message this template renders.

@@ -69,7 +69,8 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
   for (const Op& op : ops) {
     if (op.kind == OpKind::kValue) {
       size_t n = get(op.index).size();
-      size_t b = value_bound(op.filter == Filter::kHtml ? 6 * n : op.filter == Filter::kUrl ? 3 * n : n);
+      size_t filtered = op.filter == Filter::kHtml ? 6 * n : op.filter == Filter::kUrl ? 3 * n : n;
+      size_t b = value_bound(filtered);
       bound += op.ctx == Ctx::kHeaderText || op.ctx == Ctx::kHeaderRaw || op.ctx == Ctx::kHeaderUrl
                    ? 3 * b
                    : b;

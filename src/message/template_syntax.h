@@ -30,7 +30,8 @@ std::string_view trim(std::string_view s);
 
 inline bool has_line_break_or_nul(std::string_view v) {
   // (A plain loop: find_first_of calls memchr once per octet of the value.)
-  return std::any_of(v.begin(), v.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
+  return std::any_of(v.begin(), v.end(),
+                     [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 inline bool is_wsp(char c) { return c == ' ' || c == '\t'; }

@@ -127,7 +127,8 @@ void Session::on_data(std::string_view in, uint64_t now_ms) {
       if (!in.empty() || parser_.has_partial()) {
         // Bytes after the 220 and before the handshake would be read as if they came over
         // TLS: a man in the middle injecting commands (CVE-2011-0411 and kin).
-        close_with(EndCause::kStartTlsInjection, "STARTTLS response injection: the server sent data after its 220 reply; "
+        close_with(EndCause::kStartTlsInjection,
+                   "STARTTLS response injection: the server sent data after its 220 reply; "
                    "connection dropped, nothing sent",
                    0, FatalCause::kTls);
         return;

@@ -176,7 +176,8 @@ void Session::start_auth(uint64_t now_ms) {
     send_line(cmd_, true);
   } else if (m == AuthMech::kXoauth2) {
     // "\x01" and "auth" are separate literals: "\x01auth" would read as the hex escape \x01a.
-    payload.append("user=").append(cr.user()).append("\x01" "auth=Bearer ").append(secret).append("\x01\x01");
+    payload.append("user=").append(cr.user()).append("\x01" "auth=Bearer ").append(secret);
+    payload.append("\x01\x01");
     secret_forms_.push_back(base64_encode(payload));
     cmd_.assign("AUTH XOAUTH2 ").append(base64_encode(payload)).append("\r\n");
     send_line(cmd_, true);
