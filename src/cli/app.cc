@@ -3,12 +3,16 @@
 #include "cli/app.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "cli/config_cmd.h"
+#include "cli/config_file.h"
 #include "cli/pipeline.h"
 #include "cli/verb.h"
 
@@ -32,7 +36,57 @@ std::vector<std::unique_ptr<Verb>> make_verb_table() {
   t.push_back(make_returns_verb());
   t.push_back(make_sink_verb());
   t.push_back(make_doctor_verb());
+  t.push_back(make_config_verb());
   return t;
+}
+
+// "--user X" / "--user=X" after the verb: picks a profile's per-user credentials.
+std::string user_given(const std::vector<std::string>& args) {
+  std::string user;
+  for (size_t i = 2; i < args.size(); ++i) {
+    if (args[i] == "--") break;
+    if (args[i] == "--user" && i + 1 < args.size()) user = args[i + 1];
+    if (args[i].rfind("--user=", 0) == 0) user = args[i].substr(7);
+  }
+  return user;
+}
+
+bool asks_help(const std::vector<std::string>& args) {
+  for (const std::string& a : args) {
+    if (a == "--") break;
+    if (a == "-h" || a == "--help" || a == "--version") return true;
+  }
+  return false;
+}
+
+// A parse error about a flag the config file placed names the file, line and key.
+bool report_config_error(const CLI::ParseError& e, const std::vector<ConfigSetting>& settings,
+                         const std::vector<std::string>& given) {
+  const std::string what = e.what();
+  const ConfigSetting* best = nullptr;
+  for (const ConfigSetting& s : settings) {
+    if (std::find(given.begin(), given.end(), s.key) != given.end()) continue;
+    const std::string flag = "--" + s.key;
+    for (size_t at = what.find(flag); at != std::string::npos; at = what.find(flag, at + 1)) {
+      size_t end = at + flag.size();
+      bool whole = end == what.size() ||
+                   !(std::isalnum(static_cast<unsigned char>(what[end])) || what[end] == '-');
+      if (whole && (best == nullptr || s.key.size() > best->key.size())) best = &s;
+    }
+  }
+  if (best == nullptr) return false;
+  std::fprintf(stderr, "smtpblast: %s: key '%s': %s\n", best->source.describe().c_str(),
+               best->key.c_str(), what.c_str());
+  return true;
+}
+
+// A flag given twice takes its last value (scripts append overrides); repeatable flags
+// (--suppress, --field, --dkim-key, ...) keep every value.
+void last_wins(CLI::App& cmd) {
+  for (CLI::Option* o : cmd.get_options()) {
+    if (o->get_items_expected_max() <= 1) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
+  for (CLI::App* sub : cmd.get_subcommands({})) last_wins(*sub);
 }
 
 int run_verb(int argc, char** argv) {
@@ -41,30 +95,94 @@ int run_verb(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   // A file-size limit (ulimit -f) must be a write error the task store reports, not death.
   std::signal(SIGXFSZ, SIG_IGN);
+  auto ca = take_config_args(argc, argv);
+  if (!ca.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", ca.error().message.c_str());
+    return kExitUsage;
+  }
   CLI::App app{
       "smtpblast: send one mailing (a template x a recipient list) as fast as the "
       "receiving side allows, and never lose track of a recipient"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "smtpblast 0.1.0");
+  std::string config_help, profile_help;  // parsed by take_config_args; here for --help
+  app.add_option("--config", config_help,
+                 "read settings from this TOML file (default: ./smtpblast.toml and "
+                 "$XDG_CONFIG_HOME/smtpblast/config.toml, if present); flags win over it");
+  app.add_option("--profile", profile_help,
+                 "use the config file's [profile.NAME] settings (relay, TLS, credentials, "
+                 "limits, DKIM, from)");
+  app.footer(
+      "Every flag of every verb can live in a config file (keys: flag names without dashes); "
+      "`smtpblast config show [VERB] [flags]` prints what a verb would use and why. README: "
+      "\"Config file\".");
 
   std::vector<std::unique_ptr<Verb>> verbs = make_verb_table();
   std::vector<CLI::App*> cmds;
   for (auto& v : verbs) cmds.push_back(v->add(app));
+  last_wins(app);
 
-  if (std::string verb = unknown_verb(argc, argv, app); !verb.empty()) {
+  std::vector<std::string> args = std::move(ca->args);
+  // `config show [VERB] [flags]` parses VERB's flags as VERB would, then prints them.
+  const bool show =
+      args.size() >= 3 && args[1] == "config" && args[2] == "show" && !asks_help(args);
+  if (show) {
+    std::string verb = args.size() > 3 && args[3].rfind("-", 0) != 0 ? args[3] : "send";
+    size_t rest = args.size() > 3 && args[3].rfind("-", 0) != 0 ? 4 : 3;
+    std::vector<std::string> v = {args[0], verb};
+    v.insert(v.end(), args.begin() + static_cast<long>(rest), args.end());
+    args = std::move(v);
+    if (args[1] == "config") {
+      std::fprintf(stderr, "smtpblast: config show: give the verb whose settings to show\n");
+      return kExitUsage;
+    }
+  }
+  std::vector<char*> cargv;
+  for (std::string& a : args) cargv.push_back(a.data());
+  if (std::string verb = unknown_verb(static_cast<int>(cargv.size()), cargv.data(), app);
+      !verb.empty()) {
     std::fprintf(stderr,
                  "smtpblast: unknown command %s (commands: send, import, status, export, reset, "
-                 "check, test, presets, sink, dkim-record, unsub-verify, doctor, returns; "
-                 "smtpblast --help)\n",
+                 "check, test, presets, sink, dkim-record, unsub-verify, doctor, returns, "
+                 "config; smtpblast --help)\n",
                  verb.c_str());
     return kExitUsage;
   }
+  // The config file's settings become flags before the command line's (which win).
+  CLI::App* verb_cmd = nullptr;
+  for (CLI::App* c : cmds) {
+    if (args.size() > 1 && c->get_name() == args[1]) verb_cmd = c;
+  }
+  VerbConfig cfg;
+  std::vector<std::string> given = flags_given(args, 2);
+  if (verb_cmd != nullptr && args[1] != "config" && !asks_help(args)) {
+    auto paths = config_paths(ca->config_path);
+    if (!paths.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", paths.error().message.c_str());
+      return kExitUsage;
+    }
+    auto loaded = load_verb_config(*paths, app, *verb_cmd, ca->profile, user_given(args));
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", loaded.error().message.c_str());
+      return kExitUsage;
+    }
+    cfg = std::move(loaded).value();
+    std::vector<std::string> placed = setting_args(cfg.settings, given);
+    args.insert(args.begin() + 2, placed.begin(), placed.end());
+    cargv.clear();
+    for (std::string& a : args) cargv.push_back(a.data());
+  }
+  if (show) {  // the defaults are shown; a required flag may be left for the real run
+    for (CLI::Option* o : verb_cmd->get_options()) o->capture_default_str()->required(false);
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(cargv.size()), cargv.data());
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0 && report_config_error(e, cfg.settings, given)) return kExitUsage;
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  if (show) return show_config(*verb_cmd, cfg, given);
   for (size_t i = 0; i < verbs.size(); ++i) {
     if (*cmds[i]) return verbs[i]->run();
   }

@@ -152,8 +152,9 @@ class OneShotHost : public PoolHost {
   bool done_ = false;
 };
 
-void run_one(const RelaySetup& relay, const Target& t, OneShotHost& host, bool chunking) {
-  PoolConfig pc = pool_config_for(relay);
+void run_one(const RelaySetup& relay, const Target& t, OneShotHost& host, bool chunking,
+             const Timeouts& timeouts) {
+  PoolConfig pc = pool_config_for(relay, timeouts);
   pc.addrs = t.addrs;
   pc.addr_names = t.hosts;
   pc.name = t.name;
@@ -336,7 +337,7 @@ std::string address_domain(const std::string& address) {
 }
 
 int run_check(const RelaySetup& relay, const std::string& from, const std::string& probe_rcpt,
-              const DirectLookup* direct, const std::string& domain) {
+              const DirectLookup* direct, const std::string& domain, const Timeouts& timeouts) {
   for (const std::string& w : relay.warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
   Target t = relay_target(relay);
   if (direct != nullptr) {
@@ -356,7 +357,7 @@ int run_check(const RelaySetup& relay, const std::string& from, const std::strin
     h.txn.smtputf8 = !is_ascii(from) || !is_ascii(rcpt);
     h.txn.probe = true;
   }
-  run_one(relay, t, h, true);
+  run_one(relay, t, h, true, timeouts);
   print_attempts(t, h);
   // Mail exchangers that were never reached have nothing more to show than the lines above.
   if (!t.direct || !h.transcript.empty()) print_report(t.direct ? std::string() : t.name, h);
@@ -458,7 +459,7 @@ int print_test_message(const std::string& template_path, const std::string& from
 int run_test_message(const RelaySetup& relay, const std::string& template_path,
                      const std::string& from, const std::string& to,
                      const MessageSetup* message, const DirectLookup* direct,
-                     const TestData* data, bool transcript) {
+                     const TestData* data, bool transcript, const Timeouts& timeouts) {
   for (const std::string& w : relay.warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
   std::optional<CompiledTemplate> tpl;
   std::string envelope_from;
@@ -487,7 +488,7 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
   h.txn.body = h.msg.pieces;
   h.txn.body_size = h.msg.size;
   h.txn.eight_bit = h.msg.eight_bit;
-  run_one(relay, t, h, false);
+  run_one(relay, t, h, false, timeouts);
   print_attempts(t, h);
   if (!h.got_outcome) {
     if (!t.direct || !h.transcript.empty()) print_report(t.direct ? std::string() : t.name, h);

@@ -188,11 +188,16 @@ class ProbeVerb : public Verb {
         }
       }
     }
+    auto timeouts = command_timeouts(ro_);
+    if (!timeouts.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", timeouts.error().message.c_str());
+      return 2;
+    }
     const DirectLookup* direct = d.direct ? &lookup.value() : nullptr;
     if (check) {
       // A receiving MX may refuse a sender whose domain does not exist (like localhost).
       if (d.direct && cmd_->count("--from") == 0) from_ = "postmaster@" + relay->helo;
-      return run_check(*relay, from_, probe_rcpt_, direct, domain);
+      return run_check(*relay, from_, probe_rcpt_, direct, domain, *timeouts);
     }
     auto msg = prepare_message_options(msg_);
     if (!msg.ok()) {
@@ -200,7 +205,7 @@ class ProbeVerb : public Verb {
       return 2;
     }
     return run_test_message(*relay, template_, from_, to_, &msg.value(), direct, &*data,
-                            transcript_);
+                            transcript_, *timeouts);
   }
 
  private:

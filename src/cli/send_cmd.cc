@@ -247,6 +247,12 @@ class SendVerb : public Verb {
       return 2;
     }
     mc_.relay = &relay.value();
+    auto timeouts = command_timeouts(ro_);
+    if (!timeouts.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", timeouts.error().message.c_str());
+      return 2;
+    }
+    mc_.timeouts = *timeouts;
     if (!parse_duration_ms(retry_delay_, mc_.retry_delay_ms)) {
       std::fprintf(stderr, "smtpblast: --retry-delay: '%s' is not a duration (e.g. 30s, 2m)\n",
                    retry_delay_.c_str());

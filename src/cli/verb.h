@@ -41,6 +41,8 @@ std::unique_ptr<Verb> make_returns_verb();
 std::unique_ptr<Verb> make_sink_verb();
 // doctor_cmd.cc: takes every flag of send, so it is added after send.
 std::unique_ptr<Verb> make_doctor_verb();
+// config_cmd.cc: `config show` (run by app.cc, which knows the other verbs).
+std::unique_ptr<Verb> make_config_verb();
 
 // --csv-encoding and --csv-delimiter, for send and import (task_cmds.cc).
 void add_csv_options(CLI::App* cmd, std::string& encoding, std::string& delimiter);
