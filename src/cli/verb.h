@@ -22,7 +22,7 @@ class Verb {
   virtual int run() = 0;
 };
 
-// send_cmd.cc
+// send_verb.cc
 std::unique_ptr<Verb> make_send_verb();
 std::unique_ptr<Verb> make_presets_verb();
 // check_cmd.cc: check and test share their relay, direct and preset handling.
