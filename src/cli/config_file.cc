@@ -27,7 +27,8 @@ bool reserved_key(const std::string& key) {
   return key == "help" || key == "version" || key == "config";
 }
 
-enum class Layer { kTop, kVerb, kProfile, kProfileVerb, kUser };
+// kSend...: doctor takes send's command line, so it reads [send] too, below its own [doctor].
+enum class Layer { kTop, kSend, kVerb, kProfile, kProfileSend, kProfileVerb, kUser };
 
 struct Candidate {
   Layer layer;
@@ -272,8 +273,11 @@ class Loader {
     if (const CLI::App* v = verb_named(app_, key); v != nullptr && node.is_table()) {
       const std::string vsection = "[" + prefix + key + "]";
       std::vector<Candidate> saved;
-      const bool mine = v == &verb_;
+      const bool send_for_doctor = verb_.get_name() == "doctor" && key == "send";
+      const bool mine = v == &verb_ || send_for_doctor;
       if (!mine) saved.swap(candidates_);
+      if (send_for_doctor)
+        verb_layer = verb_layer == Layer::kVerb ? Layer::kSend : Layer::kProfileSend;
       Status st = walk_verb_flags(*node.as_table(), *v, verb_layer, vsection);
       if (!mine) candidates_.swap(saved);
       return st;

@@ -50,9 +50,10 @@ struct VerbConfig {
 };
 
 // Reads and checks every file (all sections, all profiles, so a typo shows whatever the verb).
-// Precedence, lowest first: top level, [VERB], [profile.P], [profile.P.VERB],
-// [profile.P.users."USER"] (USER: `user_flag`, else the --user the layers below set); a later
-// file beats an earlier one within a layer. Errors name the file, line and key.
+// Precedence, lowest first: top level, [VERB] (doctor: [send], then [doctor]), [profile.P],
+// [profile.P.VERB], [profile.P.users."USER"] (USER: `user_flag`, else the --user the layers
+// below set); a later file beats an earlier one within a layer. Errors name the file, line
+// and key.
 Result<VerbConfig> load_verb_config(const std::vector<std::string>& paths, const CLI::App& app,
                                     const CLI::App& verb, const std::string& profile_flag,
                                     const std::string& user_flag);

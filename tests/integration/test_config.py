@@ -86,6 +86,10 @@ class ConfigTest(unittest.TestCase):
         got = self.show("check", "--config", cfg)
         self.assertEqual(got["from"], ('"probe@example.test"', f"{cfg}:11 [check]"))
         self.assertEqual(got["tls"], ('"starttls"', f"{cfg}:3"))
+        # doctor takes send's command line, so it reads [send] too.
+        got = self.show("doctor", "--config", cfg)
+        self.assertEqual(got["tls"], ('"none"', f"{cfg}:7 [send]"))
+        self.assertNotIn("connections", got)  # accepted for send's sake, not doctor's setting
         # The relay itself comes from the file: a real mailing through the sink.
         csv = blast.write_csv(self.dir / "r.csv", ("email", "name"),
                               [(f"u{i}@example.test", f"N{i}") for i in range(20)])
