@@ -7,6 +7,7 @@
 #include <cctype>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -89,7 +90,8 @@ void last_wins(CLI::App& cmd) {
   for (CLI::App* sub : cmd.get_subcommands({})) last_wins(*sub);
 }
 
-int run_verb(int argc, char** argv) {
+// `json_mode`: called when a config file turns --json on (the command line's is seen first).
+int run_verb(int argc, char** argv, const std::function<void()>& json_mode) {
   // A peer that closes its end must show up as a write error on that connection, not kill
   // the process.
   std::signal(SIGPIPE, SIG_IGN);
@@ -169,6 +171,7 @@ int run_verb(int argc, char** argv) {
     cfg = std::move(loaded).value();
     std::vector<std::string> placed = setting_args(cfg.settings, given);
     args.insert(args.begin() + 2, placed.begin(), placed.end());
+    if (std::find(placed.begin(), placed.end(), "--json") != placed.end()) json_mode();
     cargv.clear();
     for (std::string& a : args) cargv.push_back(a.data());
   }
@@ -194,10 +197,15 @@ int run_verb(int argc, char** argv) {
 // --json: a verb that failed before printing its own JSON result still answers with one
 // JSON object on stdout (errors keep going to stderr as text too).
 int run_cli(int argc, char** argv) {
-  if (!argv_has(argc, argv, "--json")) return run_verb(argc, argv);
   JsonErrorTee tee;
-  tee.start();
-  int rc = run_verb(argc, argv);
+  bool json = false;
+  auto json_mode = [&] {
+    if (!json) tee.start();
+    json = true;
+  };
+  if (argv_has(argc, argv, "--json")) json_mode();
+  int rc = run_verb(argc, argv, json_mode);
+  if (!json) return rc;
   std::string error = tee.stop();
   if (rc != 0 && !json_printed()) {
     nlohmann::json j;

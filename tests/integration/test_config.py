@@ -7,6 +7,7 @@ timeouts as settings.
 Run: /usr/bin/python3 tests/integration/test_config.py  (as root; see blast.py)
 """
 
+import json
 import os
 import re
 import time
@@ -189,6 +190,14 @@ class ConfigTest(unittest.TestCase):
         p = self.run_sb("config", "show", "--config", self.dir / "missing.toml")
         self.assertEqual(p.returncode, 2)
         self.assertIn("missing.toml: cannot read", p.stderr)
+
+    def test_json_from_the_file_answers_errors_in_json(self):
+        cfg = self.write("c.toml", "[status]\njson = true\n")
+        p = self.run_sb("status", "--config", cfg, "--task", self.dir / "missing.db")
+        self.assertEqual(p.returncode, 2, blast.describe(p))
+        j = json.loads(p.stdout)
+        self.assertEqual((j["ok"], j["exit_code"]), (False, 2))
+        self.assertIn("missing.db", j["error"])
 
     def test_show_redacts_secrets(self):
         cfg = self.write("c.toml", (
