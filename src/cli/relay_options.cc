@@ -117,11 +117,11 @@ void add_relay_options(CLI::App* cmd, RelayOptions& o, bool relay_required) {
       {"--greeting-timeout", &RelayOptions::greeting_timeout, "wait for the greeting (default 5m)"},
       {"--ehlo-timeout", &RelayOptions::ehlo_timeout,
        "wait for the EHLO, STARTTLS and AUTH replies (default 5m)"},
-      {"--mail-timeout", &RelayOptions::mail_timeout, "wait for MAIL's reply (default 5m)"},
+      {"--mail-timeout", &RelayOptions::mail_timeout, "wait for MAIL's (and RSET's, NOOP's) reply (default 5m)"},
       {"--rcpt-timeout", &RelayOptions::rcpt_timeout, "wait for each RCPT's reply (default 5m)"},
       {"--data-timeout", &RelayOptions::data_timeout, "wait for DATA's 354 (default 2m)"},
       {"--dot-timeout", &RelayOptions::dot_timeout,
-       "wait for the reply after the message (end of data, BDAT LAST; default 10m)"},
+       "wait for the reply after the message (end of data, each BDAT; default 10m)"},
       {"--quit-timeout", &RelayOptions::quit_timeout, "wait for QUIT's reply (default 1m)"},
   };
   for (const auto& t : per_command) {
