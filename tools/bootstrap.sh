@@ -36,6 +36,8 @@ packages=(
   libuv1-dev libssl-dev libc-ares-dev libldns-dev libsqlite3-dev
   libcli11-dev libcsv-dev libidn2-dev nlohmann-json3-dev
   libspf2-dev libpsl-dev
+  # the config file (issue 15): a TOML parser that gives line numbers for errors
+  libtomlplusplus-dev
   # returned mail (issue 14): MIME parsing, the classifier's rule set
   libgmime-3.0-dev libre2-dev libcurl4-openssl-dev
   # unit tests and micro-benchmarks

@@ -152,8 +152,9 @@ class OneShotHost : public PoolHost {
   bool done_ = false;
 };
 
-void run_one(const RelaySetup& relay, const Target& t, OneShotHost& host, bool chunking) {
-  PoolConfig pc = pool_config_for(relay);
+void run_one(const RelaySetup& relay, const Target& t, OneShotHost& host, bool chunking,
+             const Timeouts& timeouts) {
+  PoolConfig pc = pool_config_for(relay, timeouts);
   pc.addrs = t.addrs;
   pc.addr_names = t.hosts;
   pc.name = t.name;
@@ -242,8 +243,9 @@ std::string resolve_target(const DirectLookup& d, const std::string& domain, Tar
                       : "; permanent: send would fail these recipients without connecting");
   }
   if (mx.implicit_mx) {
-    std::printf("  no MX records: the domain's own address is its mail exchanger (implicit MX, "
-                "RFC 5321 section 5.1)\n");
+    std::printf(
+        "  no MX records: the domain's own address is its mail exchanger (implicit MX, "
+        "RFC 5321 section 5.1)\n");
   }
   t.direct = true;
   t.domain = mx.domain;
@@ -336,8 +338,9 @@ std::string address_domain(const std::string& address) {
 }
 
 int run_check(const RelaySetup& relay, const std::string& from, const std::string& probe_rcpt,
-              const DirectLookup* direct, const std::string& domain) {
-  for (const std::string& w : relay.warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
+              const DirectLookup* direct, const std::string& domain, const Timeouts& timeouts) {
+  for (const std::string& w : relay.warnings)
+    std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
   Target t = relay_target(relay);
   if (direct != nullptr) {
     int code = 1;
@@ -356,7 +359,7 @@ int run_check(const RelaySetup& relay, const std::string& from, const std::strin
     h.txn.smtputf8 = !is_ascii(from) || !is_ascii(rcpt);
     h.txn.probe = true;
   }
-  run_one(relay, t, h, true);
+  run_one(relay, t, h, true, timeouts);
   print_attempts(t, h);
   // Mail exchangers that were never reached have nothing more to show than the lines above.
   if (!t.direct || !h.transcript.empty()) print_report(t.direct ? std::string() : t.name, h);
@@ -378,8 +381,9 @@ int run_check(const RelaySetup& relay, const std::string& from, const std::strin
     return 1;
   }
   if (!probe_rcpt.empty()) {
-    std::printf("probe:        sender <%s> and recipient <%s> accepted (%d %s); RSET, nothing sent\n",
-                from.c_str(), rcpt.c_str(), h.code, h.reply.c_str());
+    std::printf(
+        "probe:        sender <%s> and recipient <%s> accepted (%d %s); RSET, nothing sent\n",
+        from.c_str(), rcpt.c_str(), h.code, h.reply.c_str());
   }
   std::printf("check passed\n");
   return 0;
@@ -405,14 +409,16 @@ bool render_test(const std::string& template_path, const std::string& from, cons
   if (message != nullptr) apply_message_setup(*message, o.task_key, o);
   auto tpl = CompiledTemplate::compile(*raw, o);
   if (!tpl.ok()) {
-    std::fprintf(stderr, "smtpblast: --template %s: %s\n", template_path.c_str(), tpl.error().message.c_str());
+    std::fprintf(stderr, "smtpblast: --template %s: %s\n", template_path.c_str(),
+                 tpl.error().message.c_str());
     return false;
   }
   static const std::vector<std::string> kNoFields;
   const std::vector<std::string>& names = data != nullptr ? data->names : kNoFields;
   if (auto b = tpl->bind(names); !b.ok()) {
-    std::fprintf(stderr, "smtpblast: --template %s: %s (give --row N with --task or "
-                         "--recipients, or --field name=value)\n",
+    std::fprintf(stderr,
+                 "smtpblast: --template %s: %s (give --row N with --task or "
+                 "--recipients, or --field name=value)\n",
                  template_path.c_str(), b.error().message.c_str());
     return false;
   }
@@ -456,10 +462,11 @@ int print_test_message(const std::string& template_path, const std::string& from
 }
 
 int run_test_message(const RelaySetup& relay, const std::string& template_path,
-                     const std::string& from, const std::string& to,
-                     const MessageSetup* message, const DirectLookup* direct,
-                     const TestData* data, bool transcript) {
-  for (const std::string& w : relay.warnings) std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
+                     const std::string& from, const std::string& to, const MessageSetup* message,
+                     const DirectLookup* direct, const TestData* data, bool transcript,
+                     const Timeouts& timeouts) {
+  for (const std::string& w : relay.warnings)
+    std::fprintf(stderr, "smtpblast: warning: %s\n", w.c_str());
   std::optional<CompiledTemplate> tpl;
   std::string envelope_from;
   OneShotHost h;
@@ -487,13 +494,14 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
   h.txn.body = h.msg.pieces;
   h.txn.body_size = h.msg.size;
   h.txn.eight_bit = h.msg.eight_bit;
-  run_one(relay, t, h, false);
+  run_one(relay, t, h, false, timeouts);
   print_attempts(t, h);
   if (!h.got_outcome) {
     if (!t.direct || !h.transcript.empty()) print_report(t.direct ? std::string() : t.name, h);
     std::printf("test failed at %s: %s\n", h.end_step.empty() ? "tcp" : h.end_step.c_str(),
                 (h.ready ? (!h.end_reason.empty() ? h.end_reason : h.pool_failure)
-                         : unreachable_reason(t, h)).c_str());
+                         : unreachable_reason(t, h))
+                    .c_str());
     // A relay that cannot be used is the setup's problem; mail exchangers that cannot be
     // reached are the destination's (send would retry), unless nothing could cure it.
     // Credentials, TLS or a refused sender: stopped by the relay (5), as send says it.
@@ -501,7 +509,8 @@ int run_test_message(const RelaySetup& relay, const std::string& template_path,
     return h.fatal ? kExitRelay : !h.ready ? 2 : 1;
   }
   if (transcript) print_report(t.direct ? std::string() : t.name, h);
-  std::printf("%s: %d %s\n", h.verdict == Verdict::kSent ? "sent" : "not sent", h.code, h.reply.c_str());
+  std::printf("%s: %d %s\n", h.verdict == Verdict::kSent ? "sent" : "not sent", h.code,
+              h.reply.c_str());
   return h.verdict == Verdict::kSent ? 0 : 1;
 }
 

@@ -13,8 +13,10 @@ namespace sb {
 // `direct`: null for the relay in `relay`. Otherwise `domain`'s MX hosts are looked up (as send
 // --direct does) and the first address that answers is used; `relay` then carries the HELO
 // name, TLS and the connect timeout (prepare_direct).
+// `timeouts`: the per-command reply timeouts (capped by the relay's, cap_timeouts).
 int run_check(const RelaySetup& relay, const std::string& from, const std::string& probe_rcpt,
-              const DirectLookup* direct = nullptr, const std::string& domain = {});
+              const DirectLookup* direct = nullptr, const std::string& domain = {},
+              const Timeouts& timeouts = Timeouts{});
 
 // Sends one message rendered from the template to `to`; prints the final reply. 0 on 2xx.
 // `message`: DKIM signing and List-Unsubscribe, as send would add them (null: none).
@@ -27,7 +29,8 @@ struct TestData;
 int run_test_message(const RelaySetup& relay, const std::string& template_path,
                      const std::string& from, const std::string& to,
                      const MessageSetup* message = nullptr, const DirectLookup* direct = nullptr,
-                     const TestData* data = nullptr, bool transcript = false);
+                     const TestData* data = nullptr, bool transcript = false,
+                     const Timeouts& timeouts = Timeouts{});
 
 // `test --print`: the message as it would be sent (undotted, CRLF) on stdout; nothing is sent.
 // {{email}} is `to`, else the row's address. 0, or 2 when it cannot be rendered.

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/pipeline.h"
+#include "cli/verb.h"
 #include "dns/resolver.h"
 #include "doctor/doctor.h"
 #include "doctor/org_domain.h"
@@ -347,5 +348,23 @@ int run_preflight(DoctorArgs a, const std::string& template_path, const std::str
                rep->count(doctor::Verdict::kFail));
   return 1;
 }
+
+namespace {
+
+// doctor in the verb table: added after send, whose flags it takes.
+class DoctorVerb : public Verb {
+ public:
+  CLI::App* add(CLI::App& app) override {
+    return add_doctor_command(app, *app.get_subcommand("send"), args_);
+  }
+  int run() override { return run_doctor(args_); }
+
+ private:
+  DoctorArgs args_;
+};
+
+}  // namespace
+
+std::unique_ptr<Verb> make_doctor_verb() { return std::make_unique<DoctorVerb>(); }
 
 }  // namespace sb

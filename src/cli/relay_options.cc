@@ -109,6 +109,51 @@ void add_relay_options(CLI::App* cmd, RelayOptions& o, bool relay_required) {
   cmd->add_option("--command-timeout", o.command_timeout,
                   "wait at most this long for any SMTP reply, the greeting included (default: "
                   "RFC 5321's, 5 min per command and 10 min after the message)");
+  // RFC 5321 §4.5.3.2's timeouts, one setting each (a config file's usual place for them).
+  const struct {
+    const char* flag;
+    std::string RelayOptions::*field;
+    const char* help;
+  } per_command[] = {
+      {"--greeting-timeout", &RelayOptions::greeting_timeout, "wait for the greeting (default 5m)"},
+      {"--ehlo-timeout", &RelayOptions::ehlo_timeout,
+       "wait for the EHLO, STARTTLS and AUTH replies (default 5m)"},
+      {"--mail-timeout", &RelayOptions::mail_timeout,
+       "wait for MAIL's (and RSET's, NOOP's) reply (default 5m)"},
+      {"--rcpt-timeout", &RelayOptions::rcpt_timeout, "wait for each RCPT's reply (default 5m)"},
+      {"--data-timeout", &RelayOptions::data_timeout, "wait for DATA's 354 (default 2m)"},
+      {"--dot-timeout", &RelayOptions::dot_timeout,
+       "wait for the reply after the message (end of data, each BDAT; default 10m)"},
+      {"--quit-timeout", &RelayOptions::quit_timeout, "wait for QUIT's reply (default 1m)"},
+  };
+  for (const auto& t : per_command) {
+    cmd->add_option(t.flag, o.*t.field, t.help)->group("SMTP timeouts");
+  }
+}
+
+Result<Timeouts> command_timeouts(const RelayOptions& o) {
+  Timeouts t;
+  const struct {
+    const char* flag;
+    const std::string& value;
+    uint32_t& ms;
+  } per_command[] = {
+      {"--greeting-timeout", o.greeting_timeout, t.greeting},
+      {"--ehlo-timeout", o.ehlo_timeout, t.ehlo},
+      {"--mail-timeout", o.mail_timeout, t.mail},
+      {"--rcpt-timeout", o.rcpt_timeout, t.rcpt},
+      {"--data-timeout", o.data_timeout, t.data},
+      {"--dot-timeout", o.dot_timeout, t.dot},
+      {"--quit-timeout", o.quit_timeout, t.quit},
+  };
+  for (const auto& c : per_command) {
+    if (c.value.empty()) continue;
+    if (!parse_duration_ms(c.value, c.ms) || c.ms == 0) {
+      return make_error(ErrDomain::kConfig, std::string(c.flag) + ": '" + c.value +
+                                                "' is not a duration (e.g. 30s, 5m)");
+    }
+  }
+  return t;
 }
 
 std::string RelayCredentials::secret() const {

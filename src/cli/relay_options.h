@@ -34,6 +34,9 @@ struct RelayOptions {
   std::string helo;
   std::string connect_timeout = "30s";
   std::string command_timeout;  // "" = RFC 5321's per-command timeouts
+  // --greeting-timeout ... --quit-timeout: "" = RFC 5321 §4.5.3.2's for that command.
+  std::string greeting_timeout, ehlo_timeout, mail_timeout, rcpt_timeout, data_timeout,
+      dot_timeout, quit_timeout;
 };
 
 void add_relay_options(CLI::App* cmd, RelayOptions& o, bool relay_required);
@@ -84,6 +87,10 @@ void add_direct_options(CLI::App* cmd, DirectOptions& o, const std::string& dire
 // Errors name the flag.
 Result<DirectLookup> prepare_direct_lookup(const DirectOptions& o, const CLI::App& cmd,
                                            const std::vector<std::string>& also = {});
+
+// The per-command reply timeouts (--greeting-timeout ... --quit-timeout; RFC 5321's where not
+// given). --command-timeout still caps them all (cap_timeouts). Errors name the flag.
+Result<Timeouts> command_timeouts(const RelayOptions& o);
 
 // "30s", "500ms", "2m", "1h" or plain seconds.
 bool parse_duration_ms(const std::string& s, uint32_t& out);
