@@ -17,7 +17,7 @@
 #include "cli/check.h"
 #include "cli/dkim_options.h"
 #include "cli/doctor_cmd.h"
-#include "cli/mailing.h"
+#include "cli/send_cmd.h"
 #include "cli/pipeline.h"
 #include "cli/relay_options.h"
 #include "cli/run_report.h"
@@ -329,7 +329,7 @@ static int run_verb(int argc, char** argv) {
   app.set_version_flag("--version", "smtpblast 0.1.0");
 
   // send
-  MailingConfig mc;
+  RunConfig mc;
   mc.workers = std::max(1u, std::thread::hardware_concurrency());
   std::string retry_delay = "5s";
   bool no_pipelining = false;
@@ -713,7 +713,7 @@ static int run_verb(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: %s\n", msg.error().message.c_str());
       return 2;
     }
-    mc.message = &msg.value();
+    apply_message_setup(msg.value(), mc);
     if (preflight.preflight || !preflight.ips.empty()) {
       int rc = run_preflight(preflight, mc.template_path, mc.from, mc.recipients_path,
                              mc.task_path, ro, send_msg, send_direct, mc.force);
@@ -725,17 +725,17 @@ static int run_verb(int argc, char** argv) {
         return 2;
       }
     }
-    SuppressionList suppress;
+    auto suppress = std::make_shared<SuppressionList>();
     for (const std::string& f : suppress_files) {
-      if (auto r = suppress.load_file(f); !r.ok()) {
+      if (auto r = suppress->load_file(f); !r.ok()) {
         std::fprintf(stderr, "smtpblast: --suppress: %s\n", r.error().message.c_str());
         return 2;
       }
     }
-    mc.suppress = &suppress;
+    mc.suppress = std::move(suppress);
     if (!mc.pickup_dir.empty()) {
       mc.progress = false;
-      return run_mailing(mc);
+      return run_send_command(mc);
     }
     if (mc.wait_daily && mc.throttle.daily_limit == 0) {
       std::fprintf(stderr, "smtpblast: --wait goes with --daily-limit\n");
@@ -750,7 +750,7 @@ static int run_verb(int argc, char** argv) {
       std::fprintf(stderr, "smtpblast: %s\n", relay.error().message.c_str());
       return 2;
     }
-    mc.relay = &relay.value();
+    mc.relay = std::make_shared<const RelaySetup>(std::move(relay).value());
     if (!parse_duration_ms(retry_delay, mc.retry_delay_ms)) {
       std::fprintf(stderr, "smtpblast: --retry-delay: '%s' is not a duration (e.g. 30s, 2m)\n",
                    retry_delay.c_str());
@@ -784,7 +784,7 @@ static int run_verb(int argc, char** argv) {
       }
       pop = std::make_unique<PopRefresher>(pc->first, pc->second);
     }
-    return run_mailing(mc);
+    return run_send_command(mc);
   }
   if (*doctor) return run_doctor(doctor_args);
   if (*unsub_verify) return run_unsub_verify(unsub_args);
