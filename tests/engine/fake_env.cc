@@ -193,6 +193,8 @@ bool FakePool::pump() {
     if (refused) {
       host_.session_ended(dummy_, "");
       if (++failures_ >= std::max<uint32_t>(cfg_.max_connect_failures, 1)) {
+        // As the real pool: it fails only once no connection of it is open.
+        while (sessions_ > 0) end_session();
         failed_ = true;
         host_.pool_failed("connection refused", false);
         return true;
@@ -242,7 +244,9 @@ Harness::Harness(const std::vector<std::string>& emails, HarnessOptions o) : o_(
   dir_ = ::mkdtemp(tmpl);
   std::string csv = "email,name\n";
   for (size_t i = 0; i < emails.size(); ++i) csv += emails[i] + ",n" + std::to_string(i) + "\n";
-  store_ = std::move(TaskStore::open(dir_ + "/task.db", true)).value();
+  store_ = std::move(TaskStore::open(o_.memory_store ? std::string(":memory:") : dir_ + "/task.db",
+                                     true))
+               .value();
   (void)store_->import_csv_buffer(csv, "list.csv");
   TemplateOptions topts;
   topts.default_from = "sender@example.org";

@@ -32,6 +32,7 @@ struct HarnessOptions {
   std::map<std::string, dns::MxStatus> mx;
   std::vector<std::string> suppress;
   uint64_t seed = 1;
+  bool memory_store = false;  // SQLite in memory (fast), not a file in a temp directory
 };
 
 class QueuePort final : public WorkerPort {
