@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "engine/events.h"
 #include "engine/job.h"
 #include "engine/ledger.h"
 #include "store/journal.h"
@@ -46,9 +47,15 @@ struct DailyLimitMsg {
 };
 // --limit: the last message this run may start was started.
 struct LimitMsg {};
+// Something for the user (the resolver's notes on a domain): the coordinator passes it on
+// to the run's events, so workers never print.
+struct NoteMsg {
+  NoteKind kind = NoteKind::kError;
+  std::string text;
+};
 
 using WorkerMsg = std::variant<OutcomesMsg, WantRowsMsg, HandOverMsg, FailedMsg, FinishedMsg,
-                               DailyLimitMsg, LimitMsg>;
+                               DailyLimitMsg, LimitMsg, NoteMsg>;
 
 // ---- coordinator -> worker
 

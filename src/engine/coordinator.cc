@@ -77,6 +77,8 @@ void Coordinator::take(size_t worker, WorkerMsg& m) {
     }
   } else if (std::holds_alternative<LimitMsg>(m)) {
     limit_hit_ = true;
+  } else if (auto* n = std::get_if<NoteMsg>(&m)) {
+    events_.note(n->kind, n->text);
   }
 }
 

@@ -229,9 +229,7 @@ void WorkerEngine::on_mx(const std::string& domain, const dns::MxResult& r) {
   std::vector<Job*> jobs;
   if (!router_.take_waiting(domain, jobs)) return;  // dropped by a stop
   queued_ -= jobs.size();
-  for (const std::string& n : r.notes) {
-    std::fprintf(stderr, "smtpblast: %s: %s\n", domain.c_str(), n.c_str());
-  }
+  for (const std::string& n : r.notes) inbox_.post(index_, NoteMsg{NoteKind::kError, domain + ": " + n});
   if (!r.ok()) {
     for (Job* j : jobs) {
       ++j->run_attempts;
