@@ -154,7 +154,9 @@ void StderrEvents::progress(const ProgressView& p, bool final_line) {
   const uint64_t finished = p.sent + p.failed;
   const uint64_t left = p.todo > finished ? p.todo - finished : 0;
   char eta[32] = "-";
-  if (rate > 0 && left > 0) std::snprintf(eta, sizeof eta, "%.0fs", static_cast<double>(left) / rate);
+  if (rate > 0 && left > 0) {
+    std::snprintf(eta, sizeof eta, "%.0fs", static_cast<double>(left) / rate);
+  }
   if (plain_ && !final_line) {
     // No terminal (cron, CI, a pipe): a whole line at most every 10 s, for a log.
     if (p.seconds - last_plain_s_ < 9.0) return;

@@ -22,7 +22,6 @@ void apply_message_setup(const MessageSetup& s, RunConfig& cfg);
 int lock_task(const std::string& task_path);
 
 // Imports a recipient CSV into a task, printing the report; 0, or 2 on error.
-int import_recipients(TaskStore& store, const std::string& path,
-                      const ImportOptions& options = {});
+int import_recipients(TaskStore& store, const std::string& path, const ImportOptions& options = {});
 
 }  // namespace sb

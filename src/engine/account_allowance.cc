@@ -8,8 +8,12 @@ namespace sb {
 AccountAllowance::AccountAllowance(std::unique_ptr<AccountQuota> quota, std::string key,
                                    uint64_t daily_limit, bool wait_daily, RunShared& shared,
                                    const Clock& clock)
-    : quota_(std::move(quota)), key_(std::move(key)), limit_(daily_limit),
-      wait_daily_(wait_daily), shared_(shared), clock_(clock) {}
+    : quota_(std::move(quota)),
+      key_(std::move(key)),
+      limit_(daily_limit),
+      wait_daily_(wait_daily),
+      shared_(shared),
+      clock_(clock) {}
 
 void AccountAllowance::top_up(bool stopping) {
   // Cleared first, whatever happens next: the coordinator's wait ends while it is set.

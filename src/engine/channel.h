@@ -104,15 +104,15 @@ class CoordinatorInbox {
   template <class Ready>
   void wait_take(uint64_t ms, Ready ready, std::vector<std::pair<size_t, WorkerMsg>>& out) {
     std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait_for(lk, std::chrono::milliseconds(ms), [&] {
-      return pending_outcomes_ >= kWakeOutcomes || has_control_ || ready();
-    });
+    cv_.wait_for(lk, std::chrono::milliseconds(ms),
+                 [&] { return pending_outcomes_ >= kWakeOutcomes || has_control_ || ready(); });
     take_locked(out);
   }
   void take(std::vector<std::pair<size_t, WorkerMsg>>& out) {
     std::lock_guard<std::mutex> g(mu_);
     take_locked(out);
   }
+
  private:
   static constexpr size_t kWakeOutcomes = 4096;
   void take_locked(std::vector<std::pair<size_t, WorkerMsg>>& out) {

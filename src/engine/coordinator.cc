@@ -14,10 +14,21 @@ constexpr size_t kCommitNow = 4096;  // outcomes that are committed without wait
 }  // namespace
 
 Coordinator::Coordinator(Deps d)
-    : cfg_(*d.cfg), store_(*d.store), journal_(*d.journal), ledger_(*d.ledger),
-      planner_(*d.planner), throttle_(*d.throttle), shared_(*d.shared), inbox_(*d.inbox),
-      port_(*d.port), account_(d.account), events_(*d.events), clock_(*d.clock),
-      signals_(d.signals), workers_(d.workers), todo_(d.todo) {
+    : cfg_(*d.cfg),
+      store_(*d.store),
+      journal_(*d.journal),
+      ledger_(*d.ledger),
+      planner_(*d.planner),
+      throttle_(*d.throttle),
+      shared_(*d.shared),
+      inbox_(*d.inbox),
+      port_(*d.port),
+      account_(d.account),
+      events_(*d.events),
+      clock_(*d.clock),
+      signals_(d.signals),
+      workers_(d.workers),
+      todo_(d.todo) {
   t0_ = last_commit_ = last_progress_ = clock_.mono_ms();
 }
 
@@ -145,14 +156,14 @@ void Coordinator::apply_limits_and_signals() {
     time_t t = static_cast<time_t>(daily_resume_at_ / 1000);
     char when[64];
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&t));
-    daily_message_ = std::string("daily limit of ") + std::to_string(cfg_.throttle.daily_limit) +
-                     " recipients reached" +
-                     (daily_by_account_ && account_ != nullptr
-                          ? " for account " + account_->key() +
-                                " (counted across every task of this account)"
-                          : std::string()) +
-                     "; sending may resume at " + when + " (" + iso_utc(daily_resume_at_) +
-                     "; run again then, or give --wait)";
+    daily_message_ =
+        std::string("daily limit of ") + std::to_string(cfg_.throttle.daily_limit) +
+        " recipients reached" +
+        (daily_by_account_ && account_ != nullptr
+             ? " for account " + account_->key() + " (counted across every task of this account)"
+             : std::string()) +
+        "; sending may resume at " + when + " (" + iso_utc(daily_resume_at_) +
+        "; run again then, or give --wait)";
     events_.note(NoteKind::kNotice, "\n" + daily_message_);
     stop_all_new();
   }

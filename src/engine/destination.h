@@ -111,8 +111,8 @@ class Destination final : public PoolHost {
   std::unique_ptr<Throttle> push_;
   std::deque<Job*> ready_;
   std::unique_ptr<EngineTimer> timer_;  // the backoff
-  bool backing_off_ = false;    // waiting out a backoff; its pool has failed
-  uint32_t backoff_level_ = 0;  // failures in a row without a session reaching MAIL
+  bool backing_off_ = false;            // waiting out a backoff; its pool has failed
+  uint32_t backoff_level_ = 0;          // failures in a row without a session reaching MAIL
   bool starved_ = false;
 };
 

@@ -28,7 +28,7 @@ struct Job {
   RenderedMessage msg;
   int64_t rendered_at = 0;  // the render's "now" (Date:), to render the backup copy alike
   Txn txn;
-  uint32_t run_attempts = 0;  // attempts in this run (0: no outcome recorded yet)
+  uint32_t run_attempts = 0;              // attempts in this run (0: no outcome recorded yet)
   RcptStatus last = RcptStatus::kUnsent;  // its latest outcome in this run, when run_attempts > 0
   bool retry = false;
   bool retry_now = false;  // "too many recipients": the next transaction, without a backoff

@@ -7,8 +7,7 @@
 namespace sb {
 
 const char* settle_name(Settle s) {
-  static constexpr const char* kNames[] = {"sent", "failed", "deferred", "suppressed",
-                                           "released"};
+  static constexpr const char* kNames[] = {"sent", "failed", "deferred", "suppressed", "released"};
   static_assert(sizeof kNames / sizeof kNames[0] == kSettleKinds);
   return kNames[static_cast<int>(s)];
 }
@@ -61,9 +60,9 @@ bool Ledger::settle(int64_t id, Settle how) {
   auto it = open_.find(id);
   if (it == open_.end()) {
     bool twice = strict_ && closed_.count(id) != 0;
-    violation("recipient " + std::to_string(id) + (twice ? " settled twice (again as "
-                                                         : " settled (as ") +
-              settle_name(how) + ")" + (twice ? "" : " but never claimed in this run"));
+    violation("recipient " + std::to_string(id) +
+              (twice ? " settled twice (again as " : " settled (as ") + settle_name(how) + ")" +
+              (twice ? "" : " but never claimed in this run"));
     return false;
   }
   open_.erase(it);
@@ -96,7 +95,8 @@ void Ledger::violation(const std::string& what) {
   }
   // Release builds: the store stays the record of truth (a recipient left in flight is
   // claimable by the next run); say so once, not per recipient.
-  if (violations_ == 1) std::fprintf(stderr, "smtpblast: internal error: ledger: %s\n", what.c_str());
+  if (violations_ == 1)
+    std::fprintf(stderr, "smtpblast: internal error: ledger: %s\n", what.c_str());
 }
 
 }  // namespace sb

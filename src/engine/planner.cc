@@ -8,8 +8,7 @@
 
 namespace sb {
 
-Planner::Planner(TaskStore& store, Ledger& ledger, const Clock& clock, RunShared* shared,
-                 Options o)
+Planner::Planner(TaskStore& store, Ledger& ledger, const Clock& clock, RunShared* shared, Options o)
     : store_(store), ledger_(ledger), clock_(clock), shared_(shared), o_(std::move(o)) {
   pending_.resize(o_.workers);
   parked_.assign(o_.workers, false);
@@ -66,8 +65,7 @@ RowsCmd Planner::rows_cmd(std::vector<RecipientRow> rows, bool exhausted) {
 }
 
 void Planner::serve(const std::vector<size_t>& requests, bool stopping,
-                    std::vector<JournalEntry>& out,
-                    std::vector<std::pair<size_t, RowsCmd>>& cmds) {
+                    std::vector<JournalEntry>& out, std::vector<std::pair<size_t, RowsCmd>>& cmds) {
   if (o_.direct) {
     serve_direct(requests, stopping, out, cmds);
   } else {
@@ -113,8 +111,8 @@ void Planner::serve_direct(const std::vector<size_t>& requests, bool stopping,
     for (auto& r : rows) {
       std::string domain = domain_of(r.email);
       auto known = domain_owner_.find(domain);
-      size_t o = known != domain_owner_.end() ? known->second
-                                              : std::hash<std::string>{}(domain) % n;
+      size_t o =
+          known != domain_owner_.end() ? known->second : std::hash<std::string>{}(domain) % n;
       pending_[o].push_back(std::move(r));
       ++pending_total_;
     }

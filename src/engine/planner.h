@@ -60,8 +60,7 @@ class Planner {
   void serve_relay(const std::vector<size_t>& requests, bool stopping,
                    std::vector<JournalEntry>& out, std::vector<std::pair<size_t, RowsCmd>>& cmds);
   void serve_direct(const std::vector<size_t>& requests, bool stopping,
-                    std::vector<JournalEntry>& out,
-                    std::vector<std::pair<size_t, RowsCmd>>& cmds);
+                    std::vector<JournalEntry>& out, std::vector<std::pair<size_t, RowsCmd>>& cmds);
 
   TaskStore& store_;
   Ledger& ledger_;

@@ -56,7 +56,8 @@ void Router::learn_here(const std::string& domain, Destination* d, std::string a
 void Router::learn_elsewhere(const std::string& domain, size_t owner,
                              std::shared_ptr<const dns::MxResult> mx, uint64_t expires_ms) {
   bound();
-  if (expires_ms > 0) routes_[domain] = Route{nullptr, std::string(), expires_ms, owner, std::move(mx)};
+  if (expires_ms > 0)
+    routes_[domain] = Route{nullptr, std::string(), expires_ms, owner, std::move(mx)};
 }
 
 bool Router::wait_for_lookup(const std::string& domain, Job* j) {

@@ -22,18 +22,18 @@ size_t owner_of_route(const std::string& route_key, size_t workers);
 struct RouteDecision {
   enum class Kind { kQueueHere, kHandOver, kLookup };
   Kind kind = Kind::kLookup;
-  Destination* dest = nullptr;     // kQueueHere
-  const std::string* alabel = nullptr;  // kQueueHere: the A-label domain for RCPT TO, or null
-  size_t owner = 0;                // kHandOver
+  Destination* dest = nullptr;              // kQueueHere
+  const std::string* alabel = nullptr;      // kQueueHere: the A-label domain for RCPT TO, or null
+  size_t owner = 0;                         // kHandOver
   std::shared_ptr<const dns::MxResult> mx;  // kHandOver: the answer, for the owner
 };
 
 // Where an MX answer sends a domain's recipients from worker `self` of `workers`.
 struct ResolvedRoute {
-  std::string key;      // the route key (dns::route_key): one destination per key
+  std::string key;  // the route key (dns::route_key): one destination per key
   size_t owner = 0;
-  bool here = false;    // owner == self
-  std::string alabel;   // the A-label domain when the domain is not ASCII (RCPT TO), else ""
+  bool here = false;   // owner == self
+  std::string alabel;  // the A-label domain when the domain is not ASCII (RCPT TO), else ""
 };
 ResolvedRoute resolve_route(const std::string& domain, const dns::MxResult& r, size_t self,
                             size_t workers);

@@ -45,16 +45,17 @@ struct RunConfig {
   ThrottleFlags throttle;   // --rate, --burst, --daily-limit, --block-*, --connect-rate
   bool wait_daily = false;  // --wait: sleep through a reached daily limit instead of stopping
   Timeouts timeouts;
-  uint32_t stop_timeout_ms = 30000;   // --stop-timeout: after a first signal, then abort
-  uint32_t commit_interval_ms = 100;  // --commit-interval: bounds the duplicate window after kill -9
-  uint64_t limit = 0;                 // --limit: messages this run may start (0: no limit)
-  bool reset_errors_after = false;    // --reset-errors-after
+  uint32_t stop_timeout_ms = 30000;  // --stop-timeout: after a first signal, then abort
+  uint32_t commit_interval_ms =
+      100;                          // --commit-interval: bounds the duplicate window after kill -9
+  uint64_t limit = 0;               // --limit: messages this run may start (0: no limit)
+  bool reset_errors_after = false;  // --reset-errors-after
   std::shared_ptr<const SuppressionList> suppress;  // --suppress, loaded; null or empty: none
-  std::string accounting_path;  // --accounting FILE (.csv / .jsonl)
-  std::string backup_dir;       // --backup-dir: an .eml copy of every message sent
-  std::string backup_name;      // --backup-name pattern (default EmlNamer::kDefaultPattern)
-  std::string title;            // --title: {{task_title}} in --backup-name
-  std::string pickup_dir;       // --pickup: write .eml files there instead of SMTP
+  std::string accounting_path;                      // --accounting FILE (.csv / .jsonl)
+  std::string backup_dir;               // --backup-dir: an .eml copy of every message sent
+  std::string backup_name;              // --backup-name pattern (default EmlNamer::kDefaultPattern)
+  std::string title;                    // --title: {{task_title}} in --backup-name
+  std::string pickup_dir;               // --pickup: write .eml files there instead of SMTP
   uint32_t retry_max_ms = 3600 * 1000;  // the longest retry delay (--retry-max)
 
   // --direct: no relay; each recipient goes to its domain's mail exchangers. `relay` then
@@ -66,7 +67,7 @@ struct RunConfig {
 
   // What every message gets (--dkim-*, --unsubscribe-*): copied into the template options.
   std::vector<std::shared_ptr<const DkimSigner>> dkim;
-  UnsubscribeOptions unsubscribe;  // task_id is filled by the run (the task key)
+  UnsubscribeOptions unsubscribe;             // task_id is filled by the run (the task key)
   std::vector<std::string> message_warnings;  // key file modes, short RSA keys, ...
 
   // --return-path 'bounces+{{id}}@b.example': a VERP envelope sender per recipient, signed

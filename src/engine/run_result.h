@@ -2,9 +2,8 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "engine/run_shared.h"
 #include "store/task_store.h"
@@ -25,9 +24,9 @@ struct RunReport {
   bool show_throttle = false;
 
   int exit_code = 0;
-  std::string stopped_by;  // "", "limit", "daily-limit", "account-daily-limit", "signal",
-                           // "relay", "error"
-  std::string error;       // the reason, when stopped_by is relay or error
+  std::string stopped_by;     // "", "limit", "daily-limit", "account-daily-limit", "signal",
+                              // "relay", "error"
+  std::string error;          // the reason, when stopped_by is relay or error
   uint64_t resume_at_ms = 0;  // daily limit: when sending may resume (wall ms)
 
   // The sending account's quota, when the daily limit counts per account.
@@ -40,9 +39,9 @@ struct RunReport {
 struct RunResult {
   // The run never started (a bad task, template, flag or file; already said): this exit code.
   int setup_exit = 0;
-  RunReport rep;  // exit_code and stopped_by are the command line's to fill
-  bool counts_failed = false;   // the task's counts could not be read (already said)
-  bool all_done = false;        // nothing left unsent, deferred, failed or in flight
+  RunReport rep;               // exit_code and stopped_by are the command line's to fill
+  bool counts_failed = false;  // the task's counts could not be read (already said)
+  bool all_done = false;       // nothing left unsent, deferred, failed or in flight
   // Why the run stopped early (the first that applies).
   std::string store_error;      // the task store failed
   std::string account_error;    // the quota store failed

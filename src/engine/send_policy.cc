@@ -174,9 +174,8 @@ SessionHost::Next WorkerEngine::idle_answer() {
     // destination waits for one; otherwise it waits while more recipients may come.
     // (Recipients in transit anywhere may yet be handed to this worker's destinations, soon
     // unless they wait to retry a lookup.)
-    bool more_may_come = !finish_ordered_ &&
-                         (!exhausted_ || router_.lookups_pending() || shared_.in_transit() > 0 ||
-                          retry_soon());
+    bool more_may_come = !finish_ordered_ && (!exhausted_ || router_.lookups_pending() ||
+                                              shared_.in_transit() > 0 || retry_soon());
     if (!starved_.empty() || !more_may_come) {
       maybe_finish();
       return SessionHost::Next::kDone;

@@ -57,7 +57,8 @@ bool SendRun::check_fd_limit() {
       ensure_fd_limit(fds_needed(cfg_.connections, std::min(cfg_.workers, cfg_.connections)));
   if (l.raised) {
     events_.note(NoteKind::kError, "open-file limit raised from " + std::to_string(l.soft_before) +
-                                       " to " + std::to_string(l.soft) + " (ulimit -n) for --connections " +
+                                       " to " + std::to_string(l.soft) +
+                                       " (ulimit -n) for --connections " +
                                        std::to_string(cfg_.connections));
   }
   if (l.fits()) return true;
@@ -280,8 +281,8 @@ RunResult SendRun::finish() {
     res_.backup_failures = journal_->backup_failures();
     res_.backup_error = journal_->backup_error();
   }
-  rep.throttle = throttle_ ? throttle_->snapshot(static_cast<uint64_t>(clock_.wall_ms()))
-                           : ThrottleSnapshot{};
+  rep.throttle =
+      throttle_ ? throttle_->snapshot(static_cast<uint64_t>(clock_.wall_ms())) : ThrottleSnapshot{};
   // Rows with a status this version does not know are not done either (issue 18).
   res_.all_done = c->get(RcptStatus::kUnsent) + c->get(RcptStatus::kDeferred) +
                       c->get(RcptStatus::kFailed) + c->get(RcptStatus::kInFlight) + c->unknown ==

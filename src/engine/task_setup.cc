@@ -23,7 +23,8 @@ int import_recipients(TaskStore& store, const std::string& path, const ImportOpt
     return 2;
   }
   std::string line;
-  if (rep->removed > 0) line += "replaced the list of " + std::to_string(rep->removed) + " recipients; ";
+  if (rep->removed > 0)
+    line += "replaced the list of " + std::to_string(rep->removed) + " recipients; ";
   line += std::string(options.mode == ImportMode::kAppend ? "added" : "imported") + " " +
           std::to_string(rep->imported) + " recipients from " + path;
   if (rep->already_present > 0) {
@@ -49,14 +50,14 @@ void SendRun::not_imported_again() {
   std::string task = display_escape(cfg_.task_path);
   std::string file = display_escape(cfg_.recipients_path);
   if (digest.ok() && digest->has_value() && now.ok() && **digest == *now) {
-    events_.note(NoteKind::kNotice, "task " + task + " already holds its recipient list (imported from " +
-                                        from + ", the same bytes as " + file +
-                                        "); it is not imported again");
+    events_.note(NoteKind::kNotice,
+                 "task " + task + " already holds its recipient list (imported from " + from +
+                     ", the same bytes as " + file + "); it is not imported again");
     return;
   }
   events_.note(NoteKind::kNotice,
-               "task " + task + " already holds its recipient list (imported from " + from +
-                   "); " + file +
+               "task " + task + " already holds its recipient list (imported from " + from + "); " +
+                   file +
                    " differs and is not imported again. To send to it instead while nothing "
                    "was sent: smtpblast import --task " +
                    task + " --recipients " + file +
@@ -73,8 +74,7 @@ int SendRun::prepare() {
   }
   lock_fd_ = *lock;
   std::error_code ec;
-  bool fresh =
-      cfg_.task_path != ":memory:" && !std::filesystem::exists(cfg_.task_path, ec) && !ec;
+  bool fresh = cfg_.task_path != ":memory:" && !std::filesystem::exists(cfg_.task_path, ec) && !ec;
   int rc = prepare_task();
   if (rc != 0 && fresh && (!store_ || !store_->imported())) {
     journal_.reset();
@@ -99,8 +99,8 @@ int SendRun::prepare_task() {
   std::vector<std::string> csv_fields;
   if (!store_->imported()) {
     if (cfg_.recipients_path.empty()) {
-      events_.note(NoteKind::kError, "task " + cfg_.task_path +
-                                         " has no recipients yet: give --recipients FILE");
+      events_.note(NoteKind::kError,
+                   "task " + cfg_.task_path + " has no recipients yet: give --recipients FILE");
       return 2;
     }
     auto f = TaskStore::read_csv_fields(cfg_.recipients_path, cfg_.csv);
@@ -112,8 +112,7 @@ int SendRun::prepare_task() {
   } else if (!cfg_.recipients_path.empty()) {
     not_imported_again();
   }
-  const std::vector<std::string>& fields =
-      store_->imported() ? store_->field_names() : csv_fields;
+  const std::vector<std::string>& fields = store_->imported() ? store_->field_names() : csv_fields;
 
   auto raw = read_whole_file(cfg_.template_path);  // says why: missing, a directory, ...
   if (!raw.ok()) {
@@ -232,7 +231,8 @@ int SendRun::prepare_task() {
       return rc;
     }
     if (store_->field_names() != fields) {  // the file changed under us since its header
-      events_.note(NoteKind::kError, cfg_.recipients_path + " changed while it was read; run again");
+      events_.note(NoteKind::kError,
+                   cfg_.recipients_path + " changed while it was read; run again");
       return 2;
     }
   }

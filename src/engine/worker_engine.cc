@@ -20,10 +20,14 @@ constexpr size_t kDirectQueue = 32768;  // --direct: recipients a worker holds q
 
 Settle settle_of(RcptStatus s) {
   switch (s) {
-    case RcptStatus::kSent: return Settle::kSent;
-    case RcptStatus::kFailed: return Settle::kFailed;
-    case RcptStatus::kSuppressed: return Settle::kSuppressed;
-    default: return Settle::kDeferred;
+    case RcptStatus::kSent:
+      return Settle::kSent;
+    case RcptStatus::kFailed:
+      return Settle::kFailed;
+    case RcptStatus::kSuppressed:
+      return Settle::kSuppressed;
+    default:
+      return Settle::kDeferred;
   }
 }
 
@@ -49,16 +53,22 @@ void split_peer(std::string_view peer, std::string* ip, uint16_t* port) {
 }
 
 WorkerEngine::WorkerEngine(Deps d)
-    : index_(d.index), workers_(d.workers), env_(*d.env), tpl_(*d.tpl), cfg_(*d.cfg),
-      pcfg_(d.pcfg), throttle_(*d.throttle), shared_(*d.shared), inbox_(*d.inbox),
+    : index_(d.index),
+      workers_(d.workers),
+      env_(*d.env),
+      tpl_(*d.tpl),
+      cfg_(*d.cfg),
+      pcfg_(d.pcfg),
+      throttle_(*d.throttle),
+      shared_(*d.shared),
+      inbox_(*d.inbox),
       rng_(d.seed) {
   budget_ = std::max<uint32_t>(1, pcfg_.connections);
   // One message for several recipients only when every recipient gets the same bytes.
   // (A per-recipient unsubscribe URL makes every message different too.)
   // A VERP return path differs per recipient: one recipient per transaction.
   group_rcpts_ = cfg_.direct && cfg_.max_rcpt_per_txn > 1 && tpl_.placeholders().empty() &&
-                 cfg_.return_path.empty() &&
-                 cfg_.unsubscribe.url.find("{{") == std::string::npos;
+                 cfg_.return_path.empty() && cfg_.unsubscribe.url.find("{{") == std::string::npos;
 }
 
 WorkerEngine::~WorkerEngine() = default;
@@ -229,7 +239,8 @@ void WorkerEngine::on_mx(const std::string& domain, const dns::MxResult& r) {
   std::vector<Job*> jobs;
   if (!router_.take_waiting(domain, jobs)) return;  // dropped by a stop
   queued_ -= jobs.size();
-  for (const std::string& n : r.notes) inbox_.post(index_, NoteMsg{NoteKind::kError, domain + ": " + n});
+  for (const std::string& n : r.notes)
+    inbox_.post(index_, NoteMsg{NoteKind::kError, domain + ": " + n});
   if (!r.ok()) {
     for (Job* j : jobs) {
       ++j->run_attempts;
@@ -330,8 +341,8 @@ Destination& WorkerEngine::destination_for(const std::string& key, const dns::Mx
   p.failover = true;
   // Each address once (at least two tries), then the destination backs off.
   p.max_connect_failures = static_cast<uint32_t>(std::clamp<size_t>(p.addrs.size(), 2, 10));
-  auto d = std::make_unique<Destination>(*this, env_, key, p,
-                                         std::make_unique<Throttle>(shared_.dest_throttle_config()));
+  auto d = std::make_unique<Destination>(
+      *this, env_, key, p, std::make_unique<Throttle>(shared_.dest_throttle_config()));
   Destination& ref = *d;
   dests_.emplace(key, std::move(d));
   ref.start();

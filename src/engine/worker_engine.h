@@ -27,7 +27,7 @@ namespace sb {
 class WorkerEngine final : public DestinationOwner {
  public:
   struct Deps {
-    size_t index = 0;    // this worker, 0 .. workers-1
+    size_t index = 0;  // this worker, 0 .. workers-1
     size_t workers = 1;
     LoopEnv* env = nullptr;
     const CompiledTemplate* tpl = nullptr;
@@ -63,9 +63,7 @@ class WorkerEngine final : public DestinationOwner {
   void release_row(const RecipientRow& row, Obligation& ob);
   void flush_outcomes(bool wake_now);
   // Attempts left in this run: "too many recipients" deferrals do not use one up.
-  bool may_retry(const Job* j) const {
-    return j->run_attempts - j->not_tried < cfg_.max_attempts;
-  }
+  bool may_retry(const Job* j) const { return j->run_attempts - j->not_tried < cfg_.max_attempts; }
   void transit(int64_t n) {
     if (cfg_.direct && n != 0) shared_.add_in_transit(n);
   }
@@ -158,8 +156,8 @@ class WorkerEngine final : public DestinationOwner {
   std::unique_ptr<EngineTimer> poke_timer_;
   uint64_t poke_at_ = 0;  // when poke_timer_ fires (wall ms); 0: not armed
   std::mt19937 rng_;
-  size_t queued_ = 0;  // jobs in destination queues or waiting for DNS
-  DnsStats dns_;       // lookups (resolve calls, one per domain per batch) and hand-overs
+  size_t queued_ = 0;    // jobs in destination queues or waiting for DNS
+  DnsStats dns_;         // lookups (resolve calls, one per domain per batch) and hand-overs
   size_t inflight_ = 0;  // transactions under way
   uint32_t open_conns_ = 0;
   uint64_t render_iter_ = 0;  // the loop time of the iteration render_ns_ counts
@@ -168,10 +166,10 @@ class WorkerEngine final : public DestinationOwner {
   uint32_t budget_ = 1;       // connections this worker may have open at once
   bool group_rcpts_ = false;  // same content for everyone: several RCPTs per transaction
   bool requested_ = false;
-  bool exhausted_ = false;      // no more rows will come
-  bool finish_ordered_ = false; // the coordinator said Finish: the ledger is empty
-  bool finished_ = false;       // FinishedMsg sent
-  bool failed_ = false;         // FailedMsg sent
+  bool exhausted_ = false;       // no more rows will come
+  bool finish_ordered_ = false;  // the coordinator said Finish: the ledger is empty
+  bool finished_ = false;        // FinishedMsg sent
+  bool failed_ = false;          // FailedMsg sent
   bool aborted_ = false;
   bool stopping_ = false;
 };

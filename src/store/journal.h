@@ -38,9 +38,9 @@ struct JournalOptions {
   std::unique_ptr<AccountingLog> accounting;  // --accounting; null: none
   // The accounting log's category column for a refusal (the returns classifier); may be empty.
   std::function<std::string(int code, const std::string& reply)> categorize;
-  std::string backup_dir;            // --backup-dir; "" none
-  std::optional<EmlNamer> namer;     // --backup-name
-  std::string title;                 // {{task_title}}
+  std::string backup_dir;         // --backup-dir; "" none
+  std::optional<EmlNamer> namer;  // --backup-name
+  std::string title;              // {{task_title}}
   // {{subject}} in the name: the Subject of the message as rendered; empty: not used.
   std::function<std::string(std::string_view eml)> subject_of;
   // Warnings for the user (a backup copy or an accounting line could not be written).

@@ -27,8 +27,7 @@ Result<int> acquire_task_lock(const std::string& task_path) {
     if (err == EWOULDBLOCK) {
       std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?");
       while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-      return make_error(ErrDomain::kSys,
-                        "task " + task_path + " is being sent by process " + pid);
+      return make_error(ErrDomain::kSys, "task " + task_path + " is being sent by process " + pid);
     }
     return make_error(ErrDomain::kSys, "cannot lock " + path + ": " + std::strerror(err));
   }

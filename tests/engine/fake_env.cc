@@ -55,7 +55,8 @@ bool FakeLoop::fire_due() {
   for (;;) {
     FakeTimer* due = nullptr;
     for (FakeTimer* t : timers) {
-      if (t->due() != 0 && t->due() <= clock_.mono_ms() && (due == nullptr || t->due() < due->due())) {
+      if (t->due() != 0 && t->due() <= clock_.mono_ms() &&
+          (due == nullptr || t->due() < due->due())) {
         due = t;
       }
     }
@@ -162,12 +163,23 @@ bool FakePool::run_txn(Txn& t) {
       code = 0;
     } else {
       switch (r) {
-        case FakeReply::k421: code = 421; break;
-        case FakeReply::k451: code = 451; break;
-        case FakeReply::k452: code = 452; break;
-        case FakeReply::k550: code = 550; break;
-        case FakeReply::k554: code = 554; break;
-        default: break;
+        case FakeReply::k421:
+          code = 421;
+          break;
+        case FakeReply::k451:
+          code = 451;
+          break;
+        case FakeReply::k452:
+          code = 452;
+          break;
+        case FakeReply::k550:
+          code = 550;
+          break;
+        case FakeReply::k554:
+          code = 554;
+          break;
+        default:
+          break;
       }
       if (code != 250) v = verdict_for(code);
     }
@@ -182,14 +194,15 @@ bool FakePool::pump() {
   if (failed_) return false;
   bool any = false;
   // Open connections while there is work and the host's budget allows.
-  const bool dead = !loop_.plan.dead.empty() && cfg_.name.find(loop_.plan.dead) != std::string::npos;
+  const bool dead =
+      !loop_.plan.dead.empty() && cfg_.name.find(loop_.plan.dead) != std::string::npos;
   while (!stopping_ && sessions_ < cfg_.connections && host_.has_work()) {
     if (!host_.reserve_connection()) break;
     ++connections_opened;
     any = true;
-    const bool refused =
-        dead || (loop_.plan.connect_failure > 0 &&
-                 std::uniform_real_distribution<double>(0, 1)(loop_.rng_) < loop_.plan.connect_failure);
+    const bool refused = dead || (loop_.plan.connect_failure > 0 &&
+                                  std::uniform_real_distribution<double>(0, 1)(loop_.rng_) <
+                                      loop_.plan.connect_failure);
     if (refused) {
       host_.session_ended(dummy_, "");
       if (++failures_ >= std::max<uint32_t>(cfg_.max_connect_failures, 1)) {

@@ -13,16 +13,18 @@ Harness::Harness(const std::vector<std::string>& emails, HarnessOptions o) : o_(
   dir_ = ::mkdtemp(tmpl);
   std::string csv = "email,name\n";
   for (size_t i = 0; i < emails.size(); ++i) csv += emails[i] + ",n" + std::to_string(i) + "\n";
-  store_ = std::move(TaskStore::open(o_.memory_store ? std::string(":memory:") : dir_ + "/task.db",
-                                     true))
+  store_ = std::move(
+               TaskStore::open(o_.memory_store ? std::string(":memory:") : dir_ + "/task.db", true))
                .value();
   (void)store_->import_csv_buffer(csv, "list.csv");
   TemplateOptions topts;
   topts.default_from = "sender@example.org";
-  std::string raw = o_.same_content
-                        ? "From: sender@example.org\r\nSubject: hi\r\n\r\nHello all\r\n"
-                        : "From: sender@example.org\r\nSubject: hi {{name}}\r\n\r\nHello {{name}}\r\n";
-  tpl_ = std::make_unique<CompiledTemplate>(std::move(CompiledTemplate::compile(raw, topts)).value());
+  std::string raw =
+      o_.same_content
+          ? "From: sender@example.org\r\nSubject: hi\r\n\r\nHello all\r\n"
+          : "From: sender@example.org\r\nSubject: hi {{name}}\r\n\r\nHello {{name}}\r\n";
+  tpl_ =
+      std::make_unique<CompiledTemplate>(std::move(CompiledTemplate::compile(raw, topts)).value());
   (void)tpl_->bind(store_->field_names());
   cfg_.from = "sender@example.org";
   cfg_.connections = o_.connections;
@@ -36,7 +38,8 @@ Harness::Harness(const std::vector<std::string>& emails, HarnessOptions o) : o_(
   cfg_.max_rcpt_per_txn = o_.max_rcpt_per_txn;
   cfg_.commit_interval_ms = 100;
   cfg_.stop_timeout_ms = 30000;
-  throttle_ = std::make_unique<SharedThrottle>(std::move(make_throttle_config(cfg_.throttle)).value());
+  throttle_ =
+      std::make_unique<SharedThrottle>(std::move(make_throttle_config(cfg_.throttle)).value());
   shared_ = std::make_unique<RunShared>(cfg_.limit, inbox_);
   ledger_ = std::make_unique<Ledger>(true);
   Planner::Options po;

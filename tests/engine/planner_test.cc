@@ -16,7 +16,8 @@ namespace {
 std::unique_ptr<TaskStore> store_with(size_t n, const std::vector<std::string>& domains) {
   auto s = std::move(TaskStore::open(":memory:", true)).value();
   std::string csv = "email\n";
-  for (size_t i = 0; i < n; ++i) csv += "u" + std::to_string(i) + "@" + domains[i % domains.size()] + "\n";
+  for (size_t i = 0; i < n; ++i)
+    csv += "u" + std::to_string(i) + "@" + domains[i % domains.size()] + "\n";
   EXPECT_TRUE(s->import_csv_buffer(csv, "list.csv").ok());
   return s;
 }
@@ -104,8 +105,8 @@ TEST(Planner, DirectShardsByDomainAndFollowsLearntOwners) {
 }
 
 TEST(Planner, StoppingReleasesWhatItHolds) {
-  auto store = store_with(100, {"a.example", "b.example", "c.example", "d.example",
-                                "e.example", "f.example", "g.example", "h.example"});
+  auto store = store_with(100, {"a.example", "b.example", "c.example", "d.example", "e.example",
+                                "f.example", "g.example", "h.example"});
   Ledger ledger(false);
   FakeClock clock;
   CoordinatorInbox inbox;
@@ -129,11 +130,12 @@ TEST(Planner, StoppingReleasesWhatItHolds) {
   EXPECT_EQ(p.held(), 0u);
   EXPECT_TRUE(ledger.empty());
   EXPECT_EQ(shared.in_transit(), static_cast<int64_t>(given));  // given rows: workers' to settle
-  ASSERT_TRUE(store->record([&] {
-                      std::vector<Outcome> v;
-                      for (auto& e : out) v.push_back(e.out);
-                      return v;
-                    }())
+  ASSERT_TRUE(store
+                  ->record([&] {
+                    std::vector<Outcome> v;
+                    for (auto& e : out) v.push_back(e.out);
+                    return v;
+                  }())
                   .ok());
   auto c = std::move(store->counts(false)).value();
   EXPECT_EQ(c.get(RcptStatus::kInFlight), given);  // the released ones are unsent again

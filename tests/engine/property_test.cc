@@ -6,7 +6,6 @@
 //   SB_PROPERTY_RUNS=N   how many runs (default 1000)
 //   SB_PROPERTY_SEED=S   replay one seed (a failure prints its seed)
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <csignal>
@@ -57,7 +56,8 @@ Run make_run(uint64_t seed) {
   }
   // Replies: 250 mostly, the rest by chance.
   r.o.plan.weights = {static_cast<uint32_t>(4 + pick(20))};
-  for (int i = 1; i < 8; ++i) r.o.plan.weights.push_back(static_cast<uint32_t>(pick(3) == 0 ? pick(4) : 0));
+  for (int i = 1; i < 8; ++i)
+    r.o.plan.weights.push_back(static_cast<uint32_t>(pick(3) == 0 ? pick(4) : 0));
   if (pick(6) == 0) r.o.plan.connect_failure = 0.2;
   const size_t ndomains = 1 + pick(12);
   std::vector<std::string> domains;
@@ -76,7 +76,8 @@ Run make_run(uint64_t seed) {
   }
   if (pick(6) == 0) r.o.suppress = {r.emails[pick(r.emails.size())]};
   if (pick(5) == 0) r.signal_at = static_cast<int>(pick(30));
-  if (r.signal_at >= 0 && pick(2) == 0) r.second_signal_at = r.signal_at + static_cast<int>(pick(30));
+  if (r.signal_at >= 0 && pick(2) == 0)
+    r.second_signal_at = r.signal_at + static_cast<int>(pick(30));
   return r;
 }
 
@@ -95,10 +96,10 @@ std::string check_run(uint64_t seed) {
   }
   if (!h.over()) {
     return "the run never finished (" + std::to_string(h.turns()) + " turns; " +
-           std::to_string(h.ledger().open_count()) + " open, direct " +
-           std::to_string(r.o.direct) + ", workers " + std::to_string(r.o.workers) +
-           ", limit " + std::to_string(r.o.limit) + ", daily " + std::to_string(r.o.daily_limit) +
-           ", signals at " + std::to_string(r.signal_at) + "/" + std::to_string(r.second_signal_at) +
+           std::to_string(h.ledger().open_count()) + " open, direct " + std::to_string(r.o.direct) +
+           ", workers " + std::to_string(r.o.workers) + ", limit " + std::to_string(r.o.limit) +
+           ", daily " + std::to_string(r.o.daily_limit) + ", signals at " +
+           std::to_string(r.signal_at) + "/" + std::to_string(r.second_signal_at) +
            ", finish sent " + std::to_string(h.coordinator().finish_sent()) + ")";
   }
   Ledger& l = h.ledger();
@@ -109,8 +110,8 @@ std::string check_run(uint64_t seed) {
   const uint64_t total = r.emails.size();
   auto want = [&](RcptStatus s, uint64_t n, const char* what) -> std::string {
     if (c.get(s) == n) return "";
-    return std::string(what) + ": the store has " + std::to_string(c.get(s)) + ", the ledger says " +
-           std::to_string(n);
+    return std::string(what) + ": the store has " + std::to_string(c.get(s)) +
+           ", the ledger says " + std::to_string(n);
   };
   for (const std::string& e : {
            want(RcptStatus::kInFlight, 0, "in flight"),
@@ -124,9 +125,9 @@ std::string check_run(uint64_t seed) {
   }
   if (c.total != total) return "the store lost rows";
   if (r.o.limit != 0 && l.settled(Settle::kSent) > r.o.limit) return "--limit exceeded";
-  if (r.o.daily_limit != 0 && l.settled(Settle::kSent) > r.o.daily_limit) return "daily limit exceeded";
-  if (r.signal_at < 0 && r.o.limit == 0 && r.o.daily_limit == 0 &&
-      l.claimed() + 0 != total) {
+  if (r.o.daily_limit != 0 && l.settled(Settle::kSent) > r.o.daily_limit)
+    return "daily limit exceeded";
+  if (r.signal_at < 0 && r.o.limit == 0 && r.o.daily_limit == 0 && l.claimed() + 0 != total) {
     return "a run without a stop left recipients unclaimed";
   }
   return "";

@@ -1,11 +1,10 @@
 // The real engine (real loops, real sockets) against the in-process sink with its faults:
 // the same ledger invariant as the property test, and the store agrees.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <csignal>

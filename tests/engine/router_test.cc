@@ -68,7 +68,10 @@ TEST(Router, OneLookupPerDomainWhateverTheNumberOfWaiters) {
 
 TEST(ResolveRoute, OwnerIsStableAndIdnDomainsGetTheirALabel) {
   dns::MxResult r = answer("xn--bcher-kva.example", "mx.example", 1);
-  ResolvedRoute a = resolve_route("b\xc3\xbc" "cher.example", r, 0, 4);
+  ResolvedRoute a = resolve_route(
+      "b\xc3\xbc"
+      "cher.example",
+      r, 0, 4);
   ResolvedRoute b = resolve_route("other.example", r, 0, 4);
   EXPECT_EQ(a.key, b.key);  // one MX set: one destination, one owner
   EXPECT_EQ(a.owner, b.owner);
@@ -76,7 +79,10 @@ TEST(ResolveRoute, OwnerIsStableAndIdnDomainsGetTheirALabel) {
   EXPECT_EQ(a.here, a.owner == 0);
   EXPECT_EQ(a.alabel, "xn--bcher-kva.example");
   EXPECT_EQ(b.alabel, "");
-  EXPECT_EQ(with_domain("user@b\xc3\xbc" "cher.example", a.alabel), "user@xn--bcher-kva.example");
+  EXPECT_EQ(with_domain("user@b\xc3\xbc"
+                        "cher.example",
+                        a.alabel),
+            "user@xn--bcher-kva.example");
 }
 
 }  // namespace

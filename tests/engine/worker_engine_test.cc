@@ -9,7 +9,8 @@ namespace {
 
 std::vector<std::string> emails(size_t n, const std::vector<std::string>& domains) {
   std::vector<std::string> v;
-  for (size_t i = 0; i < n; ++i) v.push_back("u" + std::to_string(i) + "@" + domains[i % domains.size()]);
+  for (size_t i = 0; i < n; ++i)
+    v.push_back("u" + std::to_string(i) + "@" + domains[i % domains.size()]);
   return v;
 }
 
