@@ -13,8 +13,7 @@ import signal
 import time
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
 
 N = 20000
 KILLS = 20
