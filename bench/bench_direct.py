@@ -96,7 +96,7 @@ def one_run(mode, work, tpl, csv, port, dns, sinks, conns, count):
             sp.stop()
     if p.returncode != 0:
         raise RuntimeError(f"{mode} run failed rc={p.returncode}\n{p.stderr[-3000:]}")
-    m = re.search(r"this run: (\d+) sent", p.stderr)
+    m = re.search(r"this run: (\d+) (?:recipients )?sent", p.stderr)
     sent = int(m.group(1)) if m else 0
     if sent != count:
         raise RuntimeError(f"{mode}: {sent} of {count} sent\n{p.stderr[-3000:]}")
