@@ -13,8 +13,7 @@ import signal
 import time
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
 
 N = 20000
 KILLS = 20
@@ -36,6 +35,8 @@ TEMPLATE = (b"From: Blast <sender@example.test>\n"
 class CrashTest(unittest.TestCase):
     def test_kill9_resume_until_done(self):
         seed = int(os.environ.get("SMTPBLAST_CRASH_SEED", str(int(time.time()))))
+        # Printed first, so a failing run can be replayed: SMTPBLAST_CRASH_SEED=<seed>.
+        print(f"\ncrash test: seed {seed}", flush=True)
         rng = random.Random(seed)
         with blast.Workdir() as d:
             tpl = d / "m.eml"
