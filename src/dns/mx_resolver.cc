@@ -8,6 +8,7 @@
 #include <climits>
 #include <random>
 
+#include "base/text.h"
 #include "loop/worker.h"
 
 namespace sb::dns {
@@ -41,15 +42,6 @@ struct MxResolver::Job {
   size_t outstanding = 0;
 };
 
-namespace {
-
-bool is_ascii(std::string_view s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-}
-
-}  // namespace
-
 Result<std::string> normalise_domain(std::string_view domain) {
   auto fail = [&](const std::string& why) {
     return make_error(ErrDomain::kInput,
@@ -59,10 +51,7 @@ Result<std::string> normalise_domain(std::string_view domain) {
   if (!d.empty() && d.back() == '.') d.remove_suffix(1);
   if (d.empty()) return fail("empty");
   std::string ascii;
-  std::string lower(d);
-  for (char& c : lower) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  std::string lower = lower_ascii(d);
   // Plain LDH names skip libidn2: it would reject some legal host names (underscores, "--" in
   // positions 3–4) that are not IDNs at all. "xn--" labels are IDNs and are checked.
   if (is_ascii(lower) && lower.find("xn--") == std::string::npos) {

@@ -38,6 +38,15 @@ TEST(Text, Iequals) {
   EXPECT_FALSE(iequals("\xC3\x89", "\xC3\xA9"));  // É and é: no case folding above ASCII
 }
 
+TEST(Text, Icontains) {
+  EXPECT_TRUE(icontains("452 4.5.3 Daily Message QUOTA exceeded", "daily message quota"));
+  EXPECT_TRUE(icontains("abc", ""));
+  EXPECT_TRUE(icontains("ThrottLED", "throttl"));
+  EXPECT_FALSE(icontains("", "a"));
+  EXPECT_FALSE(icontains("permanent", "permanent error"));
+  EXPECT_FALSE(icontains("[x]", "{X}"));
+}
+
 TEST(Text, DomainOf) {
   struct Case {
     const char* address;
