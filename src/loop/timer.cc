@@ -16,6 +16,8 @@ Timer::Timer(uv_loop_s* loop) : h_(new Handle) {
   h_->t.data = h_;
 }
 
+Timer::Timer(uv_loop_s* loop, std::function<void()> cb) : Timer(loop) { h_->cb = std::move(cb); }
+
 Timer::~Timer() {
   uv_timer_stop(&h_->t);
   h_->cb = nullptr;
