@@ -39,9 +39,8 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 bool icontains(std::string_view hay, std::string_view needle) {
-  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
-           return lower_ascii(a) == lower_ascii(b);
-         }) != hay.end();
+  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
+                     [](char a, char b) { return lower_ascii(a) == lower_ascii(b); }) != hay.end();
 }
 
 std::string domain_of(std::string_view address) {

@@ -26,7 +26,7 @@ struct MxResult {
   std::string message;  // for kPermanent/kTemporary: what a user (or a DSN) should read
   // Usable exchangers, preference ascending; equal preferences in random order.
   std::vector<MailExchanger> hosts;
-  bool implicit_mx = false;        // no MX records: the domain's own address (RFC 5321 §5.1)
+  bool implicit_mx = false;  // no MX records: the domain's own address (RFC 5321 §5.1)
   // Clock ms (MxResolverOptions::clock) until which this answer may be used; 0: not cached.
   uint64_t expires_ms = 0;
   std::vector<std::string> notes;  // CNAMEs followed, hosts skipped (for the log)
@@ -49,8 +49,8 @@ uint32_t clamp_ttl(std::optional<uint32_t> ttl, bool negative, const TtlLimits& 
 // final result (NXDOMAIN, null MX, a server error).
 struct MxPlan {
   MxStatus status = MxStatus::kOk;
-  std::string message;     // for kPermanent/kTemporary
-  uint32_t ttl_s = 0;      // the MX answer's clamped TTL, or how long to keep the failure
+  std::string message;  // for kPermanent/kTemporary
+  uint32_t ttl_s = 0;   // the MX answer's clamped TTL, or how long to keep the failure
   bool implicit_mx = false;
   // Preference ascending, then name; each host once (its lowest preference), at most
   // max_hosts, no null MX. Addresses not filled in.

@@ -38,9 +38,9 @@ TEST(MxPolicy, ClampTtl) {
     uint32_t want;
   };
   const Case cases[] = {
-      {300, false, 300},       {0, false, 5},          {4, false, 5},
-      {86400, false, 86400},   {999999, false, 86400}, {std::nullopt, false, 5},
-      {20, true, 20},          {7200, true, 3600},     {std::nullopt, true, 5},  // no SOA
+      {300, false, 300},     {0, false, 5},          {4, false, 5},
+      {86400, false, 86400}, {999999, false, 86400}, {std::nullopt, false, 5},
+      {20, true, 20},        {7200, true, 3600},     {std::nullopt, true, 5},  // no SOA
       {1, true, 5},
   };
   for (const Case& c : cases) {
@@ -166,19 +166,46 @@ TEST(MxPolicy, SettleClassifiesWhatTheAddressLookupsFound) {
     const char* message;
   };
   const std::vector<Case> cases = {
-      {"all resolve", {host(S::kOk, 100), host(S::kOk, 50)}, false, AddressFamilies::kBoth,
-       MxStatus::kOk, 2, 50, ""},
-      {"one skipped", {host(S::kNone, 30, "A a.test: no record"), host(S::kOk, 100)}, false,
-       AddressFamilies::kBoth, MxStatus::kOk, 1, 30, ""},
+      {"all resolve",
+       {host(S::kOk, 100), host(S::kOk, 50)},
+       false,
+       AddressFamilies::kBoth,
+       MxStatus::kOk,
+       2,
+       50,
+       ""},
+      {"one skipped",
+       {host(S::kNone, 30, "A a.test: no record"), host(S::kOk, 100)},
+       false,
+       AddressFamilies::kBoth,
+       MxStatus::kOk,
+       1,
+       30,
+       ""},
       {"a temporary failure wins over none",
-       {host(S::kNone, 30, "x"), host(S::kTemporary, 5, "y")}, false, AddressFamilies::kBoth,
-       MxStatus::kTemporary, 0, 7, "no MX host could be resolved: x; y"},
-      {"none anywhere is permanent", {host(S::kNone, 30, "x"), host(S::kNone, 40, "y")}, false,
-       AddressFamilies::kBoth, MxStatus::kPermanent, 0, 30,
+       {host(S::kNone, 30, "x"), host(S::kTemporary, 5, "y")},
+       false,
+       AddressFamilies::kBoth,
+       MxStatus::kTemporary,
+       0,
+       7,
+       "no MX host could be resolved: x; y"},
+      {"none anywhere is permanent",
+       {host(S::kNone, 30, "x"), host(S::kNone, 40, "y")},
+       false,
+       AddressFamilies::kBoth,
+       MxStatus::kPermanent,
+       0,
+       30,
        "no MX host of example.test has an address: x; y"},
       {"our family restriction is never a bounce",
-       {host(S::kNone, 30, "x"), host(S::kNone, 40, "y")}, false, AddressFamilies::kIpv6Only,
-       MxStatus::kTemporary, 0, 30, "no IPv6 address for any MX host: x; y"},
+       {host(S::kNone, 30, "x"), host(S::kNone, 40, "y")},
+       false,
+       AddressFamilies::kIpv6Only,
+       MxStatus::kTemporary,
+       0,
+       30,
+       "no IPv6 address for any MX host: x; y"},
   };
   for (const Case& c : cases) {
     MxResult res;
@@ -199,8 +226,8 @@ TEST(MxPolicy, SettleImplicitMx) {
   MxResult res;
   res.domain = "example.test";
   res.implicit_mx = true;
-  settle_mx(res, self, {host(S::kNone, 30, "A example.test: NXDOMAIN")}, 60,
-            AddressFamilies::kBoth, l);
+  settle_mx(res, self, {host(S::kNone, 30, "A example.test: NXDOMAIN")}, 60, AddressFamilies::kBoth,
+            l);
   EXPECT_EQ(res.status, MxStatus::kPermanent);
   EXPECT_EQ(res.message, "no MX and no address for example.test");
   EXPECT_TRUE(res.notes.empty());  // no "MX host skipped" for the domain itself
@@ -211,7 +238,8 @@ TEST(MxPolicy, SettleImplicitMx) {
   settle_mx(v4, self, {host(S::kNone, 30, "A example.test: no record")}, 60,
             AddressFamilies::kIpv4Only, l);
   EXPECT_EQ(v4.status, MxStatus::kTemporary);
-  EXPECT_EQ(v4.message, "no IPv4 address for the domain (no MX records): A example.test: no record");
+  EXPECT_EQ(v4.message,
+            "no IPv4 address for the domain (no MX records): A example.test: no record");
 
   MxResult ok;
   ok.domain = "example.test";
@@ -223,8 +251,8 @@ TEST(MxPolicy, SettleImplicitMx) {
 }
 
 TEST(MxPolicy, ShuffleKeepsPreferenceGroupsAndReachesEveryOrder) {
-  std::vector<MailExchanger> base = {
-      {"a", 10, {}}, {"b", 10, {}}, {"c", 10, {}}, {"d", 20, {}}, {"e", 30, {}}, {"f", 30, {}}};
+  std::vector<MailExchanger> base = {{"a", 10, {}}, {"b", 10, {}}, {"c", 10, {}},
+                                     {"d", 20, {}}, {"e", 30, {}}, {"f", 30, {}}};
   std::set<std::string> seen_first_group;
   uint64_t seed = 1;
   std::function<uint64_t()> rnd = [&seed] {

@@ -45,9 +45,12 @@ TEST_F(TimerTest, FiresOnce) {
 TEST_F(TimerTest, RepeatsUntilStopped) {
   Timer t(&loop_);
   int fired = 0;
-  t.start(1, [&] {
-    if (++fired == 3) t.stop();
-  }, 1);
+  t.start(
+      1,
+      [&] {
+        if (++fired == 3) t.stop();
+      },
+      1);
   run();
   EXPECT_EQ(fired, 3);
   EXPECT_FALSE(t.active());
@@ -128,10 +131,13 @@ TEST_F(TimerTest, DestroyedInsideItsOwnCallback) {
   int after = 0;
   auto t = std::make_unique<Timer>(&loop_);
   std::string capture(300, 'z');  // heap-stored closure
-  t->start(1, [&, capture] {
-    t.reset();
-    after = static_cast<int>(capture.size());  // the closure is still alive here
-  }, 1);
+  t->start(
+      1,
+      [&, capture] {
+        t.reset();
+        after = static_cast<int>(capture.size());  // the closure is still alive here
+      },
+      1);
   run();
   EXPECT_EQ(after, 300);
 }
