@@ -18,16 +18,11 @@
 #include "loop/worker.h"
 #include "message/template.h"
 #include "smtp/pool.h"
-#include "store/read_file.h"
+#include "base/text.h"
 
 namespace sb {
 
 namespace {
-
-bool is_ascii(std::string_view s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-}
 
 // Where the one connection goes: the relay's addresses, or a domain's MX hosts' addresses in
 // preference order, tried in turn as send --direct does.
@@ -398,7 +393,7 @@ bool render_test(const std::string& template_path, const std::string& from, cons
                  const MessageSetup* message, const TestData* data, bool dot_stuff,
                  std::optional<CompiledTemplate>& tpl_out, RenderedMessage& out,
                  std::string& envelope_from) {
-  auto raw = read_whole_file(template_path);  // says why: missing, a directory, permission
+  auto raw = read_file(template_path);  // says why: missing, a directory, permission
   if (!raw.ok()) {
     std::fprintf(stderr, "smtpblast: --template: %s\n", raw.error().message.c_str());
     return false;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/direct_lookup.h"
+#include "engine/direct_lookup.h"
 #include "base/result.h"
 #include "smtp/relay_setup.h"
 #include "smtp/session.h"

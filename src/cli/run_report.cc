@@ -7,7 +7,7 @@
 #include <ctime>
 
 #include "cli/pipeline.h"
-#include "loop/display_text.h"
+#include "base/display_text.h"
 #include "store/account_quota.h"
 
 namespace sb {

@@ -13,7 +13,7 @@
 #include "cli/pipeline.h"
 #include "cli/run_report.h"
 #include "cli/verb.h"
-#include "base/ascii.h"
+#include "base/text.h"
 #include "base/display_text.h"
 #include "store/accounting.h"
 #include "store/csv_reader.h"
@@ -64,7 +64,7 @@ std::string result_column_prefix(const std::vector<std::string>& fields) {
   for (;;) {
     bool clash = false;
     for (const char* r : {"status", "code", "reply"}) {
-      for (const std::string& f : fields) clash = clash || iequals_ascii(f, prefix + r);
+      for (const std::string& f : fields) clash = clash || iequals(f, prefix + r);
     }
     if (!clash) return prefix;
     prefix += "smtpblast_";

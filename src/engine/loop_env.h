@@ -10,7 +10,7 @@
 #include "base/clock.h"
 #include "dns/mx_resolver.h"
 #include "engine/direct_lookup.h"
-#include "loop/result.h"
+#include "base/result.h"
 #include "smtp/pool.h"
 
 struct uv_loop_s;

@@ -4,13 +4,13 @@
 #include <random>
 
 #include "engine/send_run.h"
-#include "loop/display_text.h"
+#include "base/display_text.h"
 #include "message/dkim.h"
 #include "message/rendered_header.h"
 #include "returns/classify.h"
 #include "returns/task_keys.h"
 #include "store/account_quota.h"
-#include "store/read_file.h"
+#include "base/text.h"
 #include "store/task_lock.h"
 
 namespace sb {
@@ -114,7 +114,7 @@ int SendRun::prepare_task() {
   }
   const std::vector<std::string>& fields = store_->imported() ? store_->field_names() : csv_fields;
 
-  auto raw = read_whole_file(cfg_.template_path);  // says why: missing, a directory, ...
+  auto raw = read_file(cfg_.template_path);  // says why: missing, a directory, ...
   if (!raw.ok()) {
     events_.note(NoteKind::kError, "--template: " + raw.error().message);
     return 2;

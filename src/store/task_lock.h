@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "loop/result.h"
+#include "base/result.h"
 
 namespace sb {
 

@@ -1,5 +1,5 @@
 // rendered_header: the Subject a backup file is named after, unfolded and decoded.
-#include "cli/rendered_header.h"
+#include "message/rendered_header.h"
 
 #include <gtest/gtest.h>
 

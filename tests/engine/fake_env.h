@@ -14,7 +14,7 @@
 
 #include "base/clock.h"
 #include "engine/loop_env.h"
-#include "loop/outbox.h"
+#include "base/outbox.h"
 #include "smtp/pool.h"
 #include "smtp/session.h"
 

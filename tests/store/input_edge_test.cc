@@ -14,7 +14,7 @@
 
 #include "store/accounting.h"
 #include "store/eml_files.h"
-#include "store/read_file.h"
+#include "base/text.h"
 #include "store/task_store.h"
 #include "store/temp_dir.h"
 
@@ -299,13 +299,13 @@ TEST_F(InputEdgeTest, ReadOnlyOpenAfterAWriterWasKilledMidTransaction) {
 
 // Issue 18: an unreadable template said only "cannot read".
 TEST_F(InputEdgeTest, ReadWholeFileSaysWhy) {
-  auto missing = read_whole_file(dir_.file("none.eml"));
+  auto missing = read_file(dir_.file("none.eml"));
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().message, "cannot read " + dir_.file("none.eml") + ": no such file");
-  auto dir = read_whole_file(dir_.path().string());
+  auto dir = read_file(dir_.path().string());
   ASSERT_FALSE(dir.ok());
   EXPECT_THAT(dir.error().message, HasSubstr("it is a directory"));
-  auto ok = read_whole_file(dir_.write("t.eml", "Subject: x\n\nbody\n"));
+  auto ok = read_file(dir_.write("t.eml", "Subject: x\n\nbody\n"));
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(*ok, "Subject: x\n\nbody\n");
 }
