@@ -51,8 +51,10 @@ class Outbox {
   // Appends o's slices, copying its owned bytes and keeping its references.
   void append_from(const Outbox& o) {
     for (const Slice& s : o.slices_) {
-      if (s.ext) append_ref(std::string_view(s.ext, s.len));
-      else append(std::string_view(o.owned_.data() + s.off, s.len));
+      if (s.ext)
+        append_ref(std::string_view(s.ext, s.len));
+      else
+        append(std::string_view(o.owned_.data() + s.off, s.len));
     }
   }
   // Everything as one string (tests, TLS).

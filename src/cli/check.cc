@@ -11,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+#include "base/text.h"
 #include "cli/dkim_options.h"
 #include "cli/pipeline.h"
 #include "cli/test_data.h"
@@ -18,7 +19,6 @@
 #include "loop/worker.h"
 #include "message/template.h"
 #include "smtp/pool.h"
-#include "base/text.h"
 
 namespace sb {
 

@@ -34,7 +34,7 @@ struct MessageSetup {
   std::vector<std::shared_ptr<const DkimSigner>> dkim;
   std::string unsubscribe_url;
   std::string unsubscribe_mailto;
-  std::string unsubscribe_secret;  // never printed, logged or stored in the task
+  std::string unsubscribe_secret;     // never printed, logged or stored in the task
   std::vector<std::string> warnings;  // key file modes, short RSA keys, ...
 };
 

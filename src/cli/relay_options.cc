@@ -57,7 +57,8 @@ Result<std::string> read_secret_file(const std::string& path, const char* flag,
   std::string line;
   std::getline(f, line);
   while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
-  if (line.empty()) return make_error(ErrDomain::kConfig, std::string(flag) + ": " + path + " is empty");
+  if (line.empty())
+    return make_error(ErrDomain::kConfig, std::string(flag) + ": " + path + " is empty");
   struct stat st {};
   if (warnings != nullptr && ::stat(path.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
     warnings->push_back(std::string(flag) + ": " + path +
@@ -72,8 +73,11 @@ bool parse_duration_ms(const std::string& s, uint32_t& out) {
   char* end = nullptr;
   double v = std::strtod(s.c_str(), &end);
   std::string unit(end);
-  double mult = unit.empty() || unit == "s" ? 1000 : unit == "ms" ? 1 : unit == "m" ? 60000
-                : unit == "h" ? 3600000 : -1;
+  double mult = unit.empty() || unit == "s" ? 1000
+                : unit == "ms"              ? 1
+                : unit == "m"               ? 60000
+                : unit == "h"               ? 3600000
+                                            : -1;
   if (end == s.c_str() || mult < 0 || v < 0) return false;
   out = static_cast<uint32_t>(v * mult);
   return true;
@@ -87,7 +91,8 @@ void add_relay_options(CLI::App* cmd, RelayOptions& o, bool relay_required) {
       ->check(CLI::IsMember({"starttls", "implicit", "opportunistic", "none"}));
   cmd->add_option("--ca-file", o.ca_file, "also trust the CAs in this PEM file")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--tls-verify", o.tls_verify, "yes (default) or no: check the relay's certificate")
+  cmd->add_option("--tls-verify", o.tls_verify,
+                  "yes (default) or no: check the relay's certificate")
       ->check(CLI::IsMember({"yes", "no"}));
   cmd->add_flag("--no-tls-resumption", o.no_resumption,
                 "do a full TLS handshake on every connection (for measurements)");
@@ -103,7 +108,8 @@ void add_relay_options(CLI::App* cmd, RelayOptions& o, bool relay_required) {
       ->check(CLI::IsMember({"auto", "plain", "login", "xoauth2"}));
   cmd->add_flag("--allow-plaintext-auth", o.allow_plaintext_auth,
                 "allow AUTH over an unencrypted connection");
-  cmd->add_option("--password", o.password_on_argv, "refused: use --password-file or SMTPBLAST_PASSWORD");
+  cmd->add_option("--password", o.password_on_argv,
+                  "refused: use --password-file or SMTPBLAST_PASSWORD");
   cmd->add_option("--helo", o.helo, "name sent with EHLO (default: this host's name)");
   cmd->add_option("--connect-timeout", o.connect_timeout, "TCP connect timeout");
   cmd->add_option("--command-timeout", o.command_timeout,
@@ -209,7 +215,8 @@ bool RelayCredentials::refresh(std::string* error) {
 Result<std::unique_ptr<RelayCredentials>> RelayCredentials::load(const RelayOptions& o) {
   auto c = std::make_unique<RelayCredentials>();
   c->user_ = o.user;
-  int sources = (!o.password_file.empty()) + (!o.oauth_token_file.empty()) + (!o.oauth_token_cmd.empty());
+  int sources =
+      (!o.password_file.empty()) + (!o.oauth_token_file.empty()) + (!o.oauth_token_cmd.empty());
   if (sources > 1) {
     return make_error(ErrDomain::kConfig,
                       "give one of --password-file, --oauth-token-file, --oauth-token-cmd");
@@ -257,7 +264,8 @@ Status make_tls_context(const RelayOptions& o, RelaySetup& s, const std::string&
 
 Status parse_connect_timeout(const RelayOptions& o, RelaySetup& s) {
   if (!parse_duration_ms(o.connect_timeout, s.connect_timeout_ms) || s.connect_timeout_ms == 0) {
-    return make_error(ErrDomain::kConfig, "--connect-timeout: '" + o.connect_timeout + "' is not a duration");
+    return make_error(ErrDomain::kConfig,
+                      "--connect-timeout: '" + o.connect_timeout + "' is not a duration");
   }
   if (!o.command_timeout.empty() &&
       (!parse_duration_ms(o.command_timeout, s.command_timeout_ms) || s.command_timeout_ms == 0)) {
@@ -289,7 +297,8 @@ Result<RelaySetup> prepare_relay(const RelayOptions& o) {
   hints.ai_family = AF_UNSPEC;
   addrinfo* res = nullptr;
   if (int rc = getaddrinfo(s.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-    return make_error(ErrDomain::kConfig, "--relay: cannot resolve '" + s.host + "': " + gai_strerror(rc));
+    return make_error(ErrDomain::kConfig,
+                      "--relay: cannot resolve '" + s.host + "': " + gai_strerror(rc));
   }
   for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
     sockaddr_storage ss{};
@@ -299,25 +308,32 @@ Result<RelaySetup> prepare_relay(const RelayOptions& o) {
   freeaddrinfo(res);
 
   std::string mode = o.tls.empty() ? (port == "465" ? "implicit" : "starttls") : o.tls;
-  s.tls = mode == "implicit" ? TlsMode::kImplicit : mode == "none" ? TlsMode::kNone
-          : mode == "opportunistic" ? TlsMode::kOpportunistic : TlsMode::kStartTls;
+  s.tls = mode == "implicit"        ? TlsMode::kImplicit
+          : mode == "none"          ? TlsMode::kNone
+          : mode == "opportunistic" ? TlsMode::kOpportunistic
+                                    : TlsMode::kStartTls;
   if (s.tls != TlsMode::kNone) {
     if (Status st = make_tls_context(o, s, s.host); !st.ok()) return st.error();
     if (o.tls_verify == "no") {
-      s.warnings.push_back("--tls-verify no: the relay's certificate is not checked; anyone "
-                           "between here and the relay can read and change this mailing");
+      s.warnings.push_back(
+          "--tls-verify no: the relay's certificate is not checked; anyone "
+          "between here and the relay can read and change this mailing");
     }
   }
   if (!o.user.empty()) {
     auto c = RelayCredentials::load(o);
     if (!c.ok()) return c.error();
     s.credentials = std::move(c).value();
-    if (!o.password_file.empty()) (void)read_secret_file(o.password_file, "--password-file", &s.warnings);
-  } else if (!o.password_file.empty() || !o.oauth_token_file.empty() || !o.oauth_token_cmd.empty()) {
+    if (!o.password_file.empty())
+      (void)read_secret_file(o.password_file, "--password-file", &s.warnings);
+  } else if (!o.password_file.empty() || !o.oauth_token_file.empty() ||
+             !o.oauth_token_cmd.empty()) {
     return make_error(ErrDomain::kConfig, "a password or token was given without --user");
   }
-  s.auth = o.auth == "plain" ? AuthMech::kPlain : o.auth == "login" ? AuthMech::kLogin
-           : o.auth == "xoauth2" ? AuthMech::kXoauth2 : AuthMech::kAuto;
+  s.auth = o.auth == "plain"     ? AuthMech::kPlain
+           : o.auth == "login"   ? AuthMech::kLogin
+           : o.auth == "xoauth2" ? AuthMech::kXoauth2
+                                 : AuthMech::kAuto;
   s.allow_plaintext_auth = o.allow_plaintext_auth;
   if (Status st = parse_connect_timeout(o, s); !st.ok()) return st.error();
   if (port == "465" && s.tls != TlsMode::kImplicit) {
@@ -326,7 +342,8 @@ Result<RelaySetup> prepare_relay(const RelayOptions& o) {
     // as long as a connect may take is enough to tell the two apart: the user hears "use --tls
     // implicit" after the connect timeout, not after RFC 5321's 5-minute greeting timeout.
     s.greeting_timeout_ms = s.connect_timeout_ms;
-    s.warnings.push_back("--tls " + mode + " on port 465, which usually speaks TLS at once "
+    s.warnings.push_back("--tls " + mode +
+                         " on port 465, which usually speaks TLS at once "
                          "(RFC 8314): if the server does not greet, use --tls implicit");
   }
   s.helo = o.helo;
@@ -341,13 +358,15 @@ Result<RelaySetup> prepare_relay(const RelayOptions& o) {
 Result<RelaySetup> prepare_direct(const RelayOptions& o) {
   RelaySetup s;
   if (!o.relay.empty()) {
-    return make_error(ErrDomain::kConfig, "--direct delivers to each domain's mail exchangers: "
-                                          "give --direct or --relay, not both");
+    return make_error(ErrDomain::kConfig,
+                      "--direct delivers to each domain's mail exchangers: "
+                      "give --direct or --relay, not both");
   }
   if (!o.user.empty() || !o.password_file.empty() || !o.oauth_token_file.empty() ||
       !o.oauth_token_cmd.empty() || !o.password_on_argv.empty()) {
-    return make_error(ErrDomain::kConfig, "--direct: mail exchangers take no login; --user, "
-                                          "passwords and tokens go with --relay");
+    return make_error(ErrDomain::kConfig,
+                      "--direct: mail exchangers take no login; --user, "
+                      "passwords and tokens go with --relay");
   }
   if (o.helo.empty()) {
     return make_error(ErrDomain::kConfig,
@@ -355,7 +374,8 @@ Result<RelaySetup> prepare_direct(const RelayOptions& o) {
                       "(what its IP address's PTR record says); receivers check it");
   }
   if (o.helo.find('.') == std::string::npos && o.helo.front() != '[') {
-    s.warnings.push_back("--helo " + o.helo + " is not a fully qualified domain name; many "
+    s.warnings.push_back("--helo " + o.helo +
+                         " is not a fully qualified domain name; many "
                          "receivers reject or junk mail from such a HELO");
   }
   s.helo = o.helo;
@@ -364,11 +384,13 @@ Result<RelaySetup> prepare_direct(const RelayOptions& o) {
   s.describe_end = &describe_session_end;
   std::string mode = o.tls.empty() ? "opportunistic" : o.tls;
   if (mode == "implicit") {
-    return make_error(ErrDomain::kConfig, "--tls implicit: mail exchangers speak STARTTLS on port "
-                                          "25; use opportunistic (default), starttls or none");
+    return make_error(ErrDomain::kConfig,
+                      "--tls implicit: mail exchangers speak STARTTLS on port "
+                      "25; use opportunistic (default), starttls or none");
   }
-  s.tls = mode == "none" ? TlsMode::kNone
-          : mode == "starttls" ? TlsMode::kStartTls : TlsMode::kOpportunistic;
+  s.tls = mode == "none"       ? TlsMode::kNone
+          : mode == "starttls" ? TlsMode::kStartTls
+                               : TlsMode::kOpportunistic;
   if (s.tls != TlsMode::kNone) {
     if (Status st = make_tls_context(o, s, ""); !st.ok()) return st.error();
   }

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/direct_lookup.h"
 #include "base/result.h"
+#include "engine/direct_lookup.h"
 #include "smtp/relay_setup.h"
 #include "smtp/session.h"
 
@@ -35,8 +35,8 @@ struct RelayOptions {
   std::string connect_timeout = "30s";
   std::string command_timeout;  // "" = RFC 5321's per-command timeouts
   // --greeting-timeout ... --quit-timeout: "" = RFC 5321 §4.5.3.2's for that command.
-  std::string greeting_timeout, ehlo_timeout, mail_timeout, rcpt_timeout, data_timeout,
-      dot_timeout, quit_timeout;
+  std::string greeting_timeout, ehlo_timeout, mail_timeout, rcpt_timeout, data_timeout, dot_timeout,
+      quit_timeout;
 };
 
 void add_relay_options(CLI::App* cmd, RelayOptions& o, bool relay_required);

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/send_cmd.h"
 #include "cli/relay_options.h"
+#include "cli/send_cmd.h"
 #include "returns/classify.h"
 #include "returns/remote_mailbox.h"
 #include "returns/report.h"
@@ -125,14 +125,10 @@ struct Tally {
 
 ReturnEffect effect_of(BounceClass c) {
   switch (c) {
-    case BounceClass::kHard:
-      return ReturnEffect::kHard;
-    case BounceClass::kSoft:
-      return ReturnEffect::kSoft;
-    case BounceClass::kComplaint:
-      return ReturnEffect::kComplaint;
-    default:
-      return ReturnEffect::kNone;
+    case BounceClass::kHard: return ReturnEffect::kHard;
+    case BounceClass::kSoft: return ReturnEffect::kSoft;
+    case BounceClass::kComplaint: return ReturnEffect::kComplaint;
+    default: return ReturnEffect::kNone;
   }
 }
 
@@ -336,21 +332,11 @@ int run_returns(const ReturnsOptions& o) {
       }
       if (rec.id > 0) {
         switch (p.cls.cls) {
-          case BounceClass::kHard:
-            ++t.hard;
-            break;
-          case BounceClass::kSoft:
-            ++t.soft;
-            break;
-          case BounceClass::kBlock:
-            ++t.block;
-            break;
-          case BounceClass::kComplaint:
-            ++t.complaints;
-            break;
-          default:
-            ++t.other;
-            break;
+          case BounceClass::kHard: ++t.hard; break;
+          case BounceClass::kSoft: ++t.soft; break;
+          case BounceClass::kBlock: ++t.block; break;
+          case BounceClass::kComplaint: ++t.complaints; break;
+          default: ++t.other; break;
         }
       }
       if (!o.keep_dir.empty()) {

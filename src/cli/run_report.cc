@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <ctime>
 
-#include "cli/pipeline.h"
 #include "base/display_text.h"
+#include "cli/pipeline.h"
 #include "store/account_quota.h"
 
 namespace sb {
@@ -46,8 +46,8 @@ std::string summary_text(const RunReport& r) {
   out += "; " + plural(r.attempts, "delivery attempt", "delivery attempts") + tail + "\n";
   const StatusCounts& c = r.task;
   out += "task:     " + plural(c.total, "recipient", "recipients") + ": " +
-         num(c.get(RcptStatus::kSent)) + " sent, " + num(c.get(RcptStatus::kFailed)) +
-         " failed, " + num(c.get(RcptStatus::kDeferred)) + " deferred, " +
+         num(c.get(RcptStatus::kSent)) + " sent, " + num(c.get(RcptStatus::kFailed)) + " failed, " +
+         num(c.get(RcptStatus::kDeferred)) + " deferred, " +
          num(c.get(RcptStatus::kUnsent) + c.get(RcptStatus::kInFlight)) + " unsent";
   if (c.get(RcptStatus::kSuppressed) > 0) {
     out += ", " + num(c.get(RcptStatus::kSuppressed)) + " suppressed";
@@ -55,8 +55,8 @@ std::string summary_text(const RunReport& r) {
   if (c.unknown > 0) out += ", " + num(c.unknown) + " with an unknown status";
   if (!r.account.empty()) {
     uint64_t left = r.account_used >= r.account_limit ? 0 : r.account_limit - r.account_used;
-    out += "\naccount:  " + r.account + ": " + num(r.account_used) + " of " +
-           num(r.account_limit) + " recipients in the last 24 h, " + num(left) +
+    out += "\naccount:  " + r.account + ": " + num(r.account_used) + " of " + num(r.account_limit) +
+           " recipients in the last 24 h, " + num(left) +
            " left (shared by every task of this account; " + r.quota_store + ")";
   }
   return out;
@@ -120,8 +120,11 @@ AccountStatus account_status(TaskStore& store) {
   a.text = "account:    " + account + ": " + num(*used) + " of " + num(limit) +
            " recipients in the last 24 h (every task of this account), " + num(left) +
            " remaining; quota store " + path;
-  a.json = {{"account", account}, {"quota_store", path}, {"daily_limit", limit},
-            {"used", *used}, {"remaining", left}};
+  a.json = {{"account", account},
+            {"quota_store", path},
+            {"daily_limit", limit},
+            {"used", *used},
+            {"remaining", left}};
   return a;
 }
 
@@ -161,8 +164,9 @@ void StderrEvents::progress(const ProgressView& p, bool final_line) {
     // No terminal (cron, CI, a pipe): a whole line at most every 10 s, for a log.
     if (p.seconds - last_plain_s_ < 9.0) return;
     last_plain_s_ = p.seconds;
-    std::fprintf(stderr, "progress: %.0f s: %llu recipients sent, %llu failed, %llu deferred; "
-                         "%llu attempts; %.0f msgs/s; %llu left; ETA %s\n",
+    std::fprintf(stderr,
+                 "progress: %.0f s: %llu recipients sent, %llu failed, %llu deferred; "
+                 "%llu attempts; %.0f msgs/s; %llu left; ETA %s\n",
                  p.seconds, static_cast<unsigned long long>(p.sent),
                  static_cast<unsigned long long>(p.failed),
                  static_cast<unsigned long long>(p.deferred),
@@ -211,8 +215,9 @@ int report_run(const RunConfig& cfg, RunResult& r) {
   }
   if (!r.daily_message.empty()) std::fprintf(stderr, "%s\n", r.daily_message.c_str());
   if (r.direct) {
-    std::fprintf(stderr, "dns: %llu domains, %llu MX lookups, %llu queries, %.1f ms CPU; "
-                         "%llu recipients handed to the worker owning their destination\n",
+    std::fprintf(stderr,
+                 "dns: %llu domains, %llu MX lookups, %llu queries, %.1f ms CPU; "
+                 "%llu recipients handed to the worker owning their destination\n",
                  static_cast<unsigned long long>(r.dns.domains),
                  static_cast<unsigned long long>(r.dns.lookups),
                  static_cast<unsigned long long>(r.dns.queries),
@@ -239,7 +244,7 @@ int report_run(const RunConfig& cfg, RunResult& r) {
     case kExitRelay: rep.stopped_by = "relay"; break;
     case kExitInterrupted: rep.stopped_by = "signal"; break;
     case kExitLimit:
-      rep.stopped_by = !r.daily_reported   ? "limit"
+      rep.stopped_by = !r.daily_reported    ? "limit"
                        : r.daily_by_account ? "account-daily-limit"
                                             : "daily-limit";
       break;
@@ -252,17 +257,18 @@ int report_run(const RunConfig& cfg, RunResult& r) {
       std::fprintf(stderr, "smtpblast: --reset-errors-after: %s\n", r.reset_error.c_str());
       return kExitUsage;
     }
-    std::fprintf(stderr, "--reset-errors-after: failed and deferred recipients (%llu) are unsent "
-                         "again (except addresses rejected at import)\n",
+    std::fprintf(stderr,
+                 "--reset-errors-after: failed and deferred recipients (%llu) are unsent "
+                 "again (except addresses rejected at import)\n",
                  static_cast<unsigned long long>(r.reset_count));
   }
   if (rep.exit_code != kExitDone && rep.exit_code != kExitSomeFailed) {
     std::fprintf(stderr, "exit code %d (%s)\n", rep.exit_code, rep.stopped_by.c_str());
   }
   if (cfg.json) {
-    std::printf("%s\n", summary_json(rep)
-                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                             .c_str());
+    std::printf(
+        "%s\n",
+        summary_json(rep).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     std::fflush(stdout);
     mark_json_printed();
   }

@@ -6,10 +6,10 @@
 
 #include "cli/dkim_options.h"
 #include "cli/doctor_cmd.h"
-#include "cli/send_cmd.h"
 #include "cli/pipeline.h"
 #include "cli/relay_options.h"
 #include "cli/returns_cmd.h"
+#include "cli/send_cmd.h"
 #include "cli/verb.h"
 #include "returns/pop_before_smtp.h"
 #include "returns/verp.h"

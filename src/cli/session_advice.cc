@@ -57,8 +57,7 @@ std::string describe_tls_failure(const TlsFailure& f) {
   if (advice.empty()) return tls_failure_text(f);
   switch (f.cause) {
     case TlsFailureCause::kHostnameMismatch: return f.text + " (" + f.hint + ", " + advice + ")";
-    case TlsFailureCause::kPlaintextGreeting:
-      return f.text + ": " + advice + " (" + f.hint + ")";
+    case TlsFailureCause::kPlaintextGreeting: return f.text + ": " + advice + " (" + f.hint + ")";
     case TlsFailureCause::kNotTls:
       return f.text + " (the server does not speak TLS here: implicit TLS is port 465; for port " +
              "587 or 25 " + advice + ")";

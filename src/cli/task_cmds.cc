@@ -9,12 +9,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "cli/send_cmd.h"
+#include "base/display_text.h"
+#include "base/text.h"
 #include "cli/pipeline.h"
 #include "cli/run_report.h"
+#include "cli/send_cmd.h"
 #include "cli/verb.h"
-#include "base/text.h"
-#include "base/display_text.h"
 #include "store/accounting.h"
 #include "store/csv_reader.h"
 #include "store/task_store.h"

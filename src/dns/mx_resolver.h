@@ -24,12 +24,12 @@ struct uv_loop_s;
 namespace sb::dns {
 
 struct MxResolverOptions {
-  bool ipv4_only = false;                // look up A only
-  bool ipv6_only = false;                // look up AAAA only
+  bool ipv4_only = false;  // look up A only
+  bool ipv6_only = false;  // look up AAAA only
   TtlLimits ttl;
-  size_t max_hosts = 16;                 // MX hosts looked at per domain, lowest preferences
-  std::function<uint64_t()> random;      // shuffles equal preferences; default: seeded mt19937_64
-  const Clock* clock = nullptr;          // mono_ms for TTLs; default: the loop's (LoopClock)
+  size_t max_hosts = 16;             // MX hosts looked at per domain, lowest preferences
+  std::function<uint64_t()> random;  // shuffles equal preferences; default: seeded mt19937_64
+  const Clock* clock = nullptr;      // mono_ms for TTLs; default: the loop's (LoopClock)
 };
 
 using MxCallback = std::function<void(const MxResult&)>;

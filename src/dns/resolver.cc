@@ -32,19 +32,13 @@ void free_poll(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
 
 std::string describe_status(int status) {
   switch (status) {
-    case ARES_ETIMEOUT:
-      return "timed out";
-    case ARES_ESERVFAIL:
-      return "server failure (SERVFAIL) from every DNS server";
-    case ARES_EREFUSED:
-      return "query refused by the DNS server";
-    case ARES_ECONNREFUSED:
-      return "DNS server unreachable (connection refused)";
+    case ARES_ETIMEOUT: return "timed out";
+    case ARES_ESERVFAIL: return "server failure (SERVFAIL) from every DNS server";
+    case ARES_EREFUSED: return "query refused by the DNS server";
+    case ARES_ECONNREFUSED: return "DNS server unreachable (connection refused)";
     case ARES_EDESTRUCTION:
-    case ARES_ECANCELLED:
-      return "resolver shut down";
-    default:
-      return ares_strerror(status);
+    case ARES_ECANCELLED: return "resolver shut down";
+    default: return ares_strerror(status);
   }
 }
 
@@ -380,8 +374,9 @@ void Resolver::do_shutdown() {
   for (auto& [p, r] : ready) deliver(p, std::move(r));
   std::deque<Pending*> waiting;
   waiting.swap(waiting_);
-  for (Pending* p : waiting) deliver(p, dns_error(std::string(record_type_name(p->type)) +
-                                                 " lookup for " + p->name + ": resolver shut down"));
+  for (Pending* p : waiting)
+    deliver(p, dns_error(std::string(record_type_name(p->type)) + " lookup for " + p->name +
+                         ": resolver shut down"));
   if (channel_ != nullptr) {
     ares_destroy(channel_);
     channel_ = nullptr;
@@ -394,7 +389,7 @@ void Resolver::do_shutdown() {
     uv_close(reinterpret_cast<uv_handle_t*>(h), free_poll);
   }
   polls_.clear();
-  timer_.reset();  // closed now, freed by the loop's close callback
+  timer_.reset();                        // closed now, freed by the loop's close callback
   for (auto& [id, p] : live_) delete p;  // none expected: ares_destroy completed them
   live_.clear();
 }

@@ -76,7 +76,7 @@ class Resolver {
   void on_timer();
   void deliver(Pending* p, Result<Answer> r);
   void submit(Pending* p);  // hands a question to c-ares
-  void after_ares();  // re-arms the timer, or finishes a shutdown asked for inside c-ares
+  void after_ares();        // re-arms the timer, or finishes a shutdown asked for inside c-ares
   void rearm_timer();
   void do_shutdown();
 

@@ -6,9 +6,9 @@
 #include <string>
 #include <utility>
 
+#include "base/result.h"
 #include "dns/answer_parser.h"
 #include "dns/resolver.h"
-#include "base/result.h"
 
 namespace sb {
 class Worker;

@@ -38,21 +38,11 @@ SPF_dns_rr_t* spf_lookup(SPF_dns_server_t* server, const char* domain, ns_type t
   auto* src = static_cast<DnsSource*>(server->hook);
   dns::RecordType t;
   switch (type) {
-    case ns_t_a:
-      t = dns::RecordType::kA;
-      break;
-    case ns_t_aaaa:
-      t = dns::RecordType::kAaaa;
-      break;
-    case ns_t_mx:
-      t = dns::RecordType::kMx;
-      break;
-    case ns_t_txt:
-      t = dns::RecordType::kTxt;
-      break;
-    case ns_t_ptr:
-      t = dns::RecordType::kPtr;
-      break;
+    case ns_t_a: t = dns::RecordType::kA; break;
+    case ns_t_aaaa: t = dns::RecordType::kAaaa; break;
+    case ns_t_mx: t = dns::RecordType::kMx; break;
+    case ns_t_txt: t = dns::RecordType::kTxt; break;
+    case ns_t_ptr: t = dns::RecordType::kPtr; break;
     default:  // the SPF RR type (99) is obsolete (RFC 7208 §3.1): never published
       return SPF_dns_rr_new_init(server, domain, type, 0, NO_DATA);
   }
@@ -90,8 +80,7 @@ SPF_dns_rr_t* spf_lookup(SPF_dns_server_t* server, const char* domain, ns_type t
     case dns::RecordType::kPtr:
       for (const std::string& s : r->ptr) add_string(s);
       break;
-    default:
-      break;
+    default: break;
   }
   rr->num_rr = n;
   if (n == 0) rr->herrno = NO_DATA;

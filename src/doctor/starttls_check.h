@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
 #include "doctor/dns_source.h"
 #include "doctor/report.h"
-#include "base/result.h"
 
 namespace sb::doctor {
 

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "base/clock.h"
+#include "base/result.h"
 #include "dns/mx_resolver.h"
 #include "engine/direct_lookup.h"
-#include "base/result.h"
 #include "smtp/pool.h"
 
 struct uv_loop_s;

@@ -3,14 +3,14 @@
 #include <filesystem>
 #include <random>
 
-#include "engine/send_run.h"
 #include "base/display_text.h"
+#include "base/text.h"
+#include "engine/send_run.h"
 #include "message/dkim.h"
 #include "message/rendered_header.h"
 #include "returns/classify.h"
 #include "returns/task_keys.h"
 #include "store/account_quota.h"
-#include "base/text.h"
 #include "store/task_lock.h"
 
 namespace sb {

@@ -20,14 +20,10 @@ constexpr size_t kDirectQueue = 32768;  // --direct: recipients a worker holds q
 
 Settle settle_of(RcptStatus s) {
   switch (s) {
-    case RcptStatus::kSent:
-      return Settle::kSent;
-    case RcptStatus::kFailed:
-      return Settle::kFailed;
-    case RcptStatus::kSuppressed:
-      return Settle::kSuppressed;
-    default:
-      return Settle::kDeferred;
+    case RcptStatus::kSent: return Settle::kSent;
+    case RcptStatus::kFailed: return Settle::kFailed;
+    case RcptStatus::kSuppressed: return Settle::kSuppressed;
+    default: return Settle::kDeferred;
   }
 }
 

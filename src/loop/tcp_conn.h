@@ -85,7 +85,6 @@ class TcpConn {
 // that the limit is ours (ulimit -n), every other code is uv_strerror's text.
 std::string describe_connect_error(int uv_status);
 
-bool parse_socket_address(const std::string& spec, void* sockaddr_storage_out,
-                          std::string* error);
+bool parse_socket_address(const std::string& spec, void* sockaddr_storage_out, std::string* error);
 
 }  // namespace sb

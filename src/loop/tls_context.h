@@ -33,7 +33,6 @@ struct TlsServerOptions {
   bool tickets = true;      // session tickets (resumption) for TLS 1.2 and 1.3
 };
 
-
 // One per relay (client) or listener (server), shared by every worker thread: owns the SSL_CTX
 // (its CA store is loaded once, not per connection) and, for clients, the latest resumable
 // session per host, so the pool's short-lived connections resume instead of re-verifying.

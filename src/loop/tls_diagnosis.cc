@@ -75,10 +75,16 @@ TlsInfo TlsEngine::info() const {
 
 const char* tls_failure_cause_name(TlsFailureCause c) {
   // Indexed by TlsFailureCause: one name per cause, checked at compile time.
-  static constexpr const char* kNames[] = {
-      "other",           "plaintext_greeting", "not_tls",      "hostname_mismatch",
-      "cert_expired",    "cert_not_yet_valid", "untrusted_issuer", "cert_invalid",
-      "protocol_version", "no_common_cipher"};
+  static constexpr const char* kNames[] = {"other",
+                                           "plaintext_greeting",
+                                           "not_tls",
+                                           "hostname_mismatch",
+                                           "cert_expired",
+                                           "cert_not_yet_valid",
+                                           "untrusted_issuer",
+                                           "cert_invalid",
+                                           "protocol_version",
+                                           "no_common_cipher"};
   static_assert(std::size(kNames) == static_cast<size_t>(TlsFailureCause::kCount),
                 "one name per TlsFailureCause");
   return c < TlsFailureCause::kCount ? kNames[static_cast<size_t>(c)] : "?";
@@ -172,8 +178,9 @@ TlsFailure TlsEngine::handshake_failure(int ssl_error) {
   if (!server_ && (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
                    reason == SSL_R_HTTP_REQUEST)) {
     f.cause = TlsFailureCause::kNotTls;
-    f.hint = "the server does not speak TLS here: implicit TLS is port 465; for port 587 or 25 "
-             "use STARTTLS";
+    f.hint =
+        "the server does not speak TLS here: implicit TLS is port 465; for port 587 or 25 "
+        "use STARTTLS";
   } else if (!server_ && reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE) {
     f.cause = TlsFailureCause::kNoCommonCipher;
     f.hint = "no cipher or key exchange in common with the server";

@@ -332,9 +332,9 @@ Status TlsEngine::fail_from_ssl(int ssl_error) {
   if (handshake_done_) {
     std::string detail = join_errors(drain_errors());
     if (detail.empty()) detail = "OpenSSL error " + std::to_string(ssl_error);
-    return fail(
-        {TlsFailureCause::kOther, "TLS connection with " + printable(host_) + " failed: " + detail,
-         {}});
+    return fail({TlsFailureCause::kOther,
+                 "TLS connection with " + printable(host_) + " failed: " + detail,
+                 {}});
   }
   return fail(handshake_failure(ssl_error));
 }

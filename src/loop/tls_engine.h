@@ -94,8 +94,8 @@ class TlsEngine {
   bool peer_closed_ = false;
   bool shutdown_sent_ = false;
   const SSL_SESSION* offered_session_ = nullptr;  // the cache entry offered (a copy of it went
-                                                 // out); identity only, to drop it on failure
-  std::string error_;                       // the first fatal error, repeated on later calls
+                                                  // out); identity only, to drop it on failure
+  std::string error_;                             // the first fatal error, repeated on later calls
   TlsFailure failure_;
   // The custom BIO reads from in_ and appends to out_: no intermediate buffer, no copy.
   std::string_view in_;
@@ -115,4 +115,3 @@ class TlsEngine {
 };
 
 }  // namespace sb
-

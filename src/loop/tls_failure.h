@@ -15,9 +15,9 @@ enum class TlsFailureCause : uint8_t {
   kHostnameMismatch,   // the certificate does not name the host we connected to
   kCertExpired,
   kCertNotYetValid,
-  kUntrustedIssuer,    // the chain does not end at a CA trusted here
-  kCertInvalid,        // another verification failure
-  kProtocolVersion,    // no TLS version in common (a TLS 1.0-only server)
+  kUntrustedIssuer,  // the chain does not end at a CA trusted here
+  kCertInvalid,      // another verification failure
+  kProtocolVersion,  // no TLS version in common (a TLS 1.0-only server)
   kNoCommonCipher,
   kCount,
 };

@@ -85,8 +85,8 @@ class DkimSigner {
   using Clock = std::function<int64_t()>;  // seconds since the epoch, for t=
 
   // Loads and checks the key: PEM (PKCS#8 or PKCS#1), RSA >= 1024 bits or Ed25519, of the type
-  // `algorithm` names (any of the two when it is empty). Failures are kConfig errors that name the file. `clock` defaults to
-  // time(nullptr).
+  // `algorithm` names (any of the two when it is empty). Failures are kConfig errors that name the
+  // file. `clock` defaults to time(nullptr).
   static Result<std::unique_ptr<DkimSigner>> create(const DkimKeyConfig& cfg, Clock clock = {});
   ~DkimSigner();
   DkimSigner(const DkimSigner&) = delete;

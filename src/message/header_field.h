@@ -32,12 +32,12 @@ struct MailboxTemplate {
 
 // One header field whose value is known only per recipient, or that needs encoding.
 struct HeaderField {
-  std::string name;     // as the template writes it
-  bool address = false;  // an address list (From, To, Cc, …), else unstructured text
-  std::vector<FieldPart> text;            // unstructured: the unfolded value
-  std::string lead;                       // unstructured: the white space after the colon
+  std::string name;             // as the template writes it
+  bool address = false;         // an address list (From, To, Cc, …), else unstructured text
+  std::vector<FieldPart> text;  // unstructured: the unfolded value
+  std::string lead;             // unstructured: the white space after the colon
   std::vector<MailboxTemplate> mailboxes;  // address list
-  size_t literal_octets = 0;              // of the name and literal parts (storage bound)
+  size_t literal_octets = 0;               // of the name and literal parts (storage bound)
 };
 
 // Where the values of a render come from.

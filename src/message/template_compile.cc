@@ -228,7 +228,7 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
   }
   // RFC 5322 §3.6: a message has at most one of each of these.
   static constexpr std::array<std::string_view, 11> kOnce = {
-      "date", "from",        "sender",     "reply-to", "to",     "cc",
+      "date", "from",       "sender",      "reply-to",   "to",     "cc",
       "bcc",  "message-id", "in-reply-to", "references", "subject"};
   for (std::string_view once : kOnce) {
     std::vector<int> at;
@@ -243,10 +243,9 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     for (size_t k = 0; k < at.size(); ++k) {
       where += (k == 0 ? "" : k + 1 == at.size() ? " and " : ", ") + std::to_string(at[k]);
     }
-    return make_error(ErrDomain::kInput,
-                      "template has " + std::to_string(at.size()) + " '" + std::string(written) +
-                          ":' headers (lines " + where +
-                          "); a message may have only one (RFC 5322 §3.6)");
+    return make_error(ErrDomain::kInput, "template has " + std::to_string(at.size()) + " '" +
+                                             std::string(written) + ":' headers (lines " + where +
+                                             "); a message may have only one (RFC 5322 §3.6)");
   }
 
   bool have_from = false, have_to = false, have_date = false, have_msgid = false;
@@ -301,9 +300,8 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
                        int line) -> Status {
     auto hf = compile_header_field(name, address, parts);
     if (!hf) return input_error(line, hf.error().message);
-    bool merged = std::any_of(parts.begin(), parts.end(), [](const FieldPart& p) {
-      return p.kind != FieldPart::Kind::kText;
-    });
+    bool merged = std::any_of(parts.begin(), parts.end(),
+                              [](const FieldPart& p) { return p.kind != FieldPart::Kind::kText; });
     if (merged) {
       impl->fields.push_back(std::move(hf).value());
       b.op(OpKind::kField, Ctx::kHeaderRaw, uint32_t(impl->fields.size() - 1), b.header(name));
@@ -340,8 +338,10 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
           continue;
         }
         if (p.filter == Filter::kUrl && (address || text)) {
-          return input_error(lines[j].number, "the |url filter is for bodies and URL headers, "
-                                              "not for header '" + std::string(f.name) + "'");
+          return input_error(lines[j].number,
+                             "the |url filter is for bodies and URL headers, "
+                             "not for header '" +
+                                 std::string(f.name) + "'");
         }
         merged = true;
         parts.push_back({FieldPart::Kind::kValue, b.placeholder_index(p.text), {}});
@@ -528,8 +528,9 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
         // A file name that is not ASCII: an RFC 2231 parameter keeps the body 7-bit.
         std::string r;
         if (!rfc2231_params(ln.text, r)) {
-          return input_error(ln.number, "a MIME part header holds non-ASCII text outside a "
-                                        "parameter value; write it in ASCII");
+          return input_error(ln.number,
+                             "a MIME part header holds non-ASCII text outside a "
+                             "parameter value; write it in ASCII");
         }
         s = b.line({r, ln.terminated, ln.number}, Ctx::kHeaderRaw, part_header, nullptr);
       } else {
@@ -554,8 +555,8 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
   // (A value in a MIME part's header is in the body too.)
   const bool body_static =
       std::none_of(impl->ops.begin(), impl->ops.end(), [&](const Impl::Op& op) {
-        return op.kind == OpKind::kValue && (op.ctx == Ctx::kBodyRaw || op.ctx == Ctx::kBodyQp ||
-                                             op.header == part_header);
+        return op.kind == OpKind::kValue &&
+               (op.ctx == Ctx::kBodyRaw || op.ctx == Ctx::kBodyQp || op.header == part_header);
       });
   t.impl_ = impl;
 
@@ -578,9 +579,9 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     std::string header_from = have_from ? addr_spec(from_value) : addr_spec(opts.default_from);
     for (const auto& signer : impl->signers) {
       if (header_from.find("{{") != std::string::npos) {
-        t.warnings_.push_back("the From: address is a merge field: check that its domain is " +
-                              signer->domain() + " or a subdomain of it, or DKIM d=" +
-                              signer->domain() + " does not align for DMARC");
+        t.warnings_.push_back(
+            "the From: address is a merge field: check that its domain is " + signer->domain() +
+            " or a subdomain of it, or DKIM d=" + signer->domain() + " does not align for DMARC");
       } else if (std::string w = alignment_warning(header_from, signer->domain()); !w.empty()) {
         t.warnings_.push_back(std::move(w));
       }

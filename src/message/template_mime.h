@@ -13,8 +13,8 @@ namespace sb::tmpl {
 
 // A MIME entity of the template: the message itself (parts[0]) or a body part.
 struct MimePart {
-  size_t hdr_begin = 0, hdr_end = 0;       // its header lines (none for the message itself)
-  size_t cte_begin = 0, cte_end = 0;       // its Content-Transfer-Encoding field's lines
+  size_t hdr_begin = 0, hdr_end = 0;  // its header lines (none for the message itself)
+  size_t cte_begin = 0, cte_end = 0;  // its Content-Transfer-Encoding field's lines
   bool has_ctype = false;
   bool has_cte = false;
   std::string ctype;  // lower case

@@ -95,8 +95,8 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
   // decides whether it is folded and what an error names.
   struct HeaderLine {
     bool open = false;
-    bool refold = false;     // an RFC 2047 value made a line longer than 76 octets
-    bool encoded = false;    // holds RFC 2047 encoded-words
+    bool refold = false;   // an RFC 2047 value made a line longer than 76 octets
+    bool encoded = false;  // holds RFC 2047 encoded-words
     // Where its first value went: right after literal `lit` (whose piece is pieces[piece - 1])
     // or, if not (not reached with compiled templates), into pieces[piece - 1] from octet `off`
     // on or into a new pieces[piece]; `col` was the column before it.
@@ -185,10 +185,10 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
     if (dot) st.push_back('.');
     size_t longest = fold_header(line, col0, limit, st);
     if (longest > kMaxLineOctets) {
-      return make_error(ErrDomain::kInput,
-                        "merge field '" + std::string(hl.field) + "' makes header '" +
-                            header_names[hl.header] + "' line " + std::to_string(longest) +
-                            " octets long (RFC 5322 limit 998)");
+      return make_error(ErrDomain::kInput, "merge field '" + std::string(hl.field) +
+                                               "' makes header '" + header_names[hl.header] +
+                                               "' line " + std::to_string(longest) +
+                                               " octets long (RFC 5322 limit 998)");
     }
     st.append(kCrlf);
     if (first < out.pieces.size()) {
@@ -198,10 +198,9 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
     out.pieces.emplace_back(st.data() + folded, st.size() - folded);
     size_t from = s.head + 2;  // the stuffed form is the same up to here
     if (from < s.plain_len) {
-      out.pieces.emplace_back(dot_stuff ? std::string_view(stuffed.data() + s.stuffed_off + from,
-                                                           s.stuffed_len - from)
-                                        : std::string_view(plain.data() + s.plain_off + from,
-                                                           s.plain_len - from));
+      out.pieces.emplace_back(
+          dot_stuff ? std::string_view(stuffed.data() + s.stuffed_off + from, s.stuffed_len - from)
+                    : std::string_view(plain.data() + s.plain_off + from, s.plain_len - from));
       last_stored = false;
     } else {
       last_stored = true;
@@ -279,8 +278,7 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
         if (s.has_nl) {
           if (hl.open) {
             hl.open = false;
-            if (hl.refold ||
-                col + s.head > (hl.encoded ? kEncodedWordLineOctets : kFoldOctets)) {
+            if (hl.refold || col + s.head > (hl.encoded ? kEncodedWordLineOctets : kFoldOctets)) {
               Status r = fold_line(s);
               if (!r) return r;
               col = s.tail;

@@ -173,8 +173,7 @@ bool rfc2231_params(std::string_view line, std::string& out) {
     }
     std::string_view name = line.substr(name_start, name_end - name_start);
     out.append(line.substr(i, name_start - i));
-    if (has_eight_bit(value) && !name.empty() && name.back() != '*' &&
-        !has_eight_bit(name)) {
+    if (has_eight_bit(value) && !name.empty() && name.back() != '*' && !has_eight_bit(name)) {
       out.append(name);
       out.append("*=utf-8''");
       append_percent_encoded(out, value);

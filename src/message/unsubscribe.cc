@@ -186,8 +186,9 @@ Status check_unsubscribe_url(std::string_view url) {
   std::string scheme(url.substr(0, colon == std::string_view::npos ? 0 : colon));
   for (char& c : scheme) c = char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
   if (scheme != "https" || url.substr(colon, 3) != "://") {
-    return bad("must be an https:// URL (RFC 8058: one-click unsubscribe is an HTTPS POST; "
-               "receivers ignore List-Unsubscribe-Post for other schemes)");
+    return bad(
+        "must be an https:// URL (RFC 8058: one-click unsubscribe is an HTTPS POST; "
+        "receivers ignore List-Unsubscribe-Post for other schemes)");
   }
   std::string_view rest = url.substr(colon + 3);
   size_t host_end = rest.find_first_of("/?#");
@@ -205,7 +206,8 @@ Status check_unsubscribe_url(std::string_view url) {
         ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '_' || c == '-' || c == '.');
       }
-      if (!ok) return bad("invalid placeholder \"" + std::string(url.substr(i, close + 2 - i)) + "\"");
+      if (!ok)
+        return bad("invalid placeholder \"" + std::string(url.substr(i, close + 2 - i)) + "\"");
       i = close + 1;
       continue;
     }

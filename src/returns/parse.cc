@@ -337,14 +337,10 @@ bool from_mailer_daemon(GMimeObject* top, std::string_view subject) {
 
 const char* return_kind_name(ReturnKind k) {
   switch (k) {
-    case ReturnKind::kDsn:
-      return "dsn";
-    case ReturnKind::kArf:
-      return "arf";
-    case ReturnKind::kAutoReply:
-      return "autoreply";
-    case ReturnKind::kUnknown:
-      return "unknown";
+    case ReturnKind::kDsn: return "dsn";
+    case ReturnKind::kArf: return "arf";
+    case ReturnKind::kAutoReply: return "autoreply";
+    case ReturnKind::kUnknown: return "unknown";
   }
   return "unknown";
 }

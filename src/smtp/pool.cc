@@ -42,8 +42,11 @@ std::string format_peer(const sockaddr* a) {
 class ConnectionPool::Conn : public ConnListener {
  public:
   Conn(ConnectionPool& pool, const sockaddr* addr, uint32_t addr_index)
-      : pool_(pool), scfg_(pool.cfg_.session), session_(scfg_, pool.host_, out_),
-        addr_index_(addr_index), ip_(format_ip(addr)) {
+      : pool_(pool),
+        scfg_(pool.cfg_.session),
+        session_(scfg_, pool.host_, out_),
+        addr_index_(addr_index),
+        ip_(format_ip(addr)) {
     static std::atomic<uint64_t> next_id{1};
     info_.id = next_id.fetch_add(1, std::memory_order_relaxed);
     info_.peer = format_peer(addr);
@@ -102,15 +105,17 @@ class ConnectionPool::Conn : public ConnListener {
       // refused by 127.0.0.1:25"), not "connection lost before the final reply".
       refused_ = why.find("connection refused") != std::string_view::npos;
       local_ = tcp_->local_resource_error();
-      why_ = refused_ ? "connection refused by " + info_.peer + " (nothing listens there, or a "
-                        "firewall rejects the connection)"
+      why_ = refused_ ? "connection refused by " + info_.peer +
+                            " (nothing listens there, or a "
+                            "firewall rejects the connection)"
              : local_ ? std::string(why)
                       : std::string(why) + " (" + info_.peer + ")";
       session_.force_close(why_, false, tcp_->now_ms());
       return;
     }
     session_.on_closed(why, tcp_->now_ms());
-    if (why_.empty()) why_ = session_.end_reason().empty() ? std::string(why) : session_.end_reason();
+    if (why_.empty())
+      why_ = session_.end_reason().empty() ? std::string(why) : session_.end_reason();
   }
   void on_timer() override {
     if (tls_ != nullptr && !tls_->handshake_done()) {
@@ -121,7 +126,8 @@ class ConnectionPool::Conn : public ConnListener {
     }
     if (!connected_seen()) {
       timed_out_ = true;
-      why_ = "connect: timed out after " + std::to_string(pool_.cfg_.connect_timeout_ms / 1000) + " s";
+      why_ =
+          "connect: timed out after " + std::to_string(pool_.cfg_.connect_timeout_ms / 1000) + " s";
       session_.on_closed(why_, tcp_->now_ms());
       tcp_->close(false);
       return;
@@ -162,7 +168,8 @@ class ConnectionPool::Conn : public ConnListener {
     if (tls_ == nullptr || !tls_->handshake_done()) return "";
     TlsInfo i = tls_->info();
     std::string s = i.protocol + " " + i.cipher;
-    if (!i.peer_subject.empty()) s += ", certificate " + i.peer_subject + " issued by " + i.peer_issuer;
+    if (!i.peer_subject.empty())
+      s += ", certificate " + i.peer_subject + " issued by " + i.peer_issuer;
     s += i.verify_enabled ? ", verification " + i.verify_result
                           : ", verification OFF (would be: " + i.verify_result + ")";
     if (i.resumed) s += ", session resumed";
@@ -180,10 +187,10 @@ class ConnectionPool::Conn : public ConnListener {
     return true;
   }
   void start_tls() {
-    const std::string& name = addr_index_ < pool_.cfg_.addr_names.size() &&
-                                      !pool_.cfg_.addr_names[addr_index_].empty()
-                                  ? pool_.cfg_.addr_names[addr_index_]
-                                  : pool_.cfg_.tls_host;
+    const std::string& name =
+        addr_index_ < pool_.cfg_.addr_names.size() && !pool_.cfg_.addr_names[addr_index_].empty()
+            ? pool_.cfg_.addr_names[addr_index_]
+            : pool_.cfg_.tls_host;
     auto e = TlsEngine::create_client(pool_.cfg_.tls, name);
     if (!e.ok()) {
       session_.on_tls_failed(e.error().message, true);
@@ -311,7 +318,8 @@ void ConnectionPool::open_more() {
 }
 
 void ConnectionPool::open_one() {
-  uint32_t i = (cfg_.failover ? next_addr_ : next_addr_++) % static_cast<uint32_t>(cfg_.addrs.size());
+  uint32_t i =
+      (cfg_.failover ? next_addr_ : next_addr_++) % static_cast<uint32_t>(cfg_.addrs.size());
   ++stats_.connections_opened;
   conns_.push_back(new Conn(*this, reinterpret_cast<const sockaddr*>(&cfg_.addrs[i]), i));
 }
@@ -343,7 +351,8 @@ void ConnectionPool::conn_closed(Conn* c) {
     first_login_here_ = false;
     // Ended before the credentials were known good (not a 535: that is fatal): let the
     // next connection, on any pool, try.
-    if (Credentials* cr = cfg_.session.credentials; cr != nullptr && !cr->verified() && !c->session().fatal()) {
+    if (Credentials* cr = cfg_.session.credentials;
+        cr != nullptr && !cr->verified() && !c->session().fatal()) {
       cr->release_first_login();
     }
   }
@@ -400,16 +409,16 @@ void ConnectionPool::conn_closed(Conn* c) {
   if (!failed_ && cfg_.max_timeouts != 0 && timeouts_ >= cfg_.max_timeouts &&
       !(cfg_.failover && failures_ < cfg_.addrs.size())) {
     failed_ = true;
-    failure_ = cfg_.name + ": " + std::to_string(timeouts_) +
-               " connections in a row timed out before the server was ready; last: " +
-               last_failure_;
+    failure_ =
+        cfg_.name + ": " + std::to_string(timeouts_) +
+        " connections in a row timed out before the server was ready; last: " + last_failure_;
     std::vector<Conn*> copy = conns_;
     for (Conn* o : copy) o->abort("giving up on " + cfg_.name);
   }
   if (!failed_ && failures_ >= cfg_.max_connect_failures) {
     failed_ = true;
-    failure_ = cfg_.name + ": " + std::to_string(failures_) +
-               " connection attempts in a row failed";
+    failure_ =
+        cfg_.name + ": " + std::to_string(failures_) + " connection attempts in a row failed";
     if (refusals_ >= failures_) {
       failure_ += " (every one refused: is the server running, and is this the right port?)";
     } else if (refusals_ > 0) {

@@ -48,7 +48,7 @@ struct PoolConfig {
   // --tls opportunistic: a failed handshake puts the host here and the pool reconnects to it
   // in plaintext (never plaintext on the connection whose handshake failed). May be null.
   std::shared_ptr<PlaintextHosts> plaintext_hosts;
-  std::string name;                     // for messages: "relay 127.0.0.1:2525"
+  std::string name;  // for messages: "relay 127.0.0.1:2525"
   uint32_t connections = 1;
   uint32_t connect_timeout_ms = 30000;
   // Consecutive failures to reach the point of sending mail before the pool gives up.
@@ -132,9 +132,9 @@ class ConnectionPool {
   bool failed_ = false;
   bool aborting_ = false;
   bool stopping_ = false;
-  uint32_t refusals_ = 0;  // connections refused in a row
-  uint32_t timeouts_ = 0;  // connect or greeting timeouts in a row
-  uint32_t fd_cap_ = 0;    // out of descriptors: at most this many open; 0 = no cap
+  uint32_t refusals_ = 0;          // connections refused in a row
+  uint32_t timeouts_ = 0;          // connect or greeting timeouts in a row
+  uint32_t fd_cap_ = 0;            // out of descriptors: at most this many open; 0 = no cap
   bool first_login_here_ = false;  // this pool holds the run's first login attempt
   std::string last_failure_;
   std::string failure_;

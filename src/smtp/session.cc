@@ -20,8 +20,7 @@ namespace {
 
 bool looks_like_tls_record(std::string_view in) {
   // A TLS record opens with its content type (0x15 alert, 0x16 handshake) and version 3.x.
-  return !in.empty() && (in[0] == '\x15' || in[0] == '\x16') &&
-         (in.size() < 2 || in[1] == '\x03');
+  return !in.empty() && (in[0] == '\x15' || in[0] == '\x16') && (in.size() < 2 || in[1] == '\x03');
 }
 
 bool port_is(const ConnInfo* info, std::string_view port) {
@@ -64,13 +63,27 @@ const char* peer_role_name(PeerRole r) {
 
 const char* end_cause_name(EndCause c) {
   // Indexed by EndCause: one name per cause, checked at compile time.
-  static constexpr const char* kNames[] = {
-      "none",           "tls_at_once",    "starttls_injection",  "starttls_not_offered",
-      "starttls_refused", "tls_handshake_failed", "plaintext_auth_refused", "auth_not_offered",
-      "auth_no_mechanism", "auth_temporary", "auth_failed",      "auth_token_refresh_failed",
-      "sender_refused", "greeting_refused", "helo_refused",      "rset_refused",
-      "server_closing", "timeout",        "connection_lost",     "protocol_error",
-      "closed_by_driver"};
+  static constexpr const char* kNames[] = {"none",
+                                           "tls_at_once",
+                                           "starttls_injection",
+                                           "starttls_not_offered",
+                                           "starttls_refused",
+                                           "tls_handshake_failed",
+                                           "plaintext_auth_refused",
+                                           "auth_not_offered",
+                                           "auth_no_mechanism",
+                                           "auth_temporary",
+                                           "auth_failed",
+                                           "auth_token_refresh_failed",
+                                           "sender_refused",
+                                           "greeting_refused",
+                                           "helo_refused",
+                                           "rset_refused",
+                                           "server_closing",
+                                           "timeout",
+                                           "connection_lost",
+                                           "protocol_error",
+                                           "closed_by_driver"};
   static_assert(std::size(kNames) == static_cast<size_t>(EndCause::kCount),
                 "one name per EndCause");
   return c < EndCause::kCount ? kNames[static_cast<size_t>(c)] : "?";
@@ -162,10 +175,10 @@ void Session::on_timer(uint64_t now_ms) {
     return;
   }
   const Expect& e = expect_.front();
-  std::string why = std::string("timeout after ") + std::to_string(timeout_for(e.kind) / 1000) +
-                    " s waiting for the " +
-                    (e.kind == Kind::kGreeting ? "greeting"
-                                               : std::string("reply to ") + kind_name(e.kind));
+  std::string why =
+      std::string("timeout after ") + std::to_string(timeout_for(e.kind) / 1000) +
+      " s waiting for the " +
+      (e.kind == Kind::kGreeting ? "greeting" : std::string("reply to ") + kind_name(e.kind));
   // A server that speaks TLS at once waits silently for our ClientHello.
   end_.implicit_tls_port =
       e.kind == Kind::kGreeting && cfg_.tls != TlsMode::kImplicit && port_is(conn_info_, "465");
@@ -189,8 +202,8 @@ void Session::on_closed(std::string_view why, uint64_t now_ms) {
   std::string msg = phase_ == Phase::kGreeting ? "connection closed before the server's greeting"
                                                : "connection lost before the final reply";
   if (!why.empty()) msg += std::string(" (") + std::string(why) + ")";
-  end_.implicit_tls_port = phase_ == Phase::kGreeting && cfg_.tls != TlsMode::kImplicit &&
-                           port_is(conn_info_, "465");
+  end_.implicit_tls_port =
+      phase_ == Phase::kGreeting && cfg_.tls != TlsMode::kImplicit && port_is(conn_info_, "465");
   // Replies still expected will never come: if the server dropped one earlier, the replies
   // held were other commands' (as with a timeout). With nothing outstanding they stand.
   close_with(EndCause::kConnectionLost, std::move(msg), 0, FatalCause::kNone,
@@ -247,16 +260,12 @@ void Session::protocol_error(std::string why, int code) {
   // A deferred recipient never carries a positive code: the store would show "deferred 250".
   close_with(EndCause::kProtocolError,
              std::move(why) + "; connection closed, open recipients deferred",
-             code >= 400 ? code : 0,
-             FatalCause::kNone, true);
+             code >= 400 ? code : 0, FatalCause::kNone, true);
 }
 
-std::string Session::the_peer() const {
-  return std::string("the ") + peer_role_name(cfg_.peer);
-}
+std::string Session::the_peer() const { return std::string("the ") + peer_role_name(cfg_.peer); }
 
-void Session::close_with(EndCause cause, std::string why, int code, FatalCause fatal,
-                         bool desync) {
+void Session::close_with(EndCause cause, std::string why, int code, FatalCause fatal, bool desync) {
   if (phase_ == Phase::kClosed) return;
   switch (phase_) {
     case Phase::kInit: end_step_ = "tcp"; break;
@@ -365,8 +374,7 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
     if (r.code == 421) {
       close_with(EndCause::kServerClosing, "server closed the connection: " + r.summary(), 421);
     } else {
-      protocol_error("reply from the server while no command was waiting for one: " +
-                         r.summary(),
+      protocol_error("reply from the server while no command was waiting for one: " + r.summary(),
                      r.code);
     }
     return;
@@ -410,9 +418,7 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
       }
       return;
     case Kind::kEhlo:
-    case Kind::kHelo:
-      handle_ehlo(r, now_ms);
-      return;
+    case Kind::kHelo: handle_ehlo(r, now_ms); return;
     case Kind::kRset:
       if (f != Fit::kPositive) {
         close_with(EndCause::kRsetRefused, "server refused RSET: " + r.summary(), r.code);
@@ -423,8 +429,7 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
       phase_ = Phase::kClosed;
       deadline_ = 0;
       return;
-    case Kind::kIgnore:
-      return;
+    case Kind::kIgnore: return;
     case Kind::kNoop:
       if (r.code >= 400) {
         // Not implemented (see fit): the held replies count after a quiet while instead.
@@ -444,11 +449,8 @@ void Session::handle(const Reply& r, uint64_t now_ms) {
                    r.code, r.transient() ? FatalCause::kNone : FatalCause::kTls);
       }
       return;
-    case Kind::kAuth:
-      handle_auth(r, now_ms);
-      return;
-    default:
-      handle_txn_reply(e, r, now_ms);
+    case Kind::kAuth: handle_auth(r, now_ms); return;
+    default: handle_txn_reply(e, r, now_ms);
   }
 }
 

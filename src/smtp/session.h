@@ -56,11 +56,11 @@ enum class EndCause : uint8_t {
   kGreetingRefused,         // 554 (or another refusal) at the greeting
   kHeloRefused,             // EHLO and HELO refused
   kRsetRefused,
-  kServerClosing,           // 421
-  kTimeout,                 // no reply within the command's timeout
-  kConnectionLost,          // the transport closed or failed (on_closed)
-  kProtocolError,           // replies out of step, garbage, data nobody asked for
-  kClosedByDriver,          // force_close: connect failure, run aborted
+  kServerClosing,   // 421
+  kTimeout,         // no reply within the command's timeout
+  kConnectionLost,  // the transport closed or failed (on_closed)
+  kProtocolError,   // replies out of step, garbage, data nobody asked for
+  kClosedByDriver,  // force_close: connect failure, run aborted
   kCount,
 };
 const char* end_cause_name(EndCause c);
@@ -195,8 +195,8 @@ struct SessionConfig {
   Credentials* credentials = nullptr;  // null: no AUTH
   AuthMech auth = AuthMech::kAuto;
   bool allow_plaintext_auth = false;
-  uint32_t max_messages = 100;    // transactions per connection, then QUIT
-  uint32_t window = 8;            // transactions in flight at once with PIPELINING
+  uint32_t max_messages = 100;  // transactions per connection, then QUIT
+  uint32_t window = 8;          // transactions in flight at once with PIPELINING
   bool use_pipelining = true;
   bool use_chunking = true;
   Timeouts timeouts;
@@ -216,8 +216,8 @@ struct ServerCaps {
   bool dsn = false;  // RFC 3461
   bool size = false;
   bool enhanced_codes = false;  // ENHANCEDSTATUSCODES (RFC 2034)
-  uint64_t max_size = 0;  // 0 = no limit announced
-  std::string auth;       // AUTH mechanisms as announced
+  uint64_t max_size = 0;        // 0 = no limit announced
+  std::string auth;             // AUTH mechanisms as announced
 };
 
 class Session {
@@ -279,10 +279,35 @@ class Session {
   void force_close(std::string_view why, bool fatal, uint64_t now_ms);
 
  private:
-  enum class Phase { kInit, kGreeting, kEhlo, kHelo, kStartTls, kTlsWanted, kAuth, kReady,
-                     kQuit, kClosed };
-  enum class Kind : uint8_t { kGreeting, kEhlo, kHelo, kMail, kRcpt, kData, kDot, kBdat, kRset,
-                              kQuit, kIgnore, kStartTls, kAuth, kNoop, kCount };
+  enum class Phase {
+    kInit,
+    kGreeting,
+    kEhlo,
+    kHelo,
+    kStartTls,
+    kTlsWanted,
+    kAuth,
+    kReady,
+    kQuit,
+    kClosed
+  };
+  enum class Kind : uint8_t {
+    kGreeting,
+    kEhlo,
+    kHelo,
+    kMail,
+    kRcpt,
+    kData,
+    kDot,
+    kBdat,
+    kRset,
+    kQuit,
+    kIgnore,
+    kStartTls,
+    kAuth,
+    kNoop,
+    kCount
+  };
   struct Expect {
     Kind kind;
     Txn* txn;
@@ -309,8 +334,8 @@ class Session {
   // Ends the session; open recipients are deferred. Positive final replies still held are
   // kept (sent) unless the replies were proven out of step (`desync`) or the run stops.
   // `cause` and `why` (protocol wording) become end(); end_reason() is the described form.
-  void close_with(EndCause cause, std::string why, int code,
-                  FatalCause fatal = FatalCause::kNone, bool desync = false);
+  void close_with(EndCause cause, std::string why, int code, FatalCause fatal = FatalCause::kNone,
+                  bool desync = false);
   void protocol_error(std::string why, int code);
   // "the relay" or "the mail exchanger", for messages.
   std::string the_peer() const;
@@ -348,7 +373,7 @@ class Session {
   std::vector<Txn*> held_;
   std::vector<std::string> secret_forms_;  // what AUTH sent, to redact from replies
   uint32_t reads_ = 0;                     // on_data calls so far
-  std::string cmd_;         // scratch for building a command
+  std::string cmd_;                        // scratch for building a command
   std::string end_reason_;
   SessionEnd end_;
   std::string greeting_;

@@ -9,9 +9,9 @@ namespace sb {
 
 const char* Session::kind_name(Kind k) {
   // Indexed by Kind: one name per kind, checked at compile time.
-  static constexpr const char* kNames[] = {"greeting", "EHLO", "HELO", "MAIL", "RCPT", "DATA",
-                                           "end of data", "BDAT", "RSET", "QUIT",
-                                           "end of data", "STARTTLS", "AUTH", "NOOP"};
+  static constexpr const char* kNames[] = {"greeting",    "EHLO",        "HELO", "MAIL", "RCPT",
+                                           "DATA",        "end of data", "BDAT", "RSET", "QUIT",
+                                           "end of data", "STARTTLS",    "AUTH", "NOOP"};
   static_assert(std::size(kNames) == static_cast<size_t>(Kind::kCount),
                 "one name per Session::Kind");
   return k < Kind::kCount ? kNames[static_cast<size_t>(k)] : "?";
@@ -50,8 +50,8 @@ Session::Fit Session::fit(Kind k, const Reply& r, bool enhanced) {
     case Kind::kData: return c == 354 ? Fit::kPositive : Fit::kWrong;
     case Kind::kRcpt:
       return (c == 250 || c == 251 || c == 252) && subject != 6 ? Fit::kPositive : Fit::kWrong;
-    case Kind::kMail: return cls == 2 && c != 220 && c != 221 && subject != 6 ? Fit::kPositive
-                                                                            : Fit::kWrong;
+    case Kind::kMail:
+      return cls == 2 && c != 220 && c != 221 && subject != 6 ? Fit::kPositive : Fit::kWrong;
     case Kind::kDot:
     case Kind::kBdat:
     case Kind::kIgnore:

@@ -70,14 +70,22 @@ void Session::handle_ehlo(const Reply& r, uint64_t now_ms) {
       // EHLO keywords are case-insensitive (RFC 5321 §2.4), ASCII only.
       std::string_view kw = line.substr(0, sp);
       std::string_view arg = sp == std::string_view::npos ? "" : line.substr(sp + 1);
-      if (iequals(kw, "PIPELINING")) caps_.pipelining = true;
-      else if (iequals(kw, "CHUNKING")) caps_.chunking = true;
-      else if (iequals(kw, "8BITMIME")) caps_.eight_bit_mime = true;
-      else if (iequals(kw, "SMTPUTF8")) caps_.smtputf8 = true;
-      else if (iequals(kw, "STARTTLS")) caps_.starttls = true;
-      else if (iequals(kw, "DSN")) caps_.dsn = true;
-      else if (iequals(kw, "ENHANCEDSTATUSCODES")) caps_.enhanced_codes = true;
-      else if (iequals(kw, "AUTH")) caps_.auth.assign(arg);
+      if (iequals(kw, "PIPELINING"))
+        caps_.pipelining = true;
+      else if (iequals(kw, "CHUNKING"))
+        caps_.chunking = true;
+      else if (iequals(kw, "8BITMIME"))
+        caps_.eight_bit_mime = true;
+      else if (iequals(kw, "SMTPUTF8"))
+        caps_.smtputf8 = true;
+      else if (iequals(kw, "STARTTLS"))
+        caps_.starttls = true;
+      else if (iequals(kw, "DSN"))
+        caps_.dsn = true;
+      else if (iequals(kw, "ENHANCEDSTATUSCODES"))
+        caps_.enhanced_codes = true;
+      else if (iequals(kw, "AUTH"))
+        caps_.auth.assign(arg);
       else if (iequals(kw, "SIZE")) {
         caps_.size = true;
         uint64_t v = 0;
@@ -119,8 +127,7 @@ void Session::after_ehlo(uint64_t now_ms) {
 void Session::start_auth(uint64_t now_ms) {
   if (!tls_active_ && !cfg_.allow_plaintext_auth) {
     close_with(EndCause::kPlaintextAuthRefused,
-               "refusing to send credentials over an unencrypted connection", 0,
-               FatalCause::kAuth);
+               "refusing to send credentials over an unencrypted connection", 0, FatalCause::kAuth);
     return;
   }
   const std::string offered = caps_.auth;
@@ -135,21 +142,24 @@ void Session::start_auth(uint64_t now_ms) {
     }
   };
   if (offered.empty()) {
-    close_with(EndCause::kAuthNotOffered, the_peer() + " does not offer AUTH" +
-                   (tls_active_ ? " after STARTTLS" : "") + "; cannot authenticate",
+    close_with(EndCause::kAuthNotOffered,
+               the_peer() + " does not offer AUTH" + (tls_active_ ? " after STARTTLS" : "") +
+                   "; cannot authenticate",
                0, FatalCause::kAuth);
     return;
   }
   Credentials& cr = *cfg_.credentials;
   AuthMech m = cfg_.auth;
   if (m == AuthMech::kAuto) {
-    m = cr.is_oauth() ? AuthMech::kXoauth2
+    m = cr.is_oauth()     ? AuthMech::kXoauth2
         : offers("PLAIN") ? AuthMech::kPlain
         : offers("LOGIN") ? AuthMech::kLogin
                           : AuthMech::kAuto;
   }
-  const char* name = m == AuthMech::kXoauth2 ? "XOAUTH2" : m == AuthMech::kPlain ? "PLAIN"
-                     : m == AuthMech::kLogin ? "LOGIN" : "";
+  const char* name = m == AuthMech::kXoauth2 ? "XOAUTH2"
+                     : m == AuthMech::kPlain ? "PLAIN"
+                     : m == AuthMech::kLogin ? "LOGIN"
+                                             : "";
   if (m == AuthMech::kAuto || !offers(name)) {
     close_with(EndCause::kAuthNoMechanism,
                the_peer() + " offers AUTH " + offered +
@@ -176,7 +186,12 @@ void Session::start_auth(uint64_t now_ms) {
     send_line(cmd_, true);
   } else if (m == AuthMech::kXoauth2) {
     // "\x01" and "auth" are separate literals: "\x01auth" would read as the hex escape \x01a.
-    payload.append("user=").append(cr.user()).append("\x01" "auth=Bearer ").append(secret);
+    payload.append("user=")
+        .append(cr.user())
+        .append(
+            "\x01"
+            "auth=Bearer ")
+        .append(secret);
     payload.append("\x01\x01");
     secret_forms_.push_back(base64_encode(payload));
     cmd_.assign("AUTH XOAUTH2 ").append(base64_encode(payload)).append("\r\n");

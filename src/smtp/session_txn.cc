@@ -55,8 +55,8 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
         finish_open(t, Verdict::kDeferred, r.code, r.text);
         std::string from(t->mail_from.substr(0, 200));
         close_with(EndCause::kSenderRefused,
-                   "the server refused the envelope sender <" + from + ">: " + r.summary(),
-                   r.code, FatalCause::kSender);
+                   "the server refused the envelope sender <" + from + ">: " + r.summary(), r.code,
+                   FatalCause::kSender);
         return;
       } else {
         // Pipelined RCPT/DATA replies for this transaction still come and are consumed.
@@ -127,8 +127,7 @@ void Session::handle_txn_reply(const Expect& e, const Reply& r, uint64_t now_ms)
       if (e.kind == Kind::kBdat && t->mail_ok) need_rset_ = true;
       break;
     }
-    default:
-      break;
+    default: break;
   }
   maybe_done(t);
 }
@@ -200,8 +199,7 @@ bool Session::start_txn(Txn* t, uint64_t now_ms) {
   if (caps_.size && caps_.max_size > 0 && t->body_size > caps_.max_size) {
     finish_open(t, Verdict::kFailed, 0,
                 "message of " + std::to_string(t->body_size) +
-                    " octets exceeds the server's SIZE limit of " +
-                    std::to_string(caps_.max_size));
+                    " octets exceeds the server's SIZE limit of " + std::to_string(caps_.max_size));
     maybe_done(t);
     return false;
   }

@@ -21,7 +21,8 @@ constexpr std::string_view kQueued = "250 2.0.0 Ok: queued\r\n";
 constexpr std::string_view kChunkOk = "250 2.0.0 Ok: chunk received\r\n";
 constexpr std::string_view kTxnDefer = "451 4.3.0 Transaction deferred (sink fault)\r\n";
 constexpr std::string_view kTooBig = "552 5.3.4 Message size exceeds fixed limit\r\n";
-constexpr std::string_view kRateLimited = "451 4.7.0 Rate limited, try again later (sink fault)\r\n";
+constexpr std::string_view kRateLimited =
+    "451 4.7.0 Rate limited, try again later (sink fault)\r\n";
 constexpr std::string_view kNoValidRcpt = "554 5.5.1 Error: no valid recipients\r\n";
 constexpr std::string_view kOk = "250 2.0.0 Ok\r\n";
 constexpr std::string_view kBye = "221 2.0.0 Bye\r\n";
@@ -121,17 +122,10 @@ bool SinkEngine::on_data(std::string_view in, std::string& out) {
   const char* end = p + in.size();
   while (p < end) {
     switch (phase_) {
-      case Phase::kCommand:
-        p = feed_command(p, end, out);
-        break;
-      case Phase::kData:
-        p = feed_data(p, end, out);
-        break;
-      case Phase::kBdat:
-        p = feed_bdat(p, end, out);
-        break;
-      case Phase::kClosed:
-        return false;
+      case Phase::kCommand: p = feed_command(p, end, out); break;
+      case Phase::kData: p = feed_data(p, end, out); break;
+      case Phase::kBdat: p = feed_bdat(p, end, out); break;
+      case Phase::kClosed: return false;
     }
   }
   return phase_ != Phase::kClosed;
@@ -194,18 +188,10 @@ void SinkEngine::on_command(std::string_view line, std::string& out) {
     return;
   }
   switch (verb_code(verb.data())) {
-    case verb_code("MAIL"):
-      on_mail(arg, out);
-      return;
-    case verb_code("RCPT"):
-      on_rcpt(arg, out);
-      return;
-    case verb_code("DATA"):
-      on_data_cmd(out);
-      return;
-    case verb_code("BDAT"):
-      on_bdat(arg, out);
-      return;
+    case verb_code("MAIL"): on_mail(arg, out); return;
+    case verb_code("RCPT"): on_rcpt(arg, out); return;
+    case verb_code("DATA"): on_data_cmd(out); return;
+    case verb_code("BDAT"): on_bdat(arg, out); return;
     case verb_code("EHLO"):
     case verb_code("HELO"): {
       if (trim(arg).empty()) {
@@ -238,25 +224,17 @@ void SinkEngine::on_command(std::string_view line, std::string& out) {
       reset_transaction();
       out += kOk;
       return;
-    case verb_code("NOOP"):
-      out += kOk;
-      return;
+    case verb_code("NOOP"): out += kOk; return;
     case verb_code("QUIT"):
       out += kBye;
       phase_ = Phase::kClosed;
       return;
-    case verb_code("VRFY"):
-      out += kVrfy;
-      return;
+    case verb_code("VRFY"): out += kVrfy; return;
     case verb_code("EXPN"):
     case verb_code("HELP"):
     case verb_code("AUTH"):
-    case verb_code("ETRN"):
-      protocol_error(kNotImpl, out);
-      return;
-    default:
-      protocol_error(kUnknown, out);
-      return;
+    case verb_code("ETRN"): protocol_error(kNotImpl, out); return;
+    default: protocol_error(kUnknown, out); return;
   }
 }
 
@@ -304,7 +282,10 @@ void SinkEngine::on_rcpt(std::string_view arg, std::string& out) {
   }
   if (u < cfg_.reject_rcpt + cfg_.defer_rcpt) {
     ++counters_.deferred_rcpts;
-    if (cfg_.defer_reply.empty()) out += kRcptDefer; else out.append(cfg_.defer_reply).append("\r\n");
+    if (cfg_.defer_reply.empty())
+      out += kRcptDefer;
+    else
+      out.append(cfg_.defer_reply).append("\r\n");
     return;
   }
   ++rcpts_;
@@ -466,7 +447,10 @@ void SinkEngine::end_message(std::string& out) {
     return;
   }
   if (u < cfg_.drop_txn + cfg_.defer_txn) {
-    if (cfg_.defer_reply.empty()) out += kTxnDefer; else out.append(cfg_.defer_reply).append("\r\n");
+    if (cfg_.defer_reply.empty())
+      out += kTxnDefer;
+    else
+      out.append(cfg_.defer_reply).append("\r\n");
   } else if (cfg_.max_size != 0 && body_bytes_ > cfg_.max_size) {
     out += kTooBig;
   } else if (limits_ != nullptr && cfg_.fault_421_at != 0 && !limits_->fault_421_done &&

@@ -13,7 +13,7 @@ namespace sb {
 struct SinkServerConfig {
   std::string listen = "127.0.0.1:2525";
   SinkConfig engine;
-  std::string record_path;  // with engine.record: accepted messages are appended here
+  std::string record_path;         // with engine.record: accepted messages are appended here
   uint32_t stats_interval_ms = 0;  // print counters to stderr this often; 0 = only at exit
 };
 

@@ -23,7 +23,6 @@ constexpr const char* kCsvHeader =
     "time,recipient,status,code,enhanced_code,reply,remote_host,remote_port,tls_version,"
     "attempt,connection_id,elapsed_ms,category\n";
 
-
 // Untrusted text made fit for one line of a log: invalid UTF-8 octets become '?', each run
 // of control characters (C0, DEL, C1; so CR LF too) becomes one space; then the result is cut
 // to `max` octets without splitting a sequence.
@@ -70,7 +69,6 @@ void append_time(int64_t ms, std::string& out) {
   out.append(buf, static_cast<size_t>(n));
 }
 
-
 // RFC 8259 string escaping; the input is valid UTF-8 (sanitised), which goes through as is.
 void append_json_string(std::string_view v, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -78,21 +76,11 @@ void append_json_string(std::string_view v, std::string& out) {
   for (char ch : v) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
       default:
         if (c < 0x20) {
           out += "\\u00";

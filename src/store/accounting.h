@@ -12,12 +12,12 @@
 namespace sb {
 
 struct AccountingRecord {
-  int64_t time_ms = 0;         // when the attempt ended, ms since the epoch (written as UTC)
+  int64_t time_ms = 0;  // when the attempt ended, ms since the epoch (written as UTC)
   std::string recipient;
   RcptStatus status = RcptStatus::kSent;  // sent, deferred, failed or suppressed
-  int code = 0;                // SMTP reply code, 0 when there was none
-  std::string reply;           // reply text or local reason, raw: the log sanitises it
-  std::string remote_host;     // "" when no connection was involved (suppressed)
+  int code = 0;                           // SMTP reply code, 0 when there was none
+  std::string reply;                      // reply text or local reason, raw: the log sanitises it
+  std::string remote_host;                // "" when no connection was involved (suppressed)
   uint16_t remote_port = 0;
   std::string tls_version;     // "TLSv1.3", "" when the session was not encrypted
   uint32_t attempt = 0;        // 1 for the first attempt at this recipient (across runs)
@@ -36,11 +36,11 @@ struct AccountingRecord {
 // "550 " / "550-" if the text carries the reply code), else "". Numbers are written as
 // numbers (code 0 = no reply, port 0 = no connection).
 // Text fields are sanitised: invalid UTF-8 octets become '?', each run of control characters
-// (C0 incl. CR LF and tab, DEL, C1) becomes one space, and the reply is cut to 512 octets (never inside a UTF-8
-// sequence); so every record is exactly one line.
-// CSV: RFC 4180 quoting (a field with ',', '"' or a leading/trailing space is quoted, '"'
-// doubled), lines end in LF; the header is written only when the file is empty at open.
-// JSONL: one JSON object a line, strings escaped per RFC 8259.
+// (C0 incl. CR LF and tab, DEL, C1) becomes one space, and the reply is cut to 512 octets (never
+// inside a UTF-8 sequence); so every record is exactly one line. CSV: RFC 4180 quoting (a field
+// with ',', '"' or a leading/trailing space is quoted, '"' doubled), lines end in LF; the header is
+// written only when the file is empty at open. JSONL: one JSON object a line, strings escaped per
+// RFC 8259.
 
 // Formats one record as a line (with its '\n'); exposed for tests and for --dry-run output.
 void format_accounting_csv(const AccountingRecord& r, std::string& out);

@@ -40,13 +40,10 @@ bool is_atext(unsigned char c) {
     case '{':
     case '|':
     case '}':
-    case '~':
-      return true;
-    default:
-      return false;
+    case '~': return true;
+    default: return false;
   }
 }
-
 
 std::string char_name(unsigned char c) { return std::string("'") + static_cast<char>(c) + "'"; }
 

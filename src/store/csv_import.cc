@@ -67,9 +67,8 @@ Result<Header> parse_header(const std::vector<std::string>& f, size_t n, std::st
     auto [it, fresh] = cols.try_emplace(ascii_lower(nm), i + 1);
     if (!fresh) {
       return input_error(std::string(file) + ": column '" + printable(nm, kShownValue) +
-                         "' appears twice in the header (columns " +
-                         std::to_string(it->second) + " and " + std::to_string(i + 1) +
-                         "); rename one of them");
+                         "' appears twice in the header (columns " + std::to_string(it->second) +
+                         " and " + std::to_string(i + 1) + "); rename one of them");
     }
     if (it->first == "email") email = i;
   }
@@ -148,7 +147,7 @@ class Importer final : public CsvSink {
   bool cache_raised_ = false;
   bool journal_switched_ = false;
   size_t email_col_ = 0;
-  size_t need_cols_ = 0;  // up to the last named column: a row needs at least these fields
+  size_t need_cols_ = 0;        // up to the last named column: a row needs at least these fields
   std::vector<int> col_field_;  // per header column: merge field index, or kNoField
   std::vector<std::string> names_;
   std::vector<std::string_view> values_;  // one row's values in field order
@@ -174,9 +173,9 @@ bool Importer::header(const std::vector<std::string>& f, size_t n, uint64_t line
       names_.push_back(h->names[i]);
     }
   }
-  values_.assign(mode_ == ImportMode::kAppend && s_.imported ? s_.field_names.size()
-                                                                : names_.size(),
-                 std::string_view());
+  values_.assign(
+      mode_ == ImportMode::kAppend && s_.imported ? s_.field_names.size() : names_.size(),
+      std::string_view());
   email_col_ = h->email_col;
   for (size_t i = 0; i < n; ++i) {
     if (!h->names[i].empty()) need_cols_ = i + 1;
@@ -265,10 +264,10 @@ bool Importer::clear_old_list() {
   }
   report_.removed = static_cast<uint64_t>(q.col_int(0));
   q = Stmt();
-  for (const char* sql : {"DROP INDEX IF EXISTS recipients_address", "DELETE FROM recipients",
-                          "DELETE FROM fields",
-                          "DELETE FROM meta WHERE key IN ('sb.imported', 'sb.source', "
-                          "'sb.source_digest')"}) {
+  for (const char* sql :
+       {"DROP INDEX IF EXISTS recipients_address", "DELETE FROM recipients", "DELETE FROM fields",
+        "DELETE FROM meta WHERE key IN ('sb.imported', 'sb.source', "
+        "'sb.source_digest')"}) {
     if (auto st = s_.exec(sql, "removing the old list"); !st) return fail(st.error());
   }
   return true;
@@ -422,7 +421,6 @@ Result<ImportReport> Importer::finish(Status reader_status, const std::string& d
   s_.field_names = std::move(names_);
   return std::move(report_);
 }
-
 
 Status check_import_allowed(const TaskStoreState& s, const ImportOptions& o,
                             std::string_view name) {

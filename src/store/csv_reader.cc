@@ -152,10 +152,11 @@ Status CsvReader::decode(std::string_view data, bool final) {
   if (cd_ == reinterpret_cast<iconv_t>(-1)) {
     if (auto st = feed_utf8(data); !st) return st;
     if (final && !utf8_carry_.empty()) {
-      return make_error(ErrDomain::kInput,
-                        "line " + std::to_string(text_line_) + ", column " +
-                            std::to_string(text_col_) + ": the file ends inside a UTF-8 "
-                            "character (octet " + hex_octet(utf8_carry_[0]) + ")");
+      return make_error(ErrDomain::kInput, "line " + std::to_string(text_line_) + ", column " +
+                                               std::to_string(text_col_) +
+                                               ": the file ends inside a UTF-8 "
+                                               "character (octet " +
+                                               hex_octet(utf8_carry_[0]) + ")");
     }
     return {};
   }
@@ -193,8 +194,8 @@ Status CsvReader::decode(std::string_view data, bool final) {
       return {};
     }
     if (err != 0) {
-      return make_error(ErrDomain::kSys, std::string("converting from ") + encoding_ +
-                                             ": " + std::strerror(err));
+      return make_error(ErrDomain::kSys,
+                        std::string("converting from ") + encoding_ + ": " + std::strerror(err));
     }
     if (final && left == 0) break;
   }
@@ -276,8 +277,9 @@ Status CsvReader::check_utf8(std::string_view data) {
                         std::to_string(text_col_) + ": octet " +
                         hex_octet(static_cast<unsigned char>(p[i])) + " is not ";
       if (cd_ == reinterpret_cast<iconv_t>(-1)) {
-        msg += "valid UTF-8; if the file was saved in another encoding, say which with "
-               "--csv-encoding (latin1, cp1252, ...)";
+        msg +=
+            "valid UTF-8; if the file was saved in another encoding, say which with "
+            "--csv-encoding (latin1, cp1252, ...)";
       } else {
         msg += "valid " + encoding_;
       }

@@ -72,14 +72,14 @@ class CsvReader {
   CsvSink& sink_;
   csv_parser parser_{};
   bool init_ok_ = false;
-  std::string encoding_;           // for messages; "" = UTF-8
+  std::string encoding_;                        // for messages; "" = UTF-8
   iconv_t cd_ = reinterpret_cast<iconv_t>(-1);  // open when the input is not UTF-8
-  std::string raw_carry_;          // input octets of a character split across chunks
-  std::string utf8_carry_;         // the same for UTF-8 input
-  std::string converted_;          // iconv's output, reused
-  uint64_t text_line_ = 1;         // where the decoder is, for encoding errors
-  uint64_t text_col_ = 1;          // in characters
-  uint64_t quote_line_ = 0;        // line the open quoted field started on (0: none known)
+  std::string raw_carry_;                       // input octets of a character split across chunks
+  std::string utf8_carry_;                      // the same for UTF-8 input
+  std::string converted_;                       // iconv's output, reused
+  uint64_t text_line_ = 1;                      // where the decoder is, for encoding errors
+  uint64_t text_col_ = 1;                       // in characters
+  uint64_t quote_line_ = 0;  // line the open quoted field started on (0: none known)
   bool bom_checked_ = false;
   std::string head_;  // the first octets while deciding whether they are a BOM
   bool stopped_ = false;

@@ -27,7 +27,6 @@ constexpr std::string_view kExt = ".eml";
 constexpr int kMaxSuffix = 100000;
 constexpr int kTempTries = 100;
 
-
 bool is_space_cp(uint32_t cp) {
   return cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == '\v' || cp == '\f';
 }
@@ -44,10 +43,8 @@ bool is_unsafe_cp(uint32_t cp) {
     case '"':
     case '|':
     case '?':
-    case '*':
-      return true;
-    default:
-      break;
+    case '*': return true;
+    default: break;
   }
   // Zero-width and bidi format controls (a name that displays as "gpj.eml" but is not),
   // line/paragraph separators, the BOM / zero-width no-break space.
@@ -85,8 +82,8 @@ void strip_ends(std::string& s) {
 
 bool valid_var_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
   });
 }
 
@@ -298,18 +295,10 @@ std::string EmlNamer::name(const EmlNameVars& v) const {
   std::string s;
   for (const Segment& seg : segments_) {
     switch (seg.kind) {
-      case Kind::kLiteral:
-        s += seg.literal;
-        break;
-      case Kind::kTaskTitle:
-        s += v.task_title;
-        break;
-      case Kind::kSubject:
-        s += v.subject;
-        break;
-      case Kind::kRecipient:
-        s += v.recipient;
-        break;
+      case Kind::kLiteral: s += seg.literal; break;
+      case Kind::kTaskTitle: s += v.task_title; break;
+      case Kind::kSubject: s += v.subject; break;
+      case Kind::kRecipient: s += v.recipient; break;
       case Kind::kDate: {
         time_t t = static_cast<time_t>(v.time);
         struct tm tm {};
@@ -320,9 +309,7 @@ std::string EmlNamer::name(const EmlNameVars& v) const {
         s += buf;
         break;
       }
-      case Kind::kId:
-        s += std::to_string(v.id);
-        break;
+      case Kind::kId: s += std::to_string(v.id); break;
       case Kind::kField:
         if (v.values && seg.field < v.values->size()) s += (*v.values)[seg.field];
         break;

@@ -60,7 +60,7 @@ class SuppressionList {
   void rebuild(size_t capacity_for);
   void insert_new(uint32_t offset, uint64_t h);
 
-  std::string arena_;           // normalised keys, each followed by '\n'
+  std::string arena_;            // normalised keys, each followed by '\n'
   std::vector<uint64_t> slots_;  // 0 = empty; else (hash tag << 32) | (offset + 1)
   size_t size_ = 0;
 };

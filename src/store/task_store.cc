@@ -91,22 +91,14 @@ std::string file_uri(const std::string& path, std::string_view query) {
 
 const char* status_name(RcptStatus s) {
   switch (s) {
-    case RcptStatus::kUnsent:
-      return "unsent";
-    case RcptStatus::kSent:
-      return "sent";
-    case RcptStatus::kDeferred:
-      return "deferred";
-    case RcptStatus::kFailed:
-      return "failed";
-    case RcptStatus::kSuppressed:
-      return "suppressed";
-    case RcptStatus::kInFlight:
-      return "in-flight";
-    case RcptStatus::kBounced:
-      return "bounced";
-    case RcptStatus::kComplained:
-      return "complained";
+    case RcptStatus::kUnsent: return "unsent";
+    case RcptStatus::kSent: return "sent";
+    case RcptStatus::kDeferred: return "deferred";
+    case RcptStatus::kFailed: return "failed";
+    case RcptStatus::kSuppressed: return "suppressed";
+    case RcptStatus::kInFlight: return "in-flight";
+    case RcptStatus::kBounced: return "bounced";
+    case RcptStatus::kComplained: return "complained";
   }
   return "unknown";
 }
@@ -190,10 +182,11 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open_impl(const std::string& path,
     std::error_code ec;
     bool has_wal = std::filesystem::exists(path + "-wal", ec);
     if ((rc & 0xFF) == SQLITE_CANTOPEN && has_wal) {
-      return store_error(path + ": cannot read it where it is: its -wal file holds the latest "
-                                "changes, and SQLite cannot create the -shm file it needs beside "
-                                "it (a read-only directory or file system?); copy " + path +
-                         " with its -wal file to a writable place and read the copy");
+      return store_error(path +
+                         ": cannot read it where it is: its -wal file holds the latest "
+                         "changes, and SQLite cannot create the -shm file it needs beside "
+                         "it (a read-only directory or file system?); copy " +
+                         path + " with its -wal file to a writable place and read the copy");
     }
     if ((rc & 0xFF) == SQLITE_READONLY) {
       // A hot journal: a writer (an import runs in rollback-journal mode) was killed mid-
@@ -203,17 +196,18 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open_impl(const std::string& path,
       sqlite3_close_v2(s.db.h);
       s.db.h = nullptr;
       sqlite3* rw = nullptr;
-      int rrc = sqlite3_open_v2(path.c_str(), &rw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                                nullptr);
+      int rrc =
+          sqlite3_open_v2(path.c_str(), &rw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
       if (rrc == SQLITE_OK) {
         sqlite3_busy_timeout(rw, kBusyTimeoutMs);
         rrc = sqlite3_exec(rw, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
       }
       sqlite3_close_v2(rw);
       if (rrc != SQLITE_OK) {
-        return store_error(path + ": a run was stopped in the middle of writing it, and its "
-                                  "journal cannot be rolled back here (no write access); run "
-                                  "send or status where the file is writable");
+        return store_error(path +
+                           ": a run was stopped in the middle of writing it, and its "
+                           "journal cannot be rolled back here (no write access); run "
+                           "send or status where the file is writable");
       }
       if (sqlite3_open_v2(path.c_str(), &s.db.h, flags, nullptr) != SQLITE_OK) {
         return s.error("cannot open the task file");
@@ -245,8 +239,9 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open_impl(const std::string& path,
     // An empty database: a foreign file, or a run killed while it was creating the task (then
     // send initialises it and goes on).
     if (!create) {
-      return store_error(path + " holds no task yet (an empty database: a run may have been "
-                                "stopped while creating it; run send again)");
+      return store_error(path +
+                         " holds no task yet (an empty database: a run may have been "
+                         "stopped while creating it; run send again)");
     }
     if (auto st = s.exec("BEGIN IMMEDIATE", "creating the task"); !st) return st.error();
     if (sqlite3_exec(s.db.h, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
@@ -555,9 +550,10 @@ Result<std::vector<std::pair<RecipientRow, Outcome>>> TaskStore::list(
   }
   if (in.empty()) return std::vector<std::pair<RecipientRow, Outcome>>{};
   Stmt q;
-  if (q.prepare(s.db.h, "SELECT id, email, fields, attempts, code, reply, updated, status "
-                        "FROM recipients WHERE status IN (" + in +
-                            ") ORDER BY id LIMIT ?1") != SQLITE_OK) {
+  if (q.prepare(s.db.h,
+                "SELECT id, email, fields, attempts, code, reply, updated, status "
+                "FROM recipients WHERE status IN (" +
+                    in + ") ORDER BY id LIMIT ?1") != SQLITE_OK) {
     return s.error("listing recipients");
   }
   q.bind(1, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));

@@ -22,7 +22,7 @@ enum class RcptStatus : uint8_t {
   kDeferred = 2,
   kFailed = 3,
   kSuppressed = 4,
-  kInFlight = 5,  // claimed by a run that has not recorded an outcome yet (issue 4)
+  kInFlight = 5,    // claimed by a run that has not recorded an outcome yet (issue 4)
   kBounced = 6,     // a hard bounce came back (returns, issue 14): never mailed again
   kComplained = 7,  // the recipient complained (ARF): never mailed again
 };
@@ -32,8 +32,8 @@ const char* status_name(RcptStatus s);
 struct RecipientRow {
   int64_t id = 0;
   std::string email;
-  std::vector<std::string> values;  // aligned with TaskStore::field_names()
-  uint32_t attempts = 0;            // attempts made in earlier runs
+  std::vector<std::string> values;          // aligned with TaskStore::field_names()
+  uint32_t attempts = 0;                    // attempts made in earlier runs
   RcptStatus status = RcptStatus::kUnsent;  // status before this claim (unsent, deferred,
                                             // or in flight: left by a killed run)
 };
@@ -41,10 +41,10 @@ struct RecipientRow {
 struct Outcome {
   int64_t id = 0;
   RcptStatus status = RcptStatus::kUnsent;
-  int code = 0;            // SMTP reply code, 0 when there was none (local failure)
-  std::string reply;       // sanitised reply text or local reason, capped at 512 octets
-  uint32_t attempts = 0;   // total attempts including this one
-  int64_t time = 0;        // unix seconds
+  int code = 0;           // SMTP reply code, 0 when there was none (local failure)
+  std::string reply;      // sanitised reply text or local reason, capped at 512 octets
+  uint32_t attempts = 0;  // total attempts including this one
+  int64_t time = 0;       // unix seconds
   // A release: only the status changes (back to what it was before the claim); attempts,
   // code, reply and time are left as they are. For recipients claimed but never started.
   bool status_only = false;
@@ -64,10 +64,10 @@ struct ImportOptions {
 
 struct ImportReport {
   uint64_t imported = 0;
-  uint64_t already_present = 0;  // kAppend: the address is in the task already: skipped
-  uint64_t removed = 0;          // kReplace: recipients of the list that was replaced
-  uint64_t duplicates = 0;  // same address (case-insensitive domain) seen again: skipped
-  uint64_t invalid = 0;     // imported as failed with the reason (bad address, bad row)
+  uint64_t already_present = 0;       // kAppend: the address is in the task already: skipped
+  uint64_t removed = 0;               // kReplace: recipients of the list that was replaced
+  uint64_t duplicates = 0;            // same address (case-insensitive domain) seen again: skipped
+  uint64_t invalid = 0;               // imported as failed with the reason (bad address, bad row)
   std::vector<std::string> problems;  // first few problems, "line N: reason"
 };
 
@@ -91,22 +91,22 @@ struct StatusCounts {
 // What `returns` records for one returned message (returns_store.cc).
 enum class ReturnEffect : uint8_t { kNone, kHard, kSoft, kComplaint };
 struct ReturnRecord {
-  std::string key;       // identifies the returned message (a hash of its bytes): seen once
-  int64_t id = 0;        // the recipient it is about; 0 = none (unmatched, auto-reply)
+  std::string key;  // identifies the returned message (a hash of its bytes): seen once
+  int64_t id = 0;   // the recipient it is about; 0 = none (unmatched, auto-reply)
   ReturnEffect effect = ReturnEffect::kNone;
-  std::string status;    // the DSN's enhanced status code, e.g. "5.1.1"
+  std::string status;  // the DSN's enhanced status code, e.g. "5.1.1"
   std::string diagnostic;
-  std::string cls;       // classification: hard, soft, block, complaint, ...
-  std::string category;  // invalid-recipient, mailbox-full, ...
-  std::string kind;      // dsn, arf, autoreply, unknown
-  std::string result;    // what was done, for the seen-table ("bounced", "unmatched", ...)
+  std::string cls;          // classification: hard, soft, block, complaint, ...
+  std::string category;     // invalid-recipient, mailbox-full, ...
+  std::string kind;         // dsn, arf, autoreply, unknown
+  std::string result;       // what was done, for the seen-table ("bounced", "unmatched", ...)
   uint32_t soft_limit = 3;  // this many soft bounces count as a hard one (0: never)
   int64_t time = 0;
 };
 struct ReturnApplied {
-  bool duplicate = false;  // the key was already recorded: nothing changed
+  bool duplicate = false;                   // the key was already recorded: nothing changed
   RcptStatus status = RcptStatus::kUnsent;  // the recipient's status afterwards
-  uint32_t soft = 0;       // soft bounces counted for the recipient so far
+  uint32_t soft = 0;                        // soft bounces counted for the recipient so far
 };
 struct ReturnInfo {  // the last return recorded for a recipient
   uint32_t soft = 0;

@@ -20,10 +20,12 @@ TEST(DisplayEscapeTest, BackslashIsEscapedSoOursAreUnambiguous) {
 TEST(DisplayEscapeTest, Utf8KeptFormatControlsAndBadOctetsShown) {
   EXPECT_EQ(display_escape("jörg@bücher.de"), "jörg@bücher.de");
   EXPECT_EQ(display_escape("почта"), "почта");
-  EXPECT_EQ(display_escape("a\xE2\x80\xAE" "gpj.exe"), "a\\u{202E}gpj.exe");  // RLO
-  EXPECT_EQ(display_escape("\xC2\x85next"), "\\u{0085}next");                 // NEL (C1)
-  EXPECT_EQ(display_escape("caf\xE9"), "caf\\xE9");                             // latin-1
-  EXPECT_EQ(display_escape("\xE2\x80"), "\\xE2\\x80");                          // truncated
+  EXPECT_EQ(display_escape("a\xE2\x80\xAE"
+                           "gpj.exe"),
+            "a\\u{202E}gpj.exe");                              // RLO
+  EXPECT_EQ(display_escape("\xC2\x85next"), "\\u{0085}next");  // NEL (C1)
+  EXPECT_EQ(display_escape("caf\xE9"), "caf\\xE9");            // latin-1
+  EXPECT_EQ(display_escape("\xE2\x80"), "\\xE2\\x80");         // truncated
 }
 
 TEST(CappedListTest, ShortListsAreWhole) {

@@ -14,7 +14,9 @@ TEST(RenderedHeader, TableOfCases) {
       {"Subject: Hello Ann\r\n\r\nbody", "Hello Ann"},
       {"From: a@b\nsubject:  lower case, LF \n\nbody", "lower case, LF"},
       {"Subject: folded\r\n  across lines\r\n\r\n", "folded  across lines"},
-      {"Subject: =?UTF-8?B?w4lsb2TDrWU=?=\r\n\r\n", "\xC3\x89lod\xC3\xAD" "e"},
+      {"Subject: =?UTF-8?B?w4lsb2TDrWU=?=\r\n\r\n",
+       "\xC3\x89lod\xC3\xAD"
+       "e"},
       {"Subject: Hi =?utf-8?q?J=C3=BCrgen_M?= =?utf-8?q?=C3=BCller?= !\r\n\r\n",
        "Hi J\xC3\xBCrgen M\xC3\xBCller !"},
       {"Subject: =?iso-8859-1?q?caf=E9?=\r\n\r\n", "caf\xC3\xA9"},

@@ -85,12 +85,12 @@ TEST(SessionAdvice, SenderRefusedPointsAtFrom) {
 }
 
 TEST(SessionAdvice, CausesWithoutAdviceKeepTheSessionsWords) {
-  for (EndCause c : {EndCause::kStartTlsInjection, EndCause::kTlsHandshakeFailed,
-                     EndCause::kAuthNotOffered, EndCause::kAuthNoMechanism,
-                     EndCause::kAuthTemporary, EndCause::kAuthTokenRefreshFailed,
-                     EndCause::kGreetingRefused, EndCause::kHeloRefused, EndCause::kRsetRefused,
-                     EndCause::kServerClosing, EndCause::kTimeout, EndCause::kConnectionLost,
-                     EndCause::kProtocolError, EndCause::kClosedByDriver}) {
+  for (EndCause c :
+       {EndCause::kStartTlsInjection, EndCause::kTlsHandshakeFailed, EndCause::kAuthNotOffered,
+        EndCause::kAuthNoMechanism, EndCause::kAuthTemporary, EndCause::kAuthTokenRefreshFailed,
+        EndCause::kGreetingRefused, EndCause::kHeloRefused, EndCause::kRsetRefused,
+        EndCause::kServerClosing, EndCause::kTimeout, EndCause::kConnectionLost,
+        EndCause::kProtocolError, EndCause::kClosedByDriver}) {
     SessionEnd e = end_of(c, "what happened");
     EXPECT_EQ(session_advice(e), "") << end_cause_name(c);
     EXPECT_EQ(describe_session_end(e), "what happened") << end_cause_name(c);
@@ -103,7 +103,6 @@ TEST(SessionAdvice, EveryCauseHasAName) {
   }
 }
 
-
 // --- TLS failures ----------------------------------------------------------------------------
 
 TlsFailure tls(TlsFailureCause cause, std::string text, std::string hint = {}) {
@@ -114,13 +113,15 @@ const char* const kVerify = "TLS handshake with mx.test failed: certificate veri
 
 TEST(TlsAdvice, HostnameMismatchOffersVerifyNo) {
   TlsFailure f = tls(TlsFailureCause::kHostnameMismatch,
-                     std::string(kVerify) + "hostname mismatch: the certificate is for a.test, "
-                                            "not mx.test",
+                     std::string(kVerify) +
+                         "hostname mismatch: the certificate is for a.test, "
+                         "not mx.test",
                      "connect with a name the certificate lists");
   EXPECT_EQ(describe_tls_failure(f),
-            std::string(kVerify) + "hostname mismatch: the certificate is for a.test, not mx.test "
-                                   "(connect with a name the certificate lists, or --tls-verify "
-                                   "no)");
+            std::string(kVerify) +
+                "hostname mismatch: the certificate is for a.test, not mx.test "
+                "(connect with a name the certificate lists, or --tls-verify "
+                "no)");
 }
 
 TEST(TlsAdvice, ExpiredAndNotYetValidOfferVerifyNo) {
@@ -136,8 +137,9 @@ TEST(TlsAdvice, ExpiredAndNotYetValidOfferVerifyNo) {
 }
 
 TEST(TlsAdvice, UntrustedIssuerOffersCaFile) {
-  TlsFailure f = tls(TlsFailureCause::kUntrustedIssuer, "X: is issued by Y, which is not a "
-                                                        "trusted CA here");
+  TlsFailure f = tls(TlsFailureCause::kUntrustedIssuer,
+                     "X: is issued by Y, which is not a "
+                     "trusted CA here");
   EXPECT_EQ(describe_tls_failure(f),
             "X: is issued by Y, which is not a trusted CA here (give --ca-file, or --tls-verify "
             "no)");

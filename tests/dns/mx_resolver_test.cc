@@ -140,9 +140,8 @@ TEST_F(DnsmasqTest, BurstBeyondInFlightLimitIsQueuedNotLost) {
   resolver_ = std::move(Resolver::create(&loop_, cfg)).value();
   int ok = 0, errors = 0;
   for (int i = 0; i < 300; ++i) {
-    resolver_->query(i % 2 ? "one.test" : "multi.test", RecordType::kMx, [&](Result<Answer> a) {
-      (a.ok() ? ok : errors)++;
-    });
+    resolver_->query(i % 2 ? "one.test" : "multi.test", RecordType::kMx,
+                     [&](Result<Answer> a) { (a.ok() ? ok : errors)++; });
   }
   EXPECT_EQ(resolver_->pending(), 300u);
   uint64_t t0 = uv_now(&loop_);

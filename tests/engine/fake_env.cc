@@ -163,23 +163,12 @@ bool FakePool::run_txn(Txn& t) {
       code = 0;
     } else {
       switch (r) {
-        case FakeReply::k421:
-          code = 421;
-          break;
-        case FakeReply::k451:
-          code = 451;
-          break;
-        case FakeReply::k452:
-          code = 452;
-          break;
-        case FakeReply::k550:
-          code = 550;
-          break;
-        case FakeReply::k554:
-          code = 554;
-          break;
-        default:
-          break;
+        case FakeReply::k421: code = 421; break;
+        case FakeReply::k451: code = 451; break;
+        case FakeReply::k452: code = 452; break;
+        case FakeReply::k550: code = 550; break;
+        case FakeReply::k554: code = 554; break;
+        default: break;
       }
       if (code != 250) v = verdict_for(code);
     }

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "engine/loop_env.h"
 #include "base/outbox.h"
+#include "engine/loop_env.h"
 #include "smtp/pool.h"
 #include "smtp/session.h"
 

@@ -411,8 +411,9 @@ TEST(SessionProtocol, TooManyRecipients552MidBatchIsDeferred) {
   Harness h;
   h.host.add("a@x.test", {"r1@y.test", "r2@y.test", "r3@y.test"}, "m\r\n");
   h.greet(kEhloPipeEnh);
-  h.feed("250 2.1.0 ok\r\n250 2.1.5 ok\r\n552 5.5.3 too many recipients\r\n"
-         "552 5.5.3 too many recipients\r\n354 go\r\n");
+  h.feed(
+      "250 2.1.0 ok\r\n250 2.1.5 ok\r\n552 5.5.3 too many recipients\r\n"
+      "552 5.5.3 too many recipients\r\n354 go\r\n");
   h.feed("250 2.0.0 queued\r\n221 bye\r\n");
   EXPECT_EQ(h.host.find("r1@y.test")->verdict, Verdict::kSent);
   EXPECT_EQ(h.host.find("r2@y.test")->verdict, Verdict::kDeferred);

@@ -43,8 +43,12 @@ std::string unbase64(std::string_view in) {
   uint32_t buf = 0;
   int bits = 0;
   for (char c : in) {
-    int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
-            : c >= '0' && c <= '9' ? c - '0' + 52 : c == '+' ? 62 : c == '/' ? 63 : -1;
+    int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+            : c >= 'a' && c <= 'z' ? c - 'a' + 26
+            : c >= '0' && c <= '9' ? c - '0' + 52
+            : c == '+'             ? 62
+            : c == '/'             ? 63
+                                   : -1;
     if (v < 0) continue;
     buf = (buf << 6) | static_cast<uint32_t>(v);
     bits += 6;
@@ -272,10 +276,10 @@ TEST(SessionTls, ExpiredOauthTokenIsRefreshedOncePerConnection) {
   std::string second = h.take();
   EXPECT_EQ(second.rfind("AUTH XOAUTH2 ", 0), 0u);
   // The SASL XOAUTH2 initial response, byte for byte.
-  EXPECT_EQ(unbase64(first.substr(13)),
-            std::string("user=user@example.test\x01" "auth=Bearer old-token\x01\x01"));
-  EXPECT_EQ(unbase64(second.substr(13)),
-            std::string("user=user@example.test\x01" "auth=Bearer new-token\x01\x01"));
+  EXPECT_EQ(unbase64(first.substr(13)), std::string("user=user@example.test\x01"
+                                                    "auth=Bearer old-token\x01\x01"));
+  EXPECT_EQ(unbase64(second.substr(13)), std::string("user=user@example.test\x01"
+                                                     "auth=Bearer new-token\x01\x01"));
   h.feed("235 2.7.0 Accepted\r\n");
   EXPECT_TRUE(h.session.authenticated());
   EXPECT_NE(h.take().find("MAIL FROM"), std::string::npos);
@@ -328,7 +332,6 @@ TEST(SessionTls, ProbeSendsMailRcptRsetAndNoMessage) {
   EXPECT_TRUE(ph.accounted());
 }
 
-
 // --- why a session ended: typed, worded by the peer's role, advice left to the CLI --------
 
 TEST(SessionEnd, TlsAndAuthEndsAreTypedAndFreeOfFlagNames) {
@@ -341,14 +344,30 @@ TEST(SessionEnd, TlsAndAuthEndsAreTypedAndFreeOfFlagNames) {
     EndCause want;
     bool transient;
   } cases[] = {
-      {"starttls missing", TlsMode::kStartTls, nullptr, {"250-mx\r\n250 PIPELINING\r\n"},
-       EndCause::kStartTlsNotOffered, false},
-      {"starttls 554", TlsMode::kStartTls, nullptr, {kEhloTls, "554 5.7.0 no\r\n"},
-       EndCause::kStartTlsRefused, false},
-      {"starttls 454", TlsMode::kStartTls, nullptr, {kEhloTls, "454 4.7.0 later\r\n"},
-       EndCause::kStartTlsRefused, true},
-      {"plaintext auth", TlsMode::kNone, &cr, {"250-mx\r\n250 AUTH PLAIN\r\n"},
-       EndCause::kPlaintextAuthRefused, false},
+      {"starttls missing",
+       TlsMode::kStartTls,
+       nullptr,
+       {"250-mx\r\n250 PIPELINING\r\n"},
+       EndCause::kStartTlsNotOffered,
+       false},
+      {"starttls 554",
+       TlsMode::kStartTls,
+       nullptr,
+       {kEhloTls, "554 5.7.0 no\r\n"},
+       EndCause::kStartTlsRefused,
+       false},
+      {"starttls 454",
+       TlsMode::kStartTls,
+       nullptr,
+       {kEhloTls, "454 4.7.0 later\r\n"},
+       EndCause::kStartTlsRefused,
+       true},
+      {"plaintext auth",
+       TlsMode::kNone,
+       &cr,
+       {"250-mx\r\n250 AUTH PLAIN\r\n"},
+       EndCause::kPlaintextAuthRefused,
+       false},
   };
   for (const Case& c : cases) {
     SessionConfig cfg = tls_config(c.cred);
@@ -422,8 +441,9 @@ TEST(SessionEnd, WordsNameThePeersRole) {
     a.peer = role;
     Harness k(a);
     through_tls(k, "250-mx\r\n250 PIPELINING\r\n");
-    EXPECT_EQ(k.session.end_reason(), the + " does not offer AUTH after STARTTLS; cannot "
-                                            "authenticate");
+    EXPECT_EQ(k.session.end_reason(), the +
+                                          " does not offer AUTH after STARTTLS; cannot "
+                                          "authenticate");
   }
   EXPECT_STREQ(peer_role_name(PeerRole::kMailExchanger), "mail exchanger");
 }

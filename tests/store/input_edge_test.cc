@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "base/text.h"
 #include "store/accounting.h"
 #include "store/eml_files.h"
-#include "base/text.h"
 #include "store/task_store.h"
 #include "store/temp_dir.h"
 
@@ -165,9 +165,10 @@ TEST_F(InputEdgeTest, UnknownStatusValuesAreCountedNotDropped) {
     auto t = open_task();
     ASSERT_TRUE(import_text(*t, "email\na@x.test\nb@x.test\nc@x.test\nd@x.test\n").ok());
   }
-  exec_sql("UPDATE recipients SET status = 9 WHERE id = 1;"
-           "UPDATE recipients SET status = -1 WHERE id = 2;"
-           "UPDATE recipients SET status = 'sent' WHERE id = 3;");
+  exec_sql(
+      "UPDATE recipients SET status = 9 WHERE id = 1;"
+      "UPDATE recipients SET status = -1 WHERE id = 2;"
+      "UPDATE recipients SET status = 'sent' WHERE id = 3;");
   auto t = open_task();
   auto c = t->counts();
   ASSERT_TRUE(c.ok());
@@ -282,8 +283,10 @@ TEST_F(InputEdgeTest, ReadOnlyOpenAfterAWriterWasKilledMidTransaction) {
   if (child == 0) {
     sqlite3* db = nullptr;
     if (sqlite3_open(task_path_.c_str(), &db) != SQLITE_OK) _exit(1);
-    sqlite3_exec(db, "PRAGMA journal_mode=DELETE; PRAGMA cache_size=1; BEGIN; "
-                 "DELETE FROM recipients;", nullptr, nullptr, nullptr);
+    sqlite3_exec(db,
+                 "PRAGMA journal_mode=DELETE; PRAGMA cache_size=1; BEGIN; "
+                 "DELETE FROM recipients;",
+                 nullptr, nullptr, nullptr);
     _exit(0);  // killed: no COMMIT, no ROLLBACK, the journal stays
   }
   int status = 0;
