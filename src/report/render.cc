@@ -32,11 +32,11 @@ std::string num(uint64_t n) { return group_thousands(n); }
 void row(std::string& out, std::string_view key, std::string_view label, std::string_view value,
          bool numeric) {
   out += "<tr><th>";
-  append_html_escaped(out, label);
+  append_html_text(out, label);
   out += numeric ? "</th><td class=\"n\" data-key=\"" : "</th><td data-key=\"";
-  append_html_escaped(out, key);
+  append_html_text(out, key);
   out += "\">";
-  append_html_escaped(out, value);
+  append_html_text(out, value);
   out += "</td></tr>";
 }
 
@@ -112,7 +112,7 @@ void destinations(std::string& out, const ReportData& d) {
          "<th>failed</th></tr>";
   auto line = [&](const DestinationRow& r, bool other) {
     out += other ? "<tr class=\"other\"><td><i>" : "<tr><td>";
-    append_html_escaped(out, r.name.empty() ? "(no domain)" : r.name);
+    append_html_text(out, r.name.empty() ? "(no domain)" : r.name);
     out += other ? "</i></td>" : "</td>";
     for (uint64_t n : {r.sent, r.deferred, r.failed}) out += "<td class=\"n\">" + num(n) + "</td>";
     out += "</tr>";
@@ -173,17 +173,17 @@ std::string render_report_html(const ReportData& d) {
   out += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
          "style-src 'unsafe-inline'; img-src data:\"><title>";
-  append_html_escaped(out, title);
+  append_html_text(out, title);
   out += "</title><style>";
   out += kStyle;
   out += "</style></head><body><h1>";
-  append_html_escaped(out, title);
+  append_html_text(out, title);
   out += "</h1><p class=\"note\">Data: ";
   if (d.accounting_path.empty()) {
     out += "the task file (no accounting log given).";
   } else {
     out += "the accounting log ";
-    append_html_escaped(out, d.accounting_path);
+    append_html_text(out, d.accounting_path);
     out += " (" + num(d.attempts) + " attempts";
     if (d.skipped_lines > 0) out += ", " + num(d.skipped_lines) + " lines not readable as records";
     out += ") and the task file.";
@@ -195,7 +195,7 @@ std::string render_report_html(const ReportData& d) {
   out += d.accounting_path.empty() ? "Reply codes: each recipient's last reply."
                                    : "Reply codes: every attempt.";
   out += " Classes: ";
-  append_html_escaped(out, d.classes_source);
+  append_html_text(out, d.classes_source);
   out += ".</p>";
   bars(out, "codes", "Reply codes", d.codes, "#1565c0");
   bars(out, "classes", "Bounce classes", d.classes, "#c62828");

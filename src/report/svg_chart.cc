@@ -46,15 +46,15 @@ std::string value_label(double v) {
 
 void open_svg(std::string& out, std::string_view id, std::string_view title, int height) {
   out += "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" data-chart=\"";
-  append_html_escaped(out, id);
+  append_html_text(out, id);
   out += "\" width=\"" + std::to_string(kWidth) + "\" height=\"" + std::to_string(height) +
          "\" viewBox=\"0 0 " + std::to_string(kWidth) + " " + std::to_string(height) +
          "\" role=\"img\" aria-label=\"";
-  append_html_escaped(out, title);
+  append_html_text(out, title);
   out += "\"><title>";
-  append_html_escaped(out, title);
+  append_html_text(out, title);
   out += "</title><text class=\"title\" x=\"" + std::to_string(kLeft) + "\" y=\"24\">";
-  append_html_escaped(out, title);
+  append_html_text(out, title);
   out += "</text>";
 }
 
@@ -95,7 +95,7 @@ void time_axes(std::string& out, const TimeAxis& axis, const std::vector<double>
   out += "<text x=\"14\" y=\"" + std::to_string(kTop + kPlotH / 2) +
          "\" transform=\"rotate(-90 14 " + std::to_string(kTop + kPlotH / 2) +
          ")\" text-anchor=\"middle\">";
-  append_html_escaped(out, y_label);
+  append_html_text(out, y_label);
   out += "</text></g><g class=\"axis x\">";
   out += "<line x1=\"" + std::to_string(kLeft) + "\" x2=\"" + std::to_string(kLeft + kPlotW) +
          "\" y1=\"" + std::to_string(kTop + kPlotH) + "\" y2=\"" + std::to_string(kTop + kPlotH) +
@@ -120,9 +120,9 @@ void legend(std::string& out, const std::vector<Series>& series) {
   for (const Series& s : series) {
     out += "<rect class=\"key\" x=\"" + std::to_string(x) + "\" y=\"" + std::to_string(y - 10) +
            "\" width=\"12\" height=\"12\" fill=\"";
-    append_html_escaped(out, s.color);
+    append_html_text(out, s.color);
     out += "\"/><text x=\"" + std::to_string(x + 16) + "\" y=\"" + std::to_string(y) + "\">";
-    append_html_escaped(out, s.name);
+    append_html_text(out, s.name);
     out += "</text>";
     x += 30 + 8 * static_cast<int>(std::min<size_t>(s.name.size(), 24));
   }
@@ -131,7 +131,7 @@ void legend(std::string& out, const std::vector<Series>& series) {
 
 }  // namespace
 
-void append_html_escaped(std::string& out, std::string_view s) {
+void append_html_text(std::string& out, std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
@@ -159,10 +159,10 @@ void append_html_escaped(std::string& out, std::string_view s) {
   }
 }
 
-std::string html_escape(std::string_view s) {
+std::string html_text(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  append_html_escaped(out, s);
+  append_html_text(out, s);
   return out;
 }
 
@@ -242,17 +242,17 @@ std::string line_chart(std::string_view id, std::string_view title, const TimeAx
   const double slot = static_cast<double>(kPlotW) / static_cast<double>(axis.count);
   for (const Series& s : series) {
     out += "<g class=\"series\" data-series=\"";
-    append_html_escaped(out, s.name);
+    append_html_text(out, s.name);
     out += "\">";
     if (axis.count == 1) {
       double v = s.values.empty() ? 0 : s.values[0];
       out += "<circle cx=\"" + fmt(kLeft + slot / 2) + "\" cy=\"" +
              fmt(kTop + kPlotH - v / top * kPlotH) + "\" r=\"4\" fill=\"";
-      append_html_escaped(out, s.color);
+      append_html_text(out, s.color);
       out += "\"/>";
     } else {
       out += "<path fill=\"none\" stroke-width=\"2\" stroke=\"";
-      append_html_escaped(out, s.color);
+      append_html_text(out, s.color);
       out += "\" d=\"";
       for (size_t i = 0; i < axis.count; ++i) {
         double v = i < s.values.size() ? s.values[i] : 0;
@@ -287,9 +287,9 @@ std::string stacked_bar_chart(std::string_view id, std::string_view title, const
   std::vector<double> base(axis.count, 0);
   for (const Series& s : series) {
     out += "<g class=\"series\" data-series=\"";
-    append_html_escaped(out, s.name);
+    append_html_text(out, s.name);
     out += "\" fill=\"";
-    append_html_escaped(out, s.color);
+    append_html_text(out, s.color);
     out += "\">";
     for (size_t i = 0; i < axis.count && i < s.values.size(); ++i) {
       double v = s.values[i];
@@ -299,7 +299,7 @@ std::string stacked_bar_chart(std::string_view id, std::string_view title, const
       out += "<rect x=\"" + fmt(kLeft + static_cast<double>(i) * slot + (slot - w) / 2) +
              "\" y=\"" + fmt(y) + "\" width=\"" + fmt(w) + "\" height=\"" + fmt(h) +
              "\"><title>";
-      append_html_escaped(out, s.name);
+      append_html_text(out, s.name);
       out += ": " + value_label(v) + "</title></rect>";
       base[i] += v;
     }
@@ -326,7 +326,7 @@ std::string bar_chart(std::string_view id, std::string_view title, const std::ve
   }
   const double plot_w = kWidth - kLabelW - 100;
   out += "<g class=\"bars\" fill=\"";
-  append_html_escaped(out, color);
+  append_html_text(out, color);
   out += "\">";
   for (size_t i = 0; i < bars.size(); ++i) {
     const Bar& b = bars[i];
@@ -340,9 +340,9 @@ std::string bar_chart(std::string_view id, std::string_view title, const std::ve
     }
     out += "<text x=\"" + std::to_string(kLabelW - 8) + "\" y=\"" + std::to_string(y + 15) +
            "\" text-anchor=\"end\">";
-    append_html_escaped(out, shown);
+    append_html_text(out, shown);
     out += "<title>";
-    append_html_escaped(out, b.label);
+    append_html_text(out, b.label);
     out += "</title></text>";
     const double w = b.value > 0 ? std::max(b.value / max * plot_w, 1.0) : 0;
     out += "<rect x=\"" + std::to_string(kLabelW) + "\" y=\"" + std::to_string(y + 2) +

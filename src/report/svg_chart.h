@@ -11,9 +11,10 @@ namespace sb {
 
 // Text for HTML and SVG (element content and quoted attributes alike): & < > " ' become
 // entities, and an octet that is not valid UTF-8 becomes U+FFFD, so a recipient's or a
-// server's text can never open a tag or end an attribute.
-std::string html_escape(std::string_view s);
-void append_html_escaped(std::string& out, std::string_view s);
+// server's text can never open a tag or end an attribute. (message/encode.h's
+// append_html_escaped is for mail bodies, whose text is ours and already valid.)
+std::string html_text(std::string_view s);
+void append_html_text(std::string& out, std::string_view s);
 
 // The width of a time bucket for a span of `span_s` seconds: the smallest of 1, 2, 5, 10,
 // 15, 30 s, 1, 2, 5, 10, 15, 30 min, 1 h that gives at most `max_buckets` buckets; beyond

@@ -17,14 +17,14 @@ size_t count(const std::string& s, std::string_view needle) {
 }
 
 TEST(HtmlEscape, EscapesMarkupAndQuotes) {
-  EXPECT_EQ(html_escape("<script>alert(\"x\")</script> & 'y'"),
+  EXPECT_EQ(html_text("<script>alert(\"x\")</script> & 'y'"),
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;");
 }
 
 TEST(HtmlEscape, InvalidUtf8AndControlsBecomeHarmless) {
-  EXPECT_EQ(html_escape("a\xff" "b"), "a\xEF\xBF\xBD" "b");
-  EXPECT_EQ(html_escape("a\x01\x7f" "b"), "a  b");
-  EXPECT_EQ(html_escape("caf\xC3\xA9"), "caf\xC3\xA9");  // valid UTF-8 kept
+  EXPECT_EQ(html_text("a\xff" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(html_text("a\x01\x7f" "b"), "a  b");
+  EXPECT_EQ(html_text("caf\xC3\xA9"), "caf\xC3\xA9");  // valid UTF-8 kept
 }
 
 TEST(Bucket, ChosenBySpan) {
