@@ -298,7 +298,7 @@ std::string stacked_bar_chart(std::string_view id, std::string_view title, const
       double y = kTop + kPlotH - base[i] / top * kPlotH - h;
       out += "<rect x=\"" + fmt(kLeft + static_cast<double>(i) * slot + (slot - w) / 2) +
              "\" y=\"" + fmt(y) + "\" width=\"" + fmt(w) + "\" height=\"" + fmt(h) +
-             "\"><title>";
+             "\" data-value=\"" + value_label(v) + "\"><title>";
       append_html_text(out, s.name);
       out += ": " + value_label(v) + "</title></rect>";
       base[i] += v;
@@ -319,11 +319,12 @@ std::string bar_chart(std::string_view id, std::string_view title, const std::ve
   open_svg(out, id, title, height);
   double max = 0;
   for (const Bar& b : bars) max = std::max(max, b.value);
-  if (bars.empty() || max <= 0) {
+  if (bars.empty()) {
     no_data(out, height);
     out += "</svg>";
     return out;
   }
+  if (max <= 0) max = 1;  // all zero: the labels and their 0s still say what was counted
   const double plot_w = kWidth - kLabelW - 100;
   out += "<g class=\"bars\" fill=\"";
   append_html_text(out, color);
@@ -345,8 +346,12 @@ std::string bar_chart(std::string_view id, std::string_view title, const std::ve
     append_html_text(out, b.label);
     out += "</title></text>";
     const double w = b.value > 0 ? std::max(b.value / max * plot_w, 1.0) : 0;
+    // data-label and data-value let a test (or a script reading the page) check the numbers.
     out += "<rect x=\"" + std::to_string(kLabelW) + "\" y=\"" + std::to_string(y + 2) +
-           "\" width=\"" + fmt(w) + "\" height=\"" + std::to_string(kRow - 6) + "\"/>";
+           "\" width=\"" + fmt(w) + "\" height=\"" + std::to_string(kRow - 6) +
+           "\" data-label=\"";
+    append_html_text(out, b.label);
+    out += "\" data-value=\"" + value_label(b.value) + "\"/>";
     out += "<text class=\"value\" x=\"" + fmt(kLabelW + w + 6) + "\" y=\"" +
            std::to_string(y + 15) + "\">" + value_label(b.value) + "</text>";
   }

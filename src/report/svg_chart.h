@@ -48,8 +48,9 @@ struct Bar {
 };
 
 // Every chart is one <svg class="chart" data-chart="ID"> with a <title>, axes and a legend.
-// Empty data (no buckets, or all zero) gives the same frame with a "no data" note, so the
-// page's layout does not depend on what happened.
+// Empty data (no buckets or bars, or a time series all zero) gives the same frame with a "no
+// data" note, so the page's layout does not depend on what happened; bars that are all zero
+// are drawn as labelled zeros (nothing happened is a result).
 
 // Lines (<path>, one per series) over time; a single bucket is drawn as a dot (<circle>).
 std::string line_chart(std::string_view id, std::string_view title, const TimeAxis& axis,

@@ -106,7 +106,9 @@ TEST(BarChart, HostileLabelsAreEscaped) {
 
 TEST(BarChart, EmptyAndZero) {
   EXPECT_NE(bar_chart("c", "C", {}, "#000").find("no data"), std::string::npos);
-  EXPECT_NE(bar_chart("c", "C", {{"x", 0}}, "#000").find("no data"), std::string::npos);
+  std::string zero = bar_chart("c", "C", {{"x", 0}}, "#000");
+  EXPECT_EQ(zero.find("no data"), std::string::npos);
+  EXPECT_NE(zero.find("data-value=\"0\""), std::string::npos);
 }
 
 TEST(BarChart, LongLabelCutOnACharacterBoundary) {
