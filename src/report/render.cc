@@ -143,6 +143,7 @@ void throttle(std::string& out, const ReportData& d) {
   std::vector<Bar> quota;
   if (limit > 0) quota = {{"used today", count}, {"left today", std::max(limit - count, 0.0)}};
   out += bar_chart("quota", "Daily quota", quota, "#00838f");
+  if (limit <= 0 && !d.throttle.empty()) out += "<p class=\"note\">No daily limit was set.</p>";
   if (!d.throttle.empty()) {
     out += "<table id=\"throttle\">";
     for (const auto& [k, v] : d.throttle) row(out, k, k, v, false);
