@@ -60,7 +60,9 @@ void time_charts(std::string& out, const ReportData& d) {
   std::vector<Series> rate = {{"sent / s", kOutcomeColor[kOutSent], {}},
                               {"all outcomes / s", "#1565c0", {}}};
   std::vector<Series> stacked;
-  for (size_t o = 0; o < kOutcomeCount; ++o) stacked.push_back({outcome_name(o), kOutcomeColor[o], {}});
+  for (size_t o = 0; o < kOutcomeCount; ++o) {
+    stacked.push_back({outcome_name(o), kOutcomeColor[o], {}});
+  }
   for (const OutcomeCounts& b : d.buckets) {
     uint64_t all = 0;
     for (size_t o = 0; o < kOutcomeCount; ++o) {
@@ -193,8 +195,9 @@ std::string render_report_html(const ReportData& d) {
   summary(out, d);
   time_charts(out, d);
   out += "<h2>Replies</h2><p class=\"note\">";
-  out += d.accounting_path.empty() ? "Reply codes: each recipient's last reply."
-                                   : "Reply codes: every attempt.";
+  out += d.accounting_path.empty()
+             ? "Reply codes: each attempted recipient's last reply (\"none\": no reply)."
+             : "Reply codes: every attempt (\"none\": no reply).";
   out += " Classes: ";
   append_html_text(out, d.classes_source);
   out += ".</p>";
