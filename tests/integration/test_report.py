@@ -209,6 +209,8 @@ def render(exe, workdir, html_path, png_path):
             .map(td => [td.dataset.key, td.textContent])),
           resources: performance.getEntriesByType('resource').length,
           scripts: document.scripts.length,
+          injected: document.querySelectorAll('b, i:not(tr.other i)').length,
+          title: document.title,
           height: document.documentElement.scrollHeight,
         })"""
         r = b.call("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=s)
@@ -259,8 +261,9 @@ class ReportTest(unittest.TestCase):
         cls.csv = blast.write_csv(d / "r.csv", ("email", "name"),
                                   [(f"u{i:04d}@d{i % 7}.example.test", f"N{i}")
                                    for i in range(N)])
-        cls.task = d / "t.db"
-        cls.acct = d / "attempts.csv"
+        # Hostile file names: they are shown on the page, which must show them as text.
+        cls.task = d / 't<b>"&x.db'
+        cls.acct = d / "attempts<i>'.csv"
         # Faults give failed (550) and deferred (451) recipients; the rate spreads the run
         # over a few seconds, so the time charts have several buckets.
         with blast.BlastSink("--reject-rcpt", "0.1", "--defer-rcpt", "0.1", "--seed", "7",
@@ -321,6 +324,10 @@ class ReportTest(unittest.TestCase):
         # Every domain of the list, with no "other" row (7 < the top 20).
         self.assertEqual(len(facts["destinations"]), 7, facts["destinations"])
         self.assertEqual(facts["settings"]["sender"], "sender@example.test")
+        # The file names arrived as text, not as elements.
+        self.assertEqual(facts["settings"]["task"], str(self.task))
+        self.assertEqual(facts["injected"], 0, facts)
+        self.assertIn(str(self.task), facts["title"])
         self.assertIn("127.0.0.1", facts["settings"]["relay"])
         return facts
 
@@ -329,6 +336,7 @@ class ReportTest(unittest.TestCase):
         p = self.report(html, "--accounting", self.acct)
         self.assertEqual(p.returncode, 0, blast.describe(p))
         facts = self.check_page(html, self.dir / "with-log.png")
+        self.assertIn(str(self.acct), facts["settings"]["source"])
         with open(self.acct, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         codes = collections.Counter(r["code"] for r in rows)
@@ -348,6 +356,7 @@ class ReportTest(unittest.TestCase):
         p = self.report(html)
         self.assertEqual(p.returncode, 0, blast.describe(p))
         facts = self.check_page(html, self.dir / "task-only.png")
+        self.assertIn("the task", facts["settings"]["source"])
         codes = {("none" if k == "0" else k): v for k, v in self.status["by_code"].items()}
         self.assertEqual(facts["charts"]["codes"]["bars"], codes)
         stacked = dict(facts["charts"]["outcomes"]["stacked"])
