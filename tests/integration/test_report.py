@@ -70,6 +70,9 @@ class Browser:
         self.events = []  # (method, params) of every event seen
 
     def start(self):
+        # Helpers orphaned when the browser exits become our children, so they are reaped
+        # here rather than left as zombies.
+        peers._become_subreaper()
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
 
@@ -103,6 +106,7 @@ class Browser:
         except Exception:
             pass
         pid = self.proc.pid
+        helpers = set(self._helpers())
         peers.stop_pid(pid, popen=self.proc)
         # Its helpers (zygote, renderer) are in the session we started it in: that group's id
         # is the browser's PID.
@@ -110,12 +114,50 @@ class Browser:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        # A helper that left the session (crashpad) still names our profile: stop those too.
+        helpers.update(self._helpers())
+        for p in helpers:
+            peers.stop_pid(p, timeout=2)
+        self._reap(helpers)
         for fd in (self._to_child, self._from_child):
             try:
                 os.close(fd)
             except OSError:
                 pass
         self.proc = None
+
+    @staticmethod
+    def _reap(pids, timeout=3.0):
+        """Waits for the helpers that became our children (subreaper) to be collected."""
+        left = set(pids)
+        deadline = time.monotonic() + timeout
+        while left and time.monotonic() < deadline:
+            for p in list(left):
+                try:
+                    if os.waitpid(p, os.WNOHANG)[0] == p:
+                        left.discard(p)
+                except ChildProcessError:
+                    left.discard(p)  # not ours (or already collected)
+            time.sleep(0.02)
+
+    def _helpers(self):
+        """The browser's helpers: processes in the session it leads, or naming our profile
+        (one that left the session)."""
+        mark = str(self.workdir / "chromium-profile").encode()
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == self.proc.pid:
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    session = int(f.read().rsplit(b")", 1)[1].split()[3])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except (OSError, IndexError, ValueError):
+                continue
+            if session == self.proc.pid or mark in cmdline:
+                pids.append(int(entry))
+        return pids
 
     def _read_message(self, deadline):
         while b"\0" not in self._buf:
