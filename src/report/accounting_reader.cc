@@ -31,6 +31,10 @@ int digits(std::string_view s, size_t at, size_t n) {
   return v;
 }
 
+constexpr size_t kMaxCategories = 200;
+constexpr std::string_view kNoCategory = "(none)";
+constexpr std::string_view kOtherCategory = "(other categories)";
+
 // One attempt, as much as the report needs of it.
 struct Row {
   int64_t time_ms = 0;
@@ -243,7 +247,20 @@ Status AccountingReader::aggregate(ReportData& d, size_t top) {
       if (i < d.buckets.size()) d.buckets[i][o] += 1;
     }
     ++codes[r.code];
-    if (o != kOutSent) ++categories[r.category.empty() ? "(none)" : r.category];
+    if (o != kOutSent) {
+      // The classifier has a few dozen categories; a log edited by hand could have any
+      // number, so past kMaxCategories the rest are counted together.
+      if (r.category.empty()) r.category = kNoCategory;
+      const std::string& cat = r.category;
+      auto c = categories.find(cat);
+      if (c != categories.end()) {
+        ++c->second;
+      } else if (categories.size() < kMaxCategories) {
+        categories.emplace(cat, 1);
+      } else {
+        ++categories[std::string(kOtherCategory)];
+      }
+    }
     if (o != kOutSent && o != kOutDeferred && o != kOutFailed) return;
     std::string dom = domain_of(r.recipient);
     auto it = domains.find(dom);
