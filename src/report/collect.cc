@@ -3,12 +3,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <unordered_map>
 
 #include "base/text.h"
 #include "report/accounting_reader.h"
@@ -36,7 +32,7 @@ void sql_domain(sqlite3_context* ctx, int, sqlite3_value** argv) {
 // A read-only connection of our own for the aggregates (the TaskStore has checked the file).
 class Db {
  public:
-  Db(std::string path) : path_(std::move(path)) {}
+  explicit Db(std::string path) : path_(std::move(path)) {}
   Status open() {
     if (sqlite3_open_v2(path_.c_str(), &db_.h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {
@@ -116,21 +112,24 @@ void widen(ReportData& d, int64_t lo, int64_t hi) {
   d.last_s = std::max(d.last_s, hi);
 }
 
-// Statuses drawn from the task: in accounting mode only the returns (bounced, complained),
-// which the log never holds.
-const char* drawn_statuses(bool from_log) { return from_log ? "(6, 7)" : "(1, 2, 3, 4, 6, 7)"; }
+// The rows drawn over time from the task: in accounting mode only the returns (bounced,
+// complained), which the log never holds. Addresses rejected at import carry the import's
+// time and were never attempted: they are in the status table, not over time.
+std::string drawn_rows(bool from_log) {
+  return std::string("updated > 0 AND rejected = 0 AND status IN ") +
+         (from_log ? "(6, 7)" : "(1, 2, 3, 4, 6, 7)");
+}
 
 Status task_time_range(Db& db, ReportData& d, bool from_log) {
-  std::string sql = "SELECT min(updated), max(updated) FROM recipients WHERE updated > 0 AND "
-                    "status IN " + std::string(drawn_statuses(from_log));
+  std::string sql = "SELECT min(updated), max(updated) FROM recipients WHERE " +
+                    drawn_rows(from_log);
   return db.query(sql, {}, [&](Stmt& st) { widen(d, st.col_int(0), st.col_int(1)); });
 }
 
 Status task_buckets(Db& db, ReportData& d, bool from_log) {
   if (d.axis.count == 0) return {};
-  std::string sql = "SELECT (updated - ?1) / ?2, status, count(*) FROM recipients WHERE "
-                    "updated > 0 AND status IN " + std::string(drawn_statuses(from_log)) +
-                    " GROUP BY 1, 2";
+  std::string sql = "SELECT (updated - ?1) / ?2, status, count(*) FROM recipients WHERE " +
+                    drawn_rows(from_log) + " GROUP BY 1, 2";
   return db.query(sql, {d.axis.start_s, d.axis.bucket_s}, [&](Stmt& st) {
     int64_t i = st.col_int(0);
     size_t o = outcome_of(st.col_int(1));
@@ -140,25 +139,31 @@ Status task_buckets(Db& db, ReportData& d, bool from_log) {
   });
 }
 
-// Per domain from the task: each recipient once, by its current status.
+// Per domain from the task: each attempted recipient once, by its current status (addresses
+// rejected at import went nowhere).
 Status task_destinations(Db& db, ReportData& d, size_t top) {
+  constexpr const char* kRows = "FROM recipients WHERE status IN (1, 2, 3) AND rejected = 0";
   auto st = db.query(
-      "SELECT sb_domain(email) AS d, sum(status = 1), sum(status = 2), sum(status = 3), "
-      "count(*) AS n FROM recipients WHERE status IN (1, 2, 3) GROUP BY d ORDER BY n DESC, d "
-      "LIMIT ?1",
+      std::string("SELECT sb_domain(email) AS d, sum(status = 1), sum(status = 2), "
+                  "sum(status = 3), count(*) AS n ") +
+          kRows + " GROUP BY d ORDER BY n DESC, d LIMIT ?1",
       {static_cast<int64_t>(top)}, [&](Stmt& s) {
         d.destinations.push_back({std::string(s.col_text(0)), static_cast<uint64_t>(s.col_int(1)),
                                   static_cast<uint64_t>(s.col_int(2)),
                                   static_cast<uint64_t>(s.col_int(3))});
       });
   if (!st) return st;
-  st = db.query(
-      "SELECT count(*) FROM (SELECT 1 FROM recipients WHERE status IN (1, 2, 3) "
-      "GROUP BY sb_domain(email))",
-      {}, [&](Stmt& s) { d.destination_count = static_cast<uint64_t>(s.col_int(0)); });
+  // The domains and the totals, for "other" (all of them minus the top rows).
+  st = db.query(std::string("SELECT count(*), sum(s), sum(f), sum(x) FROM (SELECT "
+                            "sum(status = 1) AS s, sum(status = 2) AS f, sum(status = 3) AS x ") +
+                    kRows + " GROUP BY sb_domain(email))",
+                {}, [&](Stmt& s) {
+                  d.destination_count = static_cast<uint64_t>(s.col_int(0));
+                  d.other = {"other", static_cast<uint64_t>(s.col_int(1)),
+                             static_cast<uint64_t>(s.col_int(2)),
+                             static_cast<uint64_t>(s.col_int(3))};
+                });
   if (!st) return st;
-  d.other = {"other", d.status.get(RcptStatus::kSent), d.status.get(RcptStatus::kDeferred),
-             d.status.get(RcptStatus::kFailed)};
   for (const DestinationRow& r : d.destinations) {
     d.other.sent -= r.sent;
     d.other.deferred -= r.deferred;

@@ -79,7 +79,8 @@ void time_charts(std::string& out, const ReportData& d) {
   }
   out += d.accounting_path.empty()
              ? "Each recipient counts once, at the time of its last outcome (the task keeps no "
-               "earlier attempts; give --accounting for every attempt)."
+               "earlier attempts; give --accounting for every attempt). Addresses rejected at "
+               "import were never attempted: they are counted above, not here."
              : "Each attempt in the accounting log counts; bounces and complaints come from the "
                "task (recorded by `smtpblast returns`).";
   out += "</p>";

@@ -27,7 +27,8 @@ class CollectTest : public ::testing::Test {
     auto st = TaskStore::open(task_, true);
     ASSERT_TRUE(st.ok()) << st.error().message;
     auto imp = (*st)->import_csv_buffer(
-        "email,name\na@x.test,A\nb@x.test,B\nc@y.test,C\nd@z.test,D\ne@x.test,E\n", "list");
+        "email,name\na@x.test,A\nb@x.test,B\nc@y.test,C\nd@z.test,D\ne@x.test,E\nbad,F\n",
+        "list");
     ASSERT_TRUE(imp.ok()) << imp.error().message;
     std::vector<RecipientRow> rows;
     ASSERT_TRUE((*st)->claim(0, 10, rows).ok());
@@ -85,7 +86,8 @@ class CollectTest : public ::testing::Test {
 TEST_F(CollectTest, FromTheTask) {
   auto d = collect_report({task_});
   ASSERT_TRUE(d.ok()) << d.error().message;
-  EXPECT_EQ(d->status.total, 5u);
+  EXPECT_EQ(d->status.total, 6u);
+  EXPECT_EQ(d->status.get(RcptStatus::kFailed), 2u);  // c, and "bad" rejected at import
   EXPECT_EQ(d->first_s, kT0);
   EXPECT_EQ(d->last_s, kT0 + 100);
   EXPECT_EQ(d->axis.bucket_s, 1);
@@ -99,8 +101,9 @@ TEST_F(CollectTest, FromTheTask) {
   EXPECT_EQ(d->destinations[0].sent, 2u);
   EXPECT_EQ(d->destination_count, 3u);
   EXPECT_EQ(d->other.sent + d->other.deferred + d->other.failed, 0u);
-  // As `status --json` counts them (attempted recipients only), by count then label.
-  ASSERT_EQ(d->codes.size(), 3u);
+  // As `status --json` counts them (every recipient but the unsent), by count then label:
+  // 250 x2, then 451, 550 and "none" (the address rejected at import) once each.
+  ASSERT_EQ(d->codes.size(), 4u);
   EXPECT_EQ(d->codes[0], (std::pair<std::string, uint64_t>{"250", 2}));
   bool sender = false;
   for (auto& [k, v] : d->settings) sender |= k == "sender" && v == "s@example.test";
