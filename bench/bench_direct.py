@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,10 +30,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = Path(os.environ.get("SMTPBLAST_SOURCE_DIR", HERE.parent))
-sys.path.insert(0, str(ROOT / "tools"))
+# The process, port and sink helpers are the integration tests' package, tests/support.
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 
-import peers  # noqa: E402
+from support import peers  # noqa: E402
+from support.sinks import BlastSink  # noqa: E402
 import make_list  # noqa: E402
 
 BIN = os.environ.get("SMTPBLAST") or str(ROOT / "build" / "bin" / "smtpblast")
@@ -73,13 +74,12 @@ def import_task(task: Path, csv: Path):
 def one_run(mode, work, tpl, csv, port, dns, sinks, conns, count):
     task = work / f"{mode}.db"
     import_task(task, csv)
-    procs = []
+    sink_procs = []
     for k in range(sinks if mode == "direct" else 1):
-        sp = peers.Process([BIN, "sink", "--listen", f"127.0.0.{2 + k}:{port}"], timeout=3600,
-                           name="sink")
+        sp = BlastSink(binary=BIN, record=False, address=f"127.0.0.{2 + k}", port=port,
+                       timeout=3600)
         sp.start()
-        peers.wait_port(f"127.0.0.{2 + k}", port, timeout=10, banner=True)
-        procs.append(sp)
+        sink_procs.append(sp)
     try:
         args = [BIN, "send", "--task", str(task), "--template", str(tpl), "--tls", "none",
                 "--connections", str(conns), "--from", "sender@example.test"]
@@ -92,11 +92,11 @@ def one_run(mode, work, tpl, csv, port, dns, sinks, conns, count):
         p = peers.run(args, timeout=3600)
         wall = time.monotonic() - t0
     finally:
-        for sp in procs:
+        for sp in sink_procs:
             sp.stop()
     if p.returncode != 0:
         raise RuntimeError(f"{mode} run failed rc={p.returncode}\n{p.stderr[-3000:]}")
-    m = re.search(r"this run: (\d+) sent", p.stderr)
+    m = re.search(r"this run: (\d+) (?:recipients )?sent", p.stderr)
     sent = int(m.group(1)) if m else 0
     if sent != count:
         raise RuntimeError(f"{mode}: {sent} of {count} sent\n{p.stderr[-3000:]}")

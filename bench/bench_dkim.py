@@ -30,10 +30,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = Path(os.environ.get("SMTPBLAST_SOURCE_DIR", HERE.parent))
-sys.path.insert(0, str(ROOT / "tools"))
+# The process, port and sink helpers are the integration tests' package, tests/support.
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 
-import peers  # noqa: E402
+from support import peers, sinks  # noqa: E402
 import make_list  # noqa: E402
 
 BIN = os.environ.get("SMTPBLAST") or str(ROOT / "build" / "bin" / "smtpblast")
@@ -71,14 +72,10 @@ def one_run(cfg, inputs, keys, work, args, idx):
                   timeout=600)
     if p.returncode != 0:
         sys.exit(f"import failed: {p.stderr}")
-    port = peers.free_port("127.0.0.1")
-    sink = peers.Process([BIN, "sink", "--listen", f"127.0.0.1:{port}"], timeout=3600,
-                         name="smtpblast-sink")
-    sink.start()
+    sink = sinks.BlastSink(binary=BIN, record=False, timeout=3600).start()
     try:
-        peers.wait_port("127.0.0.1", port, timeout=10, banner=True)
         cmd = [BIN, "send", "--task", task, "--template", inputs["template"],
-               "--relay", f"127.0.0.1:{port}", "--tls", "none",
+               "--relay", sink.hostport, "--tls", "none",
                "--connections", str(args.connections),
                "--per-connection", str(args.per_connection), *dkim_args(cfg, keys)]
         s = peers.Process(cmd, timeout=3600, name="smtpblast-send")

@@ -39,15 +39,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = Path(os.environ.get("SMTPBLAST_SOURCE_DIR", HERE.parent))
-sys.path.insert(0, str(ROOT / "tools"))
+# The process, port and sink helpers are the integration tests' package, tests/support.
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 
-import peers  # noqa: E402
+from support import peers, procs, sinks  # noqa: E402
 import make_list  # noqa: E402
 
 SENDER = "sender@example.test"
@@ -118,45 +118,9 @@ def smtpblast_usable(binary):
 # ---------------------------------------------------------------------------------------
 # Sinks
 
-class BlastSink(peers._Fixture):
-    """`smtpblast sink --listen 127.0.0.1:PORT` as a background process."""
-
-    def __init__(self, binary, address="127.0.0.1"):
-        self.address = address
-        self.port = peers.free_port(address)
-        self.binary = binary
-        self.proc = None
-
-    @property
-    def hostport(self):
-        return f"{self.address}:{self.port}"
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def command(self):
-        return [self.binary, "sink", "--listen", self.hostport]
-
-    def start(self):
-        self.proc = peers.Process(self.command(), timeout=3600, name="smtpblast-sink")
-        self.proc.start()
-        peers.wait_port(self.address, self.port, timeout=15, banner=True,
-                        alive=lambda: self.proc.poll() is None)
-        return self
-
-    def stop(self):
-        if self.proc:
-            self.proc.stop()
-
-    def output(self):
-        return (self.proc.stdout + self.proc.stderr) if self.proc else ""
-
-
 def make_sink(kind, binary):
-    if kind == "smtp-sink":
-        return peers.SmtpSink(backlog=256)
-    return BlastSink(binary)
+    return sinks.make_sink("smtp-sink" if kind == "smtp-sink" else "smtpblast", binary,
+                           **({} if kind == "smtp-sink" else {"timeout": 3600}))
 
 
 def sink_command(sink):
@@ -181,49 +145,10 @@ def smtp_source_cmd(files, hostport, count, conns):
             "-M", "client.example.test", hostport]
 
 
-TIME = "/usr/bin/time"
-
-
 def run_sender(cmd, timeout, prefix=None, workdir=None):
-    """Run one sender to completion. Returns (Process, rc, wall, usage) where usage is
-    {"user", "sys", "maxrss_kb"} of the sender process alone.
-
-    By default the sender runs under /usr/bin/time (-f "%U %S %M"), whose fork is tiny:
-    a child forked straight from this Python process would inherit Python's ~18 MB in
-    its ru_maxrss before exec. CPU comes from os.wait4 on `time` (microseconds; it
-    includes the sender, which `time` waits for, plus `time`'s own negligible share);
-    peak RSS from time's %M."""
-    usage_file = None
-    if prefix is None:
-        if os.access(TIME, os.X_OK):
-            fd, usage_file = tempfile.mkstemp(prefix="usage-", dir=workdir)
-            os.close(fd)
-            prefix = [TIME, "-f", "%U %S %M", "-o", usage_file]
-        else:
-            log(f"warning: {TIME} missing (Debian package `time`): peak RSS includes "
-                f"the forking Python process")
-            prefix = []
-    p = peers.Process([*prefix, *cmd], timeout=timeout, name=os.path.basename(cmd[0]))
-    t0 = time.monotonic()
-    p.start()
-    try:
-        rc = p.wait()
-    finally:
-        p.stop()
-    wall = time.monotonic() - t0
-    usage = {"user": float("nan"), "sys": float("nan"), "maxrss_kb": None}
-    if p.rusage:
-        usage.update(user=p.rusage.ru_utime, sys=p.rusage.ru_stime,
-                     maxrss_kb=p.rusage.ru_maxrss)
-    if usage_file:
-        try:
-            lines = Path(usage_file).read_text().strip().splitlines()
-            # time prints "Command exited with non-zero status N" first on failure.
-            usage["maxrss_kb"] = int(lines[-1].split()[2])
-        except (OSError, IndexError, ValueError):
-            pass
-        os.unlink(usage_file)
-    return p, rc, wall, usage
+    """One sender to completion: (Process, rc, wall, {"user", "sys", "maxrss_kb"}) of the
+    sender alone (support.procs.run_timed: under /usr/bin/time)."""
+    return procs.run_timed(cmd, timeout, workdir=workdir, prefix=prefix)
 
 
 def one_run(sender, sink_kind, args, files, workdir, binary, count, run_id):

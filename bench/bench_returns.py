@@ -24,8 +24,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-import blast  # noqa: E402
+# The helpers are the integration tests' package, tests/support.
+sys.path.insert(0, str(ROOT / "tests"))
+from support import blast  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "returns" / "fixtures"
 VERP_RE = re.compile(rb"bounces\+(\d+)-([0-9a-f]{10})@bounce\.example\.com")

@@ -49,14 +49,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = Path(os.environ.get("SMTPBLAST_SOURCE_DIR", HERE.parent))
-sys.path.insert(0, str(ROOT / "tools"))
+# The process, port and sink helpers are the integration tests' package, tests/support.
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 
-import peers  # noqa: E402
+from support import peers, procs  # noqa: E402
 import make_list  # noqa: E402
 
 SENDER = "sender@example.test"
-TIME = "/usr/bin/time"
 NODE_SCRIPT = HERE / "nodemailer_send.js"
 
 
@@ -126,29 +126,10 @@ def node_usable():
 
 
 def run_sender(cmd, timeout, workdir):
-    """Run one sender under /usr/bin/time; returns (Process, rc, wall, user, sys, rss_kb).
-    CPU is os.wait4 of `time` (which waited for the sender: the sender's own CPU plus
-    time's negligible share); peak RSS from time's %M."""
-    fd, usage_file = tempfile.mkstemp(prefix="usage-", dir=workdir)
-    os.close(fd)
-    prefix = [TIME, "-f", "%U %S %M", "-o", usage_file] if os.access(TIME, os.X_OK) else []
-    p = peers.Process([*prefix, *cmd], timeout=timeout, name=os.path.basename(str(cmd[0])))
-    t0 = time.monotonic()
-    p.start()
-    try:
-        rc = p.wait()
-    finally:
-        p.stop()
-    wall = time.monotonic() - t0
-    user = p.rusage.ru_utime if p.rusage else float("nan")
-    sys_ = p.rusage.ru_stime if p.rusage else float("nan")
-    rss = None
-    try:
-        rss = int(Path(usage_file).read_text().strip().splitlines()[-1].split()[2])
-    except (OSError, IndexError, ValueError):
-        pass
-    os.unlink(usage_file)
-    return p, rc, wall, user, sys_, rss
+    """Run one sender under /usr/bin/time (support.procs.run_timed); returns (Process, rc,
+    wall, user, sys, rss_kb) of the sender alone."""
+    p, rc, wall, usage = procs.run_timed(cmd, timeout, workdir=workdir)
+    return p, rc, wall, usage["user"], usage["sys"], usage["maxrss_kb"]
 
 
 HANDSHAKE_RE = re.compile(r"SSL_accept:SSLv3/TLS read client hello")

@@ -8,7 +8,7 @@
 # first only when something is missing), and exits 0 when everything is there. Runs as
 # root, non-interactively, on a fresh Debian 12. Postfix is installed with the debconf
 # answer "No configuration", so no system MTA is configured; if the package started a
-# system Postfix anyway, it is stopped (tests run private instances: tools/peers.py).
+# system Postfix anyway, it is stopped (tests run private instances: tests/support/peers.py).
 set -euo pipefail
 
 bench=0
@@ -42,8 +42,8 @@ packages=(
   libgmime-3.0-dev libre2-dev libcurl4-openssl-dev
   # unit tests and micro-benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  # fuzzing and sanitizers
-  clang
+  # fuzzing and sanitizers; formatting and lint (.clang-format, .clang-tidy, check_format.sh)
+  clang clang-format clang-tidy
   # real peers and tools for integration tests and benchmarks
   postfix python3 python3-aiosmtpd python3-dkim opendkim-tools iproute2 stunnel4 dnsmasq-base
   openssl strace sqlite3

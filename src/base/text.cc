@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -35,6 +36,11 @@ bool iequals(std::string_view a, std::string_view b) {
     if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
   }
   return true;
+}
+
+bool icontains(std::string_view hay, std::string_view needle) {
+  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
+                     [](char a, char b) { return lower_ascii(a) == lower_ascii(b); }) != hay.end();
 }
 
 std::string domain_of(std::string_view address) {

@@ -19,6 +19,8 @@ bool is_ascii(std::string_view s);
 
 // Equal ignoring ASCII letter case (bytes above 0x7F compare as they are).
 bool iequals(std::string_view a, std::string_view b);
+// `needle` occurs in `hay`, ignoring ASCII letter case (an empty needle always does).
+bool icontains(std::string_view hay, std::string_view needle);
 
 // The part after the last '@', ASCII lower-cased; "" when there is no '@'. This is what
 // routing, worker ownership and per-domain counts key on. No IDNA: callers that need the

@@ -55,30 +55,28 @@ class ReportVerb : public Verb {
     }
     auto data = collect_report(opts_);
     if (!data.ok()) {
-      std::fprintf(stderr, "smtpblast: report: %s\n",
-                   display_escape(data.error().message).c_str());
+      std::fprintf(stderr, "smtpblast: report: %s\n", display_escape(data.error().message).c_str());
       return kExitUsage;
     }
     std::string html = render_report_html(*data);
     std::FILE* f = std::fopen(out_.c_str(), "we");
     if (f == nullptr) {
       int e = errno;
-      std::fprintf(stderr, "smtpblast: report: cannot write %s: %s\n",
-                   display_escape(out_).c_str(), std::strerror(e));
+      std::fprintf(stderr, "smtpblast: report: cannot write %s: %s\n", display_escape(out_).c_str(),
+                   std::strerror(e));
       return kExitUsage;
     }
     bool ok = std::fwrite(html.data(), 1, html.size(), f) == html.size();
     int e = errno;
     ok = std::fclose(f) == 0 && ok;
     if (!ok) {
-      std::fprintf(stderr, "smtpblast: report: cannot write %s: %s\n",
-                   display_escape(out_).c_str(), std::strerror(e));
+      std::fprintf(stderr, "smtpblast: report: cannot write %s: %s\n", display_escape(out_).c_str(),
+                   std::strerror(e));
       return kExitUsage;
     }
     std::printf("report: %s (%s recipients%s)\n", display_escape(out_).c_str(),
                 group_thousands(data->status.total).c_str(),
-                opts_.accounting_path.empty() ? ", from the task"
-                                              : ", with the accounting log");
+                opts_.accounting_path.empty() ? ", from the task" : ", with the accounting log");
     return kExitDone;
   }
 

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/mailing.h"
+#include "cli/send_cmd.h"
 #include "cli/relay_options.h"
 #include "returns/classify.h"
 #include "returns/remote_mailbox.h"

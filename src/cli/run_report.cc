@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "cli/pipeline.h"
+#include "loop/display_text.h"
 #include "store/account_quota.h"
 
 namespace sb {
@@ -33,27 +35,6 @@ nlohmann::json counts_json(const StatusCounts& c) {
 
 }  // namespace
 
-std::string iso_utc(uint64_t wall_ms) {
-  time_t t = static_cast<time_t>(wall_ms / 1000);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
-std::string account_key(const std::string& user, const std::string& envelope_from,
-                        const std::string& relay_host, bool direct) {
-  // ASCII case does not make another mailbox (News@Example.com is news@example.com to every
-  // provider we know of), so it must not make another quota either.
-  std::string key = direct ? envelope_from + " direct"
-                           : (user.empty() ? envelope_from : user) + " at " + relay_host;
-  for (char& c : key) {
-    if (static_cast<unsigned char>(c) < 0x80) {
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-  }
-  return key;
-}
-
 std::string summary_text(const RunReport& r) {
   std::string out = "this run: " + plural(r.sent, "recipient", "recipients") + " sent, " +
                     num(r.failed) + " failed, " + num(r.deferred) + " deferred";
@@ -79,31 +60,6 @@ std::string summary_text(const RunReport& r) {
            " left (shared by every task of this account; " + r.quota_store + ")";
   }
   return out;
-}
-
-nlohmann::json throttle_json(const ThrottleSnapshot& s) {
-  nlohmann::json j;
-  j["configured_rate_per_s"] = s.configured_rate_per_s;
-  j["adaptive_rate_per_s"] = s.adaptive_rate_per_s;
-  j["current_rate_per_s"] = s.current_rate_per_s;
-  if (s.next_send_at != 0) {
-    j["next_send_at"] = iso_utc(s.next_send_at);
-    j["blocked_by"] = limit_name(s.blocked_by);
-  } else {
-    j["next_send_at"] = nullptr;
-    j["blocked_by"] = nullptr;
-  }
-  j["daily_limit"] = s.daily_limit;
-  j["daily_count"] = s.daily_count;
-  j["block_size"] = s.block_size;
-  j["block_sent"] = s.block_sent;
-  j["paused_until"] = s.paused_until != 0 ? nlohmann::json(iso_utc(s.paused_until)) : nullptr;
-  j["pushbacks"] = s.pushbacks;
-  j["slowdowns"] = s.slowdowns;
-  j["quota_replies"] = s.quota_replies;
-  j["quota_pauses"] = s.quota_pauses;
-  j["rate_cuts"] = s.rate_cuts;
-  return j;
 }
 
 nlohmann::json summary_json(const RunReport& r) {
@@ -176,6 +132,141 @@ void add_status_json(TaskStore& store, const AccountStatus& account, nlohmann::j
   std::string text = meta(store, "throttle");
   j["throttle_text"] = text.empty() ? nlohmann::json(nullptr) : nlohmann::json(text);
   j["account"] = account.json;
+}
+
+}  // namespace sb
+
+namespace sb {
+
+StderrEvents::StderrEvents(bool progress, bool progress_plain)
+    : progress_(progress), plain_(progress_plain) {}
+
+void StderrEvents::note(NoteKind kind, const std::string& text) {
+  switch (kind) {
+    case NoteKind::kError: std::fprintf(stderr, "smtpblast: %s\n", text.c_str()); break;
+    case NoteKind::kWarning: std::fprintf(stderr, "smtpblast: warning: %s\n", text.c_str()); break;
+    case NoteKind::kNotice: std::fprintf(stderr, "%s\n", text.c_str()); break;
+  }
+}
+
+void StderrEvents::progress(const ProgressView& p, bool final_line) {
+  const double rate = p.seconds > 0 ? static_cast<double>(p.sent) / p.seconds : 0;
+  const uint64_t finished = p.sent + p.failed;
+  const uint64_t left = p.todo > finished ? p.todo - finished : 0;
+  char eta[32] = "-";
+  if (rate > 0 && left > 0) {
+    std::snprintf(eta, sizeof eta, "%.0fs", static_cast<double>(left) / rate);
+  }
+  if (plain_ && !final_line) {
+    // No terminal (cron, CI, a pipe): a whole line at most every 10 s, for a log.
+    if (p.seconds - last_plain_s_ < 9.0) return;
+    last_plain_s_ = p.seconds;
+    std::fprintf(stderr, "progress: %.0f s: %llu recipients sent, %llu failed, %llu deferred; "
+                         "%llu attempts; %.0f msgs/s; %llu left; ETA %s\n",
+                 p.seconds, static_cast<unsigned long long>(p.sent),
+                 static_cast<unsigned long long>(p.failed),
+                 static_cast<unsigned long long>(p.deferred),
+                 static_cast<unsigned long long>(p.attempts), rate,
+                 static_cast<unsigned long long>(left), eta);
+    return;
+  }
+  if (!progress_) return;
+  std::fprintf(stderr, "\r\033[Ksent %llu  failed %llu  deferred %llu  %.0f msgs/s  ETA %s",
+               static_cast<unsigned long long>(p.sent), static_cast<unsigned long long>(p.failed),
+               static_cast<unsigned long long>(p.deferred), rate, eta);
+  if (final_line) std::fprintf(stderr, "\n");
+}
+
+int exit_code_for(const RunResult& r) {
+  // The first that applies: configuration/environment, the relay, a signal, a limit, failures.
+  if (!r.store_error.empty() || !r.account_error.empty()) return kExitUsage;
+  if (!r.failure.empty()) {
+    // --pickup could not write its directory; the DNS resolver could not be set up; nothing
+    // could be delivered at all (most likely a wrong relay address or port).
+    if (r.pickup || r.failure.rfind("DNS resolver", 0) == 0) return kExitUsage;
+    if (r.fatal) return kExitRelay;  // credentials, sender refused, TLS
+    // Nothing ever answered: most likely a wrong address or port. Otherwise the relay
+    // refused us (STARTTLS refused again and again) or went away mid-run.
+    return r.rep.attempts == 0 && !r.relay_answered ? kExitUsage : kExitRelay;
+  }
+  if (r.all_done) return kExitDone;
+  if (r.signals > 0) return kExitInterrupted;
+  if (r.daily_reported || r.limit_reported) return kExitLimit;
+  return kExitSomeFailed;
+}
+
+int report_run(const RunConfig& cfg, RunResult& r) {
+  if (r.setup_exit != 0) return r.setup_exit;
+  if (r.counts_failed) return kExitUsage;
+  RunReport& rep = r.rep;
+  std::fprintf(stderr, "%s\n", summary_text(rep).c_str());
+  if (r.backup_failures > 0) {
+    std::fprintf(stderr, "smtpblast: %llu backup copies could not be written (%s)\n",
+                 static_cast<unsigned long long>(r.backup_failures), r.backup_error.c_str());
+  }
+  const ThrottleSnapshot& snap = rep.throttle;
+  if (snap.configured_rate_per_s > 0 || snap.daily_limit > 0 || snap.block_size > 0 ||
+      snap.pushbacks > 0) {
+    std::fprintf(stderr, "throttle: %s\n", describe(snap).c_str());
+  }
+  if (!r.daily_message.empty()) std::fprintf(stderr, "%s\n", r.daily_message.c_str());
+  if (r.direct) {
+    std::fprintf(stderr, "dns: %llu domains, %llu MX lookups, %llu queries, %.1f ms CPU; "
+                         "%llu recipients handed to the worker owning their destination\n",
+                 static_cast<unsigned long long>(r.dns.domains),
+                 static_cast<unsigned long long>(r.dns.lookups),
+                 static_cast<unsigned long long>(r.dns.queries),
+                 static_cast<double>(r.dns.cpu_ns) / 1e6,
+                 static_cast<unsigned long long>(r.dns.handed_over));
+  }
+  if (r.pushed_dests > 0) {
+    std::fprintf(stderr,
+                 "push-back: %llu replies from %llu destinations (%llu slow down, %llu quota): "
+                 "their rates cut %llu times, paused %llu times; the others kept their pace\n",
+                 static_cast<unsigned long long>(r.pushback.pushbacks),
+                 static_cast<unsigned long long>(r.pushed_dests),
+                 static_cast<unsigned long long>(r.pushback.slowdowns),
+                 static_cast<unsigned long long>(r.pushback.quota_replies),
+                 static_cast<unsigned long long>(r.pushback.rate_cuts),
+                 static_cast<unsigned long long>(r.pushback.quota_pauses));
+  }
+  if (!r.failure.empty()) {
+    std::fprintf(stderr, "smtpblast: run stopped: %s\n", display_escape(r.failure).c_str());
+  }
+  rep.exit_code = exit_code_for(r);
+  switch (rep.exit_code) {
+    case kExitUsage: rep.stopped_by = "error"; break;
+    case kExitRelay: rep.stopped_by = "relay"; break;
+    case kExitInterrupted: rep.stopped_by = "signal"; break;
+    case kExitLimit:
+      rep.stopped_by = !r.daily_reported   ? "limit"
+                       : r.daily_by_account ? "account-daily-limit"
+                                            : "daily-limit";
+      break;
+    default: break;
+  }
+  if (!r.failure.empty()) rep.error = r.failure;
+  if (rep.exit_code != kExitLimit || !r.daily_reported) rep.resume_at_ms = 0;
+  if (r.reset_asked) {
+    if (!r.reset_error.empty()) {
+      std::fprintf(stderr, "smtpblast: --reset-errors-after: %s\n", r.reset_error.c_str());
+      return kExitUsage;
+    }
+    std::fprintf(stderr, "--reset-errors-after: failed and deferred recipients (%llu) are unsent "
+                         "again (except addresses rejected at import)\n",
+                 static_cast<unsigned long long>(r.reset_count));
+  }
+  if (rep.exit_code != kExitDone && rep.exit_code != kExitSomeFailed) {
+    std::fprintf(stderr, "exit code %d (%s)\n", rep.exit_code, rep.stopped_by.c_str());
+  }
+  if (cfg.json) {
+    std::printf("%s\n", summary_json(rep)
+                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                             .c_str());
+    std::fflush(stdout);
+    mark_json_printed();
+  }
+  return rep.exit_code;
 }
 
 }  // namespace sb

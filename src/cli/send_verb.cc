@@ -1,4 +1,4 @@
-// `send` (a mailing through a relay, --direct or --pickup) and `presets`: flags -> MailingConfig.
+// `send` (a mailing through a relay, --direct or --pickup) and `presets`: flags -> RunConfig.
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -6,7 +6,7 @@
 
 #include "cli/dkim_options.h"
 #include "cli/doctor_cmd.h"
-#include "cli/mailing.h"
+#include "cli/send_cmd.h"
 #include "cli/pipeline.h"
 #include "cli/relay_options.h"
 #include "cli/returns_cmd.h"
@@ -209,7 +209,7 @@ class SendVerb : public Verb {
       std::fprintf(stderr, "smtpblast: %s\n", msg.error().message.c_str());
       return 2;
     }
-    mc_.message = &msg.value();
+    apply_message_setup(msg.value(), mc_);
     if (preflight_.preflight || !preflight_.ips.empty()) {
       int rc = run_preflight(preflight_, mc_.template_path, mc_.from, mc_.recipients_path,
                              mc_.task_path, ro_, msg_, direct_, mc_.force);
@@ -221,17 +221,17 @@ class SendVerb : public Verb {
         return 2;
       }
     }
-    SuppressionList suppress;
+    auto suppress = std::make_shared<SuppressionList>();
     for (const std::string& f : suppress_files_) {
-      if (auto r = suppress.load_file(f); !r.ok()) {
+      if (auto r = suppress->load_file(f); !r.ok()) {
         std::fprintf(stderr, "smtpblast: --suppress: %s\n", r.error().message.c_str());
         return 2;
       }
     }
-    mc_.suppress = &suppress;
+    mc_.suppress = std::move(suppress);
     if (!mc_.pickup_dir.empty()) {
       mc_.progress = false;
-      return run_mailing(mc_);
+      return run_send_command(mc_);
     }
     if (mc_.wait_daily && mc_.throttle.daily_limit == 0) {
       std::fprintf(stderr, "smtpblast: --wait goes with --daily-limit\n");
@@ -246,7 +246,7 @@ class SendVerb : public Verb {
       std::fprintf(stderr, "smtpblast: %s\n", relay.error().message.c_str());
       return 2;
     }
-    mc_.relay = &relay.value();
+    mc_.relay = std::make_shared<const RelaySetup>(std::move(relay).value());
     auto timeouts = command_timeouts(ro_);
     if (!timeouts.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", timeouts.error().message.c_str());
@@ -290,12 +290,12 @@ class SendVerb : public Verb {
       }
       pop = std::make_unique<PopRefresher>(pc->first, pc->second);
     }
-    return run_mailing(mc_);
+    return run_send_command(mc_);
   }
 
  private:
   CLI::App* cmd_ = nullptr;
-  MailingConfig mc_;
+  RunConfig mc_;
   std::string retry_delay_ = "5s";
   bool no_pipelining_ = false;
   bool no_chunking_ = false;

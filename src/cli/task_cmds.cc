@@ -9,7 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "cli/mailing.h"
+#include "cli/send_cmd.h"
 #include "cli/pipeline.h"
 #include "cli/run_report.h"
 #include "cli/verb.h"

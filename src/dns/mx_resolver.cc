@@ -2,24 +2,17 @@
 #include "dns/mx_resolver.h"
 
 #include <idn2.h>
-#include <uv.h>
 
 #include <algorithm>
 #include <climits>
 #include <random>
 
-#include "loop/worker.h"
+#include "base/text.h"
 
 namespace sb::dns {
 
-// Addresses of one host (an MX target, or the domain itself for implicit MX).
-struct MxResolver::HostEntry {
-  enum class State { kOk, kNone, kTemporary };
-  State state = State::kNone;
-  std::vector<IpAddress> addresses;
-  std::string message;             // why there is no address
-  std::vector<std::string> notes;  // CNAME followed
-  uint32_t ttl_s = 0;
+// Addresses of one host (an MX target, or the domain itself for implicit MX), as cached.
+struct MxResolver::HostEntry : HostAddresses {
   uint64_t expires_ms = 0;
 };
 
@@ -36,19 +29,10 @@ struct MxResolver::Job {
   std::vector<MxCallback> waiters;
   MxResult result;
   std::vector<MailExchanger> candidates;
-  std::vector<HostEntry> host_results;
+  std::vector<HostAddresses> host_results;
   uint32_t ttl_s = UINT32_MAX;
   size_t outstanding = 0;
 };
-
-namespace {
-
-bool is_ascii(std::string_view s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-}
-
-}  // namespace
 
 Result<std::string> normalise_domain(std::string_view domain) {
   auto fail = [&](const std::string& why) {
@@ -59,10 +43,7 @@ Result<std::string> normalise_domain(std::string_view domain) {
   if (!d.empty() && d.back() == '.') d.remove_suffix(1);
   if (d.empty()) return fail("empty");
   std::string ascii;
-  std::string lower(d);
-  for (char& c : lower) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  std::string lower = lower_ascii(d);
   // Plain LDH names skip libidn2: it would reject some legal host names (underscores, "--" in
   // positions 3–4) that are not IDNs at all. "xn--" labels are IDNs and are checked.
   if (is_ascii(lower) && lower.find("xn--") == std::string::npos) {
@@ -98,22 +79,10 @@ Result<std::string> normalise_domain(std::string_view domain) {
   return ascii;
 }
 
-std::string route_key(const MxResult& r) {
-  if (!r.ok()) return {};
-  if (r.implicit_mx) return "implicit:" + r.domain;
-  std::vector<std::pair<uint16_t, std::string>> v;
-  for (const auto& h : r.hosts) v.emplace_back(h.preference, h.host);
-  std::sort(v.begin(), v.end());
-  std::string key;
-  for (const auto& [pref, host] : v) {
-    if (!key.empty()) key.push_back(',');
-    key += std::to_string(pref) + ":" + host;
-  }
-  return key;
-}
-
 MxResolver::MxResolver(uv_loop_s* loop, MxResolverOptions opts)
-    : loop_(loop), opts_(std::move(opts)) {
+    : opts_(std::move(opts)),
+      loop_clock_(loop),
+      clock_(opts_.clock != nullptr ? *opts_.clock : loop_clock_) {
   if (!opts_.random) {
     auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
     opts_.random = [rng] { return (*rng)(); };
@@ -129,22 +98,14 @@ Result<std::unique_ptr<MxResolver>> MxResolver::create(uv_loop_s* loop, const Re
   if (!r) return r.error();
   std::unique_ptr<MxResolver> m(new MxResolver(loop, std::move(opts)));
   m->resolver_ = std::move(r).value();
-  m->timer_ = new uv_timer_t;
-  uv_timer_init(loop, m->timer_);
-  m->timer_->data = m.get();
+  MxResolver* self = m.get();
+  m->timer_ = std::make_unique<Timer>(loop, [self] { self->flush_ready(); });
   return m;
 }
 
 MxResolver::~MxResolver() { shutdown(); }
 
-uint64_t MxResolver::now() const { return opts_.now_ms ? opts_.now_ms() : loop_now_ms(loop_); }
-
-uint32_t MxResolver::clamp_ttl(std::optional<uint32_t> ttl, bool negative) const {
-  uint32_t cap = negative ? opts_.max_negative_ttl_s : opts_.max_ttl_s;
-  // No SOA on a negative answer (RFC 2308 says: don't cache): the floor only.
-  uint32_t t = ttl.value_or(opts_.min_ttl_s);
-  return std::clamp(t, opts_.min_ttl_s, std::max(cap, opts_.min_ttl_s));
-}
+uint64_t MxResolver::now() const { return clock_.mono_ms(); }
 
 bool MxResolver::resolve_mx(std::string_view domain_in, MxCallback cb) {
   auto fail_now = [&](MxStatus st, std::string domain, std::string msg) {
@@ -201,54 +162,13 @@ void MxResolver::on_mx_answer(const std::string& domain, Result<Answer> r) {
     out.message = std::move(msg);
     finish(domain, std::move(out), ttl);
   };
-  if (!r) return fail(MxStatus::kTemporary, r.error().message, opts_.temporary_failure_ttl_s);
-  const Answer& a = r.value();
-  for (size_t i = 0; i < a.cname_chain.size(); ++i) {
-    res.notes.push_back((i == 0 ? domain : a.cname_chain[i - 1]) + " is an alias (CNAME) for " +
-                        a.cname_chain[i] + "; followed");
-  }
-  if (a.rcode == Rcode::kNxDomain) {
-    return fail(MxStatus::kPermanent, "domain " + domain + " does not exist (NXDOMAIN)",
-                clamp_ttl(a.negative_ttl, true));
-  }
-  if (a.rcode != Rcode::kNoError) {
-    return fail(MxStatus::kTemporary, "MX lookup for " + domain + ": " + rcode_name(a.rcode),
-                opts_.temporary_failure_ttl_s);
-  }
-
-  if (a.mx.empty()) {
-    // RFC 5321 §5.1: no MX records → the domain itself is the implicit MX, preference 0.
-    res.implicit_mx = true;
-    job.candidates.push_back(MailExchanger{a.canonical_name(), 0, {}});
-    job.ttl_s = clamp_ttl(a.negative_ttl, true);
-  } else {
-    bool all_null =
-        std::all_of(a.mx.begin(), a.mx.end(), [](const MxRecord& m) { return m.is_null(); });
-    if (all_null) {
-      return fail(MxStatus::kPermanent, "domain does not accept mail (null MX)",
-                  clamp_ttl(a.min_ttl, false));
-    }
-    job.ttl_s = clamp_ttl(a.min_ttl, false);
-    std::vector<MxRecord> mx = a.mx;
-    std::sort(mx.begin(), mx.end(), [](const MxRecord& x, const MxRecord& y) {
-      return x.preference != y.preference ? x.preference < y.preference : x.exchange < y.exchange;
-    });
-    for (const auto& m : mx) {
-      if (m.is_null()) {
-        res.notes.push_back("ignored a null MX (\".\") listed next to real MX records");
-        continue;
-      }
-      bool dup = std::any_of(job.candidates.begin(), job.candidates.end(),
-                             [&](const MailExchanger& e) { return e.host == m.exchange; });
-      if (dup) continue;  // same host twice: keep its lowest preference
-      if (job.candidates.size() >= opts_.max_hosts) {
-        res.notes.push_back("more than " + std::to_string(opts_.max_hosts) +
-                            " MX hosts; the rest ignored");
-        break;
-      }
-      job.candidates.push_back(MailExchanger{m.exchange, m.preference, {}});
-    }
-  }
+  if (!r) return fail(MxStatus::kTemporary, r.error().message, opts_.ttl.temporary_failure_ttl_s);
+  MxPlan plan = plan_mx(r.value(), domain, opts_.max_hosts, opts_.ttl);
+  for (auto& n : plan.notes) res.notes.push_back(std::move(n));
+  if (plan.status != MxStatus::kOk) return fail(plan.status, std::move(plan.message), plan.ttl_s);
+  res.implicit_mx = plan.implicit_mx;
+  job.candidates = std::move(plan.candidates);
+  job.ttl_s = plan.ttl_s;
   job.host_results.resize(job.candidates.size());
   job.outstanding = job.candidates.size();
   // Copy the names first: lookup_host may complete synchronously from the host cache and
@@ -314,9 +234,9 @@ void MxResolver::on_host_answer(const std::string& host, Result<Answer> r) {
       if (a.addresses.empty()) {
         add_msg(type + " " + host + ": " +
                 (a.rcode == Rcode::kNxDomain ? "NXDOMAIN" : "no record"));
-        hj.neg_ttl = std::min(hj.neg_ttl.value_or(UINT32_MAX), clamp_ttl(a.negative_ttl, true));
+        hj.neg_ttl = std::min(hj.neg_ttl.value_or(UINT32_MAX), clamp(a.negative_ttl, true));
       } else {
-        hj.pos_ttl = std::min(hj.pos_ttl.value_or(UINT32_MAX), clamp_ttl(a.min_ttl, false));
+        hj.pos_ttl = std::min(hj.pos_ttl.value_or(UINT32_MAX), clamp(a.min_ttl, false));
       }
     } else {
       hj.temporary = true;
@@ -335,10 +255,10 @@ void MxResolver::on_host_answer(const std::string& host, Result<Answer> r) {
     ttl = std::min(hj.pos_ttl.value_or(UINT32_MAX), hj.neg_ttl.value_or(UINT32_MAX));
   } else if (hj.temporary) {
     e.state = HostEntry::State::kTemporary;
-    ttl = opts_.temporary_failure_ttl_s;
+    ttl = opts_.ttl.temporary_failure_ttl_s;
   } else {
     e.state = HostEntry::State::kNone;
-    ttl = hj.neg_ttl.value_or(opts_.min_ttl_s);
+    ttl = hj.neg_ttl.value_or(opts_.ttl.min_ttl_s);
   }
   e.ttl_s = ttl;
   e.expires_ms = now() + uint64_t{ttl} * 1000;
@@ -357,52 +277,10 @@ void MxResolver::on_host_done(const std::string& domain, size_t index, const Hos
   if (--job.outstanding > 0) return;
 
   MxResult res = std::move(job.result);
-  uint32_t ttl = job.ttl_s;
-  bool any_temporary = false;
-  std::vector<std::string> why;
-  for (size_t i = 0; i < job.candidates.size(); ++i) {
-    const HostEntry& h = job.host_results[i];
-    for (const auto& n : h.notes) res.notes.push_back(n);
-    ttl = std::min(ttl, h.ttl_s);
-    if (h.state == HostEntry::State::kOk) {
-      MailExchanger mx = job.candidates[i];
-      mx.addresses = h.addresses;
-      res.hosts.push_back(std::move(mx));
-      continue;
-    }
-    if (h.state == HostEntry::State::kTemporary) any_temporary = true;
-    why.push_back(h.message);
-    if (!res.implicit_mx) {
-      res.notes.push_back("MX host " + job.candidates[i].host + " skipped: " + h.message);
-    }
-  }
-  auto joined = [&why] {
-    std::string s;
-    for (const auto& w : why) s += (s.empty() ? "" : "; ") + w;
-    return s;
-  };
-  std::string family = opts_.ipv4_only ? " IPv4" : opts_.ipv6_only ? " IPv6" : "n";
-  if (!res.hosts.empty()) {
-    res.status = MxStatus::kOk;
-  } else if (any_temporary) {
-    res.status = MxStatus::kTemporary;
-    res.message = (res.implicit_mx ? "no MX records, and the address lookup failed: "
-                                   : "no MX host could be resolved: ") +
-                  joined();
-    ttl = opts_.temporary_failure_ttl_s;
-  } else if (opts_.ipv4_only || opts_.ipv6_only) {
-    // Only our own family restriction stands between us and the domain: not the recipient's
-    // fault, so never a bounce.
-    res.status = MxStatus::kTemporary;
-    res.message = "no" + family + " address for " +
-                  (res.implicit_mx ? "the domain (no MX records)" : "any MX host") + ": " +
-                  joined();
-  } else {
-    // Every host answered authoritatively that it has no address (Postfix: 5.4.4).
-    res.status = MxStatus::kPermanent;
-    res.message = res.implicit_mx ? "no MX and no address for " + res.domain
-                                  : "no MX host of " + res.domain + " has an address: " + joined();
-  }
+  AddressFamilies families = opts_.ipv4_only   ? AddressFamilies::kIpv4Only
+                             : opts_.ipv6_only ? AddressFamilies::kIpv6Only
+                                               : AddressFamilies::kBoth;
+  uint32_t ttl = settle_mx(res, job.candidates, job.host_results, job.ttl_s, families, opts_.ttl);
   finish(domain, std::move(res), ttl);
 }
 
@@ -428,12 +306,7 @@ void MxResolver::finish(const std::string& domain, MxResult result, uint32_t ttl
 
 void MxResolver::schedule(MxCallback cb, std::shared_ptr<const MxResult> r) {
   ready_.emplace_back(std::move(cb), std::move(r));
-  if (timer_ != nullptr && !shut_) uv_timer_start(timer_, &MxResolver::on_timer, 0, 0);
-}
-
-void MxResolver::on_timer(uv_timer_t* t) {
-  auto* self = static_cast<MxResolver*>(t->data);
-  if (self != nullptr) self->flush_ready();
+  if (timer_ != nullptr && !shut_) timer_->again(0);
 }
 
 void MxResolver::flush_ready() {
@@ -442,18 +315,8 @@ void MxResolver::flush_ready() {
     ready_.clear();
     for (auto& [cb, r] : batch) {
       if (r->ok() && r->hosts.size() > 1) {
-        // RFC 5321 §5.1: spread load over equal preferences; each caller gets its own order.
-        MxResult copy = *r;
-        auto& h = copy.hosts;
-        for (size_t lo = 0; lo < h.size();) {
-          size_t hi = lo;
-          while (hi < h.size() && h[hi].preference == h[lo].preference) ++hi;
-          for (size_t i = hi - 1; i > lo; --i) {
-            size_t j = lo + static_cast<size_t>(opts_.random() % (i - lo + 1));
-            std::swap(h[i], h[j]);
-          }
-          lo = hi;
-        }
+        MxResult copy = *r;  // each caller gets its own order
+        shuffle_equal_preferences(copy.hosts, opts_.random);
         cb(copy);
       } else {
         cb(*r);
@@ -476,13 +339,7 @@ void MxResolver::shutdown() {
     finish(d, std::move(res), 0);
   }
   host_jobs_.clear();
-  if (timer_ != nullptr) {
-    uv_timer_stop(timer_);
-    timer_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(timer_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    timer_ = nullptr;
-  }
+  timer_.reset();  // closed now, freed by the loop's close callback
   flush_ready();
   cache_.clear();
   host_cache_.clear();

@@ -1,5 +1,5 @@
-// MxResolver: a recipient domain → its sorted, address-resolved mail exchangers (RFC 5321 §5.1),
-// with IDNA, null MX (RFC 7505), caching by TTL and coalescing of concurrent lookups.
+// MxResolver: a recipient domain → its sorted, address-resolved mail exchangers (RFC 5321 §5.1):
+// the lookups, IDNA, caching by TTL and coalescing; what the answers mean is dns/mx_policy.
 #pragma once
 
 #include <cstdint>
@@ -11,47 +11,25 @@
 #include <utility>
 #include <vector>
 
-#include "dns/answer_parser.h"
-#include "dns/resolver.h"
+#include "base/clock.h"
 #include "base/result.h"
+#include "dns/answer_parser.h"
+#include "dns/mx_policy.h"
+#include "dns/resolver.h"
+#include "loop/loop_clock.h"
+#include "loop/timer.h"
 
 struct uv_loop_s;
-struct uv_timer_s;
 
 namespace sb::dns {
-
-// kPermanent: the domain cannot receive mail (bounce). kTemporary: try later (never a bounce).
-enum class MxStatus { kOk, kPermanent, kTemporary };
-
-struct MailExchanger {
-  std::string host;  // ASCII, lower case, no trailing dot; for implicit MX, the domain itself
-  uint16_t preference = 0;
-  std::vector<IpAddress> addresses;  // A records first, then AAAA (per the family flags)
-};
-
-struct MxResult {
-  MxStatus status = MxStatus::kTemporary;
-  std::string domain;   // the A-label (ASCII) form that was looked up
-  std::string message;  // for kPermanent/kTemporary: what a user (or a DSN) should read
-  // Usable exchangers, preference ascending; equal preferences in random order.
-  std::vector<MailExchanger> hosts;
-  bool implicit_mx = false;        // no MX records: the domain's own address (RFC 5321 §5.1)
-  // Loop ms (MxResolverOptions::now_ms) until which this answer may be used; 0: not cached.
-  uint64_t expires_ms = 0;
-  std::vector<std::string> notes;  // CNAMEs followed, hosts skipped (for the log)
-  bool ok() const { return status == MxStatus::kOk; }
-};
 
 struct MxResolverOptions {
   bool ipv4_only = false;                // look up A only
   bool ipv6_only = false;                // look up AAAA only
-  uint32_t min_ttl_s = 5;                // floor for every cached entry
-  uint32_t max_ttl_s = 86400;            // cap for positive answers
-  uint32_t max_negative_ttl_s = 3600;    // cap for NXDOMAIN/NODATA (RFC 2308 SOA minimum)
-  uint32_t temporary_failure_ttl_s = 5;  // SERVFAIL/timeouts; 0 = never cached
+  TtlLimits ttl;
   size_t max_hosts = 16;                 // MX hosts looked at per domain, lowest preferences
   std::function<uint64_t()> random;      // shuffles equal preferences; default: seeded mt19937_64
-  std::function<uint64_t()> now_ms;      // default: the loop's clock
+  const Clock* clock = nullptr;          // mono_ms for TTLs; default: the loop's (LoopClock)
 };
 
 using MxCallback = std::function<void(const MxResult&)>;
@@ -93,14 +71,16 @@ class MxResolver {
   void finish(const std::string& domain, MxResult result, uint32_t ttl_s);
   void schedule(MxCallback cb, std::shared_ptr<const MxResult> r);
   void flush_ready();
-  static void on_timer(uv_timer_s* t);
   uint64_t now() const;
-  uint32_t clamp_ttl(std::optional<uint32_t> ttl, bool negative) const;
+  uint32_t clamp(std::optional<uint32_t> ttl, bool negative) const {
+    return clamp_ttl(ttl, negative, opts_.ttl);
+  }
 
-  uv_loop_s* loop_;
   MxResolverOptions opts_;
+  LoopClock loop_clock_;
+  const Clock& clock_;  // opts_.clock or loop_clock_
   std::unique_ptr<Resolver> resolver_;
-  uv_timer_s* timer_ = nullptr;
+  std::unique_ptr<Timer> timer_;  // null once shut down
   std::unordered_map<std::string, CacheEntry> cache_;
   std::unordered_map<std::string, std::unique_ptr<Job>> jobs_;
   std::unordered_map<std::string, std::shared_ptr<HostEntry>> host_cache_;
@@ -113,10 +93,5 @@ class MxResolver {
 // IDNA2008 (UTS #46 non-transitional, libidn2) to lower-case A-labels, trailing dot dropped,
 // lengths checked (RFC 1035: 63 per label, 253 in all). An error's message names the domain.
 Result<std::string> normalise_domain(std::string_view domain);
-
-// Domains whose results share a route key have identical MX sets and may share one queue:
-// "pref:host,pref:host" sorted by preference then name (so independent of the shuffle);
-// "implicit:domain" for implicit MX; empty for a failed result.
-std::string route_key(const MxResult& r);
 
 }  // namespace sb::dns

@@ -29,7 +29,6 @@ namespace {
 Error dns_error(std::string msg) { return make_error(ErrDomain::kAres, std::move(msg)); }
 
 void free_poll(uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); }
-void free_timer(uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); }
 
 std::string describe_status(int status) {
   switch (status) {
@@ -150,9 +149,8 @@ Result<std::unique_ptr<Resolver>> Resolver::create(uv_loop_s* loop, const Resolv
     }
   }
 
-  r->timer_ = new uv_timer_t;
-  uv_timer_init(loop, r->timer_);
-  r->timer_->data = r.get();
+  Resolver* self = r.get();
+  r->timer_ = std::make_unique<Timer>(loop, [self] { self->on_timer(); });
   return r;
 }
 
@@ -325,17 +323,16 @@ void Resolver::on_poll(uv_poll_t* handle, int status, int events) {
   self->after_ares();
 }
 
-void Resolver::on_timer(uv_timer_t* handle) {
-  auto* self = static_cast<Resolver*>(handle->data);
-  if (self == nullptr || self->shut_) return;
-  CpuScope cpu(self->cpu_ns_);
-  auto ready = std::move(self->deferred_);
-  self->deferred_.clear();
-  for (auto& [p, r] : ready) self->deliver(p, std::move(r));
-  ++self->ares_depth_;
-  ares_process_fd(self->channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // timeouts, retries
-  --self->ares_depth_;
-  self->after_ares();
+void Resolver::on_timer() {
+  if (shut_) return;
+  CpuScope cpu(cpu_ns_);
+  auto ready = std::move(deferred_);
+  deferred_.clear();
+  for (auto& [p, r] : ready) deliver(p, std::move(r));
+  ++ares_depth_;
+  ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // timeouts, retries
+  --ares_depth_;
+  after_ares();
 }
 
 void Resolver::after_ares() {
@@ -350,19 +347,19 @@ void Resolver::after_ares() {
 void Resolver::rearm_timer() {
   if (shut_) return;
   if (!deferred_.empty()) {
-    uv_timer_start(timer_, &Resolver::on_timer, 0, 0);
+    timer_->again(0);
     return;
   }
   timeval tv{};
   timeval* next = ares_timeout(channel_, nullptr, &tv);
   if (next == nullptr) {
-    uv_timer_stop(timer_);
+    timer_->stop();
     return;
   }
   // Round up, so the timer never fires before c-ares considers the timeout due.
   uint64_t ms = static_cast<uint64_t>(next->tv_sec) * 1000 +
                 static_cast<uint64_t>((next->tv_usec + 999) / 1000);
-  uv_timer_start(timer_, &Resolver::on_timer, ms, 0);
+  timer_->again(ms);
 }
 
 void Resolver::shutdown() {
@@ -397,12 +394,7 @@ void Resolver::do_shutdown() {
     uv_close(reinterpret_cast<uv_handle_t*>(h), free_poll);
   }
   polls_.clear();
-  if (timer_ != nullptr) {
-    uv_timer_stop(timer_);
-    timer_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(timer_), free_timer);
-    timer_ = nullptr;
-  }
+  timer_.reset();  // closed now, freed by the loop's close callback
   for (auto& [id, p] : live_) delete p;  // none expected: ares_destroy completed them
   live_.clear();
 }

@@ -11,12 +11,12 @@
 #include <utility>
 #include <vector>
 
-#include "dns/answer_parser.h"
 #include "base/result.h"
+#include "dns/answer_parser.h"
+#include "loop/timer.h"
 
 struct uv_loop_s;
 struct uv_poll_s;
-struct uv_timer_s;
 struct ares_channeldata;
 
 namespace sb::dns {
@@ -73,7 +73,7 @@ class Resolver {
   static void on_sock_state(void* data, int fd, int readable, int writable);
   static void on_ares_done(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
   static void on_poll(uv_poll_s* handle, int status, int events);
-  static void on_timer(uv_timer_s* handle);
+  void on_timer();
   void deliver(Pending* p, Result<Answer> r);
   void submit(Pending* p);  // hands a question to c-ares
   void after_ares();  // re-arms the timer, or finishes a shutdown asked for inside c-ares
@@ -82,7 +82,7 @@ class Resolver {
 
   uv_loop_s* loop_;
   ares_channeldata* channel_ = nullptr;
-  uv_timer_s* timer_ = nullptr;
+  std::unique_ptr<Timer> timer_;  // null once shut down
   std::unordered_map<int, uv_poll_s*> polls_;
   std::unordered_map<QueryId, Pending*> live_;
   std::vector<std::pair<Pending*, Result<Answer>>> deferred_;  // completed inside ares_query

@@ -6,6 +6,7 @@
 
 #include <cctype>
 
+#include "base/text.h"
 #include "doctor/org_domain.h"
 
 namespace sb::doctor {
@@ -69,7 +70,7 @@ std::map<std::string, std::string> parse_tags(const std::string& record) {
     size_t eq = part.find('=');
     if (eq != std::string::npos) {
       std::string name = trim(part.substr(0, eq));
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      lower_ascii_in_place(name);
       tags.emplace(name, trim(part.substr(eq + 1)));
     }
     i = semi + 1;

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstdio>
 
+#include "base/text.h"
 #include "doctor/dkim_check.h"
 #include "doctor/org_domain.h"
 
@@ -16,11 +17,6 @@ struct Field {
   std::string name;   // lower-case
   std::string value;  // unfolded, trimmed
 };
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::string trim(const std::string& s) {
   size_t b = s.find_first_not_of(" \t");
@@ -46,7 +42,7 @@ std::vector<Field> header_fields(const std::string& msg) {
     }
     size_t colon = line.find(':');
     if (colon == std::string::npos) continue;
-    out.push_back({lower(trim(line.substr(0, colon))), trim(line.substr(colon + 1))});
+    out.push_back({lower_ascii(trim(line.substr(0, colon))), trim(line.substr(colon + 1))});
   }
   return out;
 }
@@ -182,13 +178,13 @@ std::vector<Row> check_message(const std::string& rendered, const std::string& t
       "send with --unsubscribe-url 'https://your-domain/unsubscribe/{{token}}' "
       "--unsubscribe-secret-file FILE (smtpblast adds both fields and signs "
       "them)";
-  bool https = !lu.empty() && lower(lu[0]->value).find("<https://") != std::string::npos;
+  bool https = !lu.empty() && lower_ascii(lu[0]->value).find("<https://") != std::string::npos;
   if (lu.empty()) {
     un.verdict = Verdict::kFail;
     un.evidence = "no List-Unsubscribe: field";
     un.fix = flag_fix;
   } else if (lup.empty() ||
-             lower(lup[0]->value).find("list-unsubscribe=one-click") == std::string::npos ||
+             lower_ascii(lup[0]->value).find("list-unsubscribe=one-click") == std::string::npos ||
              !https) {
     un.verdict = Verdict::kFail;
     un.evidence =
@@ -200,7 +196,7 @@ std::vector<Row> check_message(const std::string& rendered, const std::string& t
     bool covered = false;
     for (const Field* sig : fields_named(fields, "dkim-signature")) {
       auto tags = parse_tags(sig->value);
-      std::string h = lower(tags["h"]);
+      std::string h = lower_ascii(tags["h"]);
       std::vector<std::string> names;
       size_t i = 0;
       while (i <= h.size()) {

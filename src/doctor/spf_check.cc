@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "base/text.h"
 #include "doctor/org_domain.h"
 
 #define HAVE_NS_TYPE 1
@@ -18,11 +19,6 @@ extern "C" {
 namespace sb::doctor {
 
 namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::vector<std::string> terms_of(const std::string& record) {
   std::vector<std::string> out;
@@ -172,7 +168,7 @@ bool is_loopback(const dns::IpAddress& ip) {
 std::vector<std::string> spf_records(const std::vector<std::string>& txt) {
   std::vector<std::string> out;
   for (const std::string& t : txt) {
-    std::string l = lower(t.substr(0, 7));
+    std::string l = lower_ascii(t.substr(0, 7));
     if (l == "v=spf1" || l == "v=spf1 ") out.push_back(t);
   }
   return out;
@@ -189,7 +185,7 @@ int count_inner(const std::string& record, DnsSource& dns, std::vector<std::stri
                 int limit, int depth, int count) {
   for (const std::string& term : terms_of(record)) {
     if (count > limit) return count;
-    std::string t = lower(term);
+    std::string t = lower_ascii(term);
     if (!t.empty() && (t[0] == '+' || t[0] == '-' || t[0] == '~' || t[0] == '?')) t.erase(0, 1);
     std::string target;
     bool follow = false;
@@ -269,7 +265,7 @@ SpfOutcome check_spf(const SpfInput& in, DnsSource& dns) {
   std::string all_term;
   bool redirect = false;
   for (const std::string& term : terms_of(rec)) {
-    std::string t = lower(term);
+    std::string t = lower_ascii(term);
     if (t == "all" || t == "+all" || t == "-all" || t == "~all" || t == "?all") all_term = t;
     if (t.rfind("redirect=", 0) == 0) redirect = true;
   }
@@ -277,7 +273,7 @@ SpfOutcome check_spf(const SpfInput& in, DnsSource& dns) {
   auto replace_all = [&](const std::string& with) {
     std::string fixed;
     for (const std::string& term : terms_of(rec)) {
-      std::string t = lower(term);
+      std::string t = lower_ascii(term);
       bool is_all = t == "all" || t == "+all" || t == "-all" || t == "~all" || t == "?all";
       fixed += (fixed.empty() ? "" : " ") + (is_all ? with : term);
     }

@@ -15,6 +15,9 @@ namespace sb {
 class Timer {
  public:
   explicit Timer(uv_loop_s* loop);
+  // A timer with one callback for its whole life, armed with again(); an owner that re-arms
+  // from inside the callback then never replaces the std::function that is running.
+  Timer(uv_loop_s* loop, std::function<void()> cb);
   ~Timer();
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;

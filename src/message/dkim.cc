@@ -15,6 +15,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "base/text.h"
+
 namespace sb {
 namespace {
 
@@ -22,27 +24,9 @@ constexpr size_t kFoldWidth = 78;
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-std::string lowercase(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) c = lower(c);
-  return r;
-}
-
-std::string base64(const unsigned char* p, size_t n) {
-  std::string out(4 * ((n + 2) / 3), '\0');
-  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p, int(n));
-  out.resize(size_t(len));
-  return out;
+// OpenSSL hands out digests, signatures and keys as unsigned bytes.
+std::string_view bytes(const unsigned char* p, size_t n) {
+  return {reinterpret_cast<const char*>(p), n};
 }
 
 std::string openssl_error() {
@@ -182,7 +166,7 @@ void dkim_canonical_header(DkimCanon c, std::string_view field, bool with_crlf, 
   size_t colon = field.find(':');
   std::string_view name = field.substr(0, colon);
   while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
-  for (char ch : name) out += lower(ch);
+  for (char ch : name) out += lower_ascii(ch);
   if (colon == std::string_view::npos) {
     if (with_crlf) out += "\r\n";
     return;
@@ -238,7 +222,7 @@ std::string DkimBodyHasher::finish() {
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_DigestFinal_ex(md_, d, &n);
-  return base64(d, n);
+  return base64_encode(bytes(d, n));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,7 +235,7 @@ std::string alignment_warning(std::string_view from, std::string_view dkim_domai
     from.remove_suffix(1);
   }
   while (!dkim_domain.empty() && dkim_domain.back() == '.') dkim_domain.remove_suffix(1);
-  std::string f = lowercase(from), d = lowercase(dkim_domain);
+  std::string f = lower_ascii(from), d = lower_ascii(dkim_domain);
   if (!d.empty() &&
       (f == d || (f.size() > d.size() && f.compare(f.size() - d.size(), d.size(), d) == 0 &&
                   f[f.size() - d.size() - 1] == '.'))) {
@@ -335,7 +319,7 @@ Result<std::unique_ptr<DkimSigner>> DkimSigner::create(const DkimKeyConfig& cfg,
   s->header_canon_ = *hc;
   s->body_canon_ = *bc;
   s->algorithm_ = cfg.algorithm;
-  s->domain_ = lowercase(cfg.domain);
+  s->domain_ = lower_ascii(cfg.domain);
   s->selector_ = cfg.selector;
   s->key_file_ = cfg.key_file;
   s->clock_ = clock ? std::move(clock) : Clock([] { return int64_t(::time(nullptr)); });
@@ -445,7 +429,8 @@ Status DkimSigner::sign_digest(Ctx& c, const unsigned char* digest, std::string&
       return make_error(ErrDomain::kSys, "RSA signing failed: " + openssl_error());
     }
   }
-  b64 = base64(sig, siglen);
+  b64.clear();  // keeps its capacity: the per-context buffer is reused for every message
+  append_base64(b64, bytes(sig, siglen));
   return {};
 }
 
@@ -573,7 +558,7 @@ Status DkimSigner::sign(const std::vector<std::string_view>& wire_pieces, std::s
     for (size_t k = 0; k < listed; ++k) {
       // Names in h= are joined by ':'; a fold may come before a ':' (RFC 6376 §3.5).
       word.assign(first ? "h=" : ":");
-      for (char ch : name) word += lower(ch);
+      for (char ch : name) word += lower_ascii(ch);
       fold.word(word, first);
       first = false;
     }
@@ -634,14 +619,14 @@ std::string DkimSigner::dns_txt_record() const {
   std::string p;
   if (ed25519_) {
     size_t len = sizeof buf;
-    if (EVP_PKEY_get_raw_public_key(pkey_, buf, &len) == 1) p = base64(buf, len);
+    if (EVP_PKEY_get_raw_public_key(pkey_, buf, &len) == 1) p = base64_encode(bytes(buf, len));
     return "v=DKIM1; k=ed25519; p=" + p;
   }
   int len = i2d_PUBKEY(pkey_, nullptr);
   if (len > 0 && size_t(len) <= sizeof buf) {
     unsigned char* q = buf;
     i2d_PUBKEY(pkey_, &q);
-    p = base64(buf, size_t(len));
+    p = base64_encode(bytes(buf, size_t(len)));
   }
   return "v=DKIM1; k=rsa; p=" + p;
 }

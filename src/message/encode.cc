@@ -3,11 +3,12 @@
 
 #include <algorithm>
 
+#include "base/text.h"
+
 namespace sb {
 namespace {
 
 constexpr char kHex[] = "0123456789ABCDEF";
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 // "=?UTF-8?B?" + "?=" is 12 octets; 75 - 12 leaves 63, so 60 base64 chars = 45 input bytes.
 constexpr size_t kWordBytes = 45;
@@ -23,26 +24,6 @@ void put_line_byte(std::string& out, char c, bool dot_stuff, size_t& col) {
 void put_crlf(std::string& out, size_t& col) {
   out.append("\r\n", 2);
   col = 0;
-}
-
-void append_base64(std::string& out, std::string_view v) {
-  size_t i = 0;
-  for (; i + 3 <= v.size(); i += 3) {
-    uint32_t n =
-        (uint32_t(uint8_t(v[i])) << 16) | (uint32_t(uint8_t(v[i + 1])) << 8) | uint8_t(v[i + 2]);
-    out.push_back(kB64[(n >> 18) & 63]);
-    out.push_back(kB64[(n >> 12) & 63]);
-    out.push_back(kB64[(n >> 6) & 63]);
-    out.push_back(kB64[n & 63]);
-  }
-  if (i < v.size()) {
-    uint32_t n = uint32_t(uint8_t(v[i])) << 16;
-    if (i + 1 < v.size()) n |= uint32_t(uint8_t(v[i + 1])) << 8;
-    out.push_back(kB64[(n >> 18) & 63]);
-    out.push_back(kB64[(n >> 12) & 63]);
-    out.push_back(i + 1 < v.size() ? kB64[(n >> 6) & 63] : '=');
-    out.push_back('=');
-  }
 }
 
 void append_2digits(std::string& out, unsigned v) {

@@ -5,11 +5,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
+#include <utility>
+
+#include "base/text.h"
 
 namespace sb {
 namespace {
@@ -92,12 +92,11 @@ bool base64url_decode(std::string_view in, std::string& out) {
 }
 
 Result<std::string> load_unsubscribe_secret(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    return make_error(ErrDomain::kConfig,
-                      "unsubscribe secret file " + path + ": cannot open: " + std::strerror(errno));
+  auto read = read_file(path);  // says why: missing, a directory, permission denied
+  if (!read.ok()) {
+    return make_error(ErrDomain::kConfig, "unsubscribe secret file: " + read.error().message);
   }
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::string s = std::move(*read);
   if (!s.empty() && s.back() == '\n') s.pop_back();
   if (!s.empty() && s.back() == '\r') s.pop_back();
   if (s.size() < kMinUnsubscribeSecret) {

@@ -94,8 +94,8 @@ bool parse_iso_utc_ms(std::string_view s, int64_t& ms) {
   }
   int y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2);
   int h = digits(s, 11, 2), mi = digits(s, 14, 2), sec = digits(s, 17, 2);
-  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
-      mi > 59 || sec < 0 || sec > 60) {
+  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+      sec < 0 || sec > 60) {
     return false;
   }
   int frac = 0;

@@ -40,8 +40,8 @@ class Db {
       return store_error(path_, "cannot open it", db_.h);
     }
     sqlite3_busy_timeout(db_.h, 10000);
-    if (sqlite3_create_function(db_.h, "sb_domain", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-                                nullptr, sql_domain, nullptr, nullptr) != SQLITE_OK) {
+    if (sqlite3_create_function(db_.h, "sb_domain", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                                sql_domain, nullptr, nullptr) != SQLITE_OK) {
       return store_error(path_, "setting up", db_.h);
     }
     return {};
@@ -122,8 +122,8 @@ std::string drawn_rows(bool from_log) {
 }
 
 Status task_time_range(Db& db, ReportData& d, bool from_log) {
-  std::string sql = "SELECT min(updated), max(updated) FROM recipients WHERE " +
-                    drawn_rows(from_log);
+  std::string sql =
+      "SELECT min(updated), max(updated) FROM recipients WHERE " + drawn_rows(from_log);
   return db.query(sql, {}, [&](Stmt& st) { widen(d, st.col_int(0), st.col_int(1)); });
 }
 
@@ -144,15 +144,15 @@ Status task_buckets(Db& db, ReportData& d, bool from_log) {
 // rejected at import went nowhere).
 Status task_destinations(Db& db, ReportData& d, size_t top) {
   constexpr const char* kRows = "FROM recipients WHERE status IN (1, 2, 3) AND rejected = 0";
-  auto st = db.query(
-      std::string("SELECT sb_domain(email) AS d, sum(status = 1), sum(status = 2), "
-                  "sum(status = 3), count(*) AS n ") +
-          kRows + " GROUP BY d ORDER BY n DESC, d LIMIT ?1",
-      {static_cast<int64_t>(top)}, [&](Stmt& s) {
-        d.destinations.push_back({std::string(s.col_text(0)), static_cast<uint64_t>(s.col_int(1)),
-                                  static_cast<uint64_t>(s.col_int(2)),
-                                  static_cast<uint64_t>(s.col_int(3))});
-      });
+  auto st =
+      db.query(std::string("SELECT sb_domain(email) AS d, sum(status = 1), sum(status = 2), "
+                           "sum(status = 3), count(*) AS n ") +
+                   kRows + " GROUP BY d ORDER BY n DESC, d LIMIT ?1",
+               {static_cast<int64_t>(top)}, [&](Stmt& s) {
+                 d.destinations.push_back(
+                     {std::string(s.col_text(0)), static_cast<uint64_t>(s.col_int(1)),
+                      static_cast<uint64_t>(s.col_int(2)), static_cast<uint64_t>(s.col_int(3))});
+               });
   if (!st) return st;
   // The domains and the totals, for "other" (all of them minus the top rows).
   st = db.query(std::string("SELECT count(*), sum(s), sum(f), sum(x) FROM (SELECT "
@@ -219,8 +219,10 @@ void add_throttle(TaskStore& store, ReportData& d) {
 void add_settings(TaskStore& store, ReportData& d) {
   // Only these keys: what the task records about the run, never a credential.
   static constexpr std::pair<const char*, const char*> kKeys[] = {
-      {"title", "title"},          {"sender", "sender"},
-      {"relay", "relay"},          {"dkim_domain", "DKIM domain"},
+      {"title", "title"},
+      {"sender", "sender"},
+      {"relay", "relay"},
+      {"dkim_domain", "DKIM domain"},
       {"template_hash", "template hash"}};
   for (const auto& [key, label] : kKeys) {
     std::string v = meta(store, key);

@@ -111,8 +111,9 @@ void destinations(std::string& out, const ReportData& d) {
                                    : " (each attempt in the accounting log)";
   out += "; " + num(d.destination_count) + " domains";
   if (d.destinations_capped) out += " counted one by one, the rest under \"other\"";
-  out += ".</p><table id=\"destinations\"><tr><th>domain</th><th>sent</th><th>deferred</th>"
-         "<th>failed</th></tr>";
+  out +=
+      ".</p><table id=\"destinations\"><tr><th>domain</th><th>sent</th><th>deferred</th>"
+      "<th>failed</th></tr>";
   auto line = [&](const DestinationRow& r, bool other) {
     out += other ? "<tr class=\"other\"><td><i>" : "<tr><td>";
     append_html_text(out, r.name.empty() ? "(no domain)" : r.name);
@@ -128,8 +129,9 @@ void destinations(std::string& out, const ReportData& d) {
 void throttle(std::string& out, const ReportData& d) {
   out += "<h2>Throttle and quota (last run)</h2>";
   if (d.throttle.empty()) {
-    out += "<p class=\"note\">The task holds no throttle counters (no run has finished with "
-           "them).</p>";
+    out +=
+        "<p class=\"note\">The task holds no throttle counters (no run has finished with "
+        "them).</p>";
   }
   std::vector<Bar> events;
   for (const char* k : {"pushbacks", "slowdowns", "quota_replies", "quota_pauses", "rate_cuts"}) {
@@ -174,9 +176,10 @@ std::string render_report_html(const ReportData& d) {
   for (const auto& [k, v] : d.settings) {
     if (k == "title" && !v.empty()) title = "smtpblast report: " + v;
   }
-  out += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-         "style-src 'unsafe-inline'; img-src data:\"><title>";
+  out +=
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+      "style-src 'unsafe-inline'; img-src data:\"><title>";
   append_html_text(out, title);
   out += "</title><style>";
   out += kStyle;

@@ -23,8 +23,15 @@ struct ReportOptions {
 };
 
 // The outcomes drawn over time, in stacking order.
-enum OutcomeIndex : size_t { kOutSent, kOutDeferred, kOutFailed, kOutBounced, kOutComplained,
-                             kOutSuppressed, kOutcomeCount };
+enum OutcomeIndex : size_t {
+  kOutSent,
+  kOutDeferred,
+  kOutFailed,
+  kOutBounced,
+  kOutComplained,
+  kOutSuppressed,
+  kOutcomeCount
+};
 const char* outcome_name(size_t i);
 using OutcomeCounts = std::array<uint64_t, kOutcomeCount>;
 
@@ -42,11 +49,11 @@ struct ReportData {
   int64_t first_s = 0, last_s = 0;  // 0 when nothing was attempted
   TimeAxis axis;
   std::vector<OutcomeCounts> buckets;
-  uint64_t attempts = 0;        // accounting rows read (0 from the task)
-  uint64_t skipped_lines = 0;   // accounting lines that were not a record (a cut last line)
+  uint64_t attempts = 0;       // accounting rows read (0 from the task)
+  uint64_t skipped_lines = 0;  // accounting lines that were not a record (a cut last line)
   std::vector<std::pair<std::string, uint64_t>> codes;    // "550" -> count, by count
   std::vector<std::pair<std::string, uint64_t>> classes;  // bounce class -> count, by count
-  std::string classes_source;   // where the classes come from, for the page
+  std::string classes_source;                // where the classes come from, for the page
   std::vector<DestinationRow> destinations;  // top N by attempts
   DestinationRow other;                      // the rest, added up
   uint64_t destination_count = 0;            // distinct domains (a lower bound when capped)

@@ -14,10 +14,10 @@ namespace {
 
 constexpr int kWidth = 960;
 constexpr int kHeight = 300;
-constexpr int kLeft = 70;     // room for y tick labels
+constexpr int kLeft = 70;  // room for y tick labels
 constexpr int kRight = 20;
-constexpr int kTop = 40;      // title
-constexpr int kBottom = 60;   // x tick labels and legend
+constexpr int kTop = 40;     // title
+constexpr int kBottom = 60;  // x tick labels and legend
 constexpr int kPlotW = kWidth - kLeft - kRight;
 constexpr int kPlotH = kHeight - kTop - kBottom;
 
@@ -167,8 +167,7 @@ std::string html_text(std::string_view s) {
 }
 
 int64_t choose_bucket_seconds(int64_t span_s, size_t max_buckets) {
-  static constexpr int64_t kSteps[] = {1,   2,   5,   10,  15,   30,   60,
-                                       120, 300, 600, 900, 1800, 3600};
+  static constexpr int64_t kSteps[] = {1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600};
   if (max_buckets == 0) max_buckets = 1;
   const int64_t span = std::max<int64_t>(span_s, 1);
   const auto fits = [&](int64_t b) {
@@ -348,8 +347,7 @@ std::string bar_chart(std::string_view id, std::string_view title, const std::ve
     const double w = b.value > 0 ? std::max(b.value / max * plot_w, 1.0) : 0;
     // data-label and data-value let a test (or a script reading the page) check the numbers.
     out += "<rect x=\"" + std::to_string(kLabelW) + "\" y=\"" + std::to_string(y + 2) +
-           "\" width=\"" + fmt(w) + "\" height=\"" + std::to_string(kRow - 6) +
-           "\" data-label=\"";
+           "\" width=\"" + fmt(w) + "\" height=\"" + std::to_string(kRow - 6) + "\" data-label=\"";
     append_html_text(out, b.label);
     out += "\" data-value=\"" + value_label(b.value) + "\"/>";
     out += "<text class=\"value\" x=\"" + fmt(kLabelW + w + 6) + "\" y=\"" +

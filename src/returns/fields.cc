@@ -3,14 +3,10 @@
 
 #include <cctype>
 
+#include "base/text.h"
+
 namespace sb {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -88,7 +84,7 @@ std::vector<FieldGroup> split_field_groups(std::string_view text, size_t max_gro
       last_was_field = false;
       continue;
     }
-    cur.emplace_back(lower(name), std::string(trim(line.substr(colon + 1))));
+    cur.emplace_back(lower_ascii(name), std::string(trim(line.substr(colon + 1))));
     last_was_field = true;
   }
   flush();

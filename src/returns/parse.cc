@@ -6,9 +6,10 @@
 #include <cctype>
 #include <mutex>
 
+#include "base/text.h"
+#include "base/utf8.h"
 #include "returns/fields.h"
 #include "returns/report.h"
-#include "base/utf8.h"
 
 namespace sb {
 namespace {
@@ -16,19 +17,6 @@ namespace {
 // Text parts looked at for a plain-text bounce or an auto-reply; more is never needed.
 constexpr size_t kMaxTextPart = 64 * 1024;
 constexpr size_t kMaxReportPart = 256 * 1024;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool contains_ci(std::string_view hay, std::string_view needle) {
-  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
-           return std::tolower(static_cast<unsigned char>(a)) ==
-                  std::tolower(static_cast<unsigned char>(b));
-         }) != hay.end();
-}
 
 void gmime_init_once() {
   static std::once_flag once;
@@ -72,7 +60,7 @@ void add_delivered_to(ReturnReport& r, std::string_view value) {
     pos = comma == std::string_view::npos ? value.size() : comma + 1;
     size_t lt = one.find('<');
     if (lt != std::string_view::npos) one = one.substr(lt);
-    std::string a = lower(clean_text(strip_angles(one), 254));
+    std::string a = lower_ascii(clean_text(strip_angles(one), 254));
     if (a.find('@') == std::string::npos || a.find(' ') != std::string::npos) continue;
     if (std::find(r.delivered_to.begin(), r.delivered_to.end(), a) == r.delivered_to.end() &&
         r.delivered_to.size() < 16) {
@@ -108,16 +96,16 @@ void take_original_message(ReturnReport& r, GMimeMessage* m) {
     GMimeHeader* h = g_mime_header_list_get_header_at(hl, i);
     const char* name = g_mime_header_get_name(h);
     const char* value = g_mime_header_get_value(h);
-    if (name && value) g.emplace_back(lower(name), value);
+    if (name && value) g.emplace_back(lower_ascii(name), value);
   }
   take_original(r, g);
 }
 
 RecipientReport recipient_from_group(const FieldGroup& g) {
   RecipientReport rr;
-  rr.final_recipient = lower(clean_text(strip_type(field(g, "final-recipient")), 254));
-  rr.original_recipient = lower(clean_text(strip_type(field(g, "original-recipient")), 254));
-  rr.action = lower(clean_text(field(g, "action"), 32));
+  rr.final_recipient = lower_ascii(clean_text(strip_type(field(g, "final-recipient")), 254));
+  rr.original_recipient = lower_ascii(clean_text(strip_type(field(g, "original-recipient")), 254));
+  rr.action = lower_ascii(clean_text(field(g, "action"), 32));
   if (size_t sp = rr.action.find(' '); sp != std::string::npos) rr.action.resize(sp);
   rr.status = std::string(leading_status(field(g, "status")));
   std::string_view diag = field(g, "diagnostic-code");
@@ -157,12 +145,12 @@ void parse_feedback_report(ReturnReport& r, std::string_view text) {
   r.format = "arf";
   if (groups.empty()) return;
   const FieldGroup& g = groups[0];
-  r.feedback_type = lower(clean_text(field(g, "feedback-type"), 32));
+  r.feedback_type = lower_ascii(clean_text(field(g, "feedback-type"), 32));
   RecipientReport rr;
   rr.action = "complained";
   for (const auto& [name, value] : g) {
     if (name == "original-rcpt-to" && rr.final_recipient.empty()) {
-      rr.final_recipient = lower(clean_text(strip_angles(value), 254));
+      rr.final_recipient = lower_ascii(clean_text(strip_angles(value), 254));
     }
   }
   std::string_view envid = field(g, "original-envelope-id");
@@ -178,7 +166,7 @@ void parse_feedback_report(ReturnReport& r, std::string_view text) {
 //   --- Below this line is a copy of the message.
 // Returns true when at least one "<address>:" paragraph was found.
 bool parse_text_bounce(ReturnReport& r, std::string_view text) {
-  bool permanent = contains_ci(text, "permanent error") || !contains_ci(text, "temporary");
+  bool permanent = icontains(text, "permanent error") || !icontains(text, "temporary");
   std::string_view body = text;
   size_t copy = std::string_view::npos;
   for (std::string_view marker : {std::string_view("--- Below this line is a copy of the message"),
@@ -206,7 +194,7 @@ bool parse_text_bounce(ReturnReport& r, std::string_view text) {
     if (line.size() > 4 && line.front() == '<' && line.back() == ':' &&
         line[line.size() - 2] == '>' && line.find('@') != std::string_view::npos) {
       RecipientReport rr;
-      rr.final_recipient = lower(clean_text(line.substr(1, line.size() - 3), 254));
+      rr.final_recipient = lower_ascii(clean_text(line.substr(1, line.size() - 3), 254));
       rr.action = permanent ? "failed" : "delayed";
       found.push_back(std::move(rr));
       cur = &found.back();
@@ -304,35 +292,35 @@ bool looks_like_challenge(std::string_view subject, std::string_view text, GMime
   for (std::string_view s :
        {"confirm your message", "verify your email", "sender verification", "confirm that you are",
         "awaiting your confirmation", "please verify", "challenge"}) {
-    if (contains_ci(subject, s)) return true;
+    if (icontains(subject, s)) return true;
   }
   for (std::string_view s :
        {"i use a spam filter", "confirm that you are a real person", "sender verification",
         "whitelist", "allowlist", "click the link below to confirm", "approved senders"}) {
-    if (contains_ci(text, s)) return true;
+    if (icontains(text, s)) return true;
   }
   return false;
 }
 
 // RFC 3834 and the headers vacation programs set, then subject wording.
 std::string auto_reply_format(GMimeObject* top, std::string_view subject) {
-  std::string as = lower(header(top, "Auto-Submitted"));
+  std::string as = lower_ascii(header(top, "Auto-Submitted"));
   if (!as.empty() && as.rfind("no", 0) != 0) return "auto-submitted";
   if (!header(top, "X-Autoreply").empty() || !header(top, "X-Autorespond").empty()) {
     return "vacation";
   }
-  std::string prec = lower(header(top, "Precedence"));
+  std::string prec = lower_ascii(header(top, "Precedence"));
   if (prec.find("auto_reply") != std::string::npos) return "vacation";
   for (std::string_view s :
        {"out of office", "out of the office", "automatic reply", "auto-reply", "autoreply",
         "auto reply", "vacation", "abwesenheitsnotiz", "réponse automatique"}) {
-    if (contains_ci(subject, s)) return "vacation";
+    if (icontains(subject, s)) return "vacation";
   }
   return {};
 }
 
 bool from_mailer_daemon(GMimeObject* top, std::string_view subject) {
-  std::string from = lower(header(top, "From"));
+  std::string from = lower_ascii(header(top, "From"));
   if (from.find("mailer-daemon") != std::string::npos ||
       from.find("postmaster") != std::string::npos) {
     return true;
@@ -340,7 +328,7 @@ bool from_mailer_daemon(GMimeObject* top, std::string_view subject) {
   for (std::string_view s :
        {"failure notice", "undeliver", "delivery status notification", "returned mail",
         "delivery failure", "mail delivery failed", "delivery has failed"}) {
-    if (contains_ci(subject, s)) return true;
+    if (icontains(subject, s)) return true;
   }
   return false;
 }

@@ -262,18 +262,9 @@ class ConnectionPool::Conn : public ConnListener {
 };
 
 ConnectionPool::ConnectionPool(uv_loop_t* loop, const PoolConfig& cfg, PoolHost& host)
-    : loop_(loop), cfg_(cfg), host_(host) {
-  auto* t = new uv_timer_t;
-  uv_timer_init(loop, t);
-  t->data = this;
-  retry_timer_ = t;
-}
+    : loop_(loop), cfg_(cfg), host_(host), retry_timer_(loop, [this] { on_retry(); }) {}
 
-ConnectionPool::~ConnectionPool() {
-  auto* t = static_cast<uv_timer_t*>(retry_timer_);
-  uv_close(reinterpret_cast<uv_handle_t*>(t),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-}
+ConnectionPool::~ConnectionPool() = default;
 
 void ConnectionPool::poke() {
   if (failed_ || aborting_) return;
@@ -327,7 +318,7 @@ void ConnectionPool::open_one() {
 
 void ConnectionPool::stop(const std::string& why) {
   stopping_ = true;
-  uv_timer_stop(static_cast<uv_timer_t*>(retry_timer_));
+  retry_timer_.stop();
   retry_armed_ = false;
   std::vector<Conn*> copy = conns_;
   for (Conn* c : copy) c->stop_if_idle(why);
@@ -340,7 +331,7 @@ void ConnectionPool::abort(const std::string& why) {
   aborting_ = true;
   std::vector<Conn*> copy = conns_;
   for (Conn* c : copy) c->abort(why);
-  uv_timer_stop(static_cast<uv_timer_t*>(retry_timer_));
+  retry_timer_.stop();
   retry_armed_ = false;
   if (conns_.empty()) host_.pool_idle();
 }
@@ -450,19 +441,17 @@ void ConnectionPool::schedule_retry() {
 
 void ConnectionPool::arm_retry(uint64_t delay_ms) {
   retry_armed_ = true;
-  uv_timer_start(static_cast<uv_timer_t*>(retry_timer_),
-                 [](uv_timer_t* t) { on_retry(t); }, delay_ms, 0);
+  retry_timer_.again(delay_ms);
 }
 
-void ConnectionPool::on_retry(void* timer) {
-  auto* self = static_cast<ConnectionPool*>(static_cast<uv_timer_t*>(timer)->data);
-  self->retry_armed_ = false;
-  if (self->failed_ || self->aborting_) return;
-  if (!self->host_.has_work()) {
-    if (self->conns_.empty()) self->host_.pool_idle();
+void ConnectionPool::on_retry() {
+  retry_armed_ = false;
+  if (failed_ || aborting_) return;
+  if (!host_.has_work()) {
+    if (conns_.empty()) host_.pool_idle();
     return;
   }
-  self->poke();
+  poke();
 }
 
 }  // namespace sb

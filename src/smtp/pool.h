@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "loop/timer.h"
 #include "smtp/session.h"
 
 struct uv_loop_s;
@@ -117,13 +118,13 @@ class ConnectionPool {
   void conn_closed(Conn* c);
   void schedule_retry();
   void arm_retry(uint64_t delay_ms);
-  static void on_retry(void* timer);
+  void on_retry();
 
   uv_loop_s* loop_;
   PoolConfig cfg_;
   PoolHost& host_;
   std::vector<Conn*> conns_;
-  void* retry_timer_;  // uv_timer_t, owned, closed in the destructor
+  Timer retry_timer_;
   uint32_t failures_ = 0;
   uint32_t next_addr_ = 0;
   bool retry_armed_ = false;

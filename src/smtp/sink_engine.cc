@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "base/text.h"
+
 namespace sb {
 namespace {
 
@@ -44,14 +46,6 @@ constexpr uint32_t verb_code(const char* v) {
          static_cast<uint32_t>(static_cast<unsigned char>(upper(v[1]))) << 16 |
          static_cast<uint32_t>(static_cast<unsigned char>(upper(v[2]))) << 8 |
          static_cast<uint32_t>(static_cast<unsigned char>(upper(v[3])));
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (upper(a[i]) != upper(b[i])) return false;
-  }
-  return true;
 }
 
 bool istarts_with(std::string_view s, std::string_view prefix) {

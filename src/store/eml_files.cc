@@ -16,6 +16,7 @@
 #include <random>
 
 #include "base/display_text.h"
+#include "base/text.h"
 #include "store/address.h"
 
 namespace sb {
@@ -52,16 +53,6 @@ bool is_unsafe_cp(uint32_t cp) {
   // line/paragraph separators, the BOM / zero-width no-break space.
   return (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
          (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF;
-}
-
-char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
-  }
-  return true;
 }
 
 bool ends_with_ci(std::string_view s, std::string_view suffix) {

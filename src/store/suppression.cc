@@ -10,6 +10,7 @@
 #include <cstring>
 #include <functional>
 
+#include "base/text.h"
 #include "store/address.h"
 
 namespace sb {
@@ -30,8 +31,6 @@ uint64_t make_slot(uint64_t h, size_t offset) {
 }
 
 Error input_error(std::string msg) { return make_error(ErrDomain::kInput, std::move(msg)); }
-
-char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
 uint64_t hash_key(std::string_view key) { return std::hash<std::string_view>{}(key); }
 

@@ -195,6 +195,31 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open_impl(const std::string& path,
                                 "it (a read-only directory or file system?); copy " + path +
                          " with its -wal file to a writable place and read the copy");
     }
+    if ((rc & 0xFF) == SQLITE_READONLY) {
+      // A hot journal: a writer (an import runs in rollback-journal mode) was killed mid-
+      // transaction, and a read-only connection may not roll it back (SQLITE_READONLY_ROLLBACK).
+      // Rolling it back is what the next writer does anyway and restores the last committed
+      // state, so one read-write connection does it, then the read-only one reads.
+      sqlite3_close_v2(s.db.h);
+      s.db.h = nullptr;
+      sqlite3* rw = nullptr;
+      int rrc = sqlite3_open_v2(path.c_str(), &rw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                                nullptr);
+      if (rrc == SQLITE_OK) {
+        sqlite3_busy_timeout(rw, kBusyTimeoutMs);
+        rrc = sqlite3_exec(rw, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
+      }
+      sqlite3_close_v2(rw);
+      if (rrc != SQLITE_OK) {
+        return store_error(path + ": a run was stopped in the middle of writing it, and its "
+                                  "journal cannot be rolled back here (no write access); run "
+                                  "send or status where the file is writable");
+      }
+      if (sqlite3_open_v2(path.c_str(), &s.db.h, flags, nullptr) != SQLITE_OK) {
+        return s.error("cannot open the task file");
+      }
+      sqlite3_busy_timeout(s.db.h, kBusyTimeoutMs);
+    }
     if ((rc & 0xFF) == SQLITE_CANTOPEN) {
       sqlite3_close_v2(s.db.h);
       s.db.h = nullptr;

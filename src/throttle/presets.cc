@@ -5,6 +5,8 @@
 #include <cctype>
 #include <vector>
 
+#include "base/text.h"
+
 namespace sb {
 namespace {
 
@@ -21,12 +23,6 @@ const std::vector<Preset>& table() {
        "sandbox accounts get 1/s and 200 a day) — set --rate and --daily-limit to your quota"},
   };
   return kTable;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 bool valid_region(std::string_view r) {
@@ -48,7 +44,7 @@ std::string known_names() {
 std::span<const Preset> preset_table() { return table(); }
 
 Result<Preset> find_preset(std::string_view name) {
-  const std::string n = lower(name);
+  const std::string n = lower_ascii(name);
   for (const Preset& p : table()) {
     if (p.name == n) {
       if (p.name == "ses-REGION") break;

@@ -4,15 +4,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include "base/text.h"
+
 namespace sb {
 namespace {
-
-bool icontains(std::string_view hay, std::string_view needle) {
-  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
-           return std::tolower(static_cast<unsigned char>(a)) ==
-                  std::tolower(static_cast<unsigned char>(b));
-         }) != hay.end();
-}
 
 // "4.7.0" at the start of text: class digit, dot, 1-3 digits, dot, 1-3 digits.
 std::string_view leading_enhanced(std::string_view text) {

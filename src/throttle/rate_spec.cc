@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 
+#include "base/text.h"
+
 namespace sb {
 namespace {
 
@@ -27,14 +29,8 @@ Error bad_duration(std::string_view text, std::string_view why) {
                     "bad duration \"" + std::string(text) + "\": " + std::string(why));
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 uint64_t rate_unit_ms(std::string_view u) {
-  const std::string s = lower(u);
+  const std::string s = lower_ascii(u);
   if (s == "s" || s == "sec" || s == "second" || s == "seconds") return kSecond;
   if (s == "m" || s == "min" || s == "minute" || s == "minutes") return kMinute;
   if (s == "h" || s == "hr" || s == "hour" || s == "hours") return kHour;
@@ -43,7 +39,7 @@ uint64_t rate_unit_ms(std::string_view u) {
 }
 
 uint64_t duration_unit_ms(std::string_view u) {
-  const std::string s = lower(u);
+  const std::string s = lower_ascii(u);
   if (s == "ms") return 1;
   if (s == "s" || s == "sec") return kSecond;
   if (s == "m" || s == "min") return kMinute;

@@ -34,8 +34,17 @@ TEST(Text, Iequals) {
   EXPECT_TRUE(iequals("Content-Type", "content-TYPE"));
   EXPECT_TRUE(iequals("", ""));
   EXPECT_FALSE(iequals("abc", "abcd"));
-  EXPECT_FALSE(iequals("[", "{"));  // 0x5B and 0x7B differ by 32 but are not letters
+  EXPECT_FALSE(iequals("[", "{"));                // 0x5B and 0x7B differ by 32 but are not letters
   EXPECT_FALSE(iequals("\xC3\x89", "\xC3\xA9"));  // É and é: no case folding above ASCII
+}
+
+TEST(Text, Icontains) {
+  EXPECT_TRUE(icontains("452 4.5.3 Daily Message QUOTA exceeded", "daily message quota"));
+  EXPECT_TRUE(icontains("abc", ""));
+  EXPECT_TRUE(icontains("ThrottLED", "throttl"));
+  EXPECT_FALSE(icontains("", "a"));
+  EXPECT_FALSE(icontains("permanent", "permanent error"));
+  EXPECT_FALSE(icontains("[x]", "{X}"));
 }
 
 TEST(Text, DomainOf) {
@@ -61,8 +70,13 @@ TEST(Text, Base64Rfc4648Vectors) {
     const char* encoded;
   };
   const Case cases[] = {
-      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(base64_encode(c.plain), c.encoded) << c.plain;

@@ -400,18 +400,18 @@ TEST_F(DnsFixture, ConcurrentLookupsAreCoalescedAndCached) {
 
 TEST_F(DnsFixture, NegativeAnswersCachedForSoaMinimum) {
   FakeDnsServer dns(canned);
-  uint64_t fake_now = 1'000'000;
+  FakeClock clock;
   MxResolverOptions o;
-  o.now_ms = [&] { return fake_now; };
+  o.clock = &clock;
   make_mx(dns.address(), o);
   MxResult r = resolve("neg.test");
   EXPECT_EQ(r.status, MxStatus::kPermanent);
   EXPECT_EQ(dns.count("neg.test.", 15), 1);
-  fake_now += 19'000;  // min(SOA TTL 30, MINIMUM 20) = 20 s
+  clock.advance(19'000);  // min(SOA TTL 30, MINIMUM 20) = 20 s
   r = resolve("neg.test");
   EXPECT_EQ(r.status, MxStatus::kPermanent);
   EXPECT_EQ(dns.count("neg.test.", 15), 1);
-  fake_now += 2'000;
+  clock.advance(2'000);
   r = resolve("neg.test");
   EXPECT_EQ(dns.count("neg.test.", 15), 2);
 }

@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 import unittest
 
-import blast
-from blast import peers
-import tls_peers
+from support import blast, peers, tls_peers
 
 ZONE = """local=/test/
 local-ttl=60

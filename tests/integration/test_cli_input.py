@@ -9,8 +9,7 @@ Run: /usr/bin/python3 tests/integration/test_cli_input.py  (as root; see blast.p
 import re
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
 
 TEMPLATE = (b"From: Blast <sender@example.test>\n"
             b"Subject: Hello {{name}}\n"

@@ -13,8 +13,7 @@ import re
 import time
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
 
 TEMPLATE = b"From: Blast <sender@example.test>\nSubject: Hi {{name}}\n\nHello {{name}}\n"
 

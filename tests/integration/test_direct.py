@@ -15,13 +15,11 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 import unittest
 
-import blast
-from blast import peers
-import tls_peers
+from support import blast, peers, tls_peers
+from support.scripted import ScriptedSmtp
 
 ZONE = """local=/test/
 local-ttl=60
@@ -96,58 +94,39 @@ class Closer(blast.ThreadServer):
             c.sendall(self.greeting)
 
 
-class SlowSmtp(blast.ThreadServer):
+class SlowSmtp(ScriptedSmtp):
     """A minimal SMTP server that answers end-of-data after `delay` seconds and records the
-    most connections it had open at once, and the recipients. `data_replies`: the first
-    end-of-data replies (then 250)."""
+    most connections it had open at once (max_open), and the recipients. `data_replies`: the
+    first end-of-data replies (then 250)."""
+
+    hostname = "slow"
+    caps = (b"8BITMIME",)
 
     def __init__(self, host, port, delay=0.05, data_replies=()):
         self.delay = delay
         self.data_replies = list(data_replies)
-        self.open = 0
-        self.max_open = 0
         self.rcpts = []
-        self._lock = threading.Lock()
         super().__init__(host, port)
 
-    def handle(self, c):
-        with self._lock:
-            self.open += 1
-            self.max_open = max(self.max_open, self.open)
-        try:
-            self._dialogue(c)
-        finally:
-            with self._lock:
-                self.open -= 1
+    def mail(self, c, arg):
+        return b"250 ok\r\n"
 
-    def _dialogue(self, c):
-        f = c.makefile("rb")
-        c.sendall(b"220 slow ESMTP\r\n")
-        in_data = False
-        for line in f:
-            if in_data:
-                if line == b".\r\n":
-                    in_data = False
-                    time.sleep(self.delay)
-                    with self._lock:
-                        reply = self.data_replies.pop(0) if self.data_replies else b"250 ok"
-                    c.sendall(reply + b"\r\n")
-                continue
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                c.sendall(b"250-slow\r\n250 8BITMIME\r\n")
-            elif verb == b"RCPT":
-                with self._lock:
-                    self.rcpts.append(line[8:].strip().strip(b"<>").decode())
-                c.sendall(b"250 ok\r\n")
-            elif verb == b"DATA":
-                in_data = True
-                c.sendall(b"354 go\r\n")
-            elif verb == b"QUIT":
-                c.sendall(b"221 bye\r\n")
-                return
-            else:
-                c.sendall(b"250 ok\r\n")
+    def rcpt(self, c, addr):
+        with self.lock:
+            self.rcpts.append(addr)
+        return b"250 ok\r\n"
+
+    def end_of_data(self, c, body):
+        time.sleep(self.delay)
+        with self.lock:
+            reply = self.data_replies.pop(0) if self.data_replies else b"250 ok"
+        return reply + b"\r\n"
+
+    def rset(self, c):
+        return b"250 ok\r\n"
+
+    def other(self, c, verb, line):
+        return b"250 ok\r\n"
 
 
 class DirectDelivery(unittest.TestCase):
@@ -401,7 +380,7 @@ class DirectDelivery(unittest.TestCase):
             import nacl  # noqa: F401  (its Ed25519)
         except ImportError:
             self.skipTest("python3-dkim / python3-nacl not installed")
-        import dkim_verify  # tools/dkim_verify.py (tools/ is on sys.path via blast)
+        import dkim_verify  # tools/dkim_verify.py (tools/ is on PYTHONPATH)
         key = self.dir / "direct-ed25519.pem"
         subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519", "-out", str(key)],
                        check=True, capture_output=True)

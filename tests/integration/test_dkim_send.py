@@ -19,11 +19,10 @@ import shutil
 import subprocess
 import unittest
 
-import blast
-from blast import peers
+import dkim_ns_verify  # tools/dkim_ns_verify.py (tools/ is on PYTHONPATH)
+from support import blast, peers
 
 NS_VERIFY = blast.SOURCE_DIR / "tools" / "dkim_ns_verify.py"
-import dkim_ns_verify  # noqa: E402  (tools/, on sys.path through blast)
 
 DOMAIN = "example.com"
 # Literal UTF-8 in Subject (8-bit, SMTPUTF8) and a merged UTF-8 name (RFC 2047 words); a long

@@ -17,19 +17,18 @@ against a dnsmasq in a private network namespace (tools/dkim_ns_verify.py) on wh
 
 import glob
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
+
+import dkim_verify  # tools/dkim_verify.py, on PYTHONPATH; in-process: importing dkim is slow
+from support.workdir import Workdir
 
 SOURCE_DIR = os.environ.get(
     "SMTPBLAST_SOURCE_DIR",
     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 VERIFY = os.path.join(SOURCE_DIR, "tools", "dkim_verify.py")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tools"))
-import dkim_verify  # noqa: E402  (tools/dkim_verify.py; run in-process: importing dkim is slow)
 
 
 def find_message_tests():
@@ -97,7 +96,8 @@ RFC8463_KEYS = [
 class DkimVerifyTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="sb-dkim-verify-")
+        cls.wd = Workdir("sb-dkim-verify-")
+        cls.tmp = str(cls.wd.path)
         cls.samples = os.path.join(cls.tmp, "samples")
         binary = find_message_tests()
         if binary is None:
@@ -120,7 +120,7 @@ class DkimVerifyTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        cls.wd.cleanup()
 
     def run_tool(self, data, txt_args):
         path = os.path.join(self.tmp, "check.eml")

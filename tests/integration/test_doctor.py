@@ -16,8 +16,8 @@ import re
 import subprocess
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
+from support.scripted import ScriptedSmtp
 
 IP = "192.0.2.10"        # mail.pass.test: SPF, PTR and HELO all agree
 PTR_BAD_IP = "192.0.2.20"  # its PTR names wrong.pass.test, which resolves to 192.0.2.21
@@ -77,26 +77,22 @@ def zone(records: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Relay(blast.ThreadServer):
+class Relay(ScriptedSmtp):
     """A scripted relay: greeting, an EHLO reply with or without STARTTLS, then QUIT."""
 
+    hostname = "relay.test"
+
     def __init__(self, starttls: bool):
-        self.starttls = starttls
+        self.offer_starttls = starttls
         super().__init__("127.0.0.1")
 
-    def handle(self, c):
-        f = c.makefile("rb")
-        c.sendall(b"220 relay.test ESMTP\r\n")
-        for line in f:
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                c.sendall(b"250-relay.test\r\n" + (b"250-STARTTLS\r\n" if self.starttls else b"")
-                          + b"250 PIPELINING\r\n")
-            elif verb == b"QUIT":
-                c.sendall(b"221 bye\r\n")
-                return
-            else:
-                c.sendall(b"502 no\r\n")
+    def ehlo_caps(self, c):
+        return [b"STARTTLS", b"PIPELINING"] if self.offer_starttls else [b"PIPELINING"]
+
+    def refuse(self, c, *args):
+        return b"502 no\r\n"
+
+    helo = mail = rcpt = data = auth_reply = starttls_reply = rset = other = refuse
 
 
 class DoctorTest(unittest.TestCase):

@@ -14,8 +14,7 @@ import signal
 import time
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
 
 N = 3000
 

@@ -13,8 +13,8 @@ import socket
 import time
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
+from support.scripted import Hangup, ScriptedSmtp
 
 TEMPLATE = b"From: Blast <sender@example.test>\nSubject: Hi {{name}}\n\nHello {{name}}\n"
 
@@ -30,10 +30,13 @@ def big_template(path, mbytes=8):
     return path
 
 
-class StallServer(blast.ThreadServer):
+class StallServer(ScriptedSmtp):
     """Greets, answers EHLO (no PIPELINING, no CHUNKING), MAIL, RCPT and DATA, reads a
     little of the body and then stops reading. `then`: bytes sent after `after` seconds
     (a 421), or None to stay silent. The socket is held open until the test ends."""
+
+    hostname = "stall.test"
+    caps = ()
 
     def __init__(self, then, after=0.3):
         super().__init__("127.0.0.1")
@@ -47,33 +50,27 @@ class StallServer(blast.ThreadServer):
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         return self
 
-    def handle(self, c):
-        c.sendall(b"220 stall.test ESMTP\r\n")
-        buf = b""
-        while not self._stop.is_set():
-            data = c.recv(4096)
-            if not data:
-                return
-            buf += data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                verb = line[:4].upper()
-                if verb in (b"EHLO", b"HELO"):
-                    c.sendall(b"250 stall.test\r\n")
-                elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
-                    c.sendall(b"250 ok\r\n")
-                elif verb == b"QUIT":
-                    c.sendall(b"221 bye\r\n")
-                    return
-                elif verb == b"DATA":
-                    c.sendall(b"354 go ahead\r\n")
-                    c.recv(65536)  # a little of the body, then nothing more is read
-                    self.stalled += 1
-                    time.sleep(self.after)
-                    if self.then is not None:
-                        c.sendall(self.then)
-                    self._stop.wait(120)
-                    return
+    def mail(self, c, arg):
+        return b"250 ok\r\n"
+
+    def rcpt(self, c, addr):
+        return b"250 ok\r\n"
+
+    def rset(self, c):
+        return b"250 ok\r\n"
+
+    def other(self, c, verb, line):
+        return b"250 ok\r\n" if verb == b"NOOP" else super().other(c, verb, line)
+
+    def data(self, c):
+        c.send(b"354 go ahead\r\n")
+        c.sock.recv(65536)  # a little of the body, then nothing more is read
+        self.stalled += 1
+        time.sleep(self.after)
+        if self.then is not None:
+            c.send(self.then)
+        self._stop.wait(120)
+        raise Hangup()
 
 
 class SilentServer(blast.ThreadServer):

@@ -5,10 +5,10 @@ dialogue followed by a 554, 552 "too many recipients" in the middle of a batch, 
 echoes the AUTH payload, a 550 to MAIL FROM, STARTTLS and AUTH never answered, and the
 wrong TLS mode (a server that speaks TLS at once, a plaintext server given --tls implicit).
 
-The servers are scripted in this process (HostileSmtp below, a blast.ThreadServer), except
+The servers are scripted in this process (support.scripted.ScriptedSmtp subclasses), except
 the implicit-TLS peer (tls_peers.ScriptedSmtp) and `smtpblast sink`.
 
-Run: /usr/bin/python3 tests/integration/test_hostile_server.py  (as root; see blast.py)
+Run: tools/itest.sh test_hostile_server  (as root; see tests/support/__init__.py)
 """
 
 from __future__ import annotations
@@ -16,16 +16,12 @@ from __future__ import annotations
 import base64
 import os
 import random
-import re
 import socket
-import threading
-import time
 import unittest
 
-import blast
-from blast import peers
-import tls_peers
-from test_tls_auth import FATAL_RC, secret_forms, task_dump
+from support import blast, peers, tls_peers
+from support.blast import FATAL_RC, secret_forms, task_dump
+from support.scripted import ScriptedSmtp, silent
 
 DOMAIN = "example.test"
 USER = "blastuser"
@@ -41,174 +37,6 @@ SAME_FOR_ALL = (b"From: Sender <sender@example.test>\n"
                 b"Subject: The same for everyone\n"
                 b"\n"
                 b"One message, several recipients.\n")
-
-
-class _Closed(Exception):
-    pass
-
-
-class Conn:
-    """One client connection: buffered line and byte reads."""
-
-    def __init__(self, sock, server):
-        self.sock = sock
-        self.server = server
-        self.buf = b""
-        self.mail_from = None
-        self.rcpts: list[str] = []
-        self.accepted: list[str] = []
-        self.messages = 0  # messages ended on this connection
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise _Closed()
-        self.buf += data
-
-    def readline(self) -> bytes:
-        while b"\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.rstrip(b"\r")
-
-    def read_bytes(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            self._fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def read_data(self) -> bytes:
-        lines = []
-        while True:
-            line = self.readline()
-            if line == b".":
-                return b"".join(lines)
-            lines.append((line[1:] if line.startswith(b".") else line) + b"\r\n")
-
-    def send(self, data: bytes):
-        self.sock.sendall(data)
-
-
-class HostileSmtp(blast.ThreadServer):
-    """A scripted SMTP server; subclasses override the reply hooks. Records what it accepted:
-    `delivered` is a list of (recipients, body) for every message it answered 2xx."""
-
-    caps = (b"PIPELINING", b"8BITMIME", b"ENHANCEDSTATUSCODES")
-
-    def __init__(self, host="127.0.0.1", port=None):
-        super().__init__(host, port)
-        self.lock = threading.Lock()
-        self.delivered: list[tuple[list[str], bytes]] = []
-        self.commands: list[bytes] = []
-        self.errors: list[str] = []
-
-    # -- hooks --------------------------------------------------------------------------
-    def greeting(self, c: Conn) -> bytes:
-        return b"220 hostile.example.test ESMTP\r\n"
-
-    def mail(self, c: Conn, arg: bytes) -> bytes:
-        return b"250 2.1.0 Ok\r\n"
-
-    def rcpt(self, c: Conn, addr: str) -> bytes:
-        return b"250 2.1.5 Ok\r\n"
-
-    def data(self, c: Conn) -> bytes | None:
-        """The reply to DATA; None: 354 and read the body."""
-        return None
-
-    def end_of_data(self, c: Conn, body: bytes) -> bytes:
-        return b"250 2.0.0 Ok: queued\r\n"
-
-    def auth(self, c: Conn, arg: bytes) -> bytes | None:
-        return b"502 5.5.1 no AUTH here\r\n"
-
-    def starttls(self, c: Conn) -> bytes | None:
-        return b"502 5.5.1 no STARTTLS here\r\n"
-
-    # -- protocol -----------------------------------------------------------------------
-    def handle(self, sock):
-        sock.settimeout(60)
-        c = Conn(sock, self)
-        try:
-            self.dialogue(c)
-        except (_Closed, OSError):
-            pass
-        except Exception as e:  # a bug in the test server: make it visible
-            self.errors.append(f"{type(e).__name__}: {e}")
-
-    def finish(self, c: Conn, reply: bytes, body: bytes):
-        if reply.startswith(b"2"):
-            with self.lock:
-                self.delivered.append((list(c.accepted), body))
-        c.messages += 1
-        c.mail_from, c.rcpts, c.accepted = None, [], []
-
-    def dialogue(self, c: Conn):
-        c.send(self.greeting(c))
-        while True:
-            line = c.readline()
-            with self.lock:
-                self.commands.append(line)
-            verb = line.split(b" ", 1)[0].upper()
-            arg = line[len(verb) + 1:]
-            if verb == b"EHLO":
-                lines = [b"hostile.example.test", *self.caps]
-                c.send(b"".join(b"250-" + x + b"\r\n" for x in lines[:-1]) +
-                       b"250 " + lines[-1] + b"\r\n")
-            elif verb == b"HELO":
-                c.send(b"250 hostile.example.test\r\n")
-            elif verb == b"MAIL":
-                c.mail_from, c.rcpts, c.accepted = arg, [], []
-                c.send(self.mail(c, arg))
-            elif verb == b"RCPT":
-                addr = arg.split(b"<", 1)[1].split(b">", 1)[0].decode()
-                c.rcpts.append(addr)
-                r = self.rcpt(c, addr)
-                if r.startswith(b"2"):
-                    c.accepted.append(addr)
-                c.send(r)
-            elif verb == b"DATA":
-                r = self.data(c)
-                if r is not None:
-                    c.send(r)
-                    continue
-                c.send(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                body = c.read_data()
-                r = self.end_of_data(c, body)
-                self.finish(c, r, body)
-                c.send(r)
-            elif verb == b"BDAT":
-                n = int(arg.split()[0])
-                body = c.read_bytes(n)
-                r = self.end_of_data(c, body)
-                self.finish(c, r, body)
-                c.send(r)
-            elif verb == b"AUTH":
-                r = self.auth(c, arg)
-                if r is not None:
-                    c.send(r)
-            elif verb == b"STARTTLS":
-                r = self.starttls(c)
-                if r is not None:
-                    c.send(r)
-            elif verb == b"RSET":
-                c.mail_from, c.rcpts, c.accepted = None, [], []
-                c.send(b"250 2.0.0 Ok\r\n")
-            elif verb == b"QUIT":
-                c.send(b"221 2.0.0 Bye\r\n")
-                return
-            else:
-                c.send(b"502 5.5.2 Error: command not recognized\r\n")
-
-    def delivered_rcpts(self) -> list[str]:
-        with self.lock:
-            return [r for rcpts, _ in self.delivered for r in rcpts]
-
-
-def silent(c: Conn, arg: bytes = b""):
-    """A hook that never answers (the client must time out)."""
-    time.sleep(30)
-    return None
 
 
 class HostileTest(unittest.TestCase):
@@ -263,7 +91,7 @@ class HostileTest(unittest.TestCase):
     # -- replies that cannot answer their command ---------------------------------------
 
     def test_data_answered_250_is_not_sent(self):
-        class Srv(HostileSmtp):
+        class Srv(ScriptedSmtp):
             def data(self, c):
                 return b"250 2.0.0 Ok: queued as FAKE\r\n"
 
@@ -277,7 +105,7 @@ class HostileTest(unittest.TestCase):
         self.assertRegex(p.stdout + p.stderr + str(rows), "cannot answer DATA")
 
     def test_bdat_last_answered_354_is_not_sent(self):
-        class Srv(HostileSmtp):
+        class Srv(ScriptedSmtp):
             caps = (b"PIPELINING", b"CHUNKING", b"8BITMIME", b"ENHANCEDSTATUSCODES")
 
             def end_of_data(self, c, body):
@@ -295,7 +123,7 @@ class HostileTest(unittest.TestCase):
         the replies; the message the server refused with 554 must not be `sent`."""
         refused = f"u1x001@{DOMAIN}"
 
-        class Srv(HostileSmtp):
+        class Srv(ScriptedSmtp):
             def end_of_data(self, c, body):
                 if refused in c.accepted:
                     return b"554 5.7.1 message refused\r\n"
@@ -346,7 +174,7 @@ class HostileTest(unittest.TestCase):
         """The server takes 3 RCPTs per transaction and answers 552 to the rest, which go in
         later transactions. 15 recipients need 5 transactions: the last ones hear 552 four
         times, which must not use up the default --max-attempts 3 (they were never tried)."""
-        class Srv(HostileSmtp):
+        class Srv(ScriptedSmtp):
             def rcpt(self, c, addr):
                 if len(c.accepted) >= 3:
                     return b"552 5.5.3 Too many recipients\r\n"
@@ -363,7 +191,7 @@ class HostileTest(unittest.TestCase):
         """A 552 to the first RCPT of a transaction is no "too many": it uses up an attempt,
         so a server that answers every RCPT that way ends the run with the recipients
         deferred."""
-        class Srv(HostileSmtp):
+        class Srv(ScriptedSmtp):
             def rcpt(self, c, addr):
                 return b"552 5.5.3 Too many recipients\r\n"
 
@@ -377,10 +205,10 @@ class HostileTest(unittest.TestCase):
     # -- secrets echoed by the server ---------------------------------------------------
 
     def test_auth_payload_echoed_in_535_is_redacted(self):
-        class Srv(HostileSmtp):
+        class Srv(ScriptedSmtp):
             caps = (b"PIPELINING", b"ENHANCEDSTATUSCODES", b"AUTH PLAIN LOGIN")
 
-            def auth(self, c, arg):
+            def auth_reply(self, c, arg):
                 parts = arg.split(b" ", 1)
                 payload = parts[1] if len(parts) > 1 else b""
                 try:
@@ -417,7 +245,7 @@ class HostileTest(unittest.TestCase):
     # -- a refused sender stops the run -------------------------------------------------
 
     def test_mail_from_550_stops_the_run_recipients_unsent(self):
-        class Srv(HostileSmtp):
+        class Srv(ScriptedSmtp):
             def mail(self, c, arg):
                 return b"550 5.7.1 Sender address rejected: not owned by user\r\n"
 
@@ -437,9 +265,9 @@ class HostileTest(unittest.TestCase):
     # -- replies that never come --------------------------------------------------------
 
     def test_starttls_never_answered(self):
-        class Srv(HostileSmtp):
+        class Srv(ScriptedSmtp):
             caps = (b"PIPELINING", b"STARTTLS")
-            starttls = staticmethod(silent)
+            starttls_reply = staticmethod(silent)
 
         with Srv() as srv:
             p, task, addrs = self.send(srv.hostport, 2, "--tls", "starttls", "--ca-file",
@@ -450,10 +278,10 @@ class HostileTest(unittest.TestCase):
         self.assertNotIn("sent", set(self.statuses(task).values()))
 
     def test_auth_never_answered(self):
-        class Srv(HostileSmtp):
+        class Srv(ScriptedSmtp):
             caps = (b"PIPELINING", b"AUTH PLAIN")
 
-            def auth(self, c, arg):
+            def auth_reply(self, c, arg):
                 return silent(c)
 
         pwfile = self.dir / "password"
@@ -483,10 +311,10 @@ class HostileTest(unittest.TestCase):
         utf8 = "j\u00f6rg@example.test"
         rows = [(utf8, "J"), ("plain@example.test", "P")]
 
-        class Plain(HostileSmtp):
+        class Plain(ScriptedSmtp):
             caps = (b"PIPELINING", b"8BITMIME", b"ENHANCEDSTATUSCODES")
 
-        class Utf8(HostileSmtp):
+        class Utf8(ScriptedSmtp):
             caps = (b"PIPELINING", b"8BITMIME", b"SMTPUTF8", b"ENHANCEDSTATUSCODES")
 
         with Plain() as srv:
@@ -509,10 +337,10 @@ class HostileTest(unittest.TestCase):
         tpl = TEMPLATE + "Gr\u00fc\u00dfe.\n".encode()
         rows = [("a@example.test", "A")]
 
-        class SevenBit(HostileSmtp):
+        class SevenBit(ScriptedSmtp):
             caps = (b"PIPELINING", b"ENHANCEDSTATUSCODES")
 
-        class EightBit(HostileSmtp):
+        class EightBit(ScriptedSmtp):
             caps = (b"PIPELINING", b"8BITMIME", b"ENHANCEDSTATUSCODES")
 
         with SevenBit() as srv:
@@ -537,7 +365,7 @@ class HostileTest(unittest.TestCase):
     # -- the wrong TLS mode -------------------------------------------------------------
 
     def test_tls_record_instead_of_a_greeting(self):
-        class Srv(HostileSmtp):
+        class Srv(ScriptedSmtp):
             def greeting(self, c):
                 return b"\x15\x03\x03\x00\x02\x02\x32"  # a TLS alert record
 

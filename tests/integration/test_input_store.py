@@ -16,8 +16,7 @@ import stat
 import subprocess
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
 
 TEMPLATE = (b"From: Blast <sender@example.test>\n"
             b"Subject: Hello\n"

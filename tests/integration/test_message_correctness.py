@@ -27,8 +27,8 @@ import unittest
 import urllib.parse
 from pathlib import Path
 
-import blast
-import peers
+from support import blast, peers
+from support.scripted import ScriptedSmtp
 
 import gi
 
@@ -131,46 +131,33 @@ def gmime_html(msg) -> str:
     return found[0] if found else ""
 
 
-class SevenBitServer(blast.ThreadServer):
+class SevenBitServer(ScriptedSmtp):
     """A plain SMTP server that offers neither 8BITMIME nor SMTPUTF8 (nor PIPELINING); it
-    keeps every MAIL FROM line and every message's raw DATA bytes."""
+    keeps every MAIL FROM line and every message's raw DATA bytes (dot-unstuffed)."""
+
+    hostname = "seven.example.test"
+    caps = (b"SIZE 10000000",)
+    timeout = 10.0
 
     def __init__(self):
         super().__init__("127.0.0.1")
         self.mail_lines: list[bytes] = []
         self.messages: list[bytes] = []
 
-    def handle(self, c):
-        c.settimeout(10)
-        c.sendall(b"220 seven.example.test ESMTP\r\n")
-        f = c.makefile("rb")
-        while True:
-            line = f.readline()
-            if not line:
-                return
-            cmd = line[:4].upper()
-            if cmd in (b"EHLO", b"HELO"):
-                c.sendall(b"250-seven.example.test\r\n250 SIZE 10000000\r\n")
-            elif cmd == b"MAIL":
-                self.mail_lines.append(line)
-                c.sendall(b"250 2.1.0 ok\r\n")
-            elif cmd == b"RCPT":
-                c.sendall(b"250 2.1.5 ok\r\n")
-            elif cmd == b"DATA":
-                c.sendall(b"354 go\r\n")
-                data = b""
-                while True:
-                    ln = f.readline()
-                    if not ln or ln == b".\r\n":
-                        break
-                    data += ln[1:] if ln.startswith(b".") else ln
-                self.messages.append(data)
-                c.sendall(b"250 2.0.0 queued\r\n")
-            elif cmd == b"QUIT":
-                c.sendall(b"221 bye\r\n")
-                return
-            else:
-                c.sendall(b"250 ok\r\n")
+    def mail(self, c, arg):
+        self.mail_lines.append(b"MAIL " + arg + b"\r\n")
+        return b"250 2.1.0 ok\r\n"
+
+    def rcpt(self, c, addr):
+        return b"250 2.1.5 ok\r\n"
+
+    def data(self, c):
+        c.send(b"354 go\r\n")
+        self.messages.append(c.read_data())
+        return b"250 2.0.0 queued\r\n"
+
+    def other(self, c, verb, line):
+        return b"250 ok\r\n"
 
 
 class MessageCorrectnessTest(unittest.TestCase):

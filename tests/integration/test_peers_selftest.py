@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Self-test of the peer fixtures in tools/peers.py, with Postfix's smtp-source (and
+"""Self-test of the peer fixtures in tests/support (peers, sinks, procs), with Postfix's smtp-source (and
 Python's smtplib for the TLS/AUTH hooks) as the sender: no smtpblast needed.
 
-Run: /usr/bin/python3 tests/integration/test_peers_selftest.py
+Run: tools/itest.sh test_peers_selftest  (see tests/support/__init__.py)
 Env: SMTPBLAST_SOURCE_DIR (repo root; default: two levels up from this file),
      SMTPBLAST (path of the smtpblast binary; unused here),
      SMTPBLAST_KEEP_PEERS=1 keeps the peers' temp dirs for debugging.
@@ -18,11 +18,8 @@ import time
 import unittest
 from pathlib import Path
 
-SOURCE_DIR = Path(os.environ.get("SMTPBLAST_SOURCE_DIR")
-                  or Path(__file__).resolve().parent.parent.parent)
-sys.path.insert(0, str(SOURCE_DIR / "tools"))
-
-import peers  # noqa: E402
+from support import peers
+from support.procs import SOURCE_DIR
 
 SMTP_SOURCE = peers.SMTP_SOURCE
 

@@ -15,9 +15,7 @@ import subprocess
 import time
 import unittest
 
-import blast
-import peers
-import tls_peers
+from support import blast, peers, tls_peers
 
 TEMPLATE = "From: News <news@example.test>\nSubject: Hi {{name}}\n\nHello {{name}}\n"
 USER = "sender@example.test"

@@ -12,8 +12,7 @@ import quopri
 import re
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
 
 DOMAIN = "example.test"
 

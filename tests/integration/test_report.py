@@ -7,7 +7,7 @@ and the accounting log. Bad input: exit 2 with the problem named.
 Chromium is driven over the DevTools protocol on a pipe (--remote-debugging-pipe: fds 3 and
 4, NUL-separated JSON), standard library only; it is stopped by its PID.
 
-Run: /usr/bin/python3 tests/integration/test_report.py  (as root; see blast.py)
+Run: tools/itest.sh test_report  (as root; see tests/support/__init__.py)
 """
 
 import base64
@@ -26,8 +26,7 @@ import time
 import unittest
 import zlib
 
-import blast
-from blast import peers
+from support import blast, procs
 
 N = 600
 
@@ -72,7 +71,7 @@ class Browser:
     def start(self):
         # Helpers orphaned when the browser exits become our children, so they are reaped
         # here rather than left as zombies.
-        peers._become_subreaper()
+        procs.become_subreaper()
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
 
@@ -107,7 +106,7 @@ class Browser:
             pass
         pid = self.proc.pid
         helpers = set(self._helpers())
-        peers.stop_pid(pid, popen=self.proc)
+        procs.stop_pid(pid, popen=self.proc)
         # Its helpers (zygote, renderer) are in the session we started it in: that group's id
         # is the browser's PID.
         try:
@@ -117,7 +116,7 @@ class Browser:
         # A helper that left the session (crashpad) still names our profile: stop those too.
         helpers.update(self._helpers())
         for p in helpers:
-            peers.stop_pid(p, timeout=2)
+            procs.stop_pid(p, timeout=2)
         self._reap(helpers)
         for fd in (self._to_child, self._from_child):
             try:
@@ -321,7 +320,7 @@ class ReportTest(unittest.TestCase):
         cls.wd.cleanup()
 
     def report(self, out, *extra):
-        return peers.run([blast.BIN, "report", "--task", str(self.task), "--out", str(out),
+        return procs.run([blast.BIN, "report", "--task", str(self.task), "--out", str(out),
                           *map(str, extra)], timeout=60)
 
     def test_made_a_task_with_faults(self):
@@ -418,7 +417,7 @@ class ReportTest(unittest.TestCase):
             (["--task", self.dir / "m.eml", "--out", self.dir / "x.html"], "m.eml"),
         ]
         for args, named in cases:
-            p = peers.run([blast.BIN, "report", *map(str, args)], timeout=30)
+            p = procs.run([blast.BIN, "report", *map(str, args)], timeout=30)
             self.assertEqual(p.returncode, 2, blast.describe(p))
             self.assertIn(named, p.stderr, blast.describe(p))
             self.assertFalse((self.dir / "x.html").exists())

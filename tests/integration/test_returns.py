@@ -13,8 +13,7 @@ import json
 import re
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
 
 FIXTURES = blast.SOURCE_DIR / "tests" / "returns" / "fixtures"
 TEMPLATE = (b"From: News <news@example.test>\n"

@@ -18,8 +18,7 @@ import time
 import unittest
 from pathlib import Path
 
-import blast
-from blast import peers
+from support import blast, peers
 
 FIXTURES = blast.SOURCE_DIR / "tests" / "returns" / "fixtures"
 TEMPLATE = b"From: News <news@example.test>\nSubject: March news\n\nHello\n"
@@ -379,7 +378,7 @@ class TlsMailboxTest(unittest.TestCase):
     system CAs alone, or a certificate for another name, are refused (exit 2)."""
 
     def setUp(self):
-        import tls_peers
+        from support import tls_peers
         self.wd = blast.Workdir()
         self.dir = self.wd.path
         os.chmod(self.dir, 0o755)

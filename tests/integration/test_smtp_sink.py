@@ -8,8 +8,7 @@ Run: /usr/bin/python3 tests/integration/test_smtp_sink.py  (as root; see blast.p
 import time
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
 
 N = 2000
 

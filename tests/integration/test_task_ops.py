@@ -13,8 +13,7 @@ import shutil
 import subprocess
 import unittest
 
-import blast
-from blast import peers
+from support import blast, peers
 
 TEMPLATE = (b"From: Blast <sender@example.test>\n"
             b"Subject: Hello {{name}}\n"

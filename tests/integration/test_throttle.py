@@ -6,8 +6,7 @@ import signal
 import time
 import unittest
 
-import blast
-import peers
+from support import blast, peers
 
 TEMPLATE = "From: News <news@example.test>\nSubject: Hi {{name}}\n\nHello {{name}}\n"
 

@@ -10,18 +10,15 @@ to stay out of argv (/proc/PID/cmdline), stdout/stderr, transcripts and the task
 Run: /usr/bin/python3 tests/integration/test_tls_auth.py  (as root; see blast.py)
 """
 
-import base64
 import os
 import re
-import socket
-import sqlite3
 import ssl
 import time
 import unittest
 
-import blast
-from blast import peers
-import tls_peers
+from support import blast, peers, tls_peers
+# FATAL_RC: stopped by the relay (credentials, TLS), exit code 5 (README "Exit codes").
+from support.blast import FATAL_RC, secret_forms, task_dump
 
 DOMAIN = "example.test"
 USER = "blastuser"
@@ -36,41 +33,10 @@ TEMPLATE = (b"From: TLS Sender <sender@example.test>\n"
             b"Hello {{name}},\n"
             b"this went over TLS.\n")
 
-# Stopped by the relay (credentials, TLS): exit code 5 (README "Exit codes").
-FATAL_RC = 5
 CHECK_FAILED_RE = re.compile(r"check failed at (\w+): (.+)")
 PROTO_RE = re.compile(r"TLS ?(v)?1\.[0-2]|protocol version|unsupported protocol", re.I)
 VERIFY_OK_RE = re.compile(r"verif\w*\W+(?:result\W+)?(ok|passed|success|succeeded|yes|valid)"
                           r"|certificate (is )?(valid|verified|trusted)", re.I)
-
-
-def secret_forms(*secrets, user=USER) -> list[str]:
-    """The secrets and the encodings under which they would cross the wire."""
-    out = []
-    for s in secrets:
-        out += [s,
-                base64.b64encode(s.encode()).decode(),
-                base64.b64encode(f"\0{user}\0{s}".encode()).decode(),
-                base64.b64encode(f"user={user}\x01auth=Bearer {s}\x01\x01".encode()).decode()]
-    return out
-
-
-def task_dump(task) -> str:
-    """The task file as `sqlite3 .dump` text, plus the raw bytes of the file and its
-    -wal/-journal companions (decoded leniently), so a secret anywhere in them is found."""
-    parts = []
-    if os.path.exists(task):
-        con = sqlite3.connect(f"file:{task}?mode=ro", uri=True, timeout=10)
-        try:
-            parts.append("\n".join(con.iterdump()))
-        finally:
-            con.close()
-    for suffix in ("", "-wal", "-journal", "-shm"):
-        p = f"{task}{suffix}"
-        if os.path.exists(p):
-            with open(p, "rb") as f:
-                parts.append(f.read().decode("latin-1"))
-    return "\n".join(parts)
 
 
 class TlsAuthBase(unittest.TestCase):

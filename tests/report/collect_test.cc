@@ -27,8 +27,7 @@ class CollectTest : public ::testing::Test {
     auto st = TaskStore::open(task_, true);
     ASSERT_TRUE(st.ok()) << st.error().message;
     auto imp = (*st)->import_csv_buffer(
-        "email,name\na@x.test,A\nb@x.test,B\nc@y.test,C\nd@z.test,D\ne@x.test,E\nbad,F\n",
-        "list");
+        "email,name\na@x.test,A\nb@x.test,B\nc@y.test,C\nd@z.test,D\ne@x.test,E\nbad,F\n", "list");
     ASSERT_TRUE(imp.ok()) << imp.error().message;
     std::vector<RecipientRow> rows;
     ASSERT_TRUE((*st)->claim(0, 10, rows).ok());
@@ -59,8 +58,9 @@ class CollectTest : public ::testing::Test {
       }
     };
     if (name.ends_with(".csv")) {
-      text = "time,recipient,status,code,enhanced_code,reply,remote_host,remote_port,"
-             "tls_version,attempt,connection_id,elapsed_ms,category\n";
+      text =
+          "time,recipient,status,code,enhanced_code,reply,remote_host,remote_port,"
+          "tls_version,attempt,connection_id,elapsed_ms,category\n";
     }
     add(kT0, "a@x.test", RcptStatus::kSent, 250, "");
     add(kT0, "b@x.test", RcptStatus::kSent, 250, "");

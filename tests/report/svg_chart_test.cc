@@ -22,8 +22,13 @@ TEST(HtmlEscape, EscapesMarkupAndQuotes) {
 }
 
 TEST(HtmlEscape, InvalidUtf8AndControlsBecomeHarmless) {
-  EXPECT_EQ(html_text("a\xff" "b"), "a\xEF\xBF\xBD" "b");
-  EXPECT_EQ(html_text("a\x01\x7f" "b"), "a  b");
+  EXPECT_EQ(html_text("a\xff"
+                      "b"),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(html_text("a\x01\x7f"
+                      "b"),
+            "a  b");
   EXPECT_EQ(html_text("caf\xC3\xA9"), "caf\xC3\xA9");  // valid UTF-8 kept
 }
 
@@ -86,9 +91,9 @@ TEST(LineChart, OnePathPerSeriesWithAxis) {
 
 TEST(StackedBars, OneRectPerNonZeroValuePlusLegend) {
   TimeAxis axis{0 + 1700000000, 60, 3};
-  std::string svg = stacked_bar_chart("outcomes", "Outcomes", axis,
-                                      {{"sent", "#0a0", {5, 0, 2}}, {"failed", "#a00", {1, 1, 0}}},
-                                      "count");
+  std::string svg =
+      stacked_bar_chart("outcomes", "Outcomes", axis,
+                        {{"sent", "#0a0", {5, 0, 2}}, {"failed", "#a00", {1, 1, 0}}}, "count");
   // 4 bars + 2 legend keys.
   EXPECT_EQ(count(svg, "<rect"), 6u);
   EXPECT_EQ(count(svg, "<rect class=\"key\""), 2u);

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -266,6 +268,33 @@ TEST_F(InputEdgeTest, ReadOnlyOpenWritesNothing) {
   auto missing = TaskStore::open_read_only(dir_.file("nope.db"));
   ASSERT_FALSE(missing.ok());
   EXPECT_FALSE(std::filesystem::exists(dir_.file("nope.db")));
+}
+
+// A writer killed mid-transaction in rollback-journal mode (an import) leaves a hot journal;
+// a read-only open (status, export) said "attempt to write a readonly database".
+TEST_F(InputEdgeTest, ReadOnlyOpenAfterAWriterWasKilledMidTransaction) {
+  {
+    auto t = open_task();
+    ASSERT_TRUE(import_text(*t, "email\na@x.test\nb@x.test\n").ok());
+  }
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open(task_path_.c_str(), &db) != SQLITE_OK) _exit(1);
+    sqlite3_exec(db, "PRAGMA journal_mode=DELETE; PRAGMA cache_size=1; BEGIN; "
+                 "DELETE FROM recipients;", nullptr, nullptr, nullptr);
+    _exit(0);  // killed: no COMMIT, no ROLLBACK, the journal stays
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_TRUE(std::filesystem::exists(task_path_ + "-journal"));
+  auto r = TaskStore::open_read_only(task_path_);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  auto c = (*r)->counts();
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  EXPECT_EQ(c->get(RcptStatus::kUnsent), 2u);
 }
 
 // Issue 18: an unreadable template said only "cannot read".

@@ -1,4 +1,5 @@
-"""Real SMTP peers for smtpblast's integration tests and benchmarks.
+"""Real peers for smtpblast's integration tests and benchmarks: a private Postfix, dnsmasq,
+and (re-exported from support.sinks) Postfix's smtp-sink and the aiosmtpd server.
 
 Standard library only; run with Debian's interpreter, /usr/bin/python3 (the `python3`
 on PATH may be another build without Debian's modules).
@@ -6,257 +7,39 @@ on PATH may be another build without Debian's modules).
 Everything here listens on loopback only (127.0.0.0/8 or ::1) on a port picked free
 at run time, and every process it starts is stopped by its PID: by the context
 manager, by stop(), and as a last resort at interpreter exit (atexit), so a failing
-test leaves nothing running.
+test leaves nothing running. The process and port helpers live in support.procs and are
+re-exported here (peers.run, peers.Process, peers.free_port, ...).
 
-    free_port(host)            a free TCP port on a loopback address
     PostfixInstance            a private Postfix (smtpd + delivery into maildirs)
-    SmtpSink                   Postfix's smtp-sink (fast sink, counters, dumps)
-    AiosmtpdServer             tools/aiosmtpd_server.py in a subprocess (scriptable)
-    Process                    a background process (smtpblast) with timeout + output
+    Dnsmasq                    dnsmasq answering a test zone on 127.0.0.1
+    SmtpSink, AiosmtpdServer   see support.sinks
     strip_trace_headers(msg)   drop the trace headers Postfix adds on delivery
-    stop_pid(pid)              SIGTERM, wait, SIGKILL
+    crlf(data), lf(data)       line-ending conversions
 """
 
 from __future__ import annotations
 
-import atexit
-import ipaddress
 import os
-import pwd
-import grp
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-__all__ = [
-    "free_port", "wait_port", "stop_pid", "strip_trace_headers", "crlf", "lf",
-    "PostfixInstance", "SmtpSink", "AiosmtpdServer", "Process", "PeerError",
-]
+from support.procs import (  # noqa: F401  (re-exported: tests spell them peers.X)
+    SOURCE_DIR, Fixture, PeerError, Process, free_port, free_port_on, pid_alive, run, run_timed,
+    smtpblast_binary, stop_pid, wait_port)
+from support.procs import (become_subreaper as _become_subreaper,
+                           check_loopback as _check_loopback, hostport as _hostport,
+                           pid_alive as _pid_alive, reap as _reap, register as _register,
+                           tail as _tail, unregister as _unregister,
+                           user_ids as _user_ids)
+from support.sinks import SMTP_SINK, AiosmtpdServer, SmtpSink  # noqa: F401  (re-exported)
 
-TOOLS_DIR = Path(__file__).resolve().parent
-PYTHON = "/usr/bin/python3"
 POSTFIX = shutil.which("postfix", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/postfix"
-SMTP_SINK = shutil.which("smtp-sink", path="/usr/sbin:/usr/bin") or "/usr/sbin/smtp-sink"
 SMTP_SOURCE = shutil.which("smtp-source", path="/usr/sbin:/usr/bin") or "/usr/sbin/smtp-source"
-
-
-class PeerError(RuntimeError):
-    """A peer failed to start or misbehaved; the message carries its log tail."""
-
-
-# ---------------------------------------------------------------------------------------
-# Process bookkeeping: everything started here is stopped at exit, whatever happens.
-
-_live: "set[object]" = set()
-_live_lock = threading.Lock()
-
-
-def _on_sigterm(signum, frame):
-    # Turn SIGTERM/SIGHUP (ctest timeout, Ctrl-C of a parent) into SystemExit so the
-    # fixtures' finally/__exit__ blocks and atexit stop what we started.
-    raise SystemExit(128 + signum)
-
-
-def _register(obj) -> None:
-    with _live_lock:
-        _live.add(obj)
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            if signal.getsignal(sig) == signal.SIG_DFL:
-                signal.signal(sig, _on_sigterm)
-
-
-def _unregister(obj) -> None:
-    with _live_lock:
-        _live.discard(obj)
-
-
-@atexit.register
-def _stop_everything() -> None:
-    with _live_lock:
-        objs = list(_live)
-    for obj in objs:
-        try:
-            obj.stop()
-        except Exception as e:  # pragma: no cover - best effort at exit
-            print(f"peers: stopping {obj!r} at exit failed: {e}", file=sys.stderr)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is dead for our purposes (its parent has not reaped it yet).
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        return state != b"Z"
-    except (OSError, IndexError):
-        return False
-
-
-_subreaper_set = False
-
-
-def _become_subreaper() -> None:
-    """Make this process the reaper of orphaned descendants (prctl
-    PR_SET_CHILD_SUBREAPER), so daemons that detach from us (the Postfix master) are
-    reaped here when stopped instead of lingering as zombies under PID 1."""
-    global _subreaper_set
-    if _subreaper_set:
-        return
-    _subreaper_set = True
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except Exception:
-        pass
-
-
-def _reap(pids) -> None:
-    """Collect the exit status of those pids that are our (adopted) children."""
-    for pid in pids:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except (ChildProcessError, OSError):
-            pass
-
-
-def stop_pid(pid: int, timeout: float = 5.0, popen: "subprocess.Popen | None" = None,
-             sig: int = signal.SIGTERM) -> None:
-    """Send `sig` (SIGTERM) to pid, wait up to `timeout` s, then SIGKILL and wait again.
-
-    Pass the Popen object when we are the parent so the child is reaped too.
-    """
-    def gone(t: float) -> bool:
-        if popen is not None:
-            try:
-                popen.wait(timeout=t)
-                return True
-            except subprocess.TimeoutExpired:
-                return False
-        deadline = time.monotonic() + t
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                return True
-            time.sleep(0.02)
-        return not _pid_alive(pid)
-
-    if popen is not None and popen.poll() is not None:
-        return
-    if popen is None and not _pid_alive(pid):
-        return
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        gone(0.1)
-        return
-    if gone(timeout):
-        return
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    if not gone(timeout):
-        raise PeerError(f"process {pid} survived SIGKILL")
-
-
-# ---------------------------------------------------------------------------------------
-# Addresses and ports
-
-def _check_loopback(host: str) -> str:
-    h = host.strip("[]")
-    if h == "localhost":
-        return "127.0.0.1"
-    if not ipaddress.ip_address(h).is_loopback:
-        raise ValueError(f"{host}: test peers listen on loopback (127.0.0.0/8, ::1) only")
-    return h
-
-
-def _family(host: str) -> int:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def _hostport(host: str, port: int) -> str:
-    """host:port as Postfix and smtpblast spell it ([::1]:25 for IPv6)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` (a loopback address) right now.
-
-    There is a small race between this call and the server binding the port; the
-    fixtures retry their start once with a new port when the bind fails.
-    """
-    host = _check_loopback(host)
-    with socket.socket(_family(host), socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def free_port_on(hosts) -> int:
-    """A TCP port free on every one of `hosts` (loopback addresses) at once, for servers that
-    must share a port (MX hosts on 127.0.0.2, 127.0.0.3 ... and one --mx-port)."""
-    for _ in range(50):
-        port = free_port(hosts[0])
-        ok = True
-        for h in hosts[1:]:
-            s = socket.socket(_family(h), socket.SOCK_STREAM)
-            try:
-                s.bind((_check_loopback(h), port))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return port
-    raise PeerError("no port free on all of " + ", ".join(hosts))
-
-
-def wait_port(host: str, port: int, timeout: float = 10.0, banner: bool = False,
-              alive=None) -> bytes:
-    """Wait until host:port accepts a TCP connection; with banner=True also read the
-    first line the server sends (the SMTP greeting) and return it. `alive` is a callable
-    returning False when the server process died, to fail fast."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if alive is not None and not alive():
-            raise PeerError(f"server for {host}:{port} exited before listening")
-        try:
-            with socket.create_connection((host, port), timeout=2) as s:
-                if not banner:
-                    return b""
-                s.settimeout(max(0.5, deadline - time.monotonic()))
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = s.recv(512)
-                    if not chunk:
-                        break
-                    data += chunk
-                if data.startswith(b"220"):
-                    try:
-                        s.sendall(b"QUIT\r\n")
-                        s.recv(512)
-                    except OSError:
-                        pass
-                    return data
-                last = data
-        except OSError as e:
-            last = e
-        time.sleep(0.05)
-    raise PeerError(f"{host}:{port} not ready after {timeout}s (last: {last!r})")
 
 
 # ---------------------------------------------------------------------------------------
@@ -316,49 +99,9 @@ def lf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
 
 
-# ---------------------------------------------------------------------------------------
-# Base class for fixtures
-
-class _Fixture:
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    def start(self):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def stop(self):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-def _tail(path: Path, nbytes: int = 4000) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - nbytes))
-            return f.read().decode("utf-8", "replace")
-    except OSError as e:
-        return f"(no log: {e})"
-
 
 # ---------------------------------------------------------------------------------------
 # Private Postfix instance
-
-def _user_ids(name: str, fallback_group: str | None = None) -> tuple[int, int]:
-    pw = pwd.getpwnam(name)
-    gid = pw.pw_gid
-    if fallback_group:
-        try:
-            gid = grp.getgrnam(fallback_group).gr_gid
-        except KeyError:
-            pass
-    return pw.pw_uid, gid
-
 
 def _delivered_to(path: Path) -> bytes | None:
     """The Delivered-To: address virtual(8) put at the top of a delivered message."""
@@ -375,7 +118,7 @@ def _delivered_to(path: Path) -> bytes | None:
     return None
 
 
-class PostfixInstance(_Fixture):
+class PostfixInstance(Fixture):
     """A private Postfix of the test's own, in a temp dir, never the system instance.
 
     Layout under `self.dir` (a fresh temp dir, mode 0755 so the postfix user can reach it):
@@ -562,7 +305,8 @@ class PostfixInstance(_Fixture):
 
     def _master_cf(self) -> str:
         def svc(name, typ, private, unpriv, chroot, wakeup, maxproc, cmd, opts=None):
-            line = f"{name:<28} {typ:<10} {private:<3} {unpriv:<3} {chroot:<3} {wakeup:<6} {maxproc:<4} {cmd}"
+            line = (f"{name:<28} {typ:<10} {private:<3} {unpriv:<3} {chroot:<3} {wakeup:<6} "
+                    f"{maxproc:<4} {cmd}")
             for k, v in (opts or {}).items():
                 v = str(v)
                 # Postfix 3.0+ syntax for values with white space: -o { name = value }
@@ -821,448 +565,9 @@ class PostfixInstance(_Fixture):
 # ---------------------------------------------------------------------------------------
 # smtp-sink
 
-_COUNTER_RE = re.compile(rb"sess=(\d+) quit=(\d+) mesg=(\d+)")
-
-
-class SmtpSink(_Fixture):
-    """Postfix's smtp-sink on a loopback address and a free port.
-
-    PIPELINING is announced (smtp-sink's default; pipelining=False adds -p). With
-    counters=True (-c) it writes "sess=N quit=N mesg=N" after every session end, QUIT
-    and "."; counters() reads the latest from its stdout file. dump_dir=True (a dir
-    inside the sink's temp dir) or a PATH (-d PATH/) writes each transaction to its own
-    file (slow: for correctness tests only); dumps() returns them. smtp-sink writes them
-    as `user`, so a PATH and its parents must be reachable by that user. It runs as root only long enough to bind, then as `user`
-    (-u, required as root). `args` adds raw smtp-sink options (faults: -Q, -r, -f, …).
-    """
-
-    def __init__(self, address="127.0.0.1", port=None, pipelining=True, counters=True,
-                 dump_dir=None, backlog=256, max_conns=None, user="nobody",
-                 hostname=None, args=(), keep=None):
-        self.address = _check_loopback(address)
-        self.port = port or free_port(self.address)
-        self.pipelining = pipelining
-        self.counters_enabled = counters
-        self.backlog = backlog
-        self.max_conns = max_conns
-        self.user = user
-        self.hostname = hostname
-        self.args = list(args)
-        self.keep = keep if keep is not None else os.environ.get("SMTPBLAST_KEEP_PEERS") == "1"
-        self.dir = Path(tempfile.mkdtemp(prefix="sb-smtp-sink-"))
-        os.chmod(self.dir, 0o755)
-        if dump_dir is True:
-            self.dump_dir = self.dir / "dump"
-        else:
-            self.dump_dir = Path(dump_dir) if dump_dir else None
-        self.out_path = self.dir / "stdout"
-        self.proc: subprocess.Popen | None = None
-
-    def __repr__(self):
-        return f"SmtpSink({self.hostport}, pid={self.pid})"
-
-    @property
-    def hostport(self) -> str:
-        return _hostport(self.address, self.port)
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def command(self) -> list[str]:
-        cmd = [SMTP_SINK]
-        if self.counters_enabled:
-            cmd.append("-c")
-        if not self.pipelining:
-            cmd.append("-p")
-        if os.geteuid() == 0:
-            cmd += ["-u", self.user]
-        if self.dump_dir:
-            cmd += ["-d", str(self.dump_dir) + "/"]
-        if self.max_conns:
-            cmd += ["-m", str(self.max_conns)]
-        if self.hostname:
-            cmd += ["-h", self.hostname]
-        cmd += ["-6" if ":" in self.address else "-4"]
-        cmd += self.args
-        cmd += [_hostport(self.address, self.port), str(self.backlog)]
-        return cmd
-
-    def start(self):
-        if self.proc:
-            return self
-        _register(self)
-        try:
-            if self.dump_dir:
-                self.dump_dir.mkdir(parents=True, exist_ok=True)
-                if os.geteuid() == 0:
-                    uid, gid = _user_ids(self.user, "nogroup")
-                    os.chown(self.dump_dir, uid, gid)
-            self._out = open(self.out_path, "wb")
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                         stdout=self._out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-            wait_port(self.address, self.port, timeout=10, banner=True,
-                      alive=lambda: self.proc.poll() is None)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self):
-        try:
-            if self.proc:
-                stop_pid(self.proc.pid, timeout=5, popen=self.proc)
-        finally:
-            if getattr(self, "_out", None):
-                self._out.close()
-                self._out = None
-            _unregister(self)
-            if not self.keep:
-                shutil.rmtree(self.dir, ignore_errors=True)
-
-    def output(self) -> bytes:
-        try:
-            return self.out_path.read_bytes()
-        except OSError:
-            return b""
-
-    def counters(self) -> dict:
-        """Latest counters {"sess", "quit", "mesg"} (all 0 before the first event).
-        The probe connection made at start counts as one session."""
-        last = None
-        for m in _COUNTER_RE.finditer(self.output()):
-            last = m
-        if not last:
-            return {"sess": 0, "quit": 0, "mesg": 0}
-        return {"sess": int(last[1]), "quit": int(last[2]), "mesg": int(last[3])}
-
-    def wait_for(self, n: int, timeout: float = 30.0) -> int:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.counters()["mesg"]
-            if got >= n:
-                return got
-            if time.monotonic() >= deadline:
-                raise PeerError(f"{self}: {got} of {n} messages after {timeout}s")
-            time.sleep(0.05)
-
-    def dumps(self) -> list[bytes]:
-        if not self.dump_dir or not self.dump_dir.exists():
-            return []
-        files = [p for p in self.dump_dir.rglob("*") if p.is_file()]
-        files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
-        return [p.read_bytes() for p in files]
-
-
-# ---------------------------------------------------------------------------------------
-# aiosmtpd
-
-class AiosmtpdServer(_Fixture):
-    """tools/aiosmtpd_server.py in a subprocess (Debian's python3-aiosmtpd).
-
-    Stores each message as NNNNNN.eml (the DATA content, CRLF as received) plus
-    NNNNNN.json (envelope: mail_from, rcpt_tos, peer, helo) in `maildir` (default: a
-    temp dir). Options pass through to the script: tls_cert/tls_key (+ starttls=True,
-    require_starttls, or implicit_tls=True), auth={"user": "password"} (AUTH
-    PLAIN/LOGIN), auth_require_tls (False: AUTH offered without TLS too); extra_args
-    go to the script verbatim (e.g. ["--rcpt-reply", "x@example.test=550 5.1.1 no"]).
-    """
-
-    SCRIPT = TOOLS_DIR / "aiosmtpd_server.py"
-
-    def __init__(self, address="127.0.0.1", port=None, maildir=None, tls_cert=None,
-                 tls_key=None, starttls=None, require_starttls=False, auth=None,
-                 auth_require_tls=True, implicit_tls=False, hostname=None, extra_args=(),
-                 keep=None):
-        self.address = _check_loopback(address)
-        self.port = port or free_port(self.address)
-        self.keep = keep if keep is not None else os.environ.get("SMTPBLAST_KEEP_PEERS") == "1"
-        self.dir = Path(tempfile.mkdtemp(prefix="sb-aiosmtpd-"))
-        self.maildir = Path(maildir) if maildir else self.dir / "mail"
-        self.log_path = self.dir / "server.log"
-        self.tls_cert, self.tls_key = tls_cert, tls_key
-        self.starttls = bool(tls_cert) if starttls is None else starttls
-        self.require_starttls = require_starttls
-        self.auth = dict(auth or {})
-        self.auth_require_tls = auth_require_tls
-        self.implicit_tls = implicit_tls
-        if implicit_tls and not tls_cert:
-            raise ValueError("implicit_tls needs tls_cert and tls_key")
-        self.hostname = hostname
-        self.extra_args = list(extra_args)
-        self.proc: subprocess.Popen | None = None
-
-    def __repr__(self):
-        return f"AiosmtpdServer({self.hostport}, pid={self.pid})"
-
-    @property
-    def hostport(self) -> str:
-        return _hostport(self.address, self.port)
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def start(self):
-        if self.proc:
-            return self
-        _register(self)
-        try:
-            self.maildir.mkdir(parents=True, exist_ok=True)
-            cmd = [PYTHON, str(self.SCRIPT), "--host", self.address, "--port", str(self.port),
-                   "--maildir", str(self.maildir)]
-            if self.tls_cert:
-                cmd += ["--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
-                if self.starttls:
-                    cmd.append("--starttls")
-                if self.require_starttls:
-                    cmd.append("--require-starttls")
-                if self.implicit_tls:
-                    cmd.append("--implicit-tls")
-            if self.auth:
-                authfile = self.dir / "auth"
-                authfile.write_text("".join(f"{u}:{p}\n" for u, p in self.auth.items()))
-                os.chmod(authfile, 0o600)
-                cmd += ["--auth-file", str(authfile)]
-                if not self.auth_require_tls:
-                    cmd.append("--auth-allow-plaintext")
-            if self.hostname:
-                cmd += ["--hostname", self.hostname]
-            cmd += self.extra_args
-            self._log = open(self.log_path, "wb")
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-            wait_port(self.address, self.port, timeout=20, banner=not self.implicit_tls,
-                      alive=lambda: self.proc.poll() is None)
-        except BaseException as e:
-            log = _tail(self.log_path)
-            self.stop()
-            if isinstance(e, PeerError):
-                raise PeerError(f"{e}\n{log}") from None
-            raise
-        return self
-
-    def stop(self):
-        try:
-            if self.proc:
-                stop_pid(self.proc.pid, timeout=5, popen=self.proc)
-        finally:
-            if getattr(self, "_log", None):
-                self._log.close()
-                self._log = None
-            _unregister(self)
-            if not self.keep:
-                shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log(self) -> str:
-        return _tail(self.log_path, 1 << 20)
-
-    def messages(self) -> list[bytes]:
-        return [p.read_bytes() for p in sorted(self.maildir.glob("*.eml"))]
-
-    def envelopes(self) -> list[dict]:
-        import json
-        return [json.loads(p.read_text()) for p in sorted(self.maildir.glob("*.json"))]
-
-    def wait_for(self, n: int, timeout: float = 30.0) -> list[bytes]:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = len(list(self.maildir.glob("*.json")))
-            if got >= n:
-                return self.messages()
-            if time.monotonic() >= deadline:
-                raise PeerError(f"{self}: {got} of {n} messages after {timeout}s\n{self.log()}")
-            time.sleep(0.05)
-
-
-# ---------------------------------------------------------------------------------------
-# Background process (smtpblast under test)
-
-def smtpblast_binary() -> str | None:
-    """$SMTPBLAST, else build/bin/smtpblast under $SMTPBLAST_SOURCE_DIR or the repo."""
-    cand = os.environ.get("SMTPBLAST")
-    if cand:
-        return cand
-    root = Path(os.environ.get("SMTPBLAST_SOURCE_DIR", TOOLS_DIR.parent))
-    p = root / "build" / "bin" / "smtpblast"
-    return str(p) if p.exists() else None
-
-
-class Process(_Fixture):
-    """Run a command (smtpblast …) in the background, capture stdout/stderr to files,
-    enforce a timeout, and measure its own resource use (os.wait4: user/sys CPU and
-    peak RSS of that process, not its peers).
-
-        with Process([binary, "send", ...], timeout=60) as p:
-            rc = p.wait()            # raises PeerError after `timeout` (process killed)
-            print(p.stdout, p.rusage.ru_utime)
-
-    The process gets its own session (process group) so a timeout can't leave
-    children behind; stop() sends SIGTERM, then SIGKILL, to the PID.
-    """
-
-    def __init__(self, args, timeout: float = 120.0, env=None, cwd=None, stdin=None,
-                 name=None):
-        self.args = [str(a) for a in args]
-        self.timeout = timeout
-        self.env = None if env is None else {**os.environ, **env}
-        self.cwd = cwd
-        self.stdin_data = stdin
-        self.name = name or os.path.basename(self.args[0])
-        self.dir = Path(tempfile.mkdtemp(prefix="sb-proc-"))
-        self.proc: subprocess.Popen | None = None
-        self.returncode: int | None = None
-        self.rusage = None
-        self.started_at = None
-        self.elapsed = None
-
-    def __repr__(self):
-        return f"Process({self.name}, pid={self.pid}, rc={self.returncode})"
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def start(self):
-        if self.proc:
-            return self
-        _register(self)
-        self._out = open(self.dir / "stdout", "wb")
-        self._err = open(self.dir / "stderr", "wb")
-        stdin = subprocess.PIPE if self.stdin_data is not None else subprocess.DEVNULL
-        self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(self.args, stdin=stdin, stdout=self._out,
-                                     stderr=self._err, env=self.env, cwd=self.cwd,
-                                     start_new_session=True)
-        if self.stdin_data is not None:
-            data = self.stdin_data.encode() if isinstance(self.stdin_data, str) else self.stdin_data
-            try:
-                self.proc.stdin.write(data)
-                self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
-        return self
-
-    def _reap(self, block: bool) -> bool:
-        if self.returncode is not None:
-            return True
-        try:
-            pid, status, ru = os.wait4(self.proc.pid, 0 if block else os.WNOHANG)
-        except ChildProcessError:
-            self.proc.poll()
-            self.returncode = self.proc.returncode
-            self.elapsed = time.monotonic() - self.started_at
-            return True
-        if pid == 0:
-            return False
-        self.returncode = os.waitstatus_to_exitcode(status)
-        self.proc.returncode = self.returncode
-        self.rusage = ru
-        self.elapsed = time.monotonic() - self.started_at
-        return True
-
-    def poll(self):
-        self._reap(False)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait for exit; after `timeout` (default: the constructor's) the process is
-        stopped and PeerError raised with its output."""
-        limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        while not self._reap(False):
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise PeerError(f"{self.name} still running after {limit}s: killed\n"
-                                f"stdout:\n{self.stdout[-4000:]}\nstderr:\n{self.stderr[-4000:]}")
-            time.sleep(0.01)
-        self._close()
-        return self.returncode
-
-    def stop(self):
-        try:
-            if self.proc and self.returncode is None:
-                if self.proc.poll() is None and not self._reap(False):
-                    try:
-                        os.kill(self.proc.pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
-                    deadline = time.monotonic() + 5
-                    while not self._reap(False) and time.monotonic() < deadline:
-                        time.sleep(0.02)
-                    if self.returncode is None:
-                        try:
-                            os.kill(self.proc.pid, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
-                        self._reap(True)
-                else:
-                    self._reap(False)
-        finally:
-            self._close()
-            self._cleanup()
-            _unregister(self)
-
-    def _close(self):
-        for f in ("_out", "_err"):
-            fh = getattr(self, f, None)
-            if fh:
-                fh.close()
-                setattr(self, f, None)
-
-    def _read(self, name: str) -> str:
-        cached = getattr(self, "_cached_" + name, None)
-        if cached is not None:
-            return cached
-        try:
-            return (self.dir / name).read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def _cleanup(self):
-        # Keep the output in memory once the process is gone; remove the temp dir.
-        if not self.dir.exists():
-            return
-        self._cached_stdout = self._read("stdout")
-        self._cached_stderr = self._read("stderr")
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def stdout(self) -> str:
-        return self._read("stdout")
-
-    @property
-    def stderr(self) -> str:
-        return self._read("stderr")
-
-    @property
-    def cpu_seconds(self) -> float | None:
-        """user+sys CPU seconds of the finished process (and children it waited for)."""
-        if not self.rusage:
-            return None
-        return self.rusage.ru_utime + self.rusage.ru_stime
-
-    @property
-    def max_rss_kb(self) -> int | None:
-        return self.rusage.ru_maxrss if self.rusage else None
-
-
-def run(args, timeout: float = 120.0, **kw) -> Process:
-    """Run to completion; returns the finished Process (returncode, stdout, rusage)."""
-    p = Process(args, timeout=timeout, **kw)
-    p.start()
-    try:
-        p.wait()
-    finally:
-        p.stop()
-    return p
-
-
-# ---------------------------------------------------------------------------------------
 # DNS
 
-class Dnsmasq(_Fixture):
+class Dnsmasq(Fixture):
     """Debian's dnsmasq serving `config` (dnsmasq.conf lines: mx-host=, host-record=,
     cname=, local=, server=) on 127.0.0.1 and a free UDP/TCP port, no upstream, no
     /etc/hosts. `address` is "127.0.0.1:PORT" (for --dns-server); queries are logged

@@ -1,5 +1,5 @@
 // The MX resolver for a DirectLookup.
-#include "cli/direct_lookup.h"
+#include "engine/direct_lookup.h"
 
 #include "dns/mx_resolver.h"
 

@@ -1,5 +1,5 @@
 // Finds, unfolds and decodes one header field of a rendered message (RFC 5322, RFC 2047).
-#include "cli/rendered_header.h"
+#include "message/rendered_header.h"
 
 #include <cctype>
 #include <optional>

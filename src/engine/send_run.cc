@@ -1,0 +1,302 @@
+// A send run: set-up, the worker loops and the coordinator, and what the run did.
+#include "engine/send_run.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <thread>
+
+#include "engine/coordinator.h"
+#include "engine/loop_env.h"
+#include "engine/planner.h"
+#include "engine/worker_engine.h"
+#include "loop/fd_limit.h"
+#include "loop/worker.h"
+
+namespace sb {
+
+namespace {
+
+// Commands reach a worker engine on its own loop, as one closure per command.
+class LoopPort final : public WorkerPort {
+ public:
+  LoopPort(std::vector<std::unique_ptr<Worker>>& workers,
+           std::vector<std::unique_ptr<WorkerEngine>>& engines)
+      : workers_(workers), engines_(engines) {}
+  void send(size_t worker, WorkerCommand cmd) override {
+    // The command owns obligations (move-only); a closure must be copyable.
+    auto c = std::make_shared<WorkerCommand>(std::move(cmd));
+    WorkerEngine* e = engines_[worker].get();
+    workers_[worker]->post([e, c] { e->on_command(std::move(*c)); });
+  }
+
+ private:
+  std::vector<std::unique_ptr<Worker>>& workers_;
+  std::vector<std::unique_ptr<WorkerEngine>>& engines_;
+};
+
+}  // namespace
+
+RunResult run_send(const RunConfig& cfg, EngineEvents& events) {
+  SendRun r(cfg, events);
+  return r.run();
+}
+
+SendRun::SendRun(const RunConfig& cfg, EngineEvents& events)
+    : cfg_(cfg), events_(events), clock_(SystemClock::instance()) {}
+
+SendRun::~SendRun() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+// Before anything is opened: a run whose connections cannot fit in the descriptor limit
+// would fail socket() calls in the middle (EMFILE) instead.
+bool SendRun::check_fd_limit() {
+  const FdLimit l =
+      ensure_fd_limit(fds_needed(cfg_.connections, std::min(cfg_.workers, cfg_.connections)));
+  if (l.raised) {
+    events_.note(NoteKind::kError, "open-file limit raised from " + std::to_string(l.soft_before) +
+                                       " to " + std::to_string(l.soft) +
+                                       " (ulimit -n) for --connections " +
+                                       std::to_string(cfg_.connections));
+  }
+  if (l.fits()) return true;
+  events_.note(NoteKind::kError,
+               "--connections " + std::to_string(cfg_.connections) + " needs about " +
+                   std::to_string(l.needed) + " file descriptors, but this process may open only " +
+                   std::to_string(l.soft) + " (ulimit -n; hard limit " + std::to_string(l.hard) +
+                   "): raise `ulimit -n` or lower --connections");
+  return false;
+}
+
+RunResult SendRun::run() {
+  res_.pickup = !cfg_.pickup_dir.empty();
+  res_.direct = cfg_.direct;
+  if (cfg_.pickup_dir.empty() && !check_fd_limit()) {
+    res_.setup_exit = 2;
+    return res_;
+  }
+  if (int rc = prepare(); rc != 0) {
+    res_.setup_exit = rc;
+    return res_;
+  }
+  if (cfg_.from.empty()) cfg_.from = tpl_->from_address();
+  if (!cfg_.pickup_dir.empty()) {
+    run_pickup();
+    return finish();
+  }
+  for (const std::string& w : cfg_.relay->warnings) events_.note(NoteKind::kWarning, w);
+  if (int rc = open_account_quota(); rc != 0) {
+    res_.setup_exit = rc;
+    return res_;
+  }
+  run_workers();
+  if (res_.setup_exit != 0) return res_;
+  return finish();
+}
+
+void SendRun::run_workers() {
+  CoordinatorInbox inbox;
+  RunShared shared(cfg_.limit, inbox);
+  shared.set_dest_throttle_config(dest_tcfg_);
+  if (quota_ != nullptr) {
+    account_ = std::make_unique<AccountAllowance>(std::move(quota_), account_key_,
+                                                  cfg_.throttle.daily_limit, cfg_.wait_daily,
+                                                  shared, clock_);
+    shared.set_account_limited(true);
+    account_->top_up(false);  // the first reservation, before any worker asks
+    if (!account_->error().empty()) {
+      events_.note(NoteKind::kError, account_->error());
+      res_.setup_exit = 2;
+      return;
+    }
+  }
+  // The ETA needs the number left to send: a full scan, so only when a progress line shows.
+  auto before = cfg_.progress || cfg_.progress_plain ? store_->counts(false)
+                                                     : Result<StatusCounts>(StatusCounts{});
+  if (before.ok()) {
+    todo_ = before->get(RcptStatus::kUnsent) + before->get(RcptStatus::kDeferred) +
+            before->get(RcptStatus::kInFlight);
+  }
+
+  uint32_t nworkers = std::max<uint32_t>(1, std::min(cfg_.workers, cfg_.connections));
+  PoolConfig pcfg = pool_config_for(*cfg_.relay, cfg_.timeouts);
+  pcfg.session.max_messages = cfg_.per_connection;
+  pcfg.session.window = cfg_.window;
+  pcfg.session.use_pipelining = cfg_.pipelining;
+  pcfg.session.use_chunking = cfg_.chunking;
+
+  // Signals go to one thread that waits for them (sigwait) and wakes the coordinator at
+  // once; every other thread, the workers included, has them blocked.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigset_t old_mask;
+  pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);
+  std::atomic<bool> run_over{false};
+  std::thread signal_thread([this, &sigs, &run_over, &inbox] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&sigs, &sig) != 0) continue;
+      if (run_over.load()) return;
+      signals_.fetch_add(1);
+      inbox.wake();
+    }
+  });
+
+  ledger_ = std::make_unique<Ledger>();
+  Planner::Options po;
+  po.workers = nworkers;
+  po.direct = cfg_.direct;
+  po.suppress = cfg_.suppress;
+  Planner planner(*store_, *ledger_, clock_, &shared, po);
+
+  t0_ = clock_.mono_ms();
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::unique_ptr<LoopEnv>> envs;
+  std::vector<std::unique_ptr<WorkerEngine>> engines;
+  for (uint32_t i = 0; i < nworkers; ++i) {
+    workers.push_back(std::make_unique<Worker>(static_cast<int>(i)));
+    envs.push_back(make_uv_loop_env(workers.back()->loop()));
+    WorkerEngine::Deps d;
+    d.index = i;
+    d.workers = nworkers;
+    d.env = envs.back().get();
+    d.tpl = tpl_.get();
+    d.cfg = &cfg_;
+    d.pcfg = pcfg;
+    d.pcfg.connections = cfg_.connections / nworkers + (i < cfg_.connections % nworkers ? 1 : 0);
+    d.throttle = throttle_.get();
+    d.shared = &shared;
+    d.inbox = &inbox;
+    d.seed = static_cast<uint32_t>(i * 7919 + static_cast<uint32_t>(::getpid()));
+    engines.push_back(std::make_unique<WorkerEngine>(d));
+  }
+  LoopPort port(workers, engines);
+  Coordinator::Deps cd;
+  cd.cfg = &cfg_;
+  cd.store = store_.get();
+  cd.journal = journal_.get();
+  cd.ledger = ledger_.get();
+  cd.planner = &planner;
+  cd.throttle = throttle_.get();
+  cd.shared = &shared;
+  cd.inbox = &inbox;
+  cd.port = &port;
+  cd.account = account_.get();
+  cd.events = &events_;
+  cd.clock = &clock_;
+  cd.signals = &signals_;
+  cd.workers = nworkers;
+  cd.todo = todo_;
+  Coordinator coord(cd);
+  for (uint32_t i = 0; i < nworkers; ++i) {
+    WorkerEngine* e = engines[i].get();
+    workers[i]->post([e] { e->start(); });
+    workers[i]->start();
+  }
+  coord.run();
+  run_over.store(true);
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  for (uint32_t i = 0; i < nworkers; ++i) {
+    WorkerEngine* e = engines[i].get();
+    workers[i]->post([e] { e->shutdown(); });
+    workers[i]->stop_and_join();
+  }
+  engines.clear();
+  envs.clear();
+  workers.clear();
+  // Outcomes a worker handed over after the loop ended (a batch released late); then the
+  // ledger must be empty.
+  coord.wind_up();
+  if (account_ != nullptr) {
+    if (std::string w = account_->return_unused(); !w.empty()) events_.note(NoteKind::kWarning, w);
+  }
+  failure_ = coord.failure();
+  store_error_ = coord.store_error();
+  fatal_ = coord.fatal();
+  sent_ = coord.sent();
+  failed_ = coord.failed();
+  deferred_ = coord.deferred();
+  deferred_attempts_ = coord.deferred_attempts();
+  suppressed_ = coord.suppressed();
+  attempts_ = coord.attempts();
+  res_.signals = signals_.load();
+  res_.daily_reported = coord.daily_reported();
+  res_.daily_by_account = coord.daily_by_account();
+  res_.daily_message = coord.daily_message();
+  res_.limit_reported = coord.limit_reported();
+  res_.rep.resume_at_ms = coord.daily_resume_at();
+  res_.relay_answered = shared.did_relay_answer();
+  res_.dns = shared.dns();
+  res_.pushback = shared.pushback();
+  res_.pushed_dests = shared.pushed_dests();
+  res_.account_error = account_ != nullptr ? account_->error() : std::string();
+}
+
+RunResult SendRun::finish() {
+  const double secs = static_cast<double>(clock_.mono_ms() - t0_) / 1000.0;
+  ProgressView pv;
+  pv.seconds = secs;
+  pv.sent = sent_;
+  pv.failed = failed_;
+  pv.deferred = deferred_;
+  pv.attempts = attempts_;
+  pv.todo = todo_;
+  events_.progress(pv, true);
+  if (ledger_ != nullptr) {
+    res_.claimed = ledger_->claimed();
+    res_.settled = ledger_->settled_total();
+    res_.ledger_violations = ledger_->violations();
+  }
+  auto c = store_->counts(false);
+  if (!c.ok()) {
+    events_.note(NoteKind::kError, c.error().describe());
+    res_.counts_failed = true;
+    return res_;
+  }
+  RunReport& rep = res_.rep;
+  rep.sent = sent_;
+  rep.failed = failed_;
+  rep.deferred = deferred_;
+  rep.deferred_attempts = deferred_attempts_;
+  rep.suppressed = suppressed_;
+  rep.attempts = attempts_;
+  rep.seconds = secs;
+  rep.task = *c;
+  if (account_ != nullptr) {
+    rep.account = account_->key();
+    rep.quota_store = account_->path();
+    rep.account_limit = cfg_.throttle.daily_limit;
+    rep.account_used = account_->used();
+  }
+  res_.store_error = store_error_;
+  res_.failure = failure_;
+  res_.fatal = fatal_;
+  if (journal_ != nullptr) {
+    res_.backup_failures = journal_->backup_failures();
+    res_.backup_error = journal_->backup_error();
+  }
+  rep.throttle =
+      throttle_ ? throttle_->snapshot(static_cast<uint64_t>(clock_.wall_ms())) : ThrottleSnapshot{};
+  // Rows with a status this version does not know are not done either (issue 18).
+  res_.all_done = c->get(RcptStatus::kUnsent) + c->get(RcptStatus::kDeferred) +
+                      c->get(RcptStatus::kFailed) + c->get(RcptStatus::kInFlight) + c->unknown ==
+                  0;
+  if (cfg_.reset_errors_after) {
+    res_.reset_asked = true;
+    uint64_t n = c->get(RcptStatus::kFailed) + c->get(RcptStatus::kDeferred);
+    if (auto r = store_->reset(true); !r.ok()) {
+      res_.reset_error = r.error().describe();
+    } else {
+      res_.reset_count = n;
+    }
+  }
+  return res_;
+}
+
+}  // namespace sb

@@ -1,0 +1,69 @@
+// The settlement ledger: claim, settle once, and the violations it names.
+#include "engine/ledger.h"
+
+#include <gtest/gtest.h>
+
+namespace sb {
+namespace {
+
+TEST(Ledger, SettlesEachClaimOnce) {
+  Ledger l(false);
+  l.claim(1, "a@x.example");
+  l.claim(2, "b@x.example");
+  EXPECT_EQ(l.open_count(), 2u);
+  EXPECT_TRUE(l.settle(1, Settle::kSent));
+  EXPECT_FALSE(l.empty());
+  EXPECT_TRUE(l.settle(2, Settle::kReleased));
+  EXPECT_TRUE(l.empty());
+  EXPECT_EQ(l.settled(Settle::kSent), 1u);
+  EXPECT_EQ(l.settled(Settle::kReleased), 1u);
+  EXPECT_EQ(l.settled_total(), l.claimed());
+  EXPECT_EQ(l.close_run(), 0u);
+  EXPECT_EQ(l.violations(), 0u);
+}
+
+TEST(Ledger, CountsViolationsWhenNotStrict) {
+  Ledger l(false);
+  l.claim(7, "a@x.example");
+  EXPECT_TRUE(l.settle(7, Settle::kFailed));
+  EXPECT_FALSE(l.settle(7, Settle::kFailed));  // twice
+  EXPECT_FALSE(l.settle(8, Settle::kSent));    // never claimed
+  l.claim(9, "c@x.example");
+  EXPECT_EQ(l.close_run(), 1u);  // open at the end
+  EXPECT_EQ(l.violations(), 3u);
+}
+
+TEST(LedgerDeathTest, StrictAbortsNamingTheRecipient) {
+  EXPECT_DEATH(
+      {
+        Ledger l(true);
+        l.claim(5, "who@x.example");
+        l.settle(5, Settle::kSent);
+        l.settle(5, Settle::kSent);
+      },
+      "recipient 5 settled twice");
+  EXPECT_DEATH(
+      {
+        Ledger l(true);
+        l.claim(6, "left@x.example");
+        l.close_run();
+      },
+      "recipient 6 <left@x.example> claimed but never settled");
+}
+
+TEST(Obligation, MovesAndIsConsumedOnce) {
+  Obligation a(42);
+  Obligation b(std::move(a));
+  EXPECT_FALSE(a.open());  // NOLINT(bugprone-use-after-move): the point of the test
+  EXPECT_TRUE(b.open());
+  EXPECT_EQ(b.consume(), 42);
+  EXPECT_FALSE(b.open());
+}
+
+TEST(ObligationDeathTest, DroppedOpenAborts) {
+  // The engine's tests run strict (fake_env.cc sets SMTPBLAST_LEDGER_STRICT).
+  EXPECT_DEATH({ Obligation o(3); }, "recipient 3 dropped unsettled");
+}
+
+}  // namespace
+}  // namespace sb
