@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -39,6 +40,22 @@ class Db {
                         nullptr) != SQLITE_OK) {
       return store_error(path_, "cannot open it", db_.h);
     }
+    // As TaskStore::open_read_only: where SQLite cannot create the -shm file (a read-only
+    // file system) and no -wal file exists, nobody can be writing: read it as immutable.
+    // (With a -wal file the TaskStore has already refused, saying why.)
+    Stmt probe;
+    int rc = probe.prepare(db_.h, "SELECT count(*) FROM sqlite_master");
+    if (rc == SQLITE_OK) rc = sqlite3_step(probe.get());
+    probe = Stmt();
+    if ((rc & 0xFF) == SQLITE_CANTOPEN) {
+      sqlite3_close_v2(db_.h);
+      db_.h = nullptr;
+      if (sqlite3_open_v2(immutable_uri().c_str(), &db_.h,
+                          SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+                          nullptr) != SQLITE_OK) {
+        return store_error(path_, "cannot open it", db_.h);
+      }
+    }
     sqlite3_busy_timeout(db_.h, 10000);
     if (sqlite3_create_function(db_.h, "sb_domain", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
                                 sql_domain, nullptr, nullptr) != SQLITE_OK) {
@@ -70,6 +87,21 @@ class Db {
   }
 
  private:
+  // "file:PATH?immutable=1" with the octets a URI gives meaning to (%, ?, #) escaped.
+  std::string immutable_uri() const {
+    std::string out = "file:";
+    for (char c : path_) {
+      if (c == '%' || c == '?' || c == '#') {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+        out += buf;
+      } else {
+        out.push_back(c);
+      }
+    }
+    return out + "?immutable=1";
+  }
+
   std::string path_;
   SqliteDb db_;
 };
