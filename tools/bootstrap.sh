@@ -50,6 +50,8 @@ packages=(
   # a second, independent MIME parser for delivered messages (test_message_correctness.py)
   python3-gi gir1.2-gmime-3.0
   dovecot-imapd dovecot-pop3d
+  # a real browser renders `smtpblast report`'s HTML (test_report.py; only for the test)
+  chromium
   ca-certificates time
 )
 

@@ -34,6 +34,7 @@ std::vector<std::unique_ptr<Verb>> make_verb_table() {
   t.push_back(make_status_verb());
   t.push_back(make_reset_verb());
   t.push_back(make_export_verb());
+  t.push_back(make_report_verb());
   t.push_back(make_returns_verb());
   t.push_back(make_sink_verb());
   t.push_back(make_doctor_verb());
