@@ -144,11 +144,11 @@ int run_verb(int argc, char** argv, const std::function<void()>& json_mode) {
   for (std::string& a : args) cargv.push_back(a.data());
   if (std::string verb = unknown_verb(static_cast<int>(cargv.size()), cargv.data(), app);
       !verb.empty()) {
-    std::fprintf(stderr,
-                 "smtpblast: unknown command %s (commands: send, import, status, export, reset, "
-                 "check, test, presets, sink, dkim-record, unsub-verify, doctor, returns, "
-                 "config; smtpblast --help)\n",
-                 verb.c_str());
+    // Listed from the table, so a new verb cannot be missing from the message.
+    std::string names;
+    for (const CLI::App* c : cmds) names += (names.empty() ? "" : ", ") + c->get_name();
+    std::fprintf(stderr, "smtpblast: unknown command %s (commands: %s; smtpblast --help)\n",
+                 verb.c_str(), names.c_str());
     return kExitUsage;
   }
   // The config file's settings become flags before the command line's (which win).
