@@ -45,28 +45,32 @@ bool Ledger::default_strict() {
 Ledger::Ledger(bool strict) : strict_(strict) {}
 
 void Ledger::claim(int64_t id, std::string_view email) {
-  // The address only names a violation: kept when a violation aborts (debug and tests), not
-  // paid for per recipient otherwise.
-  auto [it, fresh] = open_.try_emplace(id, strict_ ? email : std::string_view());
-  if (!fresh) {
-    violation("recipient " + std::to_string(id) + " claimed twice in one run");
+  if (id < 0 || !open_.insert(id)) {
+    violation("recipient " + std::to_string(id) +
+              (id < 0 ? " claimed with a negative id" : " claimed twice in one run"));
     return;
   }
-  if (strict_) closed_.erase(id);
+  // The address only names a violation: kept when a violation aborts (debug and tests), not
+  // paid for per recipient otherwise.
+  if (strict_) {
+    emails_.insert_or_assign(id, std::string(email));
+    closed_.erase(id);
+  }
   ++claimed_;
 }
 
 bool Ledger::settle(int64_t id, Settle how) {
-  auto it = open_.find(id);
-  if (it == open_.end()) {
+  if (id < 0 || !open_.erase(id)) {
     bool twice = strict_ && closed_.count(id) != 0;
     violation("recipient " + std::to_string(id) +
               (twice ? " settled twice (again as " : " settled (as ") + settle_name(how) + ")" +
               (twice ? "" : " but never claimed in this run"));
     return false;
   }
-  open_.erase(it);
-  if (strict_) closed_.insert(id);
+  if (strict_) {
+    emails_.erase(id);
+    closed_.insert(id);
+  }
   ++settled_[static_cast<int>(how)];
   return true;
 }
@@ -79,11 +83,14 @@ uint64_t Ledger::settled_total() const {
 
 size_t Ledger::close_run() {
   size_t n = open_.size();
-  for (const auto& [id, email] : open_) {
+  open_.for_each([this](int64_t id) {
+    auto it = emails_.find(id);
+    std::string email = it == emails_.end() ? std::string() : it->second;
     violation("recipient " + std::to_string(id) + (email.empty() ? "" : " <" + email + ">") +
               " claimed but never settled by the end of the run");
-  }
+  });
   open_.clear();
+  emails_.clear();
   return n;
 }
 

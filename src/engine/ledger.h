@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/id_set.h"
+
 namespace sb {
 
 // How an obligation ended for this run. Deferred is final for the run (no attempt left, or the
@@ -63,7 +65,7 @@ class Ledger {
   bool settle(int64_t id, Settle how);
   bool empty() const { return open_.empty(); }
   size_t open_count() const { return open_.size(); }
-  bool is_open(int64_t id) const { return open_.count(id) != 0; }
+  bool is_open(int64_t id) const { return open_.contains(id); }
   // The end of the run: every obligation still open is a violation. Returns how many.
   size_t close_run();
 
@@ -76,7 +78,8 @@ class Ledger {
   void violation(const std::string& what);
 
   bool strict_;
-  std::unordered_map<int64_t, std::string> open_;  // id -> address, for the violation's message
+  IdSet open_;
+  std::unordered_map<int64_t, std::string> emails_;  // strict only: names a violation's recipient
   std::unordered_set<int64_t> closed_;  // strict only: tells "settled twice" from "never claimed"
   uint64_t claimed_ = 0;
   uint64_t settled_[kSettleKinds] = {};

@@ -1,7 +1,11 @@
 // The settlement ledger: claim, settle once, and the violations it names.
+#include "engine/id_set.h"
 #include "engine/ledger.h"
 
 #include <gtest/gtest.h>
+
+#include <random>
+#include <unordered_set>
 
 namespace sb {
 namespace {
@@ -63,6 +67,36 @@ TEST(Obligation, MovesAndIsConsumedOnce) {
 TEST(ObligationDeathTest, DroppedOpenAborts) {
   // The engine's tests run strict (fake_env.cc sets SMTPBLAST_LEDGER_STRICT).
   EXPECT_DEATH({ Obligation o(3); }, "recipient 3 dropped unsettled");
+}
+
+
+// The ledger's flat id set against std::unordered_set under random inserts and erases (ids
+// consecutive, as claims come, and scattered), through growth and tombstone purges.
+TEST(IdSetTest, AgreesWithUnorderedSet) {
+  std::mt19937_64 rng(7);
+  IdSet s;
+  std::unordered_set<int64_t> ref;
+  int64_t next = 0;
+  for (int i = 0; i < 200000; ++i) {
+    const uint64_t op = rng() % 10;
+    int64_t id = op < 4 ? next++ : static_cast<int64_t>(rng() % (next + 1));
+    if (op < 6) {
+      ASSERT_EQ(s.insert(id), ref.insert(id).second) << "insert " << id;
+    } else {
+      ASSERT_EQ(s.erase(id), ref.erase(id) == 1) << "erase " << id;
+    }
+    ASSERT_EQ(s.size(), ref.size());
+  }
+  for (int64_t id = 0; id <= next; ++id) ASSERT_EQ(s.contains(id), ref.count(id) == 1) << id;
+  size_t seen = 0;
+  s.for_each([&](int64_t id) {
+    ++seen;
+    EXPECT_EQ(ref.count(id), 1u) << id;
+  });
+  EXPECT_EQ(seen, ref.size());
+  s.clear();
+  EXPECT_TRUE(s.empty());
+  EXPECT_FALSE(s.contains(0));
 }
 
 }  // namespace
