@@ -7,9 +7,12 @@ Run: /usr/bin/python3 tests/integration/test_hangs.py  (as root; see blast.py)
 """
 
 import json
+import mmap
 import os
+import re
 import signal
 import socket
+import sqlite3
 import time
 import unittest
 
@@ -28,6 +31,37 @@ def big_template(path, mbytes=8):
         for _ in range(mbytes * 1024 * 1024 // len(line)):
             f.write(line)
     return path
+
+
+def ubsan_vptr_checked(binary) -> bool:
+    """Whether `binary` carries UBSan's vptr check (GCC's -fsanitize=undefined)."""
+    with open(binary, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        return m.find(b"__ubsan_handle_dynamic_type_cache_miss") >= 0
+
+
+def first_commit_done(task) -> bool:
+    """Whether a running send has committed outcomes once (it then writes throttle_json)."""
+    try:
+        con = sqlite3.connect(f"file:{task}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT 1 FROM meta WHERE key = 'throttle_json'").fetchone() \
+                is not None
+        finally:
+            con.close()
+    except sqlite3.Error:  # not there yet, or still being imported
+        return False
+
+
+# UBSan's vptr check of a (class, static type) pair it has not seen before reads the object's
+# vtable through IsAccessibleMemoryRange, which needs a pipe(): in a process with no free
+# descriptor it fails, and UBSan says "invalid vptr" of a live object and cannot print its
+# memory (readable heap memory otherwise). Seen under the lowered limit below: the first
+# json::dump() (Coordinator::save_throttle_state) make_shared's a new output adapter, and the
+# control block's own constructor (shared_ptr_base.h:604) was called "not a
+# '_Sp_counted_ptr_inplace'": a false positive. (A real use after free is ASan's report first.)
+FALSE_VPTR = re.compile(r"runtime error: member (?:call|access) (?:on|within) address "
+                        r"(0x[0-9a-f]+) which does not point to an object of type '[^']*'\n"
+                        r"\1: note: object has invalid vptr\n<memory cannot be printed>\n")
 
 
 class StallServer(ScriptedSmtp):
@@ -245,21 +279,32 @@ class HangsTest(unittest.TestCase):
                               timeout=120, name="smtpblast")
             p.start()
             try:
-                fds = 0
+                # After the first commit too: its first json dump, out of descriptors, dies of
+                # UBSan's false positive in a UBSan build (FALSE_VPTR), nearly every time.
+                fds, committed = 0, False
                 deadline = time.monotonic() + 20
-                while fds < 40 and time.monotonic() < deadline and p.poll() is None:
+                while ((fds < 40 or not committed) and time.monotonic() < deadline and
+                       p.poll() is None):
                     try:
                         fds = len(os.listdir(f"/proc/{p.pid}/fd"))
                     except OSError:
                         break
+                    committed = committed or first_commit_done(task)
                     time.sleep(0.02)
                 self.assertGreaterEqual(fds, 40, p.stderr)
+                self.assertTrue(committed, p.stderr)
                 lim = peers.run(["prlimit", "--pid", str(p.pid), f"--nofile={fds - 10}:{fds - 10}"],
                                 timeout=10)
                 self.assertEqual(lim.returncode, 0, blast.describe(lim))
                 rc = p.wait(timeout=90)
             finally:
                 p.stop()
+        # Out of descriptors on purpose, a UBSan build may die of its own vptr check's false
+        # positive (see FALSE_VPTR); any other death, an ASan report included, still fails.
+        false_vptr = FALSE_VPTR.search(p.stderr)
+        if rc != 0 and false_vptr and ubsan_vptr_checked(blast.BIN):
+            self.skipTest("UBSan's vptr check needs a free descriptor and this process has "
+                          "none (a false positive, not a memory error): " + false_vptr[0])
         self.assertEqual(rc, 0, blast.describe(p))
         self.assertNotIn("timed out", p.stderr)
         st = self.assert_nothing_lost(task, n)
