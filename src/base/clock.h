@@ -19,8 +19,12 @@ class Clock {
 // std::chrono::steady_clock and system_clock.
 class SystemClock final : public Clock {
  public:
-  uint64_t mono_ms() const override;
-  int64_t wall_ms() const override;
+  uint64_t mono_ms() const override { return mono_now_ms(); }
+  int64_t wall_ms() const override { return wall_now_ms(); }
+  // The same readings without an instance (no virtual call, no static-local guard): for the
+  // loop's clock, which reads the wall clock per recipient.
+  static uint64_t mono_now_ms();
+  static int64_t wall_now_ms();
   // One process-wide instance for code that has no clock handed to it.
   static const SystemClock& instance();
 };

@@ -15,7 +15,7 @@ class LoopClock final : public Clock {
  public:
   explicit LoopClock(uv_loop_s* loop) : loop_(loop) {}
   uint64_t mono_ms() const override { return loop_now_ms(loop_); }
-  int64_t wall_ms() const override { return SystemClock::instance().wall_ms(); }
+  int64_t wall_ms() const override { return SystemClock::wall_now_ms(); }
 
  private:
   uv_loop_s* loop_;

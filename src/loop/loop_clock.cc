@@ -7,6 +7,6 @@ namespace sb {
 
 uint64_t LoopClock::mono_ms() const { return uv_now(loop_); }
 
-int64_t LoopClock::wall_ms() const { return SystemClock::instance().wall_ms(); }
+int64_t LoopClock::wall_ms() const { return SystemClock::wall_now_ms(); }
 
 }  // namespace sb
