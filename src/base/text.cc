@@ -49,12 +49,7 @@ std::string domain_of(std::string_view address) {
   return lower_ascii(address.substr(at + 1));
 }
 
-namespace {
-
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-// 0..63 for an alphabet character, -1 otherwise.
-int b64_value(char c) {
+int base64_value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
   if (c >= 'a' && c <= 'z') return c - 'a' + 26;
   if (c >= '0' && c <= '9') return c - '0' + 52;
@@ -62,6 +57,10 @@ int b64_value(char c) {
   if (c == '/') return 63;
   return -1;
 }
+
+namespace {
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 Error b64_error(const std::string& why) {
   return make_error(ErrDomain::kInput, "invalid base64: " + why);
@@ -108,7 +107,7 @@ Result<std::string> base64_decode(std::string_view in) {
     if (last && in[i + 3] == '=') pad = in[i + 2] == '=' ? 2 : 1;
     uint32_t n = 0;
     for (size_t k = 0; k < 4; ++k) {
-      int v = k < 4 - pad ? b64_value(in[i + k]) : 0;
+      int v = k < 4 - pad ? base64_value(in[i + k]) : 0;
       if (v < 0) {
         return b64_error("unexpected '" + std::string(1, in[i + k]) + "' at offset " +
                          std::to_string(i + k));

@@ -27,6 +27,9 @@ bool icontains(std::string_view hay, std::string_view needle);
 // A-label convert it themselves.
 std::string domain_of(std::string_view address);
 
+// 0..63 for a base64 (RFC 4648 standard alphabet) character, -1 for any other.
+int base64_value(char c);
+
 // Base64 with the standard alphabet and '=' padding (RFC 4648 section 4), no line breaks.
 void append_base64(std::string& out, std::string_view in);
 std::string base64_encode(std::string_view in);

@@ -10,15 +10,6 @@ namespace sb {
 
 namespace {
 
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -47,7 +38,7 @@ std::optional<std::string> decode_word(std::string_view w) {
     int bits = 0;
     for (char c : text) {
       if (c == '=') break;
-      int v = b64_value(c);
+      int v = base64_value(c);
       if (v < 0) return {};
       acc = (acc << 6) | static_cast<uint32_t>(v);
       bits += 6;

@@ -50,7 +50,7 @@ class Db {
     if ((rc & 0xFF) == SQLITE_CANTOPEN) {
       sqlite3_close_v2(db_.h);
       db_.h = nullptr;
-      if (sqlite3_open_v2(immutable_uri().c_str(), &db_.h,
+      if (sqlite3_open_v2(sqlite_file_uri(path_, "immutable=1").c_str(), &db_.h,
                           SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
                           nullptr) != SQLITE_OK) {
         return store_error(path_, "cannot open it", db_.h);
@@ -87,21 +87,6 @@ class Db {
   }
 
  private:
-  // "file:PATH?immutable=1" with the octets a URI gives meaning to (%, ?, #) escaped.
-  std::string immutable_uri() const {
-    std::string out = "file:";
-    for (char c : path_) {
-      if (c == '%' || c == '?' || c == '#') {
-        char buf[4];
-        std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
-        out += buf;
-      } else {
-        out.push_back(c);
-      }
-    }
-    return out + "?immutable=1";
-  }
-
   std::string path_;
   SqliteDb db_;
 };

@@ -4,6 +4,8 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -75,5 +77,23 @@ class Stmt {
  private:
   sqlite3_stmt* s_ = nullptr;
 };
+
+// "file:" URI for sqlite3_open_v2 with SQLITE_OPEN_URI ("immutable=1", "mode=ro"): the octets a
+// URI gives meaning to ('%', '?', '#') are escaped in the path.
+inline std::string sqlite_file_uri(const std::string& path, std::string_view query) {
+  std::string out = "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  out += "?";
+  out += query;
+  return out;
+}
 
 }  // namespace sb

@@ -70,23 +70,6 @@ Status create_private_file(const std::string& path) {
   return {};
 }
 
-// "file:" URI for sqlite3_open_v2 with SQLITE_OPEN_URI: '%', '?' and '#' must be escaped.
-std::string file_uri(const std::string& path, std::string_view query) {
-  std::string out = "file:";
-  for (char c : path) {
-    if (c == '%' || c == '?' || c == '#') {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  out += "?";
-  out += query;
-  return out;
-}
-
 }  // namespace
 
 const char* status_name(RcptStatus s) {
@@ -217,7 +200,7 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open_impl(const std::string& path,
     if ((rc & 0xFF) == SQLITE_CANTOPEN) {
       sqlite3_close_v2(s.db.h);
       s.db.h = nullptr;
-      if (sqlite3_open_v2(file_uri(path, "immutable=1").c_str(), &s.db.h,
+      if (sqlite3_open_v2(sqlite_file_uri(path, "immutable=1").c_str(), &s.db.h,
                           SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
                           nullptr) != SQLITE_OK) {
         return s.error("cannot open the task file");
