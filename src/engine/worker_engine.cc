@@ -39,15 +39,6 @@ RenderInput render_input(const RecipientRow& row, int64_t now) {
 
 }  // namespace
 
-void split_peer(std::string_view peer, std::string* ip, uint16_t* port) {
-  size_t colon = peer.rfind(':');
-  if (colon == std::string_view::npos) return;
-  std::string_view host = peer.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  ip->assign(host);
-  *port = static_cast<uint16_t>(std::atoi(std::string(peer.substr(colon + 1)).c_str()));
-}
-
 WorkerEngine::WorkerEngine(Deps d)
     : index_(d.index),
       workers_(d.workers),
@@ -396,7 +387,8 @@ void WorkerEngine::record(Job* j, RcptStatus s, int code, std::string_view text,
     r.email = j->row.email;
     if (t != nullptr) {
       if (t->conn != nullptr) {
-        split_peer(t->conn->peer, &r.peer_ip, &r.peer_port);
+        r.peer_ip = t->conn->ip;
+        r.peer_port = t->conn->port;
         r.tls_version = t->conn->tls_version;
         r.conn_id = t->conn->id;
       }

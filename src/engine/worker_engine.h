@@ -174,7 +174,4 @@ class WorkerEngine final : public DestinationOwner {
   bool stopping_ = false;
 };
 
-// "IP:PORT" or "[IPv6]:PORT" (ConnInfo::peer) as fields.
-void split_peer(std::string_view peer, std::string* ip, uint16_t* port);
-
 }  // namespace sb

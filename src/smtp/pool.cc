@@ -50,6 +50,10 @@ class ConnectionPool::Conn : public ConnListener {
     static std::atomic<uint64_t> next_id{1};
     info_.id = next_id.fetch_add(1, std::memory_order_relaxed);
     info_.peer = format_peer(addr);
+    info_.ip = ip_;
+    info_.port =
+        ntohs(addr->sa_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(addr)->sin6_port
+                                          : reinterpret_cast<const sockaddr_in*>(addr)->sin_port);
     if (scfg_.tls == TlsMode::kOpportunistic && pool.cfg_.plaintext_hosts != nullptr &&
         pool.cfg_.plaintext_hosts->contains(ip_)) {
       scfg_.tls = TlsMode::kNone;  // its handshake failed earlier in this run

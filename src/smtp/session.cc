@@ -23,12 +23,7 @@ bool looks_like_tls_record(std::string_view in) {
   return !in.empty() && (in[0] == '\x15' || in[0] == '\x16') && (in.size() < 2 || in[1] == '\x03');
 }
 
-bool port_is(const ConnInfo* info, std::string_view port) {
-  if (info == nullptr) return false;
-  std::string_view p = info->peer;
-  return p.size() > port.size() && p.substr(p.size() - port.size()) == port &&
-         p[p.size() - port.size() - 1] == ':';
-}
+bool port_is(const ConnInfo* info, uint16_t port) { return info != nullptr && info->port == port; }
 
 }  // namespace
 
@@ -181,7 +176,7 @@ void Session::on_timer(uint64_t now_ms) {
       (e.kind == Kind::kGreeting ? "greeting" : std::string("reply to ") + kind_name(e.kind));
   // A server that speaks TLS at once waits silently for our ClientHello.
   end_.implicit_tls_port =
-      e.kind == Kind::kGreeting && cfg_.tls != TlsMode::kImplicit && port_is(conn_info_, "465");
+      e.kind == Kind::kGreeting && cfg_.tls != TlsMode::kImplicit && port_is(conn_info_, 465);
   // A reply that never comes may be one the server dropped, which would make the replies
   // held so far answers to other commands: they do not count (desync).
   close_with(EndCause::kTimeout, std::move(why), 0, FatalCause::kNone,
@@ -203,7 +198,7 @@ void Session::on_closed(std::string_view why, uint64_t now_ms) {
                                                : "connection lost before the final reply";
   if (!why.empty()) msg += std::string(" (") + std::string(why) + ")";
   end_.implicit_tls_port =
-      phase_ == Phase::kGreeting && cfg_.tls != TlsMode::kImplicit && port_is(conn_info_, "465");
+      phase_ == Phase::kGreeting && cfg_.tls != TlsMode::kImplicit && port_is(conn_info_, 465);
   // Replies still expected will never come: if the server dropped one earlier, the replies
   // held were other commands' (as with a timeout). With nothing outstanding they stand.
   close_with(EndCause::kConnectionLost, std::move(msg), 0, FatalCause::kNone,

@@ -95,8 +95,10 @@ struct TxnRcpt {
 // The connection a transaction went over, for the accounting log. The connection owns it
 // and outlives every transaction it carries (until SessionHost::txn_done).
 struct ConnInfo {
-  uint64_t id = 0;          // unique in the process, from 1
-  std::string peer;         // "IP:PORT" ("[IPv6]:PORT")
+  uint64_t id = 0;   // unique in the process, from 1
+  std::string peer;  // "IP:PORT" ("[IPv6]:PORT"), for messages
+  std::string ip;    // the same as fields, for records (the accounting log)
+  uint16_t port = 0;
   std::string tls_version;  // "TLSv1.3" once a handshake completed, else ""
 };
 

@@ -643,6 +643,7 @@ TEST(SessionProtocol, TlsRecordInsteadOfAGreeting) {
 TEST(SessionProtocol, NoGreetingOnPort465SuggestsImplicitTls) {
   ConnInfo info;
   info.peer = "127.0.0.1:465";
+  info.port = 465;
   Harness h;
   h.session.set_conn_info(&info);
   h.session.on_connected(h.now);
@@ -653,6 +654,7 @@ TEST(SessionProtocol, NoGreetingOnPort465SuggestsImplicitTls) {
 
   ConnInfo other;
   other.peer = "127.0.0.1:2465";
+  other.port = 2465;
   Harness k;
   k.session.set_conn_info(&other);
   k.session.on_connected(k.now);
