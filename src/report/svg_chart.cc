@@ -225,18 +225,32 @@ std::string axis_time_label(int64_t t_s, int64_t span_s) {
   return buf;
 }
 
-std::string line_chart(std::string_view id, std::string_view title, const TimeAxis& axis,
-                       const std::vector<Series>& series, std::string_view y_label) {
-  std::string out;
+namespace {
+
+// The start both time charts share: the frame, then either the axes with their ticks (true)
+// or "no data" and the closed SVG (false: nothing more to draw).
+bool open_time_chart(std::string& out, std::string_view id, std::string_view title,
+                     const TimeAxis& axis, const std::vector<Series>& series, bool stacked,
+                     std::string_view y_label, std::vector<double>& ticks) {
   open_svg(out, id, title, kHeight);
-  const double max = series_max(series, false, axis.count);
+  const double max = series_max(series, stacked, axis.count);
   if (axis.count == 0 || max <= 0) {
     no_data(out, kHeight);
     out += "</svg>";
-    return out;
+    return false;
   }
-  std::vector<double> ticks = nice_ticks(max);
+  ticks = nice_ticks(max);
   time_axes(out, axis, ticks, y_label);
+  return true;
+}
+
+}  // namespace
+
+std::string line_chart(std::string_view id, std::string_view title, const TimeAxis& axis,
+                       const std::vector<Series>& series, std::string_view y_label) {
+  std::string out;
+  std::vector<double> ticks;
+  if (!open_time_chart(out, id, title, axis, series, false, y_label, ticks)) return out;
   const double top = ticks.back();
   const double slot = static_cast<double>(kPlotW) / static_cast<double>(axis.count);
   for (const Series& s : series) {
@@ -271,15 +285,8 @@ std::string line_chart(std::string_view id, std::string_view title, const TimeAx
 std::string stacked_bar_chart(std::string_view id, std::string_view title, const TimeAxis& axis,
                               const std::vector<Series>& series, std::string_view y_label) {
   std::string out;
-  open_svg(out, id, title, kHeight);
-  const double max = series_max(series, true, axis.count);
-  if (axis.count == 0 || max <= 0) {
-    no_data(out, kHeight);
-    out += "</svg>";
-    return out;
-  }
-  std::vector<double> ticks = nice_ticks(max);
-  time_axes(out, axis, ticks, y_label);
+  std::vector<double> ticks;
+  if (!open_time_chart(out, id, title, axis, series, true, y_label, ticks)) return out;
   const double top = ticks.back();
   const double slot = static_cast<double>(kPlotW) / static_cast<double>(axis.count);
   const double w = std::max(slot * 0.8, 0.5);
