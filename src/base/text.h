@@ -14,6 +14,11 @@ inline char lower_ascii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char
 std::string lower_ascii(std::string_view s);
 void lower_ascii_in_place(std::string& s);
 
+// RFC 5322 WSP: a space or a horizontal tab.
+inline bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+// `s` without the leading and trailing bytes that are in `chars` (by default WSP).
+std::string_view trim_space(std::string_view s, std::string_view chars = " \t");
+
 // True when every byte is below 0x80.
 bool is_ascii(std::string_view s);
 
@@ -21,6 +26,8 @@ bool is_ascii(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
 // `needle` occurs in `hay`, ignoring ASCII letter case (an empty needle always does).
 bool icontains(std::string_view hay, std::string_view needle);
+// `s` ends with `suffix`, ignoring ASCII letter case (file extensions, domain suffixes).
+bool iends_with(std::string_view s, std::string_view suffix);
 
 // The part after the last '@', ASCII lower-cased; "" when there is no '@'. This is what
 // routing, worker ownership and per-domain counts key on. No IDNA: callers that need the

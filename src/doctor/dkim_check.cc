@@ -13,13 +13,6 @@ namespace sb::doctor {
 
 namespace {
 
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
 std::string strip_ws(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -69,9 +62,9 @@ std::map<std::string, std::string> parse_tags(const std::string& record) {
     std::string part = record.substr(i, semi - i);
     size_t eq = part.find('=');
     if (eq != std::string::npos) {
-      std::string name = trim(part.substr(0, eq));
+      std::string name = std::string(trim_space(part.substr(0, eq), " \t\r\n"));
       lower_ascii_in_place(name);
-      tags.emplace(name, trim(part.substr(eq + 1)));
+      tags.emplace(name, std::string(trim_space(part.substr(eq + 1), " \t\r\n")));
     }
     i = semi + 1;
   }

@@ -18,13 +18,6 @@ struct Field {
   std::string value;  // unfolded, trimmed
 };
 
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
-}
-
 // The header block's fields (any line end); continuation lines are joined with their field.
 std::vector<Field> header_fields(const std::string& msg) {
   std::vector<Field> out;
@@ -37,12 +30,13 @@ std::vector<Field> header_fields(const std::string& msg) {
     i = eol + 1;
     if (line.empty()) break;
     if ((line[0] == ' ' || line[0] == '\t') && !out.empty()) {
-      out.back().value += " " + trim(line);
+      out.back().value += " " + std::string(trim_space(line));
       continue;
     }
     size_t colon = line.find(':');
     if (colon == std::string::npos) continue;
-    out.push_back({lower_ascii(trim(line.substr(0, colon))), trim(line.substr(colon + 1))});
+    out.push_back({lower_ascii(std::string(trim_space(line.substr(0, colon)))),
+                   std::string(trim_space(line.substr(colon + 1)))});
   }
   return out;
 }
@@ -104,12 +98,12 @@ std::vector<std::string> from_addresses(const std::string& value) {
   while (i <= plain.size()) {
     size_t comma = plain.find(',', i);
     if (comma == std::string::npos) comma = plain.size();
-    std::string part = trim(plain.substr(i, comma - i));
+    std::string part = std::string(trim_space(plain.substr(i, comma - i)));
     i = comma + 1;
     if (part.empty()) continue;
     size_t lt = part.find('<'), gt = part.rfind('>');
     if (lt != std::string::npos && gt != std::string::npos && gt > lt) {
-      part = trim(part.substr(lt + 1, gt - lt - 1));
+      part = std::string(trim_space(part.substr(lt + 1, gt - lt - 1)));
     }
     out.push_back(part);
   }

@@ -1,6 +1,8 @@
 // RFC 5322 addresses for merged headers: parse a mailbox list, check an addr-spec, write a phrase.
 #include "message/address.h"
 
+#include "base/text.h"
+
 #include <idn2.h>
 
 #include <array>
@@ -8,8 +10,6 @@
 
 namespace sb {
 namespace {
-
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
 // RFC 5322 §3.2.3 atext, as a table: check_addr_spec runs for every merged address.
 constexpr std::array<bool, 256> kAtext = [] {
@@ -27,12 +27,6 @@ std::string describe(char c) {
   if (uint8_t(c) >= 0x20 && uint8_t(c) < 0x7f) return std::string("'") + c + "'";
   static constexpr char kHex[] = "0123456789ABCDEF";
   return std::string("byte 0x") + kHex[uint8_t(c) >> 4] + kHex[uint8_t(c) & 15];
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_wsp(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_wsp(s.back())) s.remove_suffix(1);
-  return s;
 }
 
 // Reads a quoted-string starting at v[i] == '"'; appends its content (pairs resolved) to
@@ -69,7 +63,7 @@ bool read_comment(std::string_view v, size_t& i, std::string& content) {
     }
     if (c == '(') ++depth;
     if (c == ')' && --depth == 0) {
-      content.append(trim(v.substr(start + 1, i - start - 1)));
+      content.append(trim_space(v.substr(start + 1, i - start - 1)));
       ++i;
       return true;
     }
@@ -105,7 +99,7 @@ std::string parse_mailbox_list(std::string_view v, std::vector<ParsedMailbox>& o
       any = true;
       return true;
     };
-    for (; i < v.size() && v[i] != ','; ) {
+    for (; i < v.size() && v[i] != ',';) {
       char c = v[i];
       if (is_wsp(c)) {
         space = true;
@@ -133,7 +127,7 @@ std::string parse_mailbox_list(std::string_view v, std::vector<ParsedMailbox>& o
           }
         }
         if (close >= v.size()) return "\"<\" is not closed by \">\"";
-        m.addr = std::string(trim(v.substr(i + 1, close - i - 1)));
+        m.addr = std::string(trim_space(v.substr(i + 1, close - i - 1)));
         m.angle = true;
         after_angle = true;
         any = true;

@@ -22,8 +22,6 @@ namespace {
 
 constexpr size_t kFoldWidth = 78;
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-
 // OpenSSL hands out digests, signatures and keys as unsigned bytes.
 std::string_view bytes(const unsigned char* p, size_t n) {
   return {reinterpret_cast<const char*>(p), n};

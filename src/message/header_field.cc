@@ -4,23 +4,17 @@
 #include <algorithm>
 #include <array>
 
+#include "base/text.h"
 #include "message/address.h"
 #include "message/encode.h"
 
 namespace sb {
 namespace {
 
-constexpr std::string_view kCrlf = "\r\n";
-// RFC 5322 §2.1.1 (998, 78) and RFC 2047 §2 (76 for lines with encoded-words).
-constexpr size_t kMaxLineOctets = 998;
-constexpr size_t kFoldOctets = 78;
-constexpr size_t kEncodedWordLineOctets = 76;
 // A placeholder inside an address value while it is parsed: kMark and a slot character.
 constexpr char kMark = '\x01';
 constexpr std::string_view kSlots =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
 // A token of unstructured text that must be an encoded-word: not ASCII, a control character,
 // or "=?" (a decoder would take it for the start of one).
@@ -96,9 +90,8 @@ class FieldWriter {
   }
 
   Error error(std::string_view field, std::string_view what) const __attribute__((noinline, cold)) {
-    return make_error(ErrDomain::kInput, "merge field '" + std::string(field) +
-                                             "' for header '" + f_.name + "' " +
-                                             std::string(what));
+    return make_error(ErrDomain::kInput, "merge field '" + std::string(field) + "' for header '" +
+                                             f_.name + "' " + std::string(what));
   }
 
   Status fold(std::string_view line, bool encoded, std::string& out) const {
@@ -111,10 +104,10 @@ class FieldWriter {
     size_t longest = fold_header(line, 0, encoded ? kEncodedWordLineOctets : kFoldOctets, out);
     if (longest > kMaxLineOctets) {
       out.resize(start);
-      return make_error(ErrDomain::kInput,
-                        "merge field '" + std::string(longest_field_) + "' makes header '" +
-                            f_.name + "' line " + std::to_string(longest) +
-                            " octets long (RFC 5322 limit 998)");
+      return make_error(ErrDomain::kInput, "merge field '" + std::string(longest_field_) +
+                                               "' makes header '" + f_.name + "' line " +
+                                               std::to_string(longest) +
+                                               " octets long (RFC 5322 limit 998)");
     }
     out.append(kCrlf);
     return {};
@@ -137,7 +130,7 @@ class FieldWriter {
 // Appends the result to `out` and returns the longest line in it, CRLF not counted.
 size_t fold_header(std::string_view in, size_t col0, size_t limit, std::string& out) {
   size_t longest = 0;
-  size_t a = 0;     // start of the current input line
+  size_t a = 0;  // start of the current input line
   size_t off = col0;
   while (true) {
     size_t b = in.find(kCrlf, a);
@@ -178,12 +171,11 @@ size_t fold_header(std::string_view in, size_t col0, size_t limit, std::string& 
   return longest;
 }
 
-
 bool is_address_header(std::string_view lname) {
   static constexpr std::array<std::string_view, 12> kAddress = {
-      "from",       "sender",      "reply-to",      "to",        "cc",        "bcc",
-      "resent-from", "resent-sender", "resent-to", "resent-cc", "resent-bcc",
-      "disposition-notification-to"};
+      "from",      "sender",    "reply-to",    "to",
+      "cc",        "bcc",       "resent-from", "resent-sender",
+      "resent-to", "resent-cc", "resent-bcc",  "disposition-notification-to"};
   return std::find(kAddress.begin(), kAddress.end(), lname) != kAddress.end();
 }
 
@@ -250,8 +242,7 @@ Result<HeaderField> compile_header_field(std::string_view name, bool address,
       AddrInfo info;
       std::string a = m.addr.empty() ? std::string() : m.addr[0].text;
       if (std::string r = check_addr_spec(a, info); !r.empty()) {
-        return make_error(ErrDomain::kInput,
-                          "header '" + f.name + "': address '" + a + "' " + r);
+        return make_error(ErrDomain::kInput, "header '" + f.name + "': address '" + a + "' " + r);
       }
     }
     f.mailboxes.push_back(std::move(m));

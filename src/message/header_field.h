@@ -1,6 +1,7 @@
 // Header fields built per recipient: unstructured text and address lists, encoded and folded.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -9,6 +10,14 @@
 #include "base/result.h"
 
 namespace sb {
+
+// RFC 5322 §2.1.1: a line is at most 998 octets, not counting CRLF; lines SHOULD be at most 78
+// octets, and merged header lines are folded to that where white space allows. RFC 2047 §2
+// caps lines that hold encoded-words at 76.
+constexpr size_t kMaxLineOctets = 998;
+constexpr size_t kFoldOctets = 78;
+constexpr size_t kEncodedWordLineOctets = 76;
+constexpr std::string_view kCrlf = "\r\n";
 
 // A stretch of a header field's value in the template: literal text, a merge value, or the
 // recipient's address.

@@ -30,9 +30,7 @@ using tmpl::header_name_length;
 using tmpl::input_error;
 using tmpl::is_continuation;
 using tmpl::is_raw_header;
-using tmpl::kCrlf;
 using tmpl::kDefaultIdDomain;
-using tmpl::kMaxLineOctets;
 using tmpl::Line;
 using tmpl::map_body;
 using tmpl::MimePart;
@@ -42,7 +40,6 @@ using tmpl::rfc2231_params;
 using tmpl::Role;
 using tmpl::split_lines;
 using tmpl::split_placeholders;
-using tmpl::trim;
 
 namespace {
 
@@ -52,10 +49,10 @@ std::string sha256_hex(std::string_view data) {
   if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
   std::string hex;
   hex.reserve(len * 2);
-  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr char kHexLower[] = "0123456789abcdef";
   for (unsigned i = 0; i < len; ++i) {
-    hex.push_back(kHex[md[i] >> 4]);
-    hex.push_back(kHex[md[i] & 15]);
+    hex.push_back(kHexLower[md[i] >> 4]);
+    hex.push_back(kHexLower[md[i] & 15]);
   }
   return hex;
 }
@@ -477,7 +474,7 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
       for (size_t open; (open = url.find("{{")) != std::string_view::npos;) {
         size_t close = url.find("}}", open + 2);  // checked above
         b.text(url.substr(0, open));
-        std::string_view name = trim(url.substr(open + 2, close - open - 2));
+        std::string_view name = trim_space(url.substr(open + 2, close - open - 2));
         if (name == "token") {
           b.op(OpKind::kToken, Ctx::kHeaderRaw, 0, hidx);
         } else {

@@ -18,15 +18,9 @@ class DkimSigner;
 // The template's private vocabulary (message/template_*.cc only).
 namespace tmpl {
 
-// RFC 5322 §2.1.1: a line is at most 998 octets, not counting CRLF.
-constexpr size_t kMaxLineOctets = 998;
-// RFC 5322 §2.1.1: lines SHOULD be at most 78 octets; merged header lines are folded to that
-// where white space allows. RFC 2047 §2 caps lines that hold encoded-words at 76.
-constexpr size_t kFoldOctets = 78;
-constexpr size_t kEncodedWordLineOctets = 76;
-// RFC 2045 §6.7: quoted-printable lines are at most 76 octets.
+// Line limits and kCrlf: message/header_field.h. RFC 2045 §6.7: quoted-printable lines are at most
+// 76 octets.
 constexpr size_t kQpLineOctets = 76;
-constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kDefaultIdDomain = "smtpblast.invalid";
 // Length of "Thu, 01 Jan 1970 00:00:00 +0000".
 constexpr size_t kDateOctets = 31;

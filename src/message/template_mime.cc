@@ -40,7 +40,7 @@ std::string boundary_of(std::string_view ctype) {
 std::string field_value(const std::vector<Line>& lines, size_t begin, size_t end) {
   std::string v(lines[begin].text.substr(lines[begin].text.find(':') + 1));
   for (size_t j = begin + 1; j < end; ++j) v.append(lines[j].text);
-  return std::string(trim(v));
+  return std::string(trim_space(v));
 }
 
 Status map_body(const std::vector<Line>& lines, size_t begin, MimePart top,
@@ -68,7 +68,7 @@ Status map_body(const std::vector<Line>& lines, size_t begin, MimePart top,
       for (int k = int(stack.size()) - 1; k >= 0 && level < 0; --k) {
         const std::string& b = stack[size_t(k)].first;
         if (!text.substr(2).starts_with(b)) continue;
-        std::string_view after = trim(text.substr(2 + b.size()));
+        std::string_view after = trim_space(text.substr(2 + b.size()));
         if (after.empty() || after == "--") {
           level = k;
           close = !after.empty();

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <utility>
 
+#include "base/text.h"
 #include "message/dkim.h"
 #include "message/encode.h"
 #include "message/header_field.h"
@@ -25,12 +26,7 @@ namespace sb {
 using tmpl::Ctx;
 using tmpl::Filter;
 using tmpl::has_line_break_or_nul;
-using tmpl::is_wsp;
-using tmpl::kCrlf;
 using tmpl::kDateOctets;
-using tmpl::kEncodedWordLineOctets;
-using tmpl::kFoldOctets;
-using tmpl::kMaxLineOctets;
 using tmpl::kQpLineOctets;
 using tmpl::OpKind;
 
@@ -220,7 +216,7 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
     if (!hl.open) open_header_line(header);
     size_t start = st.size();
     if (ctx == Ctx::kHeaderUrl) {
-      static constexpr char kHex[] = "0123456789ABCDEF";
+      static constexpr char kHexUpper[] = "0123456789ABCDEF";
       for (char ch : v) {
         auto c = uint8_t(ch);
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -228,8 +224,8 @@ Status CompiledTemplate::Impl::render(GetValue&& get, const RenderInput& in, boo
           st.push_back(ch);
         } else {
           st.push_back('%');
-          st.push_back(kHex[c >> 4]);
-          st.push_back(kHex[c & 15]);
+          st.push_back(kHexUpper[c >> 4]);
+          st.push_back(kHexUpper[c & 15]);
         }
       }
       col += st.size() - start;

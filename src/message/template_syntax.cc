@@ -3,6 +3,7 @@
 
 #include <array>
 
+#include "base/text.h"
 #include "message/encode.h"
 
 namespace sb::tmpl {
@@ -18,12 +19,6 @@ bool valid_placeholder_name(std::string_view name) {
 }
 
 }  // namespace
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 std::vector<Line> split_lines(std::string_view raw) {
   std::vector<Line> lines;
@@ -88,7 +83,7 @@ std::string addr_spec(std::string_view v) {
   size_t lt = v.rfind('<');
   if (lt != std::string_view::npos) {
     size_t gt = v.find('>', lt);
-    if (gt != std::string_view::npos) return std::string(trim(v.substr(lt + 1, gt - lt - 1)));
+    if (gt != std::string_view::npos) return std::string(trim_space(v.substr(lt + 1, gt - lt - 1)));
   }
   size_t pos = 0;
   while (pos < v.size()) {
@@ -99,7 +94,7 @@ std::string addr_spec(std::string_view v) {
     if (tok.find('@') != std::string_view::npos) return std::string(tok);
     pos = end;
   }
-  return std::string(trim(v));
+  return std::string(trim_space(v));
 }
 
 Error input_error(int line, std::string msg) {
@@ -121,11 +116,11 @@ Status split_placeholders(const Line& ln, std::vector<Piece>& out) {
                                            : "unterminated \"{{\" placeholder (missing \"}}\")");
     }
     std::string_view whole = t.substr(open, close + closer.size() - open);
-    std::string_view name = trim(t.substr(inner, close - inner));
+    std::string_view name = trim_space(t.substr(inner, close - inner));
     Filter filter = Filter::kNone;
     if (size_t bar = name.find('|'); bar != std::string_view::npos && !triple) {
-      std::string_view f = trim(name.substr(bar + 1));
-      name = trim(name.substr(0, bar));
+      std::string_view f = trim_space(name.substr(bar + 1));
+      name = trim_space(name.substr(0, bar));
       if (f != "url") {
         return input_error(ln.number, "unknown filter \"" + std::string(f) + "\" in \"" +
                                           std::string(whole) + "\": the one filter is |url");

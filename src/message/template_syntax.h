@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/text.h"
 #include "message/template_impl.h"
 
 namespace sb::tmpl {
@@ -26,15 +27,11 @@ struct Line {
   int number;             // 1-based, for error messages
 };
 
-std::string_view trim(std::string_view s);
-
 inline bool has_line_break_or_nul(std::string_view v) {
   // (A plain loop: find_first_of calls memchr once per octet of the value.)
   return std::any_of(v.begin(), v.end(),
                      [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
-
-inline bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
 // Splits raw bytes on CRLF, bare LF and bare CR. A final line without a line end is kept
 // (and marked) so a body lacking its last newline still renders ending in CRLF.

@@ -18,10 +18,6 @@ Error input_error(const std::string& path, const std::string& what) {
   return make_error(ErrDomain::kInput, "accounting file " + path + ": " + what);
 }
 
-bool ends_with_ci(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
-}
-
 int digits(std::string_view s, size_t at, size_t n) {
   int v = 0;
   for (size_t i = at; i < at + n; ++i) {
@@ -155,8 +151,8 @@ std::vector<std::string> split_csv_line(std::string_view line) {
 }
 
 Result<std::unique_ptr<AccountingReader>> AccountingReader::open(const std::string& path) {
-  bool jsonl = ends_with_ci(path, ".jsonl");
-  if (!jsonl && !ends_with_ci(path, ".csv")) {
+  bool jsonl = iends_with(path, ".jsonl");
+  if (!jsonl && !iends_with(path, ".csv")) {
     return input_error(path, "the format comes from the extension: .csv or .jsonl");
   }
   std::FILE* f = std::fopen(path.c_str(), "re");

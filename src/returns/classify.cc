@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "base/text.h"
 #include "returns/fields.h"
 
 namespace sb {
@@ -29,22 +30,12 @@ struct Classifier::Matcher {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 std::string_view next_word(std::string_view& s) {
-  s = trim(s);
+  s = trim_space(s, " \t\r");
   size_t end = 0;
   while (end < s.size() && s[end] != ' ' && s[end] != '\t') ++end;
   std::string_view w = s.substr(0, end);
-  s = trim(s.substr(end));
+  s = trim_space(s.substr(end), " \t\r");
   return w;
 }
 
@@ -113,7 +104,7 @@ Result<Classifier> Classifier::create(std::string_view user_rules, std::string_v
           text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
       pos = nl == std::string_view::npos ? text.size() : nl + 1;
       ++line_no;
-      line = trim(line);
+      line = trim_space(line, " \t\r");
       if (line.empty() || line.front() == '#') continue;
       auto bad = [&](std::string why) {
         return make_error(ErrDomain::kConfig,
@@ -224,10 +215,8 @@ Classification Classifier::classify(const ReturnReport& r, size_t i) const {
       out.cls = BounceClass::kAutoReply;
       out.category = r.format;
       return out;
-    case ReturnKind::kUnknown:
-      return out;
-    case ReturnKind::kDsn:
-      break;
+    case ReturnKind::kUnknown: return out;
+    case ReturnKind::kDsn: break;
   }
   if (i >= r.recipients.size()) return out;
   return classify(r.recipients[i]);

@@ -8,14 +8,6 @@
 namespace sb {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Length of "c.sss.ddd" at s[i] (1-3 digits each after the class), or 0.
@@ -62,7 +54,7 @@ std::vector<FieldGroup> split_field_groups(std::string_view text, size_t max_gro
         text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (trim(line).empty()) {
+    if (trim_space(line, " \t\r").empty()) {
       flush();
       continue;
     }
@@ -70,7 +62,7 @@ std::vector<FieldGroup> split_field_groups(std::string_view text, size_t max_gro
       if (last_was_field) {
         std::string& v = cur.back().second;
         v += ' ';
-        v += trim(line);
+        v += trim_space(line, " \t\r");
       }
       continue;
     }
@@ -79,12 +71,12 @@ std::vector<FieldGroup> split_field_groups(std::string_view text, size_t max_gro
       last_was_field = false;
       continue;
     }
-    std::string_view name = trim(line.substr(0, colon));
+    std::string_view name = trim_space(line.substr(0, colon), " \t\r");
     if (name.find(' ') != std::string_view::npos) {
       last_was_field = false;
       continue;
     }
-    cur.emplace_back(lower_ascii(name), std::string(trim(line.substr(colon + 1))));
+    cur.emplace_back(lower_ascii(name), std::string(trim_space(line.substr(colon + 1), " \t\r")));
     last_was_field = true;
   }
   flush();
@@ -99,16 +91,16 @@ std::string_view field(const FieldGroup& g, std::string_view lname) {
 }
 
 std::string_view strip_angles(std::string_view v) {
-  v = trim(v);
+  v = trim_space(v, " \t\r");
   if (v.size() >= 2 && v.front() == '<') {
     size_t close = v.find('>');
     if (close != std::string_view::npos) v = v.substr(1, close - 1);
   }
-  return trim(v);
+  return trim_space(v, " \t\r");
 }
 
 std::string_view strip_type(std::string_view v) {
-  v = trim(v);
+  v = trim_space(v, " \t\r");
   size_t semi = v.find(';');
   if (semi != std::string_view::npos && semi < 16) {
     std::string_view type = v.substr(0, semi);
@@ -122,7 +114,7 @@ std::string_view strip_type(std::string_view v) {
 }
 
 std::string_view leading_status(std::string_view v) {
-  v = trim(v);
+  v = trim_space(v, " \t\r");
   size_t n = status_len(v, 0);
   return v.substr(0, n);
 }

@@ -1,5 +1,6 @@
 // The accounting log: record formatting (CSV, JSONL), sanitising, buffered appends.
 #include "store/accounting.h"
+#include "base/text.h"
 #include "base/utf8.h"
 
 #include <fcntl.h>
@@ -109,17 +110,6 @@ Sanitised sanitise_record(const AccountingRecord& r) {
   return s;
 }
 
-bool ends_with_ci(std::string_view s, std::string_view suffix) {
-  if (s.size() < suffix.size()) return false;
-  s = s.substr(s.size() - suffix.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-    if (c != suffix[i]) return false;
-  }
-  return true;
-}
-
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 }  // namespace
@@ -227,9 +217,9 @@ void format_accounting_jsonl(const AccountingRecord& r, std::string& out) {
 
 Result<std::unique_ptr<AccountingLog>> AccountingLog::open(const std::string& path) {
   Format f;
-  if (ends_with_ci(path, ".csv")) {
+  if (iends_with(path, ".csv")) {
     f = Format::kCsv;
-  } else if (ends_with_ci(path, ".jsonl")) {
+  } else if (iends_with(path, ".jsonl")) {
     f = Format::kJsonl;
   } else {
     return make_error(ErrDomain::kConfig, "--accounting " + path +

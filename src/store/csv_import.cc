@@ -9,6 +9,7 @@
 
 #include "base/display_text.h"
 
+#include "base/text.h"
 #include "store/address.h"
 #include "store/address_set.h"
 #include "store/csv_reader.h"
@@ -26,14 +27,6 @@ constexpr int kNoField = -1;        // header column that is not a merge field
 // A bigger cache while importing keeps the index builds at the end in memory.
 constexpr const char* kImportCacheSizePragma = "PRAGMA cache_size=-32768";
 constexpr const char* kNormalCacheSizePragma = "PRAGMA cache_size=-65536";
-
-std::string ascii_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 Error input_error(std::string msg) { return make_error(ErrDomain::kInput, std::move(msg)); }
 
@@ -64,7 +57,7 @@ Result<Header> parse_header(const std::vector<std::string>& f, size_t n, std::st
       problem("column " + std::to_string(i + 1) + " has no name; its values are ignored");
       continue;
     }
-    auto [it, fresh] = cols.try_emplace(ascii_lower(nm), i + 1);
+    auto [it, fresh] = cols.try_emplace(lower_ascii(nm), i + 1);
     if (!fresh) {
       return input_error(std::string(file) + ": column '" + printable(nm, kShownValue) +
                          "' appears twice in the header (columns " + std::to_string(it->second) +
@@ -216,13 +209,13 @@ bool Importer::header(const std::vector<std::string>& f, size_t n, uint64_t line
 bool Importer::map_onto_task_fields(const Header& h) {
   std::unordered_map<std::string, int> pos;
   for (size_t i = 0; i < s_.field_names.size(); ++i) {
-    pos.emplace(ascii_lower(s_.field_names[i]), static_cast<int>(i));
+    pos.emplace(lower_ascii(s_.field_names[i]), static_cast<int>(i));
   }
   std::vector<bool> covered(s_.field_names.size(), false);
   std::vector<std::string> extra;
   for (size_t i = 0; i < h.names.size(); ++i) {
     if (i == h.email_col || h.names[i].empty()) continue;
-    auto it = pos.find(ascii_lower(h.names[i]));
+    auto it = pos.find(lower_ascii(h.names[i]));
     if (it == pos.end()) {
       extra.push_back(h.names[i]);
       continue;

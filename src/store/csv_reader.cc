@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/text.h"
 #include "base/utf8.h"
 
 namespace sb {
@@ -16,16 +17,8 @@ constexpr int kRowNotBegun = 0;
 constexpr int kFieldBegun = 2;
 constexpr size_t kConvertChunk = 1 << 16;
 
-std::string ascii_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 bool is_utf8_name(std::string_view enc) {
-  std::string e = ascii_lower(enc);
+  std::string e = lower_ascii(enc);
   return e.empty() || e == "utf-8" || e == "utf8";
 }
 

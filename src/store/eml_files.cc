@@ -52,10 +52,6 @@ bool is_unsafe_cp(uint32_t cp) {
          (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF;
 }
 
-bool ends_with_ci(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
-}
-
 // CON, PRN, AUX, NUL, COM1-9, LPT1-9: reserved on Windows whatever the extension.
 bool windows_device_stem(std::string_view base) {
   std::string_view stem = base.substr(0, base.find('.'));
@@ -101,7 +97,7 @@ Error sys_error(const std::string& dir, int err) {
 // "a.eml" -> "a-2.eml"; a name without ".eml" gets the suffix at its end.
 std::string with_suffix(std::string_view name, int k) {
   std::string sfx = "-" + std::to_string(k);
-  if (ends_with_ci(name, kExt)) {
+  if (iends_with(name, kExt)) {
     size_t cut = name.size() - kExt.size();
     return std::string(name.substr(0, cut)) + sfx + std::string(name.substr(cut));
   }
@@ -223,7 +219,7 @@ std::string safe_file_name(std::string_view in) {
     base.append(out);
     i += n;
   }
-  if (ends_with_ci(base, kExt)) base.resize(base.size() - kExt.size());
+  if (iends_with(base, kExt)) base.resize(base.size() - kExt.size());
   strip_ends(base);
   if (windows_device_stem(base)) base.insert(0, "_");
   constexpr size_t kMaxBase = kMaxName - kExt.size();
