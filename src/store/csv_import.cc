@@ -339,13 +339,13 @@ bool Importer::has_address_index() {
 // From here on the address index deduplicates: built now (one sort of the rows so far, which
 // seen_ has kept unique) unless the task has it, and seen_ is freed.
 bool Importer::dedup_by_index() {
+  seen_ = AddressSet();  // first: its memory and the index's sort would add up
   if (auto st = s_.exec(kAddressIndexSql, "indexing recipients"); !st) return fail(st.error());
   if (find_.prepare(s_.db.h,
                     "SELECT id FROM recipients WHERE lower(email) = ?1 AND rejected = 0") !=
       SQLITE_OK) {
     return fail(s_.error("preparing the import"));
   }
-  seen_ = AddressSet();
   index_mode_ = true;
   return true;
 }
