@@ -173,6 +173,8 @@ def one_run(sender, sink_kind, args, files, workdir, binary, count, run_id):
                    str(args.connections), str(count), files["rendered"]]
             if sender == "floor-nowait":
                 cmd.append("--no-wait")
+            elif sender == "floor-bdat":
+                cmd.append("--bdat")
         else:
             cmd = smtp_source_cmd(files, sink.hostport, count, args.connections)
         res["cmd"] = cmd
@@ -282,11 +284,18 @@ def mode_relay(args, binary, verbs, workdir):
             log(f"| {kind} | {sender} | {m[0]:,.0f} | {m[1]:.4f} |")
     log("")
     for kind in sinks:
-        for mine in ("smtpblast", "smtpblast-send", "floor", "floor-nowait"):
+        for mine in ("smtpblast", "smtpblast-send", "floor", "floor-nowait", "floor-bdat"):
             a, b = med.get((kind, mine)), med.get((kind, "smtp-source"))
             if a and b:
                 log(f"Ratios into {kind}: {mine} / smtp-source msgs/s = {a[0] / b[0]:.2f}; "
                     f"CPU per 1000 msgs = {a[1] / b[1]:.3f} (below 1: smtpblast uses less CPU)")
+        # Issue 17's yardstick: CPU per message against the floors into the same sink.
+        for floor in ("floor-nowait", "floor-bdat"):
+            for mine in ("smtpblast", "smtpblast-send"):
+                a, b = med.get((kind, mine)), med.get((kind, floor))
+                if a and b:
+                    log(f"Ratio into {kind}: {mine} / {floor} CPU per 1000 msgs = "
+                        f"{a[1] / b[1]:.2f}")
     failed = sum(1 for x in results if not x["ok"])
     return 1 if failed else 0
 
@@ -385,7 +394,8 @@ def main():
                     help="comma list of smtpblast (import + send), smtpblast-send (send on a "
                          "task imported beforehand), smtp-source, floor (bench/floor_client: "
                          "pre-rendered pipelined transactions, waiting for 354 as RFC 2920 "
-                         "requires), floor-nowait (the same without waiting: not allowed)")
+                         "requires), floor-nowait (the same without waiting: not allowed), "
+                         "floor-bdat (BDAT LAST windows: the compliant floor into CHUNKING)")
     ap.add_argument("--strace", action="store_true",
                     help="syscalls per message under strace -c -f instead")
     ap.add_argument("--strace-count", type=int, default=10000)

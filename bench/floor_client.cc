@@ -2,13 +2,19 @@
 // relay benchmark's "CPU per message" (bench/bench_floor.sh). No task store, no rendering, no
 // TLS: one pre-rendered message, N connections on one epoll loop, replies only counted.
 //
-//   floor_client HOST PORT CONNS COUNT MESSAGE_FILE [--no-wait]
+//   floor_client HOST PORT CONNS COUNT MESSAGE_FILE [--no-wait | --bdat]
 //
 // Default: RFC 2920 pipelining as smtpblast does it into a server without CHUNKING: MAIL, RCPT
 // and DATA in one write; after the 354, the body, "." and the next MAIL/RCPT/DATA in one write
 // (DATA ends a pipelined group, so the body waits for the 354). --no-wait writes 32 whole
 // transactions (commands and bodies) at once without waiting for any reply: faster, but not
-// allowed by RFC 2920 (a real server may refuse the body). Prints one line:
+// allowed by RFC 2920 (a real server may refuse the body). --bdat is the compliant floor into a
+// server with CHUNKING (RFC 3030; EHLO's reply must list it): MAIL, RCPT and "BDAT size LAST"
+// with the body need no reply before the next command (RFC 2920 §3.1 lets only EHLO, DATA,
+// VRFY, EXPN, TURN, QUIT and NOOP end a group; RFC 3030 §4.2 lets BDAT be pipelined), so a
+// window of 32 transactions goes out in one write; the client waits only for EHLO's reply and
+// reads a window's replies before writing the next (neither side can then fill the other's
+// socket buffer, the deadlock RFC 2920 §3.1 warns of). Prints one line:
 //   messages=N wall_s=W user_s=U sys_s=S cpu_per_1000=C
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -33,19 +39,21 @@ namespace {
 
 struct Conn {
   int fd = -1;
-  std::string out;       // not yet written
+  std::string out;  // not yet written
   size_t out_off = 0;
-  std::string partial;   // an incomplete reply line
-  int phase = 0;         // 0 greeting, 1 EHLO, 2 mail
+  std::string partial;     // an incomplete reply line
+  int phase = 0;           // 0 greeting, 1 EHLO, 2 mail
   long finals_wanted = 0;  // final reply lines to wait for before the next write
   long to_send = 0;        // messages this connection still has to start
   long in_body = 0;        // transactions whose body is written (no-wait: batch size)
   bool done = false;
+  bool chunking = false;  // EHLO's reply listed CHUNKING
 };
 
 std::string g_cmds;  // MAIL, RCPT, DATA
 std::string g_body;  // message + ".\r\n"
 bool g_no_wait = false;
+bool g_bdat = false;  // g_cmds ends with "BDAT n LAST", g_body is the bare message
 
 void flush(Conn& c) {
   while (c.out_off < c.out.size()) {
@@ -71,7 +79,11 @@ void advance(Conn& c) {
   }
   if (c.phase == 1) {
     c.phase = 2;
-    if (g_no_wait) {
+    if (g_no_wait || g_bdat) {
+      if (g_bdat && !c.chunking) {
+        std::fprintf(stderr, "floor_client: --bdat: the server does not offer CHUNKING\n");
+        std::exit(1);
+      }
       c.in_body = 0;
     } else {
       c.out += g_cmds;  // the first MAIL/RCPT/DATA
@@ -80,7 +92,7 @@ void advance(Conn& c) {
       return;
     }
   }
-  if (g_no_wait) {
+  if (g_no_wait || g_bdat) {
     if (c.to_send == 0) {
       c.out += "QUIT\r\n";
       c.done = true;
@@ -93,7 +105,7 @@ void advance(Conn& c) {
       c.out += g_body;
     }
     c.to_send -= k;
-    c.finals_wanted = 4 * k;
+    c.finals_wanted = (g_bdat ? 3 : 4) * k;  // MAIL RCPT BDAT; MAIL RCPT DATA end-of-data
     return;
   }
   // The 354 came: body, and the next transaction's commands in the same write.
@@ -113,7 +125,8 @@ void advance(Conn& c) {
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    std::fprintf(stderr, "usage: floor_client HOST PORT CONNS COUNT MESSAGE_FILE [--no-wait]\n");
+    std::fprintf(stderr,
+                 "usage: floor_client HOST PORT CONNS COUNT MESSAGE_FILE [--no-wait | --bdat]\n");
     return 2;
   }
   const char* host = argv[1];
@@ -121,6 +134,7 @@ int main(int argc, char** argv) {
   int nconns = std::atoi(argv[3]);
   long count = std::atol(argv[4]);
   g_no_wait = argc > 6 && std::strcmp(argv[6], "--no-wait") == 0;
+  g_bdat = argc > 6 && std::strcmp(argv[6], "--bdat") == 0;
   std::ifstream f(argv[5], std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
@@ -130,8 +144,13 @@ int main(int argc, char** argv) {
     g_body += raw[i];
   }
   if (g_body.size() < 2 || g_body.compare(g_body.size() - 2, 2, "\r\n") != 0) g_body += "\r\n";
-  g_body += ".\r\n";
-  g_cmds = "MAIL FROM:<sender@example.test>\r\nRCPT TO:<rcpt@example.test>\r\nDATA\r\n";
+  g_cmds = "MAIL FROM:<sender@example.test>\r\nRCPT TO:<rcpt@example.test>\r\n";
+  if (g_bdat) {
+    g_cmds += "BDAT " + std::to_string(g_body.size()) + " LAST\r\n";  // the body as it is
+  } else {
+    g_body += ".\r\n";  // the benchmark message has no line starting with "."
+    g_cmds += "DATA\r\n";
+  }
 
   auto t0 = std::chrono::steady_clock::now();
   int ep = epoll_create1(0);
@@ -190,6 +209,9 @@ int main(int argc, char** argv) {
       c.partial.append(buf, static_cast<size_t>(r));
       size_t start = 0;
       for (size_t nl; (nl = c.partial.find('\n', start)) != std::string::npos; start = nl + 1) {
+        if (c.phase == 1 && nl - start >= 12 && c.partial.compare(start + 4, 8, "CHUNKING") == 0) {
+          c.chunking = true;
+        }
         if (nl - start >= 4 && c.partial[start + 3] == ' ') {
           if (c.partial[start] == '4' || c.partial[start] == '5') {
             std::fprintf(stderr, "floor_client: %s\n", c.partial.substr(start, nl - start).c_str());
@@ -218,8 +240,10 @@ int main(int argc, char** argv) {
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  double user = static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
-  double sys = static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
+  double user =
+      static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
+  double sys =
+      static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
   std::printf("messages=%ld wall_s=%.3f user_s=%.3f sys_s=%.3f cpu_per_1000=%.5f\n", count, wall,
               user, sys, (user + sys) / static_cast<double>(count) * 1000.0);
   return 0;

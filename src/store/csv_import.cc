@@ -1,4 +1,5 @@
 // Imports a recipient CSV into the task store: header checks, address checks, dedup, bulk insert.
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -29,6 +30,11 @@ constexpr const char* kImportCacheSizePragma = "PRAGMA cache_size=-32768";
 constexpr const char* kNormalCacheSizePragma = "PRAGMA cache_size=-65536";
 
 Error input_error(std::string msg) { return make_error(ErrDomain::kInput, std::move(msg)); }
+
+// The address index: IF NOT EXISTS, as a long list has it built before the end (index mode).
+constexpr const char* kAddressIndexSql =
+    "CREATE UNIQUE INDEX IF NOT EXISTS recipients_address ON recipients(lower(email)) "
+    "WHERE rejected = 0";
 
 // The line a kAppend import finds an address on when the task already holds it.
 constexpr uint64_t kInTask = UINT32_MAX;
@@ -95,8 +101,8 @@ struct Fnv1a {
 // the header has been accepted, and everything after it goes into one transaction.
 class Importer final : public CsvSink {
  public:
-  Importer(TaskStoreState& s, std::string_view name, ImportMode mode)
-      : s_(s), name_(name), mode_(mode) {}
+  Importer(TaskStoreState& s, std::string_view name, const ImportOptions& o)
+      : s_(s), name_(name), mode_(o.mode), dedup_cap_(o.dedup_in_memory) {}
   ~Importer() override {
     if (txn_) s_.rollback_txn();
     // Only a memory hint: a failure to lower the cache again is harmless.
@@ -126,14 +132,21 @@ class Importer final : public CsvSink {
       report_.problems.push_back("line " + std::to_string(line) + ": " + std::move(text));
     }
   }
-  bool insert(std::string_view email, RcptStatus status, std::string_view reply);
+  // `duplicate` (index mode): set instead of failing when the address index refuses the row.
+  bool insert(std::string_view email, RcptStatus status, std::string_view reply, uint64_t line,
+              bool* duplicate = nullptr);
   bool map_onto_task_fields(const Header& h);
   bool clear_old_list();
-  bool load_present_addresses();
+  bool load_present_addresses(bool addresses);
+  bool has_address_index();
+  bool dedup_by_index();
+  bool index_duplicate(std::string_view email, uint64_t line);
+  uint64_t line_of(int64_t id) const;
 
   TaskStoreState& s_;
   std::string name_;
   ImportMode mode_;
+  size_t dedup_cap_;
   std::optional<Error> error_;
   bool have_header_ = false;
   bool txn_ = false;
@@ -145,6 +158,15 @@ class Importer final : public CsvSink {
   std::vector<std::string> names_;
   std::vector<std::string_view> values_;  // one row's values in field order
   AddressSet seen_;  // address keys -> line of first sight (kInTask: in the task already)
+  // Index mode: past dedup_cap_ addresses (or appending to a task that has its address index)
+  // a repeat is found by the unique index refusing the row, not by seen_, which is freed.
+  bool index_mode_ = false;
+  Stmt find_;                     // the id of the row holding an address key
+  int64_t first_id_ = INT64_MAX;  // the first row this import inserted (older: in the task)
+  // The line of each row this import inserted, as (first id, line - id) at every change of the
+  // offset: a run of rows one line each is one entry, so this grows with the repeats and
+  // multi-line rows of the file, not with its length.
+  std::vector<std::pair<int64_t, int64_t>> line_marks_;
   std::unordered_set<std::string> rejected_present_;  // kAppend: rows rejected before
   std::string blob_;
   std::string key_;
@@ -195,7 +217,13 @@ bool Importer::header(const std::vector<std::string>& f, size_t n, uint64_t line
   if (auto st = s_.begin_txn(); !st) return fail(st.error());
   txn_ = true;
   if (mode_ == ImportMode::kReplace && s_.imported && !clear_old_list()) return false;
-  if (mode_ == ImportMode::kAppend && s_.imported && !load_present_addresses()) return false;
+  if (mode_ == ImportMode::kAppend && s_.imported) {
+    // The task's address index (built by its first import) finds the repeats: the task's
+    // addresses need not be held in memory.
+    index_mode_ = has_address_index();
+    if (error_ || !load_present_addresses(!index_mode_)) return false;
+    if (index_mode_ && !dedup_by_index()) return false;
+  }
   if (insert_.prepare(s_.db.h,
                       "INSERT INTO recipients(email, fields, status, reply, "
                       "updated, rejected) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") != SQLITE_OK) {
@@ -266,10 +294,14 @@ bool Importer::clear_old_list() {
   return true;
 }
 
-// kAppend: the addresses already in the task, so the new file's repeats are skipped.
-bool Importer::load_present_addresses() {
+// kAppend: the addresses already in the task, so the new file's repeats are skipped (only
+// the rejected ones when `addresses` is false: the address index finds the others).
+bool Importer::load_present_addresses(bool addresses) {
   Stmt q;
-  if (q.prepare(s_.db.h, "SELECT email, rejected FROM recipients") != SQLITE_OK) {
+  if (q.prepare(s_.db.h, addresses
+                             ? "SELECT email, rejected FROM recipients"
+                             : "SELECT email, rejected FROM recipients WHERE rejected != 0") !=
+      SQLITE_OK) {
     return fail(s_.error("reading the task's addresses"));
   }
   int rc;
@@ -285,7 +317,62 @@ bool Importer::load_present_addresses() {
   return true;
 }
 
-bool Importer::insert(std::string_view email, RcptStatus status, std::string_view reply) {
+bool Importer::has_address_index() {
+  Stmt q;
+  if (q.prepare(s_.db.h,
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND "
+                "name = 'recipients_address'") != SQLITE_OK) {
+    return fail(s_.error("reading the task's schema"));
+  }
+  int rc = sqlite3_step(q.get());
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail(s_.error("reading the task's schema"));
+  return rc == SQLITE_ROW;
+}
+
+// From here on the address index deduplicates: built now (one sort of the rows so far, which
+// seen_ has kept unique) unless the task has it, and seen_ is freed.
+bool Importer::dedup_by_index() {
+  seen_ = AddressSet();  // first: its memory and the index's sort would add up
+  if (auto st = s_.exec(kAddressIndexSql, "indexing recipients"); !st) return fail(st.error());
+  if (find_.prepare(s_.db.h,
+                    "SELECT id FROM recipients WHERE lower(email) = ?1 AND rejected = 0") !=
+      SQLITE_OK) {
+    return fail(s_.error("preparing the import"));
+  }
+  index_mode_ = true;
+  return true;
+}
+
+// Index mode: the index refused `email`; report it as seen_ would have.
+bool Importer::index_duplicate(std::string_view email, uint64_t line) {
+  find_.bind_text(1, key_);
+  int rc = sqlite3_step(find_.get());
+  if (rc != SQLITE_ROW) {
+    Error e = s_.error("looking up a repeated address");
+    find_.reset();
+    return fail(std::move(e));
+  }
+  int64_t id = find_.col_int(0);
+  find_.reset();
+  if (id < first_id_) {
+    ++report_.already_present;
+    return true;
+  }
+  problem(line, "duplicate of line " + std::to_string(line_of(id)) + " (" +
+                    printable(email, kShownValue) + ")");
+  ++report_.duplicates;
+  return true;
+}
+
+uint64_t Importer::line_of(int64_t id) const {
+  auto it = std::upper_bound(line_marks_.begin(), line_marks_.end(), id,
+                             [](int64_t v, const auto& m) { return v < m.first; });
+  if (it == line_marks_.begin()) return 0;  // not a row of this import (not reached)
+  return static_cast<uint64_t>(id + std::prev(it)->second);
+}
+
+bool Importer::insert(std::string_view email, RcptStatus status, std::string_view reply,
+                      uint64_t line, bool* duplicate) {
   Stmt& st = insert_;
   st.bind_text(1, email);
   st.bind_blob(2, blob_);
@@ -300,12 +387,23 @@ bool Importer::insert(std::string_view email, RcptStatus status, std::string_vie
   }
   st.bind(6, rejected ? 1 : 0);
   if (sqlite3_step(st.get()) != SQLITE_DONE) {
+    if (duplicate != nullptr && sqlite3_extended_errcode(s_.db.h) == SQLITE_CONSTRAINT_UNIQUE) {
+      sqlite3_reset(st.get());  // only this row is undone, not the transaction
+      *duplicate = true;
+      return true;
+    }
     Error e = s_.error("importing recipients");
     st.reset();
     return fail(std::move(e));
   }
   // Only reset, not clear: every parameter is bound again for the next row.
   sqlite3_reset(st.get());
+  const int64_t id = sqlite3_last_insert_rowid(s_.db.h);
+  if (first_id_ == INT64_MAX) first_id_ = id;
+  const int64_t offset = static_cast<int64_t>(line) - id;
+  if (line_marks_.empty() || line_marks_.back().second != offset) {
+    line_marks_.emplace_back(id, offset);
+  }
   return true;
 }
 
@@ -324,7 +422,7 @@ bool Importer::row(const std::vector<std::string>& f, size_t n, uint64_t line) {
       return true;
     }
     ++report_.invalid;
-    return insert(email, RcptStatus::kFailed, why);
+    return insert(email, RcptStatus::kFailed, why, line);
   };
   // Trailing empty fields (a trailing comma) are harmless, and so is a row that stops before
   // trailing columns without a name (ignored anyway); real extra values, or missing ones,
@@ -344,6 +442,14 @@ bool Importer::row(const std::vector<std::string>& f, size_t n, uint64_t line) {
     return rejected("invalid address: " + why);
   }
   address_key(email, key_);
+  if (!index_mode_ && seen_.size() >= dedup_cap_ && !dedup_by_index()) return false;
+  if (index_mode_) {
+    bool duplicate = false;
+    if (!insert(email, RcptStatus::kUnsent, {}, line, &duplicate)) return false;
+    if (duplicate) return index_duplicate(email, line);
+    ++report_.imported;
+    return true;
+  }
   if (uint64_t first = seen_.insert(key_, line)) {
     if (first == kInTask) {
       ++report_.already_present;
@@ -355,7 +461,7 @@ bool Importer::row(const std::vector<std::string>& f, size_t n, uint64_t line) {
     return true;
   }
   ++report_.imported;
-  return insert(email, RcptStatus::kUnsent, {});
+  return insert(email, RcptStatus::kUnsent, {}, line);
 }
 
 Result<ImportReport> Importer::finish(Status reader_status, const std::string& digest) {
@@ -369,6 +475,7 @@ Result<ImportReport> Importer::finish(Status reader_status, const std::string& d
                        "column");
   }
   insert_ = Stmt();
+  find_ = Stmt();
   // Every row is read: the dedup set is done. Free it before SQLite sorts the index, so
   // their peaks do not add up (1M addresses: ~60 MB each).
   seen_ = AddressSet();
@@ -402,12 +509,7 @@ Result<ImportReport> Importer::finish(Status reader_status, const std::string& d
   // There is deliberately no index for claim(): it walks the rowid from after_id, so one
   // pass over the task is one table scan whatever the mix of statuses, while a partial
   // "claimable" index cost ~1 s per million rows here and an index update per outcome.
-  if (auto st = s_.exec("CREATE UNIQUE INDEX recipients_address ON recipients(lower(email)) "
-                        "WHERE rejected = 0",
-                        "indexing recipients");
-      !st) {
-    return st.error();
-  }
+  if (auto st = s_.exec(kAddressIndexSql, "indexing recipients"); !st) return st.error();
   if (auto st = s_.commit_txn(); !st) return st.error();
   txn_ = false;
   s_.imported = true;
@@ -432,7 +534,7 @@ Result<ImportReport> TaskStore::import_csv_buffer(std::string_view data, std::st
                                                   const ImportOptions& options) {
   Impl& s = *impl_;
   if (auto st = check_import_allowed(s, options, name); !st) return st.error();
-  Importer imp(s, name, options.mode);
+  Importer imp(s, name, options);
   CsvReader reader(imp, options.csv);
   Fnv1a digest;
   digest.add(data);
@@ -446,7 +548,7 @@ Result<ImportReport> TaskStore::import_csv(const std::string& path, const Import
   if (auto st = check_import_allowed(s, options, path); !st) return st.error();
   std::FILE* fp = std::fopen(path.c_str(), "rb");
   if (!fp) return input_error("cannot open " + path + ": " + std::strerror(errno));
-  Importer imp(s, path, options.mode);
+  Importer imp(s, path, options);
   CsvReader reader(imp, options.csv);
   Fnv1a digest;
   std::string buf(kReadChunk, '\0');

@@ -12,11 +12,13 @@ void add_released(std::vector<JournalEntry>& out, const RecipientRow& row) {
 
 Journal::Journal(TaskStore& store, JournalOptions opts) : store_(store), opts_(std::move(opts)) {}
 
-Status Journal::commit(const std::vector<JournalEntry>& batch) {
+Status Journal::commit(std::vector<JournalEntry>& batch) {
   if (batch.empty()) return Status{};
   scratch_.clear();
-  for (const JournalEntry& e : batch) scratch_.push_back(e.out);
-  if (auto s = store_.record(scratch_); !s.ok()) return s;
+  for (JournalEntry& e : batch) scratch_.push_back(std::move(e.out));
+  Status recorded = store_.record(scratch_);
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].out = std::move(scratch_[i]);
+  if (!recorded.ok()) return recorded;
   for (const JournalEntry& e : batch) {
     const Outcome& o = e.out;
     if (o.status_only) continue;  // a release: no attempt was made

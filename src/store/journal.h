@@ -53,8 +53,10 @@ class Journal {
 
   // Records `batch` in one store transaction, then its accounting rows and backup copies.
   // When the store fails nothing else is done and the error is returned: the batch is kept
-  // by the caller and committed again with the next one.
-  Status commit(const std::vector<JournalEntry>& batch);
+  // by the caller and committed again with the next one. The outcomes are moved out of
+  // `batch` for the store's call and back before this returns (not copied: a reply string
+  // each), so the batch is as it was.
+  Status commit(std::vector<JournalEntry>& batch);
 
   uint64_t backup_failures() const { return backup_failures_; }
   const std::string& backup_error() const { return backup_error_; }

@@ -60,6 +60,9 @@ enum class ImportMode {
 struct ImportOptions {
   CsvOptions csv;  // --csv-encoding, --csv-delimiter
   ImportMode mode = ImportMode::kNew;
+  // Addresses deduplicated in a set in memory (~60 octets each); past this many, through the
+  // task's unique address index instead, so a list of any length imports in bounded memory.
+  size_t dedup_in_memory = size_t{1} << 20;
 };
 
 struct ImportReport {

@@ -139,9 +139,10 @@ TEST_F(TaskStoreTest, MissingEmailColumnWritesNothing) {
   auto r = t->import_csv(path);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().domain, ErrDomain::kInput);
-  EXPECT_EQ(r.error().message, path + ": no 'email' column in the header (found: a, b, c); if "
-                               "the columns are separated by something other than a comma, "
-                               "give --csv-delimiter");
+  EXPECT_EQ(r.error().message, path +
+                                   ": no 'email' column in the header (found: a, b, c); if "
+                                   "the columns are separated by something other than a comma, "
+                                   "give --csv-delimiter");
   EXPECT_FALSE(t->imported());
   auto c = t->counts();
   ASSERT_TRUE(c.ok());
@@ -257,16 +258,16 @@ TEST_F(TaskStoreTest, ShortLongAndUnnamedColumns) {
                        "Cy,c@example.com,x,Rome,,\n"       // trailing empties: fine
                        "Di,d@example.com,x,Paris,extra\n"  // extra value: bad row
                        "Ed\n"                              // no address at all: bad row
-                       "Fay,,x,Bonn\n");                    // no address
+                       "Fay,,x,Bonn\n");                   // no address
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_THAT(t->field_names(), ElementsAre("name", "city"));
   EXPECT_EQ(r->imported, 2u);
   EXPECT_EQ(r->invalid, 4u);
-  EXPECT_THAT(r->problems, ElementsAre("line 1: column 3 has no name; its values are ignored",
-                                       "line 3: 2 fields, header has 4",
-                                       "line 5: 5 fields, header has 4",
-                                       "line 6: 1 field, header has 4",
-                                       "line 7: invalid address: empty address"));
+  EXPECT_THAT(
+      r->problems,
+      ElementsAre("line 1: column 3 has no name; its values are ignored",
+                  "line 3: 2 fields, header has 4", "line 5: 5 fields, header has 4",
+                  "line 6: 1 field, header has 4", "line 7: invalid address: empty address"));
   auto rows = claim_all(*t);
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_THAT(rows[0].values, ElementsAre("Ann", "Oslo"));
@@ -603,6 +604,62 @@ TEST_F(TaskStoreTest, ClaimMarksInFlightAndReleaseRestoresStatus) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->get(RcptStatus::kUnsent), 1u);
   EXPECT_EQ(c->get(RcptStatus::kInFlight), 1u);  // c@x.test, still claimed
+}
+
+// A list longer than ImportOptions::dedup_in_memory is deduplicated through the address index
+// from there on: the same report, lines and rows as with every address held in memory.
+TEST_F(TaskStoreTest, DedupPastTheInMemoryCapMatchesInMemory) {
+  const std::string csv =
+      "email,name\n"
+      "a@example.com,A\n"
+      "b@example.com,\"two\nlines\"\n"  // a row of two lines: the next row is line 5
+      "A@Example.COM,a again\n"
+      "nope,bad\n"  // invalid: stored as failed, not deduplicated
+      "c@example.com,C\n"
+      "b@EXAMPLE.com,b again\n"
+      "nope,bad again\n"
+      "d@example.com,D\n"
+      "c@example.com,c again\n";
+  struct Out {
+    ImportReport report;
+    std::vector<std::string> rows;
+  };
+  auto run = [&](size_t cap, const std::string& name) {
+    auto t = TaskStore::open(dir_.file(name), true);
+    EXPECT_TRUE(t.ok());
+    ImportOptions o;
+    o.dedup_in_memory = cap;
+    auto r = (*t)->import_csv_buffer(csv, "list.csv", o);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().describe());
+    Out out{r.ok() ? *r : ImportReport{}, {}};
+    // Appending the same list again: every address is in the task (through the index).
+    auto again = (*t)->import_csv_buffer(csv + "e@example.com,E\n", "list.csv",
+                                         {.mode = ImportMode::kAppend, .dedup_in_memory = cap});
+    EXPECT_TRUE(again.ok());
+    if (again.ok()) {
+      EXPECT_EQ(again->imported, 1u);
+      EXPECT_EQ(again->already_present, 9u);  // every row of the list, the 2 bad ones too
+      EXPECT_EQ(again->duplicates, 0u);
+    }
+    std::vector<RecipientRow> rows;
+    EXPECT_TRUE((*t)->claim(0, 100, rows).ok());
+    for (const auto& row : rows) out.rows.push_back(row.email + "/" + row.values.at(0));
+    return out;
+  };
+  Out memory = run(size_t{1} << 20, "memory.db");
+  for (size_t cap : {0u, 1u, 2u, 3u}) {
+    Out index = run(cap, "index" + std::to_string(cap) + ".db");
+    EXPECT_EQ(index.report.imported, 4u) << cap;
+    EXPECT_EQ(index.report.duplicates, memory.report.duplicates) << cap;
+    EXPECT_EQ(index.report.invalid, memory.report.invalid) << cap;
+    EXPECT_EQ(index.report.problems, memory.report.problems) << cap;
+    EXPECT_EQ(index.rows, memory.rows) << cap;
+  }
+  EXPECT_THAT(memory.report.problems, ElementsAre("line 5: duplicate of line 2 (A@Example.COM)",
+                                                  ::testing::HasSubstr("line 6: invalid address"),
+                                                  "line 8: duplicate of line 3 (b@EXAMPLE.com)",
+                                                  ::testing::HasSubstr("line 9: invalid address"),
+                                                  "line 11: duplicate of line 7 (c@example.com)"));
 }
 
 }  // namespace
