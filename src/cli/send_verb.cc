@@ -7,6 +7,7 @@
 #include "cli/dkim_options.h"
 #include "cli/doctor_cmd.h"
 #include "cli/pipeline.h"
+#include "cli/progress_line.h"
 #include "cli/relay_options.h"
 #include "cli/returns_cmd.h"
 #include "cli/send_cmd.h"
@@ -88,6 +89,15 @@ class SendVerb : public Verb {
                    "first run's");
     send->add_flag("--json", mc_.json,
                    "print the summary (or the error) as one JSON object on stdout");
+    send->add_option("--progress", progress_,
+                     "auto (a bar on a terminal, else a line every 10 s), bar, plain, jsonl (one "
+                     "JSON object a second on stderr, for pipelines) or none")
+        ->check(CLI::Validator(
+            [](const std::string& v) {
+              auto r = parse_progress_style(v, false);
+              return r.ok() ? std::string() : r.error().message;
+            },
+            "auto|bar|plain|jsonl|none"));
     send->add_option("--quota-store", mc_.quota_store,
                      "file counting each sending account's daily limit across tasks (default "
                      "$XDG_STATE_HOME/smtpblast/quota.db, else ~/.local/state/smtpblast/quota.db)");
@@ -140,6 +150,11 @@ class SendVerb : public Verb {
   }
 
   int run() override {
+    auto style = parse_progress_style(progress_, stderr_is_terminal());
+    if (!style.ok()) {
+      std::fprintf(stderr, "smtpblast: --progress: %s\n", style.error().message.c_str());
+      return kExitUsage;
+    }
     if (int rc = parse_csv_options(encoding_, delim_, mc_.csv); rc != 0) return rc;
     if (std::string why = from_problem(mc_.from); !mc_.from.empty() && !why.empty()) {
       std::fprintf(stderr, "smtpblast: --from: %s\n", why.c_str());
@@ -230,7 +245,7 @@ class SendVerb : public Verb {
     }
     mc_.suppress = std::move(suppress);
     if (!mc_.pickup_dir.empty()) {
-      mc_.progress = false;
+      mc_.progress = ProgressStyle::kNone;
       return run_send_command(mc_);
     }
     if (mc_.wait_daily && mc_.throttle.daily_limit == 0) {
@@ -275,8 +290,7 @@ class SendVerb : public Verb {
     }
     mc_.pipelining = !no_pipelining_;
     mc_.chunking = !no_chunking_;
-    mc_.progress = stderr_is_terminal();
-    mc_.progress_plain = !mc_.progress;
+    mc_.progress = *style;
     std::unique_ptr<PopRefresher> pop;
     if (!pop_url_.empty()) {
       auto pc = pop_before_smtp_config(pop_url_, pop_password_file_, pop_tls_, pop_refresh_);
@@ -303,6 +317,7 @@ class SendVerb : public Verb {
   std::string delim_ = ",";
   RelayOptions ro_;
   std::string preset_;
+  std::string progress_ = "auto";
   std::string pop_url_, pop_password_file_, pop_tls_ = "verify", pop_refresh_ = "5m";
   std::string stop_timeout_ = "30s";
   std::string commit_interval_ = "100ms";
