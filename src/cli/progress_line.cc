@@ -20,9 +20,8 @@ Result<ProgressStyle> parse_progress_style(std::string_view value, bool stderr_t
   if (value == "plain") return ProgressStyle::kPlain;
   if (value == "jsonl") return ProgressStyle::kJsonl;
   if (value == "none") return ProgressStyle::kNone;
-  return make_error(ErrDomain::kConfig,
-                    "'" + std::string(value).substr(0, 40) +
-                        "' is not one of auto, bar, plain, jsonl, none");
+  return make_error(ErrDomain::kConfig, "'" + std::string(value).substr(0, 40) +
+                                            "' is not one of auto, bar, plain, jsonl, none");
 }
 
 ProgressFigures progress_figures(const ProgressView& p) {
@@ -102,8 +101,8 @@ std::array<int, 4> segment_cells(const std::array<uint64_t, 4>& counts, int widt
   // The minimum of one cell, taken from the widest segment.
   for (size_t i = 0; i < 4; ++i) {
     if (counts[i] > 0 && cells[i] == 0) {
-      size_t widest = static_cast<size_t>(
-          std::max_element(cells.begin(), cells.end()) - cells.begin());
+      size_t widest =
+          static_cast<size_t>(std::max_element(cells.begin(), cells.end()) - cells.begin());
       --cells[widest];
       cells[i] = 1;
     }
@@ -137,7 +136,8 @@ std::string progress_bar_line(const ProgressView& p, int columns) {
   const int room = columns - 1 - static_cast<int>(tail.size()) - 3;  // "[" "] "
   if (room >= kMinBar) {
     const int width = std::min(room, kMaxBar);
-    const std::array<int, 4> cells = segment_cells({f.sent, f.failed, f.deferred, f.untried}, width);
+    const std::array<int, 4> cells =
+        segment_cells({f.sent, f.failed, f.deferred, f.untried}, width);
     std::string bar = "[";
     constexpr std::array<char, 4> kGlyph = {'#', 'x', '~', '.'};
     for (size_t i = 0; i < 4; ++i) bar.append(static_cast<size_t>(cells[i]), kGlyph[i]);
@@ -158,7 +158,8 @@ std::string progress_plain_line(const ProgressView& p) {
                 "progress: %.0f s: %llu recipients sent, %llu failed, %llu deferred; "
                 "%llu attempts; %.0f msgs/s; %llu left; ETA %s",
                 f.seconds, ull(f.sent), ull(f.failed), ull(f.deferred), ull(f.attempts),
-                f.msgs_per_s, ull(f.left), f.counted && f.left > 0 ? eta_text(f.eta_s).c_str() : "-");
+                f.msgs_per_s, ull(f.left),
+                f.counted && f.left > 0 ? eta_text(f.eta_s).c_str() : "-");
   return buf;
 }
 
@@ -172,7 +173,8 @@ nlohmann::ordered_json progress_json(const ProgressView& p, bool final_line) {
   j["attempts"] = f.attempts;
   j["left"] = f.counted ? nlohmann::ordered_json(f.left) : nlohmann::ordered_json(nullptr);
   j["msgs_per_s"] = std::round(f.msgs_per_s * 10) / 10;
-  j["eta_s"] = f.eta_s >= 0 ? nlohmann::ordered_json(std::llround(f.eta_s)) : nlohmann::ordered_json(nullptr);
+  j["eta_s"] = f.eta_s >= 0 ? nlohmann::ordered_json(std::llround(f.eta_s))
+                            : nlohmann::ordered_json(nullptr);
   if (final_line) j["final"] = true;
   return j;
 }

@@ -36,8 +36,8 @@ TEST(ProgressBar, SegmentsInOrderAndProportional) {
   const std::string line = progress_bar_line(view(15, 450, 30, 120, 1000), 200);
   const std::string bar = bar_of(line);
   EXPECT_EQ(bar.size(), 40u) << line;  // the widest bar
-  EXPECT_EQ(bar, std::string(18, '#') + std::string(1, 'x') + std::string(5, '~') +
-                     std::string(16, '.'))
+  EXPECT_EQ(bar,
+            std::string(18, '#') + std::string(1, 'x') + std::string(5, '~') + std::string(16, '.'))
       << line;
   EXPECT_NE(line.find("] 48% sent 450 failed 30 deferred 120 left 520  30 msgs/s  ETA 17s"),
             std::string::npos)
