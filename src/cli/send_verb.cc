@@ -49,6 +49,10 @@ class SendVerb : public Verb {
     send->add_option(
         "--daily-limit", mc_.throttle.daily_limit,
         "at most N recipients in any rolling 24 hours, counted in the task across runs");
+    send->add_option("--tenant-licences", tenant_licences_,
+                     "Office 365: the tenant's licences N; the daily limit is at most the "
+                     "tenant's external recipient limit, 500 x N^0.7 + 9,500")
+        ->check(CLI::Range(1u, 10'000'000u));
     send->add_flag(
         "--wait", mc_.wait_daily,
         "when the daily limit is reached, wait until sending may resume instead of stopping");
@@ -169,6 +173,15 @@ class SendVerb : public Verb {
       if (ro_.relay.empty()) ro_.relay = p->host + ":" + std::to_string(p->port);
       if (ro_.tls.empty()) ro_.tls = p->tls;
       apply_preset(*p, mc_.throttle);
+      if (p->max_rcpts_per_msg != 0) {
+        mc_.max_rcpt_per_txn = std::min(mc_.max_rcpt_per_txn, p->max_rcpts_per_msg);
+      }
+    }
+    if (tenant_licences_ != 0) {
+      // Tenant-wide, so a cap on this account's own count (several mailboxes share it).
+      const uint64_t tenant = office365_tenant_limit(tenant_licences_);
+      uint64_t& daily = mc_.throttle.daily_limit;
+      daily = daily == 0 ? tenant : std::min(daily, tenant);
     }
     if (!mc_.pickup_dir.empty() && (!ro_.relay.empty() || !preset_.empty())) {
       std::fprintf(stderr,
@@ -318,6 +331,7 @@ class SendVerb : public Verb {
   RelayOptions ro_;
   std::string preset_;
   std::string progress_ = "auto";
+  uint32_t tenant_licences_ = 0;
   std::string pop_url_, pop_password_file_, pop_tls_ = "verify", pop_refresh_ = "5m";
   std::string stop_timeout_ = "30s";
   std::string commit_interval_ = "100ms";
@@ -337,9 +351,12 @@ class PresetsVerb : public Verb {
 
   int run() override {
     for (const Preset& p : preset_table()) {
-      std::printf("%-12s %s:%u  tls=%s  rate=%s  daily=%s\n    %s\n", p.name.c_str(),
-                  p.host.c_str(), p.port, p.tls.c_str(), p.rate.empty() ? "-" : p.rate.c_str(),
-                  p.daily_limit ? std::to_string(p.daily_limit).c_str() : "-", p.notes.c_str());
+      std::string limits = "daily=" + (p.daily_limit ? std::to_string(p.daily_limit) : "-");
+      if (p.daily_messages != 0) limits += " (messages " + std::to_string(p.daily_messages) + ")";
+      if (p.max_rcpts_per_msg != 0) limits += "  rcpts/msg=" + std::to_string(p.max_rcpts_per_msg);
+      std::printf("%-12s %s:%u  tls=%s  rate=%s  %s\n    %s\n", p.name.c_str(), p.host.c_str(),
+                  p.port, p.tls.c_str(), p.rate.empty() ? "-" : p.rate.c_str(), limits.c_str(),
+                  p.notes.c_str());
     }
     return 0;
   }
