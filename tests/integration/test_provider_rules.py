@@ -1,8 +1,9 @@
 """Provider rules as of 2026 against scripted servers that answer with the providers' own
 texts: Office 365's refusal of Basic authentication stops the run (exit 5, every recipient
 still to send, advice to use --oauth-token-cmd), at AUTH and later in the dialogue; Gmail's
-550 5.4.5 daily limit defers (a quota push-back, not a failure) and is explained; the
-office365 and gmail presets list their 2026 limits."""
+550 5.4.5 daily limit defers (a quota push-back, not a failure) and is explained; Outlook.com's
+550 5.7.515 fails the recipient and is explained once; the office365 and gmail presets list
+their 2026 limits."""
 
 import json
 import unittest
@@ -98,6 +99,19 @@ class ProviderRulesTest(unittest.TestCase):
         self.assertEqual(j["throttle"]["quota_replies"], 1, j)
         self.assertEqual(j["throttle"]["quota_pauses"], 1, j)
         self.assertIn("daily sending limit for this account is spent", p.stderr)
+
+    def test_outlook_unauthenticated_bulk_sender_is_explained(self):
+        line = (b"550 5.7.515 Access denied, sending domain [example.test] does not meet the "
+                b"required authentication level.")
+        with Office365(rcpt_line=line) as srv:
+            p = self.send("outlook", srv, 3, "--max-attempts", "1")
+        self.assertEqual(p.returncode, 1, blast.describe(p))
+        rows = blast.db_rows(self.dir / "outlook.db")
+        self.assertEqual({r["status"] for r in rows.values()}, {"failed"}, rows)
+        warnings = [ln for ln in p.stderr.splitlines() if "5.7.515" in ln]
+        self.assertEqual(len(warnings), 1, p.stderr)  # once, not per recipient
+        for w in ("SPF", "DKIM", "DMARC", "smtpblast doctor"):
+            self.assertIn(w, warnings[0])
 
     def test_presets_list_the_2026_limits(self):
         p = peers.run([blast.BIN, "presets"], timeout=30)
