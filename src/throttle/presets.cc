@@ -17,8 +17,8 @@ const std::vector<Preset>& table() {
        "Exchange Online: 30 messages a minute, 10,000 recipients per rolling 24 h per mailbox, "
        "at most 1,000 recipients a message; Basic authentication (a password) for SMTP AUTH "
        "is disabled by default from the end of December 2026: use --oauth-token-cmd "
-       "(XOAUTH2); SMTP AUTH must be enabled for the mailbox; --tenant-licences N counts the "
-       "tenant's external recipient limit (500 x N^0.7 + 9,500 a day)",
+       "(XOAUTH2); SMTP AUTH must be enabled for the mailbox; --tenant-licences N caps the "
+       "daily limit at the tenant's external recipient limit (500 x N^0.7 + 9,500)",
        1'000, 0},
       {"gmail", "smtp.gmail.com", 587, "starttls", "", 2'000,
        "Google Workspace over SMTP: 100 recipients a message, 2,000 messages and 10,000 "
