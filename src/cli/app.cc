@@ -116,9 +116,11 @@ int run_verb(int argc, char** argv, const std::function<void()>& json_mode) {
                  "use the config file's [profile.NAME] settings (relay, TLS, credentials, "
                  "limits, DKIM, from)");
   app.footer(
-      "Every flag of every verb can live in a config file (keys: flag names without dashes); "
-      "`smtpblast config show [VERB] [flags]` prints what a verb would use and why. README: "
-      "\"Config file\".");
+      "Every flag of every verb can live in a config file (TOML; keys: flag names without "
+      "dashes): --config FILE, else ./smtpblast.toml and $XDG_CONFIG_HOME/smtpblast/config.toml "
+      "(~/.config when unset), if present; --profile NAME picks a [profile.NAME]. `smtpblast "
+      "config show [VERB] [flags]` prints what a verb would use and why. README: \"Config file "
+      "and profiles\".");
 
   std::vector<std::unique_ptr<Verb>> verbs = make_verb_table();
   std::vector<CLI::App*> cmds;

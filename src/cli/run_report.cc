@@ -2,12 +2,14 @@
 #include "cli/run_report.h"
 
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 
 #include "base/display_text.h"
 #include "cli/pipeline.h"
+#include "cli/progress_line.h"
 #include "store/account_quota.h"
 
 namespace sb {
@@ -77,6 +79,9 @@ nlohmann::json summary_json(const RunReport& r) {
   run["deferred_attempts"] = r.deferred_attempts;
   run["attempts"] = r.attempts;
   run["seconds"] = r.seconds;
+  // As the text summary and --progress jsonl's objects compute it.
+  run["msgs_per_s"] =
+      r.seconds > 0 ? std::round(static_cast<double>(r.sent) / r.seconds * 10) / 10 : 0.0;
   j["run"] = run;
   j["task"] = counts_json(r.task);
   j["throttle"] = throttle_json(r.throttle);
@@ -141,8 +146,8 @@ void add_status_json(TaskStore& store, const AccountStatus& account, nlohmann::j
 
 namespace sb {
 
-StderrEvents::StderrEvents(bool progress, bool progress_plain)
-    : progress_(progress), plain_(progress_plain) {}
+StderrEvents::StderrEvents(ProgressStyle style, bool terminal)
+    : style_(style), terminal_(terminal) {}
 
 void StderrEvents::note(NoteKind kind, const std::string& text) {
   switch (kind) {
@@ -153,32 +158,32 @@ void StderrEvents::note(NoteKind kind, const std::string& text) {
 }
 
 void StderrEvents::progress(const ProgressView& p, bool final_line) {
-  const double rate = p.seconds > 0 ? static_cast<double>(p.sent) / p.seconds : 0;
-  const uint64_t finished = p.sent + p.failed;
-  const uint64_t left = p.todo > finished ? p.todo - finished : 0;
-  char eta[32] = "-";
-  if (rate > 0 && left > 0) {
-    std::snprintf(eta, sizeof eta, "%.0fs", static_cast<double>(left) / rate);
+  switch (style_) {
+    case ProgressStyle::kNone: return;
+    case ProgressStyle::kJsonl:
+      // About once a second (the engine's cadence), flushed: a pipeline reads it live.
+      std::fprintf(stderr, "%s\n", progress_json(p, final_line).dump().c_str());
+      std::fflush(stderr);
+      return;
+    case ProgressStyle::kBar:
+      if (terminal_) {
+        std::fprintf(stderr, "\r\033[K%s", progress_bar_line(p, terminal_columns()).c_str());
+        if (final_line) std::fprintf(stderr, "\n");
+        return;
+      }
+      // No terminal to redraw on: the bar as a whole line now and then, no control codes.
+      if (!final_line && p.seconds - last_line_s_ < 9.0) return;
+      last_line_s_ = p.seconds;
+      std::fprintf(stderr, "%s\n", progress_bar_line(p, 100).c_str());
+      return;
+    case ProgressStyle::kPlain:
+      // No terminal (cron, CI, a pipe): a whole line at most every 10 s, for a log; the summary
+      // says the rest at the end.
+      if (final_line || p.seconds - last_line_s_ < 9.0) return;
+      last_line_s_ = p.seconds;
+      std::fprintf(stderr, "%s\n", progress_plain_line(p).c_str());
+      return;
   }
-  if (plain_ && !final_line) {
-    // No terminal (cron, CI, a pipe): a whole line at most every 10 s, for a log.
-    if (p.seconds - last_plain_s_ < 9.0) return;
-    last_plain_s_ = p.seconds;
-    std::fprintf(stderr,
-                 "progress: %.0f s: %llu recipients sent, %llu failed, %llu deferred; "
-                 "%llu attempts; %.0f msgs/s; %llu left; ETA %s\n",
-                 p.seconds, static_cast<unsigned long long>(p.sent),
-                 static_cast<unsigned long long>(p.failed),
-                 static_cast<unsigned long long>(p.deferred),
-                 static_cast<unsigned long long>(p.attempts), rate,
-                 static_cast<unsigned long long>(left), eta);
-    return;
-  }
-  if (!progress_) return;
-  std::fprintf(stderr, "\r\033[Ksent %llu  failed %llu  deferred %llu  %.0f msgs/s  ETA %s",
-               static_cast<unsigned long long>(p.sent), static_cast<unsigned long long>(p.failed),
-               static_cast<unsigned long long>(p.deferred), rate, eta);
-  if (final_line) std::fprintf(stderr, "\n");
 }
 
 int exit_code_for(const RunResult& r) {

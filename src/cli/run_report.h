@@ -34,18 +34,19 @@ AccountStatus account_status(TaskStore& store);
 // "throttle_text" (the same as prose) and "account" (AccountStatus::json).
 void add_status_json(TaskStore& store, const AccountStatus& account, nlohmann::json& j);
 
-// The engine's events on stderr: notes as lines, the progress line (a terminal's, redrawn in
-// place, or a plain line every 10 s for a log).
+// The engine's events on stderr: notes as lines, and the progress in the --progress style: a
+// terminal's bar redrawn in place (whole lines without control codes when stderr is not a
+// terminal), a plain line every 10 s for a log, or one JSON object a second for a pipeline.
 class StderrEvents final : public EngineEvents {
  public:
-  StderrEvents(bool progress, bool progress_plain);
+  explicit StderrEvents(ProgressStyle style, bool terminal = false);
   void note(NoteKind kind, const std::string& text) override;
   void progress(const ProgressView& p, bool final_line) override;
 
  private:
-  bool progress_;
-  bool plain_;
-  double last_plain_s_ = 0;
+  ProgressStyle style_;
+  bool terminal_;
+  double last_line_s_ = 0;
 };
 
 // Exit codes (cli/pipeline.h ExitCode): 0 every recipient sent (or suppressed), 1 some failed

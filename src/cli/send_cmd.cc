@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/dkim_options.h"
+#include "cli/pipeline.h"
 #include "cli/run_report.h"
 #include "engine/send_run.h"
 #include "store/task_lock.h"
@@ -11,7 +12,7 @@
 namespace sb {
 
 int run_send_command(const RunConfig& cfg) {
-  StderrEvents events(cfg.progress, cfg.progress_plain);
+  StderrEvents events(cfg.progress, stderr_is_terminal());
   RunResult r = run_send(cfg, events);
   return report_run(cfg, r);
 }
@@ -34,7 +35,7 @@ int lock_task(const std::string& task_path) {
 }
 
 int import_recipients(TaskStore& store, const std::string& path, const ImportOptions& options) {
-  StderrEvents events(false, false);
+  StderrEvents events(ProgressStyle::kNone);
   return import_recipients(store, path, options, events);
 }
 

@@ -7,6 +7,7 @@
 #include "cli/dkim_options.h"
 #include "cli/doctor_cmd.h"
 #include "cli/pipeline.h"
+#include "cli/progress_line.h"
 #include "cli/relay_options.h"
 #include "cli/returns_cmd.h"
 #include "cli/send_cmd.h"
@@ -48,6 +49,10 @@ class SendVerb : public Verb {
     send->add_option(
         "--daily-limit", mc_.throttle.daily_limit,
         "at most N recipients in any rolling 24 hours, counted in the task across runs");
+    send->add_option("--tenant-licences", tenant_licences_,
+                     "Office 365: the tenant's licences N; the daily limit is at most the "
+                     "tenant's external recipient limit, 500 x N^0.7 + 9,500")
+        ->check(CLI::Range(1u, 10'000'000u));
     send->add_flag(
         "--wait", mc_.wait_daily,
         "when the daily limit is reached, wait until sending may resume instead of stopping");
@@ -88,6 +93,15 @@ class SendVerb : public Verb {
                    "first run's");
     send->add_flag("--json", mc_.json,
                    "print the summary (or the error) as one JSON object on stdout");
+    send->add_option("--progress", progress_,
+                     "auto (a bar on a terminal, else a line every 10 s), bar, plain, jsonl (one "
+                     "JSON object a second on stderr, for pipelines) or none")
+        ->check(CLI::Validator(
+            [](const std::string& v) {
+              auto r = parse_progress_style(v, false);
+              return r.ok() ? std::string() : r.error().message;
+            },
+            "auto|bar|plain|jsonl|none"));
     send->add_option("--quota-store", mc_.quota_store,
                      "file counting each sending account's daily limit across tasks (default "
                      "$XDG_STATE_HOME/smtpblast/quota.db, else ~/.local/state/smtpblast/quota.db)");
@@ -140,6 +154,11 @@ class SendVerb : public Verb {
   }
 
   int run() override {
+    auto style = parse_progress_style(progress_, stderr_is_terminal());
+    if (!style.ok()) {
+      std::fprintf(stderr, "smtpblast: --progress: %s\n", style.error().message.c_str());
+      return kExitUsage;
+    }
     if (int rc = parse_csv_options(encoding_, delim_, mc_.csv); rc != 0) return rc;
     if (std::string why = from_problem(mc_.from); !mc_.from.empty() && !why.empty()) {
       std::fprintf(stderr, "smtpblast: --from: %s\n", why.c_str());
@@ -154,6 +173,15 @@ class SendVerb : public Verb {
       if (ro_.relay.empty()) ro_.relay = p->host + ":" + std::to_string(p->port);
       if (ro_.tls.empty()) ro_.tls = p->tls;
       apply_preset(*p, mc_.throttle);
+      if (p->max_rcpts_per_msg != 0) {
+        mc_.max_rcpt_per_txn = std::min(mc_.max_rcpt_per_txn, p->max_rcpts_per_msg);
+      }
+    }
+    if (tenant_licences_ != 0) {
+      // Tenant-wide, so a cap on this account's own count (several mailboxes share it).
+      const uint64_t tenant = office365_tenant_limit(tenant_licences_);
+      uint64_t& daily = mc_.throttle.daily_limit;
+      daily = daily == 0 ? tenant : std::min(daily, tenant);
     }
     if (!mc_.pickup_dir.empty() && (!ro_.relay.empty() || !preset_.empty())) {
       std::fprintf(stderr,
@@ -230,7 +258,7 @@ class SendVerb : public Verb {
     }
     mc_.suppress = std::move(suppress);
     if (!mc_.pickup_dir.empty()) {
-      mc_.progress = false;
+      mc_.progress = ProgressStyle::kNone;
       return run_send_command(mc_);
     }
     if (mc_.wait_daily && mc_.throttle.daily_limit == 0) {
@@ -275,8 +303,7 @@ class SendVerb : public Verb {
     }
     mc_.pipelining = !no_pipelining_;
     mc_.chunking = !no_chunking_;
-    mc_.progress = stderr_is_terminal();
-    mc_.progress_plain = !mc_.progress;
+    mc_.progress = *style;
     std::unique_ptr<PopRefresher> pop;
     if (!pop_url_.empty()) {
       auto pc = pop_before_smtp_config(pop_url_, pop_password_file_, pop_tls_, pop_refresh_);
@@ -303,6 +330,8 @@ class SendVerb : public Verb {
   std::string delim_ = ",";
   RelayOptions ro_;
   std::string preset_;
+  std::string progress_ = "auto";
+  uint32_t tenant_licences_ = 0;
   std::string pop_url_, pop_password_file_, pop_tls_ = "verify", pop_refresh_ = "5m";
   std::string stop_timeout_ = "30s";
   std::string commit_interval_ = "100ms";
@@ -322,9 +351,12 @@ class PresetsVerb : public Verb {
 
   int run() override {
     for (const Preset& p : preset_table()) {
-      std::printf("%-12s %s:%u  tls=%s  rate=%s  daily=%s\n    %s\n", p.name.c_str(),
-                  p.host.c_str(), p.port, p.tls.c_str(), p.rate.empty() ? "-" : p.rate.c_str(),
-                  p.daily_limit ? std::to_string(p.daily_limit).c_str() : "-", p.notes.c_str());
+      std::string limits = "daily=" + (p.daily_limit ? std::to_string(p.daily_limit) : "-");
+      if (p.daily_messages != 0) limits += " (messages " + std::to_string(p.daily_messages) + ")";
+      if (p.max_rcpts_per_msg != 0) limits += "  rcpts/msg=" + std::to_string(p.max_rcpts_per_msg);
+      std::printf("%-12s %s:%u  tls=%s  rate=%s  %s\n    %s\n", p.name.c_str(), p.host.c_str(),
+                  p.port, p.tls.c_str(), p.rate.empty() ? "-" : p.rate.c_str(), limits.c_str(),
+                  p.notes.c_str());
     }
     return 0;
   }

@@ -1,9 +1,32 @@
 // How a session's end or a TLS failure is worded for the user: its reason plus flag advice.
 #include "cli/session_advice.h"
 
+#include "throttle/pushback.h"
+
 namespace sb {
 
+namespace {
+
+// Office 365's refusal of Basic authentication (at AUTH, or as a refused sender), Outlook.com's
+// unauthenticated bulk sender: the provider's reason beats the generic advice.
+ProviderReply provider_reason(const SessionEnd& e) {
+  switch (e.cause) {
+    case EndCause::kAuthFailed:
+    case EndCause::kAuthTokenRefreshFailed:
+    case EndCause::kSenderRefused: {
+      const ProviderReply pr = recognise_provider_reply(e.code, e.text);
+      return pr == ProviderReply::kDailyQuota ? ProviderReply::kNone : pr;
+    }
+    default: return ProviderReply::kNone;
+  }
+}
+
+}  // namespace
+
 std::string session_advice(const SessionEnd& e) {
+  if (ProviderReply pr = provider_reason(e); pr != ProviderReply::kNone) {
+    return provider_reply_advice(pr);
+  }
   switch (e.cause) {
     case EndCause::kTlsAtOnce: return "use --tls implicit";
     case EndCause::kStartTlsNotOffered: return "give --tls none to send unencrypted";

@@ -16,6 +16,9 @@
 
 namespace sb {
 
+// --progress: a bar redrawn on a terminal, a log line every 10 s, one JSON object a second.
+enum class ProgressStyle : uint8_t { kNone, kBar, kPlain, kJsonl };
+
 class DkimSigner;
 
 struct RunConfig {
@@ -36,9 +39,10 @@ struct RunConfig {
   bool pipelining = true;
   bool chunking = true;
   bool force = false;
-  bool progress = false;        // a progress line on stderr (only when it is a terminal)
-  bool progress_plain = false;  // no terminal: a plain progress line every 10 s on stderr
-  bool json = false;            // --json: the summary as one JSON object on stdout
+  // --progress: how the CLI shows the run on stderr (the engine counts the recipients to do
+  // only when one is on).
+  ProgressStyle progress = ProgressStyle::kNone;
+  bool json = false;  // --json: the summary as one JSON object on stdout
   // The daily limit also counts per sending account (the relay's user, or the envelope
   // sender) in this shared file (--quota-store; AccountQuota::default_path()); see README.
   std::string quota_store;

@@ -2,6 +2,7 @@
 // slicing) and the rest of its pool callbacks (outcomes, failures, the connection budget).
 #include <algorithm>
 
+#include "base/display_text.h"
 #include "engine/worker_engine.h"
 #include "returns/verp.h"
 
@@ -209,12 +210,39 @@ void WorkerEngine::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::stri
                         : throttle_.on_reply(code, text, wall(), j->sent_at);
   }
   if (pb == PushBack::kQuota && v == Verdict::kFailed) v = Verdict::kDeferred;
+  if (code >= 500 && provider_reply(j, code, text)) v = Verdict::kDeferred;
   RcptStatus s = v == Verdict::kSent     ? RcptStatus::kSent
                  : v == Verdict::kFailed ? RcptStatus::kFailed
                                          : RcptStatus::kDeferred;
   record(j, s, code, text, &t);
   j->retry = s == RcptStatus::kDeferred && may_retry(j) && !aborted_ && !stopping_;
   j->retry_now = j->retry && too_many;
+}
+
+bool WorkerEngine::provider_reply(Job* j, int code, std::string_view text) {
+  const ProviderReply pr = recognise_provider_reply(code, text);
+  // A spent quota is push-back (the throttle defers and pauses); it is only explained here.
+  if (pr == ProviderReply::kNone) return false;
+  const bool stop =
+      pr == ProviderReply::kBasicAuthDisabled || pr == ProviderReply::kSmtpAuthDisabled;
+  const uint32_t bit = 1u << static_cast<unsigned>(pr);
+  if ((provider_noted_ & bit) == 0) {
+    provider_noted_ |= bit;
+    std::string what = std::to_string(code) + " " + display_escape(text.substr(0, 200));
+    std::string why = what + " (" + provider_reply_advice(pr) + ")";
+    if (stop && !cfg_.direct && !failed_) {
+      // The relay refuses this account's way of logging in: every message would meet the same
+      // reply, so the run stops as for a refused AUTH, and the recipients stay unsent.
+      failed_ = true;
+      inbox_.post(index_, FailedMsg{"the relay refused the login: " + why, true});
+      aborted_ = true;
+      exhausted_ = true;
+      drop_queued();
+    } else {
+      inbox_.post(index_, NoteMsg{NoteKind::kWarning, std::string(j->rcpt_address()) + ": " + why});
+    }
+  }
+  return stop;
 }
 
 void WorkerEngine::txn_done(Txn& t) {

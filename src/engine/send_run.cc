@@ -113,8 +113,8 @@ void SendRun::run_workers() {
     }
   }
   // The ETA needs the number left to send: a full scan, so only when a progress line shows.
-  auto before = cfg_.progress || cfg_.progress_plain ? store_->counts(false)
-                                                     : Result<StatusCounts>(StatusCounts{});
+  auto before = cfg_.progress != ProgressStyle::kNone ? store_->counts(false)
+                                                      : Result<StatusCounts>(StatusCounts{});
   if (before.ok()) {
     todo_ = before->get(RcptStatus::kUnsent) + before->get(RcptStatus::kDeferred) +
             before->get(RcptStatus::kInFlight);

@@ -71,6 +71,10 @@ class WorkerEngine final : public DestinationOwner {
   void maybe_request();
   void maybe_finish();
   void drop_queued();
+  // A provider reply a user must act on (Office 365's Basic authentication refusal, Outlook.com's
+  // 5.7.515): a warning once per kind and worker; the Basic authentication refusal also stops
+  // the run, as a refused login does. True when the recipient is not to blame (deferred).
+  bool provider_reply(Job* j, int code, std::string_view text);
   void arm_retry();
   void retry_due();
   // Pokes the destinations with queued work at `at_wall_ms` (wall clock): after a throttle
@@ -170,6 +174,7 @@ class WorkerEngine final : public DestinationOwner {
   bool finish_ordered_ = false;  // the coordinator said Finish: the ledger is empty
   bool finished_ = false;        // FinishedMsg sent
   bool failed_ = false;          // FailedMsg sent
+  uint32_t provider_noted_ = 0;  // ProviderReply kinds already warned about (bits)
   bool aborted_ = false;
   bool stopping_ = false;
 };

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <vector>
 
 #include "base/text.h"
@@ -13,11 +14,18 @@ namespace {
 const std::vector<Preset>& table() {
   static const std::vector<Preset> kTable = {
       {"office365", "smtp.office365.com", 587, "starttls", "30/min", 10'000,
-       "Exchange Online: 30 messages a minute, 10,000 recipients a day per mailbox; "
-       "SMTP AUTH must be enabled for the mailbox"},
+       "Exchange Online: 30 messages a minute, 10,000 recipients per rolling 24 h per mailbox, "
+       "at most 1,000 recipients a message; Basic authentication (a password) for SMTP AUTH "
+       "is disabled by default from the end of December 2026: use --oauth-token-cmd "
+       "(XOAUTH2); SMTP AUTH must be enabled for the mailbox; --tenant-licences N caps the "
+       "daily limit at the tenant's external recipient limit (500 x N^0.7 + 9,500)",
+       1'000, 0},
       {"gmail", "smtp.gmail.com", 587, "starttls", "", 2'000,
-       "Google Workspace: 2,000 messages a day (consumer Gmail: 500); use an app password "
-       "or OAuth"},
+       "Google Workspace over SMTP: 100 recipients a message, 2,000 messages and 10,000 "
+       "recipients per rolling 24 h (one recipient a message: the 2,000 binds; consumer "
+       "Gmail: 500); 550 5.4.5 means the day's quota is spent; use --oauth-token-cmd "
+       "(XOAUTH2) or an app password",
+       100, 2'000},
       {"ses-REGION", "email-smtp.REGION.amazonaws.com", 587, "starttls", "14/s", 0,
        "Amazon SES: the account's maximum send rate (14/s is a common production start; "
        "sandbox accounts get 1/s and 200 a day) — set --rate and --daily-limit to your quota"},
@@ -72,6 +80,11 @@ Result<Preset> find_preset(std::string_view name) {
 void apply_preset(const Preset& p, ThrottleFlags& flags) {
   if (flags.rate.empty()) flags.rate = p.rate;
   if (flags.daily_limit == 0) flags.daily_limit = p.daily_limit;
+}
+
+uint64_t office365_tenant_limit(uint64_t licences) {
+  if (licences == 0) return 0;
+  return static_cast<uint64_t>(500.0 * std::pow(static_cast<double>(licences), 0.7)) + 9'500;
 }
 
 }  // namespace sb

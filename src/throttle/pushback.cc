@@ -64,4 +64,42 @@ PushBack classify_reply(int code, std::string_view enhanced, std::string_view te
   return PushBack::kNone;
 }
 
+ProviderReply recognise_provider_reply(int code, std::string_view text) {
+  if (code < 500) return ProviderReply::kNone;
+  if (icontains(text, "basic authentication is not supported") ||
+      icontains(text, "basic authentication is disabled") ||
+      (icontains(text, "5.7.30") && icontains(text, "basic auth"))) {
+    return ProviderReply::kBasicAuthDisabled;
+  }
+  if (icontains(text, "SmtpClientAuthentication is disabled")) {
+    return ProviderReply::kSmtpAuthDisabled;
+  }
+  if (icontains(text, "5.7.515")) return ProviderReply::kBulkSenderUnauthenticated;
+  if (classify_reply(code, text) == PushBack::kQuota) return ProviderReply::kDailyQuota;
+  return ProviderReply::kNone;
+}
+
+const char* provider_reply_advice(ProviderReply r) {
+  switch (r) {
+    case ProviderReply::kNone: return "";
+    case ProviderReply::kBasicAuthDisabled:
+      return "Office 365 no longer takes a password for SMTP AUTH (Basic authentication is "
+             "disabled by default from the end of December 2026): use --oauth-token-cmd (AUTH "
+             "XOAUTH2) instead of --password-file";
+    case ProviderReply::kSmtpAuthDisabled:
+      return "SMTP AUTH is disabled for this mailbox or tenant: an Exchange administrator must "
+             "enable it (Set-CASMailbox -SmtpClientAuthenticationDisabled $false), then use "
+             "--oauth-token-cmd (AUTH XOAUTH2)";
+    case ProviderReply::kDailyQuota:
+      return "the provider's daily sending limit for this account is spent: the recipients stay "
+             "deferred; run again when the provider's 24 hours allow, and set --daily-limit (or "
+             "--preset) so smtpblast stops first";
+    case ProviderReply::kBulkSenderUnauthenticated:
+      return "Outlook.com refuses bulk mail from a domain that does not authenticate: publish "
+             "SPF, sign with DKIM (--dkim-key) and publish DMARC, aligned with the From: "
+             "domain; `smtpblast doctor` checks all three";
+  }
+  return "";
+}
+
 }  // namespace sb

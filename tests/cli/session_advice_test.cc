@@ -76,6 +76,29 @@ TEST(SessionAdvice, AuthFailedPointsAtTheCredentials) {
             "retried, to avoid locking the account)");
 }
 
+TEST(SessionAdvice, Office365BasicAuthRefusalPointsAtOauth) {
+  for (const char* text :
+       {"authentication failed: 535 5.7.139 Authentication unsuccessful, basic authentication "
+        "is disabled.",
+        "authentication failed: 550 5.7.30 Basic authentication is not supported for Client "
+        "Submission."}) {
+    SessionEnd e = end_of(EndCause::kAuthFailed, text);
+    e.code = text[23] == '5' && text[24] == '3' ? 535 : 550;
+    const std::string d = describe_session_end(e);
+    EXPECT_EQ(d.rfind(text, 0), 0u) << d;
+    EXPECT_NE(d.find("use --oauth-token-cmd (AUTH XOAUTH2) instead of --password-file"),
+              std::string::npos)
+        << d;
+    EXPECT_EQ(d.find("check --user"), std::string::npos) << d;
+  }
+  // The same refusal to MAIL FROM (the sender check) says the same.
+  SessionEnd m = end_of(EndCause::kSenderRefused,
+                        "the server refused the envelope sender <a@b.test>: 550 5.7.30 Basic "
+                        "authentication is not supported for Client Submission.");
+  m.code = 550;
+  EXPECT_NE(describe_session_end(m).find("--oauth-token-cmd"), std::string::npos);
+}
+
 TEST(SessionAdvice, SenderRefusedPointsAtFrom) {
   SessionEnd e = end_of(EndCause::kSenderRefused,
                         "the server refused the envelope sender <a@b.test>: 550 5.7.1 no");

@@ -21,6 +21,26 @@ TEST(Presets, Office365AndGmail) {
   EXPECT_EQ(g->rate, "");
 }
 
+TEST(Presets, ProviderRules2026) {
+  auto o = find_preset("office365");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->max_rcpts_per_msg, 1'000u);
+  EXPECT_NE(o->notes.find("disabled by default from the end of December 2026"), std::string::npos);
+  EXPECT_NE(o->notes.find("--oauth-token-cmd"), std::string::npos);
+  auto g = find_preset("gmail");
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->max_rcpts_per_msg, 100u);
+  EXPECT_EQ(g->daily_messages, 2'000u);
+  EXPECT_EQ(g->daily_limit, 2'000u);  // one recipient a message: both limits hold
+}
+
+TEST(Presets, Office365TenantLimit) {
+  EXPECT_EQ(office365_tenant_limit(0), 0u);
+  EXPECT_EQ(office365_tenant_limit(1), 10'000u);      // 500 + 9,500
+  EXPECT_EQ(office365_tenant_limit(10), 12'005u);     // 500 x 5.0119 = 2,505.9
+  EXPECT_EQ(office365_tenant_limit(1'000), 72'446u);  // 500 x 125.89 = 62,946.1
+}
+
 TEST(Presets, SesRegion) {
   auto s = find_preset("ses-eu-west-1");
   ASSERT_TRUE(s.ok());
