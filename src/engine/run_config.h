@@ -17,6 +17,9 @@
 namespace sb {
 
 class DkimSigner;
+namespace metrics {
+class RunMetrics;
+}
 
 struct RunConfig {
   std::string task_path;
@@ -75,6 +78,10 @@ struct RunConfig {
   std::string return_path;
   std::string verp_key;
   std::string task_key;
+
+  // --metrics: the cells the run counts into, served by the command line's MetricsServer
+  // (which outlives the run for --metrics-linger). Null: counted, but not served.
+  std::shared_ptr<metrics::RunMetrics> metrics;
 };
 
 }  // namespace sb
