@@ -48,10 +48,12 @@ int MetricsEndpoint::start() {
   return 0;
 }
 
-void MetricsEndpoint::finish() {
+void MetricsEndpoint::finish(int rc) {
   if (server_ == nullptr) return;
   cells_->set_finished();
-  if (linger_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(linger_ms_));
+  if (linger_ms_ > 0 && rc != kExitUsage) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(linger_ms_));
+  }
   server_.reset();
 }
 

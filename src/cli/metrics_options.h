@@ -19,9 +19,10 @@ class MetricsEndpoint {
   int start();
   // The cells a run counts into (RunConfig::metrics); null without --metrics.
   std::shared_ptr<metrics::RunMetrics> cells() const { return cells_; }
-  // The run is over: the figures are final (smtpblast_run_finished 1) and stay served for
-  // --metrics-linger, so that a last scrape sees them; then the server stops.
-  void finish();
+  // The run is over with exit code `rc`: the figures are final (smtpblast_run_finished 1)
+  // and stay served for --metrics-linger, so that a last scrape sees them (not after a
+  // set-up error, exit 2: there was no run to see); then the server stops.
+  void finish(int rc);
 
  private:
   std::string addr_;

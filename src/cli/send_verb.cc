@@ -301,7 +301,7 @@ class SendVerb : public Verb {
     if (int rc = metrics_.start(); rc != 0) return rc;
     mc_.metrics = metrics_.cells();
     int rc = run_send_command(mc_);
-    metrics_.finish();
+    metrics_.finish(rc);
     return rc;
   }
 

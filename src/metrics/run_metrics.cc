@@ -174,7 +174,7 @@ std::string RunMetrics::expose() const {
     put("other", other);
   }
   e.family("smtpblast_run_finished", Type::kGauge,
-           "1 once the run has ended (the figures are final), 0 while it runs.");
+           "Whether the run has ended: 1 once its figures are final, 0 while it runs.");
   e.sample("smtpblast_run_finished", {}, static_cast<uint64_t>(finished_.load() ? 1 : 0));
   return e.take();
 }

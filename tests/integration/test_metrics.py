@@ -122,7 +122,7 @@ class MetricsTest(unittest.TestCase):
                 self.assertIn('smtpblast_delivery_duration_seconds_bucket{le="+Inf"}', text)
 
                 # The run ends; while smtpblast lingers, Prometheus takes a final scrape.
-                wait_for(lambda: "smtpblast_run_finished 1" in http_get(mport)[2], 40,
+                wait_for(lambda: "\nsmtpblast_run_finished 1\n" in http_get(mport)[2], 40,
                          "the run to end")
                 wait_for(lambda: prom_query(prom.port, "smtpblast_run_finished") == {(): 1.0},
                          10, "a scrape of the final figures")
@@ -161,6 +161,54 @@ class MetricsTest(unittest.TestCase):
         self.assertLess(only(lowest), st["sent"], lowest)
         self.assertIn("smtpblast_messages_in_flight 0\n", final_text)
         self.assertIn("smtpblast_connections_open 0\n", final_text)
+
+    def test_direct_counts_destinations_under_the_label_cap_and_dns_lookups(self):
+        zone = "local=/test/\n" + "".join(
+            f"mx-host={x}.test,mx.{x}.test,10\nhost-record=mx.{x}.test,127.0.0.1\n"
+            for x in "abc")
+        with blast.Workdir() as d, peers.Dnsmasq(zone) as dns, \
+                blast.BlastSink("--reject-rcpt", "0.2", "--seed", "5", record=False) as sink:
+            tpl = d / "m.eml"
+            tpl.write_text(TEMPLATE)
+            rows = [[f"u{i}@{x}.test", "N"] for i in range(10) for x in "abc"]
+            rows.append(["nobody@missing.test", "N"])  # NXDOMAIN: failed, no destination
+            csv = blast.write_csv(d / "l.csv", ["email", "name"], rows)
+            task = d / "t.db"
+            mport = peers.free_port()
+            p = peers.Process([blast.BIN, "send", "--task", task, "--template", tpl,
+                               "--recipients", csv, "--direct", "--helo", "sender.example.test",
+                               "--dns-server", dns.address, "--mx-port", sink.port,
+                               "--tls", "none", "--max-attempts", "1", "--workers", "1",
+                               "--metrics", f"127.0.0.1:{mport}", "--metrics-destinations", "2",
+                               "--metrics-linger", "20s"], timeout=60, name="smtpblast")
+            p.start()
+            try:
+                peers.wait_port("127.0.0.1", mport, timeout=10)
+                text = wait_for(lambda: (lambda t: "\nsmtpblast_run_finished 1\n" in t and t)(
+                    http_get(mport)[2]), 40, "the run to end")
+            finally:
+                p.stop()
+            st = blast.status(task)
+        series = {}
+        for line in text.splitlines():
+            if line.startswith("smtpblast_destination_recipients_total{"):
+                labels, value = line[len("smtpblast_destination_recipients_total"):].rsplit(" ", 1)
+                series[labels] = int(value)
+        dests = {lab.split('destination="')[1].split('"')[0] for lab in series}
+        self.assertEqual(len(dests), 3, series)  # two of their own, then "other"
+        self.assertIn("other", dests)
+        self.assertTrue(dests - {"other"} <= {"mx.a.test", "mx.b.test", "mx.c.test"}, dests)
+
+        def total(outcome):
+            return sum(v for lab, v in series.items() if f'outcome="{outcome}"' in lab)
+
+        self.assertEqual(total("sent"), st["sent"], (series, st))
+        self.assertEqual(total("failed") + 1, st["failed"], (series, st))  # + missing.test
+        self.assertEqual(st["sent"] + st["failed"], 31, st)
+        self.assertIn('smtpblast_dns_lookups_total{result="permanent"} 1\n', text)
+        ok = int(text.split('smtpblast_dns_lookups_total{result="ok"} ')[1].split("\n")[0])
+        self.assertGreaterEqual(ok, 3)
+        self.assertIn(f"smtpblast_dns_lookup_duration_seconds_count {ok + 1}\n", text)
 
     def test_unbindable_address_is_exit_2_before_sending(self):
         with blast.Workdir() as d, blast.BlastSink(record=False) as sink:
