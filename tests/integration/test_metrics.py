@@ -11,7 +11,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from support import blast, peers
+from support import blast, peers, tls_peers
 
 TEMPLATE = "From: News <news@example.test>\nSubject: Hi {{name}}\n\nHello {{name}}\n"
 N = 80
@@ -209,6 +209,42 @@ class MetricsTest(unittest.TestCase):
         ok = int(text.split('smtpblast_dns_lookups_total{result="ok"} ')[1].split("\n")[0])
         self.assertGreaterEqual(ok, 3)
         self.assertIn(f"smtpblast_dns_lookup_duration_seconds_count {ok + 1}\n", text)
+
+    def test_tls_handshakes_are_counted(self):
+        with blast.Workdir() as d:
+            certs = tls_peers.make_certs(d / "certs")
+            ctx = tls_peers.tls_server_context(certs["server"], certs["server_key"])
+            tpl = d / "m.eml"
+            tpl.write_text(TEMPLATE)
+            csv = blast.write_csv(d / "l.csv", ["email", "name"],
+                                  [[f"r{i}@example.test", "N"] for i in range(4)])
+            mport = peers.free_port()
+            with tls_peers.ScriptedSmtp(ctx=ctx) as srv:
+                # One message per connection: four STARTTLS handshakes, one after another.
+                p = peers.Process([blast.BIN, "send", "--task", d / "t.db", "--template", tpl,
+                                   "--recipients", csv, "--relay", srv.hostport,
+                                   "--tls", "starttls", "--ca-file", certs["ca"],
+                                   "--connections", "1", "--per-connection", "1",
+                                   "--metrics", f"127.0.0.1:{mport}", "--metrics-linger", "20s"],
+                                  timeout=60, name="smtpblast")
+                p.start()
+                try:
+                    peers.wait_port("127.0.0.1", mport, timeout=10)
+                    text = wait_for(lambda: (lambda t: "\nsmtpblast_run_finished 1\n" in t and t)(
+                        http_get(mport)[2]), 40, "the run to end")
+                finally:
+                    p.stop()
+            self.assertEqual(len(srv.messages), 4)
+
+        def value(series):
+            return int(text.split("\n" + series + " ")[1].split("\n")[0])
+
+        full = value('smtpblast_tls_handshakes_total{kind="full"}')
+        resumed = value('smtpblast_tls_handshakes_total{kind="resumed"}')
+        self.assertEqual(full + resumed, 4, text)
+        self.assertGreaterEqual(full, 1, text)  # the first connection has nothing to resume
+        self.assertEqual(value("smtpblast_connections_opened_total"), 4, text)
+        self.assertIn('smtpblast_recipients_total{outcome="sent"} 4\n', text)
 
     def test_unbindable_address_is_exit_2_before_sending(self):
         with blast.Workdir() as d, blast.BlastSink(record=False) as sink:
