@@ -147,7 +147,7 @@ std::string RunMetrics::expose() const {
     for (const auto& w : workers_) h.add(w->delivery_latency);
     e.histogram("smtpblast_delivery_duration_seconds", {}, h);
   }
-  if (direct_.load()) {
+  if (direct_.load() || !dests_.empty()) {
     // Labels in the order the run first met them; the same label on two loops is one series.
     std::vector<std::string> order;
     std::map<std::string, std::array<uint64_t, 3>> by_label;
