@@ -3,6 +3,9 @@
 // neither should wait for a scrape, nor a scrape for them).
 #include "metrics/http_server.h"
 
+#include <pthread.h>
+
+#include <csignal>
 #include <set>
 
 #include "loop/tcp_conn.h"
@@ -23,6 +26,19 @@ std::string reply(int code, std::string_view reason, std::string_view type, std:
   r.append("\r\nContent-Length: ").append(std::to_string(body.size()));
   r.append("\r\nConnection: close\r\n").append(extra).append("\r\n").append(body);
   return r;
+}
+
+// SIGINT and SIGTERM belong to the run (send waits for them on a thread of its own and stops
+// cleanly): the server's thread, which inherits the mask it starts with, never takes them; a
+// signal delivered to it would kill the process with the default action.
+void start_without_signals(Worker& w) {
+  sigset_t sigs, old;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, &old);
+  w.start();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 }  // namespace
@@ -134,12 +150,13 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& a
     if (lis.accept(c->tcp())) c->start();  // on failure the conn closes and frees itself
   });
   if (!l.ok()) {
-    impl->worker.start();  // so that its destructor can stop it and free the handles
+    // Started all the same, so that its destructor can stop it and free the handles.
+    start_without_signals(impl->worker);
     return make_error(l.error().domain, "--metrics: " + l.error().message);
   }
   impl->listener = std::move(l).value();
   impl->port = impl->listener->port();
-  impl->worker.start();
+  start_without_signals(impl->worker);
   return s;
 }
 

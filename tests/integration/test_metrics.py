@@ -3,6 +3,7 @@ during a paced send into the built-in sink; the counters it stored must match `s
 end, and `promtool check metrics` must accept the exposition."""
 
 import json
+import signal
 import shutil
 import socket
 import subprocess
@@ -245,6 +246,32 @@ class MetricsTest(unittest.TestCase):
         self.assertGreaterEqual(full, 1, text)  # the first connection has nothing to resume
         self.assertEqual(value("smtpblast_connections_opened_total"), 4, text)
         self.assertIn('smtpblast_recipients_total{outcome="sent"} 4\n', text)
+
+    def test_sigterm_still_stops_the_run_cleanly(self):
+        # The server's thread must not take the run's signals (send waits for them on a
+        # thread of its own): SIGTERM stops new messages, the run ends with exit 4.
+        with blast.Workdir() as d, blast.BlastSink(record=False) as sink:
+            tpl = d / "m.eml"
+            tpl.write_text(TEMPLATE)
+            csv = blast.write_csv(d / "l.csv", ["email", "name"],
+                                  [[f"r{i}@example.test", "N"] for i in range(200)])
+            task = d / "t.db"
+            mport = peers.free_port()
+            for attempt in range(5):  # several tries: the kernel picks the thread at random
+                p = peers.Process([blast.BIN, "send", "--tls", "none", "--task", task,
+                                   "--template", tpl, "--recipients", csv,
+                                   "--relay", sink.hostport, "--rate", "20/s",
+                                   "--metrics", f"127.0.0.1:{mport}"], timeout=60,
+                                  name="smtpblast")
+                p.start()
+                peers.wait_port("127.0.0.1", mport, timeout=10)
+                wait_for(lambda: 'outcome="sent"} 0' not in http_get(mport)[2], 10, "a sent")
+                p.proc.send_signal(signal.SIGTERM)
+                rc = p.wait()
+                self.assertEqual(rc, 4, blast.describe(p))
+                self.assertIn("stopping", p.stderr)
+            st = blast.status(task)
+            self.assertEqual(st["sent"] + st["unsent"], 200, st)
 
     def test_unbindable_address_is_exit_2_before_sending(self):
         with blast.Workdir() as d, blast.BlastSink(record=False) as sink:
