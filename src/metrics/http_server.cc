@@ -115,9 +115,9 @@ class MetricsServer::Impl::Conn final : public ConnListener {
     RequestHead h = parse_request_head(in_);
     if (h.state == RequestHead::State::kIncomplete) return;
     answered_ = true;
-    bool scrape = h.state == RequestHead::State::kComplete && h.method == "GET";
-    out_.append(respond(h, srv_.render));
-    if (scrape) srv_.scrapes->fetch_add(1);
+    std::string r = respond(h, srv_.render);
+    if (r.rfind("HTTP/1.1 200 ", 0) == 0) srv_.scrapes->fetch_add(1);
+    out_.append(r);
     tcp_->write(out_);
     tcp_->close(true);
   }
