@@ -52,6 +52,8 @@ packages=(
   dovecot-imapd dovecot-pop3d
   # a real browser renders `smtpblast report`'s HTML (test_report.py; only for the test)
   chromium
+  # Prometheus and promtool scrape and lint `send --metrics` (test_metrics.py; only for the test)
+  prometheus
   ca-certificates time
 )
 

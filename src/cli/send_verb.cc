@@ -6,6 +6,7 @@
 
 #include "cli/dkim_options.h"
 #include "cli/doctor_cmd.h"
+#include "cli/metrics_options.h"
 #include "cli/pipeline.h"
 #include "cli/progress_line.h"
 #include "cli/relay_options.h"
@@ -149,6 +150,7 @@ class SendVerb : public Verb {
                      "--retry-delay)");
     send->add_option("--retry-max", retry_max_, "the longest retry delay (default 1h)");
     add_preflight_options(send, preflight_);
+    metrics_.add_options(send);
 
     return send;
   }
@@ -258,6 +260,10 @@ class SendVerb : public Verb {
     }
     mc_.suppress = std::move(suppress);
     if (!mc_.pickup_dir.empty()) {
+      if (cmd_->count("--metrics") > 0) {
+        std::fprintf(stderr, "smtpblast: --metrics goes with a relay or --direct, not --pickup\n");
+        return 2;
+      }
       mc_.progress = ProgressStyle::kNone;
       return run_send_command(mc_);
     }
@@ -317,7 +323,13 @@ class SendVerb : public Verb {
       }
       pop = std::make_unique<PopRefresher>(pc->first, pc->second);
     }
-    return run_send_command(mc_);
+    // Bound last of all set-up, right before the run: an address in use is exit 2 with
+    // nothing sent.
+    if (int rc = metrics_.start(); rc != 0) return rc;
+    mc_.metrics = metrics_.cells();
+    int rc = run_send_command(mc_);
+    metrics_.finish(rc);
+    return rc;
   }
 
  private:
@@ -341,6 +353,7 @@ class SendVerb : public Verb {
   std::string retry_after_;
   std::string retry_max_ = "1h";
   DoctorArgs preflight_;  // send --preflight: the doctor's checks first
+  MetricsEndpoint metrics_;
 };
 
 class PresetsVerb : public Verb {

@@ -1,6 +1,7 @@
 // The coordinator's loop: messages in, commits, claims, limits, signals, and the finish.
 #include "engine/coordinator.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include "engine/run_result.h"
@@ -9,7 +10,8 @@ namespace sb {
 
 namespace {
 
-constexpr size_t kCommitNow = 4096;  // outcomes that are committed without waiting
+constexpr size_t kCommitNow = 4096;   // outcomes that are committed without waiting
+constexpr uint64_t kMetricsMs = 250;  // how often the coordinator's gauges are refreshed
 
 }  // namespace
 
@@ -60,6 +62,7 @@ void Coordinator::wind_up() {
   for (auto& [w, m] : msgs) take(w, m);
   commit(outcomes_);
   ledger_.close_run();
+  publish_metrics();
 }
 
 void Coordinator::take(size_t worker, WorkerMsg& m) {
@@ -128,6 +131,10 @@ bool Coordinator::step(std::vector<std::pair<size_t, WorkerMsg>>& msgs) {
   if (now - last_progress_ >= 1000) {
     events_.progress(progress_view(), false);
     last_progress_ = now;
+  }
+  if (cfg_.metrics != nullptr && now - last_metrics_ >= kMetricsMs) {
+    publish_metrics();
+    last_metrics_ = now;
   }
   maybe_finish_run();
   return finished_ < workers_;
@@ -223,14 +230,31 @@ void Coordinator::commit(std::vector<JournalEntry>& v) {
 }
 
 void Coordinator::tally(const std::vector<JournalEntry>& v) {
+  // Counted as committed, so the metrics agree with `status` (one thread writes these).
+  metrics::RunCells& m = shared_.metrics().run();
   for (const JournalEntry& e : v) {
     const Outcome& o = e.out;
     if (o.status_only) continue;  // a release: no attempt was made
     if (o.status == RcptStatus::kSuppressed) {
       ++done_suppressed_;
+      m.outcomes[static_cast<size_t>(metrics::Outcome::kSuppressed)].add();
       continue;
     }
     ++attempts_;
+    if (o.code >= 200 && o.code < 300) {
+      m.reply_2xx.add();
+    } else if (o.code >= 400 && o.code < 500) {
+      m.reply_4xx.add();
+    } else if (o.code >= 500 && o.code < 600) {
+      m.reply_5xx.add();
+    }
+    if (o.status == RcptStatus::kSent) {
+      m.outcomes[static_cast<size_t>(metrics::Outcome::kSent)].add();
+    } else if (o.status == RcptStatus::kFailed) {
+      m.outcomes[static_cast<size_t>(metrics::Outcome::kFailed)].add();
+    } else if (o.status == RcptStatus::kDeferred) {
+      m.outcomes[static_cast<size_t>(metrics::Outcome::kDeferred)].add();
+    }
     // Per recipient: a deferred recipient's later outcome in this run replaces it.
     uint32_t before = 0;
     if (auto d = deferred_now_.find(o.id); d != deferred_now_.end()) {
@@ -247,6 +271,10 @@ void Coordinator::tally(const std::vector<JournalEntry>& v) {
       deferred_attempts_ += before + 1;
     }
   }
+  if (cfg_.metrics != nullptr) {
+    const uint64_t done = done_sent_ + done_failed_ + done_suppressed_;
+    m.remaining.set(static_cast<int64_t>(todo_ > done ? todo_ - done : 0));
+  }
 }
 
 void Coordinator::save_throttle_state() {
@@ -258,6 +286,21 @@ void Coordinator::save_throttle_state() {
   ThrottleSnapshot snap = throttle_.snapshot(now);
   (void)store_.set_meta("throttle", describe(snap));
   (void)store_.set_meta("throttle_json", throttle_json(snap).dump());  // status --json
+}
+
+void Coordinator::publish_metrics() {
+  if (cfg_.metrics == nullptr) return;
+  metrics::RunCells& m = shared_.metrics().run();
+  const uint64_t done = done_sent_ + done_failed_ + done_suppressed_;
+  m.remaining.set(static_cast<int64_t>(todo_ > done ? todo_ - done : 0));  // before any commit
+  if (cfg_.throttle.daily_limit > 0) {
+    ThrottleSnapshot snap = throttle_.snapshot(static_cast<uint64_t>(clock_.wall_ms()));
+    // Counted per sending account too: the account's count (every task of it) binds first.
+    uint64_t used = snap.daily_count;
+    if (account_ != nullptr) used = std::max(used, account_->used());
+    m.daily_limit.set(static_cast<int64_t>(cfg_.throttle.daily_limit));
+    m.daily_used.set(static_cast<int64_t>(used));
+  }
 }
 
 ProgressView Coordinator::progress_view() const {

@@ -89,6 +89,9 @@ class Coordinator {
   void stop_all_new();
   void apply_limits_and_signals();
   void maybe_finish_run();
+  // The gauges --metrics shows that only the coordinator knows: recipients remaining and the
+  // daily quota (a throttle snapshot, so a few times a second at most).
+  void publish_metrics();
 
   const RunConfig& cfg_;
   TaskStore& store_;
@@ -127,6 +130,7 @@ class Coordinator {
   uint64_t t0_ = 0;
   uint64_t last_commit_ = 0;
   uint64_t last_progress_ = 0;
+  uint64_t last_metrics_ = 0;
   uint64_t done_sent_ = 0, done_failed_ = 0, done_suppressed_ = 0, attempts_ = 0;
   // Per recipient, not per attempt: recipients whose latest outcome in this run is deferred,
   // with their attempts in this run (a later outcome of the same recipient replaces it).

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/loop_env.h"
+#include "metrics/run_metrics.h"
 #include "smtp/pool.h"
 #include "throttle/throttle.h"
 
@@ -29,6 +30,7 @@ class DestinationOwner {
   virtual bool reserve_connection(Destination& d) = 0;
   virtual void connection_ended(Destination& d, const Session& s) = 0;
   virtual void backoff_over(Destination& d) = 0;
+  virtual void tls_established(bool resumed) { (void)resumed; }
 };
 
 // Owned by one worker loop, so its limits need no locks.
@@ -56,6 +58,18 @@ class Destination final : public PoolHost {
   // Direct: this destination's own push-back (AIMD on "slow down", a pause on a quota
   // reply): one receiver asking us to slow down must not slow the others. Null for the relay.
   Throttle* push_back() { return push_.get(); }
+
+  // --direct: this destination's counts for the metrics (its own label, or "other").
+  void set_cells(metrics::DestinationCells* c) { cells_ = c; }
+  metrics::DestinationCells* cells() const { return cells_; }
+  // A wait for the throttle begins (true the first time a message is refused since the last
+  // one was let go: a refusal asked again on every poke is one wait), or ends.
+  bool begin_wait() {
+    const bool fresh = !waiting_;
+    waiting_ = true;
+    return fresh;
+  }
+  void end_wait() { waiting_ = false; }
 
   // The pool.
   void poke() {
@@ -101,6 +115,7 @@ class Destination final : public PoolHost {
     (void)tls;
     owner_.connection_ended(*this, s);
   }
+  void tls_established(bool resumed) override { owner_.tls_established(resumed); }
 
  private:
   DestinationOwner& owner_;
@@ -114,6 +129,8 @@ class Destination final : public PoolHost {
   bool backing_off_ = false;            // waiting out a backoff; its pool has failed
   uint32_t backoff_level_ = 0;          // failures in a row without a session reaching MAIL
   bool starved_ = false;
+  metrics::DestinationCells* cells_ = nullptr;
+  bool waiting_ = false;
 };
 
 }  // namespace sb

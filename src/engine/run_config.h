@@ -20,6 +20,9 @@ namespace sb {
 enum class ProgressStyle : uint8_t { kNone, kBar, kPlain, kJsonl };
 
 class DkimSigner;
+namespace metrics {
+class RunMetrics;
+}
 
 struct RunConfig {
   std::string task_path;
@@ -79,6 +82,10 @@ struct RunConfig {
   std::string return_path;
   std::string verp_key;
   std::string task_key;
+
+  // --metrics: the cells the run counts into, served by the command line's MetricsServer
+  // (which outlives the run for --metrics-linger). Null: counted, but not served.
+  std::shared_ptr<metrics::RunMetrics> metrics;
 };
 
 }  // namespace sb

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "metrics/run_metrics.h"
 #include "throttle/throttle.h"
 
 namespace sb {
@@ -65,6 +66,11 @@ class RunShared {
   void set_dest_throttle_config(const ThrottleConfig& c) { dest_tcfg_ = c; }
   const ThrottleConfig& dest_throttle_config() const { return dest_tcfg_; }
 
+  // The run's metrics (served by --metrics): every worker counts into its own cells. A run
+  // without --metrics counts into the run's own set, which nobody reads.
+  void set_metrics(metrics::RunMetrics* m) { metrics_ = m != nullptr ? m : &own_metrics_; }
+  metrics::RunMetrics& metrics() { return *metrics_; }
+
   // Statistics, added by each worker as it is torn down.
   void add_pushback_stats(const ThrottleSnapshot& s);
   void add_dns_stats(const DnsStats& s);
@@ -87,6 +93,8 @@ class RunShared {
   ThrottleSnapshot dest_push_;  // summed over the destinations that were pushed back
   uint64_t pushed_dests_ = 0;
   DnsStats dns_;
+  metrics::RunMetrics own_metrics_;
+  metrics::RunMetrics* metrics_ = &own_metrics_;
 };
 
 }  // namespace sb

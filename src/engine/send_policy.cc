@@ -12,6 +12,17 @@ namespace {
 
 constexpr uint64_t kRenderSliceNs = 5000000;  // rendering one loop iteration may do (5 ms)
 
+// What held a message back, as the metrics name it.
+metrics::Wait wait_of(Limit l) {
+  switch (l) {
+    case Limit::kAdaptive: return metrics::Wait::kAdaptive;
+    case Limit::kBlockPause: return metrics::Wait::kBlockPause;
+    case Limit::kDaily: return metrics::Wait::kDaily;
+    case Limit::kQuotaPause: return metrics::Wait::kQuotaPause;
+    default: return metrics::Wait::kRate;
+  }
+}
+
 }  // namespace
 
 size_t WorkerEngine::group_size(Destination& d) const {
@@ -34,6 +45,7 @@ bool WorkerEngine::pace(Destination& d, size_t n, uint64_t now_wall, bool* accou
     // This receiver's own pace first (without charging it): a refusal here must not use
     // up the run's tokens.
     if (uint64_t at = push->peek(now_wall, n); at != 0) {
+      if (d.begin_wait()) m_.waits[static_cast<size_t>(metrics::Wait::kDestination)].add();
       poke_later(at);
       return false;
     }
@@ -44,6 +56,7 @@ bool WorkerEngine::pace(Destination& d, size_t n, uint64_t now_wall, bool* accou
   if (*account) {
     uint64_t resume_at = 0;
     if (!shared_.take_allowance(n, &resume_at)) {
+      if (d.begin_wait()) m_.waits[static_cast<size_t>(metrics::Wait::kAccount)].add();
       if (resume_at != 0 && !cfg_.wait_daily) {
         inbox_.post(index_, DailyLimitMsg{resume_at, true});
         return false;
@@ -54,6 +67,7 @@ bool WorkerEngine::pace(Destination& d, size_t n, uint64_t now_wall, bool* accou
   }
   if (uint64_t at = throttle_.acquire(now_wall, n, &why); at != 0) {
     if (*account) shared_.return_allowance(n);
+    if (d.begin_wait()) m_.waits[static_cast<size_t>(wait_of(why))].add();
     if (why == Limit::kDaily && !cfg_.wait_daily) {
       inbox_.post(index_, DailyLimitMsg{at, false});
       return false;  // the coordinator stops every worker
@@ -62,6 +76,8 @@ bool WorkerEngine::pace(Destination& d, size_t n, uint64_t now_wall, bool* accou
     return false;
   }
   if (push != nullptr) (void)push->acquire(now_wall, n);  // granted: peek said so
+  m_.granted.add();
+  d.end_wait();
   return true;
 }
 
@@ -159,6 +175,7 @@ SessionHost::Next WorkerEngine::next_txn(Destination& d, bool bdat, Txn*& out) {
       continue;
     }
     ++inflight_;
+    m_.in_flight.set(static_cast<int64_t>(inflight_));
     out = &build_txn();
     return SessionHost::Next::kTxn;
   }
@@ -209,6 +226,12 @@ void WorkerEngine::rcpt_outcome(Txn& t, size_t i, Verdict v, int code, std::stri
     pb = own != nullptr ? own->on_reply(code, text, wall(), j->sent_at)
                         : throttle_.on_reply(code, text, wall(), j->sent_at);
   }
+  if (pb == PushBack::kSlowDown) m_.pushback_slowdown.add();
+  if (pb == PushBack::kQuota) m_.pushback_quota.add();
+  if (code != 0 && t.started_ms != 0) {
+    const uint64_t n = now();
+    m_.delivery_latency.observe_us(n > t.started_ms ? (n - t.started_ms) * 1000 : 0);
+  }
   if (pb == PushBack::kQuota && v == Verdict::kFailed) v = Verdict::kDeferred;
   if (code >= 500 && provider_reply(j, code, text)) v = Verdict::kDeferred;
   RcptStatus s = v == Verdict::kSent     ? RcptStatus::kSent
@@ -247,6 +270,7 @@ bool WorkerEngine::provider_reply(Job* j, int code, std::string_view text) {
 
 void WorkerEngine::txn_done(Txn& t) {
   --inflight_;
+  m_.in_flight.set(static_cast<int64_t>(inflight_));
   if (t.next_cmd == 0 && !t.rcpts.empty()) {
     // MAIL FROM was never written (the connection went first): nothing reached the server,
     // so the quotas charged for it are given back.
@@ -305,6 +329,8 @@ void WorkerEngine::dest_failed(Destination& d, const std::string& why, bool fata
   maybe_finish();
 }
 
+void WorkerEngine::tls_established(bool resumed) { (resumed ? m_.tls_resumed : m_.tls_full).add(); }
+
 void WorkerEngine::backoff_over(Destination& d) {
   d.end_backoff();
   if (!d.empty()) d.poke();
@@ -327,6 +353,8 @@ bool WorkerEngine::reserve_connection(Destination& d) {
   // on this loop only. This is the worker's share of --connections.
   if (open_conns_ < budget_) {
     ++open_conns_;
+    m_.connections_open.set(open_conns_);
+    m_.connections_opened.add();
     return true;
   }
   if (!d.starved()) {
@@ -342,6 +370,7 @@ bool WorkerEngine::reserve_connection(Destination& d) {
 
 void WorkerEngine::connection_ended(Destination& d, const Session& s) {
   if (open_conns_ > 0) --open_conns_;
+  m_.connections_open.set(open_conns_);
   if (!s.greeting().empty()) shared_.relay_answered();
   if (s.ready_reached()) d.reset_backoff_level();
   // The budget freed up: the longest-waiting destination that still has work gets it.

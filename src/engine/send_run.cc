@@ -100,6 +100,8 @@ void SendRun::run_workers() {
   CoordinatorInbox inbox;
   RunShared shared(cfg_.limit, inbox);
   shared.set_dest_throttle_config(dest_tcfg_);
+  shared.set_metrics(cfg_.metrics.get());
+  shared.metrics().set_direct(cfg_.direct);
   if (quota_ != nullptr) {
     account_ = std::make_unique<AccountAllowance>(std::move(quota_), account_key_,
                                                   cfg_.throttle.daily_limit, cfg_.wait_daily,
@@ -112,9 +114,11 @@ void SendRun::run_workers() {
       return;
     }
   }
-  // The ETA needs the number left to send: a full scan, so only when a progress line shows.
-  auto before = cfg_.progress != ProgressStyle::kNone ? store_->counts(false)
-                                                      : Result<StatusCounts>(StatusCounts{});
+  // The ETA (and the metrics' recipients remaining) need the number left to send: a full
+  // scan, so only when a progress line shows or metrics are served.
+  auto before = cfg_.progress != ProgressStyle::kNone || cfg_.metrics != nullptr
+                    ? store_->counts(false)
+                    : Result<StatusCounts>(StatusCounts{});
   if (before.ok()) {
     todo_ = before->get(RcptStatus::kUnsent) + before->get(RcptStatus::kDeferred) +
             before->get(RcptStatus::kInFlight);

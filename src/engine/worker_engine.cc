@@ -49,6 +49,7 @@ WorkerEngine::WorkerEngine(Deps d)
       throttle_(*d.throttle),
       shared_(*d.shared),
       inbox_(*d.inbox),
+      m_(shared_.metrics().worker(d.index)),
       rng_(d.seed) {
   budget_ = std::max<uint32_t>(1, pcfg_.connections);
   // One message for several recipients only when every recipient gets the same bytes.
@@ -219,7 +220,23 @@ void WorkerEngine::route(Job* j) {
   if (!router_.wait_for_lookup(domain, j)) return;
   // Cached answers come back on the next loop turn too (never inside resolve).
   ++dns_.lookups;
-  resolver_->resolve(domain, [this, domain](const dns::MxResult& res) { on_mx(domain, res); });
+  const uint64_t t0 = env_.hrtime_ns();
+  resolver_->resolve(domain, [this, domain, t0](const dns::MxResult& res) {
+    count_lookup(res, t0);
+    on_mx(domain, res);
+  });
+}
+
+void WorkerEngine::count_lookup(const dns::MxResult& r, uint64_t t0_ns) {
+  const uint64_t t1 = env_.hrtime_ns();
+  m_.dns_latency.observe_us(t1 > t0_ns ? (t1 - t0_ns) / 1000 : 0);
+  if (r.ok()) {
+    m_.dns_ok.add();
+  } else if (r.status == dns::MxStatus::kPermanent) {
+    m_.dns_permanent.add();
+  } else {
+    m_.dns_temporary.add();
+  }
 }
 
 void WorkerEngine::on_mx(const std::string& domain, const dns::MxResult& r) {
@@ -331,6 +348,7 @@ Destination& WorkerEngine::destination_for(const std::string& key, const dns::Mx
   auto d = std::make_unique<Destination>(
       *this, env_, key, p, std::make_unique<Throttle>(shared_.dest_throttle_config()));
   Destination& ref = *d;
+  ref.set_cells(&shared_.metrics().destination(index_, r.hosts.front().host));
   dests_.emplace(key, std::move(d));
   ref.start();
   return ref;
@@ -409,6 +427,10 @@ void WorkerEngine::record(Job* j, RcptStatus s, int code, std::string_view text,
       backup_msg_.clear();
       if (tpl_.render(in, false, backup_msg_).ok()) r.eml = backup_msg_.flatten();
     }
+  }
+  if (j->dest != nullptr && j->dest->cells() != nullptr && s != RcptStatus::kSuppressed) {
+    // sent, failed, deferred: the first three of metrics::Outcome.
+    j->dest->cells()->outcomes[s == RcptStatus::kSent ? 0 : s == RcptStatus::kFailed ? 1 : 2].add();
   }
   Outcome& o = r.out;
   o.id = j->row.id;

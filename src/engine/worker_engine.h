@@ -129,6 +129,9 @@ class WorkerEngine final : public DestinationOwner {
   bool reserve_connection(Destination& d) override;
   void connection_ended(Destination& d, const Session& s) override;
   void backoff_over(Destination& d) override;
+  void tls_established(bool resumed) override;
+  // A lookup that was started at `t0_ns` (hrtime) answered: its count and latency.
+  void count_lookup(const dns::MxResult& r, uint64_t t0_ns);
 
   const size_t index_;
   const size_t workers_;
@@ -139,6 +142,7 @@ class WorkerEngine final : public DestinationOwner {
   SharedThrottle& throttle_;
   RunShared& shared_;
   CoordinatorInbox& inbox_;
+  metrics::WorkerCells& m_;             // this loop's metrics: written here only
   std::unique_ptr<MxLookup> resolver_;  // direct delivery
   std::unordered_map<std::string, std::unique_ptr<Destination>> dests_;
   Destination* relay_ = nullptr;

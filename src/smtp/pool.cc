@@ -92,7 +92,9 @@ class ConnectionPool::Conn : public ConnListener {
         return;
       }
       if (!was_done && tls_->handshake_done()) {
-        info_.tls_version = tls_->info().protocol;
+        TlsInfo ti = tls_->info();
+        info_.tls_version = ti.protocol;
+        pool_.host_.tls_established(ti.resumed);
         session_.on_tls_ready(tcp_->now_ms());
         if (scfg_.tls == TlsMode::kImplicit) session_.on_connected(tcp_->now_ms());
       }

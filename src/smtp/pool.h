@@ -84,6 +84,8 @@ class PoolHost : public SessionHost {
     (void)s;
     (void)tls;
   }
+  // A TLS handshake completed on one of the pool's connections (for the metrics).
+  virtual void tls_established(bool resumed) { (void)resumed; }
 };
 
 struct PoolStats {
