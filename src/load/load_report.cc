@@ -14,8 +14,8 @@ using nlohmann::json;
 double ms(uint64_t us) { return static_cast<double>(us) / 1000.0; }
 
 json latency_json(const LatencyFigures& f) {
-  return json{{"count", f.count}, {"p50", ms(f.p50)},   {"p90", ms(f.p90)},
-              {"p99", ms(f.p99)}, {"p99_9", ms(f.p999)}, {"max", ms(f.max)},
+  return json{{"count", f.count}, {"p50", ms(f.p50)},       {"p90", ms(f.p90)},
+              {"p99", ms(f.p99)}, {"p99_9", ms(f.p999)},    {"max", ms(f.max)},
               {"min", ms(f.min)}, {"mean", f.mean / 1000.0}};
 }
 
@@ -30,8 +30,8 @@ std::string fmt_ms(uint64_t us) {
 
 std::string latency_line(const LatencyFigures& f) {
   if (f.count == 0) return "-";
-  return "p50 " + fmt_ms(f.p50) + "  p90 " + fmt_ms(f.p90) + "  p99 " + fmt_ms(f.p99) +
-         "  p99.9 " + fmt_ms(f.p999) + "  max " + fmt_ms(f.max) + " ms";
+  return "p50 " + fmt_ms(f.p50) + "  p90 " + fmt_ms(f.p90) + "  p99 " + fmt_ms(f.p99) + "  p99.9 " +
+         fmt_ms(f.p999) + "  max " + fmt_ms(f.max) + " ms";
 }
 
 }  // namespace
@@ -53,14 +53,13 @@ std::string second_json(const SecondReport& r) {
 
 std::string second_text(const SecondReport& r) {
   char head[160];
-  std::snprintf(head, sizeof head, "%4llus%s %9.1f msgs/s%s  conns %llu  backlog %llu  errors %llu  ",
-                static_cast<unsigned long long>(r.second), r.warmup ? " warm-up" : "", r.rate,
-                r.asked_rate > 0 ? (" of " + std::to_string(static_cast<long long>(r.asked_rate)))
-                                       .c_str()
-                                 : "",
-                static_cast<unsigned long long>(r.open_connections),
-                static_cast<unsigned long long>(r.backlog),
-                static_cast<unsigned long long>(r.errors));
+  std::snprintf(
+      head, sizeof head, "%4llus%s %9.1f msgs/s%s  conns %llu  backlog %llu  errors %llu  ",
+      static_cast<unsigned long long>(r.second), r.warmup ? " warm-up" : "", r.rate,
+      r.asked_rate > 0 ? (" of " + std::to_string(static_cast<long long>(r.asked_rate))).c_str()
+                       : "",
+      static_cast<unsigned long long>(r.open_connections),
+      static_cast<unsigned long long>(r.backlog), static_cast<unsigned long long>(r.errors));
   return head + latency_line(r.latency);
 }
 
@@ -68,7 +67,8 @@ std::string summary_json(const LoadSummary& s) {
   json replies = json::object();
   for (const auto& [code, n] : s.replies) replies[std::to_string(code)] = n;
   json errors = json::object();
-  for (const ErrorCount& e : s.errors) errors[e.kind] = json{{"count", e.count}, {"example", e.example}};
+  for (const ErrorCount& e : s.errors)
+    errors[e.kind] = json{{"count", e.count}, {"example", e.example}};
   json j{{"type", "summary"},
          {"mode", s.open_loop ? "open" : "closed"},
          {"achieved_rate", s.achieved_rate},
@@ -126,7 +126,8 @@ std::string summary_text(const LoadSummary& s) {
                 static_cast<unsigned long long>(s.connections_failed));
   o += b;
   o += "replies:     ";
-  for (const auto& [code, n] : s.replies) o += " " + std::to_string(code) + " x" + std::to_string(n);
+  for (const auto& [code, n] : s.replies)
+    o += " " + std::to_string(code) + " x" + std::to_string(n);
   o += "\n";
   if (s.errors.empty()) {
     o += "errors:       none\n";

@@ -40,7 +40,7 @@ struct LatencyFigures {  // microseconds
 LatencyFigures latency_figures(const LatencyHistogram& h);
 
 struct ErrorCount {
-  std::string kind;     // "reply 4xx", "session timeout", ...
+  std::string kind;  // "reply 4xx", "session timeout", ...
   uint64_t count = 0;
   std::string example;  // the first one's text (server text, escaped when printed)
 };

@@ -10,9 +10,10 @@ LoadSchedule::LoadSchedule(const Clock& clock, const ScheduleConfig& cfg)
     // Slot k is due at k / rate: the warm-up holds the slots before its end, the measured
     // part the next `messages`, or those due before the end of the duration.
     warm_slots_ = static_cast<uint64_t>(std::ceil(cfg_.rate * cfg_.warmup_us / 1e6 - 1e-9));
-    uint64_t measured = cfg_.messages != 0 ? cfg_.messages
-                                           : static_cast<uint64_t>(std::ceil(
-                                                 cfg_.rate * cfg_.duration_us / 1e6 - 1e-9));
+    uint64_t measured =
+        cfg_.messages != 0
+            ? cfg_.messages
+            : static_cast<uint64_t>(std::ceil(cfg_.rate * cfg_.duration_us / 1e6 - 1e-9));
     total_ = warm_slots_ + measured;
   }
 }
