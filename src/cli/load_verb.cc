@@ -28,9 +28,10 @@ bool parse_size(const std::string& s, uint64_t& out) {
     return false;
   }
   std::string unit = lower_ascii(s.substr(used));
-  double mult = unit.empty() || unit == "b" ? 1 : unit == "k" || unit == "kb" ? 1024
-                                              : unit == "m" || unit == "mb"   ? 1024 * 1024
-                                                                              : 0;
+  double mult = unit.empty() || unit == "b"   ? 1
+                : unit == "k" || unit == "kb" ? 1024
+                : unit == "m" || unit == "mb" ? 1024 * 1024
+                                              : 0;
   if (mult == 0 || !(v > 0) || v * mult > 100.0 * 1024 * 1024) return false;
   out = static_cast<uint64_t>(v * mult);
   return true;
@@ -52,8 +53,9 @@ class LoadVerb : public Verb {
  public:
   CLI::App* add(CLI::App& app) override {
     CLI::App* c = cmd_ = app.add_subcommand(
-        "load", "a load generator: messages at a fixed rate (or as fast as taken) with latency "
-                "percentiles; no task file");
+        "load",
+        "a load generator: messages at a fixed rate (or as fast as taken) with latency "
+        "percentiles; no task file");
     add_relay_options(c, ro_, true);
     c->add_option("--connections", connections_, "concurrent SMTP connections (default 10)")
         ->check(CLI::Range(1u, 10000u));
@@ -106,7 +108,8 @@ class LoadVerb : public Verb {
       return usage("give one of --duration (e.g. 60s) or --messages N");
     if (!duration_.empty()) {
       auto d = parse_duration_ms(std::string_view(duration_));
-      if (!d.ok() || *d == 0) return usage("--duration: '" + duration_ + "' is not a duration (e.g. 60s)");
+      if (!d.ok() || *d == 0)
+        return usage("--duration: '" + duration_ + "' is not a duration (e.g. 60s)");
       lc.schedule.duration_us = *d * 1000;
     }
     lc.schedule.messages = messages_;
@@ -131,7 +134,8 @@ class LoadVerb : public Verb {
         size_t b = line.find_first_not_of(" \t");
         if (b == std::string::npos || line[b] == '#') continue;
         line.erase(0, b);
-        if (line.find('@') == std::string::npos || line.find_first_of(" \t<>,;") != std::string::npos)
+        if (line.find('@') == std::string::npos ||
+            line.find_first_of(" \t<>,;") != std::string::npos)
           return usage("--recipients: '" + line + "' is not an address (one a line)");
         lc.recipients.push_back(line);
       }
@@ -156,12 +160,14 @@ class LoadVerb : public Verb {
       RenderInput in;
       in.email = first;
       in.now = SystemClock::wall_now_ms() / 1000;
-      if (Status st = tpl->render(in, true, m); !st.ok()) return usage("--template: " + st.error().message);
+      if (Status st = tpl->render(in, true, m); !st.ok())
+        return usage("--template: " + st.error().message);
       lc.body_data = m.flatten();
       lc.eight_bit = m.eight_bit;
       lc.smtputf8 = m.smtputf8;
       m.clear();
-      if (Status st = tpl->render(in, false, m); !st.ok()) return usage("--template: " + st.error().message);
+      if (Status st = tpl->render(in, false, m); !st.ok())
+        return usage("--template: " + st.error().message);
       lc.body_bdat = m.flatten();
     }
     if (from_.empty()) from_ = "load@example.com";
@@ -175,7 +181,8 @@ class LoadVerb : public Verb {
     auto timeouts = command_timeouts(ro_);
     if (!timeouts.ok()) return usage(timeouts.error().message);
     relay_ = std::move(relay).value();
-    for (const std::string& w : relay_.warnings) std::fprintf(stderr, "smtpblast load: warning: %s\n", w.c_str());
+    for (const std::string& w : relay_.warnings)
+      std::fprintf(stderr, "smtpblast load: warning: %s\n", w.c_str());
     lc.pool = pool_config_for(relay_, *timeouts);
     lc.pool.connections = connections_;
     lc.pool.session.max_messages = per_connection_;

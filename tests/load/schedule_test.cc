@@ -108,8 +108,8 @@ TEST(LoadSchedule, ClosedLoopTakesAtOnceUntilTheMessagesOrTheTime) {
   EXPECT_EQ(got[0].intended_us, clock.mono_us());
   EXPECT_TRUE(by_count.exhausted());
 
-  LoadSchedule by_time(clock, ScheduleConfig{.rate = 0, .warmup_us = 1'000'000,
-                                             .duration_us = 2'000'000});
+  LoadSchedule by_time(clock,
+                       ScheduleConfig{.rate = 0, .warmup_us = 1'000'000, .duration_us = 2'000'000});
   by_time.start();
   LoadSchedule::Slot slot;
   ASSERT_TRUE(by_time.take(slot));
