@@ -196,6 +196,7 @@ class LoadVerb : public Verb {
     LoadSummary s = run_load(lc, stdout);
     if (json_) {
       std::printf("%s\n", summary_json(s).c_str());
+      mark_json_printed();  // the summary is the run's one JSON answer
     } else {
       std::printf("%s", summary_text(s).c_str());
     }

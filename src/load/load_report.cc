@@ -97,6 +97,7 @@ std::string summary_json(const LoadSummary& s) {
          {"exit", s.exit_code}};
   j["asked_rate"] = s.open_loop ? json(s.asked_rate) : json(nullptr);
   if (!s.failure.empty()) j["failure"] = s.failure;
+  if (s.interrupted) j["interrupted"] = true;
   return dump(j);
 }
 

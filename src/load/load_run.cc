@@ -1,14 +1,18 @@
 #include "load/load_run.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "base/clock.h"
 #include "load/load_report.h"
@@ -56,12 +60,33 @@ class LoadRun final : public PoolHost {
   }
 
   LoadSummary run() {
+    // SIGINT/SIGTERM end the run early with its summary (what is in flight finishes); a
+    // second one drops the connections. One thread waits for them; the loop has them blocked.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigset_t old_mask;
+    pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);
+    std::atomic<bool> run_over{false};
+    std::thread signal_thread([this, &sigs, &run_over] {
+      for (int n = 0;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0) continue;
+        if (run_over.load()) return;
+        worker_.post([this, first = n++ == 0] { on_signal(first); });
+      }
+    });
     worker_.post([this] { begin(); });
     worker_.start();
     {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [&] { return done_; });
     }
+    run_over.store(true);
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    signal_thread.join();
+    pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
     worker_.post([this] {
       tick_.reset();
       second_.reset();
@@ -211,6 +236,17 @@ class LoadRun final : public PoolHost {
     begin_stop("the run's time is up");
   }
 
+  void on_signal(bool first) {
+    if (finished_) return;
+    if (!first || stopping_) {
+      pool_->abort("interrupted again");
+      return;
+    }
+    interrupted_ = true;
+    not_started_ = sched_.close();
+    begin_stop("interrupted");
+  }
+
   void begin_stop(const std::string& why) {
     stopping_ = true;
     tick_->stop();
@@ -329,7 +365,8 @@ class LoadRun final : public PoolHost {
     s.open_loop = sched_.open_loop();
     s.asked_rate = sched_.rate();
     uint64_t from = sched_.measure_start_us();
-    uint64_t until = std::max(sched_.nominal_end_us(), last_completion_us_);
+    uint64_t until =
+        interrupted_ ? last_completion_us_ : std::max(sched_.nominal_end_us(), last_completion_us_);
     s.elapsed_s = until > from ? static_cast<double>(until - from) / 1e6 : 0;
     s.achieved_rate = s.elapsed_s > 0 ? static_cast<double>(sent_) / s.elapsed_s : 0;
     s.planned = sched_.open_loop() ? sched_.measured_taken() + not_started_ : 0;
@@ -350,6 +387,12 @@ class LoadRun final : public PoolHost {
                                     std::min<uint64_t>(connections_ready_, cfg_.pool.connections));
     for (size_t c = 0; c < replies_.size(); ++c)
       if (replies_[c] != 0) s.replies.emplace_back(static_cast<int>(c), replies_[c]);
+    s.interrupted = interrupted_;
+    if (interrupted_) {
+      // The rest of the schedule was cut short by the user, not missed by the server.
+      s.planned -= not_started_;
+      s.not_started = not_started_ = 0;
+    }
     if (not_started_ != 0) {
       note_error("not started", std::to_string(not_started_) +
                                     " transactions were due before the end and never started");
@@ -393,6 +436,7 @@ class LoadRun final : public PoolHost {
   std::string failure_;
   bool stopping_ = false;
   bool finished_ = false;
+  bool interrupted_ = false;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -64,7 +64,8 @@ struct LoadSummary {
   std::vector<std::pair<int, uint64_t>> replies;  // reply code -> recipients, ascending
   std::vector<ErrorCount> errors;
   uint64_t errors_total = 0;
-  std::string failure;  // the pool gave up: why
+  std::string failure;       // the pool gave up: why
+  bool interrupted = false;  // SIGINT/SIGTERM ended it early: measured until the last reply
   bool rate_met = true;
   int exit_code = 0;  // 0: rate met (open loop, within 1%) and no error; else 1
 };

@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from support import blast, peers, tls_peers
+from support import blast, peers, procs, tls_peers
 from support.sinks import BlastSink
 
 USER = "loaduser"
@@ -119,6 +119,8 @@ class LoadTest(unittest.TestCase):
         self.assertGreater(s["errors"]["reply 5xx"]["count"], 0, s)
         self.assertIn("550", s["replies"], s)
         self.assertFalse(s["rate_met"], s)
+        # The summary is the one JSON answer: no generic error object after it.
+        self.assertNotIn('"ok":false', p.stdout, p.stdout)
 
     def test_starttls_and_auth(self):
         wd = blast.Workdir("sb-load-")
@@ -143,6 +145,26 @@ class LoadTest(unittest.TestCase):
             self.assertNotIn(PASSWORD, p.stdout + p.stderr)
         finally:
             wd.cleanup()
+
+    def test_sigint_ends_the_run_with_its_summary(self):
+        with BlastSink(record=False) as sink:
+            p = procs.Process([blast.BIN, "load", "--json", "--relay", sink.hostport, "--tls",
+                               "none", "--rate", "100/s", "--duration", "60s"], timeout=30)
+            p.start()
+            try:
+                time.sleep(1.5)
+                os.kill(p.pid, signal.SIGINT)
+                rc = p.wait(timeout=15)
+            finally:
+                p.stop()
+        s = json.loads(p.stdout.strip().splitlines()[-1])
+        self.assertEqual(s["type"], "summary", p.stdout)
+        self.assertTrue(s["interrupted"], s)
+        self.assertEqual(s["messages"]["not_started"], 0, s)
+        self.assertGreater(s["messages"]["sent"], 50, s)
+        self.assertLess(s["messages"]["sent"], 400, s)
+        self.assertEqual(s["errors_total"], 0, s)
+        self.assertEqual(rc, 0, p.stdout + p.stderr)
 
     def test_bad_flags_exit_2(self):
         cases = [
