@@ -127,6 +127,7 @@ std::string summary_text(const LoadSummary& s) {
                 static_cast<unsigned long long>(s.connections_failed));
   o += b;
   o += "replies:     ";
+  if (s.replies.empty()) o += " none";
   for (const auto& [code, n] : s.replies)
     o += " " + std::to_string(code) + " x" + std::to_string(n);
   o += "\n";

@@ -186,7 +186,13 @@ class LoadRun final : public PoolHost {
     if (e.cause == EndCause::kNone) return;
     // Connections the run's own stop closes before they carried anything are no error.
     if (stopping_ && e.cause == EndCause::kClosedByDriver && !s.ready_reached()) return;
-    note_error(std::string("session ") + end_cause_name(e.cause), s.end_reason());
+    // A connection that never got to send mail (refused, timed out, TLS, login) vs one that
+    // ended under way (421, timeout, lost).
+    std::string kind = s.ready_reached() ? std::string("session ") + end_cause_name(e.cause)
+                       : e.cause == EndCause::kClosedByDriver
+                           ? std::string("connect failed")
+                           : std::string("session setup ") + end_cause_name(e.cause);
+    note_error(kind, s.end_reason());
     ++second_errors_;
   }
 
@@ -287,10 +293,10 @@ class LoadRun final : public PoolHost {
     if (cfg_.progress) std::fprintf(stderr, "%s\n", second_text(r).c_str());
   }
 
-  void note_error(const std::string& kind, std::string_view example) {
-    ++errors_total_;
+  void note_error(const std::string& kind, std::string_view example, uint64_t n = 1) {
+    errors_total_ += n;
     auto [it, fresh] = errors_.try_emplace(kind);
-    ++it->second.count;
+    it->second.count += n;
     if (fresh) it->second.example.assign(example.substr(0, 300));
   }
 
@@ -394,8 +400,10 @@ class LoadRun final : public PoolHost {
       s.not_started = not_started_ = 0;
     }
     if (not_started_ != 0) {
-      note_error("not started", std::to_string(not_started_) +
-                                    " transactions were due before the end and never started");
+      note_error(
+          "not started",
+          std::to_string(not_started_) + " transactions were due before the end and never started",
+          not_started_);
     }
     if (!failure_.empty()) note_error("pool failed", failure_);
     for (auto& [kind, e] : errors_) s.errors.push_back(ErrorCount{kind, e.count, e.example});
