@@ -391,7 +391,7 @@ class LoadRun final : public PoolHost {
     s.connections_failed = pool_->stats().connections_failed;
     s.max_open = std::max<uint64_t>(max_open_,
                                     std::min<uint64_t>(connections_ready_, cfg_.pool.connections));
-    for (size_t c = 0; c < replies_.size(); ++c)
+    for (size_t c = 1; c < replies_.size(); ++c)  // 0: no reply came
       if (replies_[c] != 0) s.replies.emplace_back(static_cast<int>(c), replies_[c]);
     s.interrupted = interrupted_;
     if (interrupted_) {

@@ -67,8 +67,8 @@ class LoadTest(unittest.TestCase):
         # (and, on this shared machine, some scheduling delay; the sink counts its 20 ms
         # from its loop's cached clock, so a reply may also come a little early).
         self.assertGreaterEqual(lat["p50"], 18, lat)
-        self.assertLess(lat["p50"], 40, lat)
-        self.assertLess(lat["p90"], 100, lat)
+        self.assertLess(lat["p50"], 60, lat)
+        self.assertLess(lat["p90"], 150, lat)
 
     def test_a_stall_shows_as_latency_not_only_as_a_lower_rate(self):
         with BlastSink(record=False) as sink:
@@ -110,6 +110,17 @@ class LoadTest(unittest.TestCase):
         self.assertEqual(sink.counters["recipients"], 6000, sink.counters)
         self.assertGreaterEqual(sink.counters["connections"], 6, sink.counters)
         self.assertGreaterEqual(s["bytes"], 3000 * 4000, s)
+
+    def test_into_postfix_smtpd(self):
+        # A real MTA (PIPELINING, no CHUNKING: DATA), every message delivered and counted.
+        with peers.PostfixInstance(domains=("example.test",), discard=True) as pf:
+            p, _, s = load("--relay", pf.hostport, "--tls", "none", "--connections", "2",
+                           "--rate", "50/s", "--messages", "100", "--domain", "example.test",
+                           "--from", "load@example.test", timeout=60)
+            pf.wait_for(100, timeout=30)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        self.assertEqual(s["messages"]["sent"], 100, s)
+        self.assertEqual(s["replies"], {"250": 100}, s)
 
     def test_refusals_are_errors_and_exit_1(self):
         with BlastSink("--reject-rcpt", "0.5", "--seed", "3", record=False) as sink:
