@@ -139,12 +139,12 @@ class LoadRun final : public PoolHost {
     TxnSlot* s = slot_of(t);
     uint64_t now = clock_.mono_us();
     --in_flight_;
+    uint64_t lat = now > s->intended_us ? now - s->intended_us : 0;
+    second_latency_.record(lat);  // the per-second view shows the warm-up too
+    ++second_completed_;
     if (s->measured) {
-      uint64_t lat = now > s->intended_us ? now - s->intended_us : 0;
       latency_.record(lat);
-      second_latency_.record(lat);
       ++completed_;
-      ++second_completed_;
       last_completion_us_ = now;
       if (s->ok) {
         ++sent_;
@@ -271,7 +271,7 @@ class LoadRun final : public PoolHost {
     uint64_t now = clock_.mono_us();
     SecondReport r;
     r.second = ++seconds_;
-    r.warmup = now <= sched_.measure_start_us();
+    r.warmup = second_start_us_ < sched_.measure_start_us();  // the second began in it
     double span = static_cast<double>(now - second_start_us_) / 1e6;
     r.completed = second_completed_;
     r.rate = span > 0 ? static_cast<double>(second_completed_) / span : 0;
