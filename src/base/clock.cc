@@ -10,6 +10,12 @@ uint64_t SystemClock::mono_now_ms() {
                                    .count());
 }
 
+uint64_t SystemClock::mono_now_us() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
 int64_t SystemClock::wall_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "base/clock.h"
 #include "loop/tcp_conn.h"
 #include "loop/tls_engine.h"
 
@@ -61,12 +62,14 @@ class ConnectionPool::Conn : public ConnListener {
     session_.set_conn_info(&info_);
     session_.keep_transcript(pool.cfg_.keep_transcript);
     tcp_ = TcpConn::create(pool.loop_, this);
+    started_us_ = SystemClock::mono_now_us();
     tcp_->connect(addr);
     tcp_->set_deadline(tcp_->now_ms() + pool.cfg_.connect_timeout_ms);
   }
 
   void on_connected() override {
     connected_ = true;
+    info_.connect_us = SystemClock::mono_now_us() - started_us_;
     if (scfg_.tls == TlsMode::kImplicit) {
       start_tls();  // the greeting comes over TLS
       return;
@@ -98,6 +101,9 @@ class ConnectionPool::Conn : public ConnListener {
         session_.on_tls_ready(tcp_->now_ms());
         if (scfg_.tls == TlsMode::kImplicit) session_.on_connected(tcp_->now_ms());
       }
+      // The handshake's time, for the load generator (the session's reaction included: µs).
+      if (!was_done && tls_->handshake_done())
+        info_.tls_us = SystemClock::mono_now_us() - started_us_;
       if (!plain_.empty()) session_.on_data(plain_, tcp_->now_ms());
       sync();
       return;
@@ -204,6 +210,7 @@ class ConnectionPool::Conn : public ConnListener {
       return;
     }
     tls_ = std::move(e).value();
+    started_us_ = SystemClock::mono_now_us();  // the connect is timed: now the handshake
     cipher_.clear();
     Status st = tls_->start_handshake(cipher_);
     send_cipher();
@@ -239,6 +246,7 @@ class ConnectionPool::Conn : public ConnListener {
     }
     if (!ready_seen_ && session_.ready_reached()) {
       ready_seen_ = true;
+      pool_.host_.session_ready(session_);
       pool_.conn_ready();
     }
     if (session_.wants_close()) {
@@ -267,6 +275,7 @@ class ConnectionPool::Conn : public ConnListener {
   std::string ip_;
   std::string why_;
   bool connected_ = false;
+  uint64_t started_us_ = 0;  // when the connect, then the TLS handshake, began
   bool refused_ = false;
   bool timed_out_ = false;
   bool local_ = false;

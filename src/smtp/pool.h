@@ -79,6 +79,9 @@ class PoolHost : public SessionHost {
   // Asked just before each new connection: false keeps it unopened (a budget shared with
   // other pools is used up); the host pokes the pool again when the budget frees up.
   virtual bool reserve_connection() { return true; }
+  // A session reached the point of sending mail (once per connection); its conn_info() has
+  // the connect and TLS handshake times.
+  virtual void session_ready(const Session& s) { (void)s; }
   // A connection ended (every one opened ends here once); `tls` describes its TLS ("" without).
   virtual void session_ended(const Session& s, const std::string& tls) {
     (void)s;

@@ -100,6 +100,8 @@ struct ConnInfo {
   std::string ip;    // the same as fields, for records (the accounting log)
   uint16_t port = 0;
   std::string tls_version;  // "TLSv1.3" once a handshake completed, else ""
+  uint64_t connect_us = 0;  // the TCP connect took this long (0 until connected)
+  uint64_t tls_us = 0;      // the TLS handshake took this long (0 without TLS)
 };
 
 // One mail transaction: one envelope, one content, one or more recipients. The host owns it
