@@ -12,7 +12,8 @@ proxy per sender and runs, over 10 connections, with one ~2 KB message (bench/ma
   floor-nowait bench/floor_client --no-wait (32 transactions a write, never waits; CHUNKING
                sink only: not legal RFC 2920)
   floor-bdat   floor_client --bdat (the compliant CHUNKING floor, 32 transactions a write;
-               CHUNKING sink only; --bdat-floor BINARY: a floor_client that has it)
+               CHUNKING sink only; the build's floor_client when it has --bdat, else
+               --bdat-floor BINARY)
 Every sender gets --per-connection N (or has no cap), so no run reconnects. Figures: msgs/s =
 N / wall of the sender process (start-up, connect, greeting and EHLO round trips included),
 load's own achieved rate, CPU (user+sys) of the sender; medians of --repeats. --windows adds a
@@ -43,6 +44,7 @@ import make_list  # noqa: E402
 
 SENDER = "sender@example.test"
 CONNS = 10
+DEFAULT_SENDERS = "send,load,smtp-source,floor,floor-nowait"  # + floor-bdat when available
 
 
 def log(msg=""):
@@ -177,12 +179,21 @@ def main():
     ap.add_argument("--count", type=int, default=2000,
                     help="messages per run at 20 ms (half of it at longer RTTs)")
     ap.add_argument("--sinks", default="smtp-sink,builtin")
-    ap.add_argument("--senders", default="send,load,smtp-source,floor,floor-nowait")
+    ap.add_argument("--senders", default=DEFAULT_SENDERS)
     ap.add_argument("--windows", default="", help="e.g. 8,32,128,512: load window sweep")
     ap.add_argument("--bdat-floor", help="a floor_client with --bdat (sender floor-bdat)")
     ap.add_argument("--sweep-count", type=int, default=10000)
     ap.add_argument("--json-out")
     args = ap.parse_args()
+    if not args.bdat_floor:
+        # After floor_client gains --bdat (branch perf), the build's own one is the BDAT floor.
+        own = Path(args.build) / "bin" / "floor_client"
+        if own.exists() and b"--bdat" in own.read_bytes():
+            args.bdat_floor = str(own)
+    if not args.bdat_floor and "floor-bdat" in args.senders.split(","):
+        ap.error("floor-bdat needs a floor_client with --bdat (--bdat-floor BINARY)")
+    if args.bdat_floor and args.senders == DEFAULT_SENDERS:
+        args.senders += ",floor-bdat"
     rtts = [int(x) for x in args.rtts.split(",") if x]
     log(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, nproc "
         f"{os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")

@@ -75,13 +75,14 @@ def main():
                         mesg = sink.wait_for(args.count, timeout=10)
                     except peers.PeerError:
                         mesg = sink.counters()["mesg"]
+                    sess = sink.counters().get("sess")
                 cpu = usage["user"] + usage["sys"]
                 row = {"rc": rc, "wall": wall, "rate": args.count / wall,
                        "us": cpu / args.count * 1e6, "sink_cpu": sink_cpu, "mesg": mesg}
                 rows[name].append(row)
                 log(f"repeat {r + 1} {name:24}: rc {rc}, wall {wall:.2f} s, "
                     f"{row['rate']:.0f} msgs/s, user+sys {cpu:.2f} s ({row['us']:.0f} µs/msg), "
-                    f"sink cpu {sink_cpu:.2f} s, sink counted {mesg}"
+                    f"sink cpu {sink_cpu:.2f} s, sink counted {mesg} messages in {sess} sessions"
                     + ("" if rc == 0 else f"\n{(p.stdout + p.stderr)[-800:]}"))
     log(f"medians of {args.repeats} (load average now {os.getloadavg()[0]:.1f}):")
     for name, rs in rows.items():
