@@ -172,6 +172,7 @@ def one_run(sender, kind, rtt, args, files, workdir, count, tag):
 
 
 def main():
+    global CONNS
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--repeats", type=int, default=3)
@@ -183,8 +184,10 @@ def main():
     ap.add_argument("--windows", default="", help="e.g. 8,32,128,512: load window sweep")
     ap.add_argument("--bdat-floor", help="a floor_client with --bdat (sender floor-bdat)")
     ap.add_argument("--sweep-count", type=int, default=10000)
+    ap.add_argument("--connections", type=int, default=CONNS)
     ap.add_argument("--json-out")
     args = ap.parse_args()
+    CONNS = args.connections
     if not args.bdat_floor:
         # After floor_client gains --bdat (branch perf), the build's own one is the BDAT floor.
         own = Path(args.build) / "bin" / "floor_client"
