@@ -85,8 +85,8 @@ struct SubmitParams {
   uint8_t source_ton = 0, source_npi = 0;
   std::string_view dest_addr;  // digits
   uint8_t dest_ton = 1, dest_npi = 1;
-  uint8_t esm_class = 0;        // 0x40: short_message starts with a UDH
-  uint8_t data_coding = 0;      // 0 SMSC default (GSM 03.38), 8 UCS-2
+  uint8_t esm_class = 0;    // 0x40: short_message starts with a UDH
+  uint8_t data_coding = 0;  // 0 SMSC default (GSM 03.38), 8 UCS-2
   uint8_t registered_delivery = 1;
   std::string_view short_message;  // at most 254 octets
 };
@@ -111,9 +111,9 @@ struct DeliverSm {
   std::string dest_addr;
   uint8_t esm_class = 0;
   uint8_t data_coding = 0;
-  std::string short_message;    // or message_payload when short_message is empty
-  std::string receipted_id;     // TLV receipted_message_id, when present
-  int message_state = -1;       // TLV message_state, when present
+  std::string short_message;  // or message_payload when short_message is empty
+  std::string receipted_id;   // TLV receipted_message_id, when present
+  int message_state = -1;     // TLV message_state, when present
   bool is_receipt() const { return (esm_class & 0x3C) == 0x04; }
 };
 bool parse_deliver_sm(std::string_view pdu, DeliverSm& d, std::string& error);
@@ -137,8 +137,8 @@ bool receipt_final(ReceiptState s);
 struct DeliveryReceipt {
   std::string id;  // the SMSC's message_id, as submit_sm_resp gave it
   ReceiptState state = ReceiptState::kUnknown;
-  std::string stat;  // as sent ("DELIVRD")
-  std::string err;   // "000"
+  std::string stat;                    // as sent ("DELIVRD")
+  std::string err;                     // "000"
   std::string submit_date, done_date;  // YYMMDDhhmm as sent
   std::string text;
   std::string phone;  // the deliver_sm's source_addr: the recipient

@@ -1,4 +1,5 @@
-// The SMPP 3.4 client session: one SMSC connection's protocol engine, driven only by bytes and "now".
+// The SMPP 3.4 client session: one SMSC connection's protocol engine, driven only by bytes and
+// "now".
 #pragma once
 
 #include <cstdint>
@@ -27,18 +28,19 @@ bool smpp_status_throttles(uint32_t command_status);
 // One SMS to one recipient. The host owns it, and the memory its views point to, until
 // SmppHost::message_outcome.
 struct SmsMessage {
-  std::string_view to;    // E.164, with or without '+': sent as digits, TON 1 (international), NPI 1
+  std::string_view to;  // E.164, with or without '+': sent as digits, TON 1 (international), NPI 1
   std::string_view text;  // UTF-8; encoded as GSM 03.38 when every character fits, else UCS-2
   uint64_t cookie = 0;    // the host's handle for this recipient
 
   // Session-private progress.
-  uint16_t parts = 0;          // parts of the (concatenated) message
-  uint16_t parts_open = 0;     // parts submitted or waiting, without a response yet
-  uint16_t parts_unsent = 0;   // parts not yet submitted (window full)
+  uint16_t parts = 0;         // parts of the (concatenated) message
+  uint16_t parts_open = 0;    // parts submitted or waiting, without a response yet
+  uint16_t parts_unsent = 0;  // parts not yet submitted (window full)
   SmsVerdict worst = SmsVerdict::kSent;
   uint32_t worst_status = 0;
   bool throttled = false;
-  std::vector<std::string> pdus;         // the encoded submit_sm bodies' short messages, per part
+  uint8_t data_coding = 0;
+  std::vector<std::string> pdus;         // each part's short_message octets (UDH included)
   std::vector<std::string> message_ids;  // per part, from submit_sm_resp; "" until it came
 };
 
@@ -46,8 +48,8 @@ struct SmsMessage {
 // (failed over deferred over sent): a concatenated message is one recipient's outcome.
 struct SmsOutcome {
   SmsVerdict verdict = SmsVerdict::kSent;
-  uint32_t status = 0;    // the SMPP command_status of the deciding part (0 when sent)
-  std::string_view text;  // "ESME_RTHROTTLED (0x00000058)", "connection lost: ...", or ""
+  uint32_t status = 0;     // the SMPP command_status of the deciding part (0 when sent)
+  std::string_view text;   // "ESME_RTHROTTLED (0x00000058)", "connection lost: ...", or ""
   bool throttled = false;  // a part was refused with ESME_RTHROTTLED / ESME_RMSGQFUL: slow down
   // The SMSC's message_id of every part (in part order; "" for a part it did not accept):
   // delivery receipts name these ids.
@@ -85,8 +87,8 @@ struct SmppConfig {
   // national... see smpp_source_ton_npi; alphanumeric 5/0).
   int source_ton = -1;
   int source_npi = -1;
-  bool request_receipts = true;  // registered_delivery = 1
-  uint32_t window = 10;          // submit_sm PDUs outstanding at once (at least 1)
+  bool request_receipts = true;          // registered_delivery = 1
+  uint32_t window = 10;                  // submit_sm PDUs outstanding at once (at least 1)
   uint32_t enquire_link_ms = 30000;      // idle time before a keep-alive enquire_link
   uint32_t bind_timeout_ms = 10000;      // bind_transceiver_resp
   uint32_t response_timeout_ms = 30000;  // any other response; then the connection is dropped
@@ -172,8 +174,8 @@ class SmppSession {
   void pump(uint64_t now_ms);
   bool start_message(SmsMessage* m, uint64_t now_ms);
   void submit_part(SmsMessage* m, uint16_t part, uint64_t now_ms);
-  void part_done(SmsMessage* m, uint16_t part, SmsVerdict v, uint32_t status,
-                 std::string_view text, bool throttled);
+  void part_done(SmsMessage* m, uint16_t part, SmsVerdict v, uint32_t status, std::string_view text,
+                 bool throttled);
   void finish(SmsMessage* m, std::string_view text);
   void abort_all(std::string_view why);
   void close_with(SmppEndCause cause, std::string text, uint32_t status, bool fatal,
@@ -187,18 +189,18 @@ class SmppSession {
   Outbox& out_;
   PduReader reader_;
   Phase phase_ = Phase::kInit;
-  std::deque<Pending> pending_;     // requests awaiting a response, oldest first
-  std::vector<SmsMessage*> live_;   // messages handed out, not yet reported, oldest first
-  std::string scratch_;             // one PDU being built
-  std::string last_text_;           // the text of the outcome being reported
+  std::deque<Pending> pending_;    // requests awaiting a response, oldest first
+  std::vector<SmsMessage*> live_;  // messages handed out, not yet reported, oldest first
+  std::string scratch_;            // one PDU being built
+  std::string last_text_;          // the text of the outcome being reported
   std::string smsc_system_id_;
   SmppEnd end_;
   uint32_t seq_ = 0;
   uint64_t deadline_ = 0;
-  uint64_t last_io_ms_ = 0;        // last PDU in or out, for the enquire_link idle timer
-  uint64_t paused_until_ms_ = 0;   // throttled: no new submit_sm before this
+  uint64_t last_io_ms_ = 0;       // last PDU in or out, for the enquire_link idle timer
+  uint64_t paused_until_ms_ = 0;  // throttled: no new submit_sm before this
   uint64_t started_ = 0;
-  uint8_t concat_ref_ = 0;         // the 8-bit reference of the next concatenated message
+  uint8_t concat_ref_ = 0;  // the 8-bit reference of the next concatenated message
   bool host_done_ = false;
   bool in_pump_ = false;
   bool bind_reached_ = false;
