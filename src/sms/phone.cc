@@ -23,6 +23,7 @@ const char* possible_reason(PhoneNumberUtil::ValidationResult r) {
     case PhoneNumberUtil::TOO_SHORT: return "too short";
     case PhoneNumberUtil::INVALID_LENGTH: return "wrong number of digits";
     case PhoneNumberUtil::TOO_LONG: return "too long";
+    case PhoneNumberUtil::IS_POSSIBLE_LOCAL_ONLY: return "too short (a local number?)";
     default: return "not a valid number";
   }
 }
@@ -62,8 +63,10 @@ Result<std::string> normalize_e164(std::string_view number, std::string_view def
     case PhoneNumberUtil::TOO_SHORT_NSN: return make_error(ErrDomain::kInput, "too short");
     case PhoneNumberUtil::TOO_LONG_NSN: return make_error(ErrDomain::kInput, "too long");
   }
+  // The number's own region (not the default country: "+46..." with GB is Swedish); an invalid
+  // number has no region, so its calling code names one.
   std::string where;
-  util->GetRegionCodeForNumber(pn, &where);
+  util->GetRegionCodeForCountryCode(pn.country_code(), &where);
   if (!util->IsValidNumber(pn)) {
     std::string why = possible_reason(util->IsPossibleNumberWithReason(pn));
     if (!where.empty() && where != "ZZ") why += " for " + where;
