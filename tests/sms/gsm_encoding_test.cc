@@ -129,7 +129,8 @@ TEST(GsmEncoding, DecodesWhatPhonesSend) {
 
 TEST(GsmEncoding, RoundTripsEveryGsmCharacter) {
   std::string all =
-      "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+      "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ "
+      "!\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
       "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€";
   EncodedSms e = enc(all);
   EXPECT_EQ(e.coding, SmsCoding::kGsm7);
