@@ -51,8 +51,8 @@ TEST(SmppPdu, ReaderRefusesImpossibleLengths) {
 TEST(SmppPdu, PacksBindTransceiver) {
   std::string out;
   ASSERT_TRUE(pack_bind_transceiver(1, {"user", "secret", "", "", 1, 1}, out));
-  EXPECT_EQ(out, pdu(0x00000009, 0, 1, cstr("user") + cstr("secret") + cstr("") + "\x34\x01\x01" +
-                                           cstr("")));
+  EXPECT_EQ(out, pdu(0x00000009, 0, 1,
+                     cstr("user") + cstr("secret") + cstr("") + "\x34\x01\x01" + cstr("")));
   out.clear();
   EXPECT_FALSE(pack_bind_transceiver(1, {"user", "too-long-password", "", "", 0, 0}, out));
 }
@@ -103,8 +103,8 @@ TEST(SmppPdu, ParsesResponses) {
   ASSERT_TRUE(parse_bind_resp(test::bind_resp(1, 0, "ACME"), id, err)) << err;
   EXPECT_EQ(id, "ACME");
   // The sc_interface_version TLV.
-  ASSERT_TRUE(parse_bind_resp(pdu(0x80000009, 0, 1, cstr("ACME") + test::tlv(0x0210, "\x34")),
-                              id, err))
+  ASSERT_TRUE(
+      parse_bind_resp(pdu(0x80000009, 0, 1, cstr("ACME") + test::tlv(0x0210, "\x34")), id, err))
       << err;
   // A message_id without its terminator is malformed, and not read past.
   EXPECT_FALSE(parse_submit_sm_resp(pdu(0x80000004, 0, 2, "abc"), id, err));
@@ -115,9 +115,9 @@ TEST(SmppPdu, ParsesDeliverSmWithTlvs) {
   DeliverSm d;
   std::string err;
   std::string tlvs = test::tlv(0x001E, cstr("XYZ")) + test::tlv(0x0427, "\x02");
-  ASSERT_TRUE(parse_deliver_sm(test::deliver_sm(5, "447911123456", "Shop", 0x04, 0,
-                                                "id:XYZ stat:DELIVRD err:000", tlvs),
-                               d, err))
+  ASSERT_TRUE(parse_deliver_sm(
+      test::deliver_sm(5, "447911123456", "Shop", 0x04, 0, "id:XYZ stat:DELIVRD err:000", tlvs), d,
+      err))
       << err;
   EXPECT_TRUE(d.is_receipt());
   EXPECT_EQ(d.source_addr, "447911123456");
@@ -145,9 +145,10 @@ TEST(SmppPdu, ManyTlvsNeverReachTheLibrary) {
 
 TEST(SmppPdu, ReceiptText) {
   DeliveryReceipt r;
-  ASSERT_TRUE(parse_receipt_text("id:0123456789 sub:001 dlvrd:001 submit date:2612031200 done "
-                                 "date:2612031201 stat:DELIVRD err:000 text:Hello id:fake",
-                                 r));
+  ASSERT_TRUE(
+      parse_receipt_text("id:0123456789 sub:001 dlvrd:001 submit date:2612031200 done "
+                         "date:2612031201 stat:DELIVRD err:000 text:Hello id:fake",
+                         r));
   EXPECT_EQ(r.id, "0123456789");
   EXPECT_EQ(r.state, ReceiptState::kDelivered);
   EXPECT_EQ(r.stat, "DELIVRD");

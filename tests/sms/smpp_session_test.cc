@@ -285,7 +285,7 @@ TEST_F(SmppSessionTest, ConnectionLostDefersEveryOpenMessageOnce) {
   bind();
   auto v = sent();
   ASSERT_EQ(v.size(), 5u);
-  feed(test::submit_resp(v[0].seq, 0, "p1"));  // half of the concatenated message
+  feed(test::submit_resp(v[0].seq, 0, "p1"));   // half of the concatenated message
   feed(test::submit_resp(v[2].seq, 0x0B, ""));  // failed for good
   s->on_closed("reset by peer", now);
   EXPECT_TRUE(s->wants_close());
@@ -558,7 +558,8 @@ TEST(SmppSessionSplit, EveryByteAndEverySplitGiveTheSameDialogue) {
     EXPECT_EQ(x.wire, whole.wire) << label;
     EXPECT_EQ(x.end, whole.end) << label;
   };
-  EXPECT_EQ(whole.wire.size(), 9u);  // bind, 4 submit_sm, 2 deliver_sm_resp, enquire_link_resp, unbind
+  EXPECT_EQ(whole.wire.size(),
+            9u);  // bind, 4 submit_sm, 2 deliver_sm_resp, enquire_link_resp, unbind
   check(run_script(0, true), "one byte at a time");
   for (size_t k = 0; k < 200; ++k) check(run_script(k, false), "split at " + std::to_string(k));
 }
