@@ -541,6 +541,33 @@ bool receipt_from_deliver(const DeliverSm& d, DeliveryReceipt& r) {
   return any && !r.id.empty();
 }
 
+namespace {
+
+bool parse_base(std::string_view s, int base, uint64_t& v) {
+  if (s.empty() || s.size() > 20) return false;
+  v = 0;
+  for (char c : s) {
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : 99;
+    if (d >= base) return false;
+    if (v > (UINT64_MAX - static_cast<uint64_t>(d)) / static_cast<uint64_t>(base)) return false;
+    v = v * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool smpp_ids_match(std::string_view a, std::string_view b) {
+  if (a.empty() || b.empty()) return false;
+  if (iequals(a, b)) return true;
+  uint64_t x, y;
+  return (parse_base(a, 16, x) && parse_base(b, 10, y) && x == y) ||
+         (parse_base(a, 10, x) && parse_base(b, 16, y) && x == y);
+}
+
 bool MobileOriginated::is_stop() const {
   std::string_view t = text;
   while (!t.empty() && (t.front() == ' ' || t.front() == '\n' || t.front() == '\r' ||

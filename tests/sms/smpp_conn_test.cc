@@ -14,8 +14,8 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,8 +37,7 @@ struct Io {
   SSL* ssl = nullptr;
   bool read_full(char* p, size_t n) {
     while (n > 0) {
-      int r = ssl ? SSL_read(ssl, p, static_cast<int>(n))
-                  : static_cast<int>(::read(fd, p, n));
+      int r = ssl ? SSL_read(ssl, p, static_cast<int>(n)) : static_cast<int>(::read(fd, p, n));
       if (r <= 0) return false;
       p += r;
       n -= static_cast<size_t>(r);
@@ -286,8 +285,8 @@ std::shared_ptr<TlsContext> client_tls(const std::string& ca) {
 }
 
 std::shared_ptr<TlsContext> server_tls() {
-  auto r = TlsContext::create_server(Certs::get().file("server.pem"),
-                                     Certs::get().file("server.key"));
+  auto r =
+      TlsContext::create_server(Certs::get().file("server.pem"), Certs::get().file("server.key"));
   EXPECT_TRUE(r.ok());
   return r.ok() ? r.value() : nullptr;
 }

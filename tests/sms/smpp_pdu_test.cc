@@ -211,6 +211,17 @@ TEST(SmppPdu, MobileOriginatedStop) {
   EXPECT_TRUE(mo.is_stop());
 }
 
+TEST(SmppPdu, MessageIdsMatchAcrossHexAndDecimal) {
+  EXPECT_TRUE(smpp_ids_match("abc123", "ABC123"));
+  EXPECT_TRUE(smpp_ids_match("1A2B", "6699"));  // 0x1A2B == 6699
+  EXPECT_TRUE(smpp_ids_match("6699", "1a2b"));
+  EXPECT_TRUE(smpp_ids_match("00ff", "255"));
+  EXPECT_FALSE(smpp_ids_match("1A2B", "6700"));
+  EXPECT_FALSE(smpp_ids_match("", ""));
+  EXPECT_FALSE(smpp_ids_match("msg-1", "msg-2"));
+  EXPECT_FALSE(smpp_ids_match("ffffffffffffffffff", "1"));  // too large for either reading
+}
+
 TEST(SmppPdu, StatusText) {
   EXPECT_EQ(smpp_status_text(0x58), "ESME_RTHROTTLED (0x00000058)");
   EXPECT_EQ(smpp_status_text(0x401), "status 0x00000401");
