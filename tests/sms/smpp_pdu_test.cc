@@ -74,7 +74,8 @@ TEST(SmppPdu, PacksSubmitSm) {
   EXPECT_EQ(sent[0].short_message, "Hi");
   EXPECT_EQ(sent[0].registered, 1);
   // 159 octets: a GSM part with its UDH.
-  p.short_message = std::string(159, 'x');
+  std::string part(159, 'x');
+  p.short_message = part;
   out.clear();
   ASSERT_TRUE(pack_submit_sm(8, p, out));
   EXPECT_EQ(test::split(out)[0].short_message.size(), 159u);

@@ -76,6 +76,11 @@ class SmppSessionTest : public ::testing::Test {
     cfg.source_addr = "Shop";
     cfg.window = 10;
   }
+  // A driver closes its session before destroying it (the destructor asserts that every
+  // message handed out has had its outcome).
+  ~SmppSessionTest() override {
+    if (s != nullptr) s->force_close("test over", false, now);
+  }
   SmppSession& start() {
     s = std::make_unique<SmppSession>(cfg, host, out);
     s->on_connected(now);
