@@ -176,6 +176,49 @@ TEST_F(SmppSessionTest, WindowLimitsOutstandingSubmits) {
   EXPECT_EQ(s->in_flight(), 2u);
 }
 
+TEST_F(SmppSessionTest, AKeepAliveDoesNotTakeAWindowSlot) {
+  cfg.window = 1;
+  cfg.enquire_link_ms = 1000;
+  cfg.response_timeout_ms = 5000;
+  host.add("+447911123456", "a");
+  host.add("+447911123456", "b");
+  start();
+  bind();
+  auto v = sent();
+  ASSERT_EQ(v.size(), 1u);
+  now += 1000;
+  s->on_timer(now);
+  auto e = sent();
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].id, smpp_cmd::kEnquireLink);
+  feed(test::submit_resp(v[0].seq, 0, "a1"));  // the enquire_link is still unanswered
+  auto w = sent();
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].short_message, "b");
+  EXPECT_EQ(s->in_flight(), 1u);
+}
+
+TEST_F(SmppSessionTest, ConcatenationReferencesDifferAcrossSessions) {
+  std::string text(200, 'r');
+  host.add("+447911123456", text);
+  start();
+  bind();
+  auto v = sent();
+  ASSERT_EQ(v.size(), 2u);
+  s->force_close("reconnect", false, now);
+  Host h2;
+  h2.add("+447911123456", text);
+  Outbox o2;
+  SmppSession s2(cfg, h2, o2);
+  s2.on_connected(now);
+  o2.clear();
+  s2.on_data(test::bind_resp(1), now);
+  auto w = test::split(o2.flatten());
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_NE(v[0].short_message[3], w[0].short_message[3]);
+  s2.force_close("end", false, now);
+}
+
 TEST_F(SmppSessionTest, ThrottledIsDeferredWithPushBackAndAPause) {
   cfg.throttle_pause_ms = 500;
   host.add("+447911123456", "a");
