@@ -209,10 +209,9 @@ void SmppSession::handle_response(const PduHeader& h, std::string_view pdu, uint
         return;
       }
       if (nack) return wrong("bind_transceiver");
-      if (!parse_bind_resp(pdu, smsc_system_id_, error)) {
-        close_with(SmppEndCause::kProtocolError, "the SMSC sent a " + error, 0, false);
-        return;
-      }
+      // Status 0 is the bind; the system_id is only for messages, so a body we cannot read
+      // (vendor TLVs beyond what we accept) does not undo it.
+      if (!parse_bind_resp(pdu, smsc_system_id_, error)) smsc_system_id_.clear();
       phase_ = Phase::kBound;
       bind_reached_ = true;
       return;

@@ -83,8 +83,9 @@ struct SmppConfig {
   // The sender shown on the phone: digits ("+447700900123", a short code "12345") or
   // alphanumeric ("Shop", at most 11 characters).
   std::string source_addr;
-  // TON/NPI of source_addr; -1: chosen from its form (international 1/1 for '+' digits,
-  // national... see smpp_source_ton_npi; alphanumeric 5/0).
+  // TON/NPI of source_addr; -1: chosen from its form - '+' and digits, or more than 8 digits:
+  // international 1/1 (sent without '+'); up to 8 digits: a short code, 3/0; letters:
+  // alphanumeric 5/0; empty: 0/0, the SMSC's default sender.
   int source_ton = -1;
   int source_npi = -1;
   bool request_receipts = true;          // registered_delivery = 1

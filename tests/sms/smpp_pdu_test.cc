@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "sms/smsc_bytes.h"
 
 namespace sb {
@@ -221,6 +225,30 @@ TEST(SmppPdu, MessageIdsMatchAcrossHexAndDecimal) {
   EXPECT_FALSE(smpp_ids_match("", ""));
   EXPECT_FALSE(smpp_ids_match("msg-1", "msg-2"));
   EXPECT_FALSE(smpp_ids_match("ffffffffffffffffff", "1"));  // too large for either reading
+}
+
+// libsmpp34 keeps its trace in globals: the lock in smpp_pdu.cc lets worker threads use it at
+// once (this is the case a ThreadSanitizer build checks).
+TEST(SmppPdu, PacksAndParsesFromManyThreads) {
+  std::string deliver = test::receipt(5, "447911123456", "m1", "DELIVRD");
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 300; ++i) {
+        DeliverSm d;
+        std::string err, out, id;
+        if (!parse_deliver_sm(deliver, d, err) || d.source_addr != "447911123456") ++bad;
+        if (!parse_submit_sm_resp(test::submit_resp(2, 0, "x"), id, err) || id != "x") ++bad;
+        SubmitParams p;
+        p.dest_addr = "447911123456";
+        p.short_message = "hi";
+        if (!pack_submit_sm(static_cast<uint32_t>(i + 1), p, out)) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
 }
 
 TEST(SmppPdu, StatusText) {

@@ -150,6 +150,17 @@ TEST_F(SmppSessionTest, BindRefusedStopsWithTheProvidersReason) {
   EXPECT_FALSE(s->bind_reached());
 }
 
+TEST_F(SmppSessionTest, ABindResponseWithAnUnreadableBodyStillBinds) {
+  host.add("+447911123456", "a");
+  start();
+  std::string tlvs;
+  for (int i = 0; i < 40; ++i) tlvs += test::tlv(0x1400, "v");
+  feed(pdu(smpp_cmd::kBindTransceiverResp, 0, sent()[0].seq, test::cstr("SMSC") + tlvs));
+  EXPECT_TRUE(s->bound());
+  EXPECT_EQ(s->smsc_system_id(), "");
+  EXPECT_EQ(sent().size(), 1u);
+}
+
 TEST_F(SmppSessionTest, BindThrottledIsTransient) {
   start();
   feed(test::bind_resp(sent()[0].seq, 0x58));
