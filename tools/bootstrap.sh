@@ -40,6 +40,8 @@ packages=(
   libtomlplusplus-dev
   # returned mail (issue 14): MIME parsing, the classifier's rule set
   libgmime-3.0-dev libre2-dev libcurl4-openssl-dev
+  # SMS (issue 19): SMPP 3.4 PDUs, E.164 phone numbers
+  libsmpp34-dev libphonenumber-dev
   # unit tests and micro-benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # fuzzing and sanitizers; formatting and lint (.clang-format, .clang-tidy, check_format.sh)

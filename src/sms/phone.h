@@ -1,0 +1,24 @@
+// Phone numbers: E.164 normalisation with libphonenumber and a default country.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace sb {
+
+// "+447700900123" from "07700 900123" with default country "GB", "+44 7700 900123" or
+// "00447700900123" with any; an input that is not a valid number is an error whose message
+// names why ("too short for GB", "not a valid number for DE", "no country: ... without a
+// default country"). `default_country`: an ISO 3166-1 alpha-2 code ("GB", case-insensitive)
+// or "" (then the number must be international).
+Result<std::string> normalize_e164(std::string_view number, std::string_view default_country);
+
+// True when `country` is a region libphonenumber knows ("GB", "no"); for config checks.
+bool known_country(std::string_view country);
+
+// The SMPP destination_addr for an E.164 number: its digits without '+'.
+std::string_view e164_digits(std::string_view e164);
+
+}  // namespace sb
