@@ -39,6 +39,8 @@ std::unique_ptr<Verb> make_export_verb();
 std::unique_ptr<Verb> make_returns_verb();
 // sink_cmd.cc
 std::unique_ptr<Verb> make_sink_verb();
+// sms_cmd.cc: SMS providers (issue 19).
+std::unique_ptr<Verb> make_sms_verb();
 // report_verb.cc: the run report (HTML with charts).
 std::unique_ptr<Verb> make_report_verb();
 // doctor_cmd.cc: takes every flag of send, so it is added after send.
