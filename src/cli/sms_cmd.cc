@@ -9,9 +9,11 @@
 #include <string>
 
 #include "cli/pipeline.h"
+#include "cli/send_cmd.h"
 #include "cli/sms_provider.h"
 #include "cli/verb.h"
 #include "loop/http_client.h"
+#include "sms/phone.h"
 #include "sms/smpp_session.h"
 #include "smsgw/http_provider.h"
 #include "smsgw/smpp_link.h"
@@ -20,14 +22,9 @@ namespace sb {
 
 namespace {
 
-// A number given as +DIGITS (7..15 digits, E.164); "" when it is one, else why not.
-std::string e164_problem(const std::string& n) {
-  if (n.size() < 2 || n[0] != '+') return "give it in international form, +CCNNN...";
-  if (n.size() < 8 || n.size() > 16) return "E.164 numbers have 7 to 15 digits";
-  for (size_t i = 1; i < n.size(); ++i) {
-    if (n[i] < '0' || n[i] > '9') return "only digits may follow the '+'";
-  }
-  return "";
+// The store's key normaliser for SMS lists: libphonenumber with the default country in ctx.
+Result<std::string> phone_key(std::string_view v, const void* ctx) {
+  return normalize_e164(v, *static_cast<const std::string*>(ctx));
 }
 
 struct UvLoop {
@@ -153,8 +150,10 @@ int smpp_one(const ProviderConfig& p, const std::string& sender, SmsMessage* msg
     return kExitUsage;
   }
   if (p.smpp.tls) {
-    std::fprintf(stderr, "smtpblast: [provider.%s] tls = true: SMPP over TLS is not wired in "
-                 "yet\n", p.name.c_str());
+    std::fprintf(stderr,
+                 "smtpblast: [provider.%s] tls = true: SMPP over TLS is not wired in "
+                 "yet\n",
+                 p.name.c_str());
     return kExitUsage;
   }
   OneShotHost host(msg);
@@ -172,8 +171,8 @@ int smpp_one(const ProviderConfig& p, const std::string& sender, SmsMessage* msg
   }
   const std::string where = p.smpp.host + ":" + std::to_string(p.smpp.port);
   if (!reached) {
-    std::fprintf(stderr, "smtpblast: sms: provider %s (%s): %s\n", p.name.c_str(),
-                 where.c_str(), end.text.empty() ? "no bind" : end.text.c_str());
+    std::fprintf(stderr, "smtpblast: sms: provider %s (%s): %s\n", p.name.c_str(), where.c_str(),
+                 end.text.empty() ? "no bind" : end.text.c_str());
     return end.cause == SmppEndCause::kBindRefused && end.fatal ? kExitRelay : kExitSomeFailed;
   }
   if (msg == nullptr) {
@@ -196,24 +195,44 @@ class SmsVerb : public Verb {
  public:
   CLI::App* add(CLI::App& app) override {
     CLI::App* sms = app.add_subcommand(
-        "sms", "SMS through a provider ([provider.NAME] in the config file): check, test");
+        "sms", "SMS mailings: providers ([provider.NAME] in the config file), lists of numbers");
     sms->require_subcommand(1);
-    check_ = sms->add_subcommand("check", "read the provider's configuration and secret; "
-                                          "SMPP: bind and unbind without sending");
+    check_ = sms->add_subcommand("check",
+                                 "read the provider's configuration and secret; "
+                                 "SMPP: bind and unbind without sending");
     test_ = sms->add_subcommand("test", "send one SMS through the provider");
     for (CLI::App* c : {check_, test_}) {
       c->add_option("--provider", provider_, "the provider's name ([provider.NAME])")->required();
       c->add_option("--provider-config", provider_config_,
                     "a TOML file with [provider.NAME] tables (instead of the config files)");
     }
-    test_->add_option("--to", to_, "the phone number, +CCNNN... (E.164)")->required();
+    test_->add_option("--to", to_, "the phone number (E.164, or national with --country)")
+        ->required();
+    test_->add_option("--country", country_,
+                      "default country of a number without one (GB, DE ...; default: the "
+                      "provider's `country`)");
+    import_ = sms->add_subcommand(
+        "import", "create an SMS task from a list of phone numbers without sending");
+    import_->add_option("--task", task_, "task file to create")->required();
+    import_->add_option("--recipients", csv_, "CSV with a header row and a phone column")
+        ->required()
+        ->check(CLI::ExistingFile);
+    import_->add_option("--phone-column", phone_column_, "the column of the numbers")
+        ->capture_default_str();
+    import_->add_option("--country", country_,
+                        "default country of numbers without one (GB, DE, NO ...)");
+    import_->add_flag("--replace", replace_, "replace the task's list (while nothing was sent)");
+    import_->add_flag("--append", append_, "add the list's new numbers to the task");
+    add_csv_options(import_, encoding_, delim_);
     test_->add_option("--text", text_, "the message")->required();
-    test_->add_option("--sender", sender_, "the sender shown on the phone (default: the "
-                                           "provider's `from`)");
+    test_->add_option("--sender", sender_,
+                      "the sender shown on the phone (default: the "
+                      "provider's `from`)");
     return sms;
   }
 
   int run() override {
+    if (import_->parsed()) return import();
     auto p = find_provider(provider_, provider_config_);
     if (!p.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", p.error().message.c_str());
@@ -234,20 +253,37 @@ class SmsVerb : public Verb {
           return kExitUsage;
         }
       }
-      std::printf("sms check: provider %s (http%s%s): configuration and secret are usable; an "
-                  "HTTP API has no login without sending: `sms test` sends one\n",
-                  p.name.c_str(), p.http.preset.empty() ? "" : ", preset ",
-                  p.http.preset.c_str());
+      std::printf(
+          "sms check: provider %s (http%s%s): configuration and secret are usable; an "
+          "HTTP API has no login without sending: `sms test` sends one\n",
+          p.name.c_str(), p.http.preset.empty() ? "" : ", preset ", p.http.preset.c_str());
       return kExitDone;
     }
     return smpp_one(p, p.sender, nullptr);
   }
 
-  int test(const ProviderConfig& p) {
-    if (std::string why = e164_problem(to_); !why.empty()) {
-      std::fprintf(stderr, "smtpblast: sms test: --to %s: %s\n", to_.c_str(), why.c_str());
+  int import() {
+    if (!country_.empty() && !known_country(country_)) {
+      std::fprintf(stderr, "smtpblast: sms import: --country %s: not a country code (GB, DE ...)\n",
+                   country_.c_str());
       return kExitUsage;
     }
+    ImportOptions o;
+    o.key_column = phone_column_;
+    o.normalize = phone_key;
+    o.normalize_ctx = &country_;
+    return cmd_import(task_, csv_, replace_, append_, encoding_, delim_, o);
+  }
+
+  int test(const ProviderConfig& p) {
+    const std::string country = country_.empty() ? p.country : country_;
+    auto to = normalize_e164(to_, country);
+    if (!to.ok()) {
+      std::fprintf(stderr, "smtpblast: sms test: --to %s: %s\n", to_.c_str(),
+                   to.error().message.c_str());
+      return kExitUsage;
+    }
+    to_ = *to;
     const std::string from = sender_.empty() ? p.sender : sender_;
     if (p.type == "http") return http_send_one(p, to_, from, text_);
     SmsMessage m;
@@ -258,6 +294,15 @@ class SmsVerb : public Verb {
 
   CLI::App* check_ = nullptr;
   CLI::App* test_ = nullptr;
+  CLI::App* import_ = nullptr;
+  std::string country_;
+  std::string task_;
+  std::string csv_;
+  std::string phone_column_ = "phone";
+  bool replace_ = false;
+  bool append_ = false;
+  std::string encoding_;
+  std::string delim_ = ",";
   std::string provider_;
   std::string provider_config_;
   std::string to_;

@@ -43,12 +43,8 @@ std::vector<Preset> make_presets() {
     c.url = "https://rest.nexmo.com/sms/json";
     c.auth = HttpAuth::kNone;
     c.body = HttpBody::kForm;
-    c.fields = {{"api_key", "{{account}}"},
-                {"api_secret", "{{secret}}"},
-                {"to", "{{to_digits}}"},
-                {"from", "{{from}}"},
-                {"text", "{{text}}"},
-                {"type", "unicode"}};
+    c.fields = {{"api_key", "{{account}}"}, {"api_secret", "{{secret}}"}, {"to", "{{to_digits}}"},
+                {"from", "{{from}}"},       {"text", "{{text}}"},         {"type", "unicode"}};
     c.success_status = {200};
     c.success_path = "messages.0.status";
     c.success_value = "0";
@@ -109,8 +105,8 @@ class TableReader {
     if (n == nullptr) return {};
     auto v = n->value_exact<int64_t>();
     if (!v || *v < lo || *v > hi) {
-      return error(n, key, "give a whole number from " + std::to_string(lo) + " to " +
-                               std::to_string(hi));
+      return error(n, key,
+                   "give a whole number from " + std::to_string(lo) + " to " + std::to_string(hi));
     }
     out = *v;
     return {};
@@ -147,10 +143,9 @@ class TableReader {
 
 Status parse_smpp(const TableReader& r, ProviderConfig& p) {
   static const std::set<std::string> kKeys = {
-      "type",          "host",        "port",          "tls",          "system_id",
-      "password_file", "password_env", "password_cmd", "system_type",  "source_ton",
-      "source_npi",    "window",      "tps",           "receipts",     "bind",
-      "from",          "country"};
+      "type",         "host",         "port",        "tls",        "system_id",  "password_file",
+      "password_env", "password_cmd", "system_type", "source_ton", "source_npi", "window",
+      "tps",          "receipts",     "bind",        "from",       "country"};
   if (Status st = r.only(kKeys); !st.ok()) return st;
   SmppProviderConfig& c = p.smpp;
   if (Status st = r.str("host", c.host); !st.ok()) return st;
@@ -200,12 +195,29 @@ Status parse_fields(const TableReader& r, HttpProviderConfig& c) {
 }
 
 Status parse_http(const TableReader& r, ProviderConfig& p) {
-  static const std::set<std::string> kKeys = {
-      "type",         "preset",        "url",        "method",        "auth",
-      "user",         "account",       "password_file", "password_env", "password_cmd",
-      "token_file",   "token_env",     "token_cmd",  "body",          "fields",
-      "success_status", "success_path", "success_value", "message_id_path", "timeout",
-      "tps",          "from",          "country"};
+  static const std::set<std::string> kKeys = {"type",
+                                              "preset",
+                                              "url",
+                                              "method",
+                                              "auth",
+                                              "user",
+                                              "account",
+                                              "password_file",
+                                              "password_env",
+                                              "password_cmd",
+                                              "token_file",
+                                              "token_env",
+                                              "token_cmd",
+                                              "body",
+                                              "fields",
+                                              "success_status",
+                                              "success_path",
+                                              "success_value",
+                                              "message_id_path",
+                                              "timeout",
+                                              "tps",
+                                              "from",
+                                              "country"};
   if (Status st = r.only(kKeys); !st.ok()) return st;
   HttpProviderConfig& c = p.http;
   std::string preset;
@@ -221,8 +233,8 @@ Status parse_http(const TableReader& r, ProviderConfig& p) {
     if (!found) {
       std::string list;
       for (const auto& nm : http_preset_names()) list += (list.empty() ? "" : ", ") + nm;
-      return r.error(r.get("preset"), "preset", "unknown preset '" + preset + "' (known: " + list +
-                                                    ")");
+      return r.error(r.get("preset"), "preset",
+                     "unknown preset '" + preset + "' (known: " + list + ")");
     }
   }
   if (Status st = r.str("url", c.url); !st.ok()) return st;
@@ -397,8 +409,7 @@ Result<std::map<std::string, ProviderConfig>> load_providers(
   return out;
 }
 
-Result<ProviderConfig> find_provider(const std::string& name,
-                                     const std::string& provider_config) {
+Result<ProviderConfig> find_provider(const std::string& name, const std::string& provider_config) {
   std::vector<std::string> paths;
   if (!provider_config.empty()) {
     paths.push_back(provider_config);

@@ -18,8 +18,7 @@ std::vector<std::string> http_preset_names();
 // Every [provider.NAME] table of the given TOML files (lowest precedence first; a later file's
 // table replaces an earlier one of the same name). An unknown key, a wrong type or a missing
 // required key is an error naming the file, line and key (exit 2).
-Result<std::map<std::string, ProviderConfig>> load_providers(
-    const std::vector<std::string>& paths);
+Result<std::map<std::string, ProviderConfig>> load_providers(const std::vector<std::string>& paths);
 
 // Parses one document's text (tests): `file` names it in errors.
 Result<std::map<std::string, ProviderConfig>> parse_providers(const std::string& text,

@@ -19,17 +19,17 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
-  std::string user;      // basic auth, with password (never logged)
+  std::string user;  // basic auth, with password (never logged)
   std::string password;
-  std::string bearer;    // Authorization: Bearer
+  std::string bearer;  // Authorization: Bearer
   uint32_t timeout_ms = 30000;
   size_t max_response = 1 << 20;
 };
 
 struct HttpResponse {
-  int status = 0;      // 0: no HTTP answer (see error)
-  std::string body;    // at most max_response octets
-  std::string error;   // curl's reason when the transfer failed
+  int status = 0;     // 0: no HTTP answer (see error)
+  std::string body;   // at most max_response octets
+  std::string error;  // curl's reason when the transfer failed
 };
 
 class HttpClient {

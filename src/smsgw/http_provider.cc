@@ -1,7 +1,6 @@
 // HTTP SMS provider: field templates filled per message, answers judged by code and JSON path.
 #include "smsgw/http_provider.h"
 
-
 #include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
@@ -163,9 +162,9 @@ HttpSmsOutcome evaluate_http_sms(const HttpProviderConfig& cfg, const HttpRespon
     bool ok = found && (cfg.success_value.empty() ? v != "false" : v == cfg.success_value);
     if (!ok) {
       o.verdict = HttpSmsVerdict::kFailed;
-      o.reason = head + ": " + cfg.success_path + " is " + (found ? "\"" + printable(v) + "\"" :
-                                                                    std::string("missing")) +
-                 ": " + printable(resp.body);
+      o.reason = head + ": " + cfg.success_path + " is " +
+                 (found ? "\"" + printable(v) + "\"" : std::string("missing")) + ": " +
+                 printable(resp.body);
       return o;
     }
   }

@@ -13,8 +13,8 @@ Result<std::string> read_secret(const SecretSource& s, const std::string& key) {
   if (!s.env.empty()) {
     const char* v = std::getenv(s.env.c_str());
     if (v == nullptr || *v == '\0') {
-      return make_error(ErrDomain::kConfig, key + ": the environment variable " + s.env +
-                                                " is not set");
+      return make_error(ErrDomain::kConfig,
+                        key + ": the environment variable " + s.env + " is not set");
     }
     return std::string(v);
   }
@@ -32,8 +32,8 @@ Result<std::string> read_secret(const SecretSource& s, const std::string& key) {
     while ((n = std::fread(buf, 1, sizeof buf, p)) > 0 && out.size() < 65536) out.append(buf, n);
     int rc = ::pclose(p);
     if (rc != 0) {
-      return make_error(ErrDomain::kConfig,
-                        key + ": the command exited with status " + std::to_string(WEXITSTATUS(rc)));
+      return make_error(ErrDomain::kConfig, key + ": the command exited with status " +
+                                                std::to_string(WEXITSTATUS(rc)));
     }
     if (size_t nl = out.find_first_of("\r\n"); nl != std::string::npos) out.resize(nl);
   } else {

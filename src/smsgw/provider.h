@@ -45,16 +45,16 @@ struct HttpProviderConfig {
   std::string url;     // may hold {{account}}
   std::string method = "POST";
   HttpAuth auth = HttpAuth::kNone;
-  std::string user;      // basic auth user (also {{account}} unless account is set)
-  std::string account;   // {{account}} in the URL (Twilio's account SID)
-  SecretSource secret;   // basic auth's password, or the bearer token, or {{secret}}
+  std::string user;     // basic auth user (also {{account}} unless account is set)
+  std::string account;  // {{account}} in the URL (Twilio's account SID)
+  SecretSource secret;  // basic auth's password, or the bearer token, or {{secret}}
   HttpBody body = HttpBody::kForm;
   // Form fields or JSON members (string values), in order; values are templates with {{to}},
   // {{to_digits}} (no '+'), {{from}}, {{text}}, {{account}}, {{secret}}.
   std::vector<std::pair<std::string, std::string>> fields;
   std::vector<int> success_status = {200, 201, 202};
-  std::string success_path;   // JSON path ("messages.0.status"); "": the status code decides
-  std::string success_value;  // the value it must have ("0"); "": present and not null/false
+  std::string success_path;     // JSON path ("messages.0.status"); "": the status code decides
+  std::string success_value;    // the value it must have ("0"); "": present and not null/false
   std::string message_id_path;  // JSON path of the provider's message id
   uint32_t timeout_ms = 30000;
   uint32_t tps = 0;
@@ -62,10 +62,10 @@ struct HttpProviderConfig {
 
 struct ProviderConfig {
   std::string name;
-  std::string type;    // "smpp" or "http"
-  std::string source;  // "FILE:LINE" of its table, for messages
-  std::string sender;  // the default sender shown on the phone (`from = "..."`)
-  std::string country; // default country for numbers without one (`country = "GB"`)
+  std::string type;     // "smpp" or "http"
+  std::string source;   // "FILE:LINE" of its table, for messages
+  std::string sender;   // the default sender shown on the phone (`from = "..."`)
+  std::string country;  // default country for numbers without one (`country = "GB"`)
   SmppProviderConfig smpp;
   HttpProviderConfig http;
 };

@@ -51,7 +51,7 @@ struct Header {
 // `problem` is told about columns without a name.
 template <class Problem>
 Result<Header> parse_header(const std::vector<std::string>& f, size_t n, std::string_view file,
-                            Problem&& problem) {
+                            Problem&& problem, std::string_view key_column = "email") {
   std::unordered_map<std::string, size_t> cols;  // lower-cased name -> 1-based column
   std::optional<size_t> email;
   Header h;
@@ -70,11 +70,11 @@ Result<Header> parse_header(const std::vector<std::string>& f, size_t n, std::st
                          "' appears twice in the header (columns " + std::to_string(it->second) +
                          " and " + std::to_string(i + 1) + "); rename one of them");
     }
-    if (it->first == "email") email = i;
+    if (it->first == key_column) email = i;
   }
   if (!email) {
-    return input_error(std::string(file) + ": no 'email' column in the header (found: " +
-                       capped_list(found, "", 10, 200) +
+    return input_error(std::string(file) + ": no '" + std::string(key_column) +
+                       "' column in the header (found: " + capped_list(found, "", 10, 200) +
                        "); if the columns are separated by something other than a comma, "
                        "give --csv-delimiter");
   }
@@ -102,8 +102,13 @@ struct Fnv1a {
 // the header has been accepted, and everything after it goes into one transaction.
 class Importer final : public CsvSink {
  public:
-  Importer(TaskStoreState& s, std::string_view name, ImportMode mode)
-      : s_(s), name_(name), mode_(mode) {}
+  Importer(TaskStoreState& s, std::string_view name, const ImportOptions& o)
+      : s_(s),
+        name_(name),
+        mode_(o.mode),
+        key_column_(o.key_column.empty() ? "email" : ascii_lower(o.key_column)),
+        normalize_(o.normalize),
+        normalize_ctx_(o.normalize_ctx) {}
   ~Importer() override {
     if (txn_) s_.rollback_txn();
     // Only a memory hint: a failure to lower the cache again is harmless.
@@ -141,6 +146,10 @@ class Importer final : public CsvSink {
   TaskStoreState& s_;
   std::string name_;
   ImportMode mode_;
+  std::string key_column_;  // lower-cased: "email", or an SMS list's phone column
+  KeyNormalizer normalize_;
+  const void* normalize_ctx_;
+  std::string normalized_;  // the row's key after normalize_
   std::optional<Error> error_;
   bool have_header_ = false;
   bool txn_ = false;
@@ -161,7 +170,8 @@ class Importer final : public CsvSink {
 };
 
 bool Importer::header(const std::vector<std::string>& f, size_t n, uint64_t line) {
-  auto h = parse_header(f, n, name_, [&](std::string p) { problem(line, std::move(p)); });
+  auto h = parse_header(
+      f, n, name_, [&](std::string p) { problem(line, std::move(p)); }, key_column_);
   if (!h.ok()) return fail(h.error());
   col_field_.assign(n, kNoField);
   if (mode_ == ImportMode::kAppend && s_.imported) {
@@ -344,7 +354,17 @@ bool Importer::row(const std::vector<std::string>& f, size_t n, uint64_t line) {
     problem(line, why);
     return rejected("bad row: " + why);
   }
-  std::string why = address_problem(email);
+  if (normalize_ != nullptr) {
+    auto number = normalize_(email, normalize_ctx_);
+    if (!number.ok()) {
+      problem(line, "invalid number: " + number.error().message +
+                        (email.empty() ? "" : " (" + printable(email, kShownValue) + ")"));
+      return rejected("invalid number: " + number.error().message);
+    }
+    normalized_ = std::move(number).value();
+    email = normalized_;
+  }
+  std::string why = normalize_ != nullptr ? std::string() : address_problem(email);
   if (!why.empty()) {
     problem(line, "invalid address: " + why +
                       (email.empty() ? "" : " (" + printable(email, kShownValue) + ")"));
@@ -403,6 +423,15 @@ Result<ImportReport> Importer::finish(Status reader_status, const std::string& d
   q.bind_text(2, name_);
   q.bind_text(3, digest);
   if (auto st = s_.run(q, "saving the import"); !st) return st.error();
+  // An SMS task: `send` refuses it and `sms send` refuses an e-mail task.
+  if (normalize_ != nullptr) {
+    if (q.prepare(s_.db.h,
+                  "INSERT OR REPLACE INTO meta(key, value) VALUES ('sb.channel', 'sms')") !=
+        SQLITE_OK) {
+      return s_.error("saving the import");
+    }
+    if (auto st = s_.run(q, "saving the import"); !st) return st.error();
+  }
   // The address index serves lookups by address (bounces, complaints) and backs the dedup
   // with a constraint. It is built after the bulk insert: one sort instead of a million
   // B-tree inserts. SQLite's built-in lower() folds ASCII only, exactly like address_key().
@@ -439,7 +468,7 @@ Result<ImportReport> TaskStore::import_csv_buffer(std::string_view data, std::st
                                                   const ImportOptions& options) {
   Impl& s = *impl_;
   if (auto st = check_import_allowed(s, options, name); !st) return st.error();
-  Importer imp(s, name, options.mode);
+  Importer imp(s, name, options);
   CsvReader reader(imp, options.csv);
   Fnv1a digest;
   digest.add(data);
@@ -453,7 +482,7 @@ Result<ImportReport> TaskStore::import_csv(const std::string& path, const Import
   if (auto st = check_import_allowed(s, options, path); !st) return st.error();
   std::FILE* fp = std::fopen(path.c_str(), "rb");
   if (!fp) return input_error("cannot open " + path + ": " + std::strerror(errno));
-  Importer imp(s, path, options.mode);
+  Importer imp(s, path, options);
   CsvReader reader(imp, options.csv);
   Fnv1a digest;
   std::string buf(kReadChunk, '\0');

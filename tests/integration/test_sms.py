@@ -123,20 +123,20 @@ password_file = "{self.pwfile}"
     def test_smpp_test_sends_one_sms(self):
         with smsc.Smsc(system_id="sb", password=PASSWORD) as sim:
             r = self.sb("sms", "test", "--provider", "sim", "--provider-config",
-                        self.smpp_conf(sim.port), "--to", "+447700900123", "--text",
+                        self.smpp_conf(sim.port), "--to", "+447400123123", "--text",
                         "Hello € [1]")
             self.assertEqual(r.returncode, 0, blast.describe(r))
             self.assertIn("message id m1", r.stdout)
             got = sim.accepted()
             self.assertEqual(len(got), 1)
-            self.assertEqual(got[0]["to"].lstrip("+"), "447700900123")
+            self.assertEqual(got[0]["to"].lstrip("+"), "447400123123")
             self.assertEqual(got[0]["from"], "Shop")
 
     def test_smpp_test_rejected_number(self):
         with smsc.Smsc(system_id="sb", password=PASSWORD,
-                       reject={"447700900999": 0x0B, "+447700900999": 0x0B}) as sim:
+                       reject={"447400123999": 0x0B, "+447400123999": 0x0B}) as sim:
             r = self.sb("sms", "test", "--provider", "sim", "--provider-config",
-                        self.smpp_conf(sim.port), "--to", "+447700900999", "--text", "x")
+                        self.smpp_conf(sim.port), "--to", "+447400123999", "--text", "x")
             self.assertEqual(r.returncode, 1, blast.describe(r))
             self.assertIn("refused", r.stderr)
 
@@ -159,19 +159,19 @@ from = "+15005550006"
             self.assertEqual(r.returncode, 0, blast.describe(r))
             self.assertEqual(stub.requests(), [])
             r = self.sb("sms", "test", "--provider", "tw", "--provider-config", p, "--to",
-                        "+447700900123", "--text", "Hi & bye")
+                        "+447400123123", "--text", "Hi & bye")
             self.assertEqual(r.returncode, 0, blast.describe(r))
             self.assertIn("SM", r.stdout)
             reqs = stub.requests()
             self.assertEqual(len(reqs), 1)
             self.assertEqual(reqs[0]["path"], "/2010-04-01/Accounts/AC42/Messages.json")
-            self.assertEqual(reqs[0]["form"], {"To": "+447700900123", "From": "+15005550006",
+            self.assertEqual(reqs[0]["form"], {"To": "+447400123123", "From": "+15005550006",
                                                "Body": "Hi & bye"})
             self.assertNotIn(token, r.stdout + r.stderr)
 
     def test_http_vonage_shape_and_refusals(self):
         with smsc.HttpSmsStub(shape="vonage",
-                              fail_to={"447700900999": (200, {"messages": [
+                              fail_to={"447400123999": (200, {"messages": [
                                   {"status": "3", "error-text": "Invalid to"}]})}) as stub:
             p = self.conf(f"""
 [provider.vo]
@@ -184,18 +184,18 @@ from = "Shop"
 """)
             env = {"VO_SECRET": "vsecret"}
             r = self.sb("sms", "test", "--provider", "vo", "--provider-config", p, "--to",
-                        "+447700900123", "--text", "hé", env=env)
+                        "+447400123123", "--text", "hé", env=env)
             self.assertEqual(r.returncode, 0, blast.describe(r))
             form = stub.requests()[0]["form"]
-            self.assertEqual(form["to"], "447700900123")
+            self.assertEqual(form["to"], "447400123123")
             self.assertEqual(form["api_secret"], "vsecret")
             self.assertEqual(form["text"], "hé")
             r = self.sb("sms", "test", "--provider", "vo", "--provider-config", p, "--to",
-                        "+447700900999", "--text", "x", env=env)
+                        "+447400123999", "--text", "x", env=env)
             self.assertEqual(r.returncode, 1, blast.describe(r))
             self.assertIn("messages.0.status is \"3\"", r.stderr)
             r = self.sb("sms", "test", "--provider", "vo", "--provider-config", p, "--to",
-                        "+447700900123", "--text", "x")
+                        "+447400123123", "--text", "x")
             self.assertEqual(r.returncode, 2, blast.describe(r))
             self.assertIn("VO_SECRET", r.stderr)
 
@@ -217,6 +217,47 @@ message_id_path = "id"
             self.assertIn("HTTP 401", r.stderr)
             self.assertEqual(stub.requests()[0]["json"],
                              {"to": "+4915112345678", "text": "x"})
+
+
+class SmsImportTest(unittest.TestCase):
+    """`sms import`: numbers normalised to E.164 with the default country (libphonenumber),
+    invalid ones failed with the reason, duplicates found after normalisation; the task is
+    an SMS task that `send` refuses."""
+
+    def setUp(self):
+        self.wd = blast.Workdir()
+        self.dir = self.wd.path
+
+    def tearDown(self):
+        self.wd.cleanup()
+
+    def test_import_normalises_and_send_refuses_the_task(self):
+        csv = blast.write_csv(self.dir / "l.csv", ["name", "Mobile"], [
+            ["Ann", "07400 123123"], ["Bob", "+44 7400 123123"], ["Cy", "12"],
+            ["Di", "0151 12345678"], ["Ed", "+4915112345678"], ["Fi", "+1 650 253 0000"]])
+        task = self.dir / "t.db"
+        r = peers.run([blast.BIN, "sms", "import", "--task", task, "--recipients", csv,
+                       "--country", "GB", "--phone-column", "mobile"], timeout=30)
+        self.assertEqual(r.returncode, 0, blast.describe(r))
+        rows = blast.db_rows(task)
+        self.assertEqual(rows["+447400123123"]["status"], "unsent")
+        self.assertEqual(rows["+4915112345678"]["status"], "unsent")
+        self.assertEqual(rows["+16502530000"]["status"], "unsent")
+        self.assertEqual(rows["12"]["status"], "failed")
+        self.assertIn("invalid number", rows["12"]["reply"])
+        self.assertEqual(rows["0151 12345678"]["status"], "failed")  # not a GB number
+        self.assertEqual(len(rows), 5)  # Bob is Ann after normalisation
+        st = blast.status(task)
+        self.assertEqual(st["total"], 5)
+        tpl = self.dir / "m.eml"
+        tpl.write_bytes(b"From: a@example.test\nSubject: x\n\nx\n")
+        r = blast.send(task, tpl, "127.0.0.1:9")
+        self.assertEqual(r.returncode, 2, blast.describe(r))
+        self.assertIn("SMS mailing", r.stderr)
+        r = peers.run([blast.BIN, "sms", "import", "--task", self.dir / "u.db", "--recipients",
+                       csv, "--country", "XX"], timeout=30)
+        self.assertEqual(r.returncode, 2, blast.describe(r))
+        self.assertIn("--country XX", r.stderr)
 
 
 if __name__ == "__main__":
