@@ -8,7 +8,9 @@ SMSC's reason; secrets stay out of argv and output.
 Run: tools/itest.sh test_sms  (as root; see support/blast.py)
 """
 
+import json
 import os
+import subprocess
 import unittest
 
 from support import blast, peers, smsc
@@ -217,6 +219,74 @@ message_id_path = "id"
             self.assertIn("HTTP 401", r.stderr)
             self.assertEqual(stub.requests()[0]["json"],
                              {"to": "+4915112345678", "text": "x"})
+
+
+# A client written with npm smpp's own Session: two binds, six messages, every deliver_sm seen.
+CLIENT_JS = r"""
+const smpp = require(process.argv[1]);
+const port = +process.argv[2];
+const out = {resps: [], dlv: [], binds: 0};
+function bind(then) {
+  const s = smpp.connect({host: '127.0.0.1', port});
+  s.on('error', () => {});
+  s.on('deliver_sm', p => {
+    out.dlv.push([p.esm_class, p.source_addr, p.short_message.message]);
+    s.send(p.response());
+  });
+  s.bind_transceiver({system_id: 'sb', password: 'pw'}, r => { out.binds++; then(s); });
+  return s;
+}
+bind(s => {
+  const tos = ['447400123001', '447400123002', '447400123003', '447400123999'];
+  let left = tos.length;
+  for (const to of tos) {
+    s.submit_sm({destination_addr: to, short_message: 'hi', registered_delivery: 1}, r => {
+      out.resps.push([to, r.command_status]);
+    });
+  }
+  s.on('close', () => {
+    bind(s2 => setTimeout(() => { console.log(JSON.stringify(out)); process.exit(0); }, 300));
+  });
+});
+"""
+
+
+@unittest.skipUnless(smsc.node_available(), "node or npm smpp missing (tools/bootstrap.sh)")
+class SmscSelfTest(unittest.TestCase):
+    """The simulator does what the SMS tests script it to do: throttle every Nth, reject a
+    number, cut the connection after N accepted, keep receipts for the next bind, send STOP."""
+
+    def test_script(self):
+        with smsc.Smsc(system_id="sb", password="pw", throttle_every=3,
+                       reject={"447400123999": 0x0B}, drop_after=2, receipts=True,
+                       receipt_stat={"447400123002": "UNDELIV"},
+                       stop_from=["447400123555"]) as sim:
+            r = subprocess.run(["node", "-e", CLIENT_JS, str(smsc.NODE_MODULES / "smpp"),
+                                str(sim.port)], capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = json.loads(r.stdout)
+            self.assertEqual(out["binds"], 2)
+            # 1 and 2 accepted, then the cut: 3 (throttled anyway) and 999 are never answered.
+            self.assertEqual(out["resps"], [["447400123001", 0], ["447400123002", 0]])
+            self.assertEqual([d["to"] for d in sim.accepted()], ["447400123001", "447400123002"])
+            self.assertEqual(len(sim.events("drop")), 1)
+            texts = [d[2] for d in out["dlv"]]
+            self.assertIn("STOP", texts)
+            receipts = [t for e, _, t in out["dlv"] if e == 4]
+            self.assertEqual(len(receipts), 2, out)
+            self.assertTrue(any("id:m1 " in t and "stat:DELIVRD" in t for t in receipts))
+            # m2's receipt was queued when its bind was cut: the second bind gets it.
+            self.assertTrue(any("id:m2 " in t and "stat:UNDELIV" in t for t in receipts))
+
+    def test_throttle_and_reject(self):
+        with smsc.Smsc(throttle_every=2, reject={"447400123999": 0x0B}) as sim:
+            js = CLIENT_JS.replace("s.on('close'", "setTimeout(() => s.close(), 300); s.on('close'")
+            r = subprocess.run(["node", "-e", js, str(smsc.NODE_MODULES / "smpp"), str(sim.port)],
+                               capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got = {d["to"]: d["status"] for d in sim.submitted()}
+            self.assertEqual(got, {"447400123001": 0, "447400123002": 0x58, "447400123003": 0,
+                                   "447400123999": 0x0B})
 
 
 class SmsImportTest(unittest.TestCase):
