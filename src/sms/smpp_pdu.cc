@@ -1,8 +1,11 @@
 #include "sms/smpp_pdu.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "sms/gsm_encoding.h"
 
@@ -12,6 +15,7 @@ extern "C" {
 #include <smpp34.h>
 #include <smpp34_structs.h>
 #include <smpp34_params.h>
+#include <smpp34_heap.h>
 // clang-format on
 }
 
@@ -20,11 +24,65 @@ namespace {
 
 // libsmpp34 writes a trace of every pack and unpack into one global buffer (smpp34_strerror,
 // 2 KB) and a global cursor: two threads packing at once would race on them. Every call into
-// the library holds this lock; it is uncontended unless several worker loops speak SMPP.
+// the library holds this lock (LibCall); it is uncontended unless several worker loops speak
+// SMPP.
 std::mutex& lib_mutex() {
   static std::mutex m;
   return m;
 }
+
+// The library leaks the TLV node it was filling when that TLV fails to parse (it returns
+// before linking the node into the PDU's list), 1 KB per malformed deliver_sm from the SMSC.
+// So every block it allocates is recorded, and whatever is still recorded when a call is over
+// (after destroy_tlv) is freed. Guarded by lib_mutex.
+std::vector<void*>& lib_blocks() {
+  static std::vector<void*> v;
+  return v;
+}
+void forget_block(void* p) {
+  auto& v = lib_blocks();
+  auto it = std::find(v.rbegin(), v.rend(), p);
+  if (it != v.rend()) v.erase(std::next(it).base());
+}
+void* lib_malloc(size_t n) {
+  void* p = std::malloc(n);
+  if (p) lib_blocks().push_back(p);
+  return p;
+}
+void* lib_realloc(void* p, size_t n) {
+  // The library never reallocates (it mallocs nodes); forget before, re-record after.
+  forget_block(p);
+  void* q = std::realloc(p, n);
+  lib_blocks().push_back(q ? q : p);
+  return q;
+}
+void lib_free(void* p) {
+  forget_block(p);
+  std::free(p);
+}
+
+// One call into the library: the lock, and the leftovers freed at the end.
+class LibCall {
+ public:
+  LibCall() : lock_(lib_mutex()) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      struct smpp34_memory_functions mf {
+        lib_malloc, lib_realloc, lib_free
+      };
+      smpp34_set_memory_functions(&mf);
+    });
+  }
+  ~LibCall() {
+    for (void* p : lib_blocks()) std::free(p);
+    lib_blocks().clear();
+  }
+  LibCall(const LibCall&) = delete;
+  LibCall& operator=(const LibCall&) = delete;
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+};
 
 // The trace grows by up to ~60 bytes per TLV, unchecked, and writes past its 2 KB once it is
 // full (its length goes negative and snprintf is handed a huge size): a PDU from the SMSC with
@@ -68,7 +126,7 @@ int count_tlvs(std::string_view pdu, size_t off) {
   return n;
 }
 
-// Unpacks `pdu` into `t` under the lock, from a copy with a NUL after the last byte: the
+// Unpacks `pdu` into `t` (inside a LibCall), from a copy with a NUL after the last byte: the
 // library measures C-octet strings with strlen and would otherwise read past a PDU whose
 // last string has no terminator.
 template <class T>
@@ -77,7 +135,6 @@ bool unpack(uint32_t type, T& t, std::string_view pdu, std::string& error) {
   copy.assign(pdu);
   copy.push_back('\0');
   std::memset(&t, 0, sizeof t);
-  std::lock_guard<std::mutex> lock(lib_mutex());
   int rc = smpp34_unpack(type, &t, reinterpret_cast<const uint8_t*>(copy.data()),
                          static_cast<int>(pdu.size()));
   if (rc != 0) {
@@ -96,7 +153,7 @@ template <class T>
 bool pack(uint32_t type, T& t, std::string& out) {
   uint8_t buf[512];
   int len = 0;
-  std::lock_guard<std::mutex> lock(lib_mutex());
+  LibCall call;
   if (smpp34_pack(type, buf, sizeof buf, &len, &t) != 0) return false;
   out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(len));
   return true;
@@ -274,6 +331,7 @@ bool parse_bind_resp(std::string_view pdu, std::string& system_id, std::string& 
     return false;
   }
   bind_transceiver_resp_t t;
+  LibCall call;
   bool ok = unpack(BIND_TRANSCEIVER_RESP, t, pdu, error);
   if (ok) system_id = from_cstr(t.system_id);
   destroy_tlv(t.tlv);
@@ -283,6 +341,7 @@ bool parse_bind_resp(std::string_view pdu, std::string& system_id, std::string& 
 bool parse_submit_sm_resp(std::string_view pdu, std::string& message_id, std::string& error) {
   message_id.clear();
   submit_sm_resp_t t;
+  LibCall call;
   if (!unpack(SUBMIT_SM_RESP, t, pdu, error)) return false;
   message_id = from_cstr(t.message_id);
   return true;
@@ -306,6 +365,7 @@ bool parse_deliver_sm(std::string_view pdu, DeliverSm& d, std::string& error) {
     return false;
   }
   deliver_sm_t t;
+  LibCall call;
   bool ok = unpack(DELIVER_SM, t, pdu, error);
   if (ok) {
     d.source_addr = from_cstr(t.source_addr);
@@ -479,6 +539,33 @@ bool receipt_from_deliver(const DeliverSm& d, DeliveryReceipt& r) {
   }
   r.phone = clean_field(d.source_addr, 21);
   return any && !r.id.empty();
+}
+
+namespace {
+
+bool parse_base(std::string_view s, int base, uint64_t& v) {
+  if (s.empty() || s.size() > 20) return false;
+  v = 0;
+  for (char c : s) {
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : 99;
+    if (d >= base) return false;
+    if (v > (UINT64_MAX - static_cast<uint64_t>(d)) / static_cast<uint64_t>(base)) return false;
+    v = v * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool smpp_ids_match(std::string_view a, std::string_view b) {
+  if (a.empty() || b.empty()) return false;
+  if (iequals(a, b)) return true;
+  uint64_t x, y;
+  return (parse_base(a, 16, x) && parse_base(b, 10, y) && x == y) ||
+         (parse_base(a, 10, x) && parse_base(b, 16, y) && x == y);
 }
 
 bool MobileOriginated::is_stop() const {

@@ -151,6 +151,12 @@ bool parse_receipt_text(std::string_view text, DeliveryReceipt& r);
 // message_state TLVs taking precedence when present.
 bool receipt_from_deliver(const DeliverSm& d, DeliveryReceipt& r);
 
+// True when a receipt's id names the message whose submit_sm_resp gave `submitted`: equal
+// (case-insensitive), or the same number written once in hex and once in decimal - some
+// SMSCs answer submit_sm in hex and write receipts in decimal, or the other way round. Two
+// all-digit ids can match across bases ("10" and "16"): look for an exact match first.
+bool smpp_ids_match(std::string_view submitted, std::string_view receipted);
+
 struct MobileOriginated {
   std::string from;  // the phone's number as the SMSC gave it
   std::string to;    // our number / short code

@@ -1,6 +1,7 @@
 #include "sms/smpp_session.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 
 #include "sms/gsm_encoding.h"
@@ -188,6 +189,7 @@ void SmppSession::handle_response(const PduHeader& h, std::string_view pdu, uint
   }
   Pending p = *it;
   pending_.erase(it);
+  if (p.what == Await::kSubmit) --submits_pending_;
   bool nack = h.command_id == smpp_cmd::kGenericNack;
   auto wrong = [&](const char* expected) {
     close_with(
@@ -207,10 +209,9 @@ void SmppSession::handle_response(const PduHeader& h, std::string_view pdu, uint
         return;
       }
       if (nack) return wrong("bind_transceiver");
-      if (!parse_bind_resp(pdu, smsc_system_id_, error)) {
-        close_with(SmppEndCause::kProtocolError, "the SMSC sent a " + error, 0, false);
-        return;
-      }
+      // Status 0 is the bind; the system_id is only for messages, so a body we cannot read
+      // (vendor TLVs beyond what we accept) does not undo it.
+      if (!parse_bind_resp(pdu, smsc_system_id_, error)) smsc_system_id_.clear();
       phase_ = Phase::kBound;
       bind_reached_ = true;
       return;
@@ -219,6 +220,7 @@ void SmppSession::handle_response(const PduHeader& h, std::string_view pdu, uint
       if (!nack && h.command_id != smpp_cmd::kSubmitSmResp) {
         // The part's fate is unknown: the connection is out of step, and closing defers it.
         pending_.push_front(p);
+        ++submits_pending_;
         return wrong("submit_sm");
       }
       uint32_t status = h.status;
@@ -313,11 +315,16 @@ bool SmppSession::start_message(SmsMessage* m, uint64_t now_ms) {
   if (!valid_destination(to)) {
     problem = "not a phone number SMPP can carry: '" + std::string(m->to.substr(0, 24)) + "'";
   } else {
-    auto enc = encode_sms(m->text, concat_ref_);
+    // The reference tells a phone which parts belong together: process-wide, so messages sent
+    // over several connections (or after a reconnect) to one phone do not share one.
+    static std::atomic<uint32_t> next_ref{0};
+    bool multi = m->text.size() > kUcs2SingleChars;  // may need parts: spend a reference
+    uint8_t ref =
+        multi ? static_cast<uint8_t>(next_ref.fetch_add(1, std::memory_order_relaxed)) : 0;
+    auto enc = encode_sms(m->text, ref);
     if (!enc) {
       problem = enc.error().message;
     } else {
-      if (enc->udh()) ++concat_ref_;
       m->data_coding = sms_data_coding(enc->coding);
       m->pdus = std::move(enc->parts);
       m->parts = m->parts_unsent = static_cast<uint16_t>(m->pdus.size());
@@ -351,6 +358,7 @@ void SmppSession::submit_part(SmsMessage* m, uint16_t part, uint64_t now_ms) {
   out_.append(scratch_);
   ++m->parts_open;
   pending_.push_back({seq, Await::kSubmit, m, part, now_ms});
+  ++submits_pending_;
   last_io_ms_ = now_ms;
 }
 
@@ -485,6 +493,7 @@ void SmppSession::close_with(SmppEndCause cause, std::string text, uint32_t stat
   end_.fatal = fatal;
   end_.transient = transient;
   pending_.clear();
+  submits_pending_ = 0;
   abort_all(end_.text.empty() ? "the session ended" : end_.text);
 }
 

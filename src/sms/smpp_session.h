@@ -83,8 +83,9 @@ struct SmppConfig {
   // The sender shown on the phone: digits ("+447700900123", a short code "12345") or
   // alphanumeric ("Shop", at most 11 characters).
   std::string source_addr;
-  // TON/NPI of source_addr; -1: chosen from its form (international 1/1 for '+' digits,
-  // national... see smpp_source_ton_npi; alphanumeric 5/0).
+  // TON/NPI of source_addr; -1: chosen from its form - '+' and digits, or more than 8 digits:
+  // international 1/1 (sent without '+'); up to 8 digits: a short code, 3/0; letters:
+  // alphanumeric 5/0; empty: 0/0, the SMSC's default sender.
   int source_ton = -1;
   int source_npi = -1;
   bool request_receipts = true;          // registered_delivery = 1
@@ -154,7 +155,7 @@ class SmppSession {
   const SmppEnd& end() const { return end_; }
   bool fatal() const { return end_.fatal; }
   // submit_sm PDUs sent and not yet answered.
-  uint32_t in_flight() const { return static_cast<uint32_t>(pending_.size()); }
+  uint32_t in_flight() const { return submits_pending_; }
   uint64_t messages_started() const { return started_; }
 
  private:
@@ -200,7 +201,7 @@ class SmppSession {
   uint64_t last_io_ms_ = 0;       // last PDU in or out, for the enquire_link idle timer
   uint64_t paused_until_ms_ = 0;  // throttled: no new submit_sm before this
   uint64_t started_ = 0;
-  uint8_t concat_ref_ = 0;  // the 8-bit reference of the next concatenated message
+  uint32_t submits_pending_ = 0;  // Await::kSubmit entries in pending_ (the window)
   bool host_done_ = false;
   bool in_pump_ = false;
   bool bind_reached_ = false;

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "sms/smsc_bytes.h"
 
 namespace sb {
@@ -51,8 +55,8 @@ TEST(SmppPdu, ReaderRefusesImpossibleLengths) {
 TEST(SmppPdu, PacksBindTransceiver) {
   std::string out;
   ASSERT_TRUE(pack_bind_transceiver(1, {"user", "secret", "", "", 1, 1}, out));
-  EXPECT_EQ(out, pdu(0x00000009, 0, 1, cstr("user") + cstr("secret") + cstr("") + "\x34\x01\x01" +
-                                           cstr("")));
+  EXPECT_EQ(out, pdu(0x00000009, 0, 1,
+                     cstr("user") + cstr("secret") + cstr("") + "\x34\x01\x01" + cstr("")));
   out.clear();
   EXPECT_FALSE(pack_bind_transceiver(1, {"user", "too-long-password", "", "", 0, 0}, out));
 }
@@ -74,7 +78,8 @@ TEST(SmppPdu, PacksSubmitSm) {
   EXPECT_EQ(sent[0].short_message, "Hi");
   EXPECT_EQ(sent[0].registered, 1);
   // 159 octets: a GSM part with its UDH.
-  p.short_message = std::string(159, 'x');
+  std::string part(159, 'x');
+  p.short_message = part;
   out.clear();
   ASSERT_TRUE(pack_submit_sm(8, p, out));
   EXPECT_EQ(test::split(out)[0].short_message.size(), 159u);
@@ -103,8 +108,8 @@ TEST(SmppPdu, ParsesResponses) {
   ASSERT_TRUE(parse_bind_resp(test::bind_resp(1, 0, "ACME"), id, err)) << err;
   EXPECT_EQ(id, "ACME");
   // The sc_interface_version TLV.
-  ASSERT_TRUE(parse_bind_resp(pdu(0x80000009, 0, 1, cstr("ACME") + test::tlv(0x0210, "\x34")),
-                              id, err))
+  ASSERT_TRUE(
+      parse_bind_resp(pdu(0x80000009, 0, 1, cstr("ACME") + test::tlv(0x0210, "\x34")), id, err))
       << err;
   // A message_id without its terminator is malformed, and not read past.
   EXPECT_FALSE(parse_submit_sm_resp(pdu(0x80000004, 0, 2, "abc"), id, err));
@@ -115,9 +120,9 @@ TEST(SmppPdu, ParsesDeliverSmWithTlvs) {
   DeliverSm d;
   std::string err;
   std::string tlvs = test::tlv(0x001E, cstr("XYZ")) + test::tlv(0x0427, "\x02");
-  ASSERT_TRUE(parse_deliver_sm(test::deliver_sm(5, "447911123456", "Shop", 0x04, 0,
-                                                "id:XYZ stat:DELIVRD err:000", tlvs),
-                               d, err))
+  ASSERT_TRUE(parse_deliver_sm(
+      test::deliver_sm(5, "447911123456", "Shop", 0x04, 0, "id:XYZ stat:DELIVRD err:000", tlvs), d,
+      err))
       << err;
   EXPECT_TRUE(d.is_receipt());
   EXPECT_EQ(d.source_addr, "447911123456");
@@ -145,9 +150,10 @@ TEST(SmppPdu, ManyTlvsNeverReachTheLibrary) {
 
 TEST(SmppPdu, ReceiptText) {
   DeliveryReceipt r;
-  ASSERT_TRUE(parse_receipt_text("id:0123456789 sub:001 dlvrd:001 submit date:2612031200 done "
-                                 "date:2612031201 stat:DELIVRD err:000 text:Hello id:fake",
-                                 r));
+  ASSERT_TRUE(
+      parse_receipt_text("id:0123456789 sub:001 dlvrd:001 submit date:2612031200 done "
+                         "date:2612031201 stat:DELIVRD err:000 text:Hello id:fake",
+                         r));
   EXPECT_EQ(r.id, "0123456789");
   EXPECT_EQ(r.state, ReceiptState::kDelivered);
   EXPECT_EQ(r.stat, "DELIVRD");
@@ -208,6 +214,41 @@ TEST(SmppPdu, MobileOriginatedStop) {
   EXPECT_EQ(mo.text, "STOP");
   EXPECT_EQ(mo.from, "447911123456");
   EXPECT_TRUE(mo.is_stop());
+}
+
+TEST(SmppPdu, MessageIdsMatchAcrossHexAndDecimal) {
+  EXPECT_TRUE(smpp_ids_match("abc123", "ABC123"));
+  EXPECT_TRUE(smpp_ids_match("1A2B", "6699"));  // 0x1A2B == 6699
+  EXPECT_TRUE(smpp_ids_match("6699", "1a2b"));
+  EXPECT_TRUE(smpp_ids_match("00ff", "255"));
+  EXPECT_FALSE(smpp_ids_match("1A2B", "6700"));
+  EXPECT_FALSE(smpp_ids_match("", ""));
+  EXPECT_FALSE(smpp_ids_match("msg-1", "msg-2"));
+  EXPECT_FALSE(smpp_ids_match("ffffffffffffffffff", "1"));  // too large for either reading
+}
+
+// libsmpp34 keeps its trace in globals: the lock in smpp_pdu.cc lets worker threads use it at
+// once (this is the case a ThreadSanitizer build checks).
+TEST(SmppPdu, PacksAndParsesFromManyThreads) {
+  std::string deliver = test::receipt(5, "447911123456", "m1", "DELIVRD");
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 300; ++i) {
+        DeliverSm d;
+        std::string err, out, id;
+        if (!parse_deliver_sm(deliver, d, err) || d.source_addr != "447911123456") ++bad;
+        if (!parse_submit_sm_resp(test::submit_resp(2, 0, "x"), id, err) || id != "x") ++bad;
+        SubmitParams p;
+        p.dest_addr = "447911123456";
+        p.short_message = "hi";
+        if (!pack_submit_sm(static_cast<uint32_t>(i + 1), p, out)) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
 }
 
 TEST(SmppPdu, StatusText) {

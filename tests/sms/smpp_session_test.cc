@@ -76,6 +76,11 @@ class SmppSessionTest : public ::testing::Test {
     cfg.source_addr = "Shop";
     cfg.window = 10;
   }
+  // A driver closes its session before destroying it (the destructor asserts that every
+  // message handed out has had its outcome).
+  ~SmppSessionTest() override {
+    if (s != nullptr) s->force_close("test over", false, now);
+  }
   SmppSession& start() {
     s = std::make_unique<SmppSession>(cfg, host, out);
     s->on_connected(now);
@@ -145,6 +150,17 @@ TEST_F(SmppSessionTest, BindRefusedStopsWithTheProvidersReason) {
   EXPECT_FALSE(s->bind_reached());
 }
 
+TEST_F(SmppSessionTest, ABindResponseWithAnUnreadableBodyStillBinds) {
+  host.add("+447911123456", "a");
+  start();
+  std::string tlvs;
+  for (int i = 0; i < 40; ++i) tlvs += test::tlv(0x1400, "v");
+  feed(pdu(smpp_cmd::kBindTransceiverResp, 0, sent()[0].seq, test::cstr("SMSC") + tlvs));
+  EXPECT_TRUE(s->bound());
+  EXPECT_EQ(s->smsc_system_id(), "");
+  EXPECT_EQ(sent().size(), 1u);
+}
+
 TEST_F(SmppSessionTest, BindThrottledIsTransient) {
   start();
   feed(test::bind_resp(sent()[0].seq, 0x58));
@@ -169,6 +185,49 @@ TEST_F(SmppSessionTest, WindowLimitsOutstandingSubmits) {
   EXPECT_EQ(host.outcomes[0].ids[0], "id-b");
   EXPECT_EQ(host.outcomes[1].ids[0], "id-a");
   EXPECT_EQ(s->in_flight(), 2u);
+}
+
+TEST_F(SmppSessionTest, AKeepAliveDoesNotTakeAWindowSlot) {
+  cfg.window = 1;
+  cfg.enquire_link_ms = 1000;
+  cfg.response_timeout_ms = 5000;
+  host.add("+447911123456", "a");
+  host.add("+447911123456", "b");
+  start();
+  bind();
+  auto v = sent();
+  ASSERT_EQ(v.size(), 1u);
+  now += 1000;
+  s->on_timer(now);
+  auto e = sent();
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].id, smpp_cmd::kEnquireLink);
+  feed(test::submit_resp(v[0].seq, 0, "a1"));  // the enquire_link is still unanswered
+  auto w = sent();
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].short_message, "b");
+  EXPECT_EQ(s->in_flight(), 1u);
+}
+
+TEST_F(SmppSessionTest, ConcatenationReferencesDifferAcrossSessions) {
+  std::string text(200, 'r');
+  host.add("+447911123456", text);
+  start();
+  bind();
+  auto v = sent();
+  ASSERT_EQ(v.size(), 2u);
+  s->force_close("reconnect", false, now);
+  Host h2;
+  h2.add("+447911123456", text);
+  Outbox o2;
+  SmppSession s2(cfg, h2, o2);
+  s2.on_connected(now);
+  o2.clear();
+  s2.on_data(test::bind_resp(1), now);
+  auto w = test::split(o2.flatten());
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_NE(v[0].short_message[3], w[0].short_message[3]);
+  s2.force_close("end", false, now);
 }
 
 TEST_F(SmppSessionTest, ThrottledIsDeferredWithPushBackAndAPause) {
@@ -285,7 +344,7 @@ TEST_F(SmppSessionTest, ConnectionLostDefersEveryOpenMessageOnce) {
   bind();
   auto v = sent();
   ASSERT_EQ(v.size(), 5u);
-  feed(test::submit_resp(v[0].seq, 0, "p1"));  // half of the concatenated message
+  feed(test::submit_resp(v[0].seq, 0, "p1"));   // half of the concatenated message
   feed(test::submit_resp(v[2].seq, 0x0B, ""));  // failed for good
   s->on_closed("reset by peer", now);
   EXPECT_TRUE(s->wants_close());
@@ -558,7 +617,8 @@ TEST(SmppSessionSplit, EveryByteAndEverySplitGiveTheSameDialogue) {
     EXPECT_EQ(x.wire, whole.wire) << label;
     EXPECT_EQ(x.end, whole.end) << label;
   };
-  EXPECT_EQ(whole.wire.size(), 9u);  // bind, 4 submit_sm, 2 deliver_sm_resp, enquire_link_resp, unbind
+  EXPECT_EQ(whole.wire.size(),
+            9u);  // bind, 4 submit_sm, 2 deliver_sm_resp, enquire_link_resp, unbind
   check(run_script(0, true), "one byte at a time");
   for (size_t k = 0; k < 200; ++k) check(run_script(k, false), "split at " + std::to_string(k));
 }

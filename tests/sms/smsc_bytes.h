@@ -44,9 +44,8 @@ inline std::string tlv(uint16_t tag, std::string_view value) {
   s.append(value);
   return s;
 }
-inline std::string deliver_sm(uint32_t seq, std::string_view from, std::string_view to,
-                              uint8_t esm, uint8_t dcs, std::string_view sm,
-                              std::string_view tlvs = {}) {
+inline std::string deliver_sm(uint32_t seq, std::string_view from, std::string_view to, uint8_t esm,
+                              uint8_t dcs, std::string_view sm, std::string_view tlvs = {}) {
   std::string b = cstr("");  // service_type
   b.push_back(1);            // source TON/NPI
   b.push_back(1);
@@ -70,9 +69,10 @@ inline std::string deliver_sm(uint32_t seq, std::string_view from, std::string_v
 }
 inline std::string receipt(uint32_t seq, std::string_view phone, std::string_view id,
                            std::string_view stat, std::string_view err = "000") {
-  std::string text = "id:" + std::string(id) +
-                     " sub:001 dlvrd:001 submit date:2612031200 done date:2612031201 stat:" +
-                     std::string(stat) + " err:" + std::string(err) + " text:Hello";
+  std::string text =
+      "id:" + std::string(id) +
+      " sub:001 dlvrd:001 submit date:2612031200 done date:2612031201 stat:" + std::string(stat) +
+      " err:" + std::string(err) + " text:Hello";
   return deliver_sm(seq, phone, "Shop", 0x04, 0, text);
 }
 
