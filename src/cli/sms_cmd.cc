@@ -14,9 +14,9 @@
 #include "cli/verb.h"
 #include "loop/http_client.h"
 #include "sms/phone.h"
+#include "sms/smpp_conn.h"
 #include "sms/smpp_session.h"
 #include "smsgw/http_provider.h"
-#include "smsgw/smpp_link.h"
 
 namespace sb {
 
@@ -93,8 +93,9 @@ Result<SmppConfig> smpp_config(const ProviderConfig& p, const std::string& sende
   return c;
 }
 
-// The SMSC's address (a name is looked up here: a command-line verb may block).
-Result<sockaddr_storage> smsc_address(const SmppProviderConfig& s) {
+// The SMSC's numeric address "IP:PORT" ("[v6]:PORT"); a name is looked up here (a
+// command-line verb may block).
+Result<std::string> smsc_address(const SmppProviderConfig& s) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
@@ -102,11 +103,29 @@ Result<sockaddr_storage> smsc_address(const SmppProviderConfig& s) {
   if (int rc = ::getaddrinfo(s.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
     return make_error(ErrDomain::kConfig, "SMSC host " + s.host + ": " + gai_strerror(rc));
   }
-  sockaddr_storage out{};
-  std::memcpy(&out, res->ai_addr, res->ai_addrlen);
+  char host[NI_MAXHOST];
+  int rc =
+      ::getnameinfo(res->ai_addr, res->ai_addrlen, host, sizeof host, nullptr, 0, NI_NUMERICHOST);
+  const bool v6 = res->ai_family == AF_INET6;
   ::freeaddrinfo(res);
-  return out;
+  if (rc != 0) return make_error(ErrDomain::kConfig, "SMSC host " + s.host + ": no address");
+  return (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" + port;
 }
+
+// What the connection left behind when it closed.
+class ConnEnd : public SmppConnOwner {
+ public:
+  void smpp_conn_closed(SmppConn& c) override {
+    reached = c.session().bind_reached();
+    end = c.session().end();
+    smsc_id = c.session().smsc_system_id();
+    why = c.why();
+  }
+  bool reached = false;
+  SmppEnd end;
+  std::string smsc_id;
+  std::string why;
+};
 
 // Hands out at most one message, then says done: `sms test` (one) and `sms check` (none).
 class OneShotHost : public SmppHost {
@@ -157,22 +176,28 @@ int smpp_one(const ProviderConfig& p, const std::string& sender, SmsMessage* msg
     return kExitUsage;
   }
   OneShotHost host(msg);
-  UvLoop uv;
-  bool reached = false;
-  SmppEnd end;
-  std::string smsc_id;
+  ConnEnd done;
+  SmppConnConfig cc;
+  cc.address = *addr;
+  cc.session = *cfg;
   {
-    SmppLink link(&uv.loop, *cfg, host, [] {});
-    link.connect(*addr);
+    UvLoop uv;
+    auto conn = SmppConn::start(&uv.loop, cc, host, done);
+    if (!conn.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", conn.error().message.c_str());
+      return kExitUsage;
+    }
     uv_run(&uv.loop, UV_RUN_DEFAULT);
-    reached = link.session().bind_reached();
-    end = link.end();
-    smsc_id = link.session().smsc_system_id();
   }
+  const bool reached = done.reached;
+  const SmppEnd& end = done.end;
+  const std::string& smsc_id = done.smsc_id;
   const std::string where = p.smpp.host + ":" + std::to_string(p.smpp.port);
   if (!reached) {
     std::fprintf(stderr, "smtpblast: sms: provider %s (%s): %s\n", p.name.c_str(), where.c_str(),
-                 end.text.empty() ? "no bind" : end.text.c_str());
+                 !done.why.empty()  ? done.why.c_str()
+                 : end.text.empty() ? "no bind"
+                                    : end.text.c_str());
     return end.cause == SmppEndCause::kBindRefused && end.fatal ? kExitRelay : kExitSomeFailed;
   }
   if (msg == nullptr) {
