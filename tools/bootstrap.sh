@@ -1,7 +1,7 @@
 #!/bin/bash
 # Install every Debian package smtpblast needs to build, test and benchmark.
 #
-#   tools/bootstrap.sh            # build + test + peer packages
+#   tools/bootstrap.sh            # build + test + peer packages (+ npm smpp for the SMS tests)
 #   tools/bootstrap.sh --bench    # also `npm install` nodemailer into bench/node_modules
 #
 # Idempotent: prints what is missing, installs only that (running `apt-get update`
@@ -57,6 +57,8 @@ packages=(
   # Prometheus and promtool scrape and lint `send --metrics` (test_metrics.py; only for the test)
   prometheus
   ca-certificates time
+  # the SMSC simulator of the SMS tests (tests/support/smsc_sim.js: npm's `smpp` server)
+  nodejs npm
 )
 
 installed() {
@@ -125,6 +127,15 @@ else
   echo "bootstrap: all ${#packages[@]} packages already installed"
 fi
 stop_system_postfix
+
+# The SMS tests' SMSC simulator: the npm `smpp` package (a real SMPP 3.4 server someone else
+# wrote), next to the script that scripts it.
+if [[ -d "$root/tests/support/node_modules/smpp" ]]; then
+  echo "bootstrap: smpp already in tests/support/node_modules"
+else
+  echo "bootstrap: npm install smpp (tests/support/node_modules)"
+  (cd "$root/tests/support" && npm install --no-audit --no-fund --no-save --no-package-lock smpp@0.5)
+fi
 
 if ((bench)); then
   if ! command -v npm >/dev/null; then

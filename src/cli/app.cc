@@ -38,6 +38,7 @@ std::vector<std::unique_ptr<Verb>> make_verb_table() {
   t.push_back(make_returns_verb());
   t.push_back(make_sink_verb());
   t.push_back(make_load_verb());
+  t.push_back(make_sms_verb());
   t.push_back(make_doctor_verb());
   t.push_back(make_config_verb());
   return t;

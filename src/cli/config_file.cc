@@ -200,6 +200,8 @@ class Loader {
         default_profile_source_ = source(node, "");
         continue;
       }
+      // [provider.NAME]: SMS providers, checked by cli/sms_provider.cc when a verb uses one.
+      if (key == "provider") continue;
       if (key == "profile") {
         const toml::table* profiles = node.as_table();
         if (profiles == nullptr) {
@@ -386,7 +388,9 @@ std::vector<ConfigSetting> merge(std::vector<Candidate> c) {
   return out;
 }
 
-Status check_owner(const std::string& path) {
+}  // namespace
+
+Status check_config_owner(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     return make_error(ErrDomain::kConfig, path + ": cannot read: " + std::strerror(errno));
@@ -402,8 +406,10 @@ Status check_owner(const std::string& path) {
   return {};
 }
 
+namespace {
+
 Result<Doc> read_doc(const std::string& path) {
-  if (Status st = check_owner(path); !st.ok()) return st.error();
+  if (Status st = check_config_owner(path); !st.ok()) return st.error();
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
   text << in.rdbuf();

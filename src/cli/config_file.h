@@ -41,6 +41,9 @@ Result<ConfigArgs> take_config_args(int argc, char** argv);
 // that exist. A file another user could write is refused: it can name commands to run.
 Result<std::vector<std::string>> config_paths(const std::string& explicit_path);
 
+// A config file only its user (or root) may write: it can name commands to run.
+Status check_config_owner(const std::string& path);
+
 // What the files set for `verb` (a subcommand of `app`, which holds every verb).
 struct VerbConfig {
   std::vector<ConfigSetting> settings;  // one per key, the winning source

@@ -23,5 +23,9 @@ int lock_task(const std::string& task_path);
 
 // Imports a recipient CSV into a task, printing the report; 0, or 2 on error.
 int import_recipients(TaskStore& store, const std::string& path, const ImportOptions& options = {});
+// `import` (and `sms import`, whose `opts` carry the phone column and normaliser): a new task
+// from a list, or the list replaced / appended to. Exit code; prints what it did.
+int cmd_import(const std::string& task, const std::string& csv, bool replace, bool append,
+               const std::string& encoding, const std::string& delimiter, ImportOptions opts);
 
 }  // namespace sb

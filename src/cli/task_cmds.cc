@@ -156,13 +156,10 @@ int parse_csv_options(const std::string& encoding, const std::string& delimiter,
   return 0;
 }
 
-namespace {
-
 // `import`: a new task's list, or (--replace) another list for a task nothing was sent
 // from, or (--append) the new rows of a list for a task that has one.
 int cmd_import(const std::string& task, const std::string& csv, bool replace, bool append,
-               const std::string& encoding, const std::string& delimiter) {
-  ImportOptions opts;
+               const std::string& encoding, const std::string& delimiter, ImportOptions opts) {
   if (int rc = parse_csv_options(encoding, delimiter, opts.csv); rc != 0) return rc;
   if (replace && append) {
     std::fprintf(stderr, "smtpblast: import: give at most one of --replace and --append\n");
@@ -199,6 +196,8 @@ int cmd_import(const std::string& task, const std::string& csv, bool replace, bo
   ::close(lock);
   return rc;
 }
+
+namespace {
 
 int cmd_reset(const std::string& task, bool all, bool errors) {
   if (all == errors) {
@@ -327,7 +326,9 @@ class ImportVerb : public Verb {
     return import;
   }
 
-  int run() override { return cmd_import(task_, csv_, replace_, append_, encoding_, delim_); }
+  int run() override {
+    return cmd_import(task_, csv_, replace_, append_, encoding_, delim_, ImportOptions{});
+  }
 
  private:
   std::string task_;

@@ -41,6 +41,8 @@ std::unique_ptr<Verb> make_returns_verb();
 std::unique_ptr<Verb> make_sink_verb();
 // load_verb.cc: the load generator.
 std::unique_ptr<Verb> make_load_verb();
+// sms_cmd.cc: SMS providers (issue 19).
+std::unique_ptr<Verb> make_sms_verb();
 // report_verb.cc: the run report (HTML with charts).
 std::unique_ptr<Verb> make_report_verb();
 // doctor_cmd.cc: takes every flag of send, so it is added after send.

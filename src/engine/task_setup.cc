@@ -93,6 +93,12 @@ int SendRun::prepare_task() {
     return 2;
   }
   store_ = std::move(st).value();
+  if (auto ch = store_->get_meta("sb.channel"); ch.ok() && ch->has_value() && **ch == "sms") {
+    events_.note(NoteKind::kError, "task " + cfg_.task_path +
+                                       " is an SMS mailing (its list holds phone numbers): "
+                                       "send it with `smtpblast sms send`");
+    return 2;
+  }
   // A new list is imported only after the template and every file and flag below were
   // checked against its header: a run that fails at start must not leave the task holding
   // a list the user then cannot correct.

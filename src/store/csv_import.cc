@@ -50,7 +50,7 @@ struct Header {
 // `problem` is told about columns without a name.
 template <class Problem>
 Result<Header> parse_header(const std::vector<std::string>& f, size_t n, std::string_view file,
-                            Problem&& problem) {
+                            Problem&& problem, std::string_view key_column = "email") {
   std::unordered_map<std::string, size_t> cols;  // lower-cased name -> 1-based column
   std::optional<size_t> email;
   Header h;
@@ -69,11 +69,11 @@ Result<Header> parse_header(const std::vector<std::string>& f, size_t n, std::st
                          "' appears twice in the header (columns " + std::to_string(it->second) +
                          " and " + std::to_string(i + 1) + "); rename one of them");
     }
-    if (it->first == "email") email = i;
+    if (it->first == key_column) email = i;
   }
   if (!email) {
-    return input_error(std::string(file) + ": no 'email' column in the header (found: " +
-                       capped_list(found, "", 10, 200) +
+    return input_error(std::string(file) + ": no '" + std::string(key_column) +
+                       "' column in the header (found: " + capped_list(found, "", 10, 200) +
                        "); if the columns are separated by something other than a comma, "
                        "give --csv-delimiter");
   }
@@ -102,7 +102,13 @@ struct Fnv1a {
 class Importer final : public CsvSink {
  public:
   Importer(TaskStoreState& s, std::string_view name, const ImportOptions& o)
-      : s_(s), name_(name), mode_(o.mode), dedup_cap_(o.dedup_in_memory) {}
+      : s_(s),
+        name_(name),
+        mode_(o.mode),
+        dedup_cap_(o.dedup_in_memory),
+        key_column_(o.key_column.empty() ? "email" : lower_ascii(o.key_column)),
+        normalize_(o.normalize),
+        normalize_ctx_(o.normalize_ctx) {}
   ~Importer() override {
     if (txn_) s_.rollback_txn();
     // Only a memory hint: a failure to lower the cache again is harmless.
@@ -147,6 +153,10 @@ class Importer final : public CsvSink {
   std::string name_;
   ImportMode mode_;
   size_t dedup_cap_;
+  std::string key_column_;  // lower-cased: "email", or an SMS list's phone column
+  KeyNormalizer normalize_;
+  const void* normalize_ctx_;
+  std::string normalized_;  // the row's key after normalize_
   std::optional<Error> error_;
   bool have_header_ = false;
   bool txn_ = false;
@@ -176,7 +186,8 @@ class Importer final : public CsvSink {
 };
 
 bool Importer::header(const std::vector<std::string>& f, size_t n, uint64_t line) {
-  auto h = parse_header(f, n, name_, [&](std::string p) { problem(line, std::move(p)); });
+  auto h = parse_header(
+      f, n, name_, [&](std::string p) { problem(line, std::move(p)); }, key_column_);
   if (!h.ok()) return fail(h.error());
   col_field_.assign(n, kNoField);
   if (mode_ == ImportMode::kAppend && s_.imported) {
@@ -435,7 +446,17 @@ bool Importer::row(const std::vector<std::string>& f, size_t n, uint64_t line) {
     problem(line, why);
     return rejected("bad row: " + why);
   }
-  std::string why = address_problem(email);
+  if (normalize_ != nullptr) {
+    auto number = normalize_(email, normalize_ctx_);
+    if (!number.ok()) {
+      problem(line, "invalid number: " + number.error().message +
+                        (email.empty() ? "" : " (" + printable(email, kShownValue) + ")"));
+      return rejected("invalid number: " + number.error().message);
+    }
+    normalized_ = std::move(number).value();
+    email = normalized_;
+  }
+  std::string why = normalize_ != nullptr ? std::string() : address_problem(email);
   if (!why.empty()) {
     problem(line, "invalid address: " + why +
                       (email.empty() ? "" : " (" + printable(email, kShownValue) + ")"));
@@ -503,6 +524,15 @@ Result<ImportReport> Importer::finish(Status reader_status, const std::string& d
   q.bind_text(2, name_);
   q.bind_text(3, digest);
   if (auto st = s_.run(q, "saving the import"); !st) return st.error();
+  // An SMS task: `send` refuses it and `sms send` refuses an e-mail task.
+  if (normalize_ != nullptr) {
+    if (q.prepare(s_.db.h,
+                  "INSERT OR REPLACE INTO meta(key, value) VALUES ('sb.channel', 'sms')") !=
+        SQLITE_OK) {
+      return s_.error("saving the import");
+    }
+    if (auto st = s_.run(q, "saving the import"); !st) return st.error();
+  }
   // The address index serves lookups by address (bounces, complaints) and backs the dedup
   // with a constraint. It is built after the bulk insert: one sort instead of a million
   // B-tree inserts. SQLite's built-in lower() folds ASCII only, exactly like address_key().

@@ -57,12 +57,22 @@ enum class ImportMode {
   kAppend,   // new rows are added; addresses already in the task are skipped and counted
 };
 
+// An SMS task's recipient key: a phone number, normalised (E.164) by `normalize` (which the
+// caller supplies, so the store knows nothing of phone numbers). A value it refuses is imported
+// as failed with its reason; duplicates are found after normalisation.
+using KeyNormalizer = Result<std::string> (*)(std::string_view value, const void* ctx);
+
 struct ImportOptions {
   CsvOptions csv;  // --csv-encoding, --csv-delimiter
   ImportMode mode = ImportMode::kNew;
   // Addresses deduplicated in a set in memory (~60 octets each); past this many, through the
   // task's unique address index instead, so a list of any length imports in bounded memory.
   size_t dedup_in_memory = size_t{1} << 20;
+  // SMS (issue 19): the column holding the key ("phone") and its normaliser; the task is
+  // marked as an SMS task (meta sb.channel = "sms"). Empty column: an e-mail list.
+  std::string key_column;
+  KeyNormalizer normalize = nullptr;
+  const void* normalize_ctx = nullptr;
 };
 
 struct ImportReport {

@@ -13,6 +13,8 @@ Modules (each opens with what it holds):
                        AUTH PLAIN/LOGIN/XOAUTH2)
     support.peers      real peers: PostfixInstance, Dnsmasq (and, re-exported, the sinks and
                        the process helpers, so `peers.run`, `peers.SmtpSink` work)
+    support.smsc       SMS peers: Smsc (the npm smpp server, scripted by smsc_sim.js: throttle,
+                       reject, drop, receipts, STOP) and HttpSmsStub (Twilio/Vonage-shaped API)
     support.blast      the smtpblast binary, send/status/db_rows, the unittest runner main()
 
 How a test file imports them (no sys.path edits in test files):

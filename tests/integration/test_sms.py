@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+"""Issue 19: SMS providers. [provider.NAME] tables (or --provider-config FILE) checked with
+errors naming the key (exit 2); `sms check` binds to a real SMPP server (npm smpp's, scripted
+by tests/support/smsc_sim.js) and unbinds; `sms test` sends one SMS through it and through an
+HTTP provider stub shaped like Twilio's and Vonage's APIs; a refused bind stops with the
+SMSC's reason; secrets stay out of argv and output.
+
+Run: tools/itest.sh test_sms  (as root; see support/blast.py)
+"""
+
+import json
+import os
+import subprocess
+import unittest
+
+from support import blast, peers, smsc
+
+PASSWORD = "s3cr-pw"
+
+
+@unittest.skipUnless(smsc.node_available(), "node or npm smpp missing (tools/bootstrap.sh)")
+class SmsProviderTest(unittest.TestCase):
+    def setUp(self):
+        self.wd = blast.Workdir()
+        self.dir = self.wd.path
+        self.pwfile = self.dir / "pw"
+        self.pwfile.write_text(PASSWORD + "\n")
+        os.chmod(self.pwfile, 0o600)
+        self.env = {"XDG_CONFIG_HOME": str(self.dir / "xdg"), "HOME": str(self.dir)}
+
+    def tearDown(self):
+        self.wd.cleanup()
+
+    def conf(self, text: str):
+        p = self.dir / "providers.toml"
+        p.write_text(text)
+        os.chmod(p, 0o600)
+        return p
+
+    def sb(self, *args, timeout=30, env=None):
+        return peers.run([blast.BIN, *[str(a) for a in args]], timeout=timeout,
+                         env={**self.env, **(env or {})})
+
+    def smpp_conf(self, port, system_id="sb", extra=""):
+        return self.conf(f"""
+[provider.sim]
+type = "smpp"
+host = "127.0.0.1"
+port = {port}
+system_id = "{system_id}"
+password_file = "{self.pwfile}"
+from = "Shop"
+{extra}
+""")
+
+    def test_bad_provider_config_exits_2_naming_the_key(self):
+        cases = [
+            ("[provider.x]\ntype = \"smpp\"\nhost = \"h\"\nsystem_id = \"s\"\nport = \"many\"\n",
+             "key 'port'"),
+            ("[provider.x]\ntype = \"smpp\"\nhost = \"h\"\nsystem_id = \"s\"\nwindw = 3\n",
+             "key 'windw'"),
+            ("[provider.x]\ntype = \"pigeon\"\n", "key 'type'"),
+            ("[provider.x]\ntype = \"http\"\npreset = \"twillio\"\n", "key 'preset'"),
+            ("[provider.x]\ntype = \"http\"\npreset = \"twilio\"\naccount = \"AC1\"\n",
+             "key 'password_file'"),
+        ]
+        for text, key in cases:
+            p = self.conf(text)
+            r = self.sb("sms", "check", "--provider", "x", "--provider-config", p)
+            self.assertEqual(r.returncode, 2, blast.describe(r))
+            self.assertIn(key, r.stderr, blast.describe(r))
+            self.assertIn("providers.toml:", r.stderr)
+        r = self.sb("sms", "check", "--provider", "nope", "--provider-config",
+                    self.conf("[provider.x]\ntype = \"smpp\"\nhost = \"h\"\nsystem_id = \"s\"\n"))
+        self.assertEqual(r.returncode, 2, blast.describe(r))
+        self.assertIn("no [provider.nope]", r.stderr)
+        self.assertIn("defined: x", r.stderr)
+
+    def test_providers_in_the_config_file_do_not_upset_other_verbs(self):
+        xdg = self.dir / "xdg" / "smtpblast"
+        xdg.mkdir(parents=True)
+        cfg = xdg / "config.toml"
+        cfg.write_text(f"""
+[send]
+connections = 2
+
+[provider.sim]
+type = "smpp"
+host = "127.0.0.1"
+port = 9
+system_id = "sb"
+password_file = "{self.pwfile}"
+""")
+        os.chmod(cfg, 0o600)
+        r = self.sb("config", "show", "send")
+        self.assertEqual(r.returncode, 0, blast.describe(r))
+        self.assertIn("connections = 2", r.stdout)
+        # ... and `sms` finds the provider there without --provider-config (port 9: refused).
+        r = self.sb("sms", "check", "--provider", "sim")
+        self.assertEqual(r.returncode, 1, blast.describe(r))
+        self.assertIn("provider sim", r.stderr)
+
+    def test_smpp_check_binds_and_unbinds(self):
+        with smsc.Smsc(system_id="sb", password=PASSWORD) as sim:
+            r = self.sb("sms", "check", "--provider", "sim", "--provider-config",
+                        self.smpp_conf(sim.port))
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            self.assertIn("bound as sb", r.stdout)
+            binds = sim.events("bind")
+            self.assertEqual(len(binds), 1)
+            self.assertTrue(binds[0]["ok"])
+            self.assertEqual(binds[0]["command"], "bind_transceiver")
+            self.assertEqual(len(sim.events("unbind")), 1)
+            self.assertEqual(sim.submitted(), [])
+            self.assertNotIn(PASSWORD, r.stdout + r.stderr)
+
+    def test_smpp_bind_refused_stops_with_the_reason(self):
+        with smsc.Smsc(system_id="sb", password="other") as sim:
+            r = self.sb("sms", "check", "--provider", "sim", "--provider-config",
+                        self.smpp_conf(sim.port))
+            self.assertEqual(r.returncode, blast.FATAL_RC, blast.describe(r))
+            self.assertIn("ESME_RBINDFAIL", r.stderr)
+            self.assertNotIn(PASSWORD, r.stdout + r.stderr)
+
+    def test_smpp_test_sends_one_sms(self):
+        with smsc.Smsc(system_id="sb", password=PASSWORD) as sim:
+            r = self.sb("sms", "test", "--provider", "sim", "--provider-config",
+                        self.smpp_conf(sim.port), "--to", "+447400123123", "--text",
+                        "Hello € [1]")
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            self.assertIn("message id m1", r.stdout)
+            got = sim.accepted()
+            self.assertEqual(len(got), 1)
+            self.assertEqual(got[0]["to"].lstrip("+"), "447400123123")
+            self.assertEqual(got[0]["from"], "Shop")
+
+    def test_smpp_test_rejected_number(self):
+        with smsc.Smsc(system_id="sb", password=PASSWORD,
+                       reject={"447400123999": 0x0B, "+447400123999": 0x0B}) as sim:
+            r = self.sb("sms", "test", "--provider", "sim", "--provider-config",
+                        self.smpp_conf(sim.port), "--to", "+447400123999", "--text", "x")
+            self.assertEqual(r.returncode, 1, blast.describe(r))
+            self.assertIn("refused", r.stderr)
+
+    def test_http_twilio_shape(self):
+        token = "tw-token-xyz"
+        tok = self.dir / "tok"
+        tok.write_text(token + "\n")
+        os.chmod(tok, 0o600)
+        with smsc.HttpSmsStub(shape="twilio", basic=f"AC42:{token}") as stub:
+            p = self.conf(f"""
+[provider.tw]
+type = "http"
+preset = "twilio"
+account = "AC42"
+password_file = "{tok}"
+url = "{stub.url}/2010-04-01/Accounts/{{{{account}}}}/Messages.json"
+from = "+15005550006"
+""")
+            r = self.sb("sms", "check", "--provider", "tw", "--provider-config", p)
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            self.assertEqual(stub.requests(), [])
+            r = self.sb("sms", "test", "--provider", "tw", "--provider-config", p, "--to",
+                        "+447400123123", "--text", "Hi & bye")
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            self.assertIn("SM", r.stdout)
+            reqs = stub.requests()
+            self.assertEqual(len(reqs), 1)
+            self.assertEqual(reqs[0]["path"], "/2010-04-01/Accounts/AC42/Messages.json")
+            self.assertEqual(reqs[0]["form"], {"To": "+447400123123", "From": "+15005550006",
+                                               "Body": "Hi & bye"})
+            self.assertNotIn(token, r.stdout + r.stderr)
+
+    def test_http_vonage_shape_and_refusals(self):
+        with smsc.HttpSmsStub(shape="vonage",
+                              fail_to={"447400123999": (200, {"messages": [
+                                  {"status": "3", "error-text": "Invalid to"}]})}) as stub:
+            p = self.conf(f"""
+[provider.vo]
+type = "http"
+preset = "vonage"
+account = "key1"
+password_env = "VO_SECRET"
+url = "{stub.url}/sms/json"
+from = "Shop"
+""")
+            env = {"VO_SECRET": "vsecret"}
+            r = self.sb("sms", "test", "--provider", "vo", "--provider-config", p, "--to",
+                        "+447400123123", "--text", "hé", env=env)
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            form = stub.requests()[0]["form"]
+            self.assertEqual(form["to"], "447400123123")
+            self.assertEqual(form["api_secret"], "vsecret")
+            self.assertEqual(form["text"], "hé")
+            r = self.sb("sms", "test", "--provider", "vo", "--provider-config", p, "--to",
+                        "+447400123999", "--text", "x", env=env)
+            self.assertEqual(r.returncode, 1, blast.describe(r))
+            self.assertIn("messages.0.status is \"3\"", r.stderr)
+            r = self.sb("sms", "test", "--provider", "vo", "--provider-config", p, "--to",
+                        "+447400123123", "--text", "x")
+            self.assertEqual(r.returncode, 2, blast.describe(r))
+            self.assertIn("VO_SECRET", r.stderr)
+
+    def test_http_bearer_refused_is_fatal(self):
+        with smsc.HttpSmsStub(token="right") as stub:
+            p = self.conf(f"""
+[provider.gen]
+type = "http"
+url = "{stub.url}/send"
+auth = "bearer"
+token_cmd = "echo wrong"
+body = "json"
+fields = {{ to = "{{{{to}}}}", text = "{{{{text}}}}" }}
+message_id_path = "id"
+""")
+            r = self.sb("sms", "test", "--provider", "gen", "--provider-config", p, "--to",
+                        "+4915112345678", "--text", "x")
+            self.assertEqual(r.returncode, blast.FATAL_RC, blast.describe(r))
+            self.assertIn("HTTP 401", r.stderr)
+            self.assertEqual(stub.requests()[0]["json"],
+                             {"to": "+4915112345678", "text": "x"})
+
+
+# A client written with npm smpp's own Session: two binds, six messages, every deliver_sm seen.
+CLIENT_JS = r"""
+const smpp = require(process.argv[1]);
+const port = +process.argv[2];
+const out = {resps: [], dlv: [], binds: 0};
+function bind(then) {
+  const s = smpp.connect({host: '127.0.0.1', port});
+  s.on('error', () => {});
+  s.on('deliver_sm', p => {
+    out.dlv.push([p.esm_class, p.source_addr, p.short_message.message]);
+    s.send(p.response());
+  });
+  s.bind_transceiver({system_id: 'sb', password: 'pw'}, r => { out.binds++; then(s); });
+  return s;
+}
+bind(s => {
+  const tos = ['447400123001', '447400123002', '447400123003', '447400123999'];
+  let left = tos.length;
+  for (const to of tos) {
+    s.submit_sm({destination_addr: to, short_message: 'hi', registered_delivery: 1}, r => {
+      out.resps.push([to, r.command_status]);
+    });
+  }
+  s.on('close', () => {
+    bind(s2 => setTimeout(() => { console.log(JSON.stringify(out)); process.exit(0); }, 300));
+  });
+});
+"""
+
+
+@unittest.skipUnless(smsc.node_available(), "node or npm smpp missing (tools/bootstrap.sh)")
+class SmscSelfTest(unittest.TestCase):
+    """The simulator does what the SMS tests script it to do: throttle every Nth, reject a
+    number, cut the connection after N accepted, keep receipts for the next bind, send STOP."""
+
+    def test_script(self):
+        with smsc.Smsc(system_id="sb", password="pw", throttle_every=3,
+                       reject={"447400123999": 0x0B}, drop_after=2, receipts=True,
+                       receipt_stat={"447400123002": "UNDELIV"},
+                       stop_from=["447400123555"]) as sim:
+            r = subprocess.run(["node", "-e", CLIENT_JS, str(smsc.NODE_MODULES / "smpp"),
+                                str(sim.port)], capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = json.loads(r.stdout)
+            self.assertEqual(out["binds"], 2)
+            # 1 and 2 accepted, then the cut: 3 (throttled anyway) and 999 are never answered.
+            self.assertEqual(out["resps"], [["447400123001", 0], ["447400123002", 0]])
+            self.assertEqual([d["to"] for d in sim.accepted()], ["447400123001", "447400123002"])
+            self.assertEqual(len(sim.events("drop")), 1)
+            texts = [d[2] for d in out["dlv"]]
+            self.assertIn("STOP", texts)
+            receipts = [t for e, _, t in out["dlv"] if e == 4]
+            self.assertEqual(len(receipts), 2, out)
+            self.assertTrue(any("id:m1 " in t and "stat:DELIVRD" in t for t in receipts))
+            # m2's receipt was queued when its bind was cut: the second bind gets it.
+            self.assertTrue(any("id:m2 " in t and "stat:UNDELIV" in t for t in receipts))
+
+    def test_throttle_and_reject(self):
+        with smsc.Smsc(throttle_every=2, reject={"447400123999": 0x0B}) as sim:
+            js = CLIENT_JS.replace("s.on('close'", "setTimeout(() => s.close(), 300); s.on('close'")
+            r = subprocess.run(["node", "-e", js, str(smsc.NODE_MODULES / "smpp"), str(sim.port)],
+                               capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got = {d["to"]: d["status"] for d in sim.submitted()}
+            self.assertEqual(got, {"447400123001": 0, "447400123002": 0x58, "447400123003": 0,
+                                   "447400123999": 0x0B})
+
+
+class SmsImportTest(unittest.TestCase):
+    """`sms import`: numbers normalised to E.164 with the default country (libphonenumber),
+    invalid ones failed with the reason, duplicates found after normalisation; the task is
+    an SMS task that `send` refuses."""
+
+    def setUp(self):
+        self.wd = blast.Workdir()
+        self.dir = self.wd.path
+
+    def tearDown(self):
+        self.wd.cleanup()
+
+    def test_import_normalises_and_send_refuses_the_task(self):
+        csv = blast.write_csv(self.dir / "l.csv", ["name", "Mobile"], [
+            ["Ann", "07400 123123"], ["Bob", "+44 7400 123123"], ["Cy", "12"],
+            ["Di", "0151 12345678"], ["Ed", "+4915112345678"], ["Fi", "+1 650 253 0000"]])
+        task = self.dir / "t.db"
+        r = peers.run([blast.BIN, "sms", "import", "--task", task, "--recipients", csv,
+                       "--country", "GB", "--phone-column", "mobile"], timeout=30)
+        self.assertEqual(r.returncode, 0, blast.describe(r))
+        rows = blast.db_rows(task)
+        self.assertEqual(rows["+447400123123"]["status"], "unsent")
+        self.assertEqual(rows["+4915112345678"]["status"], "unsent")
+        self.assertEqual(rows["+16502530000"]["status"], "unsent")
+        self.assertEqual(rows["12"]["status"], "failed")
+        self.assertIn("invalid number", rows["12"]["reply"])
+        self.assertEqual(rows["0151 12345678"]["status"], "failed")  # not a GB number
+        self.assertEqual(len(rows), 5)  # Bob is Ann after normalisation
+        st = blast.status(task)
+        self.assertEqual(st["total"], 5)
+        tpl = self.dir / "m.eml"
+        tpl.write_bytes(b"From: a@example.test\nSubject: x\n\nx\n")
+        r = blast.send(task, tpl, "127.0.0.1:9")
+        self.assertEqual(r.returncode, 2, blast.describe(r))
+        self.assertIn("SMS mailing", r.stderr)
+        r = peers.run([blast.BIN, "sms", "import", "--task", self.dir / "u.db", "--recipients",
+                       csv, "--country", "XX"], timeout=30)
+        self.assertEqual(r.returncode, 2, blast.describe(r))
+        self.assertIn("--country XX", r.stderr)
+
+
+if __name__ == "__main__":
+    blast.main("test_sms")
