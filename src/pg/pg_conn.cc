@@ -144,10 +144,10 @@ struct PgConn::Impl {
   Done done;
   std::deque<Pending> queue;  // the first `sent` are on the wire, in order
   size_t sent = 0;
-  std::optional<Result<PgResult>> front;  // the first result of the query at the head
+  std::optional<Result<PgResult>> front;         // the first result of the query at the head
   std::vector<std::pair<Reply, Error>> refused;  // answered from a timer, not from query()
-  Timer kick;          // answers refused queries from the loop
-  Timer connect_kick;  // reports a connect() that failed at once, from the loop
+  Timer kick;                                    // answers refused queries from the loop
+  Timer connect_kick;    // reports a connect() that failed at once, from the loop
   bool* dead = nullptr;  // set while a user callback runs: the callback may destroy us
 
   explicit Impl(uv_loop_s* l) : loop(l), kick(l), connect_kick(l) {}
@@ -218,8 +218,7 @@ struct PgConn::Impl {
     done = std::move(d);
     state = State::kConnecting;
     c = PQconnectStart(conninfo.c_str());
-    if (!c || PQstatus(c) == CONNECTION_BAD || PQsetnonblocking(c, 1) != 0 ||
-        !arm(UV_WRITABLE)) {
+    if (!c || PQstatus(c) == CONNECTION_BAD || PQsetnonblocking(c, 1) != 0 || !arm(UV_WRITABLE)) {
       // Reported from the loop, as every other outcome of connect().
       connect_kick.start(0, [this] { connect_failed(); });
     }
@@ -318,9 +317,9 @@ struct PgConn::Impl {
       Pending p = std::move(queue.front());
       queue.pop_front();
       --sent;
-      Result<PgResult> res = front ? std::move(*front)
-                                   : Result<PgResult>(make_error(ErrDomain::kStore,
-                                                                 where + ": no result"));
+      Result<PgResult> res =
+          front ? std::move(*front)
+                : Result<PgResult>(make_error(ErrDomain::kStore, where + ": no result"));
       front.reset();
       if (!call([&] { p.reply(std::move(res)); })) return false;
     }
@@ -394,7 +393,8 @@ Result<std::unique_ptr<PgBlocking>> PgBlocking::connect(const std::string& conni
                       "cannot connect to " + pg_describe_conninfo(conninfo) + ": " + msg);
   }
   // Quiet the server's NOTICEs ("relation already exists, skipping") on stderr.
-  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<PgBlocking>(new PgBlocking(c, conninfo));
 }
 

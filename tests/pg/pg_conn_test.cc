@@ -14,7 +14,7 @@ namespace {
 
 using testing::PgServer;
 
-#define NEED_PG()                                              \
+#define NEED_PG() \
   if (!PgServer::get().up()) GTEST_SKIP() << PgServer::get().why()
 
 struct Loop {

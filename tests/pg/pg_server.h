@@ -32,9 +32,7 @@ class PgServer {
     return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + db;
   }
   // pg_ctl stop -m immediate, then start again on the same port (a crashed server).
-  bool restart() {
-    return run(ctl() + " -m immediate stop >/dev/null 2>&1") && run(start_cmd());
-  }
+  bool restart() { return run(ctl() + " -m immediate stop >/dev/null 2>&1") && run(start_cmd()); }
 
  private:
   static constexpr const char* kBin = "/usr/lib/postgresql/15/bin/";
