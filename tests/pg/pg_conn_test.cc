@@ -83,11 +83,22 @@ TEST(PgConn, FollowsTheSocketToTheNextHost) {
   Loop l;
   PgConn c(&l.loop);
   bool ok = false;
-  // The first host refuses, libpq opens a new socket for the second: the poll must follow.
-  std::string ci = "host=127.0.0.1,127.0.0.1 port=1," + std::to_string(PgServer::get().port()) +
-                   " dbname=postgres user=postgres";
+  // The first host fails, libpq opens a new socket for the next: the poll must follow. The
+  // ctest fixture's server is on a unix socket (host= in the URL's query), a private one on
+  // 127.0.0.1.
+  std::string ci = PgServer::get().url();
+  if (size_t h = ci.find("host="); h != std::string::npos) {
+    ci.insert(h + 5, "/nonexistent-sb-dir,");
+    size_t p = ci.find("port=");
+    size_t end = ci.find('&', p);
+    std::string port = ci.substr(p + 5, end == std::string::npos ? std::string::npos : end - p - 5);
+    ci.insert(p + 5, port + ",");
+  } else {
+    size_t at = ci.find('@');
+    ci.insert(at + 1, "127.0.0.1:1,");
+  }
   c.connect(ci, [&](Status s) {
-    ASSERT_TRUE(s.ok()) << s.error().message;
+    ASSERT_TRUE(s.ok()) << s.error().message << " (" << ci << ")";
     c.query("SELECT 42", {}, [&](Result<PgResult> r) {
       ok = r.ok() && r->int64(0, 0) == 42;
       c.reset();
@@ -121,7 +132,7 @@ TEST(PgBlocking, ExecAndErrors) {
   auto bad = (*c)->exec("SELEC 1");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("syntax"), std::string::npos);
-  auto nodb = PgBlocking::connect(PgServer::get().conninfo("no_such_db"));
+  auto nodb = PgBlocking::connect(PgServer::get().url("no_such_db"));
   ASSERT_FALSE(nodb.ok());
   EXPECT_NE(nodb.error().message.find("no_such_db"), std::string::npos);
 }

@@ -1,4 +1,4 @@
-// PgServer: a private PostgreSQL cluster for one test binary (initdb + pg_ctl, loopback only).
+// PgServer: the PostgreSQL server of the pg tests: the ctest fixture's, or a private one.
 #pragma once
 
 #include <arpa/inet.h>
@@ -8,14 +8,16 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <string>
+
+#include "fakes/pg_test_server.h"
 
 namespace sb::testing {
 
-// Started on first use and stopped (pg_ctl -m immediate) when the binary exits. initdb refuses
-// to run as root, so as root the cluster belongs to the postgres user (runuser). Tests that
-// need it skip when it cannot start (no PostgreSQL installed), saying why.
+// Under ctest the fixture `pg_server` (tests/support/postgres.py) gives SB_TEST_PG_URL and
+// PGPASSFILE: one server for the whole run. Run by hand without them, the first test that asks
+// starts a private cluster (initdb + pg_ctl, as the postgres user when root: initdb refuses
+// root) and stops it (pg_ctl -m immediate) when the binary exits.
 class PgServer {
  public:
   static PgServer& get() {
@@ -24,20 +26,33 @@ class PgServer {
   }
   bool up() const { return up_; }
   const std::string& why() const { return why_; }
-  int port() const { return port_; }
-  std::string conninfo(const std::string& db = "postgres") const {
-    return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=" + db + " user=postgres";
+  // A libpq URL of database `db` ("" = the test database), without a task.
+  std::string url(const std::string& db = "") const {
+    if (!fixture_.empty()) {
+      if (db.empty()) return fixture_;
+      size_t q = fixture_.find('?');
+      size_t slash = fixture_.rfind('/', q);
+      return fixture_.substr(0, slash + 1) + db + fixture_.substr(q);
+    }
+    return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" +
+           (db.empty() ? "postgres" : db);
   }
-  std::string url(const std::string& db = "postgres") const {
-    return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + db;
+  std::string conninfo(const std::string& db = "") const { return url(db); }
+  // The URL naming a task, as --task takes it.
+  std::string task_url(const std::string& task) const {
+    std::string u = url();
+    return u + (u.find('?') == std::string::npos ? "?" : "&") + "task=" + task;
   }
-  // pg_ctl stop -m immediate, then start again on the same port (a crashed server).
-  bool restart() { return run(ctl() + " -m immediate stop >/dev/null 2>&1") && run(start_cmd()); }
 
  private:
   static constexpr const char* kBin = "/usr/lib/postgresql/15/bin/";
 
   PgServer() {
+    if (auto u = test_pg_url()) {
+      fixture_ = *u;
+      up_ = true;
+      return;
+    }
     if (access((std::string(kBin) + "initdb").c_str(), X_OK) != 0) {
       why_ = "PostgreSQL 15 is not installed (tools/bootstrap.sh)";
       return;
@@ -56,25 +71,20 @@ class PgServer {
       why_ = "initdb failed (see " + dir_ + "/initdb.log)";
       return;
     }
-    if (!run(start_cmd())) {
+    // fsync off: a test cluster is thrown away; the unix socket stays in the test's directory.
+    if (!run(ctl() + " -w -l " + dir_ + "/server.log -o \"-p " + std::to_string(port_) + " -k " +
+             dir_ + " -c listen_addresses=127.0.0.1 -c fsync=off\" start >/dev/null 2>&1")) {
       why_ = "pg_ctl start failed (see " + dir_ + "/server.log)";
       return;
     }
     up_ = true;
   }
   ~PgServer() {
-    if (!dir_.empty()) {
-      if (up_) run(ctl() + " -m immediate stop >/dev/null 2>&1");
-      run("rm -rf " + dir_);
-    }
+    if (dir_.empty()) return;
+    if (up_) run(ctl() + " -m immediate stop >/dev/null 2>&1");
+    run("rm -rf " + dir_);
   }
   std::string ctl() const { return as_ + kBin + "pg_ctl -D " + dir_ + "/data"; }
-  std::string start_cmd() const {
-    // fsync off: a test cluster is thrown away; the unix socket stays in the test's directory.
-    return ctl() + " -w -l " + dir_ + "/server.log -o \"-p " + std::to_string(port_) + " -k " +
-           dir_ + " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60\" start" +
-           " >/dev/null 2>&1";
-  }
   static bool run(const std::string& cmd) { return std::system(cmd.c_str()) == 0; }
   static int free_port() {
     int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -91,6 +101,7 @@ class PgServer {
 
   bool up_ = false;
   std::string why_;
+  std::string fixture_;  // SB_TEST_PG_URL
   std::string dir_;
   std::string as_;
   int port_ = 0;
