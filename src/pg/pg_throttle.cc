@@ -17,9 +17,7 @@ constexpr const char* kSchema = R"sql(
 SELECT pg_advisory_xact_lock(7283746501);
 CREATE TABLE IF NOT EXISTS sb_rate_bucket (
   key text PRIMARY KEY,
-  tat_us bigint NOT NULL DEFAULT 0,  -- the next free slot, server clock, µs since the epoch
-  -- push-back shared by every node: intervals are stretched by 1/factor
-  factor double precision NOT NULL DEFAULT 1 CHECK (factor > 0 AND factor <= 1)
+  tat_us bigint NOT NULL DEFAULT 0  -- the next free slot, server clock, µs since the epoch
 );
 CREATE TABLE IF NOT EXISTS sb_quota_account (key text PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS sb_quota_minute (
@@ -34,17 +32,14 @@ CREATE OR REPLACE FUNCTION sb_rate_take(p_key text, p_interval bigint, p_want bi
 LANGUAGE plpgsql AS $$
 DECLARE
   v_tat bigint;
-  v_factor double precision;
 BEGIN
-  SELECT b.tat_us, b.factor INTO v_tat, v_factor FROM sb_rate_bucket b
-    WHERE b.key = p_key FOR UPDATE;
+  SELECT b.tat_us INTO v_tat FROM sb_rate_bucket b WHERE b.key = p_key FOR UPDATE;
   IF NOT FOUND THEN
     INSERT INTO sb_rate_bucket(key) VALUES (p_key) ON CONFLICT (key) DO NOTHING;
-    SELECT b.tat_us, b.factor INTO v_tat, v_factor FROM sb_rate_bucket b
-      WHERE b.key = p_key FOR UPDATE;
+    SELECT b.tat_us INTO v_tat FROM sb_rate_bucket b WHERE b.key = p_key FOR UPDATE;
   END IF;
   now_us := floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
-  interval_us := ceil(p_interval / v_factor)::bigint;
+  interval_us := p_interval;
   first_us := greatest(v_tat, now_us);
   IF first_us > now_us + p_horizon OR p_want <= 0 THEN
     granted := 0;
@@ -292,6 +287,28 @@ Result<uint64_t> PgQuota::used(const std::string& account, uint64_t now) {
       {account});
   if (!r.ok()) return r.error();
   return static_cast<uint64_t>(r->rows() == 1 ? r->int64(0, 0) : 0);
+}
+
+// --- a node's shared limits ---------------------------------------------------------------
+
+Result<PgSharedLimits> pg_share_limits(const std::string& conninfo, const std::string& task,
+                                       ThrottleConfig& cfg, const Clock& clock) {
+  PgSharedLimits out;
+  if (cfg.rate) {
+    auto r = PgRate::start(conninfo, task + "/rate", *cfg.rate, clock);
+    if (!r.ok()) return r.error();
+    out.rate = std::move(r).value();
+    cfg.rate.reset();
+    cfg.burst = 1;
+  }
+  if (cfg.connect_rate) {
+    auto r = PgRate::start(conninfo, task + "/connect", *cfg.connect_rate, clock);
+    if (!r.ok()) return r.error();
+    out.connect = std::move(r).value();
+    cfg.connect_rate.reset();
+  }
+  cfg.daily_limit = 0;
+  return out;
 }
 
 }  // namespace sb

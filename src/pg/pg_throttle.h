@@ -16,6 +16,7 @@
 #include "store/account_quota.h"
 #include "throttle/rate_spec.h"
 #include "throttle/slot_pool.h"
+#include "throttle/throttle.h"
 
 namespace sb {
 
@@ -104,5 +105,19 @@ class PgQuota final : public QuotaSource {
   // A reservation's local time -> the server's minute it was charged to, for give_back.
   std::map<uint64_t, int64_t> charged_minute_;
 };
+
+// A node of a PostgreSQL mailing: --rate and --connect-rate leave its local throttle `cfg` for
+// buckets of the task that every node shares ("TASK/rate", "TASK/connect"; a burst is not
+// shared: the bucket paces smoothly), and the daily limit leaves it for the account's quota in
+// the database (PgQuota, through AccountAllowance), which every node and run counts against.
+// What stays local: blocks and pauses, quota-reply pauses and AIMD. AIMD per node still acts on
+// the mailing as a whole: every node sees the same share p of push-back among its replies and
+// cuts its own pace x to x(1-p), so the paces sum to X(1-p), the cut one AIMD over all replies
+// would make; growth is proportional too.
+struct PgSharedLimits {
+  std::unique_ptr<PgRate> rate, connect;  // null: that limit is not set
+};
+Result<PgSharedLimits> pg_share_limits(const std::string& conninfo, const std::string& task,
+                                       ThrottleConfig& cfg, const Clock& clock);
 
 }  // namespace sb
