@@ -55,6 +55,10 @@ packages=(
   # a real browser renders `smtpblast report`'s HTML (test_report.py; only for the test)
   chromium
   ca-certificates time
+  # several machines on one mailing (issue 13): the PostgreSQL store's client library, and a
+  # private server the tests start (tests/support/postgres.py; the package's own cluster is
+  # never started: policy-rc.d above)
+  libpq-dev postgresql
 )
 
 installed() {

@@ -13,6 +13,8 @@ Modules (each opens with what it holds):
                        AUTH PLAIN/LOGIN/XOAUTH2)
     support.peers      real peers: PostfixInstance, Dnsmasq (and, re-exported, the sinks and
                        the process helpers, so `peers.run`, `peers.SmtpSink` work)
+    support.postgres   PostgresServer: a private PostgreSQL 15 (initdb, loopback port + socket,
+                       a password role, restart/crash); the C++ tests' ctest fixture `pg_server`
     support.blast      the smtpblast binary, send/status/db_rows, the unittest runner main()
 
 How a test file imports them (no sys.path edits in test files):
