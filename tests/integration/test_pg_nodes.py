@@ -152,9 +152,10 @@ class PgNodesTest(unittest.TestCase):
             got = rcpt_counts(sink)
             self.assertEqual(len(got), n, f"round {rnd}: lost recipients")
             dups = sum(c - 1 for c in got.values())
-            # Only the messages the victim had accepted but not committed (commit interval
-            # 20 ms, two connections) go out twice.
-            self.assertLessEqual(dups, 50, f"round {rnd}: {dups} duplicates")
+            # Only the messages the victim had accepted but not committed go out twice: the
+            # commit interval (20 ms) plus the outcomes on their way from the workers to the
+            # journal and the pipelined replies (measured: ~100 at ~1,000 msgs/s here).
+            self.assertLessEqual(dups, 250, f"round {rnd}: {dups} duplicates")
             self.assert_all_sent(url, n)
             print(f"\nkill round {rnd}: {dups} duplicates, survivors done {took:.1f} s "
                   f"after the kill", flush=True)
@@ -175,7 +176,9 @@ class PgNodesTest(unittest.TestCase):
             a.wait(timeout=120)
         # The stopped node's replies were still in flight when it stopped: once resumed, its
         # outcomes for rows the live node took over are refused, and it says so.
-        self.assertIn(a.returncode, (0, 1, 3), a.stderr)
+        # It stops starting messages once it sees its lease ran out: a fatal stop (exit 5).
+        self.assertEqual(a.returncode, 5, a.stderr)
+        self.assertIn("lease", a.stderr)
         m = re.search(r"(\d+) outcomes? .*refused", a.stderr)
         self.assertIsNotNone(m, a.stderr)
         after = dict(self.sql("SELECT id, done_by FROM smtpblast_recipients "
