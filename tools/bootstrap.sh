@@ -40,8 +40,6 @@ packages=(
   libtomlplusplus-dev
   # returned mail (issue 14): MIME parsing, the classifier's rule set
   libgmime-3.0-dev libre2-dev libcurl4-openssl-dev
-  # several machines on one mailing (issue 13): libpq, and a private PostgreSQL for the tests
-  libpq-dev postgresql
   # unit tests and micro-benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # fuzzing and sanitizers; formatting and lint (.clang-format, .clang-tidy, check_format.sh)
