@@ -59,6 +59,10 @@ packages=(
   ca-certificates time
   # the SMSC simulator of the SMS tests (tests/support/smsc_sim.js: npm's `smpp` server)
   nodejs npm
+  # several machines on one mailing (issue 13): the PostgreSQL store's client library, and a
+  # private server the tests start (tests/support/postgres.py; the package's own cluster is
+  # never started: policy-rc.d above)
+  libpq-dev postgresql
 )
 
 installed() {

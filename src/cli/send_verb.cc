@@ -29,7 +29,9 @@ class SendVerb : public Verb {
     CLI::App* send = cmd_ = app.add_subcommand(
         "send",
         "send (or resume) a mailing through a relay, or directly to each domain's MX (--direct)");
-    send->add_option("--task", mc_.task_path, "task file (SQLite); created on first use")
+    send->add_option("--task", mc_.task_path,
+                     "task file (SQLite), or postgresql://USER@HOST/DB?task=NAME to share it "
+                     "between several senders; created on first use")
         ->required();
     send->add_option("--template", mc_.template_path,
                      "RFC 5322 message with {{field}} placeholders")

@@ -15,6 +15,8 @@
 #include "cli/run_report.h"
 #include "cli/send_cmd.h"
 #include "cli/verb.h"
+#include "pg/pg_store.h"
+#include "pg/task_open.h"
 #include "store/accounting.h"
 #include "store/csv_reader.h"
 #include "store/task_store.h"
@@ -84,7 +86,7 @@ int cmd_export(const std::string& task, const std::string& status_arg) {
                  display_escape(bad).c_str());
     return 2;
   }
-  auto st = TaskStore::open_read_only(task);
+  auto st = open_task_store(task, TaskOpen::kRead);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
     return 2;
@@ -132,6 +134,63 @@ int cmd_export(const std::string& task, const std::string& status_arg) {
   return 0;
 }
 
+// A PostgreSQL task (issue 13): which nodes sent what, and which are alive. Text lines, or
+// "nodes" in the JSON. Nothing for a SQLite task.
+int node_status(TaskStore& store, nlohmann::json* j) {
+  auto* pg = dynamic_cast<PgTaskStore*>(&store);
+  if (pg == nullptr) return 0;
+  auto nodes = pg->nodes();
+  auto counts = pg->node_counts();
+  if (!nodes.ok() || !counts.ok()) {
+    const Error& e = !nodes.ok() ? nodes.error() : counts.error();
+    std::fprintf(stderr, "smtpblast: %s\n", e.describe().c_str());
+    return 2;
+  }
+  if (j != nullptr) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const PgNodeInfo& n : *nodes) {
+      arr.push_back({{"node", n.node},
+                     {"epoch", n.epoch},
+                     {"started", n.started},
+                     {"heartbeat", n.heartbeat},
+                     {"alive", n.alive},
+                     {"finished", n.finished}});
+    }
+    (*j)["nodes"] = arr;
+    nlohmann::json by = nlohmann::json::object();
+    for (const PgNodeCounts& c : *counts) {
+      by[c.node.empty() ? "-" : c.node] = {{"sent", c.sent},
+                                           {"failed", c.failed},
+                                           {"deferred", c.deferred},
+                                           {"suppressed", c.suppressed},
+                                           {"in_flight", c.in_flight}};
+    }
+    (*j)["by_node"] = by;
+    return 0;
+  }
+  size_t alive = 0;
+  for (const PgNodeInfo& n : *nodes) alive += n.alive ? 1 : 0;
+  std::printf("nodes: %zu alive of %zu that ran this task\n", alive, nodes->size());
+  for (const PgNodeInfo& n : *nodes) {
+    std::printf("  %-24s epoch %-6lld %-9s started %s, last heard %s\n",
+                display_escape(n.node).c_str(), static_cast<long long>(n.epoch),
+                n.alive      ? "alive"
+                : n.finished ? "finished"
+                             : "gone",
+                n.started.c_str(), n.heartbeat.c_str());
+  }
+  std::printf("by node:    sent failed deferred suppressed in-flight\n");
+  for (const PgNodeCounts& c : *counts) {
+    std::printf("  %-24s %llu %llu %llu %llu %llu\n",
+                c.node.empty() ? "(none)" : display_escape(c.node).c_str(),
+                static_cast<unsigned long long>(c.sent), static_cast<unsigned long long>(c.failed),
+                static_cast<unsigned long long>(c.deferred),
+                static_cast<unsigned long long>(c.suppressed),
+                static_cast<unsigned long long>(c.in_flight));
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_csv_options(CLI::App* cmd, std::string& encoding, std::string& delimiter) {
@@ -169,8 +228,9 @@ int cmd_import(const std::string& task, const std::string& csv, bool replace, bo
   int lock = lock_task(task);  // never under a running send
   if (lock < 0) return 2;
   std::error_code ec;
-  bool fresh = task != ":memory:" && !std::filesystem::exists(task, ec) && !ec;
-  auto st = TaskStore::open(task, true);
+  bool fresh =
+      task != ":memory:" && !is_shared_task(task) && !std::filesystem::exists(task, ec) && !ec;
+  auto st = open_task_store(task, TaskOpen::kCreate);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
     ::close(lock);
@@ -206,7 +266,7 @@ int cmd_reset(const std::string& task, bool all, bool errors) {
   }
   int lock = lock_task(task);  // never under a running send
   if (lock < 0) return 2;
-  auto st = TaskStore::open(task, false);
+  auto st = open_task_store(task, TaskOpen::kWrite);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
     ::close(lock);
@@ -226,7 +286,7 @@ int cmd_reset(const std::string& task, bool all, bool errors) {
 }
 
 int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
-  auto st = TaskStore::open_read_only(task);
+  auto st = open_task_store(task, TaskOpen::kRead);
   if (!st.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", st.error().describe().c_str());
     return 2;
@@ -262,6 +322,7 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
     nlohmann::json codes = nlohmann::json::object();
     for (auto& [code, n] : c->by_code) codes[std::to_string(code)] = n;
     j["by_code"] = codes;
+    if (int rc = node_status(**st, &j); rc != 0) return rc;
     std::printf("%s\n", j.dump().c_str());
     mark_json_printed();
     return 0;
@@ -283,6 +344,7 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
     std::printf("throttle (last run): %s\n", display_escape(throttle_line).c_str());
   }
   if (!account.text.empty()) std::printf("%s\n", display_escape(account.text).c_str());
+  if (int rc = node_status(**st, nullptr); rc != 0) return rc;
   if (!c->by_code.empty()) {
     std::printf("last reply codes:\n");
     for (auto& [code, n] : c->by_code) {
@@ -313,7 +375,9 @@ class ImportVerb : public Verb {
   CLI::App* add(CLI::App& app) override {
     auto* import =
         app.add_subcommand("import", "create a task from a recipient list without sending");
-    import->add_option("--task", task_, "task file to create")->required();
+    import
+        ->add_option("--task", task_, "task file to create, or postgresql://USER@HOST/DB?task=NAME")
+        ->required();
     import->add_option("--recipients", csv_, "CSV with a header row and an 'email' column")
         ->required()
         ->check(CLI::ExistingFile);
@@ -344,7 +408,8 @@ class StatusVerb : public Verb {
   CLI::App* add(CLI::App& app) override {
     auto* status =
         app.add_subcommand("status", "counts of a task's recipients by status and reply");
-    status->add_option("--task", task_, "task file")->required();
+    status->add_option("--task", task_, "task file, or postgresql://USER@HOST/DB?task=NAME")
+        ->required();
     status->add_flag("--json", json_, "one JSON object");
     status->add_flag("--failed", failed_, "list the failed recipients with their last reply");
     status->add_flag("--deferred", deferred_, "list the deferred recipients with their last reply");
@@ -364,7 +429,8 @@ class ResetVerb : public Verb {
  public:
   CLI::App* add(CLI::App& app) override {
     auto* reset = app.add_subcommand("reset", "make recipients sendable again");
-    reset->add_option("--task", task_, "task file")->required();
+    reset->add_option("--task", task_, "task file, or postgresql://USER@HOST/DB?task=NAME")
+        ->required();
     reset->add_flag("--all", all_, "every recipient (except addresses rejected at import)");
     reset->add_flag("--errors", errors_, "failed and deferred recipients");
     return reset;
@@ -383,7 +449,8 @@ class ExportVerb : public Verb {
   CLI::App* add(CLI::App& app) override {
     auto* exp =
         app.add_subcommand("export", "write recipients with a given status as CSV to stdout");
-    exp->add_option("--task", task_, "task file")->required();
+    exp->add_option("--task", task_, "task file, or postgresql://USER@HOST/DB?task=NAME")
+        ->required();
     exp->add_option("--status", status_, "unsent, sent, deferred, failed, suppressed or in-flight")
         ->required();
     return exp;

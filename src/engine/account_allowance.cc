@@ -5,7 +5,7 @@
 
 namespace sb {
 
-AccountAllowance::AccountAllowance(std::unique_ptr<AccountQuota> quota, std::string key,
+AccountAllowance::AccountAllowance(std::unique_ptr<QuotaSource> quota, std::string key,
                                    uint64_t daily_limit, bool wait_daily, RunShared& shared,
                                    const Clock& clock)
     : quota_(std::move(quota)),

@@ -16,7 +16,7 @@ namespace sb {
 
 class AccountAllowance {
  public:
-  AccountAllowance(std::unique_ptr<AccountQuota> quota, std::string key, uint64_t daily_limit,
+  AccountAllowance(std::unique_ptr<QuotaSource> quota, std::string key, uint64_t daily_limit,
                    bool wait_daily, RunShared& shared, const Clock& clock);
 
   // Reserves more when the workers ran low (or asked); not while the run stops. On a quota
@@ -32,7 +32,7 @@ class AccountAllowance {
   const std::string& error() const { return error_; }
 
  private:
-  std::unique_ptr<AccountQuota> quota_;
+  std::unique_ptr<QuotaSource> quota_;
   std::string key_;
   uint64_t limit_;
   bool wait_daily_;

@@ -100,6 +100,10 @@ bool Coordinator::step(std::vector<std::pair<size_t, WorkerMsg>>& msgs) {
   for (auto& [w, m] : msgs) take(w, m);
   msgs.clear();
   if (!store_error_.empty()) fail(store_error_);
+  if (std::string lost = store_.claims_lost(); !lost.empty() && failure_.empty()) {
+    events_.note(NoteKind::kError, lost);
+    fail(lost);
+  }
   const uint64_t now = clock_.mono_ms();
   // Commit in batches: one SQLite transaction for many outcomes.
   if (!outcomes_.empty() && (now - last_commit_ >= cfg_.commit_interval_ms ||

@@ -1,6 +1,7 @@
 // The planner: claim, suppression, shard by domain, release.
 #include "engine/planner.h"
 
+#include <algorithm>
 #include <functional>
 
 #include "engine/job.h"
@@ -16,6 +17,7 @@ Planner::Planner(TaskStore& store, Ledger& ledger, const Clock& clock, RunShared
 
 bool Planner::claim_next(std::vector<RecipientRow>& rows, std::vector<JournalEntry>& out) {
   rows.clear();
+  if (more_later_ && clock_.mono_ms() < next_try_ms_) return true;
   // In flight in the store before any worker sees them (crash safety).
   auto got = store_.claim(cursor_, kBatch, rows, true);
   if (!got.ok()) {
@@ -26,8 +28,17 @@ bool Planner::claim_next(std::vector<RecipientRow>& rows, std::vector<JournalEnt
     }
     return false;
   }
-  if (!rows.empty()) cursor_ = rows.back().id;
-  if (rows.size() < kBatch) exhausted_ = true;
+  // A shared store may hand back a row behind the cursor (a lease taken over): the cursor
+  // never moves back, or deferred rows would be claimed twice in one run.
+  if (!rows.empty()) cursor_ = std::max(cursor_, rows.back().id);
+  if (rows.size() < kBatch) {
+    more_later_ = store_.more_later();
+    if (more_later_) {
+      next_try_ms_ = clock_.mono_ms() + kWaitForOthersMs;
+    } else {
+      exhausted_ = true;
+    }
+  }
   for (const RecipientRow& r : rows) ledger_.claim(r.id, r.email);
   filter_suppressed(rows, out);
   return true;
@@ -77,12 +88,19 @@ void Planner::serve_relay(const std::vector<size_t>& requests, bool stopping,
                           std::vector<JournalEntry>& out,
                           std::vector<std::pair<size_t, RowsCmd>>& cmds) {
   std::vector<RecipientRow> rows;
-  for (size_t w : requests) {
+  std::vector<size_t> asking;
+  asking.swap(waiting_);
+  asking.insert(asking.end(), requests.begin(), requests.end());
+  for (size_t w : asking) {
     rows.clear();
     bool exhausted = exhausted_ || stopping;
     if (!exhausted) {
       (void)claim_next(rows, out);
       exhausted = exhausted_;
+    }
+    if (rows.empty() && !exhausted && more_later_) {
+      waiting_.push_back(w);  // other nodes hold rows that may come back: ask again later
+      continue;
     }
     cmds.emplace_back(w, rows_cmd(std::move(rows), exhausted));
     rows = {};
@@ -106,7 +124,7 @@ void Planner::serve_direct(const std::vector<size_t>& requests, bool stopping,
     return false;
   };
   while (!exhausted_ && !stopping && pending_total_ < cap && wanting()) {
-    if (!claim_next(rows, out)) break;
+    if (!claim_next(rows, out) || (rows.empty() && more_later_)) break;
     if (shared_ != nullptr) shared_->add_in_transit(static_cast<int64_t>(rows.size()));
     for (auto& r : rows) {
       std::string domain = domain_of(r.email);

@@ -43,6 +43,11 @@ class Planner {
   // Claimed rows never handed to a worker: back to their earlier status.
   void release_all(std::vector<JournalEntry>& out);
 
+  // A shared store (PostgreSQL): after a short claim, other nodes still hold rows that may come
+  // back (their lease runs out): the planner keeps the workers' requests and claims again
+  // after this long instead of ending the run.
+  static constexpr uint64_t kWaitForOthersMs = 500;
+
   // Nothing more to claim (the store ran out, or failed).
   bool exhausted() const { return exhausted_; }
   size_t held() const { return pending_total_; }
@@ -69,6 +74,11 @@ class Planner {
   Options o_;
   int64_t cursor_ = 0;
   bool exhausted_ = false;
+  // A shared store said more may come: no claim before next_try_ms_; workers whose request
+  // found nothing wait in waiting_ (relay mode; --direct keeps them parked).
+  bool more_later_ = false;
+  uint64_t next_try_ms_ = 0;
+  std::vector<size_t> waiting_;
   std::string error_;
   std::string error_text_;
   // --direct: a domain's rows go to one worker: by a hash of the domain until a worker has

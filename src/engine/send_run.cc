@@ -13,6 +13,7 @@
 #include "engine/worker_engine.h"
 #include "loop/fd_limit.h"
 #include "loop/worker.h"
+#include "pg/pg_store.h"
 
 namespace sb {
 
@@ -256,6 +257,14 @@ RunResult SendRun::finish() {
     res_.claimed = ledger_->claimed();
     res_.settled = ledger_->settled_total();
     res_.ledger_violations = ledger_->violations();
+  }
+  if (auto* pg = dynamic_cast<PgTaskStore*>(store_.get()); pg != nullptr && pg->fenced() > 0) {
+    // This node lost its lease (stopped, cut off) and another took its recipients over.
+    events_.note(NoteKind::kWarning,
+                 std::to_string(pg->fenced()) +
+                     " outcomes of this node were refused: their recipients had passed to "
+                     "another node after this node's lease ran out (the other node's record "
+                     "stands)");
   }
   auto c = store_->counts(false);
   if (!c.ok()) {

@@ -59,7 +59,7 @@ class SendRun {
   JournalOptions journal_opts_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Ledger> ledger_;
-  std::unique_ptr<AccountQuota> quota_;  // until the allowance takes it
+  std::unique_ptr<QuotaSource> quota_;  // until the allowance takes it
   std::string account_key_;
   std::unique_ptr<AccountAllowance> account_;
   std::string account_error_;

@@ -8,6 +8,7 @@
 #include "engine/send_run.h"
 #include "message/dkim.h"
 #include "message/rendered_header.h"
+#include "pg/task_open.h"
 #include "returns/classify.h"
 #include "returns/task_keys.h"
 #include "store/account_quota.h"
@@ -74,7 +75,8 @@ int SendRun::prepare() {
   }
   lock_fd_ = *lock;
   std::error_code ec;
-  bool fresh = cfg_.task_path != ":memory:" && !std::filesystem::exists(cfg_.task_path, ec) && !ec;
+  bool fresh = cfg_.task_path != ":memory:" && !is_shared_task(cfg_.task_path) &&
+               !std::filesystem::exists(cfg_.task_path, ec) && !ec;
   int rc = prepare_task();
   if (rc != 0 && fresh && (!store_ || !store_->imported())) {
     journal_.reset();
@@ -87,7 +89,7 @@ int SendRun::prepare() {
 }
 
 int SendRun::prepare_task() {
-  auto st = TaskStore::open(cfg_.task_path, true);
+  auto st = open_task_store(cfg_.task_path, TaskOpen::kSend);
   if (!st.ok()) {
     events_.note(NoteKind::kError, st.error().describe());
     return 2;

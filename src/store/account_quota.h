@@ -10,6 +10,30 @@
 
 namespace sb {
 
+// Where AccountAllowance reserves the account's daily quota: this machine's quota file
+// (AccountQuota), or the rows of a PostgreSQL mailing that several machines share (PgQuota in
+// pg/pg_throttle.h).
+class QuotaSource {
+ public:
+  virtual ~QuotaSource() = default;
+  struct Grant {
+    uint64_t granted = 0;    // recipients reserved now (0..want), charged at `now`
+    uint64_t used = 0;       // the account's count in the window, after this reservation
+    uint64_t resume_at = 0;  // granted == 0: when one recipient fits again (wall ms)
+  };
+  // Reserves up to `want` recipients for `account` under `limit` (this run's --daily-limit;
+  // the counts do not depend on it). `now`: wall-clock ms since the epoch.
+  virtual Result<Grant> reserve(const std::string& account, uint64_t limit, uint64_t want,
+                                uint64_t now) = 0;
+  // Returns recipients reserved at `charged_at` that were never sent.
+  virtual Status give_back(const std::string& account, uint64_t charged_at, uint64_t n,
+                           uint64_t now) = 0;
+  // The account's count in the rolling 24 h ending at `now` (0 for an unknown account).
+  virtual Result<uint64_t> used(const std::string& account, uint64_t now) = 0;
+  // Where the counts live, for messages and `status`.
+  virtual const std::string& path() const = 0;
+};
+
 // A provider's daily limit belongs to the account (the relay's user, or the envelope sender of
 // a relay without AUTH), not to one mailing: two tasks sent through one mailbox the same day
 // share it. Each account's count is a DailyQuota (throttle/daily_quota.h: per-minute buckets,
@@ -21,7 +45,7 @@ namespace sb {
 // did not use. Crash-safe in the direction that matters: a reservation is on disk before any
 // message of it starts, and one a killed process never gave back stays counted (at most one
 // reservation, by then maybe partly sent) rather than letting the account go over its limit.
-class AccountQuota {
+class AccountQuota final : public QuotaSource {
  public:
   // $XDG_STATE_HOME/smtpblast/quota.db, or ~/.local/state/smtpblast/quota.db (XDG Base
   // Directory default); "" when neither HOME nor XDG_STATE_HOME is set.
@@ -33,20 +57,13 @@ class AccountQuota {
   AccountQuota(const AccountQuota&) = delete;
   AccountQuota& operator=(const AccountQuota&) = delete;
 
-  struct Grant {
-    uint64_t granted = 0;    // recipients reserved now (0..want), charged at `now`
-    uint64_t used = 0;       // the account's count in the window, after this reservation
-    uint64_t resume_at = 0;  // granted == 0: when one recipient fits again (wall ms)
-  };
-  // Reserves up to `want` recipients for `account` under `limit` (this run's --daily-limit;
-  // the counts do not depend on it). `now`: wall-clock ms since the epoch.
-  Result<Grant> reserve(const std::string& account, uint64_t limit, uint64_t want, uint64_t now);
-  // Returns recipients reserved at `charged_at` that were never sent.
-  Status give_back(const std::string& account, uint64_t charged_at, uint64_t n, uint64_t now);
-  // The account's count in the rolling 24 h ending at `now` (0 for an unknown account).
-  Result<uint64_t> used(const std::string& account, uint64_t now);
+  Result<Grant> reserve(const std::string& account, uint64_t limit, uint64_t want,
+                        uint64_t now) override;
+  Status give_back(const std::string& account, uint64_t charged_at, uint64_t n,
+                   uint64_t now) override;
+  Result<uint64_t> used(const std::string& account, uint64_t now) override;
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const override { return path_; }
 
  private:
   struct Impl;

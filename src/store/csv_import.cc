@@ -15,6 +15,7 @@
 #include "store/address_set.h"
 #include "store/csv_reader.h"
 #include "store/field_codec.h"
+#include "store/sqlite_task_store.h"
 #include "store/task_store.h"
 #include "store/task_store_impl.h"
 
@@ -560,8 +561,9 @@ Status check_import_allowed(const TaskStoreState& s, const ImportOptions& o,
 
 }  // namespace
 
-Result<ImportReport> TaskStore::import_csv_buffer(std::string_view data, std::string_view name,
-                                                  const ImportOptions& options) {
+Result<ImportReport> SqliteTaskStore::import_csv_buffer(std::string_view data,
+                                                        std::string_view name,
+                                                        const ImportOptions& options) {
   Impl& s = *impl_;
   if (auto st = check_import_allowed(s, options, name); !st) return st.error();
   Importer imp(s, name, options);
@@ -573,7 +575,8 @@ Result<ImportReport> TaskStore::import_csv_buffer(std::string_view data, std::st
   return imp.finish(std::move(st), digest.hex());
 }
 
-Result<ImportReport> TaskStore::import_csv(const std::string& path, const ImportOptions& options) {
+Result<ImportReport> SqliteTaskStore::import_csv(const std::string& path,
+                                                 const ImportOptions& options) {
   Impl& s = *impl_;
   if (auto st = check_import_allowed(s, options, path); !st) return st.error();
   std::FILE* fp = std::fopen(path.c_str(), "rb");

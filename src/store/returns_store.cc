@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <string>
 
+#include "store/sqlite_task_store.h"
 #include "store/task_store.h"
 #include "store/task_store_impl.h"
 
@@ -52,7 +53,7 @@ int basic_code(const std::string& status) {
 
 }  // namespace
 
-Result<bool> TaskStore::return_seen(std::string_view key) {
+Result<bool> SqliteTaskStore::return_seen(std::string_view key) {
   Impl& s = *impl_;
   if (auto st = ensure_schema(s); !st) return st.error();
   if (!prepared(s, s.ret_seen, "SELECT 1 FROM returns_seen WHERE key = ?1")) {
@@ -67,7 +68,7 @@ Result<bool> TaskStore::return_seen(std::string_view key) {
   return false;
 }
 
-Result<std::optional<std::string>> TaskStore::email_of(int64_t id) {
+Result<std::optional<std::string>> SqliteTaskStore::email_of(int64_t id) {
   Impl& s = *impl_;
   if (!prepared(s, s.ret_email, "SELECT email FROM recipients WHERE id = ?1")) {
     return s.error("reading a recipient");
@@ -85,7 +86,7 @@ Result<std::optional<std::string>> TaskStore::email_of(int64_t id) {
   return std::optional<std::string>();
 }
 
-Result<std::optional<ReturnInfo>> TaskStore::return_info(int64_t id) {
+Result<std::optional<ReturnInfo>> SqliteTaskStore::return_info(int64_t id) {
   Impl& s = *impl_;
   if (auto st = ensure_schema(s); !st) return st.error();
   Stmt q;
@@ -109,7 +110,7 @@ Result<std::optional<ReturnInfo>> TaskStore::return_info(int64_t id) {
   return std::optional<ReturnInfo>(std::move(i));
 }
 
-Result<std::vector<std::string>> TaskStore::returned_addresses() {
+Result<std::vector<std::string>> SqliteTaskStore::returned_addresses() {
   Impl& s = *impl_;
   Stmt q;
   if (q.prepare(s.db.h, "SELECT email FROM recipients WHERE status IN (6, 7) ORDER BY id") !=
@@ -231,7 +232,7 @@ Status apply_return(TaskStoreState& s, const ReturnRecord& r, ReturnApplied& out
 
 }  // namespace
 
-Result<std::vector<ReturnApplied>> TaskStore::record_returns(
+Result<std::vector<ReturnApplied>> SqliteTaskStore::record_returns(
     const std::vector<ReturnRecord>& batch) {
   Impl& s = *impl_;
   if (auto st = ensure_schema(s); !st) return st.error();
@@ -250,7 +251,7 @@ Result<std::vector<ReturnApplied>> TaskStore::record_returns(
   return out;
 }
 
-Result<ReturnApplied> TaskStore::record_return(const ReturnRecord& r) {
+Result<ReturnApplied> SqliteTaskStore::record_return(const ReturnRecord& r) {
   auto v = record_returns({r});
   if (!v.ok()) return v.error();
   return (*v)[0];

@@ -15,6 +15,7 @@
 
 #include "store/address.h"
 #include "store/field_codec.h"
+#include "store/sqlite_task_store.h"
 #include "store/task_store_impl.h"
 
 namespace sb {
@@ -125,19 +126,19 @@ Status TaskStoreState::run(Stmt& st, std::string_view what) {
   return {};
 }
 
-TaskStore::TaskStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-TaskStore::~TaskStore() = default;
+SqliteTaskStore::SqliteTaskStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteTaskStore::~SqliteTaskStore() = default;
 
 Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool create) {
-  return open_impl(path, create, false);
+  return SqliteTaskStore::open_impl(path, create, false);
 }
 
 Result<std::unique_ptr<TaskStore>> TaskStore::open_read_only(const std::string& path) {
-  return open_impl(path, false, true);
+  return SqliteTaskStore::open_impl(path, false, true);
 }
 
-Result<std::unique_ptr<TaskStore>> TaskStore::open_impl(const std::string& path, bool create,
-                                                        bool read_only) {
+Result<std::unique_ptr<TaskStore>> SqliteTaskStore::open_impl(const std::string& path, bool create,
+                                                              bool read_only) {
   auto impl = std::make_unique<Impl>();
   Impl& s = *impl;
   s.path = path;
@@ -338,14 +339,14 @@ Result<std::unique_ptr<TaskStore>> TaskStore::open_impl(const std::string& path,
   for (auto& p : stmts) {
     if (p.st.prepare(s.db.h, p.sql) != SQLITE_OK) return s.error("preparing statements");
   }
-  return std::unique_ptr<TaskStore>(new TaskStore(std::move(impl)));
+  return std::unique_ptr<TaskStore>(new SqliteTaskStore(std::move(impl)));
 }
 
-bool TaskStore::imported() const { return impl_->imported; }
+bool SqliteTaskStore::imported() const { return impl_->imported; }
 
-const std::vector<std::string>& TaskStore::field_names() const { return impl_->field_names; }
+const std::vector<std::string>& SqliteTaskStore::field_names() const { return impl_->field_names; }
 
-Result<std::optional<std::string>> TaskStore::get_meta(std::string_view key) {
+Result<std::optional<std::string>> SqliteTaskStore::get_meta(std::string_view key) {
   Impl& s = *impl_;
   s.get_meta.bind_text(1, key);
   int rc = sqlite3_step(s.get_meta.get());
@@ -361,7 +362,7 @@ Result<std::optional<std::string>> TaskStore::get_meta(std::string_view key) {
   return out;
 }
 
-Status TaskStore::set_meta(std::string_view key, std::string_view value) {
+Status SqliteTaskStore::set_meta(std::string_view key, std::string_view value) {
   Impl& s = *impl_;
   if (key.substr(0, kReservedMetaPrefix.size()) == kReservedMetaPrefix) {
     return store_error("metadata key '" + std::string(key) + "' is reserved for the store");
@@ -371,8 +372,8 @@ Status TaskStore::set_meta(std::string_view key, std::string_view value) {
   return s.run(s.set_meta, "writing metadata");
 }
 
-Result<size_t> TaskStore::claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
-                                bool mark_in_flight) {
+Result<size_t> SqliteTaskStore::claim(int64_t after_id, size_t limit,
+                                      std::vector<RecipientRow>& out, bool mark_in_flight) {
   Impl& s = *impl_;
   if (mark_in_flight) {
     if (auto b = s.begin_txn(); !b) return b.error();
@@ -420,7 +421,7 @@ Result<size_t> TaskStore::claim(int64_t after_id, size_t limit, std::vector<Reci
   return n;
 }
 
-Status TaskStore::record(const std::vector<Outcome>& outcomes) {
+Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
   Impl& s = *impl_;
   if (outcomes.empty()) return {};
   for (const Outcome& o : outcomes) {
@@ -461,7 +462,7 @@ Status TaskStore::record(const std::vector<Outcome>& outcomes) {
   return {};
 }
 
-Result<StatusCounts> TaskStore::counts(bool with_codes) {
+Result<StatusCounts> SqliteTaskStore::counts(bool with_codes) {
   Impl& s = *impl_;
   StatusCounts out;
   Stmt q;
@@ -522,7 +523,7 @@ Result<StatusCounts> TaskStore::counts(bool with_codes) {
   return out;
 }
 
-Status TaskStore::reset(bool errors_only) {
+Status SqliteTaskStore::reset(bool errors_only) {
   Impl& s = *impl_;
   const char* sql = errors_only
                         ? "UPDATE recipients SET status = 0, attempts = 0, code = 0, reply = NULL, "
@@ -546,12 +547,7 @@ Status TaskStore::reset(bool errors_only) {
   return {};
 }
 
-Result<std::vector<std::pair<RecipientRow, Outcome>>> TaskStore::list(RcptStatus status,
-                                                                      size_t limit) {
-  return list(std::vector<RcptStatus>{status}, limit);
-}
-
-Result<std::vector<std::pair<RecipientRow, Outcome>>> TaskStore::list(
+Result<std::vector<std::pair<RecipientRow, Outcome>>> SqliteTaskStore::list(
     const std::vector<RcptStatus>& statuses, size_t limit) {
   Impl& s = *impl_;
   std::string in;

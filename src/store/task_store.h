@@ -98,9 +98,6 @@ struct StatusCounts {
   }
 };
 
-// Not thread-safe: one thread owns a TaskStore (the CLI's store thread) and makes every call
-// on it; the SQLite connection is opened without its own mutex. Other processes may open the
-// same file (WAL mode, busy timeout), e.g. `status` while `send` runs.
 // What `returns` records for one returned message (returns_store.cc).
 enum class ReturnEffect : uint8_t { kNone, kHard, kSoft, kComplaint };
 struct ReturnRecord {
@@ -127,6 +124,12 @@ struct ReturnInfo {  // the last return recorded for a recipient
   int64_t time = 0;
 };
 
+// The store behind a narrow interface (issue 13): the engine claims rows, records outcomes
+// (through the journal's commit), releases, counts and reads/writes task metadata through
+// these calls only. TaskStore::open gives the SQLite file (the embedded default,
+// SqliteTaskStore in store/sqlite_task_store.h); src/pg gives the PostgreSQL task shared by
+// several nodes. A backend that cannot do something (returned mail on PostgreSQL) answers with
+// a kStore error saying so. Not thread-safe: one thread owns a store and makes every call.
 class TaskStore {
  public:
   // Opens (creating when allowed) the task file; WAL mode, synchronous=NORMAL.
@@ -141,11 +144,11 @@ class TaskStore {
   // SQLite cannot create the -shm file there and no -wal file exists, the file is opened as
   // immutable (nobody can be writing it on a read-only mount).
   static Result<std::unique_ptr<TaskStore>> open_read_only(const std::string& path);
-  ~TaskStore();
+  virtual ~TaskStore() = default;
   TaskStore(const TaskStore&) = delete;
   TaskStore& operator=(const TaskStore&) = delete;
 
-  bool imported() const;  // a recipient list was already imported into this task
+  virtual bool imported() const = 0;  // a recipient list was already imported into this task
   // Imports an RFC 4180 CSV with a header row (UTF-8, optional BOM, quoted fields with
   // newlines, blank lines skipped). Column "email" (case-insensitive) is required: its absence
   // is a kInput error before anything is written. Other columns become merge fields.
@@ -168,10 +171,11 @@ class TaskStore {
   // kAppend: the CSV's columns must be the task's merge fields (any order, any case);
   // addresses already in the task (or rows rejected identically before) are skipped and
   // counted in already_present.
-  Result<ImportReport> import_csv(const std::string& path, const ImportOptions& options = {});
+  virtual Result<ImportReport> import_csv(const std::string& path,
+                                          const ImportOptions& options = {}) = 0;
   // The same from bytes already in memory; `name` stands for the file in messages.
-  Result<ImportReport> import_csv_buffer(std::string_view data, std::string_view name,
-                                         const ImportOptions& options = {});
+  virtual Result<ImportReport> import_csv_buffer(std::string_view data, std::string_view name,
+                                                 const ImportOptions& options = {}) = 0;
   // The merge field names the CSV's header gives (every column but email), after the same
   // header checks as the import, without touching any task: lets `send` check the template
   // and every flag before the task holds a list.
@@ -180,64 +184,73 @@ class TaskStore {
   // A digest of a file's bytes, as the import records it ("sb.source_digest" meta), so a
   // later `send --recipients F` can tell the same list from a changed one.
   static Result<std::string> file_digest(const std::string& path);
-  const std::vector<std::string>& field_names() const;
+  virtual const std::vector<std::string>& field_names() const = 0;
 
   // Task metadata (template hash, title, settings), a small key/value table. Keys starting
   // with "sb." are the store's own (schema version, import source) and cannot be set.
-  Result<std::optional<std::string>> get_meta(std::string_view key);
-  Status set_meta(std::string_view key, std::string_view value);
+  virtual Result<std::optional<std::string>> get_meta(std::string_view key) = 0;
+  virtual Status set_meta(std::string_view key, std::string_view value) = 0;
 
   // Up to `limit` recipients with id > after_id whose status is unsent or deferred
   // (or in flight, left by a killed run), in id order. Appends to out; each row carries the
   // status it had. With mark_in_flight the claimed rows become in flight in the same
   // transaction, so a recipient is in flight in the store before anyone can send it: a run
   // killed at any moment leaves it claimable (and sent again) unless its outcome was recorded.
-  Result<size_t> claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
-                       bool mark_in_flight = false);
+  // A shared backend (PostgreSQL) claims leases instead: see pg/pg_store.h.
+  virtual Result<size_t> claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
+                               bool mark_in_flight = false) = 0;
+  // After a claim that returned fewer rows than asked: true when rows may still become
+  // claimable later without this process doing anything (other nodes hold leases that may
+  // expire or be released), so the run waits and claims again instead of ending. A store
+  // used by one process at a time (SQLite) answers false: its short claim is the end.
+  virtual bool more_later() { return false; }
+  // Non-empty (the reason) when this process's claims may have passed to another process:
+  // its lease ran out (it was stopped, or cut off from the database). The run must start no
+  // more messages. A store used by one process at a time never says so.
+  virtual std::string claims_lost() { return {}; }
 
   // Records outcomes in one transaction (the journal writer batches them).
-  Status record(const std::vector<Outcome>& outcomes);
+  virtual Status record(const std::vector<Outcome>& outcomes) = 0;
 
   // Counts by status; with_codes adds counts by last reply code (a second full scan).
-  Result<StatusCounts> counts(bool with_codes = true);
+  virtual Result<StatusCounts> counts(bool with_codes = true) = 0;
 
   // Makes recipients sendable again: all of them (errors_only=false) or only the failed and
   // deferred ones (errors_only=true). They become unsent with attempts, code and reply
   // cleared. Rows rejected at import (bad address, bad row) stay failed: no reset can make
   // an invalid address sendable.
-  Status reset(bool errors_only);
+  virtual Status reset(bool errors_only) = 0;
 
   // Up to `limit` recipients with status `s`, in id order, each with its last outcome
   // (for listing failed or deferred recipients).
-  Result<std::vector<std::pair<RecipientRow, Outcome>>> list(RcptStatus s, size_t limit);
+  Result<std::vector<std::pair<RecipientRow, Outcome>>> list(RcptStatus s, size_t limit) {
+    return list(std::vector<RcptStatus>{s}, limit);
+  }
   // The same for any of several statuses, in id order.
-  Result<std::vector<std::pair<RecipientRow, Outcome>>> list(const std::vector<RcptStatus>& s,
-                                                             size_t limit);
+  virtual Result<std::vector<std::pair<RecipientRow, Outcome>>> list(
+      const std::vector<RcptStatus>& s, size_t limit) = 0;
 
   // Returned mail (issue 14; returns_store.cc). The tables are created on first use.
   // True when a message with this key was already recorded (by record_return).
-  Result<bool> return_seen(std::string_view key);
+  virtual Result<bool> return_seen(std::string_view key) = 0;
   // In one transaction: remembers the key, and for a matched recipient applies the effect:
   // hard -> bounced, complaint -> complained (a complaint also replaces bounced), soft ->
   // counted, and bounced once soft_limit are counted. The recipient's code/reply become the
   // return's, so export and status --failed-style listings show it. A key seen before
   // changes nothing (duplicate = true).
-  Result<ReturnApplied> record_return(const ReturnRecord& r);
+  virtual Result<ReturnApplied> record_return(const ReturnRecord& r) = 0;
   // The same for many in one transaction (one commit for a batch of messages); an error
   // (a recipient id the task does not have) rolls the whole batch back.
-  Result<std::vector<ReturnApplied>> record_returns(const std::vector<ReturnRecord>& batch);
+  virtual Result<std::vector<ReturnApplied>> record_returns(
+      const std::vector<ReturnRecord>& batch) = 0;
   // The recipient's address, or nullopt when the task has no such id.
-  Result<std::optional<std::string>> email_of(int64_t id);
-  Result<std::optional<ReturnInfo>> return_info(int64_t id);
+  virtual Result<std::optional<std::string>> email_of(int64_t id) = 0;
+  virtual Result<std::optional<ReturnInfo>> return_info(int64_t id) = 0;
   // Addresses of bounced and complained recipients (for --suppress-out), in id order.
-  Result<std::vector<std::string>> returned_addresses();
+  virtual Result<std::vector<std::string>> returned_addresses() = 0;
 
- private:
-  struct Impl;
-  explicit TaskStore(std::unique_ptr<Impl> impl);
-  static Result<std::unique_ptr<TaskStore>> open_impl(const std::string& path, bool create,
-                                                      bool read_only);
-  std::unique_ptr<Impl> impl_;
+ protected:
+  TaskStore() = default;
 };
 
 }  // namespace sb

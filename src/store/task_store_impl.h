@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "base/result.h"
+#include "store/sqlite_task_store.h"
 #include "store/sqlite_util.h"
-#include "store/task_store.h"
 
 namespace sb {
 
@@ -50,6 +50,6 @@ struct TaskStoreState {
   }
 };
 
-struct TaskStore::Impl : TaskStoreState {};
+struct SqliteTaskStore::Impl : TaskStoreState {};
 
 }  // namespace sb

@@ -15,6 +15,7 @@
 #include "throttle/daily_quota.h"
 #include "throttle/pushback.h"
 #include "throttle/rate_spec.h"
+#include "throttle/slot_pool.h"
 #include "throttle/token_bucket.h"
 
 namespace sb {
@@ -146,15 +147,31 @@ class SharedThrottle {
  public:
   explicit SharedThrottle(const ThrottleConfig& cfg) : t_(cfg) { fast_.store(t_.unlimited()); }
 
+  // Several processes share one mailing (PostgreSQL): --rate and --connect-rate are counted in
+  // the shared store instead (the config given above then has neither). Each is asked after the
+  // local limits agree, so a local refusal never spends a shared slot. Set before any acquire;
+  // null: none. Not owned.
+  void set_remote(RemoteRate* rate, RemoteRate* connect) {
+    std::lock_guard lock(mu_);
+    remote_rate_ = rate;
+    remote_connect_ = connect;
+    fast_.store(t_.unlimited() && rate == nullptr, std::memory_order_release);
+  }
+
   uint64_t acquire(uint64_t now, uint64_t recipients = 1, Limit* why = nullptr) {
     if (fast_.load(std::memory_order_acquire)) {
       unlimited_grants_.fetch_add(1, std::memory_order_relaxed);
       return 0;
     }
+    if (remote_rate_ != nullptr)
+      return locked([&] { return acquire_remote(now, recipients, why); });
     return locked([&] { return t_.acquire(now, recipients, why); });
   }
   uint64_t acquire_connect(uint64_t now) {
-    return locked([&] { return t_.acquire_connect(now); });
+    return locked([&]() -> uint64_t {
+      if (uint64_t at = t_.acquire_connect(now); at != 0 || remote_connect_ == nullptr) return at;
+      return remote_connect_->take(now);
+    });
   }
   PushBack on_reply(int code, std::string_view text, uint64_t now, uint64_t sent_at = 0);
   void refund(uint64_t charged_at, uint64_t recipients) {
@@ -179,16 +196,29 @@ class SharedThrottle {
     t_.add_unlimited_grants(unlimited_grants_.exchange(0, std::memory_order_relaxed));
     if constexpr (std::is_void_v<decltype(f())>) {
       f();
-      fast_.store(t_.unlimited(), std::memory_order_release);
+      fast_.store(t_.unlimited() && remote_rate_ == nullptr, std::memory_order_release);
     } else {
       auto r = f();
-      fast_.store(t_.unlimited(), std::memory_order_release);
+      fast_.store(t_.unlimited() && remote_rate_ == nullptr, std::memory_order_release);
       return r;
     }
+  }
+  // Under the lock: the local limiters (push-back, blocks, pauses) without charging them, then
+  // the shared slot, then the local charge, which peek() has just promised.
+  uint64_t acquire_remote(uint64_t now, uint64_t recipients, Limit* why) {
+    if (uint64_t at = t_.peek(now, recipients, why); at != 0)
+      return t_.acquire(now, recipients, why);
+    if (uint64_t at = remote_rate_->take(now); at != 0) {
+      if (why != nullptr) *why = Limit::kRate;
+      return at;
+    }
+    return t_.acquire(now, recipients, why);
   }
 
   std::mutex mu_;
   Throttle t_;
+  RemoteRate* remote_rate_ = nullptr;
+  RemoteRate* remote_connect_ = nullptr;
   std::atomic<bool> fast_{false};
   std::atomic<uint64_t> unlimited_grants_{0};
   std::atomic<uint64_t> next_sample_{0};

@@ -15,6 +15,8 @@ Modules (each opens with what it holds):
                        the process helpers, so `peers.run`, `peers.SmtpSink` work)
     support.smsc       SMS peers: Smsc (the npm smpp server, scripted by smsc_sim.js: throttle,
                        reject, drop, receipts, STOP) and HttpSmsStub (Twilio/Vonage-shaped API)
+    support.postgres   PostgresServer: a private PostgreSQL 15 (initdb, loopback port + socket,
+                       a password role, restart/crash); the C++ tests' ctest fixture `pg_server`
     support.blast      the smtpblast binary, send/status/db_rows, the unittest runner main()
 
 How a test file imports them (no sys.path edits in test files):

@@ -1,0 +1,663 @@
+// PgTaskStore: schema, leased claims, fenced outcomes, the node's lease keeper, import.
+#include "pg/pg_store.h"
+
+#include <unistd.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <thread>
+#include <unordered_map>
+
+#include "base/text.h"
+#include "loop/timer.h"
+#include "store/address.h"
+#include "store/field_codec.h"
+
+namespace sb {
+
+namespace {
+
+constexpr const char* kPrefixes[] = {"postgresql://", "postgres://"};
+constexpr size_t kInsertChunk = 5000;  // rows per INSERT at import
+constexpr size_t kMaxReply = 512;
+
+// One transaction, serialised by an advisory lock so that nodes starting together do not
+// race on CREATE ... IF NOT EXISTS (which is not safe against itself in PostgreSQL).
+constexpr const char* kSchema = R"sql(
+SELECT pg_advisory_xact_lock(7152013);
+CREATE TABLE IF NOT EXISTS smtpblast_schema (
+  one boolean PRIMARY KEY DEFAULT true CHECK (one),
+  version integer NOT NULL);
+INSERT INTO smtpblast_schema(version) VALUES (1) ON CONFLICT DO NOTHING;
+CREATE SEQUENCE IF NOT EXISTS smtpblast_epoch;
+CREATE TABLE IF NOT EXISTS smtpblast_tasks (
+  task text PRIMARY KEY,
+  fields text[] NOT NULL DEFAULT '{}',
+  imported boolean NOT NULL DEFAULT false);
+CREATE TABLE IF NOT EXISTS smtpblast_meta (
+  task text NOT NULL REFERENCES smtpblast_tasks ON DELETE CASCADE,
+  key text NOT NULL,
+  value text NOT NULL,
+  PRIMARY KEY (task, key));
+CREATE TABLE IF NOT EXISTS smtpblast_recipients (
+  task text NOT NULL REFERENCES smtpblast_tasks ON DELETE CASCADE,
+  id bigint NOT NULL,
+  email text NOT NULL,
+  fields bytea,
+  status smallint NOT NULL DEFAULT 0,
+  attempts integer NOT NULL DEFAULT 0,
+  code integer NOT NULL DEFAULT 0,
+  reply text,
+  updated bigint NOT NULL DEFAULT 0,
+  rejected boolean NOT NULL DEFAULT false,
+  node text,
+  epoch bigint,
+  lease_deadline timestamptz,
+  done_by text,
+  PRIMARY KEY (task, id));
+CREATE INDEX IF NOT EXISTS smtpblast_recipients_status
+  ON smtpblast_recipients (task, status, id);
+CREATE TABLE IF NOT EXISTS smtpblast_nodes (
+  task text NOT NULL REFERENCES smtpblast_tasks ON DELETE CASCADE,
+  epoch bigint NOT NULL,
+  node text NOT NULL,
+  started timestamptz NOT NULL DEFAULT now(),
+  heartbeat timestamptz NOT NULL DEFAULT now(),
+  lease_until timestamptz NOT NULL,
+  finished boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (task, epoch));
+)sql";
+
+// A row's owner lost it: its own deadline and its node's lease have both run out.
+constexpr const char* kExpired =
+    "r.lease_deadline < now() AND NOT EXISTS (SELECT 1 FROM smtpblast_nodes n "
+    "WHERE n.task = r.task AND n.epoch = r.epoch AND n.lease_until >= now())";
+
+Error store_error(std::string msg) { return make_error(ErrDomain::kStore, std::move(msg)); }
+
+bool unhex(std::string_view h, std::string& out) {
+  out.clear();
+  if (h.size() % 2 != 0) return false;
+  auto val = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < h.size(); i += 2) {
+    int a = val(h[i]), b = val(h[i + 1]);
+    if (a < 0 || b < 0) return false;
+    out += static_cast<char>(a * 16 + b);
+  }
+  return true;
+}
+
+// A PostgreSQL array literal of text elements: each quoted, backslash and quote escaped.
+class ArrayBuilder {
+ public:
+  void add(std::string_view v) {
+    s_ += s_.empty() ? "{\"" : ",\"";
+    for (char c : v) {
+      if (c == '"' || c == '\\') s_ += '\\';
+      s_ += c;
+    }
+    s_ += '"';
+  }
+  void add(int64_t v) {
+    s_ += s_.empty() ? "{" : ",";
+    s_ += std::to_string(v);
+  }
+  void add(bool v) {
+    s_ += s_.empty() ? "{" : ",";
+    s_ += v ? "t" : "f";
+  }
+  std::string done() { return s_.empty() ? "{}" : s_ + "}"; }
+
+ private:
+  std::string s_;
+};
+
+// Parses a text[] value as PostgreSQL prints it ({a,"b c",NULL}).
+std::vector<std::string> parse_text_array(std::string_view t) {
+  std::vector<std::string> out;
+  if (t.size() < 2) return out;
+  t = t.substr(1, t.size() - 2);
+  size_t i = 0;
+  while (i < t.size()) {
+    std::string v;
+    if (t[i] == '"') {
+      for (++i; i < t.size() && t[i] != '"'; ++i) {
+        if (t[i] == '\\' && i + 1 < t.size()) ++i;
+        v += t[i];
+      }
+      ++i;
+    } else {
+      while (i < t.size() && t[i] != ',') v += t[i++];
+    }
+    out.push_back(std::move(v));
+    if (i < t.size() && t[i] == ',') ++i;
+  }
+  return out;
+}
+
+int64_t mono_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string default_node_name() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+}  // namespace
+
+// --- the URL ----------------------------------------------------------------------------
+
+bool is_pg_task_url(const std::string& spec) {
+  for (const char* p : kPrefixes)
+    if (spec.rfind(p, 0) == 0) return true;
+  return false;
+}
+
+Result<PgTaskUrl> parse_pg_task_url(const std::string& spec) {
+  PgTaskUrl out;
+  size_t q = spec.find('?');
+  out.conninfo = spec.substr(0, q);
+  if (q != std::string::npos) {
+    std::string rest;
+    std::string_view query = std::string_view(spec).substr(q + 1);
+    while (!query.empty()) {
+      size_t amp = query.find('&');
+      std::string_view kv = query.substr(0, amp);
+      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+      if (kv.rfind("task=", 0) == 0) {
+        out.task = std::string(kv.substr(5));
+      } else if (!kv.empty()) {
+        rest += (rest.empty() ? "" : "&") + std::string(kv);
+      }
+    }
+    if (!rest.empty()) out.conninfo += "?" + rest;
+  }
+  if (out.task.empty())
+    return make_error(ErrDomain::kConfig,
+                      "the PostgreSQL task URL names no task: add ?task=NAME, e.g. "
+                      "postgresql://user@host/db?task=march");
+  for (char c : out.task) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '%')
+      return make_error(ErrDomain::kConfig,
+                        "the task name in the PostgreSQL URL may not "
+                        "contain control characters or %-escapes");
+  }
+  if (Status s = pg_check_conninfo(out.conninfo); !s) return s.error();
+  return out;
+}
+
+// --- the lease keeper -------------------------------------------------------------------
+
+// A thread with a libuv loop of its own and an asynchronous connection: it renews the node's
+// lease every lease/3 and reconnects when the server went away. A stopped process (SIGSTOP)
+// stops this thread too, so its lease runs out as it should.
+class PgTaskStore::Keeper {
+ public:
+  Keeper(std::string conninfo, std::string task, int64_t epoch, uint32_t lease_ms,
+         std::atomic<int64_t>* renewed_ms)
+      : conninfo_(std::move(conninfo)),
+        task_(std::move(task)),
+        epoch_(epoch),
+        lease_ms_(lease_ms),
+        renewed_ms_(renewed_ms) {
+    uv_loop_init(&loop_);
+    uv_async_init(&loop_, &stop_, [](uv_async_t* a) { uv_stop(a->loop); });
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Keeper() {
+    uv_async_send(&stop_);
+    thread_.join();
+    uv_close(reinterpret_cast<uv_handle_t*>(&stop_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+  }
+
+ private:
+  void run() {
+    {
+      PgConn conn(&loop_);
+      Timer tick(&loop_);
+      bool connecting = false;
+      bool busy = false;
+      std::function<void()> beat_now;  // the first renewal right after (re)connecting
+      const std::string sql =
+          "UPDATE smtpblast_nodes SET heartbeat = now(), "
+          "lease_until = now() + $3::bigint * interval '1 millisecond' "
+          "WHERE task = $1 AND epoch = $2";
+      PgParams params{task_, std::to_string(epoch_), std::to_string(lease_ms_)};
+      auto beat = [&] {
+        if (conn.ready()) {
+          if (busy) return;
+          busy = true;
+          int64_t asked = mono_ms();
+          conn.query(sql, params, [&, asked](Result<PgResult> r) {
+            busy = false;
+            // The lease runs from when the renewal was asked, not answered.
+            if (r.ok() && r->affected() == 1) renewed_ms_->store(asked);
+          });
+        } else if (!connecting) {
+          connecting = true;
+          conn.connect(conninfo_, [&](Status s) {
+            connecting = false;
+            if (s.ok()) beat_now();
+          });
+        }
+      };
+      beat_now = beat;
+      tick.start(0, beat, std::max<uint32_t>(lease_ms_ / 3, 100));
+      uv_run(&loop_, UV_RUN_DEFAULT);
+    }
+    uv_run(&loop_, UV_RUN_NOWAIT);  // close callbacks of the poll and the timer
+  }
+
+  std::string conninfo_;
+  std::string task_;
+  int64_t epoch_;
+  uint32_t lease_ms_;
+  std::atomic<int64_t>* renewed_ms_;
+  uv_loop_t loop_;
+  uv_async_t stop_;
+  std::thread thread_;
+};
+
+// --- open -------------------------------------------------------------------------------
+
+PgTaskStore::PgTaskStore(std::unique_ptr<PgBlocking> db, PgStoreOptions o)
+    : db_(std::move(db)), opts_(std::move(o)), task_(opts_.task) {}
+
+Result<std::unique_ptr<PgTaskStore>> PgTaskStore::open(const PgStoreOptions& o) {
+  auto db = PgBlocking::connect(o.conninfo);
+  if (!db) return db.error();
+  std::unique_ptr<PgTaskStore> s(new PgTaskStore(std::move(db).value(), o));
+  if (Status st = s->init(o); !st) return st.error();
+  return s;
+}
+
+Status PgTaskStore::init(const PgStoreOptions& o) {
+  const std::string& where = db_->where();
+  auto exists = db_->exec("SELECT to_regclass('smtpblast_schema') IS NOT NULL");
+  if (!exists) return exists.error();
+  if (exists->text(0, 0) == "t") {
+    auto v = db_->exec("SELECT version FROM smtpblast_schema");
+    if (!v) return v.error();
+    int64_t version = v->rows() > 0 ? v->int64(0, 0) : 0;
+    if (version > kPgSchemaVersion)
+      return make_error(ErrDomain::kConfig,
+                        where + " holds smtpblast schema version " + std::to_string(version) +
+                            ", newer than this smtpblast understands (" +
+                            std::to_string(kPgSchemaVersion) + "): use a newer smtpblast");
+    if (version < kPgSchemaVersion)
+      return make_error(ErrDomain::kConfig, where + " holds smtpblast schema version " +
+                                                std::to_string(version) + ", expected " +
+                                                std::to_string(kPgSchemaVersion));
+  } else if (!o.create) {
+    return store_error(where + " holds no smtpblast tasks (no task '" + task_ +
+                       "'); `smtpblast import` or `send --recipients` creates it");
+  }
+  if (o.create) {
+    if (Status s = db_->exec_script(kSchema); !s) return s;
+    auto t =
+        db_->exec("INSERT INTO smtpblast_tasks(task) VALUES ($1) ON CONFLICT DO NOTHING", {task_});
+    if (!t) return t.error();
+  }
+  auto t = db_->exec("SELECT imported, fields FROM smtpblast_tasks WHERE task = $1", {task_});
+  if (!t) return t.error();
+  if (t->rows() == 0)
+    return store_error(where + " has no task '" + task_ +
+                       "'; `smtpblast import` or `send --recipients` creates it");
+  imported_ = t->text(0, 0) == "t";
+  fields_ = parse_text_array(t->text(0, 1));
+  if (o.node) {
+    node_ = o.node_name.empty() ? default_node_name() : o.node_name;
+    auto n = db_->exec(
+        "INSERT INTO smtpblast_nodes(task, epoch, node, lease_until) "
+        "VALUES ($1, nextval('smtpblast_epoch'), $2, now() + $3::bigint * interval '1 "
+        "millisecond') RETURNING epoch",
+        {task_, node_, std::to_string(o.lease_ms)});
+    if (!n) return n.error();
+    epoch_ = n->int64(0, 0);
+    renewed_ms_.store(mono_ms() - 500);  // asked a moment before the INSERT's answer
+    keeper_ = std::make_unique<Keeper>(o.conninfo, task_, epoch_, o.lease_ms, &renewed_ms_);
+  }
+  return {};
+}
+
+PgTaskStore::~PgTaskStore() {
+  keeper_.reset();
+  if (epoch_ != 0) release_held();
+}
+
+void PgTaskStore::release_held() {
+  // In flight here after the run: a claim whose answer the connection lost (the engine never
+  // saw the rows). Deferred rows kept for a retry in this run are free for any node now.
+  (void)run(
+      "UPDATE smtpblast_recipients SET status = CASE WHEN status = 5 THEN "
+      "(CASE WHEN attempts > 0 THEN 2 ELSE 0 END) ELSE status END, "
+      "node = NULL, epoch = NULL, lease_deadline = NULL "
+      "WHERE task = $1 AND epoch = $2 AND status IN (2, 5)",
+      {task_, std::to_string(epoch_)});
+  (void)run(
+      "UPDATE smtpblast_nodes SET finished = true, heartbeat = now() "
+      "WHERE task = $1 AND epoch = $2",
+      {task_, std::to_string(epoch_)});
+}
+
+Result<PgResult> PgTaskStore::run(const std::string& sql, const PgParams& params) {
+  auto r = db_->exec(sql, params);
+  if (r || !db_->broken()) return r;
+  // The server went away (restart, failover): reconnect for a while, then try once more.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReconnectMs);
+  Status s = db_->reconnect();
+  while (!s && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    s = db_->reconnect();
+  }
+  if (!s) return s.error();
+  return db_->exec(sql, params);
+}
+
+// --- meta -------------------------------------------------------------------------------
+
+Result<std::optional<std::string>> PgTaskStore::get_meta(std::string_view key) {
+  auto r = run("SELECT value FROM smtpblast_meta WHERE task = $1 AND key = $2",
+               {task_, std::string(key)});
+  if (!r) return r.error();
+  std::optional<std::string> out;
+  if (r->rows() > 0) out.emplace(r->text(0, 0));
+  return out;
+}
+
+Status PgTaskStore::set_meta(std::string_view key, std::string_view value) {
+  if (key.rfind("sb.", 0) == 0)
+    return store_error("metadata key '" + std::string(key) + "' is reserved for the store");
+  auto r =
+      run("INSERT INTO smtpblast_meta(task, key, value) VALUES ($1, $2, $3) "
+          "ON CONFLICT (task, key) DO UPDATE SET value = excluded.value",
+          {task_, std::string(key), std::string(value)});
+  if (!r) return r.error();
+  return {};
+}
+
+// --- claims and outcomes ----------------------------------------------------------------
+
+Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
+                                  bool mark_in_flight) {
+  if (limit == 0) return size_t{0};
+  const std::string lim = std::to_string(std::min<size_t>(limit, INT32_MAX));
+  const std::string after = std::to_string(after_id);
+  // Three index walks, each locking what it takes and skipping rows other nodes are claiming
+  // right now; the first `limit` of their union by id are claimed.
+  std::string lock = mark_in_flight ? " FOR UPDATE SKIP LOCKED" : "";
+  std::string pick =
+      "WITH a AS (SELECT id, status FROM smtpblast_recipients WHERE task = $1 AND status = 0 "
+      "ORDER BY id LIMIT $3" +
+      lock +
+      "), b AS (SELECT id, status FROM smtpblast_recipients WHERE task = $1 AND status = 2 "
+      "AND id > $2 AND epoch IS NULL ORDER BY id LIMIT $3" +
+      lock + "), c AS (SELECT id, status FROM smtpblast_recipients r WHERE task = $1 " +
+      "AND status IN (2, 5) AND epoch IS NOT NULL AND " + kExpired + " ORDER BY id LIMIT $3" +
+      lock +
+      "), pick AS (SELECT * FROM (SELECT * FROM a UNION ALL SELECT * FROM b UNION ALL "
+      "SELECT * FROM c) u ORDER BY id LIMIT $3) ";
+  Result<PgResult> r = make_error(ErrDomain::kStore, "");
+  if (mark_in_flight) {
+    if (epoch_ == 0) return store_error("bug: a claim on a PostgreSQL task by no node");
+    r = run(pick +
+                "UPDATE smtpblast_recipients r SET status = 5, node = $4, epoch = $5, "
+                "lease_deadline = now() + $6::bigint * interval '1 millisecond' FROM pick "
+                "WHERE r.task = $1 AND r.id = pick.id "
+                "RETURNING r.id, r.email, encode(r.fields, 'hex'), r.attempts, pick.status",
+            {task_, after, lim, node_, std::to_string(epoch_), std::to_string(opts_.lease_ms)});
+  } else {
+    r = run(pick +
+                "SELECT r.id, r.email, encode(r.fields, 'hex'), r.attempts, r.status "
+                "FROM smtpblast_recipients r JOIN pick ON r.task = $1 AND r.id = pick.id",
+            {task_, after, lim});
+  }
+  if (!r) return r.error();
+  size_t first = out.size();
+  std::string blob;
+  for (int i = 0; i < r->rows(); ++i) {
+    RecipientRow& row = out.emplace_back();
+    row.id = r->int64(i, 0);
+    row.email = std::string(r->text(i, 1));
+    if (!unhex(r->text(i, 2), blob) || !decode_fields(blob, fields_.size(), row.values)) {
+      out.resize(first);
+      return store_error(where() + ": bad merge fields for recipient " + std::to_string(row.id) +
+                         " of task " + task_);
+    }
+    row.attempts = static_cast<uint32_t>(r->int64(i, 3));
+    row.status = static_cast<RcptStatus>(r->int64(i, 4));
+  }
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+            [](const RecipientRow& x, const RecipientRow& y) { return x.id < y.id; });
+  return out.size() - first;
+}
+
+std::string PgTaskStore::claims_lost() {
+  if (epoch_ == 0) return {};
+  int64_t silent = mono_ms() - renewed_ms_.load();
+  if (silent < static_cast<int64_t>(opts_.lease_ms)) return {};
+  return "this node's lease on " + where() + " ran out (not renewed for " +
+         std::to_string(silent / 1000) +
+         " s: the process was stopped or cut off from the database); other nodes may have "
+         "taken its recipients over, so it starts no more messages; run it again to rejoin";
+}
+
+bool PgTaskStore::more_later() {
+  auto r =
+      run("SELECT EXISTS (SELECT 1 FROM smtpblast_recipients WHERE task = $1 AND status = 5 "
+          "AND epoch IS DISTINCT FROM $2)",
+          {task_, std::to_string(epoch_)});
+  // Unreadable: say yes, the next claim reports the error (and stops the run).
+  return !r || r->text(0, 0) == "t";
+}
+
+Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
+  if (outcomes.empty()) return {};
+  // One UPDATE for the batch; the same recipient twice in a batch (deferred, then its retry)
+  // would update the row once with either, so the batch is folded first: the later outcome
+  // wins, and a release after an outcome only changes that outcome's status.
+  std::unordered_map<int64_t, size_t> at;
+  std::vector<Outcome> folded;
+  folded.reserve(outcomes.size());
+  for (const Outcome& o : outcomes) {
+    if (static_cast<int>(o.status) > kRcptStatusMax)
+      return store_error("bug: outcome for recipient " + std::to_string(o.id) +
+                         " has unknown status " + std::to_string(static_cast<int>(o.status)));
+    auto [it, fresh] = at.try_emplace(o.id, folded.size());
+    if (fresh) {
+      folded.push_back(o);
+    } else if (o.status_only && !folded[it->second].status_only) {
+      folded[it->second].status = o.status;
+    } else {
+      folded[it->second] = o;
+    }
+  }
+  ArrayBuilder ids, st, code, reply, att, upd, only;
+  for (const Outcome& o : folded) {
+    ids.add(o.id);
+    st.add(static_cast<int64_t>(o.status));
+    code.add(static_cast<int64_t>(o.code));
+    reply.add(cap_utf8(o.reply, kMaxReply));
+    att.add(static_cast<int64_t>(o.attempts));
+    upd.add(o.time);
+    only.add(o.status_only);
+  }
+  // Fenced by node and epoch: a row another node took over is not ours to write. A deferred
+  // row keeps its owner (a retry in this run may follow); anything else is released.
+  auto r =
+      run("UPDATE smtpblast_recipients r SET status = o.status, "
+          "code = CASE WHEN o.release THEN r.code ELSE o.code END, "
+          "reply = CASE WHEN o.release THEN r.reply ELSE o.reply END, "
+          "attempts = CASE WHEN o.release THEN r.attempts ELSE o.attempts END, "
+          "updated = CASE WHEN o.release THEN r.updated ELSE o.updated END, "
+          "done_by = CASE WHEN o.release THEN r.done_by ELSE r.node END, "
+          "node = CASE WHEN o.status = 2 AND NOT o.release THEN r.node END, "
+          "epoch = CASE WHEN o.status = 2 AND NOT o.release THEN r.epoch END, "
+          "lease_deadline = CASE WHEN o.status = 2 AND NOT o.release THEN r.lease_deadline END "
+          "FROM unnest($4::bigint[], $5::smallint[], $6::integer[], $7::text[], $8::integer[], "
+          "$9::bigint[], $10::boolean[]) AS o(id, status, code, reply, attempts, updated, release) "
+          "WHERE r.task = $1 AND r.id = o.id AND r.node = $2 AND r.epoch = $3",
+          {task_, node_, std::to_string(epoch_), ids.done(), st.done(), code.done(), reply.done(),
+           att.done(), upd.done(), only.done()});
+  if (!r) return r.error();
+  fenced_ += folded.size() - std::min<uint64_t>(folded.size(), r->affected());
+  return {};
+}
+
+Result<StatusCounts> PgTaskStore::counts(bool with_codes) {
+  StatusCounts out;
+  auto r =
+      run("SELECT status, count(*) FROM smtpblast_recipients WHERE task = $1 "
+          "GROUP BY status",
+          {task_});
+  if (!r) return r.error();
+  for (int i = 0; i < r->rows(); ++i) {
+    int64_t v = r->int64(i, 0);
+    auto n = static_cast<uint64_t>(r->int64(i, 1));
+    out.total += n;
+    if (v >= 0 && v <= kRcptStatusMax) {
+      out.by_status[static_cast<RcptStatus>(v)] = n;
+    } else {
+      out.unknown += n;
+      if (out.unknown_values.size() < 5) out.unknown_values.push_back(std::to_string(v));
+    }
+  }
+  if (!with_codes) return out;
+  auto c =
+      run("SELECT code, count(*) FROM smtpblast_recipients WHERE task = $1 AND status != 0 "
+          "GROUP BY code",
+          {task_});
+  if (!c) return c.error();
+  for (int i = 0; i < c->rows(); ++i)
+    out.by_code[static_cast<int>(c->int64(i, 0))] = static_cast<uint64_t>(c->int64(i, 1));
+  return out;
+}
+
+Status PgTaskStore::reset(bool errors_only) {
+  std::string sql =
+      "UPDATE smtpblast_recipients SET status = 0, attempts = 0, code = 0, reply = NULL, "
+      "done_by = NULL, node = NULL, epoch = NULL, lease_deadline = NULL, "
+      "updated = extract(epoch FROM now())::bigint WHERE task = $1 AND NOT rejected AND ";
+  sql +=
+      errors_only ? "status IN (2, 3)" : "(status != 0 OR attempts != 0) AND status NOT IN (6, 7)";
+  auto r = run(sql, {task_});
+  if (!r) return r.error();
+  return {};
+}
+
+Result<std::vector<std::pair<RecipientRow, Outcome>>> PgTaskStore::list(
+    const std::vector<RcptStatus>& statuses, size_t limit) {
+  std::vector<std::pair<RecipientRow, Outcome>> out;
+  if (statuses.empty()) return out;
+  ArrayBuilder in;
+  for (RcptStatus s : statuses) in.add(static_cast<int64_t>(s));
+  auto r =
+      run("SELECT id, email, encode(fields, 'hex'), attempts, code, reply, updated, status "
+          "FROM smtpblast_recipients WHERE task = $1 AND status = ANY($2::smallint[]) "
+          "ORDER BY id LIMIT $3",
+          {task_, in.done(), std::to_string(std::min<size_t>(limit, INT64_MAX))});
+  if (!r) return r.error();
+  std::string blob;
+  for (int i = 0; i < r->rows(); ++i) {
+    auto& [row, o] = out.emplace_back();
+    row.id = o.id = r->int64(i, 0);
+    row.email = std::string(r->text(i, 1));
+    if (!unhex(r->text(i, 2), blob) || !decode_fields(blob, fields_.size(), row.values))
+      return store_error(where() + ": bad merge fields for recipient " + std::to_string(row.id));
+    row.attempts = o.attempts = static_cast<uint32_t>(r->int64(i, 3));
+    o.code = static_cast<int>(r->int64(i, 4));
+    o.reply = std::string(r->text(i, 5));
+    o.time = r->int64(i, 6);
+    o.status = row.status = static_cast<RcptStatus>(r->int64(i, 7));
+  }
+  return out;
+}
+
+// --- nodes ------------------------------------------------------------------------------
+
+Result<std::vector<PgNodeInfo>> PgTaskStore::nodes() {
+  auto r = run(
+      "SELECT node, epoch, to_char(started AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+      "to_char(heartbeat AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+      "NOT finished AND lease_until >= now(), finished "
+      "FROM smtpblast_nodes WHERE task = $1 ORDER BY epoch",
+      {task_});
+  if (!r) return r.error();
+  std::vector<PgNodeInfo> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    PgNodeInfo& n = out.emplace_back();
+    n.node = std::string(r->text(i, 0));
+    n.epoch = r->int64(i, 1);
+    n.started = std::string(r->text(i, 2));
+    n.heartbeat = std::string(r->text(i, 3));
+    n.alive = r->text(i, 4) == "t";
+    n.finished = r->text(i, 5) == "t";
+  }
+  return out;
+}
+
+Result<std::vector<PgNodeCounts>> PgTaskStore::node_counts() {
+  auto r =
+      run("SELECT coalesce(CASE WHEN status IN (2, 5) AND node IS NOT NULL THEN node END, done_by, "
+          "''), "
+          "count(*) FILTER (WHERE status = 1), count(*) FILTER (WHERE status = 3), "
+          "count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 4), "
+          "count(*) FILTER (WHERE status = 5) "
+          "FROM smtpblast_recipients WHERE task = $1 GROUP BY 1 ORDER BY 1",
+          {task_});
+  if (!r) return r.error();
+  std::vector<PgNodeCounts> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    PgNodeCounts& c = out.emplace_back();
+    c.node = std::string(r->text(i, 0));
+    c.sent = static_cast<uint64_t>(r->int64(i, 1));
+    c.failed = static_cast<uint64_t>(r->int64(i, 2));
+    c.deferred = static_cast<uint64_t>(r->int64(i, 3));
+    c.suppressed = static_cast<uint64_t>(r->int64(i, 4));
+    c.in_flight = static_cast<uint64_t>(r->int64(i, 5));
+  }
+  return out;
+}
+
+// --- returned mail: not on PostgreSQL yet -----------------------------------------------
+
+namespace {
+Error no_returns() {
+  return store_error("returned mail (smtpblast returns) is not supported on a PostgreSQL task yet");
+}
+}  // namespace
+
+Result<bool> PgTaskStore::return_seen(std::string_view) { return no_returns(); }
+Result<ReturnApplied> PgTaskStore::record_return(const ReturnRecord&) { return no_returns(); }
+Result<std::vector<ReturnApplied>> PgTaskStore::record_returns(const std::vector<ReturnRecord>&) {
+  return no_returns();
+}
+Result<std::optional<ReturnInfo>> PgTaskStore::return_info(int64_t) {
+  return std::optional<ReturnInfo>();
+}
+Result<std::vector<std::string>> PgTaskStore::returned_addresses() {
+  return std::vector<std::string>();
+}
+Result<std::optional<std::string>> PgTaskStore::email_of(int64_t id) {
+  auto r = run("SELECT email FROM smtpblast_recipients WHERE task = $1 AND id = $2",
+               {task_, std::to_string(id)});
+  if (!r) return r.error();
+  std::optional<std::string> out;
+  if (r->rows() > 0) out.emplace(r->text(0, 0));
+  return out;
+}
+
+}  // namespace sb

@@ -1,0 +1,139 @@
+// PgTaskStore: one mailing in a PostgreSQL database, shared by several nodes through leases.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pg/pg_conn.h"
+#include "store/task_store.h"
+
+namespace sb {
+
+inline constexpr int kPgSchemaVersion = 1;
+
+// `--task postgresql://user@host/db?task=march`: the libpq URL without `task`, and the task.
+struct PgTaskUrl {
+  std::string conninfo;
+  std::string task;
+};
+bool is_pg_task_url(const std::string& spec);
+// A kConfig error names what is wrong (no task name, a password in the URL, bad syntax).
+Result<PgTaskUrl> parse_pg_task_url(const std::string& spec);
+
+struct PgStoreOptions {
+  std::string conninfo;
+  std::string task;
+  bool create = false;  // create the schema and the task when missing (import, send)
+  // A sending node: registers in the nodes table with a new epoch and keeps its lease alive
+  // from a thread of its own. Verbs that only read or reset leave this off.
+  bool node = false;
+  std::string node_name;      // "" = hostname:pid
+  uint32_t lease_ms = 30000;  // a node silent this long loses its claims to live nodes
+};
+
+// Per node, for `status`.
+struct PgNodeInfo {
+  std::string node;
+  int64_t epoch = 0;
+  std::string started, heartbeat;  // server time, ISO 8601
+  bool alive = false;              // its lease has not run out
+  bool finished = false;           // it ended its run cleanly
+};
+struct PgNodeCounts {
+  std::string node;  // "" = recorded by no node (import, reset)
+  uint64_t sent = 0, failed = 0, deferred = 0, suppressed = 0, in_flight = 0;
+};
+
+// Claims are leases. A claim (one statement, FOR UPDATE SKIP LOCKED, so nodes never wait for
+// each other's rows) marks rows in flight with this node's name and epoch (a number from a
+// database sequence, new for every process) and a lease deadline. The lease lives on in the
+// node's row of the nodes table, which a thread of the node renews every lease/3: renewing is
+// one row per node however many recipients it holds, and never locks a recipient row, so it
+// cannot deadlock with outcome writes. A row whose deadline and whose node's lease have both
+// run out is taken over by the next claim of a live node.
+//
+// Outcome writes are fenced: a row is updated only while it still carries this node's name
+// and epoch. A node that lost its lease (stopped, partitioned) and comes back finds its rows
+// owned by another epoch; its late outcomes change nothing and are counted in fenced(). A
+// deferred recipient keeps its owner (its worker may retry it in this run); every other
+// outcome clears the owner. So a recipient is sent twice only when a node stalled past its
+// lease mid-message (the window: the lease) or was killed after the server accepted a message
+// and before the outcome was committed (the window: the commit interval).
+//
+// When the connection breaks (the server restarted) a call reconnects for up to
+// kReconnectMs and runs its statement again; then it fails with a kStore error.
+class PgTaskStore final : public TaskStore {
+ public:
+  static constexpr uint32_t kReconnectMs = 30000;
+
+  static Result<std::unique_ptr<PgTaskStore>> open(const PgStoreOptions& o);
+  // A node releases what it still holds (claims whose answer was lost, deferred rows kept for
+  // a retry) and marks itself finished.
+  ~PgTaskStore() override;
+
+  bool imported() const override { return imported_; }
+  Result<ImportReport> import_csv(const std::string& path,
+                                  const ImportOptions& options = {}) override;
+  Result<ImportReport> import_csv_buffer(std::string_view data, std::string_view name,
+                                         const ImportOptions& options = {}) override;
+  const std::vector<std::string>& field_names() const override { return fields_; }
+  Result<std::optional<std::string>> get_meta(std::string_view key) override;
+  Status set_meta(std::string_view key, std::string_view value) override;
+  // Rows from three sources, in id order: unsent ones (any id: another node may have released
+  // them behind our cursor), deferred ones after after_id, and in-flight or deferred ones whose
+  // owner's lease ran out. Without mark_in_flight (a node that is not sending) nothing changes.
+  Result<size_t> claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
+                       bool mark_in_flight = false) override;
+  // True while another epoch holds in-flight rows: their lease may run out, then they are ours.
+  bool more_later() override;
+  // The node's lease was not renewed for a whole lease (measured on this machine's monotonic
+  // clock, which runs on while the process is stopped): other nodes may own its rows now.
+  std::string claims_lost() override;
+  Status record(const std::vector<Outcome>& outcomes) override;
+  Result<StatusCounts> counts(bool with_codes = true) override;
+  Status reset(bool errors_only) override;
+  using TaskStore::list;
+  Result<std::vector<std::pair<RecipientRow, Outcome>>> list(const std::vector<RcptStatus>& s,
+                                                             size_t limit) override;
+  Result<bool> return_seen(std::string_view key) override;
+  Result<ReturnApplied> record_return(const ReturnRecord& r) override;
+  Result<std::vector<ReturnApplied>> record_returns(
+      const std::vector<ReturnRecord>& batch) override;
+  Result<std::optional<std::string>> email_of(int64_t id) override;
+  Result<std::optional<ReturnInfo>> return_info(int64_t id) override;
+  Result<std::vector<std::string>> returned_addresses() override;
+
+  Result<std::vector<PgNodeInfo>> nodes();
+  Result<std::vector<PgNodeCounts>> node_counts();
+  const std::string& node_name() const { return node_; }
+  int64_t epoch() const { return epoch_; }
+  // Outcomes refused by the fence (their recipient had passed to another node).
+  uint64_t fenced() const { return fenced_; }
+  const std::string& where() const { return db_->where(); }
+
+ private:
+  class Keeper;
+  PgTaskStore(std::unique_ptr<PgBlocking> db, PgStoreOptions o);
+  Status init(const PgStoreOptions& o);
+  // Runs a statement, reconnecting and running it again when the connection broke.
+  Result<PgResult> run(const std::string& sql, const PgParams& params);
+  void release_held();
+
+  std::unique_ptr<PgBlocking> db_;
+  PgStoreOptions opts_;
+  std::string task_;
+  std::string node_;
+  int64_t epoch_ = 0;
+  bool imported_ = false;
+  std::vector<std::string> fields_;
+  uint64_t fenced_ = 0;
+  // Monotonic ms of the last lease renewal the server confirmed (written by the keeper).
+  std::atomic<int64_t> renewed_ms_{0};
+  std::unique_ptr<Keeper> keeper_;
+};
+
+}  // namespace sb

@@ -1,0 +1,51 @@
+// SqliteTaskStore: the task store in one SQLite file, the embedded default behind TaskStore.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/task_store.h"
+
+namespace sb {
+
+// Not thread-safe: one thread owns a store (the CLI's store thread) and makes every call on
+// it; the SQLite connection is opened without its own mutex. Other processes may open the
+// same file (WAL mode, busy timeout), e.g. `status` while `send` runs.
+class SqliteTaskStore final : public TaskStore {
+ public:
+  static Result<std::unique_ptr<TaskStore>> open_impl(const std::string& path, bool create,
+                                                      bool read_only);
+  ~SqliteTaskStore() override;
+
+  bool imported() const override;
+  Result<ImportReport> import_csv(const std::string& path,
+                                  const ImportOptions& options = {}) override;
+  Result<ImportReport> import_csv_buffer(std::string_view data, std::string_view name,
+                                         const ImportOptions& options = {}) override;
+  const std::vector<std::string>& field_names() const override;
+  Result<std::optional<std::string>> get_meta(std::string_view key) override;
+  Status set_meta(std::string_view key, std::string_view value) override;
+  Result<size_t> claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
+                       bool mark_in_flight = false) override;
+  Status record(const std::vector<Outcome>& outcomes) override;
+  Result<StatusCounts> counts(bool with_codes = true) override;
+  Status reset(bool errors_only) override;
+  using TaskStore::list;
+  Result<std::vector<std::pair<RecipientRow, Outcome>>> list(const std::vector<RcptStatus>& s,
+                                                             size_t limit) override;
+  Result<bool> return_seen(std::string_view key) override;
+  Result<ReturnApplied> record_return(const ReturnRecord& r) override;
+  Result<std::vector<ReturnApplied>> record_returns(
+      const std::vector<ReturnRecord>& batch) override;
+  Result<std::optional<std::string>> email_of(int64_t id) override;
+  Result<std::optional<ReturnInfo>> return_info(int64_t id) override;
+  Result<std::vector<std::string>> returned_addresses() override;
+
+  struct Impl;
+
+ private:
+  explicit SqliteTaskStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sb
