@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "pg/pg_store.h"
+
 namespace sb {
 
 namespace {
@@ -224,15 +226,14 @@ void PgRate::run() {
 
 // --- PgQuota ------------------------------------------------------------------------------
 
-PgQuota::PgQuota(std::unique_ptr<PgBlocking> db) : db_(std::move(db)) {
-  where_ = "PostgreSQL " + db_->where();
-}
+PgQuota::PgQuota(std::unique_ptr<PgBlocking> db, std::string conninfo)
+    : db_(std::move(db)), conninfo_(std::move(conninfo)) {}
 
 Result<std::unique_ptr<PgQuota>> PgQuota::open(const std::string& conninfo) {
   auto db = PgBlocking::connect(conninfo);
   if (!db.ok()) return db.error();
   if (auto s = pg_throttle_schema(**db); !s.ok()) return s.error();
-  return std::unique_ptr<PgQuota>(new PgQuota(std::move(db).value()));
+  return std::unique_ptr<PgQuota>(new PgQuota(std::move(db).value(), conninfo));
 }
 
 Result<PgResult> PgQuota::exec(const std::string& sql, const PgParams& params) {
@@ -287,6 +288,17 @@ Result<uint64_t> PgQuota::used(const std::string& account, uint64_t now) {
       {account});
   if (!r.ok()) return r.error();
   return static_cast<uint64_t>(r->rows() == 1 ? r->int64(0, 0) : 0);
+}
+
+Result<std::unique_ptr<QuotaSource>> open_quota_source(const std::string& path) {
+  if (is_pg_task_url(path)) {
+    auto q = PgQuota::open(path);
+    if (!q.ok()) return q.error();
+    return std::unique_ptr<QuotaSource>(std::move(q).value());
+  }
+  auto q = AccountQuota::open(path);
+  if (!q.ok()) return q.error();
+  return std::unique_ptr<QuotaSource>(std::move(q).value());
 }
 
 // --- a node's shared limits ---------------------------------------------------------------
