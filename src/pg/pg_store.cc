@@ -189,8 +189,9 @@ Result<PgTaskUrl> parse_pg_task_url(const std::string& spec) {
                       "postgresql://user@host/db?task=march");
   for (char c : out.task) {
     if (static_cast<unsigned char>(c) < 0x20 || c == '%')
-      return make_error(ErrDomain::kConfig, "the task name in the PostgreSQL URL may not "
-                                            "contain control characters or %-escapes");
+      return make_error(ErrDomain::kConfig,
+                        "the task name in the PostgreSQL URL may not "
+                        "contain control characters or %-escapes");
   }
   if (Status s = pg_check_conninfo(out.conninfo); !s) return s.error();
   return out;
@@ -306,8 +307,8 @@ Status PgTaskStore::init(const PgStoreOptions& o) {
   }
   if (o.create) {
     if (Status s = db_->exec_script(kSchema); !s) return s;
-    auto t = db_->exec("INSERT INTO smtpblast_tasks(task) VALUES ($1) ON CONFLICT DO NOTHING",
-                       {task_});
+    auto t =
+        db_->exec("INSERT INTO smtpblast_tasks(task) VALUES ($1) ON CONFLICT DO NOTHING", {task_});
     if (!t) return t.error();
   }
   auto t = db_->exec("SELECT imported, fields FROM smtpblast_tasks WHERE task = $1", {task_});
@@ -346,9 +347,10 @@ void PgTaskStore::release_held() {
       "node = NULL, epoch = NULL, lease_deadline = NULL "
       "WHERE task = $1 AND epoch = $2 AND status IN (2, 5)",
       {task_, std::to_string(epoch_)});
-  (void)run("UPDATE smtpblast_nodes SET finished = true, heartbeat = now() "
-            "WHERE task = $1 AND epoch = $2",
-            {task_, std::to_string(epoch_)});
+  (void)run(
+      "UPDATE smtpblast_nodes SET finished = true, heartbeat = now() "
+      "WHERE task = $1 AND epoch = $2",
+      {task_, std::to_string(epoch_)});
 }
 
 Result<PgResult> PgTaskStore::run(const std::string& sql, const PgParams& params) {
@@ -379,10 +381,10 @@ Result<std::optional<std::string>> PgTaskStore::get_meta(std::string_view key) {
 Status PgTaskStore::set_meta(std::string_view key, std::string_view value) {
   if (key.rfind("sb.", 0) == 0)
     return store_error("metadata key '" + std::string(key) + "' is reserved for the store");
-  auto r = run(
-      "INSERT INTO smtpblast_meta(task, key, value) VALUES ($1, $2, $3) "
-      "ON CONFLICT (task, key) DO UPDATE SET value = excluded.value",
-      {task_, std::string(key), std::string(value)});
+  auto r =
+      run("INSERT INTO smtpblast_meta(task, key, value) VALUES ($1, $2, $3) "
+          "ON CONFLICT (task, key) DO UPDATE SET value = excluded.value",
+          {task_, std::string(key), std::string(value)});
   if (!r) return r.error();
   return {};
 }
@@ -432,8 +434,8 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
     row.email = std::string(r->text(i, 1));
     if (!unhex(r->text(i, 2), blob) || !decode_fields(blob, fields_.size(), row.values)) {
       out.resize(first);
-      return store_error(where() + ": bad merge fields for recipient " +
-                         std::to_string(row.id) + " of task " + task_);
+      return store_error(where() + ": bad merge fields for recipient " + std::to_string(row.id) +
+                         " of task " + task_);
     }
     row.attempts = static_cast<uint32_t>(r->int64(i, 3));
     row.status = static_cast<RcptStatus>(r->int64(i, 4));
@@ -454,10 +456,10 @@ std::string PgTaskStore::claims_lost() {
 }
 
 bool PgTaskStore::more_later() {
-  auto r = run(
-      "SELECT EXISTS (SELECT 1 FROM smtpblast_recipients WHERE task = $1 AND status = 5 "
-      "AND epoch IS DISTINCT FROM $2)",
-      {task_, std::to_string(epoch_)});
+  auto r =
+      run("SELECT EXISTS (SELECT 1 FROM smtpblast_recipients WHERE task = $1 AND status = 5 "
+          "AND epoch IS DISTINCT FROM $2)",
+          {task_, std::to_string(epoch_)});
   // Unreadable: say yes, the next claim reports the error (and stops the run).
   return !r || r->text(0, 0) == "t";
 }
@@ -495,21 +497,21 @@ Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
   }
   // Fenced by node and epoch: a row another node took over is not ours to write. A deferred
   // row keeps its owner (a retry in this run may follow); anything else is released.
-  auto r = run(
-      "UPDATE smtpblast_recipients r SET status = o.status, "
-      "code = CASE WHEN o.only THEN r.code ELSE o.code END, "
-      "reply = CASE WHEN o.only THEN r.reply ELSE o.reply END, "
-      "attempts = CASE WHEN o.only THEN r.attempts ELSE o.attempts END, "
-      "updated = CASE WHEN o.only THEN r.updated ELSE o.updated END, "
-      "done_by = CASE WHEN o.only THEN r.done_by ELSE r.node END, "
-      "node = CASE WHEN o.status = 2 AND NOT o.only THEN r.node END, "
-      "epoch = CASE WHEN o.status = 2 AND NOT o.only THEN r.epoch END, "
-      "lease_deadline = CASE WHEN o.status = 2 AND NOT o.only THEN r.lease_deadline END "
-      "FROM unnest($4::bigint[], $5::smallint[], $6::integer[], $7::text[], $8::integer[], "
-      "$9::bigint[], $10::boolean[]) AS o(id, status, code, reply, attempts, updated, only) "
-      "WHERE r.task = $1 AND r.id = o.id AND r.node = $2 AND r.epoch = $3",
-      {task_, node_, std::to_string(epoch_), ids.done(), st.done(), code.done(), reply.done(),
-       att.done(), upd.done(), only.done()});
+  auto r =
+      run("UPDATE smtpblast_recipients r SET status = o.status, "
+          "code = CASE WHEN o.release THEN r.code ELSE o.code END, "
+          "reply = CASE WHEN o.release THEN r.reply ELSE o.reply END, "
+          "attempts = CASE WHEN o.release THEN r.attempts ELSE o.attempts END, "
+          "updated = CASE WHEN o.release THEN r.updated ELSE o.updated END, "
+          "done_by = CASE WHEN o.release THEN r.done_by ELSE r.node END, "
+          "node = CASE WHEN o.status = 2 AND NOT o.release THEN r.node END, "
+          "epoch = CASE WHEN o.status = 2 AND NOT o.release THEN r.epoch END, "
+          "lease_deadline = CASE WHEN o.status = 2 AND NOT o.release THEN r.lease_deadline END "
+          "FROM unnest($4::bigint[], $5::smallint[], $6::integer[], $7::text[], $8::integer[], "
+          "$9::bigint[], $10::boolean[]) AS o(id, status, code, reply, attempts, updated, release) "
+          "WHERE r.task = $1 AND r.id = o.id AND r.node = $2 AND r.epoch = $3",
+          {task_, node_, std::to_string(epoch_), ids.done(), st.done(), code.done(), reply.done(),
+           att.done(), upd.done(), only.done()});
   if (!r) return r.error();
   fenced_ += folded.size() - std::min<uint64_t>(folded.size(), r->affected());
   return {};
@@ -517,9 +519,10 @@ Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
 
 Result<StatusCounts> PgTaskStore::counts(bool with_codes) {
   StatusCounts out;
-  auto r = run("SELECT status, count(*) FROM smtpblast_recipients WHERE task = $1 "
-               "GROUP BY status",
-               {task_});
+  auto r =
+      run("SELECT status, count(*) FROM smtpblast_recipients WHERE task = $1 "
+          "GROUP BY status",
+          {task_});
   if (!r) return r.error();
   for (int i = 0; i < r->rows(); ++i) {
     int64_t v = r->int64(i, 0);
@@ -533,9 +536,10 @@ Result<StatusCounts> PgTaskStore::counts(bool with_codes) {
     }
   }
   if (!with_codes) return out;
-  auto c = run("SELECT code, count(*) FROM smtpblast_recipients WHERE task = $1 AND status != 0 "
-               "GROUP BY code",
-               {task_});
+  auto c =
+      run("SELECT code, count(*) FROM smtpblast_recipients WHERE task = $1 AND status != 0 "
+          "GROUP BY code",
+          {task_});
   if (!c) return c.error();
   for (int i = 0; i < c->rows(); ++i)
     out.by_code[static_cast<int>(c->int64(i, 0))] = static_cast<uint64_t>(c->int64(i, 1));
@@ -547,7 +551,8 @@ Status PgTaskStore::reset(bool errors_only) {
       "UPDATE smtpblast_recipients SET status = 0, attempts = 0, code = 0, reply = NULL, "
       "done_by = NULL, node = NULL, epoch = NULL, lease_deadline = NULL, "
       "updated = extract(epoch FROM now())::bigint WHERE task = $1 AND NOT rejected AND ";
-  sql += errors_only ? "status IN (2, 3)" : "(status != 0 OR attempts != 0) AND status NOT IN (6, 7)";
+  sql +=
+      errors_only ? "status IN (2, 3)" : "(status != 0 OR attempts != 0) AND status NOT IN (6, 7)";
   auto r = run(sql, {task_});
   if (!r) return r.error();
   return {};
@@ -559,11 +564,11 @@ Result<std::vector<std::pair<RecipientRow, Outcome>>> PgTaskStore::list(
   if (statuses.empty()) return out;
   ArrayBuilder in;
   for (RcptStatus s : statuses) in.add(static_cast<int64_t>(s));
-  auto r = run(
-      "SELECT id, email, encode(fields, 'hex'), attempts, code, reply, updated, status "
-      "FROM smtpblast_recipients WHERE task = $1 AND status = ANY($2::smallint[]) "
-      "ORDER BY id LIMIT $3",
-      {task_, in.done(), std::to_string(std::min<size_t>(limit, INT64_MAX))});
+  auto r =
+      run("SELECT id, email, encode(fields, 'hex'), attempts, code, reply, updated, status "
+          "FROM smtpblast_recipients WHERE task = $1 AND status = ANY($2::smallint[]) "
+          "ORDER BY id LIMIT $3",
+          {task_, in.done(), std::to_string(std::min<size_t>(limit, INT64_MAX))});
   if (!r) return r.error();
   std::string blob;
   for (int i = 0; i < r->rows(); ++i) {
@@ -605,13 +610,14 @@ Result<std::vector<PgNodeInfo>> PgTaskStore::nodes() {
 }
 
 Result<std::vector<PgNodeCounts>> PgTaskStore::node_counts() {
-  auto r = run(
-      "SELECT coalesce(CASE WHEN status IN (2, 5) AND node IS NOT NULL THEN node END, done_by, ''), "
-      "count(*) FILTER (WHERE status = 1), count(*) FILTER (WHERE status = 3), "
-      "count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 4), "
-      "count(*) FILTER (WHERE status = 5) "
-      "FROM smtpblast_recipients WHERE task = $1 GROUP BY 1 ORDER BY 1",
-      {task_});
+  auto r =
+      run("SELECT coalesce(CASE WHEN status IN (2, 5) AND node IS NOT NULL THEN node END, done_by, "
+          "''), "
+          "count(*) FILTER (WHERE status = 1), count(*) FILTER (WHERE status = 3), "
+          "count(*) FILTER (WHERE status = 2), count(*) FILTER (WHERE status = 4), "
+          "count(*) FILTER (WHERE status = 5) "
+          "FROM smtpblast_recipients WHERE task = $1 GROUP BY 1 ORDER BY 1",
+          {task_});
   if (!r) return r.error();
   std::vector<PgNodeCounts> out;
   for (int i = 0; i < r->rows(); ++i) {

@@ -31,7 +31,7 @@ struct PgStoreOptions {
   // A sending node: registers in the nodes table with a new epoch and keeps its lease alive
   // from a thread of its own. Verbs that only read or reset leave this off.
   bool node = false;
-  std::string node_name;     // "" = hostname:pid
+  std::string node_name;      // "" = hostname:pid
   uint32_t lease_ms = 30000;  // a node silent this long loses its claims to live nodes
 };
 

@@ -193,7 +193,7 @@ TEST_P(StoreConformance, DeferredRowsAfterTheCursorAreClaimedAgain) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PgAndSqlite, StoreConformance, ::testing::Values("sqlite", "postgresql"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& p) { return p.param; });
 
 // --- PostgreSQL only --------------------------------------------------------------------
 
@@ -235,8 +235,7 @@ TEST_F(PgStore, NodesClaimDisjointRowsAndWaitForEachOther) {
   EXPECT_NE(ra[0].id, rb[0].id);
   EXPECT_NE(ra[1].id, rb[0].id);
   EXPECT_TRUE((*b)->more_later());  // a holds rows: b must not end its run yet
-  ASSERT_TRUE((*a)
-                  ->record({{ra[0].id, RcptStatus::kSent, 250, "ok", 1, 1, false},
+  ASSERT_TRUE((*a)->record({{ra[0].id, RcptStatus::kSent, 250, "ok", 1, 1, false},
                             {ra[1].id, RcptStatus::kSent, 250, "ok", 1, 1, false}})
                   .ok());
   EXPECT_FALSE((*b)->more_later());
