@@ -1,6 +1,9 @@
 // Shared rate buckets and the shared daily quota on PostgreSQL, and the node-side slot refill.
 #include "pg/pg_throttle.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -127,7 +130,15 @@ Result<std::unique_ptr<PgRate>> PgRate::start(const std::string& conninfo, std::
   if (!db.ok()) return db.error();
   if (auto s = pg_throttle_schema(**db); !s.ok()) return s.error();
   std::unique_ptr<PgRate> r(new PgRate(std::move(db).value(), std::move(key), rate, clock));
+  // The refill thread must never take a signal meant for the run (SIGTERM, SIGINT: one thread
+  // waits for those with sigwait once the workers start; a thread that does not block them
+  // would get the default action, and the process would die instead of stopping cleanly). It
+  // is started before that mask is set, so it blocks them itself, inherited at creation.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   r->thread_ = std::thread([p = r.get()] { p->run(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return r;
 }
 
