@@ -57,7 +57,7 @@ cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSMTPBLAST_
   "${launcher[@]}" >/dev/null
 cmake --build build-test -j "$jobs"
 phase "tests"
-(cd build-test && ctest --output-on-failure -j "$test_jobs" --timeout 900)
+(cd build-test && ctest --output-on-failure -j "$test_jobs" --timeout 900 -LE soak)
 
 # The sanitizer builds are unity builds (CMAKE_UNITY_BUILD: a folder's files compiled a batch
 # at a time), which cuts their compile time by more than half (tests/engine: 75 s of CPU as
@@ -74,7 +74,7 @@ if ((asan)); then
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   # The engine's property test runs 1,000 seeded runs in the plain build; under the sanitizers
   # 300 (a third of the time; CI's budget is 30 minutes on 2 cores), still every fault kind.
-  (cd build-asan && SB_PROPERTY_RUNS=300 ctest --output-on-failure -j "$test_jobs" --timeout 900)
+  (cd build-asan && SB_PROPERTY_RUNS=300 ctest --output-on-failure -j "$test_jobs" --timeout 900 -LE soak)
   unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 

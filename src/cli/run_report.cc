@@ -10,6 +10,7 @@
 #include "base/display_text.h"
 #include "cli/pipeline.h"
 #include "cli/progress_line.h"
+#include "pg/pg_throttle.h"
 #include "store/account_quota.h"
 
 namespace sb {
@@ -113,7 +114,8 @@ AccountStatus account_status(TaskStore& store) {
   std::string path = meta(store, "account_quota_store");
   if (account.empty() || path.empty()) return a;
   uint64_t limit = std::strtoull(meta(store, "account_daily_limit").c_str(), nullptr, 10);
-  auto q = AccountQuota::open(path);
+  // A PostgreSQL mailing counts the account in its database (path: its conninfo).
+  auto q = open_quota_source(path);
   auto used = q.ok() ? (*q)->used(account, static_cast<uint64_t>(std::time(nullptr)) * 1000)
                      : Result<uint64_t>(q.error());
   if (!used.ok()) {

@@ -15,6 +15,7 @@
 #include "engine/run_result.h"
 #include "engine/run_shared.h"
 #include "message/template.h"
+#include "pg/pg_throttle.h"
 #include "store/journal.h"
 #include "store/task_store.h"
 #include "throttle/throttle.h"
@@ -54,6 +55,7 @@ class SendRun {
   const Clock& clock_;
   std::unique_ptr<TaskStore> store_;
   std::unique_ptr<CompiledTemplate> tpl_;
+  PgSharedLimits pg_limits_;  // a PostgreSQL mailing's shared rates; outlive throttle_
   std::unique_ptr<SharedThrottle> throttle_;
   ThrottleConfig dest_tcfg_;  // --direct: push-back only (see Destination::push_back)
   JournalOptions journal_opts_;

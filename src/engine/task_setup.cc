@@ -8,6 +8,8 @@
 #include "engine/send_run.h"
 #include "message/dkim.h"
 #include "message/rendered_header.h"
+#include "pg/pg_store.h"
+#include "pg/pg_throttle.h"
 #include "pg/task_open.h"
 #include "returns/classify.h"
 #include "returns/task_keys.h"
@@ -183,7 +185,20 @@ int SendRun::prepare_task() {
     events_.note(NoteKind::kError, tcfg.error().message);
     return 2;
   }
-  throttle_ = std::make_unique<SharedThrottle>(*tcfg);
+  // Several nodes on one PostgreSQL mailing share its rate and daily limit (pg_throttle.h).
+  ThrottleConfig local = *tcfg;
+  if (is_pg_task_url(cfg_.task_path)) {
+    auto url = parse_pg_task_url(cfg_.task_path);
+    auto shared = url.ok() ? pg_share_limits(url->conninfo, url->task, local, clock_)
+                           : Result<PgSharedLimits>(url.error());
+    if (!shared.ok()) {
+      events_.note(NoteKind::kError, "shared limits: " + shared.error().message);
+      return 2;
+    }
+    pg_limits_ = std::move(shared).value();
+  }
+  throttle_ = std::make_unique<SharedThrottle>(local);
+  throttle_->set_remote(pg_limits_.rate.get(), pg_limits_.connect.get());
   // Direct delivery: receivers push back per destination; the user's limits stay global.
   dest_tcfg_.adaptive = tcfg->adaptive;
   dest_tcfg_.aimd = tcfg->aimd;
@@ -305,7 +320,12 @@ int SendRun::check_identity() {
 int SendRun::open_account_quota() {
   if (cfg_.throttle.daily_limit == 0) return 0;
   std::string path = cfg_.quota_store.empty() ? AccountQuota::default_path() : cfg_.quota_store;
-  auto q = AccountQuota::open(path);
+  if (is_pg_task_url(cfg_.task_path)) {
+    // Every node and run of the mailing counts against the account's rows in its database.
+    auto url = parse_pg_task_url(cfg_.task_path);
+    if (url.ok()) path = url->conninfo;
+  }
+  auto q = open_quota_source(path);
   if (!q.ok()) {
     events_.note(NoteKind::kError,
                  "--daily-limit counts per account in the quota store: " + q.error().message);

@@ -1,8 +1,13 @@
 // Shared rate buckets and the shared daily quota on PostgreSQL, and the node-side slot refill.
 #include "pg/pg_throttle.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
+
+#include "pg/pg_store.h"
 
 namespace sb {
 
@@ -125,7 +130,15 @@ Result<std::unique_ptr<PgRate>> PgRate::start(const std::string& conninfo, std::
   if (!db.ok()) return db.error();
   if (auto s = pg_throttle_schema(**db); !s.ok()) return s.error();
   std::unique_ptr<PgRate> r(new PgRate(std::move(db).value(), std::move(key), rate, clock));
+  // The refill thread must never take a signal meant for the run (SIGTERM, SIGINT: one thread
+  // waits for those with sigwait once the workers start; a thread that does not block them
+  // would get the default action, and the process would die instead of stopping cleanly). It
+  // is started before that mask is set, so it blocks them itself, inherited at creation.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   r->thread_ = std::thread([p = r.get()] { p->run(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return r;
 }
 
@@ -224,15 +237,14 @@ void PgRate::run() {
 
 // --- PgQuota ------------------------------------------------------------------------------
 
-PgQuota::PgQuota(std::unique_ptr<PgBlocking> db) : db_(std::move(db)) {
-  where_ = "PostgreSQL " + db_->where();
-}
+PgQuota::PgQuota(std::unique_ptr<PgBlocking> db, std::string conninfo)
+    : db_(std::move(db)), conninfo_(std::move(conninfo)) {}
 
 Result<std::unique_ptr<PgQuota>> PgQuota::open(const std::string& conninfo) {
   auto db = PgBlocking::connect(conninfo);
   if (!db.ok()) return db.error();
   if (auto s = pg_throttle_schema(**db); !s.ok()) return s.error();
-  return std::unique_ptr<PgQuota>(new PgQuota(std::move(db).value()));
+  return std::unique_ptr<PgQuota>(new PgQuota(std::move(db).value(), conninfo));
 }
 
 Result<PgResult> PgQuota::exec(const std::string& sql, const PgParams& params) {
@@ -287,6 +299,17 @@ Result<uint64_t> PgQuota::used(const std::string& account, uint64_t now) {
       {account});
   if (!r.ok()) return r.error();
   return static_cast<uint64_t>(r->rows() == 1 ? r->int64(0, 0) : 0);
+}
+
+Result<std::unique_ptr<QuotaSource>> open_quota_source(const std::string& path) {
+  if (is_pg_task_url(path)) {
+    auto q = PgQuota::open(path);
+    if (!q.ok()) return q.error();
+    return std::unique_ptr<QuotaSource>(std::move(q).value());
+  }
+  auto q = AccountQuota::open(path);
+  if (!q.ok()) return q.error();
+  return std::unique_ptr<QuotaSource>(std::move(q).value());
 }
 
 // --- a node's shared limits ---------------------------------------------------------------

@@ -94,17 +94,23 @@ class PgQuota final : public QuotaSource {
   Status give_back(const std::string& account, uint64_t charged_at, uint64_t n,
                    uint64_t now) override;
   Result<uint64_t> used(const std::string& account, uint64_t now) override;
-  const std::string& path() const override { return where_; }
+  // The conninfo (libpq never takes a password from it here: pg_check_conninfo), which is what
+  // `status` opens again to show the account's count.
+  const std::string& path() const override { return conninfo_; }
 
  private:
-  explicit PgQuota(std::unique_ptr<PgBlocking> db);
+  PgQuota(std::unique_ptr<PgBlocking> db, std::string conninfo);
   Result<PgResult> exec(const std::string& sql, const PgParams& params);
 
   std::unique_ptr<PgBlocking> db_;
-  std::string where_;
+  std::string conninfo_;
   // A reservation's local time -> the server's minute it was charged to, for give_back.
   std::map<uint64_t, int64_t> charged_minute_;
 };
+
+// The account quota a task counts against: PgQuota for a PostgreSQL conninfo (a task URL's, as
+// SendRun records it for `status`), else the SQLite quota file at `path`.
+Result<std::unique_ptr<QuotaSource>> open_quota_source(const std::string& path);
 
 // A node of a PostgreSQL mailing: --rate and --connect-rate leave its local throttle `cfg` for
 // buckets of the task that every node shares ("TASK/rate", "TASK/connect"; a burst is not
