@@ -8,6 +8,7 @@
 #include <csignal>
 #include <set>
 
+#include "base/signal_mask.h"
 #include "loop/tcp_conn.h"
 #include "loop/tcp_listener.h"
 #include "loop/worker.h"
@@ -28,17 +29,9 @@ std::string reply(int code, std::string_view reason, std::string_view type, std:
   return r;
 }
 
-// SIGINT and SIGTERM belong to the run (send waits for them on a thread of its own and stops
-// cleanly): the server's thread, which inherits the mask it starts with, never takes them; a
-// signal delivered to it would kill the process with the default action.
+// The server's thread never takes the run's signals (base/signal_mask.h).
 void start_without_signals(Worker& w) {
-  sigset_t sigs, old;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, &old);
-  w.start();
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  with_signals_blocked([&] { w.start(); });
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "base/signal_mask.h"
 #include "base/text.h"
 #include "loop/timer.h"
 #include "store/address.h"
@@ -213,7 +214,8 @@ class PgTaskStore::Keeper {
         renewed_ms_(renewed_ms) {
     uv_loop_init(&loop_);
     uv_async_init(&loop_, &stop_, [](uv_async_t* a) { uv_stop(a->loop); });
-    thread_ = std::thread([this] { run(); });
+    // Like every helper thread, it never takes the run's SIGINT/SIGTERM.
+    with_signals_blocked([this] { thread_ = std::thread([this] { run(); }); });
   }
   ~Keeper() {
     uv_async_send(&stop_);

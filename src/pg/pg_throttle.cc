@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "base/signal_mask.h"
 #include "pg/pg_store.h"
 
 namespace sb {
@@ -130,15 +131,8 @@ Result<std::unique_ptr<PgRate>> PgRate::start(const std::string& conninfo, std::
   if (!db.ok()) return db.error();
   if (auto s = pg_throttle_schema(**db); !s.ok()) return s.error();
   std::unique_ptr<PgRate> r(new PgRate(std::move(db).value(), std::move(key), rate, clock));
-  // The refill thread must never take a signal meant for the run (SIGTERM, SIGINT: one thread
-  // waits for those with sigwait once the workers start; a thread that does not block them
-  // would get the default action, and the process would die instead of stopping cleanly). It
-  // is started before that mask is set, so it blocks them itself, inherited at creation.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  r->thread_ = std::thread([p = r.get()] { p->run(); });
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  // The refill thread must never take a signal meant for the run.
+  with_signals_blocked([&] { r->thread_ = std::thread([p = r.get()] { p->run(); }); });
   return r;
 }
 
