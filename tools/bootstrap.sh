@@ -57,8 +57,6 @@ packages=(
   # Prometheus and promtool scrape and lint `send --metrics` (test_metrics.py; only for the test)
   prometheus
   ca-certificates time
-  # the SMSC simulator of the SMS tests (tests/support/smsc_sim.js: npm's `smpp` server)
-  nodejs npm
   # several machines on one mailing (issue 13): the PostgreSQL store's client library, and a
   # private server the tests start (tests/support/postgres.py; the package's own cluster is
   # never started: policy-rc.d above)
@@ -132,8 +130,20 @@ else
 fi
 stop_system_postfix
 
+# Node and npm: Debian's nodejs + npm packages when no node is on the PATH. A machine may have
+# a node of its own (NodeSource's nodejs carries npm and conflicts with Debian's npm package),
+# so the test is the command, not the package.
+ensure_npm() {
+  if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    echo "bootstrap: node/npm missing: installing nodejs npm"
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends nodejs npm
+  fi
+}
+
 # The SMS tests' SMSC simulator: the npm `smpp` package (a real SMPP 3.4 server someone else
 # wrote), next to the script that scripts it.
+ensure_npm
 if [[ -d "$root/tests/support/node_modules/smpp" ]]; then
   echo "bootstrap: smpp already in tests/support/node_modules"
 else
@@ -142,13 +152,6 @@ else
 fi
 
 if ((bench)); then
-  if ! command -v npm >/dev/null; then
-    echo "bootstrap: npm missing: installing nodejs npm"
-    if ! installed nodejs || ! installed npm; then
-      apt-get update -q
-      apt-get install -y -q --no-install-recommends nodejs npm
-    fi
-  fi
   if [[ -d "$root/bench/node_modules/nodemailer" ]]; then
     echo "bootstrap: nodemailer already in bench/node_modules"
   else
