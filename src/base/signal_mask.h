@@ -1,9 +1,12 @@
-// Starting a helper thread that never takes the run's signals.
+// Who takes SIGINT and SIGTERM: one waiting thread per run, never a helper thread.
 #pragma once
 
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
+#include <functional>
+#include <thread>
 #include <utility>
 
 namespace sb {
@@ -24,5 +27,27 @@ decltype(auto) with_signals_blocked(Start&& start) {
   } restore{old};
   return std::forward<Start>(start)();
 }
+
+}  // namespace sb
+
+namespace sb {
+
+// SIGINT and SIGTERM for the length of a run: blocked in the calling thread (and so in every
+// thread it starts meanwhile), and waited for by one thread of its own that calls
+// on_signal(n) for each, n counting from 0. The destructor ends that thread and restores the
+// mask, also when the run leaves early.
+class RunSignals {
+ public:
+  explicit RunSignals(std::function<void(int n)> on_signal);
+  ~RunSignals();
+  RunSignals(const RunSignals&) = delete;
+  RunSignals& operator=(const RunSignals&) = delete;
+
+ private:
+  sigset_t sigs_{};
+  sigset_t old_mask_{};
+  std::atomic<bool> over_{false};
+  std::thread thread_;
+};
 
 }  // namespace sb

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <optional>
 #include <thread>
 
+#include "base/signal_mask.h"
 #include "engine/coordinator.h"
 #include "engine/loop_env.h"
 #include "engine/planner.h"
@@ -134,21 +136,9 @@ void SendRun::run_workers() {
 
   // Signals go to one thread that waits for them (sigwait) and wakes the coordinator at
   // once; every other thread, the workers included, has them blocked.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  sigset_t old_mask;
-  pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);
-  std::atomic<bool> run_over{false};
-  std::thread signal_thread([this, &sigs, &run_over, &inbox] {
-    for (;;) {
-      int sig = 0;
-      if (sigwait(&sigs, &sig) != 0) continue;
-      if (run_over.load()) return;
-      signals_.fetch_add(1);
-      inbox.wake();
-    }
+  std::optional<RunSignals> signals([this, &inbox](int) {
+    signals_.fetch_add(1);
+    inbox.wake();
   });
 
   ledger_ = std::make_unique<Ledger>();
@@ -203,10 +193,7 @@ void SendRun::run_workers() {
     workers[i]->start();
   }
   coord.run();
-  run_over.store(true);
-  pthread_kill(signal_thread.native_handle(), SIGTERM);
-  signal_thread.join();
-  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  signals.reset();
   for (uint32_t i = 0; i < nworkers; ++i) {
     WorkerEngine* e = engines[i].get();
     workers[i]->post([e] { e->shutdown(); });

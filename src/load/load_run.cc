@@ -12,9 +12,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "base/clock.h"
+#include "base/signal_mask.h"
 #include "load/load_report.h"
 #include "loop/timer.h"
 #include "loop/worker.h"
@@ -62,31 +64,15 @@ class LoadRun final : public PoolHost {
   LoadSummary run() {
     // SIGINT/SIGTERM end the run early with its summary (what is in flight finishes); a
     // second one drops the connections. One thread waits for them; the loop has them blocked.
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigset_t old_mask;
-    pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);
-    std::atomic<bool> run_over{false};
-    std::thread signal_thread([this, &sigs, &run_over] {
-      for (int n = 0;;) {
-        int sig = 0;
-        if (sigwait(&sigs, &sig) != 0) continue;
-        if (run_over.load()) return;
-        worker_.post([this, first = n++ == 0] { on_signal(first); });
-      }
-    });
+    std::optional<RunSignals> signals(
+        [this](int n) { worker_.post([this, first = n == 0] { on_signal(first); }); });
     worker_.post([this] { begin(); });
     worker_.start();
     {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [&] { return done_; });
     }
-    run_over.store(true);
-    pthread_kill(signal_thread.native_handle(), SIGTERM);
-    signal_thread.join();
-    pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    signals.reset();
     worker_.post([this] {
       tick_.reset();
       second_.reset();
