@@ -44,6 +44,9 @@ struct FinishedMsg {};
 struct DailyLimitMsg {
   uint64_t resume_at = 0;  // wall ms
   bool by_account = false;
+  // Not ours but the provider's (Gmail's 550 5.4.5, Office 365's SubmissionQuotaExceeded):
+  // its reply, as the user should see it. Empty for --daily-limit and the account's quota.
+  std::string provider_reply;
 };
 // --limit: the last message this run may start was started.
 struct LimitMsg {};

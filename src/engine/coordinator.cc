@@ -88,6 +88,7 @@ void Coordinator::take(size_t worker, WorkerMsg& m) {
     if (daily_resume_at_ == 0) {
       daily_resume_at_ = d->resume_at;
       daily_by_account_ = d->by_account;
+      daily_provider_reply_ = d->provider_reply;
     }
   } else if (std::holds_alternative<LimitMsg>(m)) {
     limit_hit_ = true;
@@ -167,14 +168,17 @@ void Coordinator::apply_limits_and_signals() {
     time_t t = static_cast<time_t>(daily_resume_at_ / 1000);
     char when[64];
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&t));
-    daily_message_ =
-        std::string("daily limit of ") + std::to_string(cfg_.throttle.daily_limit) +
-        " recipients reached" +
-        (daily_by_account_ && account_ != nullptr
-             ? " for account " + account_->key() + " (counted across every task of this account)"
-             : std::string()) +
-        "; sending may resume at " + when + " (" + iso_utc(daily_resume_at_) +
-        "; run again then, or give --wait)";
+    daily_message_ = !daily_provider_reply_.empty()
+                         ? "the relay's daily sending limit for this account is spent (" +
+                               daily_provider_reply_ + "): its recipients stay deferred"
+                         : std::string("daily limit of ") +
+                               std::to_string(cfg_.throttle.daily_limit) + " recipients reached" +
+                               (daily_by_account_ && account_ != nullptr
+                                    ? " for account " + account_->key() +
+                                          " (counted across every task of this account)"
+                                    : std::string());
+    daily_message_ += std::string("; sending may resume at ") + when + " (" +
+                      iso_utc(daily_resume_at_) + "; run again then, or give --wait)";
     events_.note(NoteKind::kNotice, "\n" + daily_message_);
     stop_all_new();
   }

@@ -120,6 +120,7 @@ class Coordinator {
   bool stop_requested_ = false;
   uint64_t daily_resume_at_ = 0;  // set when the daily limit stopped the run
   bool daily_by_account_ = false;
+  std::string daily_provider_reply_;  // the provider's own daily limit stopped the run
   bool daily_reported_ = false;
   std::string daily_message_;
   bool limit_hit_ = false;

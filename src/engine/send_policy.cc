@@ -253,6 +253,14 @@ bool WorkerEngine::provider_reply(Job* j, int code, std::string_view text) {
     provider_noted_ |= bit;
     std::string what = std::to_string(code) + " " + display_escape(text.substr(0, 200));
     std::string why = what + " (" + provider_reply_advice(pr) + ")";
+    if (pr == ProviderReply::kDailyQuota && !cfg_.direct && !cfg_.wait_daily) {
+      // The relay's own daily limit (Gmail's 550 5.4.5, Office 365's SubmissionQuotaExceeded)
+      // meets every further message until the provider's rolling 24 hours allow: the run stops
+      // as for --daily-limit (exit 3), the recipient deferred, instead of pausing and retrying
+      // for the rest of the day. With --wait it keeps pausing (push-back) as before.
+      constexpr uint64_t kDayMs = 24ull * 3600 * 1000;
+      inbox_.post(index_, DailyLimitMsg{wall() + kDayMs, false, what});
+    }
     if (stop && !cfg_.direct && !failed_) {
       // The relay refuses this account's way of logging in: every message would meet the same
       // reply, so the run stops as for a refused AUTH, and the recipients stay unsent.

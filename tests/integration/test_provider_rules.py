@@ -1,7 +1,7 @@
 """Provider rules as of 2026 against scripted servers that answer with the providers' own
 texts: Office 365's refusal of Basic authentication stops the run (exit 5, every recipient
 still to send, advice to use --oauth-token-cmd), at AUTH and later in the dialogue; Gmail's
-550 5.4.5 daily limit defers (a quota push-back, not a failure) and is explained; Outlook.com's
+550 5.4.5 daily limit stops the run with exit 3 (a quota stop, not a failure) and is explained; Outlook.com's
 550 5.7.515 fails the recipient and is explained once; the office365 and gmail presets list
 their 2026 limits."""
 
@@ -87,10 +87,14 @@ class ProviderRulesTest(unittest.TestCase):
         rows = blast.db_rows(self.dir / "rcpt.db")
         self.assertGreater(sum(r["status"] == "unsent" for r in rows.values()), 0, rows)
 
-    def test_gmail_daily_limit_is_a_quota_deferral_not_a_failure(self):
+    def test_gmail_daily_limit_is_a_quota_stop_not_a_failure(self):
         with Office365(eod_line=GMAIL_DAILY) as srv:
             p = self.send("gmail", srv, 1, "--max-attempts", "1")
-        self.assertEqual(p.returncode, 1, blast.describe(p))
+        # Exit 3, as for --daily-limit: the run stops, the recipient stays deferred.
+        self.assertEqual(p.returncode, 3, blast.describe(p))
+        self.assertIn("the relay's daily sending limit for this account is spent (550 5.4.5",
+                      p.stderr)
+        self.assertIn("sending may resume at", p.stderr)
         rows = blast.db_rows(self.dir / "gmail.db")
         self.assertEqual(rows["r0@example.test"]["status"], "deferred", rows)
         self.assertIn("5.4.5 Daily user sending limit", rows["r0@example.test"]["reply"])
