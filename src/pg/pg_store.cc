@@ -245,8 +245,11 @@ class PgTaskStore::Keeper {
           int64_t asked = mono_ms();
           conn.query(sql, params, [&, asked](Result<PgResult> r) {
             busy = false;
-            // The lease runs from when the renewal was asked, not answered.
-            if (r.ok() && r->affected() == 1) renewed_ms_->store(asked);
+            // The lease runs from when the renewal was asked, not answered. A lease that ran
+            // out stays lost: after a SIGSTOP this thread may renew before the coordinator
+            // looks, and the node would go on as if other nodes had not taken its rows over.
+            const bool still_held = asked - renewed_ms_->load() < int64_t{lease_ms_};
+            if (r.ok() && r->affected() == 1 && still_held) renewed_ms_->store(asked);
           });
         } else if (!connecting) {
           connecting = true;
