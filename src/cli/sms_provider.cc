@@ -15,7 +15,7 @@ namespace sb {
 
 namespace {
 
-struct Preset {
+struct HttpPreset {
   const char* name;
   HttpProviderConfig cfg;
 };
@@ -24,8 +24,8 @@ struct Preset {
 // basic auth (account SID : auth token), 201 and the message's "sid". Vonage (Nexmo) SMS API:
 // POST form to /sms/json with api_key/api_secret in the body, 200 and messages[0].status "0"
 // on success, messages[0]["message-id"].
-std::vector<Preset> make_presets() {
-  std::vector<Preset> p;
+std::vector<HttpPreset> make_presets() {
+  std::vector<HttpPreset> p;
   {
     HttpProviderConfig c;
     c.preset = "twilio";
@@ -54,8 +54,8 @@ std::vector<Preset> make_presets() {
   return p;
 }
 
-const std::vector<Preset>& presets() {
-  static const std::vector<Preset> p = make_presets();
+const std::vector<HttpPreset>& presets() {
+  static const std::vector<HttpPreset> p = make_presets();
   return p;
 }
 
@@ -224,7 +224,7 @@ Status parse_http(const TableReader& r, ProviderConfig& p) {
   if (Status st = r.str("preset", preset); !st.ok()) return st;
   if (!preset.empty()) {
     bool found = false;
-    for (const Preset& pr : presets()) {
+    for (const HttpPreset& pr : presets()) {
       if (preset == pr.name) {
         c = pr.cfg;
         found = true;
@@ -376,7 +376,7 @@ Status parse_doc(const toml::table& doc, const std::string& file,
 
 std::vector<std::string> http_preset_names() {
   std::vector<std::string> out;
-  for (const Preset& p : presets()) out.emplace_back(p.name);
+  for (const HttpPreset& p : presets()) out.emplace_back(p.name);
   return out;
 }
 

@@ -26,7 +26,7 @@ constexpr size_t kMaxReply = 512;
 
 // One transaction, serialised by an advisory lock so that nodes starting together do not
 // race on CREATE ... IF NOT EXISTS (which is not safe against itself in PostgreSQL).
-constexpr const char* kSchema = R"sql(
+constexpr const char* kStoreSchema = R"sql(
 SELECT pg_advisory_xact_lock(7152013);
 CREATE TABLE IF NOT EXISTS smtpblast_schema (
   one boolean PRIMARY KEY DEFAULT true CHECK (one),
@@ -311,7 +311,7 @@ Status PgTaskStore::init(const PgStoreOptions& o) {
                        "'); `smtpblast import` or `send --recipients` creates it");
   }
   if (o.create) {
-    if (Status s = db_->exec_script(kSchema); !s) return s;
+    if (Status s = db_->exec_script(kStoreSchema); !s) return s;
     auto t =
         db_->exec("INSERT INTO smtpblast_tasks(task) VALUES ($1) ON CONFLICT DO NOTHING", {task_});
     if (!t) return t.error();

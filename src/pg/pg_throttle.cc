@@ -19,7 +19,7 @@ namespace {
 // now()) before the wait, and hand out slots from a time already past. Each call is still one
 // statement, one round trip and one transaction; in READ COMMITTED every statement inside the
 // function sees what the previous lock holder committed.
-constexpr const char* kSchema = R"sql(
+constexpr const char* kThrottleSchema = R"sql(
 SELECT pg_advisory_xact_lock(7283746501);
 CREATE TABLE IF NOT EXISTS sb_rate_bucket (
   key text PRIMARY KEY,
@@ -94,7 +94,7 @@ std::string u64(uint64_t v) { return std::to_string(v); }
 
 }  // namespace
 
-Status pg_throttle_schema(PgBlocking& db) { return db.exec_script(kSchema); }
+Status pg_throttle_schema(PgBlocking& db) { return db.exec_script(kThrottleSchema); }
 
 Result<PgSlots> pg_take_slots(PgBlocking& db, const std::string& key, uint64_t interval_us,
                               uint64_t want, uint64_t horizon_us) {
