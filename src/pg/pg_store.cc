@@ -206,12 +206,13 @@ Result<PgTaskUrl> parse_pg_task_url(const std::string& spec) {
 class PgTaskStore::Keeper {
  public:
   Keeper(std::string conninfo, std::string task, int64_t epoch, uint32_t lease_ms,
-         std::atomic<int64_t>* renewed_ms)
+         std::atomic<int64_t>* renewed_ms, std::atomic<bool>* lost)
       : conninfo_(std::move(conninfo)),
         task_(std::move(task)),
         epoch_(epoch),
         lease_ms_(lease_ms),
-        renewed_ms_(renewed_ms) {
+        renewed_ms_(renewed_ms),
+        lost_(lost) {
     uv_loop_init(&loop_);
     uv_async_init(&loop_, &stop_, [](uv_async_t* a) { uv_stop(a->loop); });
     // Like every helper thread, it never takes the run's SIGINT/SIGTERM.
@@ -236,7 +237,7 @@ class PgTaskStore::Keeper {
       const std::string sql =
           "UPDATE smtpblast_nodes SET heartbeat = now(), "
           "lease_until = now() + $3::bigint * interval '1 millisecond' "
-          "WHERE task = $1 AND epoch = $2";
+          "WHERE task = $1 AND epoch = $2 AND lease_until >= now()";
       PgParams params{task_, std::to_string(epoch_), std::to_string(lease_ms_)};
       auto beat = [&] {
         if (conn.ready()) {
@@ -245,11 +246,17 @@ class PgTaskStore::Keeper {
           int64_t asked = mono_ms();
           conn.query(sql, params, [&, asked](Result<PgResult> r) {
             busy = false;
-            // The lease runs from when the renewal was asked, not answered. A lease that ran
-            // out stays lost: after a SIGSTOP this thread may renew before the coordinator
-            // looks, and the node would go on as if other nodes had not taken its rows over.
-            const bool still_held = asked - renewed_ms_->load() < int64_t{lease_ms_};
-            if (r.ok() && r->affected() == 1 && still_held) renewed_ms_->store(asked);
+            // The lease runs from when the renewal was asked, not answered. A renewal of a
+            // lease that ran out in the database (after a SIGSTOP, or a database away for
+            // longer than the lease) is refused there: other nodes may have taken this node's
+            // rows over, so the lease stays lost. An error (the database away) decides
+            // nothing: claims_lost's clock does.
+            if (!r.ok()) return;
+            if (r->affected() == 1) {
+              renewed_ms_->store(asked);
+            } else {
+              lost_->store(true);
+            }
           });
         } else if (!connecting) {
           connecting = true;
@@ -271,6 +278,7 @@ class PgTaskStore::Keeper {
   int64_t epoch_;
   uint32_t lease_ms_;
   std::atomic<int64_t>* renewed_ms_;
+  std::atomic<bool>* lost_;
   uv_loop_t loop_;
   uv_async_t stop_;
   std::thread thread_;
@@ -333,7 +341,8 @@ Status PgTaskStore::init(const PgStoreOptions& o) {
     if (!n) return n.error();
     epoch_ = n->int64(0, 0);
     renewed_ms_.store(mono_ms() - 500);  // asked a moment before the INSERT's answer
-    keeper_ = std::make_unique<Keeper>(o.conninfo, task_, epoch_, o.lease_ms, &renewed_ms_);
+    keeper_ =
+        std::make_unique<Keeper>(o.conninfo, task_, epoch_, o.lease_ms, &renewed_ms_, &lease_lost_);
   }
   return {};
 }
@@ -453,6 +462,7 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
 std::string PgTaskStore::claims_lost() {
   if (epoch_ == 0) return {};
   int64_t silent = mono_ms() - renewed_ms_.load();
+  if (lease_lost_.load()) silent = std::max<int64_t>(silent, opts_.lease_ms);
   if (silent < static_cast<int64_t>(opts_.lease_ms)) return {};
   return "this node's lease on " + where() + " ran out (not renewed for " +
          std::to_string(silent / 1000) +

@@ -133,6 +133,9 @@ class PgTaskStore final : public TaskStore {
   uint64_t fenced_ = 0;
   // Monotonic ms of the last lease renewal the server confirmed (written by the keeper).
   std::atomic<int64_t> renewed_ms_{0};
+  // The database refused a renewal: the lease had run out there, and other nodes may have
+  // taken this node's rows over. It stays lost.
+  std::atomic<bool> lease_lost_{false};
   std::unique_ptr<Keeper> keeper_;
 };
 

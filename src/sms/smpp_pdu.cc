@@ -162,7 +162,7 @@ bool pack(uint32_t type, T& t, std::string& out) {
 template <size_t N>
 bool copy_cstr(uint8_t (&dst)[N], std::string_view s) {
   if (s.size() + 1 > N || s.find('\0') != std::string_view::npos) return false;
-  std::memcpy(dst, s.data(), s.size());
+  if (!s.empty()) std::memcpy(dst, s.data(), s.size());  // an empty view's data() may be null
   dst[s.size()] = 0;
   return true;
 }

@@ -196,9 +196,23 @@ class PgNodesTest(unittest.TestCase):
             nodes = [self.node(url, sink, f"r{i}") for i in range(2)]
             time.sleep(1.0)
             self.pg.restart(mode="immediate", down_for=1.0)
+            stopped = 0
             for p in nodes:
                 p.wait(timeout=300)
-                self.assertEqual(p.returncode, 0, p.stderr)
+                # A node reconnects and goes on (0), or, when the database was away longer than
+                # its lease (a slow reconnect, e.g. under ASan on a busy machine), it stops
+                # cleanly saying so (5): other nodes may have taken its rows over.
+                self.assertIn(p.returncode, (0, 5), p.stderr)
+                if p.returncode == 5:
+                    self.assertIn("lease", p.stderr)
+                    stopped += 1
+            if stopped:
+                # Nothing is lost: a node started now (after the stopped ones' leases ran out)
+                # sends what they held.
+                time.sleep(2.5)
+                last = self.node(url, sink, "after")
+                last.wait(timeout=300)
+                self.assertEqual(last.returncode, 0, last.stderr)
         got = rcpt_counts(sink)
         self.assertEqual(len(got), n)
         self.assert_all_sent(url, n)
