@@ -199,13 +199,16 @@ class PgNodesTest(unittest.TestCase):
             stopped = 0
             for p in nodes:
                 p.wait(timeout=300)
-                # A node reconnects and goes on (0), or, when the database was away longer than
-                # its lease (a slow reconnect, e.g. under ASan on a busy machine), it stops
-                # cleanly saying so (5): other nodes may have taken its rows over.
-                self.assertIn(p.returncode, (0, 5), p.stderr)
+                # A node reconnects and goes on (0), or it stops cleanly with a clear error: its
+                # lease ran out while the database was away (5: other nodes may have taken its
+                # rows over), or a write failed past the reconnect's retries (2, the store
+                # named). Seen under ASan on a busy machine.
+                self.assertIn(p.returncode, (0, 2, 5), p.stderr)
                 if p.returncode == 5:
                     self.assertIn("lease", p.stderr)
-                    stopped += 1
+                if p.returncode == 2:
+                    self.assertIn("task store", p.stderr)
+                stopped += p.returncode != 0
             if stopped:
                 # Nothing is lost: a node started now (after the stopped ones' leases ran out)
                 # sends what they held.
