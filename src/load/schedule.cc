@@ -14,26 +14,37 @@ LoadSchedule::LoadSchedule(const Clock& clock, const ScheduleConfig& cfg)
         cfg_.messages != 0
             ? cfg_.messages
             : static_cast<uint64_t>(std::ceil(cfg_.rate * cfg_.duration_us / 1e6 - 1e-9));
-    total_ = warm_slots_ + measured;
+    global_total_ = warm_slots_ + measured;
+    total_ = local_count(global_total_);
+  } else if (cfg_.messages != 0 && cfg_.shards > 1) {
+    cfg_.messages = cfg_.messages / cfg_.shards + (cfg_.shard < cfg_.messages % cfg_.shards);
   }
 }
 
-void LoadSchedule::start() {
-  start_us_ = clock_.mono_us();
+uint64_t LoadSchedule::local_count(uint64_t global_n) const {
+  return global_n > cfg_.shard ? (global_n - cfg_.shard - 1) / cfg_.shards + 1 : 0;
+}
+
+void LoadSchedule::start() { start_at(clock_.mono_us()); }
+
+void LoadSchedule::start_at(uint64_t mono_us) {
+  start_us_ = mono_us;
   started_ = true;
 }
 
-uint64_t LoadSchedule::due_at(uint64_t k) const {
+uint64_t LoadSchedule::due_at_global(uint64_t k) const {
   return start_us_ + static_cast<uint64_t>(std::llround(static_cast<double>(k) * 1e6 / cfg_.rate));
 }
 
 uint64_t LoadSchedule::due_count(uint64_t now_us) const {
   if (now_us < start_us_) return 0;
-  // Slots 0..n-1 are due when due_at(n-1) <= now; computed, then corrected for rounding.
+  // The timeline's slots 0..n-1 are due when due_at_global(n-1) <= now; computed, then
+  // corrected for rounding.
   auto n = static_cast<uint64_t>(static_cast<double>(now_us - start_us_) * cfg_.rate / 1e6) + 1;
-  while (n > 0 && due_at(n - 1) > now_us) --n;
-  while (due_at(n) <= now_us) ++n;
-  return n < total_ ? n : total_;
+  while (n > 0 && due_at_global(n - 1) > now_us) --n;
+  while (due_at_global(n) <= now_us) ++n;
+  uint64_t mine = local_count(n);
+  return mine < total_ ? mine : total_;
 }
 
 bool LoadSchedule::exhausted() const {
@@ -48,8 +59,8 @@ bool LoadSchedule::take(Slot& out) {
   uint64_t now = clock_.mono_us();
   if (open_loop()) {
     if (due_count(now) <= taken_) return false;
-    out.intended_us = due_at(taken_);
-    out.measured = taken_ >= warm_slots_;
+    out.intended_us = due_at_global(global_index(taken_));
+    out.measured = global_index(taken_) >= warm_slots_;
   } else {
     out.intended_us = now;
     out.measured = now >= measure_start_us();
@@ -62,7 +73,7 @@ bool LoadSchedule::take(Slot& out) {
 uint64_t LoadSchedule::next_due_us() const {
   if (!started_ || exhausted()) return 0;
   if (!open_loop()) return clock_.mono_us();
-  return due_at(taken_);
+  return due_at_global(global_index(taken_));
 }
 
 uint64_t LoadSchedule::backlog() const {
@@ -81,7 +92,15 @@ uint64_t LoadSchedule::close() {
 uint64_t LoadSchedule::nominal_end_us() const {
   if (cfg_.messages == 0) return measure_start_us() + cfg_.duration_us;
   if (!open_loop()) return 0;
-  return due_at(total_);
+  return due_at_global(global_total_);
+}
+
+uint64_t LoadSchedule::remaining() const {
+  if (closed_) return 0;
+  if (open_loop()) return total_ > taken_ ? total_ - taken_ : 0;
+  if (cfg_.messages != 0)
+    return cfg_.messages > measured_taken_ ? cfg_.messages - measured_taken_ : 0;
+  return exhausted() ? 0 : UINT64_MAX;
 }
 
 }  // namespace sb

@@ -12,6 +12,11 @@ struct ScheduleConfig {
   uint64_t warmup_us = 0;    // run this long first; what starts then is not measured
   uint64_t duration_us = 0;  // the measured part lasts this long (0: until `messages`)
   uint64_t messages = 0;     // or this many measured transactions (0: until `duration_us`)
+  // One worker's share of the run (--workers): open loop, the slots shard, shard + shards,
+  // shard + 2·shards ... of the one timeline (so the workers together keep its spacing);
+  // closed loop with `messages`, about 1/shards of them.
+  uint32_t shard = 0;
+  uint32_t shards = 1;
 };
 
 // Open loop (rate > 0): transaction k is due at start + k / rate whether or not the server
@@ -25,7 +30,8 @@ class LoadSchedule {
  public:
   LoadSchedule(const Clock& clock, const ScheduleConfig& cfg);
 
-  void start();  // t = 0 of the run
+  void start();                     // t = 0 of the run
+  void start_at(uint64_t mono_us);  // the same, at a time every shard shares
   struct Slot {
     uint64_t intended_us = 0;  // on the clock's mono_us() scale
     bool measured = false;     // after the warm-up
@@ -42,6 +48,8 @@ class LoadSchedule {
   // The run's time is up: nothing more is taken; returns how many that were due (or will be
   // due) never started.
   uint64_t close();
+  // Transactions still to be taken; UINT64_MAX when only the time bounds them.
+  uint64_t remaining() const;
 
   uint64_t start_us() const { return start_us_; }
   uint64_t measure_start_us() const { return start_us_ + cfg_.warmup_us; }
@@ -55,14 +63,19 @@ class LoadSchedule {
   double rate() const { return cfg_.rate; }
 
  private:
-  uint64_t due_at(uint64_t k) const;  // open loop
-  uint64_t due_count(uint64_t now_us) const;
+  // Open loop. Slot k of the whole timeline (all shards) is due at start + k / rate; this
+  // shard's j-th slot is the timeline's shard + j·shards.
+  uint64_t due_at_global(uint64_t k) const;
+  uint64_t global_index(uint64_t j) const { return cfg_.shard + j * cfg_.shards; }
+  uint64_t local_count(uint64_t global_n) const;  // of the timeline's first n, this shard's
+  uint64_t due_count(uint64_t now_us) const;      // this shard's slots due by now
 
   const Clock& clock_;
   ScheduleConfig cfg_;
   uint64_t start_us_ = 0;
-  uint64_t warm_slots_ = 0;  // open loop: slots before the measured part
-  uint64_t total_ = 0;       // open loop: all slots (0: bounded by the duration only)
+  uint64_t warm_slots_ = 0;    // open loop: the timeline's slots before the measured part
+  uint64_t global_total_ = 0;  // open loop: the timeline's slots
+  uint64_t total_ = 0;         // open loop: this shard's slots
   uint64_t taken_ = 0;
   uint64_t measured_taken_ = 0;
   bool started_ = false;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <vector>
+
 namespace sb {
 namespace {
 
@@ -121,6 +124,57 @@ TEST(LoadSchedule, ClosedLoopTakesAtOnceUntilTheMessagesOrTheTime) {
   EXPECT_FALSE(by_time.take(slot));
   EXPECT_TRUE(by_time.exhausted());
   EXPECT_EQ(by_time.close(), 0u);
+}
+
+TEST(LoadSchedule, ShardsSplitOneTimelineAndTheClosedLoopsMessages) {
+  FakeClock clock;
+  ScheduleConfig cfg{.rate = 1000, .warmup_us = 10'000, .messages = 25};
+  LoadSchedule whole(clock, cfg);
+  std::vector<LoadSchedule> shards;
+  for (uint32_t i = 0; i < 3; ++i) {
+    ScheduleConfig c = cfg;
+    c.shard = i;
+    c.shards = 3;
+    shards.emplace_back(clock, c);
+  }
+  uint64_t t0 = clock.mono_us();
+  whole.start_at(t0);
+  for (auto& s : shards) s.start_at(t0);
+  EXPECT_EQ(shards[0].remaining(), 12u);  // slots 0, 3, ... 33 of 35
+  EXPECT_EQ(shards[2].remaining(), 11u);
+  std::vector<LoadSchedule::Slot> want, got;
+  for (int ms = 0; ms < 40; ++ms) {
+    drain(whole, &want);
+    for (auto& s : shards) drain(s, &got);
+    clock.advance(1);
+  }
+  ASSERT_EQ(want.size(), 35u);
+  ASSERT_EQ(got.size(), 35u);
+  auto by_time = [](const auto& a, const auto& b) { return a.intended_us < b.intended_us; };
+  std::sort(got.begin(), got.end(), by_time);
+  for (size_t k = 0; k < want.size(); ++k) {
+    EXPECT_EQ(got[k].intended_us, want[k].intended_us) << k;
+    EXPECT_EQ(got[k].measured, want[k].measured) << k;
+  }
+  uint64_t measured = 0;
+  for (auto& s : shards) {
+    measured += s.measured_taken();
+    EXPECT_TRUE(s.exhausted());
+    EXPECT_EQ(s.remaining(), 0u);
+    EXPECT_EQ(s.nominal_end_us(), whole.nominal_end_us());
+  }
+  EXPECT_EQ(measured, 25u);
+
+  // Closed loop: 10 messages over 4 shards, 3 3 2 2.
+  uint64_t sum = 0;
+  for (uint32_t i = 0; i < 4; ++i) {
+    LoadSchedule s(clock, ScheduleConfig{.rate = 0, .messages = 10, .shard = i, .shards = 4});
+    s.start();
+    int n = drain(s);
+    EXPECT_EQ(n, i < 2 ? 3 : 2) << i;
+    sum += static_cast<uint64_t>(n);
+  }
+  EXPECT_EQ(sum, 10u);
 }
 
 }  // namespace
