@@ -1,8 +1,10 @@
 // `smtpblast load`: the load generator (load/load_run.h) from flags: relay, rate, length, message.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "base/text.h"
 #include "cli/pipeline.h"
@@ -85,6 +87,10 @@ class LoadVerb : public Verb {
         ->check(CLI::ExistingFile);
     c->add_option("--domain", domain_, "domain of the generated recipients (default example.com)");
     c->add_option("--from", from_, "envelope sender (default load@example.com)");
+    c->add_option("--workers", workers_,
+                  "worker threads, one libuv loop each, the connections and the schedule split "
+                  "between them (default: the number of cores)")
+        ->check(CLI::Range(1u, 256u));
     c->add_flag("--json", json_,
                 "each second a JSON line, and the summary as one JSON object, on stdout");
     return c;
@@ -190,6 +196,7 @@ class LoadVerb : public Verb {
     lc.pool.session.use_pipelining = !no_pipelining_;
     lc.pool.session.use_chunking = !no_chunking_;
     lc.rcpts_per_msg = rcpts_;
+    lc.workers = workers_;
     lc.json = json_;
     lc.progress = !json_ && stderr_is_terminal();
 
@@ -224,6 +231,7 @@ class LoadVerb : public Verb {
   std::string recipients_;
   std::string domain_ = "example.com";
   std::string from_;
+  uint32_t workers_ = std::max(1u, std::thread::hardware_concurrency());
   bool json_ = false;
 };
 

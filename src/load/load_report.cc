@@ -94,6 +94,7 @@ std::string summary_json(const LoadSummary& s) {
          {"errors", errors},
          {"errors_total", s.errors_total},
          {"rate_met", s.rate_met},
+         {"workers", s.workers},
          {"exit", s.exit_code}};
   j["asked_rate"] = s.open_loop ? json(s.asked_rate) : json(nullptr);
   if (!s.failure.empty()) j["failure"] = s.failure;

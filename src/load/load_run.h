@@ -29,6 +29,9 @@ struct LoadConfig {
   // After the run's time is up, what is in flight may take this long before its
   // connections are dropped (and it counts as errors).
   uint32_t drain_ms = 10000;
+  // Worker threads, one libuv loop each, with the connections and the schedule split
+  // between them (at most one per connection).
+  uint32_t workers = 1;
   bool json = false;      // per-second JSON lines on `out`
   bool progress = false;  // per-second text lines on stderr (a terminal)
 };
@@ -68,6 +71,7 @@ struct LoadSummary {
   bool interrupted = false;  // SIGINT/SIGTERM ended it early: measured until the last reply
   bool rate_met = true;
   int exit_code = 0;  // 0: rate met (open loop, within 1%) and no error; else 1
+  uint32_t workers = 1;
 };
 
 // One reporting second.
@@ -84,8 +88,9 @@ struct SecondReport {
   LatencyFigures latency;
 };
 
-// Runs the load on a worker loop of its own and returns when it is over. Per-second reports
-// go to `out` (JSON lines) and/or stderr (text) as the config says; the summary is returned.
+// Runs the load on worker loops of its own (cfg.workers) and returns when it is over. Per-second
+// reports go to `out` (JSON lines) and/or stderr (text) as the config says; the summary is
+// returned.
 LoadSummary run_load(const LoadConfig& cfg, std::FILE* out);
 
 }  // namespace sb

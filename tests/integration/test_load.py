@@ -111,6 +111,37 @@ class LoadTest(unittest.TestCase):
         self.assertGreaterEqual(sink.counters["connections"], 6, sink.counters)
         self.assertGreaterEqual(s["bytes"], 3000 * 4000, s)
 
+    def test_a_session_per_message_opens_no_empty_session(self):
+        # --per-connection 1: each connection carries one message and reconnects. At the end
+        # a connection must not reopen, say EHLO and QUIT when no message is left for it.
+        with BlastSink(record=False) as sink:
+            p, _, s = load("--relay", sink.hostport, "--tls", "none", "--connections", "50",
+                           "--max", "--messages", "500", "--per-connection", "1",
+                           "--workers", "2")
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        self.assertEqual(s["messages"]["sent"], 500, s)
+        self.assertEqual(s["connections"]["opened"], 500, s)
+        # The fixture's readiness probe is one more session at the sink.
+        self.assertIn(sink.counters["connections"], (500, 501), sink.counters)
+        self.assertEqual(sink.counters["messages"], 500, sink.counters)
+
+    def test_workers_share_one_timeline_and_number_recipients_once(self):
+        with BlastSink() as sink:
+            p, seconds, s = load("--relay", sink.hostport, "--tls", "none", "--connections", "4",
+                                 "--rate", "500/s", "--messages", "1000", "--workers", "2")
+            records = sink.records()
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        self.assertEqual(s["workers"], 2, s)
+        self.assertTrue(s["rate_met"], s)
+        self.assertEqual(s["messages"]["sent"], 1000, s)
+        self.assertEqual(s["latency_ms"]["count"], 1000, s)
+        self.assertGreaterEqual(len(seconds), 1, p.stdout)
+        self.assertEqual(sum(x["completed"] for x in seconds) <= 1000, True, seconds)
+        rcpts = [r.strip("<>") for m in records for r in m.rcpts]
+        want = {f"user{n}@example.com" for n in range(1000)}
+        self.assertEqual(len(rcpts), 1000)
+        self.assertTrue(set(rcpts) == want, (len(set(rcpts)), sorted(set(rcpts) ^ want)[:5]))
+
     def test_into_postfix_smtpd(self):
         # A real MTA (PIPELINING, no CHUNKING: DATA), every message delivered and counted.
         with peers.PostfixInstance(domains=("example.test",), discard=True) as pf:
