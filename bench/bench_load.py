@@ -55,12 +55,15 @@ def load_summary(out: str) -> dict:
     return {}
 
 
-def rate_accuracy(binary, duration, workdir):
+def rate_accuracy(binary, duration, workdir, rates=RATES, workers=None):
     rows = []
-    for rate in RATES:
+    for rate in rates:
         with sinks.BlastSink(binary=binary, record=False) as sink:
             cmd = [binary, "load", "--relay", sink.hostport, "--tls", "none", "--connections",
                    "10", "--rate", f"{rate}/s", "--duration", f"{duration}s", "--json"]
+            if workers:
+                cmd += ["--workers", str(workers)]
+            loadavg = os.getloadavg()[0]
             p, rc, wall, usage = procs.run_timed(cmd, timeout=duration * 4 + 60, workdir=workdir)
         s = load_summary(p.stdout)
         lat = s.get("latency_ms", {})
@@ -71,7 +74,7 @@ def rate_accuracy(binary, duration, workdir):
         row["error_pct"] = (row["achieved"] - rate) / rate * 100.0
         log(f"rate {rate:>6}/s: achieved {row['achieved']:.2f}/s ({row['error_pct']:+.3f}%), "
             f"sent {row['sent']}, p50 {row['p50']} ms, p99 {row['p99']} ms, max {row['max']} ms, "
-            f"rc {rc}, cpu {row['cpu_s']:.2f} s")
+            f"rc {rc}, cpu {row['cpu_s']:.2f} s, load average {loadavg:.1f}")
         rows.append(row)
     return rows
 
@@ -113,6 +116,9 @@ def main():
     ap.add_argument("--per-connection", type=int, default=100000)
     ap.add_argument("--skip-rates", action="store_true")
     ap.add_argument("--skip-cpu", action="store_true")
+    ap.add_argument("--rate-repeats", type=int, default=1)
+    ap.add_argument("--rates", default=",".join(map(str, RATES)), help="e.g. 10,50000")
+    ap.add_argument("--workers", type=int, default=None, help="load --workers (default: load's)")
     args = ap.parse_args()
     binary = str(Path(args.build) / "bin" / "smtpblast")
     floor = str(Path(args.build) / "bin" / "floor_client")
@@ -122,7 +128,9 @@ def main():
         f"load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="sb-bench-load-") as wd:
         if not args.skip_rates:
-            rate_accuracy(binary, args.duration, wd)
+            rates = [int(r) for r in args.rates.split(",")]
+            for _ in range(args.rate_repeats):
+                rate_accuracy(binary, args.duration, wd, rates, args.workers)
         if not args.skip_cpu:
             msg = message_file(Path(wd) / "m.eml")
             cpu_vs_floor(binary, floor, msg, args.count, args.repeats, wd, args.per_connection)

@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--count", type=int, default=10000)
     ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=None, help="load --workers (default: load's)")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
@@ -64,6 +65,8 @@ def main():
                                "--connections", str(args.connections), "--max", "--messages",
                                str(args.count), "--per-connection", "1", "--template",
                                files["rendered"], "--json"]
+                        if args.workers:
+                            cmd += ["--workers", str(args.workers)]
                     else:
                         cmd = [peers.SMTP_SOURCE, "-s", str(args.connections), "-m",
                                str(args.count), "-N", "-F", files["rendered"], "-f",
