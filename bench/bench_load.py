@@ -21,6 +21,8 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +57,67 @@ def load_summary(out: str) -> dict:
     return {}
 
 
+def schedstat(pid):
+    """(run s, run-queue wait s) summed over the process's threads now."""
+    run = wait = 0.0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    a = f.read().split()
+                run += int(a[0]) / 1e9
+                wait += int(a[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                pass
+    except OSError:
+        pass
+    return run, wait
+
+
+class SchedSampler:
+    """Samples every 20 ms the CPU time and the time spent waiting for a CPU (schedstat) of
+    the sink and of the `load` process aimed at it: when the machine, not the sender, bounds
+    a run, the waiting shows it."""
+
+    def __init__(self, sink_pid, hostport):
+        self.sink_pid, self.hostport = sink_pid, hostport
+        self.last = {"load": (0.0, 0.0), "sink": (0.0, 0.0)}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _find_load(self):
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if len(argv) > 2 and argv[1] == b"load" and self.hostport.encode() in argv:
+                return int(d)
+        return None
+
+    def _run(self):
+        pid = None
+        while not self.done.is_set():
+            pid = pid or self._find_load()
+            if pid:
+                r = schedstat(pid)
+                if r[0] >= self.last["load"][0]:
+                    self.last["load"] = r
+            self.last["sink"] = schedstat(self.sink_pid)
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
 def rate_accuracy(binary, duration, workdir, rates=RATES, workers=None):
     rows = []
     for rate in rates:
@@ -64,7 +127,9 @@ def rate_accuracy(binary, duration, workdir, rates=RATES, workers=None):
             if workers:
                 cmd += ["--workers", str(workers)]
             loadavg = os.getloadavg()[0]
-            p, rc, wall, usage = procs.run_timed(cmd, timeout=duration * 4 + 60, workdir=workdir)
+            with SchedSampler(sink.pid, sink.hostport) as ss:
+                p, rc, wall, usage = procs.run_timed(cmd, timeout=duration * 4 + 60,
+                                                     workdir=workdir)
         s = load_summary(p.stdout)
         lat = s.get("latency_ms", {})
         row = {"rate": rate, "rc": rc, "achieved": s.get("achieved_rate", float("nan")),
@@ -74,7 +139,9 @@ def rate_accuracy(binary, duration, workdir, rates=RATES, workers=None):
         row["error_pct"] = (row["achieved"] - rate) / rate * 100.0
         log(f"rate {rate:>6}/s: achieved {row['achieved']:.2f}/s ({row['error_pct']:+.3f}%), "
             f"sent {row['sent']}, p50 {row['p50']} ms, p99 {row['p99']} ms, max {row['max']} ms, "
-            f"rc {rc}, cpu {row['cpu_s']:.2f} s, load average {loadavg:.1f}")
+            f"rc {rc}, cpu {row['cpu_s']:.2f} s, load average {loadavg:.1f}; ran/waited for "
+            f"a CPU (s): sender {ss.last['load'][0]:.2f}/{ss.last['load'][1]:.2f}, sink "
+            f"{ss.last['sink'][0]:.2f}/{ss.last['sink'][1]:.2f}")
         rows.append(row)
     return rows
 
