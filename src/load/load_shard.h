@@ -56,8 +56,8 @@ class LoadShard final : public PoolHost {
   ~LoadShard() override;
 
   void begin(uv_loop_s* loop, uint64_t start_us);
-  void take_second(SecondPart& out);  // this second's figures, then reset
-  void on_signal(bool first);         // SIGINT/SIGTERM: the first stops, a second drops
+  void take_second(SecondPart& out);            // this second's figures, then reset
+  void on_signal(bool first);                   // SIGINT/SIGTERM: the first stops, a second drops
   void stop_from_peer(const std::string& why);  // another shard's pool gave up
   void teardown();                              // timers and pool go (the run is over)
   const ShardResult& result() const { return r_; }
