@@ -175,7 +175,10 @@ class LoadTest(unittest.TestCase):
         self.assertEqual(s["type"], "summary", p.stdout)
         self.assertTrue(s["interrupted"], s)
         self.assertEqual(s["messages"]["not_started"], 0, s)
-        self.assertGreater(s["messages"]["sent"], 50, s)
+        # It sent at its rate until the signal (start-up may take most of the 1.5 s under a
+        # sanitizer on a loaded machine, so the bound follows the run's own elapsed time).
+        self.assertGreater(s["messages"]["sent"], 0, s)
+        self.assertGreaterEqual(s["messages"]["sent"], 0.5 * 100 * s["elapsed_s"], s)
         self.assertLess(s["messages"]["sent"], 400, s)
         self.assertEqual(s["errors_total"], 0, s)
         self.assertEqual(rc, 0, p.stdout + p.stderr)
