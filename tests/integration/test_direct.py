@@ -350,7 +350,9 @@ class DirectDelivery(unittest.TestCase):
                 p = peers.Process(args + (["--recipients", str(csvp)] if first else []),
                                   timeout=60)
                 p.start()
-                time.sleep(1.0)
+                # Signal it while it sends (a fixed sleep can end inside start-up and import
+                # under a sanitizer on a loaded machine).
+                blast.wait_for_sent(task, len(slow.rcpts) + 5, timeout=60)
                 self.assertIsNone(p.poll(), "finished before the signal:\n" + p.stderr)
                 os.kill(p.pid, sig)
                 p.wait(timeout=30)

@@ -176,8 +176,11 @@ class LoadTest(unittest.TestCase):
                                       auth={USER: PASSWORD}) as srv:
                 p, _, s = load("--relay", srv.hostport, "--tls", "starttls", "--ca-file",
                                certs["ca"], "--user", USER, "--password-file", pw,
-                               "--connections", "2", "--rate", "20/s", "--messages", "20",
+                               "--connections", "2", "--max", "--messages", "20",
                                "--domain", "example.test")
+                # --max: this test is about TLS and AUTH; a 1 s open-loop run misses its
+                # rate by the handshakes' time on a loaded machine (rate accuracy has its
+                # own test).
                 got = srv.wait_for(20, timeout=10)
             self.assertEqual(p.returncode, 0, blast.describe(p))
             self.assertEqual(len(got), 20)
@@ -203,7 +206,10 @@ class LoadTest(unittest.TestCase):
         self.assertEqual(s["type"], "summary", p.stdout)
         self.assertTrue(s["interrupted"], s)
         self.assertEqual(s["messages"]["not_started"], 0, s)
-        self.assertGreater(s["messages"]["sent"], 50, s)
+        # It sent at its rate until the signal (start-up may take most of the 1.5 s under a
+        # sanitizer on a loaded machine, so the bound follows the run's own elapsed time).
+        self.assertGreater(s["messages"]["sent"], 0, s)
+        self.assertGreaterEqual(s["messages"]["sent"], 0.5 * 100 * s["elapsed_s"], s)
         self.assertLess(s["messages"]["sent"], 400, s)
         self.assertEqual(s["errors_total"], 0, s)
         self.assertEqual(rc, 0, p.stdout + p.stderr)

@@ -165,7 +165,14 @@ class PgNodesTest(unittest.TestCase):
         url = self.import_list("stop", n)
         with blast.BlastSink("--delay-ms", "20") as sink:
             a = self.node(url, sink, "stopped")
-            time.sleep(1.0)  # a holds claims with messages under way
+            # a holds claims with messages under way once it has recorded a few outcomes
+            # (a fixed sleep may end inside a sanitizer build's start-up on a loaded machine).
+            deadline = time.monotonic() + 60
+            while not self.sql("SELECT 1 FROM smtpblast_recipients "
+                               "WHERE task = 'stop' AND done_by = 'stopped' LIMIT 1"):
+                self.assertLess(time.monotonic(), deadline, "node a sent nothing in 60 s")
+                time.sleep(0.05)
+            time.sleep(0.2)
             os.kill(a.pid, signal.SIGSTOP)
             b = self.node(url, sink, "live")
             b.wait(timeout=300)

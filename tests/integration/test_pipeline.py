@@ -134,7 +134,7 @@ class PipelineTest(unittest.TestCase):
                     "--json"]
             p = peers.Process(args, timeout=120, name="smtpblast")
             p.start()
-            time.sleep(1.5)
+            blast.wait_for_sent(self.dir / "sig.db", 3)  # sending, not still starting up
             p.proc.send_signal(signal.SIGTERM)
             rc = p.wait()
         self.assertEqual(rc, 4, blast.describe(p))

@@ -39,9 +39,10 @@ class ThrottleTest(unittest.TestCase):
             self.assertEqual(rc, 4, blast.describe(p))  # stopped by the signal, recipients left
             st = blast.status(task)
         # 600/min, smoothly paced = one message every 100 ms: 200 in 20 s. Never more than
-        # the first one plus one per 100 ms the process ran; at most 1 s lost to start-up.
+        # the first one plus one per 100 ms the process ran (the bound a provider enforces);
+        # at most 2.5 s lost to start-up (a sanitizer build on a loaded machine takes ~1.5 s).
         self.assertLessEqual(st["sent"], 1 + int(ran * 10) + 1, (st, ran))
-        self.assertGreaterEqual(st["sent"], int((ran - 1.0) * 10), (st, ran))
+        self.assertGreaterEqual(st["sent"], int((ran - 2.5) * 10), (st, ran))
         self.assertEqual(st["sent"] + st["unsent"], 1000, st)
         self.assertEqual(sink.counters["messages"], st["sent"])
         # The sink's counters about each second: never more than 10 a second (+1 for where the

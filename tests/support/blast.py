@@ -89,6 +89,23 @@ def status(task) -> dict:
     return json.loads(p.stdout)
 
 
+def wait_for_sent(task, n=1, timeout=60.0) -> dict:
+    """Polls `status` of a task being sent until it shows at least n recipients sent: a test
+    that signals a run waits for this instead of a fixed sleep, which a sanitizer build on a
+    loaded machine can spend entirely on start-up and import."""
+    deadline = time.monotonic() + timeout
+    while True:
+        p = procs.run([BIN, "status", "--task", str(task), "--json"], timeout=30)
+        if p.returncode == 0:
+            st = json.loads(p.stdout)
+            if st.get("sent", 0) >= n:
+                return st
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{task}: fewer than {n} sent after {timeout} s:\n"
+                                 + describe(p))
+        time.sleep(0.05)
+
+
 def db_rows(task) -> dict:
     """{email: {"id", "status" (name), "code", "reply", "attempts", "rejected"}} read
     directly from the task's SQLite file."""
