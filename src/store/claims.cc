@@ -29,7 +29,8 @@ bool sendable(RcptStatus s) { return s == RcptStatus::kUnsent || s == RcptStatus
 
 // What record() will change in memory once its transaction commits.
 struct SettlePlan {
-  std::vector<int64_t> ids;  // leave `unsettled`
+  std::vector<std::pair<int64_t, int>> ids;  // (id, new status): leave `unsettled`
+  bool unclaimed = false;                    // an outcome for a row not claimed here
   std::unordered_map<int64_t, uint64_t> per_range;
   std::vector<int64_t> marked;   // into `settled`
   std::vector<int64_t> dropped;  // ranges deleted
@@ -185,6 +186,12 @@ void claims_claimed(TaskStoreState& s, int64_t key, int64_t after,
     }
     ++mine.open;
     if (!c.settled.empty()) c.settled.erase(id);
+    if (fresh) {
+      auto st = static_cast<int64_t>(rows[i].status);
+      if (st != static_cast<int64_t>(RcptStatus::kInFlight)) {
+        s.counts_cache.move(st, static_cast<int64_t>(RcptStatus::kInFlight));
+      }
+    }
   }
 }
 
@@ -192,24 +199,37 @@ Status claims_write_settled(TaskStoreState& s, const std::vector<Outcome>& outco
   ClaimRanges& c = s.claims;
   SettlePlan& p = plan;
   p.ids.clear();
+  p.unclaimed = false;
   p.per_range.clear();
   p.marked.clear();
   p.dropped.clear();
   p.clear_all = false;
   p.settled_below = INT64_MIN;
-  if (c.unsettled.empty() && c.emptied.empty()) return {};
+  if (c.unsettled.empty() && c.emptied.empty()) {
+    p.unclaimed = !outcomes.empty();
+    return {};
+  }
   for (const Outcome& o : outcomes) {
     auto it = c.unsettled.find(o.id);
-    if (it == c.unsettled.end()) continue;
+    if (it == c.unsettled.end()) {
+      p.unclaimed = true;
+      continue;
+    }
     uint64_t& n = p.per_range[it->second];
-    if (n == c.ranges[it->second].open) continue;  // a row twice in one batch (a bug)
+    if (n == c.ranges[it->second].open) {  // a row twice in one batch (a bug)
+      p.unclaimed = true;
+      continue;
+    }
     ++n;
-    p.ids.push_back(o.id);
+    p.ids.emplace_back(o.id, static_cast<int>(o.status));
     if (sendable(o.status)) p.marked.push_back(o.id);
   }
   if (p.ids.size() >= c.unsettled.size()) {
-    std::sort(p.ids.begin(), p.ids.end());  // a row twice in one batch counts once
-    p.ids.erase(std::unique(p.ids.begin(), p.ids.end()), p.ids.end());
+    // A row twice in one batch counts once.
+    std::sort(p.ids.begin(), p.ids.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    p.ids.erase(std::unique(p.ids.begin(), p.ids.end(),
+                            [](auto& a, auto& b) { return a.first == b.first; }),
+                p.ids.end());
   }
   if (p.ids.size() == c.unsettled.size()) {
     // Nothing left open: the run has settled everything it claimed.
@@ -254,6 +274,10 @@ Status claims_write_settled(TaskStoreState& s, const std::vector<Outcome>& outco
 void claims_settled(TaskStoreState& s, const std::vector<Outcome>& /*outcomes*/) {
   ClaimRanges& c = s.claims;
   SettlePlan& p = plan;
+  if (p.unclaimed) s.counts_cache.valid = false;  // its status before is not known here
+  for (auto [id, status] : p.ids) {
+    s.counts_cache.move(static_cast<int64_t>(RcptStatus::kInFlight), status);
+  }
   if (p.clear_all) {
     c.ranges.clear();
     c.unsettled.clear();
@@ -262,7 +286,7 @@ void claims_settled(TaskStoreState& s, const std::vector<Outcome>& /*outcomes*/)
     return;
   }
   for (const auto& [key, n] : p.per_range) c.ranges[key].open -= n;
-  for (int64_t id : p.ids) c.unsettled.erase(id);
+  for (const auto& e : p.ids) c.unsettled.erase(e.first);
   for (int64_t key : p.dropped) c.ranges.erase(key);
   c.emptied.clear();
   c.settled.insert(p.marked.begin(), p.marked.end());

@@ -480,8 +480,39 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
   return {};
 }
 
+namespace {
+
+// Changes when another connection commits to the file (our own commits leave it).
+Result<int64_t> data_version(TaskStoreState& s) {
+  Stmt q;
+  if (q.prepare(s.db.h, "PRAGMA data_version") != SQLITE_OK ||
+      sqlite3_step(q.get()) != SQLITE_ROW) {
+    return s.error("counting recipients");
+  }
+  return q.col_int(0);
+}
+
+StatusCounts from_cache(const CountsCache& c) {
+  StatusCounts out;
+  for (int v = 0; v <= kRcptStatusMax; ++v) {
+    if (c.per_status[v] > 0) out.by_status[static_cast<RcptStatus>(v)] = c.per_status[v];
+    out.total += c.per_status[v];
+  }
+  out.total += c.unknown;
+  out.unknown = c.unknown;
+  out.unknown_values = c.unknown_values;
+  return out;
+}
+
+}  // namespace
+
 Result<StatusCounts> SqliteTaskStore::counts(bool with_codes) {
   Impl& s = *impl_;
+  if (!with_codes && s.counts_cache.valid) {
+    auto v = data_version(s);
+    if (!v) return v.error();
+    if (*v == s.counts_cache.data_version) return from_cache(s.counts_cache);
+  }
   // The claims and the rows from one snapshot, while a run may be writing both.
   bool own_txn = sqlite3_get_autocommit(s.db.h) != 0;
   if (own_txn) {
@@ -552,6 +583,15 @@ Result<StatusCounts> SqliteTaskStore::counts_in_snapshot(bool with_codes) {
     }
     if (rc != SQLITE_DONE) return s.error("counting recipients");
   }
+  // What the summary at the end of the run reads, kept from here on (CountsCache).
+  if (auto v = data_version(s); v) {
+    CountsCache& cc = s.counts_cache;
+    std::copy(std::begin(per_status), std::end(per_status), std::begin(cc.per_status));
+    cc.unknown = out.unknown;
+    cc.unknown_values = out.unknown_values;
+    cc.data_version = *v;
+    cc.valid = true;
+  }
   if (!with_codes) return out;
   if (q.prepare(s.db.h,
                 "SELECT code, count(*) FROM recipients WHERE status != 0 "
@@ -579,6 +619,7 @@ Status SqliteTaskStore::reset(bool errors_only) {
   if (q.prepare(s.db.h, sql) != SQLITE_OK) return s.error("resetting recipients");
   q.bind(1, static_cast<int64_t>(std::time(nullptr)));
   if (auto st = s.settle_left_claims(); !st) return st;  // in flight is a status again
+  s.counts_cache.valid = false;
   if (auto st = s.begin_txn(); !st) return st;
   if (auto st = s.run(q, "resetting recipients"); !st) {
     s.rollback_txn();

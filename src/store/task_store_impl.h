@@ -44,6 +44,30 @@ struct ClaimView {
   int64_t effective(int64_t id, int64_t status) const;
 };
 
+// counts(false) as of the last full scan, kept up to date by this process's own claims and
+// outcomes (claims.cc), so the summary at the end of a run needs no second scan of the task.
+// Valid while no other connection changed the file (PRAGMA data_version) and no write of ours
+// it cannot follow (reset, import, returns, an outcome for a row it did not claim) was made.
+struct CountsCache {
+  bool valid = false;
+  int64_t data_version = 0;
+  uint64_t per_status[kRcptStatusMax + 1] = {};
+  uint64_t unknown = 0;
+  std::vector<std::string> unknown_values;
+  void move(int64_t from, int64_t to) {
+    if (from >= 0 && from <= kRcptStatusMax && per_status[from] > 0) {
+      --per_status[from];
+    } else {
+      valid = false;  // not what the scan saw: count again
+    }
+    if (to >= 0 && to <= kRcptStatusMax) {
+      ++per_status[to];
+    } else {
+      valid = false;
+    }
+  }
+};
+
 // Meta keys the store keeps for itself; set_meta refuses keys with this prefix.
 inline constexpr std::string_view kReservedMetaPrefix = "sb.";
 
@@ -65,6 +89,7 @@ struct TaskStoreState {
   // Returned mail (returns_store.cc): tables made on first use, statements prepared once.
   bool returns_schema = false;
   ClaimRanges claims;
+  CountsCache counts_cache;
   Stmt ret_seen, ret_email, ret_insert, ret_current, ret_upsert, ret_status;
 
   // A kStore error for the last failed SQLite call, naming the file; corruption and

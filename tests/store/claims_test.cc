@@ -43,6 +43,21 @@ class ClaimsTest : public ::testing::Test {
     sqlite3_close(db);
     return v;
   }
+  // The running store's counts (kept from its own claims and outcomes) are what a fresh scan
+  // of the file gives.
+  void expect_counts_as_scanned(TaskStore& run) {
+    auto kept = run.counts(false);
+    auto scanned = open(true)->counts(false);
+    ASSERT_TRUE(kept.ok() && scanned.ok());
+    EXPECT_EQ(kept->by_status, scanned->by_status);
+    EXPECT_EQ(kept->total, scanned->total);
+  }
+  void sql_exec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
   static Outcome outcome(int64_t id, RcptStatus s, int code = 250) {
     Outcome o;
     o.id = id;
@@ -129,9 +144,11 @@ TEST_F(ClaimsTest, KilledRunLeavesExactlyItsUnsettledClaimsInFlight) {
 // again, and it is in flight again.
 TEST_F(ClaimsTest, SettledRangesGoAndRetryPassesClaimAgain) {
   auto run = open();
+  ASSERT_TRUE(run->counts(false).ok());  // as a run starts: from here on counts are kept
   std::vector<RecipientRow> rows;
   ASSERT_TRUE(run->claim(0, 2, rows, true).ok());
   ASSERT_TRUE(run->claim(2, 2, rows, true).ok());
+  expect_counts_as_scanned(*run);
   ASSERT_TRUE(
       run->record({outcome(1, RcptStatus::kDeferred, 451), outcome(2, RcptStatus::kSent)}).ok());
   EXPECT_EQ(sql_int("SELECT count(*) FROM claimed_ranges"), 1);   // (2, 4] is still open
@@ -144,9 +161,11 @@ TEST_F(ClaimsTest, SettledRangesGoAndRetryPassesClaimAgain) {
   EXPECT_EQ(rows[3].status, RcptStatus::kUnsent);
   auto c = open(true)->counts(false);
   EXPECT_EQ(c->get(RcptStatus::kInFlight), 4u);
+  expect_counts_as_scanned(*run);
   ASSERT_TRUE(run->record({outcome(3, RcptStatus::kFailed, 550), outcome(1, RcptStatus::kDeferred),
                            release(5, RcptStatus::kUnsent)})
                   .ok());
+  expect_counts_as_scanned(*run);
   c = open(true)->counts(false);
   EXPECT_EQ(c->get(RcptStatus::kInFlight), 1u);
   EXPECT_EQ(c->get(RcptStatus::kDeferred), 1u);
@@ -156,6 +175,12 @@ TEST_F(ClaimsTest, SettledRangesGoAndRetryPassesClaimAgain) {
   c = open(true)->counts(false);
   EXPECT_EQ(c->get(RcptStatus::kInFlight), 0u);
   EXPECT_EQ(c->get(RcptStatus::kDeferred), 1u);
+  expect_counts_as_scanned(*run);
+  // Another program's change to the file is seen (the kept counts are dropped).
+  sql_exec("UPDATE recipients SET status = 17 WHERE id = 5");
+  c = run->counts(false);
+  EXPECT_EQ(c->unknown, 1u);
+  EXPECT_EQ(c->get(RcptStatus::kUnsent), 0u);
 }
 
 // reset and an import with --replace read in-flight rows in SQL: a killed run's claims are
