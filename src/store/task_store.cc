@@ -366,7 +366,10 @@ Status SqliteTaskStore::set_meta(std::string_view key, std::string_view value) {
   }
   s.set_meta.bind_text(1, key);
   s.set_meta.bind_text(2, value);
-  return s.run(s.set_meta, "writing metadata");
+  s.counts_cache.check(s.db.h);  // metadata (a run's throttle state) changes no count
+  Status st = s.run(s.set_meta, "writing metadata");
+  s.counts_cache.in_step(s.db.h);
+  return st;
 }
 
 Result<size_t> SqliteTaskStore::claim(int64_t after_id, size_t limit,
@@ -376,6 +379,7 @@ Result<size_t> SqliteTaskStore::claim(int64_t after_id, size_t limit,
   // flight, as they are.
   ClaimView view;
   if (mark_in_flight) {
+    s.counts_cache.check(s.db.h);
     if (auto st = s.settle_left_claims(); !st) return st.error();
     if (auto b = s.begin_txn(); !b) return b.error();
   } else if (auto v = s.claim_view(); !v) {
@@ -429,6 +433,7 @@ Result<size_t> SqliteTaskStore::claim(int64_t after_id, size_t limit,
     }
     if (auto c = s.commit_txn(); !c) return fail(c.error());
     if (n > 0) claims_claimed(s, key, after_id, out, first);
+    s.counts_cache.in_step(s.db.h);
   }
   return n;
 }
@@ -442,6 +447,7 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
                          " has unknown status " + std::to_string(static_cast<int>(o.status)));
     }
   }
+  s.counts_cache.check(s.db.h);
   if (auto st = s.settle_left_claims(); !st) return st;
   if (auto st = s.begin_txn(); !st) return st;
   Stmt& st = s.record;
@@ -477,6 +483,7 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
     return c;
   }
   claims_settled(s, outcomes);
+  s.counts_cache.in_step(s.db.h);
   return {};
 }
 
@@ -508,6 +515,7 @@ StatusCounts from_cache(const CountsCache& c) {
 
 Result<StatusCounts> SqliteTaskStore::counts(bool with_codes) {
   Impl& s = *impl_;
+  s.counts_cache.check(s.db.h);
   if (!with_codes && s.counts_cache.valid) {
     auto v = data_version(s);
     if (!v) return v.error();
@@ -590,6 +598,7 @@ Result<StatusCounts> SqliteTaskStore::counts_in_snapshot(bool with_codes) {
     cc.unknown = out.unknown;
     cc.unknown_values = out.unknown_values;
     cc.data_version = *v;
+    cc.in_step(s.db.h);
     cc.valid = true;
   }
   if (!with_codes) return out;

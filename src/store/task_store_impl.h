@@ -48,9 +48,18 @@ struct ClaimView {
 // outcomes (claims.cc), so the summary at the end of a run needs no second scan of the task.
 // Valid while no other connection changed the file (PRAGMA data_version) and no write of ours
 // it cannot follow (reset, import, returns, an outcome for a row it did not claim) was made.
+// Writes through this connection that bypass claim() and record() (another module using the
+// handle) show as a change of sqlite3_total_changes64 it did not expect, and drop it too.
 struct CountsCache {
   bool valid = false;
   int64_t data_version = 0;
+  int64_t total_changes = 0;  // the connection's row changes when it was last in step
+  // Around claim() and record(): the counts follow only if nothing else wrote since they were
+  // last in step; afterwards they are in step again (the caller applied its own changes).
+  void check(sqlite3* db) {
+    if (valid && sqlite3_total_changes64(db) != total_changes) valid = false;
+  }
+  void in_step(sqlite3* db) { total_changes = sqlite3_total_changes64(db); }
   uint64_t per_status[kRcptStatusMax + 1] = {};
   uint64_t unknown = 0;
   std::vector<std::string> unknown_values;
