@@ -566,6 +566,8 @@ Result<ImportReport> SqliteTaskStore::import_csv_buffer(std::string_view data,
                                                         const ImportOptions& options) {
   Impl& s = *impl_;
   if (auto st = check_import_allowed(s, options, name); !st) return st.error();
+  if (auto st = s.settle_left_claims(); !st) return st.error();  // --replace reads in flight
+  s.counts_cache.valid = false;
   Importer imp(s, name, options);
   CsvReader reader(imp, options.csv);
   Fnv1a digest;
@@ -579,6 +581,8 @@ Result<ImportReport> SqliteTaskStore::import_csv(const std::string& path,
                                                  const ImportOptions& options) {
   Impl& s = *impl_;
   if (auto st = check_import_allowed(s, options, path); !st) return st.error();
+  if (auto st = s.settle_left_claims(); !st) return st.error();  // --replace reads in flight
+  s.counts_cache.valid = false;
   std::FILE* fp = std::fopen(path.c_str(), "rb");
   if (!fp) return input_error("cannot open " + path + ": " + std::strerror(errno));
   Importer imp(s, path, options);

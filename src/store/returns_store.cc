@@ -236,6 +236,7 @@ Result<std::vector<ReturnApplied>> SqliteTaskStore::record_returns(
     const std::vector<ReturnRecord>& batch) {
   Impl& s = *impl_;
   if (auto st = ensure_schema(s); !st) return st.error();
+  s.counts_cache.valid = false;  // statuses change here
   std::vector<ReturnApplied> out(batch.size());
   if (auto st = s.begin_txn(); !st) return st.error();
   for (size_t i = 0; i < batch.size(); ++i) {

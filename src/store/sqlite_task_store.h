@@ -44,6 +44,7 @@ class SqliteTaskStore final : public TaskStore {
   struct Impl;
 
  private:
+  Result<StatusCounts> counts_in_snapshot(bool with_codes);
   explicit SqliteTaskStore(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

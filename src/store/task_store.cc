@@ -328,9 +328,6 @@ Result<std::unique_ptr<TaskStore>> SqliteTaskStore::open_impl(const std::string&
        "UPDATE recipients SET status = ?1, code = ?2, reply = ?3, attempts = ?4, "
        "updated = ?5 WHERE id = ?6"},
       {s.release, "UPDATE recipients SET status = ?1 WHERE id = ?2"},
-      // Exactly the rows the claim SELECT returned: every sendable row in (after, last].
-      {s.mark_in_flight,
-       "UPDATE recipients SET status = 5 WHERE status IN (0, 2) AND id > ?1 AND id <= ?2"},
       {s.get_meta, "SELECT value FROM meta WHERE key = ?1"},
       {s.set_meta,
        "INSERT INTO meta(key, value) VALUES (?1, ?2) "
@@ -369,14 +366,26 @@ Status SqliteTaskStore::set_meta(std::string_view key, std::string_view value) {
   }
   s.set_meta.bind_text(1, key);
   s.set_meta.bind_text(2, value);
-  return s.run(s.set_meta, "writing metadata");
+  s.counts_cache.check(s.db.h);  // metadata (a run's throttle state) changes no count
+  Status st = s.run(s.set_meta, "writing metadata");
+  s.counts_cache.in_step(s.db.h);
+  return st;
 }
 
 Result<size_t> SqliteTaskStore::claim(int64_t after_id, size_t limit,
                                       std::vector<RecipientRow>& out, bool mark_in_flight) {
   Impl& s = *impl_;
+  // A claim that marks nothing only reads: it shows rows under another run's claims as in
+  // flight, as they are.
+  ClaimView view;
   if (mark_in_flight) {
+    s.counts_cache.check(s.db.h);
+    if (auto st = s.settle_left_claims(); !st) return st.error();
     if (auto b = s.begin_txn(); !b) return b.error();
+  } else if (auto v = s.claim_view(); !v) {
+    return v.error();
+  } else {
+    view = std::move(*v);
   }
   size_t first = out.size();
   auto fail = [&](Error e) -> Result<size_t> {
@@ -399,7 +408,13 @@ Result<size_t> SqliteTaskStore::claim(int64_t after_id, size_t limit,
       return fail(store_error(s.path + " is corrupt: bad merge fields for recipient " + id));
     }
     r.attempts = static_cast<uint32_t>(st.col_int(3));
-    r.status = static_cast<RcptStatus>(st.col_int(4));
+    int64_t status = st.col_int(4);
+    if (mark_in_flight) {
+      if (s.claims.unsettled.count(r.id) != 0) status = static_cast<int>(RcptStatus::kInFlight);
+    } else if (!view.empty()) {
+      status = view.effective(r.id, status);
+    }
+    r.status = static_cast<RcptStatus>(status);
     ++n;
   }
   if (rc != SQLITE_DONE) {
@@ -409,14 +424,16 @@ Result<size_t> SqliteTaskStore::claim(int64_t after_id, size_t limit,
   }
   st.reset();
   if (mark_in_flight) {
+    // One row for the batch (claims.cc), not an in-flight status written per row.
+    int64_t key = 0;
     if (n > 0) {
-      s.mark_in_flight.bind(1, after_id);
-      s.mark_in_flight.bind(2, out.back().id);
-      if (auto r = s.run(s.mark_in_flight, "marking recipients in flight"); !r) {
-        return fail(r.error());
-      }
+      auto k = claims_write_claim(s, after_id, out, first);
+      if (!k) return fail(k.error());
+      key = *k;
     }
     if (auto c = s.commit_txn(); !c) return fail(c.error());
+    if (n > 0) claims_claimed(s, key, after_id, out, first);
+    s.counts_cache.in_step(s.db.h);
   }
   return n;
 }
@@ -430,6 +447,8 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
                          " has unknown status " + std::to_string(static_cast<int>(o.status)));
     }
   }
+  s.counts_cache.check(s.db.h);
+  if (auto st = s.settle_left_claims(); !st) return st;
   if (auto st = s.begin_txn(); !st) return st;
   Stmt& st = s.record;
   for (const Outcome& o : outcomes) {
@@ -455,21 +474,78 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
       return r;
     }
   }
+  if (auto r = claims_write_settled(s, outcomes); !r) {
+    s.rollback_txn();
+    return r;
+  }
   if (auto c = s.commit_txn(); !c) {
     s.rollback_txn();
     return c;
   }
+  claims_settled(s, outcomes);
+  s.counts_cache.in_step(s.db.h);
   return {};
 }
 
+namespace {
+
+// Changes when another connection commits to the file (our own commits leave it).
+Result<int64_t> data_version(TaskStoreState& s) {
+  Stmt q;
+  if (q.prepare(s.db.h, "PRAGMA data_version") != SQLITE_OK ||
+      sqlite3_step(q.get()) != SQLITE_ROW) {
+    return s.error("counting recipients");
+  }
+  return q.col_int(0);
+}
+
+StatusCounts from_cache(const CountsCache& c) {
+  StatusCounts out;
+  for (int v = 0; v <= kRcptStatusMax; ++v) {
+    if (c.per_status[v] > 0) out.by_status[static_cast<RcptStatus>(v)] = c.per_status[v];
+    out.total += c.per_status[v];
+  }
+  out.total += c.unknown;
+  out.unknown = c.unknown;
+  out.unknown_values = c.unknown_values;
+  return out;
+}
+
+}  // namespace
+
 Result<StatusCounts> SqliteTaskStore::counts(bool with_codes) {
   Impl& s = *impl_;
+  s.counts_cache.check(s.db.h);
+  if (!with_codes && s.counts_cache.valid) {
+    auto v = data_version(s);
+    if (!v) return v.error();
+    if (*v == s.counts_cache.data_version) return from_cache(s.counts_cache);
+  }
+  // The claims and the rows from one snapshot, while a run may be writing both.
+  bool own_txn = sqlite3_get_autocommit(s.db.h) != 0;
+  if (own_txn) {
+    if (auto b = s.exec("BEGIN", "counting recipients"); !b) return b.error();
+  }
+  auto out = counts_in_snapshot(with_codes);
+  if (own_txn) sqlite3_exec(s.db.h, "COMMIT", nullptr, nullptr, nullptr);  // it only read
+  return out;
+}
+
+Result<StatusCounts> SqliteTaskStore::counts_in_snapshot(bool with_codes) {
+  Impl& s = *impl_;
   StatusCounts out;
+  auto view = s.claim_view();
+  if (!view) return view.error();
+  // Open claims (claims.cc): unsent and deferred rows under them count as in flight; their
+  // codes count as an in-flight row's did (an unsent one's is 0).
+  const bool overlay = !view->empty();
+  std::map<int, uint64_t> claimed_codes;
   Stmt q;
   // One pass that counts each known status here (a GROUP BY sorts every row first, and
   // count(*) FILTER per status costs more still: ~1,600 instructions a row against ~650).
   // The type as well: a text or real status would read as a number that looks known.
-  if (q.prepare(s.db.h, "SELECT status FROM recipients") != SQLITE_OK) {
+  if (q.prepare(s.db.h, overlay ? "SELECT status, id, code FROM recipients"
+                                : "SELECT status FROM recipients") != SQLITE_OK) {
     return s.error("counting recipients");
   }
   uint64_t per_status[kRcptStatusMax + 1] = {};
@@ -479,6 +555,11 @@ Result<StatusCounts> SqliteTaskStore::counts(bool with_codes) {
     ++total;
     if (sqlite3_column_type(q.get(), 0) != SQLITE_INTEGER) continue;
     int64_t v = q.col_int(0);
+    if (overlay && (v == 0 || v == 2)) {
+      int64_t e = view->effective(q.col_int(1), v);
+      if (e != v && v == 0) ++claimed_codes[static_cast<int>(q.col_int(2))];
+      v = e;
+    }
     if (v >= 0 && v <= kRcptStatusMax) ++per_status[v];
   }
   if (rc != SQLITE_DONE) return s.error("counting recipients");
@@ -510,6 +591,16 @@ Result<StatusCounts> SqliteTaskStore::counts(bool with_codes) {
     }
     if (rc != SQLITE_DONE) return s.error("counting recipients");
   }
+  // What the summary at the end of the run reads, kept from here on (CountsCache).
+  if (auto v = data_version(s); v) {
+    CountsCache& cc = s.counts_cache;
+    std::copy(std::begin(per_status), std::end(per_status), std::begin(cc.per_status));
+    cc.unknown = out.unknown;
+    cc.unknown_values = out.unknown_values;
+    cc.data_version = *v;
+    cc.in_step(s.db.h);
+    cc.valid = true;
+  }
   if (!with_codes) return out;
   if (q.prepare(s.db.h,
                 "SELECT code, count(*) FROM recipients WHERE status != 0 "
@@ -520,6 +611,7 @@ Result<StatusCounts> SqliteTaskStore::counts(bool with_codes) {
     out.by_code[static_cast<int>(q.col_int(0))] = static_cast<uint64_t>(q.col_int(1));
   }
   if (rc != SQLITE_DONE) return s.error("counting reply codes");
+  for (auto [code, n] : claimed_codes) out.by_code[code] += n;
   return out;
 }
 
@@ -535,6 +627,8 @@ Status SqliteTaskStore::reset(bool errors_only) {
   Stmt q;
   if (q.prepare(s.db.h, sql) != SQLITE_OK) return s.error("resetting recipients");
   q.bind(1, static_cast<int64_t>(std::time(nullptr)));
+  if (auto st = s.settle_left_claims(); !st) return st;  // in flight is a status again
+  s.counts_cache.valid = false;
   if (auto st = s.begin_txn(); !st) return st;
   if (auto st = s.run(q, "resetting recipients"); !st) {
     s.rollback_txn();
@@ -556,6 +650,28 @@ Result<std::vector<std::pair<RecipientRow, Outcome>>> SqliteTaskStore::list(
     in += std::to_string(static_cast<int>(st));
   }
   if (in.empty()) return std::vector<std::pair<RecipientRow, Outcome>>{};
+  // Open claims (claims.cc) decide which unsent and deferred rows are in flight: those rows
+  // are read too and filtered here, from one snapshot.
+  auto wanted = [&](RcptStatus x) {
+    return std::find(statuses.begin(), statuses.end(), x) != statuses.end();
+  };
+  bool own_txn = sqlite3_get_autocommit(s.db.h) != 0;
+  if (own_txn) {
+    if (auto b = s.exec("BEGIN", "listing recipients"); !b) return b.error();
+  }
+  struct EndRead {
+    sqlite3* db;
+    bool own;
+    ~EndRead() {
+      if (own) sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);  // it only read
+    }
+  } end_read{s.db.h, own_txn};
+  auto view = s.claim_view();
+  if (!view) return view.error();
+  const bool overlay =
+      !view->empty() && (wanted(RcptStatus::kInFlight) || wanted(RcptStatus::kUnsent) ||
+                         wanted(RcptStatus::kDeferred));
+  if (overlay && wanted(RcptStatus::kInFlight)) in += ", 0, 2";
   Stmt q;
   if (q.prepare(s.db.h,
                 "SELECT id, email, fields, attempts, code, reply, updated, status "
@@ -563,10 +679,15 @@ Result<std::vector<std::pair<RecipientRow, Outcome>>> SqliteTaskStore::list(
                     in + ") ORDER BY id LIMIT ?1") != SQLITE_OK) {
     return s.error("listing recipients");
   }
-  q.bind(1, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+  q.bind(1, overlay ? -1 : static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
   std::vector<std::pair<RecipientRow, Outcome>> out;
-  int rc;
-  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+  int rc = SQLITE_DONE;
+  while (out.size() < limit && (rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    int64_t status = q.col_int(7);
+    if (overlay) {
+      status = view->effective(q.col_int(0), status);
+      if (!wanted(static_cast<RcptStatus>(status))) continue;
+    }
     auto& [r, o] = out.emplace_back();
     r.id = o.id = q.col_int(0);
     r.email = q.col_text(1);
@@ -575,12 +696,12 @@ Result<std::vector<std::pair<RecipientRow, Outcome>>> SqliteTaskStore::list(
                          std::to_string(r.id));
     }
     r.attempts = o.attempts = static_cast<uint32_t>(q.col_int(3));
-    o.status = static_cast<RcptStatus>(q.col_int(7));
+    o.status = static_cast<RcptStatus>(status);
     o.code = static_cast<int>(q.col_int(4));
     o.reply = q.col_text(5);
     o.time = q.col_int(6);
   }
-  if (rc != SQLITE_DONE) return s.error("listing recipients");
+  if (out.size() < limit && rc != SQLITE_DONE) return s.error("listing recipients");
   return out;
 }
 

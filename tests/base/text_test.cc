@@ -28,6 +28,14 @@ TEST(Text, IsAscii) {
   EXPECT_TRUE(is_ascii(std::string("a\0\x7F", 3)));
   EXPECT_FALSE(is_ascii("caf\xC3\xA9"));
   EXPECT_FALSE(is_ascii("\x80"));
+  // Eight octets at a time, then the tail: a high octet anywhere is found.
+  std::string long_ascii(37, 'a');
+  EXPECT_TRUE(is_ascii(long_ascii));
+  for (size_t i = 0; i < long_ascii.size(); ++i) {
+    std::string t = long_ascii;
+    t[i] = '\xff';
+    EXPECT_FALSE(is_ascii(t)) << i;
+  }
 }
 
 TEST(Text, Iequals) {

@@ -28,7 +28,8 @@ TEST(ReplyParser, SingleAndMultiline) {
 }
 
 TEST(ReplyParser, SplitAtEveryByteGivesTheSameReplies) {
-  const std::string all = "250-a\r\n250-b\r\n250 c\r\n354 go ahead\r\n550 5.1.1 no such user\r\n221\r\n";
+  const std::string all =
+      "250-a\r\n250-b\r\n250 c\r\n354 go ahead\r\n550 5.1.1 no such user\r\n221\r\n";
   ReplyParser whole;
   auto expect = parse_all(all, whole);
   ASSERT_EQ(expect.size(), 4u);
@@ -70,12 +71,9 @@ struct BadCase {
 
 TEST(ReplyParser, GarbageIsAnError) {
   const BadCase cases[] = {
-      {"hello\r\n", "malformed"},
-      {"25\r\n", "malformed"},
-      {"2500 x\r\n", "malformed"},
-      {"650 x\r\n", "malformed"},
-      {"150 x\r\n", "malformed"},
-      {"250-a\r\n251 b\r\n", "code changed"},
+      {"hello\r\n", "malformed"},   {"25\r\n", "malformed"},
+      {"2500 x\r\n", "malformed"},  {"650 x\r\n", "malformed"},
+      {"150 x\r\n", "malformed"},   {"250-a\r\n251 b\r\n", "code changed"},
       {"abc def\r\n", "malformed"},
   };
   for (const auto& c : cases) {
@@ -122,6 +120,26 @@ TEST(ReplyParser, TextIsSanitisedAndCapped) {
   EXPECT_NE(v[0].text.find("caf\xc3\xa9"), std::string::npos);  // valid UTF-8 kept
   EXPECT_EQ(v[0].text.find('\xff'), std::string::npos);
   EXPECT_LE(v[0].text.size(), ReplyParser::kMaxReplyText);
+}
+
+// Exactly what the octet-by-octet version gave: printable runs, UTF-8 kept whole or not at all
+// at the cap, anything else '?', and never past the cap (also when `out` is not empty).
+TEST(ReplyParser, AppendSanitisedRunsAndCap) {
+  std::string out;
+  append_sanitised(out, "ok \x01 caf\xc3\xa9\x7f!", 100);
+  EXPECT_EQ(out, "ok ? caf\xc3\xa9?!");
+  out = "ab";
+  append_sanitised(out, "cdefgh", 5);
+  EXPECT_EQ(out, "abcde");
+  out.clear();
+  append_sanitised(out, "abc\xc3\xa9", 4);  // the two octets of \xc3\xa9 do not fit: '?'
+  EXPECT_EQ(out, "abc?");
+  out.clear();
+  append_sanitised(out, "x\xc3", 10);  // cut sequence
+  EXPECT_EQ(out, "x?");
+  out = "full";
+  append_sanitised(out, "more", 4);
+  EXPECT_EQ(out, "full");
 }
 
 TEST(ReplyParser, SummaryJoinsLines) {
