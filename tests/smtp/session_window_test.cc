@@ -30,12 +30,12 @@ struct BdatServer {
   FakeSessionHost host;
   Outbox out;
   Session session{cfg, host, out};
-  std::string wire;            // written by the session, not yet parsed
+  std::string wire;                   // written by the session, not yet parsed
   std::deque<std::string> to_answer;  // replies owed, oldest first
   std::deque<uint64_t> bdat_sizes;    // one per reply owed: the BDAT's size, else 0
-  uint64_t in_flight = 0;      // octets of BDATs without a reply yet
+  uint64_t in_flight = 0;             // octets of BDATs without a reply yet
   size_t bdats_in_flight = 0;
-  uint64_t max_seen = 0;       // the most ever in flight with more than one BDAT
+  uint64_t max_seen = 0;  // the most ever in flight with more than one BDAT
   size_t max_bdats = 0;
 
   void start() {
@@ -106,8 +106,8 @@ TEST(SessionWindow, DefaultsAreTheTunedOnes) {
 
 TEST(SessionWindow, TheByteCapStopsTheWindowBeforeItsLength) {
   BdatServer s(100);
-  for (int i = 0; i < 5; ++i) s.host.add("a@x.test", {"r" + std::to_string(i) + "@y.test"},
-                                         body_of(40));
+  for (int i = 0; i < 5; ++i)
+    s.host.add("a@x.test", {"r" + std::to_string(i) + "@y.test"}, body_of(40));
   s.start();
   // Two messages (80 octets) fit; a third would make 120.
   EXPECT_EQ(s.bdats_in_flight, 2u);
