@@ -2,7 +2,7 @@
 // relay benchmark's "CPU per message" (bench/bench_floor.sh). No task store, no rendering, no
 // TLS: one pre-rendered message, N connections on one epoll loop, replies only counted.
 //
-//   floor_client HOST PORT CONNS COUNT MESSAGE_FILE [--no-wait | --bdat]
+//   floor_client HOST PORT CONNS COUNT MESSAGE_FILE [--no-wait | --bdat] [--window W]
 //
 // Default: RFC 2920 pipelining as smtpblast does it into a server without CHUNKING: MAIL, RCPT
 // and DATA in one write; after the 354, the body, "." and the next MAIL/RCPT/DATA in one write
@@ -14,7 +14,8 @@
 // VRFY, EXPN, TURN, QUIT and NOOP end a group; RFC 3030 §4.2 lets BDAT be pipelined), so a
 // window of 32 transactions goes out in one write; the client waits only for EHLO's reply and
 // reads a window's replies before writing the next (neither side can then fill the other's
-// socket buffer, the deadlock RFC 2920 §3.1 warns of). Prints one line:
+// socket buffer, the deadlock RFC 2920 §3.1 warns of). --window W: W transactions a write
+// instead of 32 (the floor at smtpblast's window). Prints one line:
 //   messages=N wall_s=W user_s=U sys_s=S cpu_per_1000=C
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -54,6 +55,7 @@ std::string g_cmds;  // MAIL, RCPT, DATA
 std::string g_body;  // message + ".\r\n"
 bool g_no_wait = false;
 bool g_bdat = false;  // g_cmds ends with "BDAT n LAST", g_body is the bare message
+long g_window = 32;   // transactions a write with --no-wait and --bdat
 
 void flush(Conn& c) {
   while (c.out_off < c.out.size()) {
@@ -99,7 +101,7 @@ void advance(Conn& c) {
       c.finals_wanted = 1;
       return;
     }
-    long k = c.to_send < 32 ? c.to_send : 32;
+    long k = c.to_send < g_window ? c.to_send : g_window;
     for (long i = 0; i < k; ++i) {
       c.out += g_cmds;
       c.out += g_body;
@@ -126,7 +128,8 @@ void advance(Conn& c) {
 int main(int argc, char** argv) {
   if (argc < 6) {
     std::fprintf(stderr,
-                 "usage: floor_client HOST PORT CONNS COUNT MESSAGE_FILE [--no-wait | --bdat]\n");
+                 "usage: floor_client HOST PORT CONNS COUNT MESSAGE_FILE [--no-wait | --bdat] "
+                 "[--window W]\n");
     return 2;
   }
   const char* host = argv[1];
@@ -135,6 +138,8 @@ int main(int argc, char** argv) {
   long count = std::atol(argv[4]);
   g_no_wait = argc > 6 && std::strcmp(argv[6], "--no-wait") == 0;
   g_bdat = argc > 6 && std::strcmp(argv[6], "--bdat") == 0;
+  if (argc > 8 && std::strcmp(argv[7], "--window") == 0) g_window = std::atol(argv[8]);
+  if (g_window < 1) g_window = 1;
   std::ifstream f(argv[5], std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();

@@ -3,7 +3,7 @@
 //
 //   node bench/nodemailer_send.js --host 127.0.0.1 --port PORT --count N
 //        --message rendered.eml --from sender@example.test [--ca ca.pem]
-//        [--connections 10] [--max-messages 100] [--resume] [--no-tls]
+//        [--connections 10] [--max-messages 100|inf] [--resume] [--no-tls]
 //
 // Sends the same raw message (the template rendered once, as smtp-source -F does) N times,
 // each to its own recipient (user0000001@example.test, …), through
@@ -35,7 +35,12 @@ function parseArgs(argv) {
             case '--port': a.port = parseInt(v(), 10); break;
             case '--count': a.count = parseInt(v(), 10); break;
             case '--connections': a.connections = parseInt(v(), 10); break;
-            case '--max-messages': a.maxMessages = parseInt(v(), 10); break;
+            case '--max-messages': {
+                // "inf": never replace a connection (the pool compares messages >= maxMessages).
+                const m = v();
+                a.maxMessages = m === 'inf' ? Infinity : parseInt(m, 10);
+                break;
+            }
             case '--from': a.from = v(); break;
             case '--ca': a.ca = v(); break;
             case '--message': a.message = v(); break;

@@ -194,4 +194,28 @@ Result<std::string> read_file(const std::string& path) {
   return out;
 }
 
+bool parse_octets(std::string_view s, uint64_t max, uint64_t& out) {
+  size_t digits = 0;
+  while (digits < s.size() && ((s[digits] >= '0' && s[digits] <= '9') || s[digits] == '.'))
+    ++digits;
+  if (digits == 0) return false;
+  double v = 0;
+  try {
+    size_t used = 0;
+    v = std::stod(std::string(s.substr(0, digits)), &used);
+    if (used != digits) return false;
+  } catch (...) {
+    return false;
+  }
+  std::string unit = lower_ascii(s.substr(digits));
+  double mult = unit.empty() || unit == "b"   ? 1
+                : unit == "k" || unit == "kb" ? 1024
+                : unit == "m" || unit == "mb" ? 1024 * 1024
+                : unit == "g" || unit == "gb" ? 1024.0 * 1024 * 1024
+                                              : 0;
+  if (mult == 0 || !(v * mult >= 1) || v * mult > static_cast<double>(max)) return false;
+  out = static_cast<uint64_t>(v * mult);
+  return true;
+}
+
 }  // namespace sb

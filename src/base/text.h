@@ -1,6 +1,7 @@
 // Text helpers written once: ASCII case, the domain of an address, base64, a whole file read.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -49,5 +50,9 @@ Result<std::string> base64_decode(std::string_view in);
 // user can fix: "no such file", "it is a directory, not a file", "permission denied" (with the
 // file's owner and mode), or the system's message. For small inputs (templates, keys).
 Result<std::string> read_file(const std::string& path);
+
+// A size in octets as a user writes it: "2048", "2k", "1.5m", "1MB" (k = 1024). False when it
+// is not one, or not in 1..max.
+bool parse_octets(std::string_view s, uint64_t max, uint64_t& out);
 
 }  // namespace sb

@@ -78,8 +78,11 @@ class LoadVerb : public Verb {
                   "messages per connection, then QUIT and reconnect (default 100)")
         ->check(CLI::Range(1u, 100000000u));
     c->add_option("--pipeline-window", window_,
-                  "transactions in flight per connection (default 32)")
+                  "transactions in flight per connection (default 512)")
         ->check(CLI::Range(1u, 1000u));
+    c->add_option("--pipeline-bytes", pipeline_bytes_,
+                  "message octets in flight per connection at most (default 1m; one larger "
+                  "message still goes alone)");
     c->add_flag("--no-pipelining", no_pipelining_, "do not use PIPELINING even when offered");
     c->add_flag("--no-chunking", no_chunking_, "use DATA even when CHUNKING is offered");
     c->add_option("--recipients", recipients_,
@@ -193,6 +196,10 @@ class LoadVerb : public Verb {
     lc.pool.connections = connections_;
     lc.pool.session.max_messages = per_connection_;
     lc.pool.session.window = window_;
+    if (!pipeline_bytes_.empty() &&
+        !parse_octets(pipeline_bytes_, kMaxPipelineBytes, lc.pool.session.max_bytes_in_flight))
+      return usage("--pipeline-bytes: '" + pipeline_bytes_ +
+                   "' is not a size between 1 and 1g (e.g. 1m, 256k)");
     lc.pool.session.use_pipelining = !no_pipelining_;
     lc.pool.session.use_chunking = !no_chunking_;
     lc.rcpts_per_msg = rcpts_;
@@ -225,7 +232,8 @@ class LoadVerb : public Verb {
   std::string template_;
   uint32_t rcpts_ = 1;
   uint32_t per_connection_ = 100;
-  uint32_t window_ = 32;
+  uint32_t window_ = kDefaultPipelineWindow;
+  std::string pipeline_bytes_;  // --pipeline-bytes; empty: kDefaultPipelineBytes
   bool no_pipelining_ = false;
   bool no_chunking_ = false;
   std::string recipients_;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <thread>
 
+#include "base/text.h"
 #include "cli/dkim_options.h"
 #include "cli/doctor_cmd.h"
 #include "cli/metrics_options.h"
@@ -87,8 +88,12 @@ class SendVerb : public Verb {
                      "attempts per recipient in this run before it stays deferred")
         ->check(CLI::Range(1u, 100u));
     send->add_option("--retry-delay", retry_delay_, "first retry delay (doubles each attempt)");
-    send->add_option("--pipeline-window", mc_.window, "transactions in flight per connection")
+    send->add_option("--pipeline-window", mc_.window,
+                     "transactions in flight per connection (default 512)")
         ->check(CLI::Range(1u, 1000u));
+    send->add_option("--pipeline-bytes", pipeline_bytes_,
+                     "message octets in flight per connection at most (default 1m; one larger "
+                     "message still goes alone)");
     send->add_flag("--no-pipelining", no_pipelining_, "do not use PIPELINING even when offered");
     send->add_flag("--no-chunking", no_chunking_, "use DATA even when CHUNKING is offered");
     send->add_flag("--force", mc_.force,
@@ -289,6 +294,14 @@ class SendVerb : public Verb {
       return 2;
     }
     mc_.timeouts = *timeouts;
+    if (!pipeline_bytes_.empty() &&
+        !parse_octets(pipeline_bytes_, kMaxPipelineBytes, mc_.pipeline_bytes)) {
+      std::fprintf(stderr,
+                   "smtpblast: --pipeline-bytes: '%s' is not a size between 1 and 1g "
+                   "(e.g. 1m, 256k)\n",
+                   pipeline_bytes_.c_str());
+      return 2;
+    }
     if (!parse_duration_ms(retry_delay_, mc_.retry_delay_ms)) {
       std::fprintf(stderr, "smtpblast: --retry-delay: '%s' is not a duration (e.g. 30s, 2m)\n",
                    retry_delay_.c_str());
@@ -338,6 +351,7 @@ class SendVerb : public Verb {
   CLI::App* cmd_ = nullptr;
   RunConfig mc_;
   std::string retry_delay_ = "5s";
+  std::string pipeline_bytes_;  // --pipeline-bytes; empty: kDefaultPipelineBytes
   bool no_pipelining_ = false;
   bool no_chunking_ = false;
   std::string encoding_;

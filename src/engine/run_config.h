@@ -38,7 +38,8 @@ struct RunConfig {
   uint32_t workers = 1;
   uint32_t max_attempts = 3;
   uint32_t retry_delay_ms = 5000;
-  uint32_t window = 32;
+  uint32_t window = kDefaultPipelineWindow;
+  uint64_t pipeline_bytes = kDefaultPipelineBytes;  // --pipeline-bytes
   bool pipelining = true;
   bool chunking = true;
   bool force = false;

@@ -131,6 +131,7 @@ void SendRun::run_workers() {
   PoolConfig pcfg = pool_config_for(*cfg_.relay, cfg_.timeouts);
   pcfg.session.max_messages = cfg_.per_connection;
   pcfg.session.window = cfg_.window;
+  pcfg.session.max_bytes_in_flight = cfg_.pipeline_bytes;
   pcfg.session.use_pipelining = cfg_.pipelining;
   pcfg.session.use_chunking = cfg_.chunking;
 

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cctype>
+#include <utility>
 
 namespace sb {
 
@@ -293,10 +294,15 @@ void Session::hold(Txn* t, const Reply& r) {
   t->final_code = r.code;
   t->final_text.assign(r.text);
   if (t->accepted == 0) return;
+  unlive(t);
+  held_.push_back(t);
+}
+
+void Session::unlive(Txn* t) {
   auto it = std::find(live_.begin(), live_.end(), t);
   assert(it != live_.end());
   live_.erase(it);
-  held_.push_back(t);
+  live_bytes_ -= t->body_size;
 }
 
 void Session::release_held() {
@@ -333,6 +339,9 @@ void Session::abort_all(Verdict v, int code, std::string_view why, bool keep_hel
   }
   std::vector<Txn*> live;
   live.swap(live_);
+  live_bytes_ = 0;
+  // The parked transaction was never started: like the live ones, its recipients get `v`.
+  if (parked_ != nullptr) live.push_back(std::exchange(parked_, nullptr));
   for (Txn* t : live) {
     t->waiting = 0;
     finish_open(t, v, code, why);
@@ -357,9 +366,7 @@ void Session::finish_open(Txn* t, Verdict v, int code, std::string_view text) {
 
 void Session::maybe_done(Txn* t) {
   if (t->open != 0 || t->waiting != 0) return;
-  auto it = std::find(live_.begin(), live_.end(), t);
-  assert(it != live_.end());
-  live_.erase(it);
+  unlive(t);
   host_.txn_done(*t);
 }
 

@@ -2,6 +2,7 @@
 // RSET and QUIT) and the reader that turns each reply into recipient outcomes.
 #include <algorithm>
 #include <cassert>
+#include <utility>
 
 #include "smtp/enhanced_code.h"
 #include "smtp/session.h"
@@ -146,11 +147,19 @@ void Session::pump(uint64_t now_ms) {
       need_rset_ = false;
       continue;
     }
+    if (parked_ != nullptr) {
+      // Taken from the host before QUIT was due: it goes first, once its octets fit.
+      if (!fits_in_flight(parked_)) break;
+      start_txn(std::exchange(parked_, nullptr), now_ms);
+      continue;
+    }
     if (started_ >= cfg_.max_messages || host_done_) {
       send_quit(now_ms);
       break;
     }
     if (live_.size() >= std::max<uint32_t>(cfg_.window, 1)) break;
+    // A full byte budget: not even the smallest message would fit.
+    if (!live_.empty() && live_bytes_ >= cfg_.max_bytes_in_flight) break;
     Txn* t = nullptr;
     auto next = host_.next_txn(use_bdat(), t);
     if (next == SessionHost::Next::kWait) {
@@ -172,6 +181,11 @@ void Session::pump(uint64_t now_ms) {
     if (next == SessionHost::Next::kDone) {
       host_done_ = true;
       continue;
+    }
+    if (!fits_in_flight(t)) {
+      // Its size is known only now: it waits for replies to free room (pump runs on each).
+      parked_ = t;
+      break;
     }
     start_txn(t, now_ms);
   }
@@ -196,6 +210,7 @@ bool Session::start_txn(Txn* t, uint64_t now_ms) {
   t->conn = conn_info_;
   for (auto& r : t->rcpts) r.state = RcptState::kWaiting;
   live_.push_back(t);
+  live_bytes_ += t->body_size;
   if (caps_.size && caps_.max_size > 0 && t->body_size > caps_.max_size) {
     finish_open(t, Verdict::kFailed, 0,
                 "message of " + std::to_string(t->body_size) +

@@ -131,6 +131,23 @@ TEST(Text, Base64DecodeRejectsWhatIsNotCanonical) {
   }
 }
 
+TEST(Text, ParseOctetsTakesSizesAsUsersWriteThem) {
+  uint64_t v = 0;
+  ASSERT_TRUE(parse_octets("2048", 1u << 30, v));
+  EXPECT_EQ(v, 2048u);
+  ASSERT_TRUE(parse_octets("256k", 1u << 30, v));
+  EXPECT_EQ(v, 256u * 1024);
+  ASSERT_TRUE(parse_octets("1M", 1u << 30, v));
+  EXPECT_EQ(v, 1u << 20);
+  ASSERT_TRUE(parse_octets("1.5mb", 1u << 30, v));
+  EXPECT_EQ(v, 3u << 19);
+  ASSERT_TRUE(parse_octets("1g", 1u << 30, v));
+  EXPECT_EQ(v, 1u << 30);
+  for (const char* bad : {"", "k", "0", "-1", "2x", "1g", " 1k", "1e3", "2 k"}) {
+    EXPECT_FALSE(parse_octets(bad, 1u << 29, v)) << bad;
+  }
+}
+
 class ReadFileTest : public ::testing::Test {
  protected:
   void SetUp() override {

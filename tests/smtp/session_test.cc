@@ -28,9 +28,7 @@ struct Harness {
     return s;
   }
   void feed(std::string_view s) { session.on_data(s, now); }
-  void connect() {
-    session.on_connected(now);
-  }
+  void connect() { session.on_connected(now); }
   // Greeting and EHLO with the given capabilities; returns what the client sent after them.
   std::string greet(const char* ehlo) {
     connect();
@@ -62,7 +60,8 @@ TEST(Session, PipelinedDataTransactionsFollowEachOther) {
   h.feed("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n");
   // Body and dot, and the next transaction right behind it.
   EXPECT_EQ(h.take(),
-            "Subject: 1\r\n\r\nhi\r\n.\r\nMAIL FROM:<a@x.test> SIZE=18\r\nRCPT TO:<c@y.test>\r\nDATA\r\n");
+            "Subject: 1\r\n\r\nhi\r\n.\r\nMAIL FROM:<a@x.test> SIZE=18\r\nRCPT "
+            "TO:<c@y.test>\r\nDATA\r\n");
   h.feed("250 2.0.0 queued as A\r\n250 ok\r\n250 ok\r\n354 go\r\n");
   EXPECT_EQ(h.take(), "Subject: 2\r\n\r\nho\r\n.\r\nQUIT\r\n");
   h.feed("250 2.0.0 queued as B\r\n221 bye\r\n");
@@ -82,12 +81,14 @@ TEST(Session, ChunkingSendsBdatWithoutWaiting) {
   h.host.add("a@x.test", {"c@y.test"}, "S: 2\r\n\r\nx\r\n");
   std::string sent = h.greet(kEhloChunk);
   EXPECT_TRUE(h.host.last_bdat);
-  // With a window of 8 both transactions and QUIT go out at once.
+  // With the default window both transactions and QUIT go out at once.
   EXPECT_EQ(sent,
             "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 14 LAST\r\nS: 1\r\n\r\n.dot\r\n"
             "MAIL FROM:<a@x.test>\r\nRCPT TO:<c@y.test>\r\nBDAT 11 LAST\r\nS: 2\r\n\r\nx\r\n"
             "QUIT\r\n");
-  h.feed("250 ok\r\n250 ok\r\n250 done1\r\n250 ok\r\n550 5.1.1 unknown\r\n554 no valid rcpt\r\n221 bye\r\n");
+  h.feed(
+      "250 ok\r\n250 ok\r\n250 done1\r\n250 ok\r\n550 5.1.1 unknown\r\n554 no valid rcpt\r\n221 "
+      "bye\r\n");
   ASSERT_EQ(h.host.outcomes.size(), 2u);
   EXPECT_EQ(h.host.find("b@y.test")->verdict, Verdict::kSent);
   EXPECT_EQ(h.host.find("c@y.test")->verdict, Verdict::kFailed);
@@ -295,7 +296,8 @@ TEST(Session, MaxMessagesPerConnectionThenQuit) {
   SessionConfig c = config();
   c.max_messages = 2;
   Harness h(c);
-  for (int i = 0; i < 3; ++i) h.host.add("a@x.test", {"r" + std::to_string(i) + "@y.test"}, "m\r\n");
+  for (int i = 0; i < 3; ++i)
+    h.host.add("a@x.test", {"r" + std::to_string(i) + "@y.test"}, "m\r\n");
   std::string sent = h.greet(kEhloChunk);
   EXPECT_NE(sent.find("r1@y.test"), std::string::npos);
   EXPECT_EQ(sent.find("r2@y.test"), std::string::npos);
@@ -328,8 +330,7 @@ TEST(Session, WholeDialogueSplitAtEveryByteGivesTheSameOutcomes) {
   // The server's turns: each is what it sends after reading the client's last output (a
   // reply cannot come before its command; the session treats that as a protocol error).
   const std::vector<std::string> turns = {
-      "220 mx\r\n", "250-mx\r\n250 PIPELINING\r\n",
-      "250 ok\r\n250 ok\r\n451 later\r\n354 go\r\n",
+      "220 mx\r\n", "250-mx\r\n250 PIPELINING\r\n", "250 ok\r\n250 ok\r\n451 later\r\n354 go\r\n",
       "250 queued\r\n250 ok\r\n550 no\r\n354 go\r\n", "554 nobody\r\n221 bye\r\n"};
   for (size_t step = 1; step <= 7; ++step) {
     Harness h(config());
@@ -365,7 +366,8 @@ TEST(Session, EveryRecipientIsAccountedForUnderRandomFaults) {
     for (int t = 0; t < ntx; ++t) {
       std::vector<std::string> r;
       int nr = 1 + static_cast<int>(rng() % 3);
-      for (int k = 0; k < nr; ++k) r.push_back("r" + std::to_string(t) + "_" + std::to_string(k) + "@y");
+      for (int k = 0; k < nr; ++k)
+        r.push_back("r" + std::to_string(t) + "_" + std::to_string(k) + "@y");
       h.host.add("a@x", r, "m\r\n");
     }
     h.connect();
