@@ -11,6 +11,7 @@
 #include "cli/pipeline.h"
 #include "cli/send_cmd.h"
 #include "cli/sms_provider.h"
+#include "cli/sms_send.h"
 #include "cli/verb.h"
 #include "loop/http_client.h"
 #include "sms/phone.h"
@@ -74,6 +75,8 @@ int http_send_one(const ProviderConfig& p, const std::string& to, const std::str
   return kExitSomeFailed;
 }
 
+}  // namespace
+
 // The SMPP settings of a provider, with its password read now.
 Result<SmppConfig> smpp_config(const ProviderConfig& p, const std::string& sender) {
   SmppConfig c;
@@ -111,6 +114,8 @@ Result<std::string> smsc_address(const SmppProviderConfig& s) {
   if (rc != 0) return make_error(ErrDomain::kConfig, "SMSC host " + s.host + ": no address");
   return (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" + port;
 }
+
+namespace {
 
 // What the connection left behind when it closed.
 class ConnEnd : public SmppConnOwner {
@@ -253,11 +258,13 @@ class SmsVerb : public Verb {
     test_->add_option("--sender", sender_,
                       "the sender shown on the phone (default: the "
                       "provider's `from`)");
+    send_.add(sms);
     return sms;
   }
 
   int run() override {
     if (import_->parsed()) return import();
+    if (send_.parsed()) return send_.run();
     auto p = find_provider(provider_, provider_config_);
     if (!p.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", p.error().message.c_str());
@@ -320,6 +327,7 @@ class SmsVerb : public Verb {
   CLI::App* check_ = nullptr;
   CLI::App* test_ = nullptr;
   CLI::App* import_ = nullptr;
+  SmsSendCmd send_;
   std::string country_;
   std::string task_;
   std::string csv_;

@@ -454,6 +454,10 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
       s.rollback_txn();
       return r;
     }
+    if (!o.sms_ids.empty()) {
+      // SMS-IDS CALL SITE (issue 19): record_sms_ids(s.db.h, o.id, o.sms_ids) from
+      // store/sms_ids.h (branch smsrx) goes here, inside this transaction, once merged.
+    }
   }
   if (auto c = s.commit_txn(); !c) {
     s.rollback_txn();

@@ -48,6 +48,9 @@ struct Outcome {
   // A release: only the status changes (back to what it was before the claim); attempts,
   // code, reply and time are left as they are. For recipients claimed but never started.
   bool status_only = false;
+  // An SMS accepted by its provider: the provider's message id of each part (delivery
+  // receipts name them), recorded in the same transaction as the outcome. Empty for e-mail.
+  std::vector<std::string> sms_ids;
 };
 
 // How a recipient list goes into a task.
@@ -179,8 +182,10 @@ class TaskStore {
   // The merge field names the CSV's header gives (every column but email), after the same
   // header checks as the import, without touching any task: lets `send` check the template
   // and every flag before the task holds a list.
+  // `key_column`: an SMS list's phone column instead of "email" (ImportOptions::key_column).
   static Result<std::vector<std::string>> read_csv_fields(const std::string& path,
-                                                          const CsvOptions& options = {});
+                                                          const CsvOptions& options = {},
+                                                          const std::string& key_column = "");
   // A digest of a file's bytes, as the import records it ("sb.source_digest" meta), so a
   // later `send --recipients F` can tell the same list from a changed one.
   static Result<std::string> file_digest(const std::string& path);
