@@ -129,6 +129,8 @@ Status TaskStoreState::run(Stmt& st, std::string_view what) {
 SqliteTaskStore::SqliteTaskStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SqliteTaskStore::~SqliteTaskStore() = default;
 
+sqlite3* SqliteTaskStore::handle() const { return impl_->db.h; }
+
 Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool create) {
   return SqliteTaskStore::open_impl(path, create, false);
 }
