@@ -63,6 +63,9 @@ INSERT INTO meta(key, value) VALUES ('sb.app', 'smtpblast'), ('sb.schema_version
 Error store_error(std::string msg) { return make_error(ErrDomain::kStore, std::move(msg)); }
 
 bool valid_status(RcptStatus s) { return static_cast<int>(s) <= kRcptStatusMax; }
+// What record() takes: outcomes of sending. The receipt statuses are set by the SMS receipts
+// (sms_receipts.cc) only, never by a run's journal.
+bool recordable_status(RcptStatus s) { return static_cast<int>(s) <= kRcptStatusMaxRecorded; }
 
 // Task files hold addresses and merge data: owner-only, whatever the umask. Creating the
 // file ourselves is the only way to choose its mode (SQLite uses 0644 & ~umask), and SQLite
@@ -89,6 +92,9 @@ const char* status_name(RcptStatus s) {
     case RcptStatus::kInFlight: return "in-flight";
     case RcptStatus::kBounced: return "bounced";
     case RcptStatus::kComplained: return "complained";
+    case RcptStatus::kDelivered: return "delivered";
+    case RcptStatus::kUndeliverable: return "undeliverable";
+    case RcptStatus::kExpired: return "expired";
   }
   return "unknown";
 }
@@ -427,7 +433,7 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
   Impl& s = *impl_;
   if (outcomes.empty()) return {};
   for (const Outcome& o : outcomes) {
-    if (!valid_status(o.status)) {
+    if (!recordable_status(o.status)) {
       return store_error("bug: outcome for recipient " + std::to_string(o.id) +
                          " has unknown status " + std::to_string(static_cast<int>(o.status)));
     }

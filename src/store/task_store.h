@@ -25,8 +25,14 @@ enum class RcptStatus : uint8_t {
   kInFlight = 5,    // claimed by a run that has not recorded an outcome yet (issue 4)
   kBounced = 6,     // a hard bounce came back (returns, issue 14): never mailed again
   kComplained = 7,  // the recipient complained (ARF): never mailed again
+  // SMS delivery receipts (issue 19; store/sms_receipts.h): what became of a sent SMS.
+  kDelivered = 8,      // every part delivered to the phone
+  kUndeliverable = 9,  // a part undeliverable, rejected or deleted by the SMSC
+  kExpired = 10,       // a part expired in the SMSC before it could be delivered
 };
-inline constexpr int kRcptStatusMax = 7;
+inline constexpr int kRcptStatusMax = 10;
+// TaskStore::record takes outcomes of sending only (up to kComplained).
+inline constexpr int kRcptStatusMaxRecorded = 7;
 const char* status_name(RcptStatus s);
 
 struct RecipientRow {
