@@ -31,6 +31,7 @@ constexpr RcptStatus kReceiptStatuses[] = {RcptStatus::kDelivered, RcptStatus::k
 
 bool parse_status(const std::string& name, RcptStatus* s) {
   for (int i = 0; i <= kRcptStatusMax; ++i) {
+    if (!known_rcpt_status(i)) continue;
     auto st = static_cast<RcptStatus>(i);
     std::string n = status_name(st);
     if (name == n || (st == RcptStatus::kInFlight && name == "in_flight")) {

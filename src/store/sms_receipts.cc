@@ -19,13 +19,12 @@ constexpr int kEnroute = 1, kDelivered = 2, kExpired = 3, kDeleted = 4, kUndeliv
               kAccepted = 6, kUnknown = 7, kRejected = 8;
 
 bool final_state(int s) {
-  return s == kDelivered || s == kExpired || s == kDeleted || s == kUndeliverable ||
-         s == kRejected;
+  return s == kDelivered || s == kExpired || s == kDeleted || s == kUndeliverable || s == kRejected;
 }
 
 bool receipt_status(RcptStatus s) {
-  return s == RcptStatus::kSent || s == RcptStatus::kDelivered ||
-         s == RcptStatus::kUndeliverable || s == RcptStatus::kExpired;
+  return s == RcptStatus::kSent || s == RcptStatus::kDelivered || s == RcptStatus::kUndeliverable ||
+         s == RcptStatus::kExpired;
 }
 
 Error sqlite_error(sqlite3* db, std::string_view what) {
@@ -89,8 +88,7 @@ class Savepoint {
   }
   ~Savepoint() {
     if (ok_ && !released_) {
-      sqlite3_exec(db_, "ROLLBACK TO sms_receipt; RELEASE sms_receipt", nullptr, nullptr,
-                   nullptr);
+      sqlite3_exec(db_, "ROLLBACK TO sms_receipt; RELEASE sms_receipt", nullptr, nullptr, nullptr);
     }
   }
   bool ok() const { return ok_; }
@@ -142,8 +140,9 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
   if (!sp.ok()) return sqlite_error(db, "applying an SMS receipt");
 
   Stmt find;
-  if (find.prepare(db, "SELECT rowid, rcpt_id, part, parts, state FROM sms_ids "
-                       "WHERE message_id = ?1 ORDER BY rowid DESC LIMIT 1") != SQLITE_OK) {
+  if (find.prepare(db,
+                   "SELECT rowid, rcpt_id, part, parts, state FROM sms_ids "
+                   "WHERE message_id = ?1 ORDER BY rowid DESC LIMIT 1") != SQLITE_OK) {
     return sqlite_error(db, "reading SMS ids");
   }
   PartRow row{};
@@ -192,9 +191,9 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
   // been sent more than once) was delivered; failed or expired when a row was and none was
   // delivered.
   Stmt parts;
-  if (parts.prepare(db, "SELECT part, max(parts), max(state = 2), max(state IN (4, 5, 8)), "
-                        "max(state = 3) FROM sms_ids WHERE rcpt_id = ?1 GROUP BY part") !=
-      SQLITE_OK) {
+  if (parts.prepare(db,
+                    "SELECT part, max(parts), max(state = 2), max(state IN (4, 5, 8)), "
+                    "max(state = 3) FROM sms_ids WHERE rcpt_id = ?1 GROUP BY part") != SQLITE_OK) {
     return sqlite_error(db, "reading SMS ids");
   }
   parts.bind(1, row.rcpt);
@@ -223,8 +222,9 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
   }
   if (next != out.status && receipt_status(out.status) && final_state(state)) {
     Stmt set;
-    if (set.prepare(db, "UPDATE recipients SET status = ?1, reply = ?2, updated = ?3 "
-                        "WHERE id = ?4") != SQLITE_OK) {
+    if (set.prepare(db,
+                    "UPDATE recipients SET status = ?1, reply = ?2, updated = ?3 "
+                    "WHERE id = ?4") != SQLITE_OK) {
       return sqlite_error(db, "recording an SMS receipt");
     }
     std::string reply = "receipt stat:" + (r.stat.empty() ? r.state : r.stat);

@@ -62,7 +62,7 @@ INSERT INTO meta(key, value) VALUES ('sb.app', 'smtpblast'), ('sb.schema_version
 
 Error store_error(std::string msg) { return make_error(ErrDomain::kStore, std::move(msg)); }
 
-bool valid_status(RcptStatus s) { return static_cast<int>(s) <= kRcptStatusMax; }
+bool valid_status(RcptStatus s) { return known_rcpt_status(static_cast<int>(s)); }
 // What record() takes: outcomes of sending. The receipt statuses are set by the SMS receipts
 // (sms_receipts.cc) only, never by a run's journal.
 bool recordable_status(RcptStatus s) { return static_cast<int>(s) <= kRcptStatusMaxRecorded; }
@@ -487,7 +487,7 @@ Result<StatusCounts> SqliteTaskStore::counts(bool with_codes) {
     ++total;
     if (sqlite3_column_type(q.get(), 0) != SQLITE_INTEGER) continue;
     int64_t v = q.col_int(0);
-    if (v >= 0 && v <= kRcptStatusMax) ++per_status[v];
+    if (known_rcpt_status(v)) ++per_status[v];
   }
   if (rc != SQLITE_DONE) return s.error("counting recipients");
   uint64_t known = 0;

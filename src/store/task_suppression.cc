@@ -47,14 +47,14 @@ Result<TaskSuppressionAdded> add_task_suppression(sqlite3* db, std::string_view 
   }
   auto fail = [&](std::string_view what) {
     Error e = sqlite_error(db, what);
-    sqlite3_exec(db, "ROLLBACK TO task_suppress; RELEASE task_suppress", nullptr, nullptr,
-                 nullptr);
+    sqlite3_exec(db, "ROLLBACK TO task_suppress; RELEASE task_suppress", nullptr, nullptr, nullptr);
     return e;
   };
   const int64_t now = time ? time : static_cast<int64_t>(std::time(nullptr));
   Stmt ins;
-  if (ins.prepare(db, "INSERT OR IGNORE INTO task_suppressed(key, reason, time) "
-                      "VALUES(?1, ?2, ?3)") != SQLITE_OK) {
+  if (ins.prepare(db,
+                  "INSERT OR IGNORE INTO task_suppressed(key, reason, time) "
+                  "VALUES(?1, ?2, ?3)") != SQLITE_OK) {
     return fail("adding to the task's suppression list");
   }
   ins.bind_text(1, key);
@@ -64,8 +64,9 @@ Result<TaskSuppressionAdded> add_task_suppression(sqlite3* db, std::string_view 
   out.added = sqlite3_changes(db) > 0;
   // lower(email) uses the import's address index; a phone number has no letters to fold.
   Stmt upd;
-  if (upd.prepare(db, "UPDATE recipients SET status = 4, reply = ?2, updated = ?3 "
-                      "WHERE lower(email) = lower(?1) AND status IN (0, 2) AND rejected = 0") !=
+  if (upd.prepare(db,
+                  "UPDATE recipients SET status = 4, reply = ?2, updated = ?3 "
+                  "WHERE lower(email) = lower(?1) AND status IN (0, 2) AND rejected = 0") !=
       SQLITE_OK) {
     return fail("suppressing recipients");
   }
