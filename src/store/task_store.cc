@@ -62,7 +62,10 @@ INSERT INTO meta(key, value) VALUES ('sb.app', 'smtpblast'), ('sb.schema_version
 
 Error store_error(std::string msg) { return make_error(ErrDomain::kStore, std::move(msg)); }
 
-bool valid_status(RcptStatus s) { return static_cast<int>(s) <= kRcptStatusMax; }
+bool valid_status(RcptStatus s) { return known_rcpt_status(static_cast<int>(s)); }
+// What record() takes: outcomes of sending. The receipt statuses are set by the SMS receipts
+// (sms_receipts.cc) only, never by a run's journal.
+bool recordable_status(RcptStatus s) { return static_cast<int>(s) <= kRcptStatusMaxRecorded; }
 
 // Task files hold addresses and merge data: owner-only, whatever the umask. Creating the
 // file ourselves is the only way to choose its mode (SQLite uses 0644 & ~umask), and SQLite
@@ -89,6 +92,9 @@ const char* status_name(RcptStatus s) {
     case RcptStatus::kInFlight: return "in-flight";
     case RcptStatus::kBounced: return "bounced";
     case RcptStatus::kComplained: return "complained";
+    case RcptStatus::kDelivered: return "delivered";
+    case RcptStatus::kUndeliverable: return "undeliverable";
+    case RcptStatus::kExpired: return "expired";
   }
   return "unknown";
 }
@@ -128,6 +134,8 @@ Status TaskStoreState::run(Stmt& st, std::string_view what) {
 
 SqliteTaskStore::SqliteTaskStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SqliteTaskStore::~SqliteTaskStore() = default;
+
+sqlite3* SqliteTaskStore::handle() const { return impl_->db.h; }
 
 Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool create) {
   return SqliteTaskStore::open_impl(path, create, false);
@@ -425,7 +433,7 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
   Impl& s = *impl_;
   if (outcomes.empty()) return {};
   for (const Outcome& o : outcomes) {
-    if (!valid_status(o.status)) {
+    if (!recordable_status(o.status)) {
       return store_error("bug: outcome for recipient " + std::to_string(o.id) +
                          " has unknown status " + std::to_string(static_cast<int>(o.status)));
     }
@@ -483,7 +491,7 @@ Result<StatusCounts> SqliteTaskStore::counts(bool with_codes) {
     ++total;
     if (sqlite3_column_type(q.get(), 0) != SQLITE_INTEGER) continue;
     int64_t v = q.col_int(0);
-    if (v >= 0 && v <= kRcptStatusMax) ++per_status[v];
+    if (known_rcpt_status(v)) ++per_status[v];
   }
   if (rc != SQLITE_DONE) return s.error("counting recipients");
   uint64_t known = 0;

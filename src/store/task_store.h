@@ -25,8 +25,19 @@ enum class RcptStatus : uint8_t {
   kInFlight = 5,    // claimed by a run that has not recorded an outcome yet (issue 4)
   kBounced = 6,     // a hard bounce came back (returns, issue 14): never mailed again
   kComplained = 7,  // the recipient complained (ARF): never mailed again
+  // SMS delivery receipts (issue 19; store/sms_receipts.h): what became of a sent SMS. 8 and
+  // 9 stay unused: tests and tools use them as "a value no version writes".
+  kDelivered = 10,      // every part delivered to the phone
+  kUndeliverable = 11,  // a part undeliverable, rejected or deleted by the SMSC
+  kExpired = 12,        // a part expired in the SMSC before it could be delivered
 };
-inline constexpr int kRcptStatusMax = 7;
+inline constexpr int kRcptStatusMax = 12;
+// A value RcptStatus names (0..7 and 10..12).
+inline constexpr bool known_rcpt_status(int64_t v) {
+  return (v >= 0 && v <= 7) || (v >= 10 && v <= kRcptStatusMax);
+}
+// TaskStore::record takes outcomes of sending only (up to kComplained).
+inline constexpr int kRcptStatusMaxRecorded = 7;
 const char* status_name(RcptStatus s);
 
 struct RecipientRow {
