@@ -207,6 +207,7 @@ void SendRun::run_workers() {
   cd.signals = &signals_;
   cd.workers = nworkers;
   cd.todo = todo_;
+  if (sms) cd.sms_inbound = [this](SmsInboundMsg& m) { apply_sms_inbound(m); };
   Coordinator coord(cd);
   for (uint32_t i = 0; i < nworkers; ++i) {
     RunWorker* e = engines[i].get();

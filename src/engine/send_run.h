@@ -26,6 +26,7 @@ namespace sb {
 class CoordinatorInbox;
 class LoopEnv;
 class RunWorker;
+struct SmsInboundMsg;
 class Worker;
 
 // Runs one send: never throws, says everything through `events`, and leaves the exit code
@@ -57,6 +58,8 @@ class SendRun {
   // send_run.cc
   bool check_fd_limit();
   void run_workers();
+  // sms_setup.cc: receipts and STOP replies that came in during the run, into the task.
+  void apply_sms_inbound(SmsInboundMsg& m);
   std::unique_ptr<RunWorker> make_sms_worker(uint32_t index, Worker& w, LoopEnv& env,
                                              RunShared& shared, CoordinatorInbox& inbox);
   RunResult finish();
@@ -90,6 +93,7 @@ class SendRun {
   std::string failure_;
   std::string store_error_;
   bool fatal_ = false;
+  uint64_t sms_receipts_ = 0, sms_receipts_unknown_ = 0, sms_stops_ = 0;
   uint64_t sent_ = 0, failed_ = 0, deferred_ = 0, deferred_attempts_ = 0, suppressed_ = 0,
            attempts_ = 0;
 };

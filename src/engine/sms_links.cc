@@ -58,15 +58,8 @@ class SmppLink final : public SmsLink, public SmppHost, public SmppConnOwner {
     host_.sms_outcome(*j, o.verdict, static_cast<int>(o.status), o.text, o.throttled,
                       o.message_ids);
   }
-  void on_receipt(const DeliveryReceipt& r) override {
-    // RECEIPTS CALL SITE (issue 19, branch smsrx): a receipt during the run goes to the task
-    // through the receipt path smsrx builds; until then `sms receipts` collects them later.
-    (void)r;
-  }
-  void on_mobile_originated(const MobileOriginated& mo) override {
-    // STOP CALL SITE (issue 19, branch smsrx): a "STOP" adds the number to the suppression list.
-    (void)mo;
-  }
+  void on_receipt(const DeliveryReceipt& r) override { host_.sms_receipt(r); }
+  void on_mobile_originated(const MobileOriginated& mo) override { host_.sms_reply(mo); }
 
   // SmppConnOwner
   void smpp_conn_closed(SmppConn& c) override {

@@ -1,9 +1,13 @@
 // Setting an SMS run up (issue 19): the task's kind, its list of phone numbers (E.164 with the
 // default country), the SMS text, then the same throttle, accounting and journal as e-mail.
 #include "base/text.h"
+#include "engine/channel.h"
 #include "engine/send_run.h"
 #include "engine/sms_run_config.h"
 #include "sms/phone.h"
+#include "store/sms_ids.h"
+#include "store/sms_receipts.h"
+#include "store/suppression.h"
 
 namespace sb {
 
@@ -89,6 +93,26 @@ int SendRun::prepare_sms_task() {
   restore_daily_state();
   journal_ = std::make_unique<Journal>(*store_, std::move(journal_opts_));
   return 0;
+}
+
+void SendRun::apply_sms_inbound(SmsInboundMsg& m) {
+  sqlite3* db = sqlite_handle(*store_);
+  if (db == nullptr) return;  // PostgreSQL keeps no SMS ids: `sms receipts` cannot match them
+  for (const SmsReceiptUpdate& u : m.receipts) {
+    auto r = apply_sms_receipt(db, u);
+    if (!r.ok()) {
+      events_.note(NoteKind::kWarning, "delivery receipt: " + r.error().message);
+      continue;
+    }
+    ++sms_receipts_;
+    if (r->effect == SmsReceiptEffect::kUnknownId) ++sms_receipts_unknown_;
+  }
+  for (const std::string& n : m.stops) {
+    if (auto r = add_task_suppression(db, n, "STOP reply"); r.ok()) {
+      ++sms_stops_;
+      events_.note(NoteKind::kNotice, n + " replied STOP: suppressed in this task");
+    }
+  }
 }
 
 }  // namespace sb

@@ -6,6 +6,7 @@
 
 #include "engine/retry_queue.h"
 #include "engine/sms_run_config.h"
+#include "sms/phone.h"
 
 namespace sb {
 
@@ -261,12 +262,37 @@ void SmsWorker::retire(SmsJob* j) {
 }
 
 void SmsWorker::flush_outcomes(bool wake_now) {
-  if (outcomes_.empty() && settled_.empty()) return;
-  OutcomesMsg m;
-  m.entries.swap(outcomes_);
-  m.settled.swap(settled_);
-  inbox_.post(index_, std::move(m), wake_now);
-  outcomes_.reserve(kOutcomeFlush);
+  if (!outcomes_.empty() || !settled_.empty()) {
+    OutcomesMsg m;
+    m.entries.swap(outcomes_);
+    m.settled.swap(settled_);
+    inbox_.post(index_, std::move(m), wake_now);
+    outcomes_.reserve(kOutcomeFlush);
+  }
+  // After the outcomes: a receipt names ids that those outcomes record.
+  if (!inbound_.receipts.empty() || !inbound_.stops.empty()) {
+    inbox_.post(index_, std::move(inbound_), false);
+    inbound_ = SmsInboundMsg{};
+  }
+}
+
+void SmsWorker::sms_receipt(const DeliveryReceipt& r) {
+  SmsReceiptUpdate& u = inbound_.receipts.emplace_back();
+  u.message_id = r.id;
+  u.state = receipt_state_name(r.state);
+  u.stat = r.stat;
+  u.err = r.err;
+  u.time = env_.clock().wall_s();
+}
+
+void SmsWorker::sms_reply(const MobileOriginated& mo) {
+  if (!mo.is_stop()) return;
+  // SMSCs give the number as digits with TON international, or with '+', or national.
+  std::string from = mo.from;
+  if (!from.empty() && from[0] != '+' && from[0] != '0') from.insert(0, "+");
+  auto e164 = normalize_e164(from, cfg_.sms != nullptr ? cfg_.sms->country : std::string());
+  if (!e164.ok()) e164 = normalize_e164(mo.from, cfg_.sms != nullptr ? cfg_.sms->country : "");
+  if (e164.ok()) inbound_.stops.push_back(*e164);
 }
 
 void SmsWorker::drop_queued() {

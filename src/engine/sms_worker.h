@@ -58,6 +58,9 @@ class SmsLinkHost {
   virtual void link_idle() = 0;
   // Whether connections are still wanted (a reconnect after a drop).
   virtual bool link_wanted() const = 0;
+  // A delivery receipt, and a message from a phone ("STOP"), that came in on a bind.
+  virtual void sms_receipt(const DeliveryReceipt& r) = 0;
+  virtual void sms_reply(const MobileOriginated& mo) = 0;
 };
 
 // A transport: N SMPP binds (a window each) or an HTTP client. Runs on the worker's loop.
@@ -108,6 +111,8 @@ class SmsWorker final : public RunWorker, public SmsLinkHost {
   void link_failed(const std::string& why, bool fatal) override;
   void link_idle() override { maybe_finish(); }
   bool link_wanted() const override;
+  void sms_receipt(const DeliveryReceipt& r) override;
+  void sms_reply(const MobileOriginated& mo) override;
 
  private:
   void add_batch(RowsCmd& c);
@@ -145,6 +150,7 @@ class SmsWorker final : public RunWorker, public SmsLinkHost {
   std::vector<SmsJob*> free_;
   std::vector<JournalEntry> outcomes_;
   std::vector<Settlement> settled_;
+  SmsInboundMsg inbound_;  // receipts and STOP replies, posted after the outcomes
   std::unique_ptr<EngineTimer> flush_timer_;
   std::unique_ptr<EngineTimer> retry_timer_;
   std::unique_ptr<EngineTimer> poke_timer_;

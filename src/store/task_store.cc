@@ -15,6 +15,7 @@
 
 #include "store/address.h"
 #include "store/field_codec.h"
+#include "store/sms_ids.h"
 #include "store/sqlite_task_store.h"
 #include "store/task_store_impl.h"
 
@@ -462,9 +463,13 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
       s.rollback_txn();
       return r;
     }
+    // An SMS's provider ids go in with its outcome (one commit): a receipt that comes later
+    // finds its recipient, and a kill -9 cannot keep the outcome but lose the ids.
     if (!o.sms_ids.empty()) {
-      // SMS-IDS CALL SITE (issue 19): record_sms_ids(s.db.h, o.id, o.sms_ids) from
-      // store/sms_ids.h (branch smsrx) goes here, inside this transaction, once merged.
+      if (auto r = record_sms_ids(s.db.h, o.id, o.sms_ids, o.time); !r) {
+        s.rollback_txn();
+        return r;
+      }
     }
   }
   if (auto c = s.commit_txn(); !c) {

@@ -11,6 +11,7 @@ Run: tools/itest.sh test_sms  (as root; see support/blast.py)
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import unittest
 
@@ -439,6 +440,28 @@ window = {window}
             self.assertLess(dups, 200, dups)
         st = blast.status(task)
         self.assertEqual(st["sent"], 3000, st)
+
+    def test_receipts_and_stop_during_the_run(self):
+        csv, nums = self.numbers(20)
+        task = self.dir / "t.db"
+        with smsc.Smsc(system_id="sb", password=PASSWORD, receipts=True,
+                       receipt_stat={"447400100003": "UNDELIV"},
+                       stop_from=["447400100019"], respond_delay_ms=20) as sim:
+            r = self.sb(*self.args(task, self.smpp_conf(sim.port, window=1), csv))
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            self.assertIn("+447400100019 replied STOP", r.stderr)
+        con = sqlite3.connect(f"file:{task}?mode=ro", uri=True)
+        try:
+            ids = con.execute("SELECT count(*), count(DISTINCT rcpt_id) FROM sms_ids").fetchone()
+            st = dict(con.execute("SELECT email, status FROM recipients"))
+        finally:
+            con.close()
+        sent = 19 if st["+447400100019"] == 4 else 20  # STOP may land before its send
+        self.assertEqual(ids, (sent, sent))
+        # Receipts that came in on the bind settled their recipients (10 delivered, 11
+        # undeliverable); the last ones may still be on their way when the run unbinds.
+        self.assertEqual(st["+447400100003"] in (1, 11), True, st)
+        self.assertGreater(sum(1 for v in st.values() if v == 10), 10, st)
 
     def test_limit_then_resume(self):
         csv, nums = self.numbers(50)
