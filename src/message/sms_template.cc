@@ -56,8 +56,10 @@ Result<SmsTemplate> SmsTemplate::compile(std::string_view raw) {
     }
     if (i + 1 < lines.size()) t.pieces_.push_back(Piece{"\n", -1, false});
   }
-  bool empty = std::all_of(t.pieces_.begin(), t.pieces_.end(),
-                           [](const Piece& p) { return p.name < 0 && p.literal.empty(); });
+  // Only blank lines: a mistake (an empty file, the wrong one), never a message to send.
+  bool empty = std::all_of(t.pieces_.begin(), t.pieces_.end(), [](const Piece& p) {
+    return p.name < 0 && trim_space(p.literal, " \t\n").empty();
+  });
   if (empty) return make_error(ErrDomain::kInput, "the SMS text is empty");
   t.columns_.assign(t.names_.size(), kUnbound);
   return t;
