@@ -201,11 +201,19 @@ void SmsWorker::sms_outcome(SmsJob& jr, SmsVerdict v, int code, std::string_view
     }
     record(j, RcptStatus::kSent, code, reply, ids);
     retire(j);
-  } else if (v == SmsVerdict::kFailed) {
-    record(j, RcptStatus::kFailed, code, text);
+    maybe_finish();
+    return;
+  }
+  // A concatenated message the SMSC took in part: the parts it took have ids that receipts
+  // will name, so they are recorded too (a retry sends the message again: new ids are added).
+  const bool some_ids =
+      std::any_of(ids.begin(), ids.end(), [](const std::string& id) { return !id.empty(); });
+  const std::span<const std::string> part_ids = some_ids ? ids : std::span<const std::string>();
+  if (v == SmsVerdict::kFailed) {
+    record(j, RcptStatus::kFailed, code, text, part_ids);
     retire(j);
   } else {
-    record(j, RcptStatus::kDeferred, code, text);
+    record(j, RcptStatus::kDeferred, code, text, part_ids);
     if (throttled && j->throttled < kFreeThrottled) ++j->throttled;
     const bool may_retry = j->run_attempts - j->throttled < cfg_.max_attempts;
     if (may_retry && !aborted_ && !stopping_) {
