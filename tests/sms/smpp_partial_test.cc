@@ -222,8 +222,8 @@ TEST(SmscReceiptFormats, TlvsOnlyWithAnEmptyText) {
 TEST(SmscStop, VariantsAreTrimmedCaseInsensitiveAndBlankTolerant) {
   DeliverSm d;
   d.source_addr = "447911123456";
-  for (const char* t : {"STOP ALL", "stop all", " Stop  All! ", "UNSUBSCRIBE\r\n", "STOP\nALL",
-                        "unsubscribe"}) {
+  for (const char* t :
+       {"STOP ALL", "stop all", " Stop  All! ", "UNSUBSCRIBE\r\n", "STOP\nALL", "unsubscribe"}) {
     d.short_message = t;
     EXPECT_TRUE(mo_from_deliver(d).is_stop()) << t;
   }
