@@ -116,25 +116,13 @@ int SmsSendCmd::run() {
     sc->http_in_flight = mc_.connections * (window_ != 0 ? window_ : 10);
     tps = p->http.tps;
   } else {
-    auto cfg = smpp_config(*p, sc->sender);
-    if (!cfg.ok()) {
-      std::fprintf(stderr, "smtpblast: %s\n", cfg.error().message.c_str());
+    // Password read, host looked up, TLS context built (tls, tls_verify, ca_file, tls_host).
+    auto cc = smpp_conn_config(*p, sc->sender);
+    if (!cc.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", cc.error().message.c_str());
       return kExitUsage;
     }
-    auto addr = smsc_address(p->smpp);
-    if (!addr.ok()) {
-      std::fprintf(stderr, "smtpblast: %s\n", addr.error().message.c_str());
-      return kExitUsage;
-    }
-    if (p->smpp.tls) {
-      std::fprintf(stderr,
-                   "smtpblast: [provider.%s] tls = true: SMPP over TLS is not wired into "
-                   "`sms send` yet\n",
-                   p->name.c_str());
-      return kExitUsage;
-    }
-    sc->smpp.address = *addr;
-    sc->smpp.session = *cfg;
+    sc->smpp = std::move(cc).value();
     if (window_ != 0) sc->smpp.session.window = window_;
     sc->binds = mc_.connections;
     tps = p->smpp.tps;

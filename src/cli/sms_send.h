@@ -8,15 +8,8 @@
 
 #include "base/result.h"
 #include "engine/run_config.h"
-#include "sms/smpp_session.h"
-#include "smsgw/provider.h"
 
 namespace sb {
-
-// sms_cmd.cc: a provider's SMPP session settings with its password read now, and the SMSC's
-// numeric address ("IP:PORT"; a host name is looked up, as a command-line verb may block).
-Result<SmppConfig> smpp_config(const ProviderConfig& p, const std::string& sender);
-Result<std::string> smsc_address(const SmppProviderConfig& s);
 
 class SmsSendCmd {
  public:

@@ -22,6 +22,7 @@ class TaskStore;
 //   submitted INTEGER  unix seconds when the id was recorded
 //   state     INTEGER  0 until a receipt comes; then the receipt's state (sms_receipts.h)
 //   done      INTEGER  unix seconds of that receipt (0 before)
+//   ref       INTEGER  the concatenation reference the parts carried (-1: not given)
 // Rows are only added: a recipient sent again gains new rows, and a receipt for an older id
 // still finds it. Indexed by message_id (receipts) and rcpt_id.
 Status ensure_sms_ids_schema(sqlite3* db);
@@ -31,8 +32,19 @@ Status ensure_sms_ids_schema(sqlite3* db);
 // missing parts were sent again) and is skipped. Runs inside the caller's transaction (the
 // journal's commit) and opens none; creates the table when it is missing. `submitted_at` 0
 // means now. Errors are kStore with SQLite's message.
+// `concat_ref`: SmsMessage::concat_ref of a multi-part message (-1: not kept), so a run
+// resumed after a kill can send a partly accepted message's missing parts (partial_sms).
 Status record_sms_ids(sqlite3* db, int64_t rcpt_id, const std::vector<std::string>& ids,
-                      int64_t submitted_at = 0);
+                      int64_t submitted_at = 0, int concat_ref = -1);
+
+// What a retry needs of a recipient whose multi-part message was partly accepted: the ids
+// recorded per part ("" for a part never accepted; empty vector: nothing recorded) and the
+// reference they carried (-1: unknown, then the retry must send the whole message).
+struct SmsPartial {
+  std::vector<std::string> ids;
+  int concat_ref = -1;
+};
+Result<SmsPartial> partial_sms(sqlite3* db, int64_t rcpt_id);
 
 // The SQLite connection behind a task store (an SqliteTaskStore), or null for another backend
 // (PostgreSQL keeps no SMS ids). The store still owns it; use it on the store's thread.

@@ -55,5 +55,21 @@ TEST(SmsIds, NoIdsWritesNothing) {
   EXPECT_EQ(count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'sms_ids'"), 0);
 }
 
+TEST(SmsIds, PartialSmsGivesTheAcceptedPartsAndTheirReference) {
+  auto t = sms_task();
+  sqlite3* db = sqlite_handle(*t);
+  auto none = partial_sms(db, 1);  // no table yet
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->ids.empty());
+  ASSERT_TRUE(record_sms_ids(db, 1, {"a", "", "c"}, 0, 77).ok());
+  auto p = partial_sms(db, 1);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->ids, (std::vector<std::string>{"a", "", "c"}));
+  EXPECT_EQ(p->concat_ref, 77);
+  ASSERT_TRUE(record_sms_ids(db, 1, {"", "b", ""}, 0, 77).ok());  // the missing part, later
+  EXPECT_EQ(partial_sms(db, 1)->ids, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(partial_sms(db, 2)->ids.empty());
+}
+
 }  // namespace
 }  // namespace sb

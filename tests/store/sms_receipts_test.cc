@@ -37,8 +37,9 @@ class SmsReceiptsTest : public ::testing::Test {
   }
 
   RcptStatus status(int64_t id) {
-    for (RcptStatus s : {RcptStatus::kUnsent, RcptStatus::kSent, RcptStatus::kSuppressed,
-                         RcptStatus::kDelivered, RcptStatus::kUndeliverable, RcptStatus::kExpired}) {
+    for (RcptStatus s :
+         {RcptStatus::kUnsent, RcptStatus::kSent, RcptStatus::kSuppressed, RcptStatus::kDelivered,
+          RcptStatus::kUndeliverable, RcptStatus::kExpired}) {
       auto l = t_->list(s, 100);
       for (auto& [row, o] : *l) {
         if (row.id == id) return s;
@@ -120,7 +121,7 @@ TEST_F(SmsReceiptsTest, AResentPartIsDeliveredByEitherCopy) {
 
 TEST_F(SmsReceiptsTest, IdsMatchAcrossHexDecimalCaseAndPadding) {
   ASSERT_TRUE(record_sms_ids(db_, 1, {"1F4A"}).ok());  // submit_sm_resp in hex
-  EXPECT_EQ(apply("8010", "delivered").rcpt_id, 1);   // receipt in decimal
+  EXPECT_EQ(apply("8010", "delivered").rcpt_id, 1);    // receipt in decimal
   ASSERT_TRUE(record_sms_ids(db_, 2, {"12345"}).ok());
   EXPECT_EQ(apply("3039", "delivered").rcpt_id, 2);  // hex of 12345
   ASSERT_TRUE(record_sms_ids(db_, 3, {"abc-def"}).ok());
@@ -155,8 +156,7 @@ TEST_F(SmsReceiptsTest, StopSuppressesTheUnsentNumberOnce) {
   EXPECT_TRUE(add_task_suppression(db_, "+4915112345678", "UNSUBSCRIBE")->added);
   auto keys = task_suppressions(db_);
   ASSERT_TRUE(keys.ok());
-  EXPECT_EQ(*keys, (std::vector<std::string>{"+447911000004", "+447911000001",
-                                             "+4915112345678"}));
+  EXPECT_EQ(*keys, (std::vector<std::string>{"+447911000004", "+447911000001", "+4915112345678"}));
 }
 
 TEST(SmsTaskSuppression, EmptyWithoutTheTable) {
