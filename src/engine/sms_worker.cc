@@ -115,6 +115,8 @@ void SmsWorker::give_back(SmsJob* j) {
   j->throttled = 0;
   j->last = RcptStatus::kUnsent;
   j->sent_at = 0;
+  j->part_ids.clear();
+  j->concat_ref = 0;
   free_.push_back(j);
 }
 
@@ -175,6 +177,10 @@ SmppHost::Next SmsWorker::next_sms(SmsJob*& out) {
   j->msg.to = j->row.email;
   j->msg.text = j->text;
   j->msg.cookie = reinterpret_cast<uint64_t>(j);
+  if (!j->part_ids.empty()) {
+    j->msg.accepted_before = j->part_ids;
+    j->msg.concat_ref = j->concat_ref;
+  }
   ++inflight_;
   out = j;
   maybe_request();
@@ -193,6 +199,19 @@ void SmsWorker::sms_outcome(SmsJob& jr, SmsVerdict v, int code, std::string_view
   } else if (v == SmsVerdict::kSent) {
     (void)throttle_.on_reply(250, "", w, j->sent_at);
   }
+  if (v == SmsVerdict::kSent && !j->part_ids.empty()) {
+    // The rest of a partly accepted message: its earlier parts' ids are in the task already.
+    std::vector<std::string> fresh(ids.begin(), ids.end());
+    for (size_t i = 0; i < fresh.size() && i < j->part_ids.size(); ++i) {
+      if (!j->part_ids[i].empty() && j->part_ids[i] == fresh[i]) fresh[i].clear();
+    }
+    std::string reply = "accepted, message ids ";
+    for (size_t i = 0; i < ids.size(); ++i) reply += (i ? "," : "") + ids[i];
+    record(j, RcptStatus::kSent, code, reply, fresh);
+    retire(j);
+    maybe_finish();
+    return;
+  }
   if (v == SmsVerdict::kSent) {
     std::string reply = "accepted";
     if (!ids.empty()) {
@@ -206,9 +225,22 @@ void SmsWorker::sms_outcome(SmsJob& jr, SmsVerdict v, int code, std::string_view
   }
   // A concatenated message the SMSC took in part: the parts it took have ids that receipts
   // will name, so they are recorded too (a retry sends the message again: new ids are added).
+  // The session reports the union with the ids it was given: record only the new ones, and
+  // keep them all (with the reference) for the retry.
+  std::vector<std::string> fresh(ids.begin(), ids.end());
+  for (size_t i = 0; i < fresh.size() && i < j->part_ids.size(); ++i) {
+    if (!j->part_ids[i].empty() && j->part_ids[i] == fresh[i]) fresh[i].clear();
+  }
   const bool some_ids =
       std::any_of(ids.begin(), ids.end(), [](const std::string& id) { return !id.empty(); });
-  const std::span<const std::string> part_ids = some_ids ? ids : std::span<const std::string>();
+  if (some_ids) {
+    j->part_ids.assign(ids.begin(), ids.end());
+    j->concat_ref = j->msg.concat_ref;
+  }
+  const bool some_fresh =
+      std::any_of(fresh.begin(), fresh.end(), [](const std::string& id) { return !id.empty(); });
+  const std::span<const std::string> part_ids =
+      some_fresh ? std::span<const std::string>(fresh) : std::span<const std::string>();
   if (v == SmsVerdict::kFailed) {
     record(j, RcptStatus::kFailed, code, text, part_ids);
     retire(j);

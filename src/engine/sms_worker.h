@@ -38,6 +38,10 @@ struct SmsJob {
   uint32_t throttled = 0;  // deferrals for ESME_RTHROTTLED/RMSGQFUL/429: no attempt used
   RcptStatus last = RcptStatus::kUnsent;
   uint64_t sent_at = 0;  // wall ms when the throttle let it go
+  // A concatenated message the SMSC took in part: the parts' ids ("" for one still to send)
+  // and the reference they carried; the retry sends only the missing parts (SmsMessage).
+  std::vector<std::string> part_ids;
+  uint8_t concat_ref = 0;
 };
 
 // The worker's side of a transport.

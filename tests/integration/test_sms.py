@@ -463,6 +463,24 @@ window = {window}
         self.assertEqual(st["+447400100003"] in (1, 11), True, st)
         self.assertGreater(sum(1 for v in st.values() if v == 10), 10, st)
 
+    def test_concatenated_messages_throttled_part_way_arrive_once(self):
+        csv, nums = self.numbers(6)
+        self.tpl.write_text("Hi {{name}} " + "x" * 200 + " end\n")  # two GSM-7 parts
+        task = self.dir / "t.db"
+        # Every 4th submit_sm throttled: with one at a time, the second part of every other
+        # message (parts 1, 2 of the first; 1 taken, 2 refused of the second ...).
+        with smsc.Smsc(system_id="sb", password=PASSWORD, throttle_every=4) as sim:
+            r = self.sb(*self.args(task, self.smpp_conf(sim.port, window=1), csv))
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            # A part refused (throttled) after its sibling was taken: only the missing part goes
+            # again, so the phone gets each message once, whole, and no part twice.
+            self.assertEqual(len(sim.accepted()), 12)
+            msgs = sim.messages()
+            self.assertEqual(sorted(msgs), sorted(self.digits(nums)))
+            self.assertTrue(all(len(v) == 1 and v[0].endswith(" end") for v in msgs.values()))
+            resent = [s["udh"][2] for s in sim.submitted()[12:]]
+            self.assertEqual(resent, [2, 2, 2])  # only the refused parts went again
+
     def test_limit_then_resume(self):
         csv, nums = self.numbers(50)
         task = self.dir / "t.db"
