@@ -1,22 +1,29 @@
-// `smtpblast sms check|test`: an SMS provider from the config file, checked or sent one
-// message (the "send test" of the mailing tools' SMS tab).
-#include <netdb.h>
+// `smtpblast sms check|test|import|receipts`: an SMS provider from the config file, checked or
+// sent one message (the "send test" of the mailing tools' SMS tab); receipts after a run.
 #include <uv.h>
 
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "cli/pipeline.h"
 #include "cli/send_cmd.h"
+#include "cli/sms_inbound.h"
 #include "cli/sms_provider.h"
+#include "cli/sms_send.h"
 #include "cli/verb.h"
 #include "loop/http_client.h"
+#include "loop/timer.h"
 #include "sms/phone.h"
 #include "sms/smpp_conn.h"
 #include "sms/smpp_session.h"
 #include "smsgw/http_provider.h"
+#include "store/sms_ids.h"
+#include "store/task_lock.h"
+#include "store/task_store.h"
+#include "throttle/rate_spec.h"
 
 namespace sb {
 
@@ -74,44 +81,6 @@ int http_send_one(const ProviderConfig& p, const std::string& to, const std::str
   return kExitSomeFailed;
 }
 
-// The SMPP settings of a provider, with its password read now.
-Result<SmppConfig> smpp_config(const ProviderConfig& p, const std::string& sender) {
-  SmppConfig c;
-  c.system_id = p.smpp.system_id;
-  auto pw = read_secret(p.smpp.password, "provider." + p.name + " password");
-  if (!pw.ok()) return pw.error();
-  c.password = *pw;
-  c.system_type = p.smpp.system_type;
-  c.source_addr = sender;
-  c.source_ton = p.smpp.source_ton;
-  c.source_npi = p.smpp.source_npi;
-  c.window = p.smpp.window;
-  c.request_receipts = p.smpp.receipts;
-  if (std::string why = smpp_config_problem(c); !why.empty()) {
-    return make_error(ErrDomain::kConfig, "[provider." + p.name + "] " + why);
-  }
-  return c;
-}
-
-// The SMSC's numeric address "IP:PORT" ("[v6]:PORT"); a name is looked up here (a
-// command-line verb may block).
-Result<std::string> smsc_address(const SmppProviderConfig& s) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(s.port);
-  if (int rc = ::getaddrinfo(s.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-    return make_error(ErrDomain::kConfig, "SMSC host " + s.host + ": " + gai_strerror(rc));
-  }
-  char host[NI_MAXHOST];
-  int rc =
-      ::getnameinfo(res->ai_addr, res->ai_addrlen, host, sizeof host, nullptr, 0, NI_NUMERICHOST);
-  const bool v6 = res->ai_family == AF_INET6;
-  ::freeaddrinfo(res);
-  if (rc != 0) return make_error(ErrDomain::kConfig, "SMSC host " + s.host + ": no address");
-  return (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" + port;
-}
-
 // What the connection left behind when it closed.
 class ConnEnd : public SmppConnOwner {
  public:
@@ -120,7 +89,11 @@ class ConnEnd : public SmppConnOwner {
     end = c.session().end();
     smsc_id = c.session().smsc_system_id();
     why = c.why();
+    closed = true;
+    if (on_closed) on_closed();
   }
+  std::function<void()> on_closed;
+  bool closed = false;
   bool reached = false;
   SmppEnd end;
   std::string smsc_id;
@@ -156,33 +129,112 @@ class OneShotHost : public SmppHost {
   SmsMessage* msg_;
 };
 
+// Sends nothing: stays bound while receipts and replies come in, until told to stop.
+class ListenHost : public SmppHost {
+ public:
+  explicit ListenHost(SmsInbound& in) : in_(in) {}
+  Next next_message(SmsMessage*& out) override {
+    (void)out;
+    return done_ ? Next::kDone : Next::kWait;
+  }
+  void message_outcome(SmsMessage& m, const SmsOutcome& o) override {
+    (void)m;
+    (void)o;
+  }
+  void on_receipt(const DeliveryReceipt& r) override { in_.receipt(r); }
+  void on_mobile_originated(const MobileOriginated& mo) override { in_.reply(mo); }
+  bool done_ = false;
+
+ private:
+  SmsInbound& in_;
+};
+
+// `sms receipts`: binds, listens for `listen_ms`, applies what comes to the task, unbinds.
+int smpp_receipts(const ProviderConfig& p, const std::string& task, uint64_t listen_ms,
+                  const std::string& country) {
+  auto cc = smpp_conn_config(p, p.sender);
+  if (!cc.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", cc.error().message.c_str());
+    return kExitUsage;
+  }
+  // One process at a time on a task: while `sms send` runs, it takes the receipts itself.
+  auto lock = acquire_task_lock(task);
+  if (!lock.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", lock.error().message.c_str());
+    return kExitUsage;
+  }
+  auto store = TaskStore::open(task, false);
+  if (!store.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", store.error().message.c_str());
+    return kExitUsage;
+  }
+  auto channel = (*store)->get_meta("sb.channel");
+  sqlite3* db = sqlite_handle(**store);
+  if (!channel.ok() || !channel->has_value() || **channel != "sms" || db == nullptr) {
+    std::fprintf(stderr,
+                 "smtpblast: sms receipts: task %s is not an SMS task (sms import / sms send)\n",
+                 task.c_str());
+    return kExitUsage;
+  }
+  SmsInbound in(db, country);
+  ListenHost host(in);
+  ConnEnd done;
+  {
+    UvLoop uv;
+    Timer stop(&uv.loop);
+    SmppConn* conn = nullptr;
+    done.on_closed = [&] { stop.stop(); };
+    auto started = SmppConn::start(&uv.loop, *cc, host, done);
+    if (!started.ok()) {
+      std::fprintf(stderr, "smtpblast: %s\n", started.error().message.c_str());
+      return kExitUsage;
+    }
+    conn = *started;
+    stop.start(listen_ms, [&] {
+      host.done_ = true;
+      if (!done.closed) conn->poke();
+    });
+    uv_run(&uv.loop, UV_RUN_DEFAULT);
+  }
+  const std::string where = p.smpp.host + ":" + std::to_string(p.smpp.port);
+  if (!done.reached) {
+    std::fprintf(stderr, "smtpblast: sms receipts: provider %s (%s): %s\n", p.name.c_str(),
+                 where.c_str(),
+                 !done.why.empty()       ? done.why.c_str()
+                 : done.end.text.empty() ? "no bind"
+                                         : done.end.text.c_str());
+    return done.end.cause == SmppEndCause::kBindRefused && done.end.fatal ? kExitRelay
+                                                                          : kExitSomeFailed;
+  }
+  std::printf("sms receipts: task %s via %s: %s\n", task.c_str(), p.name.c_str(),
+              in.summary().c_str());
+  if (!in.first_error().empty()) {
+    std::fprintf(stderr, "smtpblast: sms receipts: %llu not recorded: %s\n",
+                 static_cast<unsigned long long>(in.counts().store_errors),
+                 in.first_error().c_str());
+    return kExitUsage;
+  }
+  if (!done.why.empty() && !host.done_) {
+    // The SMSC ended the bind before the time was up: what came was applied, but say so.
+    std::fprintf(stderr, "smtpblast: sms receipts: the connection ended early: %s\n",
+                 done.why.c_str());
+    return kExitSomeFailed;
+  }
+  return kExitDone;
+}
+
 // Binds to the SMSC, sends `msg` when given, unbinds; prints the outcome; the exit code.
 int smpp_one(const ProviderConfig& p, const std::string& sender, SmsMessage* msg) {
-  auto cfg = smpp_config(p, sender);
-  if (!cfg.ok()) {
-    std::fprintf(stderr, "smtpblast: %s\n", cfg.error().message.c_str());
-    return kExitUsage;
-  }
-  auto addr = smsc_address(p.smpp);
-  if (!addr.ok()) {
-    std::fprintf(stderr, "smtpblast: %s\n", addr.error().message.c_str());
-    return kExitUsage;
-  }
-  if (p.smpp.tls) {
-    std::fprintf(stderr,
-                 "smtpblast: [provider.%s] tls = true: SMPP over TLS is not wired in "
-                 "yet\n",
-                 p.name.c_str());
+  auto cc = smpp_conn_config(p, sender);
+  if (!cc.ok()) {
+    std::fprintf(stderr, "smtpblast: %s\n", cc.error().message.c_str());
     return kExitUsage;
   }
   OneShotHost host(msg);
   ConnEnd done;
-  SmppConnConfig cc;
-  cc.address = *addr;
-  cc.session = *cfg;
   {
     UvLoop uv;
-    auto conn = SmppConn::start(&uv.loop, cc, host, done);
+    auto conn = SmppConn::start(&uv.loop, *cc, host, done);
     if (!conn.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", conn.error().message.c_str());
       return kExitUsage;
@@ -249,21 +301,38 @@ class SmsVerb : public Verb {
     import_->add_flag("--replace", replace_, "replace the task's list (while nothing was sent)");
     import_->add_flag("--append", append_, "add the list's new numbers to the task");
     add_csv_options(import_, encoding_, delim_);
+    receipts_ = sms->add_subcommand(
+        "receipts",
+        "SMPP: bind, listen for delivery receipts and STOP replies for a while, "
+        "and apply them to the task");
+    receipts_->add_option("--task", task_, "the SMS task the receipts are about")->required();
+    receipts_->add_option("--provider", provider_, "the provider's name ([provider.NAME])")
+        ->required();
+    receipts_->add_option("--provider-config", provider_config_,
+                          "a TOML file with [provider.NAME] tables (instead of the config files)");
+    receipts_->add_option("--for", listen_for_, "how long to listen (90s, 5m ...)")
+        ->capture_default_str();
+    receipts_->add_option("--country", country_,
+                          "default country of a STOP reply's number written without one "
+                          "(default: the provider's `country`)");
     test_->add_option("--text", text_, "the message")->required();
     test_->add_option("--sender", sender_,
                       "the sender shown on the phone (default: the "
                       "provider's `from`)");
+    send_.add(sms);
     return sms;
   }
 
   int run() override {
     if (import_->parsed()) return import();
+    if (send_.parsed()) return send_.run();
     auto p = find_provider(provider_, provider_config_);
     if (!p.ok()) {
       std::fprintf(stderr, "smtpblast: %s\n", p.error().message.c_str());
       return kExitUsage;
     }
     if (check_->parsed()) return check(*p);
+    if (receipts_->parsed()) return receipts(*p);
     return test(*p);
   }
 
@@ -285,6 +354,23 @@ class SmsVerb : public Verb {
       return kExitDone;
     }
     return smpp_one(p, p.sender, nullptr);
+  }
+
+  int receipts(const ProviderConfig& p) {
+    auto ms = parse_duration_ms(listen_for_);
+    if (!ms.ok() || *ms == 0) {
+      std::fprintf(stderr, "smtpblast: sms receipts: --for %s: not a duration (90s, 5m ...)\n",
+                   listen_for_.c_str());
+      return kExitUsage;
+    }
+    if (p.type != "smpp") {
+      std::fprintf(stderr,
+                   "smtpblast: sms receipts: provider %s is an HTTP API: its receipts come by "
+                   "webhook, which smtpblast does not receive\n",
+                   p.name.c_str());
+      return kExitUsage;
+    }
+    return smpp_receipts(p, task_, *ms, country_.empty() ? p.country : country_);
   }
 
   int import() {
@@ -320,6 +406,9 @@ class SmsVerb : public Verb {
   CLI::App* check_ = nullptr;
   CLI::App* test_ = nullptr;
   CLI::App* import_ = nullptr;
+  SmsSendCmd send_;
+  CLI::App* receipts_ = nullptr;
+  std::string listen_for_ = "60s";
   std::string country_;
   std::string task_;
   std::string csv_;

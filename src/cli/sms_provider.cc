@@ -1,6 +1,7 @@
 // SMS providers from TOML: each key checked (type, range), presets filled in first.
 #include "cli/sms_provider.h"
 
+#include <netdb.h>
 #include <toml++/toml.h>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "cli/config_file.h"
+#include "loop/tls_context.h"
 
 namespace sb {
 
@@ -143,15 +145,28 @@ class TableReader {
 
 Status parse_smpp(const TableReader& r, ProviderConfig& p) {
   static const std::set<std::string> kKeys = {
-      "type",         "host",         "port",        "tls",        "system_id",  "password_file",
-      "password_env", "password_cmd", "system_type", "source_ton", "source_npi", "window",
-      "tps",          "receipts",     "bind",        "from",       "country"};
+      "type",          "host",         "port",         "tls",         "system_id",
+      "password_file", "password_env", "password_cmd", "system_type", "source_ton",
+      "source_npi",    "window",       "tps",          "receipts",    "bind",
+      "from",          "country",      "tls_verify",   "ca_file",     "tls_host"};
   if (Status st = r.only(kKeys); !st.ok()) return st;
   SmppProviderConfig& c = p.smpp;
   if (Status st = r.str("host", c.host); !st.ok()) return st;
   if (c.host.empty()) return r.error(r.get("host"), "host", "required: the SMSC's host name or IP");
   if (Status st = r.number("port", 1, 65535, c.port); !st.ok()) return st;
   if (Status st = r.boolean("tls", c.tls); !st.ok()) return st;
+  if (Status st = r.boolean("tls_verify", c.tls_verify); !st.ok()) return st;
+  if (Status st = r.str("ca_file", c.ca_file); !st.ok()) return st;
+  if (c.ca_file.rfind("~/", 0) == 0) {
+    if (const char* home = std::getenv("HOME"); home != nullptr)
+      c.ca_file = home + c.ca_file.substr(1);
+  }
+  if (Status st = r.str("tls_host", c.tls_host); !st.ok()) return st;
+  for (const char* k : {"tls_verify", "ca_file", "tls_host"}) {
+    if (!c.tls && r.get(k) != nullptr) {
+      return r.error(r.get(k), k, "only with tls = true (the SMSC is spoken to in clear)");
+    }
+  }
   if (Status st = r.str("system_id", c.system_id); !st.ok()) return st;
   if (c.system_id.empty()) {
     return r.error(r.get("system_id"), "system_id", "required: the account the SMSC gave you");
@@ -430,6 +445,73 @@ Result<ProviderConfig> find_provider(const std::string& name, const std::string&
                           (list.empty() ? "" : " (defined: " + list + ")"));
   }
   return it->second;
+}
+
+namespace {
+
+// The SMPP settings of a provider, with its password read now.
+Result<SmppConfig> smpp_session_config(const ProviderConfig& p, const std::string& sender) {
+  SmppConfig c;
+  c.system_id = p.smpp.system_id;
+  auto pw = read_secret(p.smpp.password, "provider." + p.name + " password");
+  if (!pw.ok()) return pw.error();
+  c.password = *pw;
+  c.system_type = p.smpp.system_type;
+  c.source_addr = sender;
+  c.source_ton = p.smpp.source_ton;
+  c.source_npi = p.smpp.source_npi;
+  c.window = p.smpp.window;
+  c.request_receipts = p.smpp.receipts;
+  if (std::string why = smpp_config_problem(c); !why.empty()) {
+    return make_error(ErrDomain::kConfig, "[provider." + p.name + "] " + why);
+  }
+  return c;
+}
+
+// The SMSC's numeric address "IP:PORT" ("[v6]:PORT"); a name is looked up here (a
+// command-line verb may block).
+Result<std::string> smsc_address(const SmppProviderConfig& s) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(s.port);
+  if (int rc = ::getaddrinfo(s.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    return make_error(ErrDomain::kConfig, "SMSC host " + s.host + ": " + gai_strerror(rc));
+  }
+  char host[NI_MAXHOST];
+  int rc =
+      ::getnameinfo(res->ai_addr, res->ai_addrlen, host, sizeof host, nullptr, 0, NI_NUMERICHOST);
+  const bool v6 = res->ai_family == AF_INET6;
+  ::freeaddrinfo(res);
+  if (rc != 0) return make_error(ErrDomain::kConfig, "SMSC host " + s.host + ": no address");
+  return (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" + port;
+}
+
+}  // namespace
+
+Result<SmppConnConfig> smpp_conn_config(const ProviderConfig& p, const std::string& sender) {
+  SmppConnConfig cc;
+  auto cfg = smpp_session_config(p, sender);
+  if (!cfg.ok()) return cfg.error();
+  cc.session = std::move(cfg).value();
+  auto addr = smsc_address(p.smpp);
+  if (!addr.ok()) return addr.error();
+  cc.address = std::move(addr).value();
+  if (p.smpp.tls) {
+    TlsClientConfig tc;
+    tc.verify = p.smpp.tls_verify;
+    tc.ca_file = p.smpp.ca_file;
+    tc.sni_host = p.smpp.tls_host.empty() ? p.smpp.host : p.smpp.tls_host;
+    auto ctx = TlsContext::create_client(tc);
+    if (!ctx.ok()) {
+      return make_error(ErrDomain::kConfig,
+                        "[provider." + p.name + "] tls: " + ctx.error().message);
+    }
+    cc.tls = true;
+    cc.tls_ctx = std::move(ctx).value();
+    cc.tls_host = tc.sni_host;
+  }
+  return cc;
 }
 
 }  // namespace sb

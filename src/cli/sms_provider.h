@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "sms/smpp_conn.h"
 #include "smsgw/provider.h"
 
 namespace sb {
@@ -27,5 +28,12 @@ Result<std::map<std::string, ProviderConfig>> parse_providers(const std::string&
 // The provider `name` from --provider-config FILE (when given) or the config files: an error
 // lists the providers defined when there is none of that name.
 Result<ProviderConfig> find_provider(const std::string& name, const std::string& provider_config);
+
+// Everything SmppConn needs for provider `p` (`sms check`, `sms test`, `sms receipts`, and
+// `sms send`'s SmsRunConfig::smpp): the password read now, `sender` as the source address,
+// the SMSC's host looked up (blocking: call before the loop runs), and with tls = true a
+// client TLS context that verifies as tls_verify / ca_file / tls_host say. Errors are kConfig
+// naming the provider's key (exit 2).
+Result<SmppConnConfig> smpp_conn_config(const ProviderConfig& p, const std::string& sender);
 
 }  // namespace sb

@@ -25,8 +25,13 @@ namespace sb {
 
 namespace {
 
+// What SMS delivery receipts set; listed by `status` only when some recipient has one.
+constexpr RcptStatus kReceiptStatuses[] = {RcptStatus::kDelivered, RcptStatus::kUndeliverable,
+                                           RcptStatus::kExpired};
+
 bool parse_status(const std::string& name, RcptStatus* s) {
   for (int i = 0; i <= kRcptStatusMax; ++i) {
+    if (!known_rcpt_status(i)) continue;
     auto st = static_cast<RcptStatus>(i);
     std::string n = status_name(st);
     if (name == n || (st == RcptStatus::kInFlight && name == "in_flight")) {
@@ -318,6 +323,11 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
       for (char& ch : key) ch = ch == '-' ? '_' : ch;
       j[key] = c->get(s);
     }
+    // SMS receipt statuses (issue 19): only when a receipt set them, so e-mail tasks look
+    // as they always did.
+    for (RcptStatus s : kReceiptStatuses) {
+      if (c->get(s) > 0) j[status_name(s)] = c->get(s);
+    }
     if (c->unknown > 0) j["unknown"] = c->unknown;
     nlohmann::json codes = nlohmann::json::object();
     for (auto& [code, n] : c->by_code) codes[std::to_string(code)] = n;
@@ -330,6 +340,10 @@ int cmd_status(const std::string& task, bool json, bool failed, bool deferred) {
   std::printf("task %s: %llu recipients\n", display_escape(task).c_str(),
               static_cast<unsigned long long>(c->total));
   for (RcptStatus s : all) {
+    std::printf("  %-11s %llu\n", status_name(s), static_cast<unsigned long long>(c->get(s)));
+  }
+  for (RcptStatus s : kReceiptStatuses) {
+    if (c->get(s) == 0) continue;
     std::printf("  %-11s %llu\n", status_name(s), static_cast<unsigned long long>(c->get(s)));
   }
   if (c->unknown > 0) {

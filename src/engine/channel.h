@@ -14,6 +14,7 @@
 #include "engine/job.h"
 #include "engine/ledger.h"
 #include "store/journal.h"
+#include "store/sms_receipts.h"
 #include "store/task_store.h"
 
 namespace sb {
@@ -57,8 +58,15 @@ struct NoteMsg {
   std::string text;
 };
 
+// SMS (issue 19): delivery receipts and STOP replies that came in on a bind during the run,
+// for the task (applied once the outcomes before them are committed, so their ids are there).
+struct SmsInboundMsg {
+  std::vector<SmsReceiptUpdate> receipts;
+  std::vector<std::string> stops;  // E.164 numbers that replied STOP
+};
+
 using WorkerMsg = std::variant<OutcomesMsg, WantRowsMsg, HandOverMsg, FailedMsg, FinishedMsg,
-                               DailyLimitMsg, LimitMsg, NoteMsg>;
+                               DailyLimitMsg, LimitMsg, NoteMsg, SmsInboundMsg>;
 
 // ---- coordinator -> worker
 

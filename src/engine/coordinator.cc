@@ -30,7 +30,8 @@ Coordinator::Coordinator(Deps d)
       clock_(*d.clock),
       signals_(d.signals),
       workers_(d.workers),
-      todo_(d.todo) {
+      todo_(d.todo),
+      sms_inbound_(std::move(d.sms_inbound)) {
   t0_ = last_commit_ = last_progress_ = clock_.mono_ms();
 }
 
@@ -53,7 +54,16 @@ void Coordinator::run() {
   // Nothing is held by now, unless a worker failed at start.
   planner_.release_all(outcomes_);
   commit(outcomes_);
+  apply_inbound();
   save_throttle_state();
+}
+
+void Coordinator::apply_inbound() {
+  if (inbound_.empty() || !outcomes_.empty()) return;
+  for (SmsInboundMsg& m : inbound_) {
+    if (sms_inbound_) sms_inbound_(m);
+  }
+  inbound_.clear();
 }
 
 void Coordinator::wind_up() {
@@ -61,6 +71,7 @@ void Coordinator::wind_up() {
   inbox_.take(msgs);
   for (auto& [w, m] : msgs) take(w, m);
   commit(outcomes_);
+  apply_inbound();
   ledger_.close_run();
   publish_metrics();
 }
@@ -94,6 +105,8 @@ void Coordinator::take(size_t worker, WorkerMsg& m) {
     limit_hit_ = true;
   } else if (auto* n = std::get_if<NoteMsg>(&m)) {
     events_.note(n->kind, n->text);
+  } else if (auto* in = std::get_if<SmsInboundMsg>(&m)) {
+    inbound_.push_back(std::move(*in));
   }
 }
 
@@ -113,6 +126,7 @@ bool Coordinator::step(std::vector<std::pair<size_t, WorkerMsg>>& msgs) {
     save_throttle_state();
     last_commit_ = now;
   }
+  apply_inbound();
   if (account_ != nullptr) {
     bool had_error = !account_->error().empty();
     account_->top_up(stop_requested_);

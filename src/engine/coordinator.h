@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -44,6 +45,9 @@ class Coordinator {
     const std::atomic<int>* signals = nullptr;  // SIGINT/SIGTERM received; may be null
     size_t workers = 1;
     uint64_t todo = 0;  // for the progress line's ETA
+    // SMS receipts and STOP replies, applied to the task on this thread after the outcomes
+    // that came before them are committed. Null: dropped (an e-mail run never gets any).
+    std::function<void(SmsInboundMsg&)> sms_inbound;
   };
   explicit Coordinator(Deps d);
 
@@ -81,6 +85,8 @@ class Coordinator {
  private:
   void take(size_t worker, WorkerMsg& m);
   void commit(std::vector<JournalEntry>& v);
+  // Receipts and STOP replies, once nothing committed-before-them is pending.
+  void apply_inbound();
   void tally(const std::vector<JournalEntry>& v);
   template <class Cmd>
   void send_all(const Cmd& c) {
@@ -110,6 +116,8 @@ class Coordinator {
   const uint64_t todo_;
 
   std::vector<JournalEntry> outcomes_;  // not yet committed
+  std::function<void(SmsInboundMsg&)> sms_inbound_;
+  std::vector<SmsInboundMsg> inbound_;  // waiting for the outcomes before them
   std::vector<size_t> requests_;        // workers that asked for rows this turn
   std::vector<std::pair<size_t, RowsCmd>> cmds_;
   size_t finished_ = 0;

@@ -20,6 +20,7 @@ namespace sb {
 enum class ProgressStyle : uint8_t { kNone, kBar, kPlain, kJsonl };
 
 class DkimSigner;
+struct SmsRunConfig;
 namespace metrics {
 class RunMetrics;
 }
@@ -87,6 +88,10 @@ struct RunConfig {
   // --metrics: the cells the run counts into, served by the command line's MetricsServer
   // (which outlives the run for --metrics-linger). Null: counted, but not served.
   std::shared_ptr<metrics::RunMetrics> metrics;
+
+  // `sms send` (issue 19): an SMS mailing; the template is the SMS text, the list's key a
+  // phone number. Null: e-mail.
+  std::shared_ptr<const SmsRunConfig> sms;
 };
 
 }  // namespace sb

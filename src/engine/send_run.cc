@@ -12,6 +12,8 @@
 #include "engine/coordinator.h"
 #include "engine/loop_env.h"
 #include "engine/planner.h"
+#include "engine/sms_run_config.h"
+#include "engine/sms_worker.h"
 #include "engine/worker_engine.h"
 #include "loop/fd_limit.h"
 #include "loop/worker.h"
@@ -25,18 +27,18 @@ namespace {
 class LoopPort final : public WorkerPort {
  public:
   LoopPort(std::vector<std::unique_ptr<Worker>>& workers,
-           std::vector<std::unique_ptr<WorkerEngine>>& engines)
+           std::vector<std::unique_ptr<RunWorker>>& engines)
       : workers_(workers), engines_(engines) {}
   void send(size_t worker, WorkerCommand cmd) override {
     // The command owns obligations (move-only); a closure must be copyable.
     auto c = std::make_shared<WorkerCommand>(std::move(cmd));
-    WorkerEngine* e = engines_[worker].get();
+    RunWorker* e = engines_[worker].get();
     workers_[worker]->post([e, c] { e->on_command(std::move(*c)); });
   }
 
  private:
   std::vector<std::unique_ptr<Worker>>& workers_;
-  std::vector<std::unique_ptr<WorkerEngine>>& engines_;
+  std::vector<std::unique_ptr<RunWorker>>& engines_;
 };
 
 }  // namespace
@@ -76,6 +78,17 @@ bool SendRun::check_fd_limit() {
 RunResult SendRun::run() {
   res_.pickup = !cfg_.pickup_dir.empty();
   res_.direct = cfg_.direct;
+  if (cfg_.sms != nullptr) {
+    // An SMS run: a handful of binds or requests, one worker; no relay, no account quota
+    // (the provider's own limits are --rate and --daily-limit here).
+    if (int rc = prepare(); rc != 0) {
+      res_.setup_exit = rc;
+      return res_;
+    }
+    run_workers();
+    if (res_.setup_exit != 0) return res_;
+    return finish();
+  }
   if (cfg_.pickup_dir.empty() && !check_fd_limit()) {
     res_.setup_exit = 2;
     return res_;
@@ -127,13 +140,17 @@ void SendRun::run_workers() {
             before->get(RcptStatus::kInFlight);
   }
 
-  uint32_t nworkers = std::max<uint32_t>(1, std::min(cfg_.workers, cfg_.connections));
-  PoolConfig pcfg = pool_config_for(*cfg_.relay, cfg_.timeouts);
-  pcfg.session.max_messages = cfg_.per_connection;
-  pcfg.session.window = cfg_.window;
-  pcfg.session.max_bytes_in_flight = cfg_.pipeline_bytes;
-  pcfg.session.use_pipelining = cfg_.pipelining;
-  pcfg.session.use_chunking = cfg_.chunking;
+  const bool sms = cfg_.sms != nullptr;
+  uint32_t nworkers = sms ? 1 : std::max<uint32_t>(1, std::min(cfg_.workers, cfg_.connections));
+  PoolConfig pcfg;
+  if (!sms) {
+    pcfg = pool_config_for(*cfg_.relay, cfg_.timeouts);
+    pcfg.session.max_messages = cfg_.per_connection;
+    pcfg.session.window = cfg_.window;
+    pcfg.session.max_bytes_in_flight = cfg_.pipeline_bytes;
+    pcfg.session.use_pipelining = cfg_.pipelining;
+    pcfg.session.use_chunking = cfg_.chunking;
+  }
 
   // Signals go to one thread that waits for them (sigwait) and wakes the coordinator at
   // once; every other thread, the workers included, has them blocked.
@@ -152,10 +169,14 @@ void SendRun::run_workers() {
   t0_ = clock_.mono_ms();
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::unique_ptr<LoopEnv>> envs;
-  std::vector<std::unique_ptr<WorkerEngine>> engines;
+  std::vector<std::unique_ptr<RunWorker>> engines;
   for (uint32_t i = 0; i < nworkers; ++i) {
     workers.push_back(std::make_unique<Worker>(static_cast<int>(i)));
     envs.push_back(make_uv_loop_env(workers.back()->loop()));
+    if (sms) {
+      engines.push_back(make_sms_worker(i, *workers.back(), *envs.back(), shared, inbox));
+      continue;
+    }
     WorkerEngine::Deps d;
     d.index = i;
     d.workers = nworkers;
@@ -187,16 +208,17 @@ void SendRun::run_workers() {
   cd.signals = &signals_;
   cd.workers = nworkers;
   cd.todo = todo_;
+  if (sms) cd.sms_inbound = [this](SmsInboundMsg& m) { apply_sms_inbound(m); };
   Coordinator coord(cd);
   for (uint32_t i = 0; i < nworkers; ++i) {
-    WorkerEngine* e = engines[i].get();
+    RunWorker* e = engines[i].get();
     workers[i]->post([e] { e->start(); });
     workers[i]->start();
   }
   coord.run();
   signals.reset();
   for (uint32_t i = 0; i < nworkers; ++i) {
-    WorkerEngine* e = engines[i].get();
+    RunWorker* e = engines[i].get();
     workers[i]->post([e] { e->shutdown(); });
     workers[i]->stop_and_join();
   }
@@ -229,6 +251,27 @@ void SendRun::run_workers() {
   res_.pushback = shared.pushback();
   res_.pushed_dests = shared.pushed_dests();
   res_.account_error = account_ != nullptr ? account_->error() : std::string();
+}
+
+std::unique_ptr<RunWorker> SendRun::make_sms_worker(uint32_t index, Worker& w, LoopEnv& env,
+                                                    RunShared& shared, CoordinatorInbox& inbox) {
+  SmsWorker::Deps d;
+  d.index = index;
+  d.env = &env;
+  d.cfg = &cfg_;
+  d.tpl = sms_tpl_.get();
+  d.throttle = throttle_.get();
+  d.shared = &shared;
+  d.inbox = &inbox;
+  d.seed = static_cast<uint32_t>(index * 7919 + static_cast<uint32_t>(::getpid()));
+  uv_loop_s* loop = w.loop();
+  const SmsRunConfig& sc = *cfg_.sms;
+  if (sc.http) {
+    d.make_link = [loop, &sc](SmsLinkHost& h) { return make_http_link(loop, sc, h); };
+  } else {
+    d.make_link = [loop, &env, &sc](SmsLinkHost& h) { return make_smpp_link(loop, env, sc, h); };
+  }
+  return std::make_unique<SmsWorker>(std::move(d));
 }
 
 RunResult SendRun::finish() {

@@ -14,6 +14,7 @@
 #include "engine/run_config.h"
 #include "engine/run_result.h"
 #include "engine/run_shared.h"
+#include "message/sms_template.h"
 #include "message/template.h"
 #include "pg/pg_throttle.h"
 #include "store/journal.h"
@@ -21,6 +22,12 @@
 #include "throttle/throttle.h"
 
 namespace sb {
+
+class CoordinatorInbox;
+class LoopEnv;
+class RunWorker;
+struct SmsInboundMsg;
+class Worker;
 
 // Runs one send: never throws, says everything through `events`, and leaves the exit code
 // to the caller (cli/run_report.h exit_code_for).
@@ -43,9 +50,18 @@ class SendRun {
   int check_identity();  // a task resumed with another sender, relay or DKIM domain (0 or 2)
   int open_account_quota();
   void not_imported_again();
+  int setup_throttle();    // --rate, --daily-limit, blocks: the run's throttle
+  int setup_accounting();  // --accounting
+  void restore_daily_state();
+  // sms_setup.cc: an SMS task (issue 19): its kind, the list (phone numbers), the SMS text.
+  int prepare_sms_task();
   // send_run.cc
   bool check_fd_limit();
   void run_workers();
+  // sms_setup.cc: receipts and STOP replies that came in during the run, into the task.
+  void apply_sms_inbound(SmsInboundMsg& m);
+  std::unique_ptr<RunWorker> make_sms_worker(uint32_t index, Worker& w, LoopEnv& env,
+                                             RunShared& shared, CoordinatorInbox& inbox);
   RunResult finish();
   // pickup.cc
   void run_pickup();
@@ -55,7 +71,8 @@ class SendRun {
   const Clock& clock_;
   std::unique_ptr<TaskStore> store_;
   std::unique_ptr<CompiledTemplate> tpl_;
-  PgSharedLimits pg_limits_;  // a PostgreSQL mailing's shared rates; outlive throttle_
+  std::unique_ptr<SmsTemplate> sms_tpl_;  // an SMS run's text (tpl_ is then null)
+  PgSharedLimits pg_limits_;              // a PostgreSQL mailing's shared rates; outlive throttle_
   std::unique_ptr<SharedThrottle> throttle_;
   ThrottleConfig dest_tcfg_;  // --direct: push-back only (see Destination::push_back)
   JournalOptions journal_opts_;
@@ -76,6 +93,7 @@ class SendRun {
   std::string failure_;
   std::string store_error_;
   bool fatal_ = false;
+  uint64_t sms_receipts_ = 0, sms_receipts_unknown_ = 0, sms_stops_ = 0;
   uint64_t sent_ = 0, failed_ = 0, deferred_ = 0, deferred_attempts_ = 0, suppressed_ = 0,
            attempts_ = 0;
 };

@@ -6,6 +6,7 @@
 #include "base/display_text.h"
 #include "base/text.h"
 #include "engine/send_run.h"
+#include "engine/sms_run_config.h"
 #include "message/dkim.h"
 #include "message/rendered_header.h"
 #include "pg/pg_store.h"
@@ -97,6 +98,7 @@ int SendRun::prepare_task() {
     return 2;
   }
   store_ = std::move(st).value();
+  if (cfg_.sms != nullptr) return prepare_sms_task();
   if (auto ch = store_->get_meta("sb.channel"); ch.ok() && ch->has_value() && **ch == "sms") {
     events_.note(NoteKind::kError, "task " + cfg_.task_path +
                                        " is an SMS mailing (its list holds phone numbers): "
@@ -180,30 +182,7 @@ int SendRun::prepare_task() {
   for (const std::string& w : cfg_.message_warnings) events_.note(NoteKind::kWarning, w);
   for (const std::string& w : tpl_->warnings()) events_.note(NoteKind::kWarning, w);
 
-  auto tcfg = make_throttle_config(cfg_.throttle);
-  if (!tcfg.ok()) {
-    events_.note(NoteKind::kError, tcfg.error().message);
-    return 2;
-  }
-  // Several nodes on one PostgreSQL mailing share its rate and daily limit (pg_throttle.h).
-  ThrottleConfig local = *tcfg;
-  if (is_pg_task_url(cfg_.task_path)) {
-    auto url = parse_pg_task_url(cfg_.task_path);
-    auto shared = url.ok() ? pg_share_limits(url->conninfo, url->task, local, clock_)
-                           : Result<PgSharedLimits>(url.error());
-    if (!shared.ok()) {
-      events_.note(NoteKind::kError, "shared limits: " + shared.error().message);
-      return 2;
-    }
-    pg_limits_ = std::move(shared).value();
-  }
-  throttle_ = std::make_unique<SharedThrottle>(local);
-  throttle_->set_remote(pg_limits_.rate.get(), pg_limits_.connect.get());
-  // Direct delivery: receivers push back per destination; the user's limits stay global.
-  dest_tcfg_.adaptive = tcfg->adaptive;
-  dest_tcfg_.aimd = tcfg->aimd;
-  dest_tcfg_.quota_pause_ms = tcfg->quota_pause_ms;
-  dest_tcfg_.quota_pause_max_ms = tcfg->quota_pause_max_ms;
+  if (int rc = setup_throttle(); rc != 0) return rc;
   if (!cfg_.backup_dir.empty() || !cfg_.pickup_dir.empty()) {
     const std::string& dir = cfg_.pickup_dir.empty() ? cfg_.backup_dir : cfg_.pickup_dir;
     if (auto w = check_writable_dir(dir, cfg_.pickup_dir.empty() ? "--backup-dir" : "--pickup");
@@ -231,21 +210,7 @@ int SendRun::prepare_task() {
       pickup_namer_.emplace(std::move(n).value());
     }
   }
-  if (!cfg_.accounting_path.empty()) {
-    auto a = AccountingLog::open(cfg_.accounting_path);
-    if (!a.ok()) {
-      events_.note(NoteKind::kError, "--accounting: " + a.error().message);
-      return 2;
-    }
-    journal_opts_.accounting = std::move(a).value();
-    // The shipped bounce rules label each refusal (the returns classifier, issue 14).
-    if (auto c = Classifier::create(); c.ok()) {
-      auto cl = std::make_shared<Classifier>(std::move(c).value());
-      journal_opts_.categorize = [cl](int code, const std::string& reply) {
-        return cl->classify_reply(code, reply).category;
-      };
-    }
-  }
+  if (int rc = setup_accounting(); rc != 0) return rc;
   journal_opts_.warn = [this](const std::string& w) { events_.note(NoteKind::kWarning, w); };
   if (!store_->imported()) {
     ImportOptions io;
@@ -262,6 +227,59 @@ int SendRun::prepare_task() {
   // Recorded once the list is in: a first run that stopped before must not make the next,
   // corrected, template look like a change that needs --force.
   (void)store_->set_meta("template_hash", tpl_->source_hash());
+  restore_daily_state();
+  journal_ = std::make_unique<Journal>(*store_, std::move(journal_opts_));
+  return 0;
+}
+
+int SendRun::setup_throttle() {
+  auto tcfg = make_throttle_config(cfg_.throttle);
+  if (!tcfg.ok()) {
+    events_.note(NoteKind::kError, tcfg.error().message);
+    return 2;
+  }
+  // Several nodes on one PostgreSQL mailing share its rate and daily limit (pg_throttle.h).
+  ThrottleConfig local = *tcfg;
+  if (is_pg_task_url(cfg_.task_path)) {
+    auto url = parse_pg_task_url(cfg_.task_path);
+    auto shared = url.ok() ? pg_share_limits(url->conninfo, url->task, local, clock_)
+                           : Result<PgSharedLimits>(url.error());
+    if (!shared.ok()) {
+      events_.note(NoteKind::kError, "shared limits: " + shared.error().message);
+      return 2;
+    }
+    pg_limits_ = std::move(shared).value();
+  }
+  throttle_ = std::make_unique<SharedThrottle>(local);
+  throttle_->set_remote(pg_limits_.rate.get(), pg_limits_.connect.get());
+  // Direct delivery: receivers push back per destination; the user's limits stay global.
+  dest_tcfg_.adaptive = tcfg->adaptive;
+  dest_tcfg_.aimd = tcfg->aimd;
+  dest_tcfg_.quota_pause_ms = tcfg->quota_pause_ms;
+  dest_tcfg_.quota_pause_max_ms = tcfg->quota_pause_max_ms;
+  return 0;
+}
+
+int SendRun::setup_accounting() {
+  if (!cfg_.accounting_path.empty()) {
+    auto a = AccountingLog::open(cfg_.accounting_path);
+    if (!a.ok()) {
+      events_.note(NoteKind::kError, "--accounting: " + a.error().message);
+      return 2;
+    }
+    journal_opts_.accounting = std::move(a).value();
+    // The shipped bounce rules label each refusal (the returns classifier, issue 14).
+    if (auto c = Classifier::create(); c.ok()) {
+      auto cl = std::make_shared<Classifier>(std::move(c).value());
+      journal_opts_.categorize = [cl](int code, const std::string& reply) {
+        return cl->classify_reply(code, reply).category;
+      };
+    }
+  }
+  return 0;
+}
+
+void SendRun::restore_daily_state() {
   // The rolling daily count lives in the task, so a limit holds across runs.
   if (auto ds = store_->get_meta("daily_state"); ds.ok() && ds->has_value()) {
     if (auto r = throttle_->restore_daily_state(**ds); !r.ok()) {
@@ -269,20 +287,21 @@ int SendRun::prepare_task() {
                                            r.error().message + "); starting at 0");
     }
   }
-  journal_ = std::make_unique<Journal>(*store_, std::move(journal_opts_));
-  return 0;
 }
 
 int SendRun::check_identity() {
   // What the recipients see and what the receivers judge: a resumed task keeps them unless
   // the user says otherwise (like a changed template).
-  std::string sender = cfg_.from.empty() ? tpl_->from_address() : cfg_.from;
+  std::string sender = cfg_.sms != nullptr ? cfg_.sms->sender
+                       : cfg_.from.empty() ? tpl_->from_address()
+                                           : cfg_.from;
   // The relay's host, not its port: the same provider on 587 or 465 is the same sender to
   // the receivers.
-  std::string relay = !cfg_.pickup_dir.empty() ? "pickup"
-                      : cfg_.direct            ? "direct delivery"
-                      : cfg_.relay != nullptr  ? "relay " + cfg_.relay->host
-                                               : "";
+  std::string relay = cfg_.sms != nullptr        ? "sms provider " + cfg_.sms->provider
+                      : !cfg_.pickup_dir.empty() ? "pickup"
+                      : cfg_.direct              ? "direct delivery"
+                      : cfg_.relay != nullptr    ? "relay " + cfg_.relay->host
+                                                 : "";
   for (char& c : relay) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   std::string dkim;
   for (const auto& signer : cfg_.dkim) {
@@ -295,8 +314,15 @@ int SendRun::check_identity() {
     const char* what;
     const std::string& now;
   };
-  const Item items[] = {{"sender", "the envelope sender (--from, or the template's From:)", sender},
-                        {"relay", "the relay (--relay, --preset, --direct or --pickup)", relay},
+  const bool sms = cfg_.sms != nullptr;
+  const Item items[] = {{"sender",
+                         sms ? "the SMS sender (--sender, or the provider's `from`)"
+                             : "the envelope sender (--from, or the template's From:)",
+                         sender},
+                        {"relay",
+                         sms ? "the SMS provider (--provider)"
+                             : "the relay (--relay, --preset, --direct or --pickup)",
+                         relay},
                         {"dkim_domain", "the DKIM signing domain (--dkim-domain)", dkim}};
   for (const Item& it : items) {
     auto prev = store_->get_meta(it.key);

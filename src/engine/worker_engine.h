@@ -18,13 +18,14 @@
 #include "engine/router.h"
 #include "engine/run_config.h"
 #include "engine/run_shared.h"
+#include "engine/run_worker.h"
 #include "message/template.h"
 #include "store/journal.h"
 #include "throttle/throttle.h"
 
 namespace sb {
 
-class WorkerEngine final : public DestinationOwner {
+class WorkerEngine final : public DestinationOwner, public RunWorker {
  public:
   struct Deps {
     size_t index = 0;  // this worker, 0 .. workers-1
@@ -42,10 +43,10 @@ class WorkerEngine final : public DestinationOwner {
   ~WorkerEngine() override;
 
   // All of these run on the worker's loop.
-  void start();
-  void on_command(WorkerCommand cmd);
+  void start() override;
+  void on_command(WorkerCommand cmd) override;
   // The run is over: flushes, adds statistics, closes pools and the resolver.
-  void shutdown();
+  void shutdown() override;
 
   size_t index() const { return index_; }
 

@@ -543,7 +543,7 @@ Result<StatusCounts> PgTaskStore::counts(bool with_codes) {
     int64_t v = r->int64(i, 0);
     auto n = static_cast<uint64_t>(r->int64(i, 1));
     out.total += n;
-    if (v >= 0 && v <= kRcptStatusMax) {
+    if (known_rcpt_status(v)) {
       out.by_status[static_cast<RcptStatus>(v)] = n;
     } else {
       out.unknown += n;

@@ -82,4 +82,14 @@ std::string_view e164_digits(std::string_view e164) {
   return e164;
 }
 
+Result<std::string> smsc_number_e164(std::string_view addr, std::string_view default_country) {
+  if (!addr.empty() && addr[0] == '+') return normalize_e164(addr, "");
+  if (!addr.empty() && addr.find_first_not_of("0123456789") == std::string_view::npos &&
+      addr[0] != '0') {
+    auto intl = normalize_e164("+" + std::string(addr), "");
+    if (intl.ok()) return intl;
+  }
+  return normalize_e164(addr, default_country);
+}
+
 }  // namespace sb

@@ -21,4 +21,10 @@ bool known_country(std::string_view country);
 // The SMPP destination_addr for an E.164 number: its digits without '+'.
 std::string_view e164_digits(std::string_view e164);
 
+// The E.164 form of a number an SMSC gave (a mobile-originated message's source_addr): "+..."
+// as is; digits are tried as international first (SMSCs send TON 1 numbers without '+'), then
+// as national with `default_country`. An address that is neither (an alphanumeric sender) is
+// an error.
+Result<std::string> smsc_number_e164(std::string_view addr, std::string_view default_country);
+
 }  // namespace sb

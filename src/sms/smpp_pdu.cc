@@ -477,8 +477,13 @@ std::string clean_field(std::string_view v, size_t cap = kMaxField) {
 
 bool parse_receipt_text(std::string_view text, DeliveryReceipt& r) {
   // Keys, longest first where one is a suffix of another's start ("submit date" vs "sub").
-  static constexpr std::string_view kKeys[] = {"id",        "sub",  "dlvrd", "submit date",
-                                               "done date", "stat", "err",   "text"};
+  // Some SMSCs write "submit_date" / "done_date"; the code is the field (0..7).
+  static constexpr struct {
+    std::string_view name;
+    int code;
+  } kKeys[] = {{"id", 0},          {"sub", 1},       {"dlvrd", 2},     {"submit date", 3},
+               {"submit_date", 3}, {"done date", 4}, {"done_date", 4}, {"stat", 5},
+               {"err", 6},         {"text", 7}};
   // Finds every "key:" at the start or after a space; a value runs to the next key.
   struct Hit {
     size_t key_pos, value_pos;
@@ -487,11 +492,11 @@ bool parse_receipt_text(std::string_view text, DeliveryReceipt& r) {
   std::vector<Hit> hits;
   for (size_t i = 0; i < text.size(); ++i) {
     if (i > 0 && text[i - 1] != ' ') continue;
-    for (int k = 0; k < 8; ++k) {
-      std::string_view key = kKeys[k];
+    for (const auto& k : kKeys) {
+      std::string_view key = k.name;
       if (i + key.size() < text.size() && iequals(text.substr(i, key.size()), key) &&
           text[i + key.size()] == ':') {
-        hits.push_back({i, i + key.size() + 1, k});
+        hits.push_back({i, i + key.size() + 1, k.code});
         break;
       }
     }
@@ -578,10 +583,20 @@ bool MobileOriginated::is_stop() const {
                         t.back() == '\t' || t.back() == '.' || t.back() == '!')) {
     t.remove_suffix(1);
   }
-  static constexpr std::string_view kWords[] = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL",
-                                                "END",  "QUIT",    "STOPP",       "ABMELDEN"};
+  // Inner blanks count once: "STOP  ALL" and "stop\tall" are "STOP ALL".
+  std::string words;
+  for (char c : t) {
+    bool blank = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (!blank) {
+      words += c;
+    } else if (words.empty() || words.back() != ' ') {
+      words += ' ';
+    }
+  }
+  static constexpr std::string_view kWords[] = {
+      "STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "STOPP", "ABMELDEN"};
   for (std::string_view w : kWords) {
-    if (iequals(t, w)) return true;
+    if (iequals(words, w)) return true;
   }
   return false;
 }

@@ -161,8 +161,9 @@ struct MobileOriginated {
   std::string from;  // the phone's number as the SMSC gave it
   std::string to;    // our number / short code
   std::string text;  // UTF-8
-  // The text is an opt-out request: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, STOPP
-  // (Nordic), ABMELDEN (DE) - the whole message, trimmed, case-insensitive.
+  // The text is an opt-out request: STOP, STOPALL, STOP ALL, UNSUBSCRIBE, CANCEL, END, QUIT,
+  // STOPP (Nordic), ABMELDEN (DE) - the whole message, trimmed (also of '.' and '!'),
+  // case-insensitive, inner blanks counted once.
   bool is_stop() const;
 };
 MobileOriginated mo_from_deliver(const DeliverSm& d);

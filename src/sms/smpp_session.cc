@@ -318,17 +318,38 @@ bool SmppSession::start_message(SmsMessage* m, uint64_t now_ms) {
     // The reference tells a phone which parts belong together: process-wide, so messages sent
     // over several connections (or after a reconnect) to one phone do not share one.
     static std::atomic<uint32_t> next_ref{0};
+    const bool retry = !m->accepted_before.empty();
     bool multi = m->text.size() > kUcs2SingleChars;  // may need parts: spend a reference
-    uint8_t ref =
-        multi ? static_cast<uint8_t>(next_ref.fetch_add(1, std::memory_order_relaxed)) : 0;
+    uint8_t ref = retry   ? m->concat_ref
+                  : multi ? static_cast<uint8_t>(next_ref.fetch_add(1, std::memory_order_relaxed))
+                          : 0;
     auto enc = encode_sms(m->text, ref);
+    if (enc && retry && enc->parts.size() != m->accepted_before.size()) {
+      // Not the message the ids were for (the text changed): sent whole, afresh.
+      m->accepted_before = {};
+      ref = multi ? static_cast<uint8_t>(next_ref.fetch_add(1, std::memory_order_relaxed)) : 0;
+      enc = encode_sms(m->text, ref);
+    }
     if (!enc) {
       problem = enc.error().message;
     } else {
       m->data_coding = sms_data_coding(enc->coding);
       m->pdus = std::move(enc->parts);
       m->parts = m->parts_unsent = static_cast<uint16_t>(m->pdus.size());
-      m->message_ids.resize(m->parts);
+      m->concat_ref = m->parts > 1 ? ref : 0;
+      m->next_part = 0;
+      if (!m->accepted_before.empty()) {
+        m->message_ids.assign(m->accepted_before.begin(), m->accepted_before.end());
+        for (const auto& id : m->message_ids) {
+          if (!id.empty()) --m->parts_unsent;
+        }
+        if (m->parts_unsent == 0) {  // nothing is missing: sent as it was
+          finish(m, "");
+          return false;
+        }
+      } else {
+        m->message_ids.resize(m->parts);
+      }
       return true;
     }
   }
@@ -337,7 +358,11 @@ bool SmppSession::start_message(SmsMessage* m, uint64_t now_ms) {
   return false;
 }
 
-void SmppSession::submit_part(SmsMessage* m, uint16_t part, uint64_t now_ms) {
+void SmppSession::submit_part(SmsMessage* m, uint64_t now_ms) {
+  // The next part without an id: on a retry, the parts accepted before are skipped.
+  while (m->next_part < m->parts && !m->message_ids[m->next_part].empty()) ++m->next_part;
+  assert(m->next_part < m->parts);
+  const uint16_t part = m->next_part++;
   SubmitParams p;
   source_ton_npi(cfg_, p.source_addr, p.source_ton, p.source_npi);
   p.dest_addr = e164_digits(m->to);
@@ -373,7 +398,7 @@ void SmppSession::pump(uint64_t now_ms) {
                                [](const SmsMessage* m) { return m->parts_unsent > 0; });
     if (unsent != live_.end()) {
       SmsMessage* m = *unsent;
-      submit_part(m, static_cast<uint16_t>(m->parts - m->parts_unsent), now_ms);
+      submit_part(m, now_ms);
       continue;
     }
     if (host_done_) break;

@@ -31,11 +31,22 @@ struct SmsMessage {
   std::string_view to;  // E.164, with or without '+': sent as digits, TON 1 (international), NPI 1
   std::string_view text;  // UTF-8; encoded as GSM 03.38 when every character fits, else UCS-2
   uint64_t cookie = 0;    // the host's handle for this recipient
+  // A retry of a concatenated message the SMSC accepted some parts of (issue 19): the ids the
+  // earlier attempt got, one per part ("" for a part still to send), and the concatenation
+  // reference its parts carried. Only the missing parts are sent, with that reference, so the
+  // phone joins them with the parts it has (it would show accepted parts twice if the whole
+  // message were sent again). Ignored when the text no longer splits into that many parts.
+  // Empty: a first attempt. The view must stay valid until message_outcome.
+  std::span<const std::string> accepted_before;
+  // In with accepted_before; out: the reference the message's parts carry (0 for one part).
+  // The host keeps it with the ids of a deferred partial message for its retry.
+  uint8_t concat_ref = 0;
 
   // Session-private progress.
   uint16_t parts = 0;         // parts of the (concatenated) message
   uint16_t parts_open = 0;    // parts submitted or waiting, without a response yet
   uint16_t parts_unsent = 0;  // parts not yet submitted (window full)
+  uint16_t next_part = 0;     // the next part to look at for submitting
   SmsVerdict worst = SmsVerdict::kSent;
   uint32_t worst_status = 0;
   bool throttled = false;
@@ -52,7 +63,8 @@ struct SmsOutcome {
   std::string_view text;   // "ESME_RTHROTTLED (0x00000058)", "connection lost: ...", or ""
   bool throttled = false;  // a part was refused with ESME_RTHROTTLED / ESME_RMSGQFUL: slow down
   // The SMSC's message_id of every part (in part order; "" for a part it did not accept):
-  // delivery receipts name these ids.
+  // delivery receipts name these ids. A retry's parts accepted before keep their earlier ids
+  // here; the verdict is that of the parts sent this time.
   std::span<const std::string> message_ids;
   uint16_t parts = 0;
 };
@@ -174,7 +186,7 @@ class SmppSession {
   void handle_deliver(const PduHeader& h, std::string_view pdu, uint64_t now_ms);
   void pump(uint64_t now_ms);
   bool start_message(SmsMessage* m, uint64_t now_ms);
-  void submit_part(SmsMessage* m, uint16_t part, uint64_t now_ms);
+  void submit_part(SmsMessage* m, uint64_t now_ms);
   void part_done(SmsMessage* m, uint16_t part, SmsVerdict v, uint32_t status, std::string_view text,
                  bool throttled);
   void finish(SmsMessage* m, std::string_view text);

@@ -26,7 +26,12 @@ Result<std::string> read_secret(const SecretSource& s, const std::string& key);
 struct SmppProviderConfig {
   std::string host;
   uint16_t port = 2775;
-  bool tls = false;
+  bool tls = false;  // implicit TLS from the first byte (SMPP has no STARTTLS)
+  // With tls: verify the SMSC's certificate (system CA store plus ca_file) and its name
+  // (tls_host, default host), as the e-mail side's --tls-verify / --ca-file do.
+  bool tls_verify = true;
+  std::string ca_file;
+  std::string tls_host;
   std::string system_id;
   SecretSource password;
   std::string system_type;

@@ -609,13 +609,15 @@ namespace {
 // Stops the reader after the header row, keeping its field names or its problem.
 class HeaderReader final : public CsvSink {
  public:
-  explicit HeaderReader(std::string_view name)
+  HeaderReader(std::string_view name, std::string key)
       : result_(input_error(std::string(name) +
-                            ": the file is empty; expected a header row with an 'email' "
-                            "column")),
-        name_(name) {}
+                            ": the file is empty; expected a header row with an '" + key +
+                            "' column")),
+        name_(name),
+        key_(std::move(key)) {}
   bool on_record(const std::vector<std::string>& f, size_t n, uint64_t) override {
-    auto h = parse_header(f, n, name_, [](std::string) {});
+    auto h = parse_header(
+        f, n, name_, [](std::string) {}, key_);
     if (!h.ok()) {
       result_ = h.error();
     } else {
@@ -631,16 +633,18 @@ class HeaderReader final : public CsvSink {
 
  private:
   std::string name_;
+  std::string key_;  // lower-cased, as the import compares it
 };
 
 }  // namespace
 
 Result<std::vector<std::string>> TaskStore::read_csv_fields(const std::string& path,
-                                                            const CsvOptions& options) {
+                                                            const CsvOptions& options,
+                                                            const std::string& key_column) {
   if (auto st = check_csv_options(options); !st) return st.error();
   std::FILE* fp = std::fopen(path.c_str(), "rb");
   if (!fp) return input_error("cannot open " + path + ": " + std::strerror(errno));
-  HeaderReader h(path);
+  HeaderReader h(path, key_column.empty() ? std::string("email") : lower_ascii(key_column));
   CsvReader reader(h, options);
   std::string buf(1 << 16, '\0');
   Status st;

@@ -1,6 +1,8 @@
 // SqliteTaskStore: the task store in one SQLite file, the embedded default behind TaskStore.
 #pragma once
 
+#include <sqlite3.h>
+
 #include <memory>
 #include <string>
 
@@ -40,6 +42,9 @@ class SqliteTaskStore final : public TaskStore {
   Result<std::optional<std::string>> email_of(int64_t id) override;
   Result<std::optional<ReturnInfo>> return_info(int64_t id) override;
   Result<std::vector<std::string>> returned_addresses() override;
+
+  // The connection, for the task file's own tables kept elsewhere (store/sms_ids.h).
+  sqlite3* handle() const;
 
   struct Impl;
 

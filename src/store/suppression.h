@@ -9,6 +9,8 @@
 
 #include "base/result.h"
 
+struct sqlite3;
+
 namespace sb {
 
 // File format, one entry a line (UTF-8; a BOM at the start is skipped; LF or CRLF):
@@ -64,5 +66,20 @@ class SuppressionList {
   std::vector<uint64_t> slots_;  // 0 = empty; else (hash tag << 32) | (offset + 1)
   size_t size_ = 0;
 };
+
+// The task's own suppression list (table task_suppressed in the task file, created on first
+// use): numbers that opted out by replying STOP to an SMS (issue 19), or any key the task
+// must never send to again. key is the recipient key as the task stores it (E.164 for SMS).
+struct TaskSuppressionAdded {
+  bool added = false;       // false: the key was listed already
+  uint64_t recipients = 0;  // unsent or deferred recipients with that key, now suppressed
+};
+// Adds `key` (with why it came, e.g. "STOP", and when: unix seconds, 0 = now) and suppresses
+// the task's recipients with that key that were not sent yet, in one savepoint (inside or
+// outside the caller's transaction). Recipients in flight or sent are left as they are.
+Result<TaskSuppressionAdded> add_task_suppression(sqlite3* db, std::string_view key,
+                                                  std::string_view reason, int64_t time = 0);
+// The listed keys, oldest first (empty when the table does not exist).
+Result<std::vector<std::string>> task_suppressions(sqlite3* db);
 
 }  // namespace sb

@@ -15,6 +15,7 @@
 
 #include "store/address.h"
 #include "store/field_codec.h"
+#include "store/sms_ids.h"
 #include "store/sqlite_task_store.h"
 #include "store/task_store_impl.h"
 
@@ -62,7 +63,10 @@ INSERT INTO meta(key, value) VALUES ('sb.app', 'smtpblast'), ('sb.schema_version
 
 Error store_error(std::string msg) { return make_error(ErrDomain::kStore, std::move(msg)); }
 
-bool valid_status(RcptStatus s) { return static_cast<int>(s) <= kRcptStatusMax; }
+bool valid_status(RcptStatus s) { return known_rcpt_status(static_cast<int>(s)); }
+// What record() takes: outcomes of sending. The receipt statuses are set by the SMS receipts
+// (sms_receipts.cc) only, never by a run's journal.
+bool recordable_status(RcptStatus s) { return static_cast<int>(s) <= kRcptStatusMaxRecorded; }
 
 // Task files hold addresses and merge data: owner-only, whatever the umask. Creating the
 // file ourselves is the only way to choose its mode (SQLite uses 0644 & ~umask), and SQLite
@@ -89,6 +93,9 @@ const char* status_name(RcptStatus s) {
     case RcptStatus::kInFlight: return "in-flight";
     case RcptStatus::kBounced: return "bounced";
     case RcptStatus::kComplained: return "complained";
+    case RcptStatus::kDelivered: return "delivered";
+    case RcptStatus::kUndeliverable: return "undeliverable";
+    case RcptStatus::kExpired: return "expired";
   }
   return "unknown";
 }
@@ -128,6 +135,8 @@ Status TaskStoreState::run(Stmt& st, std::string_view what) {
 
 SqliteTaskStore::SqliteTaskStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SqliteTaskStore::~SqliteTaskStore() = default;
+
+sqlite3* SqliteTaskStore::handle() const { return impl_->db.h; }
 
 Result<std::unique_ptr<TaskStore>> TaskStore::open(const std::string& path, bool create) {
   return SqliteTaskStore::open_impl(path, create, false);
@@ -442,7 +451,7 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
   Impl& s = *impl_;
   if (outcomes.empty()) return {};
   for (const Outcome& o : outcomes) {
-    if (!valid_status(o.status)) {
+    if (!recordable_status(o.status)) {
       return store_error("bug: outcome for recipient " + std::to_string(o.id) +
                          " has unknown status " + std::to_string(static_cast<int>(o.status)));
     }
@@ -472,6 +481,14 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
     if (auto r = s.run(st, "recording outcomes"); !r) {
       s.rollback_txn();
       return r;
+    }
+    // An SMS's provider ids go in with its outcome (one commit): a receipt that comes later
+    // finds its recipient, and a kill -9 cannot keep the outcome but lose the ids.
+    if (!o.sms_ids.empty()) {
+      if (auto r = record_sms_ids(s.db.h, o.id, o.sms_ids, o.time); !r) {
+        s.rollback_txn();
+        return r;
+      }
     }
   }
   if (auto r = claims_write_settled(s, outcomes); !r) {
@@ -560,7 +577,7 @@ Result<StatusCounts> SqliteTaskStore::counts_in_snapshot(bool with_codes) {
       if (e != v && v == 0) ++claimed_codes[static_cast<int>(q.col_int(2))];
       v = e;
     }
-    if (v >= 0 && v <= kRcptStatusMax) ++per_status[v];
+    if (known_rcpt_status(v)) ++per_status[v];
   }
   if (rc != SQLITE_DONE) return s.error("counting recipients");
   uint64_t known = 0;

@@ -25,8 +25,19 @@ enum class RcptStatus : uint8_t {
   kInFlight = 5,    // claimed by a run that has not recorded an outcome yet (issue 4)
   kBounced = 6,     // a hard bounce came back (returns, issue 14): never mailed again
   kComplained = 7,  // the recipient complained (ARF): never mailed again
+  // SMS delivery receipts (issue 19; store/sms_receipts.h): what became of a sent SMS. 8 and
+  // 9 stay unused: tests and tools use them as "a value no version writes".
+  kDelivered = 10,      // every part delivered to the phone
+  kUndeliverable = 11,  // a part undeliverable, rejected or deleted by the SMSC
+  kExpired = 12,        // a part expired in the SMSC before it could be delivered
 };
-inline constexpr int kRcptStatusMax = 7;
+inline constexpr int kRcptStatusMax = 12;
+// A value RcptStatus names (0..7 and 10..12).
+inline constexpr bool known_rcpt_status(int64_t v) {
+  return (v >= 0 && v <= 7) || (v >= 10 && v <= kRcptStatusMax);
+}
+// TaskStore::record takes outcomes of sending only (up to kComplained).
+inline constexpr int kRcptStatusMaxRecorded = 7;
 const char* status_name(RcptStatus s);
 
 struct RecipientRow {
@@ -48,6 +59,9 @@ struct Outcome {
   // A release: only the status changes (back to what it was before the claim); attempts,
   // code, reply and time are left as they are. For recipients claimed but never started.
   bool status_only = false;
+  // An SMS accepted by its provider: the provider's message id of each part (delivery
+  // receipts name them), recorded in the same transaction as the outcome. Empty for e-mail.
+  std::vector<std::string> sms_ids;
 };
 
 // How a recipient list goes into a task.
@@ -179,8 +193,10 @@ class TaskStore {
   // The merge field names the CSV's header gives (every column but email), after the same
   // header checks as the import, without touching any task: lets `send` check the template
   // and every flag before the task holds a list.
+  // `key_column`: an SMS list's phone column instead of "email" (ImportOptions::key_column).
   static Result<std::vector<std::string>> read_csv_fields(const std::string& path,
-                                                          const CsvOptions& options = {});
+                                                          const CsvOptions& options = {},
+                                                          const std::string& key_column = "");
   // A digest of a file's bytes, as the import records it ("sb.source_digest" meta), so a
   // later `send --recipients F` can tell the same list from a changed one.
   static Result<std::string> file_digest(const std::string& path);

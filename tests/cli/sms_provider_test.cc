@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "smsgw/http_provider.h"
@@ -50,6 +51,39 @@ country = "GB"
   EXPECT_EQ(p.smpp.source_npi, 0);
   EXPECT_EQ(p.sender, "Shop");
   EXPECT_EQ(p.country, "GB");
+}
+
+TEST(SmsProvider, SmppTlsKeysAndTheConnectionConfig) {
+  ProviderConfig p = one(R"(
+[provider.s]
+type = "smpp"
+host = "127.0.0.1"
+port = 3550
+system_id = "sb"
+password_env = "SB_TEST_SMPP_PW"
+tls = true
+tls_verify = false
+tls_host = "smsc.example.net"
+)",
+                         "s");
+  EXPECT_TRUE(p.smpp.tls);
+  EXPECT_FALSE(p.smpp.tls_verify);
+  EXPECT_EQ(p.smpp.tls_host, "smsc.example.net");
+  ::setenv("SB_TEST_SMPP_PW", "pw", 1);
+  auto cc = smpp_conn_config(p, "Shop");
+  ::unsetenv("SB_TEST_SMPP_PW");
+  ASSERT_TRUE(cc.ok()) << cc.error().message;
+  EXPECT_EQ(cc->address, "127.0.0.1:3550");
+  EXPECT_TRUE(cc->tls);
+  EXPECT_NE(cc->tls_ctx, nullptr);
+  EXPECT_EQ(cc->tls_host, "smsc.example.net");
+  EXPECT_EQ(cc->session.source_addr, "Shop");
+  EXPECT_EQ(cc->session.password, "pw");
+  // TLS options without tls = true: refused, naming the key.
+  EXPECT_NE(error_of("[provider.s]\ntype = \"smpp\"\nhost = \"h\"\nsystem_id = \"s\"\n"
+                     "ca_file = \"/x.pem\"\n")
+                .find("key 'ca_file'"),
+            std::string::npos);
 }
 
 TEST(SmsProvider, ErrorsNameFileLineAndKey) {

@@ -11,6 +11,10 @@ package's server, scripted by tests/support/smsc_sim.js) and a small HTTP SMS pr
                            concatenated message's parts in part order)
         .events(kind)      bind / unbind / drop records
         .wait_accepted(n)  until n submit_sm were accepted (or PeerError)
+        .deliver(**pdu)    a deliver_sm now (receipt or reply; fields as the npm smpp package
+                           names them), or as soon as a transceiver/receiver is bound
+        receipt_pdu(id, stat, ...) / stop_pdu(frm, text)   such deliver_sm dicts
+        tls_cert=, tls_key=  script keys: the simulator speaks implicit TLS
     HttpSmsStub(shape=..)  an http.server provider on 127.0.0.1 (.url): records each request
                            (.requests(): method, path, headers, body, form/json) and answers as
                            `shape` says: "json" (generic: {"id": "h1", "status": "ok"}),
@@ -56,6 +60,7 @@ class Smsc(Fixture):
         self.script = dict(script)
         self.dir = Path(tempfile.mkdtemp(prefix="sb-smsc-"))
         self.log_path = self.dir / "submitted.jsonl"
+        self.control_path = self.dir / "control.jsonl"
         self.proc: subprocess.Popen | None = None
         self._out = None
 
@@ -72,7 +77,8 @@ class Smsc(Fixture):
         if not node_available():
             raise PeerError("smsc: node or the npm smpp package is missing "
                             "(tools/bootstrap.sh installs them into tests/support/node_modules)")
-        script = {**self.script, "host": self.host, "port": 0, "log": str(self.log_path)}
+        script = {**self.script, "host": self.host, "port": 0, "log": str(self.log_path),
+                  "control": str(self.control_path)}
         (self.dir / "script.json").write_text(json.dumps(script))
         procs.register(self)
         self._out = open(self.dir / "stdout", "w+b")
@@ -150,6 +156,11 @@ class Smsc(Fixture):
                 out.setdefault(r["to"], []).append(r["text"])
         return out
 
+    def deliver(self, **pdu):
+        """Queues a deliver_sm (see receipt_pdu, stop_pdu) through the control file."""
+        with open(self.control_path, "a") as f:
+            f.write(json.dumps(pdu) + "\n")
+
     def wait_accepted(self, n: int, timeout: float = 30.0) -> list[dict]:
         deadline = time.monotonic() + timeout
         while True:
@@ -159,6 +170,21 @@ class Smsc(Fixture):
             if time.monotonic() >= deadline:
                 raise PeerError(f"smsc: {len(got)} of {n} messages accepted after {timeout}s")
             time.sleep(0.05)
+
+
+def receipt_pdu(msg_id: str, stat: str = "DELIVRD", to: str = "447911123456", err: str = "000",
+                text: str | None = None, **tlvs) -> dict:
+    """A delivery receipt deliver_sm (esm_class 0x04) in SMPP 3.4 Appendix B's text format, or
+    with `text` as given; tlvs (receipted_message_id=, message_state=) are added as TLVs."""
+    if text is None:
+        text = (f"id:{msg_id} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
+                f"submit date:2612031200 done date:2612031201 stat:{stat} err:{err} text:")
+    return {"source_addr": to, "esm_class": 4, "short_message": text, **tlvs}
+
+
+def stop_pdu(frm: str, text: str = "STOP") -> dict:
+    """A mobile-originated deliver_sm (a reply from a phone)."""
+    return {"source_addr": frm, "esm_class": 0, "short_message": text}
 
 
 # ---------------------------------------------------------------------------------------

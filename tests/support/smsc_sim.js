@@ -19,6 +19,13 @@
 //   receipt_delay_ms         delay before a receipt goes out (default 0)
 //   stop_from: ["+…"]        after the first bind, a mobile-originated "STOP" from each number
 //   respond_delay_ms         delay before each submit_sm_resp (a slow SMSC)
+//   deliver: [{...}]         deliver_sm PDUs (fields as the npm smpp package names them:
+//                            source_addr, esm_class, short_message, receipted_message_id,
+//                            message_state ...) queued at start for the first bound
+//                            transceiver/receiver: receipts in any format, STOP and other replies
+//   control: PATH            a file the simulator polls (every 50 ms) for appended JSON lines,
+//                            each a deliver_sm like those of `deliver`: receipts on demand
+//   tls_cert, tls_key        PEM files: the server speaks implicit TLS (SMPP over TLS)
 //   log: PATH                one JSON line per submit_sm: {seq, to, from, text, status, id,
 //                            udh: [ref, total, part] | null, dc, conn}, and per bind/unbind/drop
 // Receipts and MOs for a bind that is gone wait for the next bound transceiver or receiver,
@@ -94,7 +101,38 @@ function receiptTime(d) {
       pad(d.getUTCHours(), 2) + pad(d.getUTCMinutes(), 2);
 }
 
-const server = smpp.createServer({}, (session) => {
+function deliverOpts(o) {
+  const opts = Object.assign({source_addr_ton: 1, source_addr_npi: 1, destination_addr: 'sim'}, o);
+  if (typeof opts.short_message === 'string') opts.short_message = Buffer.from(opts.short_message);
+  return opts;
+}
+for (const d of script.deliver || []) pending.push(deliverOpts(d));
+
+if (script.control) {
+  let offset = 0;
+  setInterval(() => {
+    let data;
+    try {
+      data = fs.readFileSync(script.control);
+    } catch (e) {
+      return;
+    }
+    const end = data.lastIndexOf(0x0a) + 1;
+    if (end <= offset) return;
+    const lines = data.subarray(offset, end).toString('utf8').split('\n');
+    offset = end;
+    for (const line of lines) {
+      if (line.trim()) queueDeliver(deliverOpts(JSON.parse(line)));
+    }
+  }, 50);
+}
+
+const serverOptions = {};
+if (script.tls_cert) {
+  serverOptions.cert = fs.readFileSync(script.tls_cert);
+  serverOptions.key = fs.readFileSync(script.tls_key);
+}
+const server = smpp.createServer(serverOptions, (session) => {
   const conn = ++connSeq;
   let isBound = false;
   let dropped = false;  // cut by drop_after: what still arrives on it is never answered
@@ -139,7 +177,9 @@ const server = smpp.createServer({}, (session) => {
   session.on('bind_receiver', onBind);
 
   session.on('enquire_link', (pdu) => session.send(pdu.response()));
-  session.on('deliver_sm_resp', () => {});
+  session.on('deliver_sm_resp', (pdu) => {
+    log({event: 'deliver_resp', conn, status: pdu.command_status});
+  });
   session.on('unbind', (pdu) => {
     log({event: 'unbind', conn});
     bound.delete(session);

@@ -1,0 +1,107 @@
+// The sms_ids table: provider message ids of SMS parts per recipient.
+#include "store/sms_ids.h"
+
+#include <ctime>
+#include <string>
+
+#include "store/sqlite_task_store.h"
+#include "store/sqlite_util.h"
+
+namespace sb {
+namespace {
+
+constexpr const char* kSmsIdsSchema = R"sql(
+CREATE TABLE IF NOT EXISTS sms_ids(
+  message_id TEXT NOT NULL,
+  rcpt_id INTEGER NOT NULL,
+  part INTEGER NOT NULL,
+  parts INTEGER NOT NULL,
+  submitted INTEGER NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0,
+  done INTEGER NOT NULL DEFAULT 0,
+  ref INTEGER NOT NULL DEFAULT -1
+);
+CREATE INDEX IF NOT EXISTS sms_ids_message ON sms_ids(message_id);
+CREATE INDEX IF NOT EXISTS sms_ids_rcpt ON sms_ids(rcpt_id);
+)sql";
+
+constexpr std::string_view kInsert =
+    "INSERT INTO sms_ids(message_id, rcpt_id, part, parts, submitted, ref) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+
+Error sqlite_error(sqlite3* db, std::string_view what) {
+  return make_error(ErrDomain::kStore,
+                    std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "no database"));
+}
+
+}  // namespace
+
+Status ensure_sms_ids_schema(sqlite3* db) {
+  if (sqlite3_exec(db, kSmsIdsSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return sqlite_error(db, "creating the sms_ids table");
+  }
+  return {};
+}
+
+Status record_sms_ids(sqlite3* db, int64_t rcpt_id, const std::vector<std::string>& ids,
+                      int64_t submitted_at, int concat_ref) {
+  bool any = false;
+  for (const auto& id : ids) any = any || !id.empty();
+  if (!any) return {};
+  Stmt st;
+  if (st.prepare(db, kInsert) != SQLITE_OK) {
+    // Only a missing table is expected here (a task that never recorded an SMS id).
+    if (auto s = ensure_sms_ids_schema(db); !s) return s;
+    if (st.prepare(db, kInsert) != SQLITE_OK) return sqlite_error(db, "recording SMS ids");
+  }
+  int64_t now = submitted_at ? submitted_at : static_cast<int64_t>(std::time(nullptr));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i].empty()) continue;
+    st.bind_text(1, ids[i]);
+    st.bind(2, rcpt_id);
+    st.bind(3, static_cast<int64_t>(i + 1));
+    st.bind(4, static_cast<int64_t>(ids.size()));
+    st.bind(5, now);
+    st.bind(6, concat_ref);
+    int rc = sqlite3_step(st.get());
+    st.reset();
+    if (rc != SQLITE_DONE) return sqlite_error(db, "recording SMS ids");
+  }
+  return {};
+}
+
+Result<SmsPartial> partial_sms(sqlite3* db, int64_t rcpt_id) {
+  SmsPartial out;
+  Stmt q;
+  // The latest row per part (a part sent twice keeps its newest id), and the newest ref.
+  if (q.prepare(db,
+                "SELECT part, parts, message_id, ref FROM sms_ids WHERE rcpt_id = ?1 "
+                "ORDER BY rowid") != SQLITE_OK) {
+    // No table: nothing was recorded.
+    if (std::string_view(sqlite3_errmsg(db)).find("no such table") != std::string_view::npos) {
+      return out;
+    }
+    return sqlite_error(db, "reading SMS ids");
+  }
+  q.bind(1, rcpt_id);
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    const int64_t part = q.col_int(0), parts = q.col_int(1);
+    if (parts < 1 || parts > 255 || part < 1 || part > parts) continue;
+    if (out.ids.size() != static_cast<size_t>(parts)) {
+      out.ids.assign(static_cast<size_t>(parts), "");  // a new message shape: start over
+      out.concat_ref = -1;
+    }
+    out.ids[static_cast<size_t>(part - 1)] = std::string(q.col_text(2));
+    if (q.col_int(3) >= 0) out.concat_ref = static_cast<int>(q.col_int(3));
+  }
+  if (rc != SQLITE_DONE) return sqlite_error(db, "reading SMS ids");
+  return out;
+}
+
+sqlite3* sqlite_handle(TaskStore& store) {
+  auto* s = dynamic_cast<SqliteTaskStore*>(&store);
+  return s ? s->handle() : nullptr;
+}
+
+}  // namespace sb
