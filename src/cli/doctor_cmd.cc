@@ -17,6 +17,7 @@
 #include "doctor/org_domain.h"
 #include "message/dkim.h"
 #include "message/template.h"
+#include "pg/task_open.h"
 #include "store/csv_reader.h"
 #include "store/task_store.h"
 #include "throttle/presets.h"
@@ -117,8 +118,9 @@ int load(const DoctorArgs& a, Loaded& out) {
     sample_to = sink.sample;
     fields = sink.header;
     values = sink.first;
-  } else if (!a.task_path.empty() && ::access(a.task_path.c_str(), F_OK) == 0) {
-    auto st = TaskStore::open(a.task_path, false);
+  } else if (!a.task_path.empty() &&
+             (is_shared_task(a.task_path) || ::access(a.task_path.c_str(), F_OK) == 0)) {
+    auto st = open_task_store(a.task_path, TaskOpen::kWrite);
     if (!st.ok()) return usage(st.error().describe());
     for (RcptStatus s : {RcptStatus::kUnsent, RcptStatus::kDeferred}) {
       auto rows = (*st)->list(s, SIZE_MAX);
