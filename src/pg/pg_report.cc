@@ -59,12 +59,12 @@ Status PgTaskStore::outcome_histogram(
 Result<DomainSummary> PgTaskStore::domain_summary(size_t top) {
   const std::string per_domain =
       std::string("SELECT (") + kDomain +
-      ") COLLATE \"C\" AS d, count(*) FILTER (WHERE status = 1) AS s, count(*) FILTER (WHERE status = 2) AS f, "
-      "count(*) FILTER (WHERE status = 3) AS x, count(*) AS n FROM smtpblast_recipients "
+      ") COLLATE \"C\" AS d, count(*) FILTER (WHERE status = 1) AS s, "
+      "count(*) FILTER (WHERE status = 2) AS f, count(*) FILTER (WHERE status = 3) AS x, count(*) "
+      "AS n FROM smtpblast_recipients "
       "WHERE task = $1 AND status IN (1, 2, 3) AND NOT rejected GROUP BY 1";
   // COLLATE "C": ties ordered by bytes, as SQLite orders them.
-  auto r = run(per_domain + " ORDER BY n DESC, d LIMIT $2",
-               {task_, std::to_string(top)});
+  auto r = run(per_domain + " ORDER BY n DESC, d LIMIT $2", {task_, std::to_string(top)});
   if (!r) return r.error();
   DomainSummary out;
   for (int i = 0; i < r->rows(); ++i) {
@@ -72,9 +72,11 @@ Result<DomainSummary> PgTaskStore::domain_summary(size_t top) {
                        static_cast<uint64_t>(r->int64(i, 2)),
                        static_cast<uint64_t>(r->int64(i, 3))});
   }
-  auto t = run("SELECT count(*), coalesce(sum(s), 0), coalesce(sum(f), 0), coalesce(sum(x), 0) "
-               "FROM (" + per_domain + ") p",
-               {task_});
+  auto t =
+      run("SELECT count(*), coalesce(sum(s), 0), coalesce(sum(f), 0), coalesce(sum(x), 0) "
+          "FROM (" +
+              per_domain + ") p",
+          {task_});
   if (!t) return t.error();
   out.domains = static_cast<uint64_t>(t->int64(0, 0));
   out.all = {"", static_cast<uint64_t>(t->int64(0, 1)), static_cast<uint64_t>(t->int64(0, 2)),
@@ -88,10 +90,10 @@ Result<std::vector<std::pair<std::string, uint64_t>>> PgTaskStore::return_catego
   auto have = run("SELECT to_regclass('smtpblast_recipient_returns') IS NOT NULL", {});
   if (!have) return have.error();
   if (have->text(0, 0) != "t") return out;
-  auto r = run(
-      "SELECT coalesce(nullif(category, ''), nullif(class, ''), 'unclassified'), count(*) "
-      "FROM smtpblast_recipient_returns WHERE task = $1 GROUP BY 1",
-      {task_});
+  auto r =
+      run("SELECT coalesce(nullif(category, ''), nullif(class, ''), 'unclassified'), count(*) "
+          "FROM smtpblast_recipient_returns WHERE task = $1 GROUP BY 1",
+          {task_});
   if (!r) return r.error();
   for (int i = 0; i < r->rows(); ++i) {
     out.emplace_back(std::string(r->text(i, 0)), static_cast<uint64_t>(r->int64(i, 1)));
@@ -100,10 +102,10 @@ Result<std::vector<std::pair<std::string, uint64_t>>> PgTaskStore::return_catego
 }
 
 Result<std::map<int, uint64_t>> PgTaskStore::codes_of(const std::vector<RcptStatus>& statuses) {
-  auto r = run(
-      "SELECT code, count(*) FROM smtpblast_recipients WHERE task = $1 AND "
-      "status = ANY($2::smallint[]) GROUP BY code",
-      {task_, status_array(statuses)});
+  auto r =
+      run("SELECT code, count(*) FROM smtpblast_recipients WHERE task = $1 AND "
+          "status = ANY($2::smallint[]) GROUP BY code",
+          {task_, status_array(statuses)});
   if (!r) return r.error();
   std::map<int, uint64_t> out;
   for (int i = 0; i < r->rows(); ++i) {

@@ -52,7 +52,8 @@ std::string pg_text(std::string_view s) {
 
 // "5.1.1" -> 550-ish basic code for the recipients' code column (export shows it).
 int basic_code(const std::string& status) {
-  if (!status.empty() && (status[0] == '4' || status[0] == '5')) return (status[0] - '0') * 100 + 50;
+  if (!status.empty() && (status[0] == '4' || status[0] == '5'))
+    return (status[0] - '0') * 100 + 50;
   return 0;
 }
 
@@ -75,11 +76,11 @@ Result<bool> PgTaskStore::return_seen(std::string_view key) {
 
 Result<std::optional<ReturnInfo>> PgTaskStore::return_info(int64_t id) {
   if (auto s = ensure_returns_schema(); !s) return s.error();
-  auto r = run(
-      "SELECT soft, coalesce(status, ''), coalesce(diagnostic, ''), coalesce(class, ''), "
-      "coalesce(category, ''), coalesce(kind, ''), time FROM smtpblast_recipient_returns "
-      "WHERE task = $1 AND id = $2",
-      {task_, std::to_string(id)});
+  auto r =
+      run("SELECT soft, coalesce(status, ''), coalesce(diagnostic, ''), coalesce(class, ''), "
+          "coalesce(category, ''), coalesce(kind, ''), time FROM smtpblast_recipient_returns "
+          "WHERE task = $1 AND id = $2",
+          {task_, std::to_string(id)});
   if (!r) return r.error();
   if (r->rows() == 0) return std::optional<ReturnInfo>();
   ReturnInfo i;
@@ -94,9 +95,9 @@ Result<std::optional<ReturnInfo>> PgTaskStore::return_info(int64_t id) {
 }
 
 Result<std::vector<std::string>> PgTaskStore::returned_addresses() {
-  auto r = run(
-      "SELECT email FROM smtpblast_recipients WHERE task = $1 AND status IN (6, 7) ORDER BY id",
-      {task_});
+  auto r =
+      run("SELECT email FROM smtpblast_recipients WHERE task = $1 AND status IN (6, 7) ORDER BY id",
+          {task_});
   if (!r) return r.error();
   std::vector<std::string> out;
   out.reserve(static_cast<size_t>(r->rows()));
@@ -155,15 +156,15 @@ Status PgTaskStore::apply_return(const ReturnRecord& r, ReturnApplied& out) {
   if (next != status) {
     // The reply column keeps what export shows: code, class/category, diagnostic.
     std::string reply = (r.status.empty() ? std::string() : r.status + " ") +
-                        (next == RcptStatus::kComplained ? std::string("complaint") : r.cls) +
-                        "/" + category + ": " + r.diagnostic;
+                        (next == RcptStatus::kComplained ? std::string("complaint") : r.cls) + "/" +
+                        category + ": " + r.diagnostic;
     if (reply.size() > 512) reply.resize(512);
     auto st = db_->exec(
         "UPDATE smtpblast_recipients SET status = $3, code = $4, reply = $5, updated = $6, "
         "node = NULL, epoch = NULL, lease_deadline = NULL WHERE task = $1 AND id = $2",
         {task_, id, std::to_string(static_cast<int>(next)),
-         std::to_string(next == RcptStatus::kComplained ? 0 : basic_code(r.status)),
-         pg_text(reply), std::to_string(r.time)});
+         std::to_string(next == RcptStatus::kComplained ? 0 : basic_code(r.status)), pg_text(reply),
+         std::to_string(r.time)});
     if (!st) return st.error();
   }
   out.status = next;

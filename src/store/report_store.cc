@@ -53,8 +53,11 @@ Result<std::pair<int64_t, int64_t>> SqliteTaskStore::outcome_span(
   std::pair<int64_t, int64_t> out{0, 0};
   auto st = query(*impl_,
                   "SELECT coalesce(min(updated), 0), coalesce(max(updated), 0) FROM recipients "
-                  "WHERE " + drawn_rows(statuses),
-                  {}, [&](Stmt& q) { out = {q.col_int(0), q.col_int(1)}; });
+                  "WHERE " +
+                      drawn_rows(statuses),
+                  {}, [&](Stmt& q) {
+                    out = {q.col_int(0), q.col_int(1)};
+                  });
   if (!st) return st.error();
   return out;
 }
@@ -85,10 +88,9 @@ Result<DomainSummary> SqliteTaskStore::domain_summary(size_t top) {
                               "sum(status = 3), count(*) AS n ") +
                       kRows + " GROUP BY d ORDER BY n DESC, d LIMIT ?1",
                   {static_cast<int64_t>(top)}, [&](Stmt& q) {
-                    out.top.push_back({std::string(q.col_text(0)),
-                                       static_cast<uint64_t>(q.col_int(1)),
-                                       static_cast<uint64_t>(q.col_int(2)),
-                                       static_cast<uint64_t>(q.col_int(3))});
+                    out.top.push_back(
+                        {std::string(q.col_text(0)), static_cast<uint64_t>(q.col_int(1)),
+                         static_cast<uint64_t>(q.col_int(2)), static_cast<uint64_t>(q.col_int(3))});
                   });
   if (!st) return st.error();
   st = query(s,
@@ -99,8 +101,7 @@ Result<DomainSummary> SqliteTaskStore::domain_summary(size_t top) {
              {}, [&](Stmt& q) {
                out.domains = static_cast<uint64_t>(q.col_int(0));
                out.all = {"", static_cast<uint64_t>(q.col_int(1)),
-                          static_cast<uint64_t>(q.col_int(2)),
-                          static_cast<uint64_t>(q.col_int(3))};
+                          static_cast<uint64_t>(q.col_int(2)), static_cast<uint64_t>(q.col_int(3))};
              });
   if (!st) return st.error();
   return out;
@@ -130,8 +131,8 @@ Result<std::vector<std::pair<std::string, uint64_t>>> SqliteTaskStore::return_ca
 Result<std::map<int, uint64_t>> SqliteTaskStore::codes_of(const std::vector<RcptStatus>& statuses) {
   std::map<int, uint64_t> out;
   auto st = query(*impl_,
-                  "SELECT code, count(*) FROM recipients WHERE status IN " +
-                      status_list(statuses) + " GROUP BY code",
+                  "SELECT code, count(*) FROM recipients WHERE status IN " + status_list(statuses) +
+                      " GROUP BY code",
                   {}, [&](Stmt& q) {
                     out[static_cast<int>(q.col_int(0))] += static_cast<uint64_t>(q.col_int(1));
                   });
