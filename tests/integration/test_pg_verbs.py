@@ -7,13 +7,13 @@
   complaint, then the same maildir again: nothing changes), --suppress-out; status with the
   nodes; export of the returned; report; test --task --row; reset
 - returns on a PostgreSQL task that was never sent: exit 2, as on SQLite
+- send --limit (exit 3, the rest on the next run) and --backup-dir
 
 A private PostgreSQL server and the smtpblast sink, on loopback. Takes a few seconds.
 Run: /usr/bin/python3 tests/integration/test_pg_verbs.py  (as root; see blast.py)
 """
 
 import json
-import os
 import re
 import unittest
 
@@ -213,6 +213,25 @@ class PgVerbsTest(unittest.TestCase):
         # Bounced and complained recipients stay so: never mailed again.
         self.assertEqual((st["unsent"], st["bounced"], st["complained"]), (4, 1, 1), st)
 
+
+    def test_limit_and_backups(self):
+        csv = blast.write_csv(self.d / "l.csv", ("email", "name"),
+                              [(f"b{i}@example.test", f"B{i}") for i in range(5)])
+        task = self.pg.url("limit")
+        self.ok("import", "--task", task, "--recipients", csv)
+        backups = self.d / "eml"
+        backups.mkdir()
+        args = ["send", "--tls", "none", "--task", task, "--template", self.tpl,
+                "--backup-dir", backups]
+        with blast.BlastSink() as sink:
+            p = self.sb(*args, "--relay", sink.hostport, "--limit", "2")
+            self.assertEqual(p.returncode, 3, blast.describe(p))  # recipients remain
+            self.assertEqual(self.status(task)["sent"], 2)
+            p = self.sb(*args, "--relay", sink.hostport)
+            self.assertEqual(p.returncode, 0, blast.describe(p))
+            self.assertEqual(len(sink.records()), 5)
+        self.assertEqual(self.status(task)["sent"], 5)
+        self.assertEqual(len(list(backups.glob("*.eml"))), 5)
 
 if __name__ == "__main__":
     blast.main("test_pg_verbs")
