@@ -17,6 +17,7 @@
 #include "doctor/org_domain.h"
 #include "message/dkim.h"
 #include "message/template.h"
+#include "pg/task_open.h"
 #include "store/csv_reader.h"
 #include "store/task_store.h"
 #include "throttle/presets.h"
@@ -117,10 +118,18 @@ int load(const DoctorArgs& a, Loaded& out) {
     sample_to = sink.sample;
     fields = sink.header;
     values = sink.first;
-  } else if (!a.task_path.empty() && ::access(a.task_path.c_str(), F_OK) == 0) {
-    auto st = TaskStore::open(a.task_path, false);
-    if (!st.ok()) return usage(st.error().describe());
+  } else if (!a.task_path.empty() &&
+             (is_shared_task(a.task_path) || ::access(a.task_path.c_str(), F_OK) == 0)) {
+    auto st = open_task_store(a.task_path, TaskOpen::kWrite);
+    // A PostgreSQL task the first send has not created yet is skipped, as a missing file is.
+    const std::string why = st.ok() ? "" : st.error().message;
+    if (!st.ok() && !(is_shared_task(a.task_path) &&
+                      (why.find(" has no task '") != std::string::npos ||
+                       why.find(" holds no smtpblast tasks") != std::string::npos))) {
+      return usage(st.error().describe());
+    }
     for (RcptStatus s : {RcptStatus::kUnsent, RcptStatus::kDeferred}) {
+      if (!st.ok()) break;
       auto rows = (*st)->list(s, SIZE_MAX);
       if (!rows.ok()) return usage(rows.error().describe());
       for (const auto& [r, o] : *rows) {
@@ -129,7 +138,7 @@ int load(const DoctorArgs& a, Loaded& out) {
         doctor::count_recipient(in.recipient_domains, r.email);
       }
     }
-    fields = (*st)->field_names();
+    if (st.ok()) fields = (*st)->field_names();
     if (values.size() != fields.size()) values.assign(fields.size(), "");
   }
 

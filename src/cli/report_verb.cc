@@ -37,7 +37,8 @@ class ReportVerb : public Verb {
   CLI::App* add(CLI::App& app) override {
     auto* cmd = app.add_subcommand(
         "report", "write a task's run report: one self-contained HTML file with charts");
-    cmd->add_option("--task", opts_.task_path, "task file")->required();
+    cmd->add_option("--task", opts_.task_path, "task file, or postgresql://USER@HOST/DB?task=NAME")
+        ->required();
     cmd->add_option("--accounting", opts_.accounting_path,
                     "the run's accounting log (.csv or .jsonl): charts every attempt; without "
                     "it, each recipient's last outcome in the task");

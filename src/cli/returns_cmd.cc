@@ -20,6 +20,7 @@
 
 #include "cli/relay_options.h"
 #include "cli/send_cmd.h"
+#include "pg/task_open.h"
 #include "returns/classify.h"
 #include "returns/remote_mailbox.h"
 #include "returns/report.h"
@@ -249,7 +250,7 @@ int run_returns(const ReturnsOptions& o) {
 
   int lock = lock_task(o.task);  // a running send writes the same rows
   if (lock < 0) return 2;
-  auto opened = TaskStore::open(o.task, false);
+  auto opened = open_task_store(o.task, TaskOpen::kWrite);  // a file or a PostgreSQL URL
   if (!opened.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", opened.error().describe().c_str());
     ::close(lock);

@@ -16,7 +16,8 @@ class ReturnsVerb : public Verb {
         "returns",
         "read returned mail (bounces, complaints) into the task; hard bounces are "
         "suppressed");
-    returns->add_option("--task", rto_.task, "task file")->required();
+    returns->add_option("--task", rto_.task, "task file, or postgresql://USER@HOST/DB?task=NAME")
+        ->required();
     returns->add_option(
         "--mailbox", rto_.mailbox,
         "imaps://user@host/INBOX or pop3s://user@host (imap://, pop3://: STARTTLS)");

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "pg/task_open.h"
 #include "store/task_store.h"
 
 namespace sb {
@@ -11,22 +12,18 @@ namespace {
 
 Error config_error(std::string m) { return make_error(ErrDomain::kConfig, std::move(m)); }
 
-// The n-th recipient by id (1-based), whatever its status: the first n of each status class
-// hold the first n overall.
+// The n-th recipient by id (1-based), whatever its status (bounced and complained ones
+// included: `returns` must not shift the rows).
 Result<RecipientRow> nth_recipient(TaskStore& st, uint64_t n, const std::string& what) {
+  std::vector<RcptStatus> every;
+  for (int i = 0; i <= kRcptStatusMax; ++i) every.push_back(static_cast<RcptStatus>(i));
+  auto l = st.list(every, n);
+  if (!l.ok()) return l.error();
   std::vector<RecipientRow> rows;
-  if (auto c = st.claim(0, n, rows, false); !c.ok()) return c.error();
-  for (RcptStatus s : {RcptStatus::kSent, RcptStatus::kFailed, RcptStatus::kSuppressed}) {
-    auto l = st.list(s, n);
-    if (!l.ok()) return l.error();
-    for (auto& [r, o] : *l) rows.push_back(std::move(r));
-  }
-  std::sort(rows.begin(), rows.end(),
-            [](const RecipientRow& a, const RecipientRow& b) { return a.id < b.id; });
+  for (auto& [r, o] : *l) rows.push_back(std::move(r));
   if (rows.size() < n) {
     return config_error("--row " + std::to_string(n) + ": " + what + " has only " +
-                        std::to_string(rows.size()) + " recipient" +
-                        (rows.size() == 1 ? "" : "s"));
+                        std::to_string(rows.size()) + " recipient" + (rows.size() == 1 ? "" : "s"));
   }
   return std::move(rows[n - 1]);
 }
@@ -39,7 +36,8 @@ Result<TestData> load_test_data(const TestDataArgs& a) {
     return config_error("test: give one of --task or --recipients for the merge data");
   }
   if (a.row > 0 && a.task.empty() && a.csv.empty()) {
-    return config_error("--row " + std::to_string(a.row) + " needs --task T or --recipients "
+    return config_error("--row " + std::to_string(a.row) +
+                        " needs --task T or --recipients "
                         "list.csv: the list whose row to render");
   }
   if (!a.task.empty() || !a.csv.empty()) {
@@ -47,7 +45,7 @@ Result<TestData> load_test_data(const TestDataArgs& a) {
     std::unique_ptr<TaskStore> st;
     std::string what;
     if (!a.task.empty()) {
-      auto s = TaskStore::open(a.task, false);  // never creates a task
+      auto s = open_task_store(a.task, TaskOpen::kWrite);  // never creates a task
       if (!s.ok()) return config_error("--task: " + s.error().describe());
       st = std::move(s).value();
       what = "task " + a.task;

@@ -647,25 +647,8 @@ Result<std::vector<PgNodeCounts>> PgTaskStore::node_counts() {
   return out;
 }
 
-// --- returned mail: not on PostgreSQL yet -----------------------------------------------
+// --- returned mail: pg_returns.cc -----------------------------------------------------
 
-namespace {
-Error no_returns() {
-  return store_error("returned mail (smtpblast returns) is not supported on a PostgreSQL task yet");
-}
-}  // namespace
-
-Result<bool> PgTaskStore::return_seen(std::string_view) { return no_returns(); }
-Result<ReturnApplied> PgTaskStore::record_return(const ReturnRecord&) { return no_returns(); }
-Result<std::vector<ReturnApplied>> PgTaskStore::record_returns(const std::vector<ReturnRecord>&) {
-  return no_returns();
-}
-Result<std::optional<ReturnInfo>> PgTaskStore::return_info(int64_t) {
-  return std::optional<ReturnInfo>();
-}
-Result<std::vector<std::string>> PgTaskStore::returned_addresses() {
-  return std::vector<std::string>();
-}
 Result<std::optional<std::string>> PgTaskStore::email_of(int64_t id) {
   auto r = run("SELECT email FROM smtpblast_recipients WHERE task = $1 AND id = $2",
                {task_, std::to_string(id)});

@@ -106,6 +106,14 @@ class PgTaskStore final : public TaskStore {
   Result<std::optional<std::string>> email_of(int64_t id) override;
   Result<std::optional<ReturnInfo>> return_info(int64_t id) override;
   Result<std::vector<std::string>> returned_addresses() override;
+  Result<std::pair<int64_t, int64_t>> outcome_span(
+      const std::vector<RcptStatus>& statuses) override;
+  Status outcome_histogram(
+      const std::vector<RcptStatus>& statuses, int64_t start_s, int64_t width_s,
+      const std::function<void(int64_t bucket, RcptStatus s, uint64_t n)>& add) override;
+  Result<DomainSummary> domain_summary(size_t top) override;
+  Result<std::vector<std::pair<std::string, uint64_t>>> return_categories() override;
+  Result<std::map<int, uint64_t>> codes_of(const std::vector<RcptStatus>& statuses) override;
 
   Result<std::vector<PgNodeInfo>> nodes();
   Result<std::vector<PgNodeCounts>> node_counts();
@@ -122,6 +130,9 @@ class PgTaskStore final : public TaskStore {
   // Runs a statement, reconnecting and running it again when the connection broke.
   Result<PgResult> run(const std::string& sql, const PgParams& params);
   void release_held();
+  // Returned mail (pg_returns.cc).
+  Status ensure_returns_schema();
+  Status apply_return(const ReturnRecord& r, ReturnApplied& out);
 
   std::unique_ptr<PgBlocking> db_;
   PgStoreOptions opts_;
@@ -129,6 +140,7 @@ class PgTaskStore final : public TaskStore {
   std::string node_;
   int64_t epoch_ = 0;
   bool imported_ = false;
+  bool returns_schema_ = false;  // the returned-mail tables exist (created on first use)
   std::vector<std::string> fields_;
   uint64_t fenced_ = 0;
   // Monotonic ms of the last lease renewal the server confirmed (written by the keeper).

@@ -1,95 +1,19 @@
 // Gathering a report's numbers: SQL aggregates over the task, one streaming pass over the
 // accounting log per question, so a task of millions of recipients needs little memory.
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "base/text.h"
+#include "pg/task_open.h"
 #include "report/accounting_reader.h"
 #include "report/report.h"
-#include "store/sqlite_util.h"
 
 namespace sb {
 
 namespace {
-
-Error store_error(const std::string& path, std::string_view what, sqlite3* db) {
-  return make_error(ErrDomain::kStore, "task file " + path + ": " + std::string(what) + ": " +
-                                           (db != nullptr ? sqlite3_errmsg(db) : "out of memory"));
-}
-
-// sb_domain(email): the part after the last '@', lower-cased (base/text.h domain_of), so
-// SQL groups by domain exactly as the sender routes.
-void sql_domain(sqlite3_context* ctx, int, sqlite3_value** argv) {
-  const auto* p = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
-  std::string d =
-      p ? domain_of(std::string_view(p, static_cast<size_t>(sqlite3_value_bytes(argv[0])))) : "";
-  sqlite3_result_text(ctx, d.data(), static_cast<int>(d.size()), SQLITE_TRANSIENT);
-}
-
-// A read-only connection of our own for the aggregates (the TaskStore has checked the file).
-class Db {
- public:
-  explicit Db(std::string path) : path_(std::move(path)) {}
-  Status open() {
-    if (sqlite3_open_v2(path_.c_str(), &db_.h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                        nullptr) != SQLITE_OK) {
-      return store_error(path_, "cannot open it", db_.h);
-    }
-    // As TaskStore::open_read_only: where SQLite cannot create the -shm file (a read-only
-    // file system) and no -wal file exists, nobody can be writing: read it as immutable.
-    // (With a -wal file the TaskStore has already refused, saying why.)
-    Stmt probe;
-    int rc = probe.prepare(db_.h, "SELECT count(*) FROM sqlite_master");
-    if (rc == SQLITE_OK) rc = sqlite3_step(probe.get());
-    probe = Stmt();
-    if ((rc & 0xFF) == SQLITE_CANTOPEN) {
-      sqlite3_close_v2(db_.h);
-      db_.h = nullptr;
-      if (sqlite3_open_v2(sqlite_file_uri(path_, "immutable=1").c_str(), &db_.h,
-                          SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
-                          nullptr) != SQLITE_OK) {
-        return store_error(path_, "cannot open it", db_.h);
-      }
-    }
-    sqlite3_busy_timeout(db_.h, 10000);
-    if (sqlite3_create_function(db_.h, "sb_domain", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
-                                sql_domain, nullptr, nullptr) != SQLITE_OK) {
-      return store_error(path_, "setting up", db_.h);
-    }
-    return {};
-  }
-  // Runs `sql` with integer parameters, calling row(stmt) for each row.
-  template <class F>
-  Status query(std::string_view sql, std::initializer_list<int64_t> params, F&& row) {
-    Stmt st;
-    if (st.prepare(db_.h, sql) != SQLITE_OK) return store_error(path_, "reading it", db_.h);
-    int i = 1;
-    for (int64_t p : params) st.bind(i++, p);
-    int rc;
-    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) row(st);
-    if (rc != SQLITE_DONE) return store_error(path_, "reading it", db_.h);
-    return {};
-  }
-  bool has_table(const char* name) {
-    bool found = false;
-    Stmt st;
-    if (st.prepare(db_.h, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1") ==
-        SQLITE_OK) {
-      st.bind_text(1, name);
-      found = sqlite3_step(st.get()) == SQLITE_ROW;
-    }
-    return found;
-  }
-
- private:
-  std::string path_;
-  SqliteDb db_;
-};
 
 // Task status -> the outcome it is drawn as; kOutcomeCount for statuses not drawn.
 size_t outcome_of(int64_t status) {
@@ -132,56 +56,44 @@ void widen(ReportData& d, int64_t lo, int64_t hi) {
 
 // The rows drawn over time from the task: in accounting mode only the returns (bounced,
 // complained), which the log never holds. Addresses rejected at import carry the import's
-// time and were never attempted: they are in the status table, not over time.
-std::string drawn_rows(bool from_log) {
-  return std::string("updated > 0 AND rejected = 0 AND status IN ") +
-         (from_log ? "(6, 7)" : "(1, 2, 3, 4, 6, 7)");
+// time and were never attempted: they are in the status table, not over time (the store
+// leaves them out).
+std::vector<RcptStatus> drawn_statuses(bool from_log) {
+  if (from_log) return {RcptStatus::kBounced, RcptStatus::kComplained};
+  return {RcptStatus::kSent,       RcptStatus::kDeferred, RcptStatus::kFailed,
+          RcptStatus::kSuppressed, RcptStatus::kBounced,  RcptStatus::kComplained};
 }
 
-Status task_time_range(Db& db, ReportData& d, bool from_log) {
-  std::string sql =
-      "SELECT min(updated), max(updated) FROM recipients WHERE " + drawn_rows(from_log);
-  return db.query(sql, {}, [&](Stmt& st) { widen(d, st.col_int(0), st.col_int(1)); });
+Status task_time_range(TaskStore& store, ReportData& d, bool from_log) {
+  auto span = store.outcome_span(drawn_statuses(from_log));
+  if (!span) return span.error();
+  widen(d, span->first, span->second);
+  return {};
 }
 
-Status task_buckets(Db& db, ReportData& d, bool from_log) {
+Status task_buckets(TaskStore& store, ReportData& d, bool from_log) {
   if (d.axis.count == 0) return {};
-  std::string sql = "SELECT (updated - ?1) / ?2, status, count(*) FROM recipients WHERE " +
-                    drawn_rows(from_log) + " GROUP BY 1, 2";
-  return db.query(sql, {d.axis.start_s, d.axis.bucket_s}, [&](Stmt& st) {
-    int64_t i = st.col_int(0);
-    size_t o = outcome_of(st.col_int(1));
-    if (i >= 0 && static_cast<size_t>(i) < d.buckets.size() && o < kOutcomeCount) {
-      d.buckets[static_cast<size_t>(i)][o] += static_cast<uint64_t>(st.col_int(2));
-    }
-  });
+  return store.outcome_histogram(
+      drawn_statuses(from_log), d.axis.start_s, d.axis.bucket_s,
+      [&](int64_t i, RcptStatus s, uint64_t n) {
+        size_t o = outcome_of(static_cast<int64_t>(s));
+        if (i >= 0 && static_cast<size_t>(i) < d.buckets.size() && o < kOutcomeCount) {
+          d.buckets[static_cast<size_t>(i)][o] += n;
+        }
+      });
 }
 
 // Per domain from the task: each attempted recipient once, by its current status (addresses
 // rejected at import went nowhere).
-Status task_destinations(Db& db, ReportData& d, size_t top) {
-  constexpr const char* kRows = "FROM recipients WHERE status IN (1, 2, 3) AND rejected = 0";
-  auto st =
-      db.query(std::string("SELECT sb_domain(email) AS d, sum(status = 1), sum(status = 2), "
-                           "sum(status = 3), count(*) AS n ") +
-                   kRows + " GROUP BY d ORDER BY n DESC, d LIMIT ?1",
-               {static_cast<int64_t>(top)}, [&](Stmt& s) {
-                 d.destinations.push_back(
-                     {std::string(s.col_text(0)), static_cast<uint64_t>(s.col_int(1)),
-                      static_cast<uint64_t>(s.col_int(2)), static_cast<uint64_t>(s.col_int(3))});
-               });
-  if (!st) return st;
-  // The domains and the totals, for "other" (all of them minus the top rows).
-  st = db.query(std::string("SELECT count(*), sum(s), sum(f), sum(x) FROM (SELECT "
-                            "sum(status = 1) AS s, sum(status = 2) AS f, sum(status = 3) AS x ") +
-                    kRows + " GROUP BY sb_domain(email))",
-                {}, [&](Stmt& s) {
-                  d.destination_count = static_cast<uint64_t>(s.col_int(0));
-                  d.other = {"other", static_cast<uint64_t>(s.col_int(1)),
-                             static_cast<uint64_t>(s.col_int(2)),
-                             static_cast<uint64_t>(s.col_int(3))};
-                });
-  if (!st) return st;
+Status task_destinations(TaskStore& store, ReportData& d, size_t top) {
+  auto sum = store.domain_summary(top);
+  if (!sum) return sum.error();
+  for (const DomainOutcomes& r : sum->top) {
+    d.destinations.push_back({r.domain, r.sent, r.deferred, r.failed});
+  }
+  // "other": all of them minus the top rows.
+  d.destination_count = sum->domains;
+  d.other = {"other", sum->all.sent, sum->all.deferred, sum->all.failed};
   for (const DestinationRow& r : d.destinations) {
     d.other.sent -= r.sent;
     d.other.deferred -= r.deferred;
@@ -192,27 +104,25 @@ Status task_destinations(Db& db, ReportData& d, size_t top) {
 
 // Bounce classes from the task: what `returns` classified, else the failed and deferred
 // recipients' last reply by class (4xx, 5xx, no reply).
-Status task_classes(Db& db, ReportData& d) {
-  if (db.has_table("recipient_returns")) {
-    auto st = db.query(
-        "SELECT coalesce(nullif(category, ''), nullif(class, ''), 'unclassified'), count(*) "
-        "FROM recipient_returns GROUP BY 1",
-        {}, [&](Stmt& s) {
-          d.classes.emplace_back(std::string(s.col_text(0)), static_cast<uint64_t>(s.col_int(1)));
-        });
-    if (!st) return st;
-  }
+Status task_classes(TaskStore& store, ReportData& d) {
+  auto returned = store.return_categories();
+  if (!returned) return returned.error();
+  d.classes = std::move(*returned);
   if (!d.classes.empty()) {
     d.classes_source = "returned mail classified by `smtpblast returns` (last return each)";
     return {};
   }
   d.classes_source = "failed and deferred recipients by the class of their last reply";
-  return db.query(
-      "SELECT CASE WHEN code >= 500 THEN '5xx permanent' WHEN code >= 400 THEN '4xx temporary' "
-      "ELSE 'no reply (local)' END, count(*) FROM recipients WHERE status IN (2, 3) GROUP BY 1",
-      {}, [&](Stmt& s) {
-        d.classes.emplace_back(std::string(s.col_text(0)), static_cast<uint64_t>(s.col_int(1)));
-      });
+  auto codes = store.codes_of({RcptStatus::kDeferred, RcptStatus::kFailed});
+  if (!codes) return codes.error();
+  std::map<std::string, uint64_t> by_class;
+  for (const auto& [code, n] : *codes) {
+    by_class[code >= 500   ? "5xx permanent"
+             : code >= 400 ? "4xx temporary"
+                           : "no reply (local)"] += n;
+  }
+  d.classes.assign(by_class.begin(), by_class.end());
+  return {};
 }
 
 void add_throttle(TaskStore& store, ReportData& d) {
@@ -253,7 +163,7 @@ Result<ReportData> collect_report(const ReportOptions& o) {
   ReportData d;
   d.task_path = o.task_path;
   d.accounting_path = o.accounting_path;
-  auto store = TaskStore::open_read_only(o.task_path);
+  auto store = open_task_store(o.task_path, TaskOpen::kRead);  // a file or a PostgreSQL URL
   if (!store.ok()) return store.error();
   auto counts = (*store)->counts();
   if (!counts.ok()) return counts.error();
@@ -261,8 +171,6 @@ Result<ReportData> collect_report(const ReportOptions& o) {
   add_settings(**store, d);
   add_throttle(**store, d);
 
-  Db db(o.task_path);
-  if (auto st = db.open(); !st) return st.error();
   const bool from_log = !o.accounting_path.empty();
   std::unique_ptr<AccountingReader> log;
   if (from_log) {
@@ -273,9 +181,9 @@ Result<ReportData> collect_report(const ReportOptions& o) {
     if (auto st = log->time_range(lo, hi); !st) return st.error();
     widen(d, lo / 1000, hi / 1000);
   }
-  if (auto st = task_time_range(db, d, from_log); !st) return st.error();
+  if (auto st = task_time_range(**store, d, from_log); !st) return st.error();
   set_axis(d, o.max_buckets);
-  if (auto st = task_buckets(db, d, from_log); !st) return st.error();
+  if (auto st = task_buckets(**store, d, from_log); !st) return st.error();
 
   if (from_log) {
     auto agg = log->aggregate(d, o.top_destinations);
@@ -284,8 +192,8 @@ Result<ReportData> collect_report(const ReportOptions& o) {
     for (auto& [code, n] : d.status.by_code) {
       d.codes.emplace_back(code == 0 ? "none" : std::to_string(code), n);
     }
-    if (auto st = task_destinations(db, d, o.top_destinations); !st) return st.error();
-    if (auto st = task_classes(db, d); !st) return st.error();
+    if (auto st = task_destinations(**store, d, o.top_destinations); !st) return st.error();
+    if (auto st = task_classes(**store, d); !st) return st.error();
   }
   sort_by_count(d.codes);
   sort_by_count(d.classes);

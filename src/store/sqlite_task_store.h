@@ -42,6 +42,14 @@ class SqliteTaskStore final : public TaskStore {
   Result<std::optional<std::string>> email_of(int64_t id) override;
   Result<std::optional<ReturnInfo>> return_info(int64_t id) override;
   Result<std::vector<std::string>> returned_addresses() override;
+  Result<std::pair<int64_t, int64_t>> outcome_span(
+      const std::vector<RcptStatus>& statuses) override;
+  Status outcome_histogram(
+      const std::vector<RcptStatus>& statuses, int64_t start_s, int64_t width_s,
+      const std::function<void(int64_t bucket, RcptStatus s, uint64_t n)>& add) override;
+  Result<DomainSummary> domain_summary(size_t top) override;
+  Result<std::vector<std::pair<std::string, uint64_t>>> return_categories() override;
+  Result<std::map<int, uint64_t>> codes_of(const std::vector<RcptStatus>& statuses) override;
 
   // The connection, for the task file's own tables kept elsewhere (store/sms_ids.h).
   sqlite3* handle() const;

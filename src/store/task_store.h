@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -138,6 +139,17 @@ struct ReturnInfo {  // the last return recorded for a recipient
   int64_t time = 0;
 };
 
+// What `report` draws from a task (report/collect.cc).
+struct DomainOutcomes {
+  std::string domain;  // domain_of(email): after the last '@', ASCII letters lower-cased
+  uint64_t sent = 0, deferred = 0, failed = 0;
+};
+struct DomainSummary {
+  std::vector<DomainOutcomes> top;  // by recipients (sent + deferred + failed), then domain
+  uint64_t domains = 0;             // distinct domains
+  DomainOutcomes all;               // added up over every domain
+};
+
 // The store behind a narrow interface (issue 13): the engine claims rows, records outcomes
 // (through the journal's commit), releases, counts and reads/writes task metadata through
 // these calls only. TaskStore::open gives the SQLite file (the embedded default,
@@ -264,6 +276,25 @@ class TaskStore {
   virtual Result<std::optional<ReturnInfo>> return_info(int64_t id) = 0;
   // Addresses of bounced and complained recipients (for --suppress-out), in id order.
   virtual Result<std::vector<std::string>> returned_addresses() = 0;
+
+  // Aggregates for `report`, computed where the rows are (SQL), so a task of millions of
+  // recipients is never read row by row (store/report_store.cc, pg/pg_report.cc).
+  // The rows drawn over time: recipients with an outcome time (updated > 0) that were not
+  // rejected at import, whose status is one of `statuses`. Their first and last outcome
+  // time in unix seconds; {0, 0} when there are none.
+  virtual Result<std::pair<int64_t, int64_t>> outcome_span(
+      const std::vector<RcptStatus>& statuses) = 0;
+  // The same rows counted by time bucket ((updated - start_s) / width_s) and status.
+  virtual Status outcome_histogram(
+      const std::vector<RcptStatus>& statuses, int64_t start_s, int64_t width_s,
+      const std::function<void(int64_t bucket, RcptStatus s, uint64_t n)>& add) = 0;
+  // Recipients sent, deferred or failed (not rejected at import) by their domain.
+  virtual Result<DomainSummary> domain_summary(size_t top) = 0;
+  // Recorded returns by category (else class, else "unclassified"), each recipient's last
+  // return once; empty when `returns` never ran.
+  virtual Result<std::vector<std::pair<std::string, uint64_t>>> return_categories() = 0;
+  // Recipients with one of `statuses`, by their last reply code (0 = none).
+  virtual Result<std::map<int, uint64_t>> codes_of(const std::vector<RcptStatus>& statuses) = 0;
 
  protected:
   TaskStore() = default;

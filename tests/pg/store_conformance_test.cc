@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -190,6 +191,181 @@ TEST_P(StoreConformance, DeferredRowsAfterTheCursorAreClaimedAgain) {
   ASSERT_EQ(second.size(), 2u);
   EXPECT_EQ(second[0].status, RcptStatus::kDeferred);
   EXPECT_EQ(second[0].attempts, 1u);
+}
+
+TEST_P(StoreConformance, AppendSkipsWhatTheTaskHoldsAndMapsColumns) {
+  import();
+  ImportOptions o;
+  o.mode = ImportMode::kAppend;
+  auto r = store_->import_csv_buffer(
+      "NAME,Email\nAnn again,A@example.com\nDee,d@example.com\nDee twice,d@example.com\n"
+      "Bad,not-an-address\nEve,e@example.com,extra\n",
+      "late.csv", o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->imported, 1u);
+  EXPECT_EQ(r->already_present, 2u);  // a@ (another case) and the rejected address
+  EXPECT_EQ(r->duplicates, 1u);
+  EXPECT_EQ(r->invalid, 1u);  // the row too long
+  auto c = store_->counts(false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->total, 6u);
+  auto l = store_->list(RcptStatus::kUnsent, 10);
+  ASSERT_TRUE(l.ok());
+  ASSERT_EQ(l->size(), 4u);
+  EXPECT_EQ(l->back().first.email, "d@example.com");
+  EXPECT_EQ(l->back().first.values, std::vector<std::string>{"Dee"});
+  EXPECT_GT(l->back().first.id, (*l)[2].first.id);
+  auto wrong = store_->import_csv_buffer("email,city\nx@example.com,X\n", "w.csv", o);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().domain, ErrDomain::kInput);
+  EXPECT_NE(wrong.error().message.find("not in the task: 'city'"), std::string::npos)
+      << wrong.error().message;
+}
+
+TEST_P(StoreConformance, ReplaceWhileNothingWasSentThenRefused) {
+  import();
+  ImportOptions o;
+  o.mode = ImportMode::kReplace;
+  auto r = store_->import_csv_buffer("email,city\nx@example.com,Oslo\n", "new.csv", o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->removed, 4u);
+  EXPECT_EQ(store_->field_names(), std::vector<std::string>{"city"});
+  EXPECT_EQ(store_->get_meta("sb.source")->value_or(""), "new.csv");
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store_->claim(0, 10, rows, true).ok());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].values, std::vector<std::string>{"Oslo"});
+  ASSERT_TRUE(store_->record({{rows[0].id, RcptStatus::kSent, 250, "ok", 1, 1, false}}).ok());
+  auto again = store_->import_csv_buffer("email,city\ny@example.com,Rome\n", "n2.csv", o);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().domain, ErrDomain::kInput);
+  EXPECT_NE(again.error().message.find("cannot be replaced: 1 recipients"), std::string::npos)
+      << again.error().message;
+  EXPECT_EQ(store_->counts(false)->get(RcptStatus::kSent), 1u);
+}
+
+TEST_P(StoreConformance, ReturnsAreRecordedOnceWithTheirEffects) {
+  import();
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store_->claim(0, 10, rows, true).ok());
+  std::vector<Outcome> outs;
+  for (const auto& r : rows) outs.push_back({r.id, RcptStatus::kSent, 250, "ok", 1, 1, false});
+  ASSERT_TRUE(store_->record(outs).ok());
+  ReturnRecord hard{"k1",
+                    rows[0].id,
+                    ReturnEffect::kHard,
+                    "5.1.1",
+                    "no such user",
+                    "hard",
+                    "invalid-recipient",
+                    "dsn",
+                    "bounced",
+                    3,
+                    100};
+  ReturnRecord soft{
+      "k2", rows[1].id, ReturnEffect::kSoft, "4.2.2", "full", "soft", "mailbox-full", "dsn", "soft",
+      2,    101};
+  ReturnRecord soft2 = soft;
+  soft2.key = "k3";
+  ReturnRecord complaint{"k4",        rows[2].id, ReturnEffect::kComplaint,
+                         "",          "abuse",    "complaint",
+                         "complaint", "arf",      "complained",
+                         3,           102};
+  ReturnRecord seen_only{"uid:1", 0, ReturnEffect::kNone, "", "", "", "", "", "seen", 3, 103};
+  auto a = store_->record_returns({hard, soft, complaint, seen_only});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ((*a)[0].status, RcptStatus::kBounced);
+  EXPECT_EQ((*a)[1].status, RcptStatus::kSent);
+  EXPECT_EQ((*a)[1].soft, 1u);
+  EXPECT_EQ((*a)[2].status, RcptStatus::kComplained);
+  auto b = store_->record_returns({soft2, hard});
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ((*b)[0].status, RcptStatus::kBounced);  // the second soft one, of 2
+  EXPECT_TRUE((*b)[1].duplicate);
+  EXPECT_TRUE(store_->return_seen("uid:1").value());
+  EXPECT_FALSE(store_->return_seen("k9").value());
+  auto info = store_->return_info(rows[1].id);
+  ASSERT_TRUE(info.ok() && info->has_value());
+  EXPECT_EQ((*info)->soft, 2u);
+  EXPECT_EQ((*info)->category, "repeated-soft");
+  auto addrs = store_->returned_addresses();
+  ASSERT_TRUE(addrs.ok());
+  EXPECT_EQ(*addrs, (std::vector<std::string>{"a@example.com", "b@example.com", "c@example.com"}));
+  auto l = store_->list(RcptStatus::kBounced, 10);
+  ASSERT_TRUE(l.ok());
+  ASSERT_EQ(l->size(), 2u);
+  EXPECT_EQ((*l)[0].second.code, 550);
+  EXPECT_EQ((*l)[0].second.reply, "5.1.1 hard/invalid-recipient: no such user");
+  // A recipient the task does not have rolls the whole batch back.
+  ReturnRecord stray = hard;
+  stray.key = "k5";
+  stray.id = 99999;
+  ReturnRecord fine = soft;
+  fine.key = "k6";
+  EXPECT_FALSE(store_->record_returns({fine, stray}).ok());
+  EXPECT_FALSE(store_->return_seen("k6").value());
+  // reset --all leaves them alone: never mailed again.
+  ASSERT_TRUE(store_->reset(false).ok());
+  EXPECT_EQ(store_->counts(false)->get(RcptStatus::kBounced), 2u);
+}
+
+TEST_P(StoreConformance, ReportAggregates) {
+  ASSERT_TRUE(
+      store_->import_csv_buffer("email\na@x.org\nb@X.ORG\nc@y.org\nd@z.org\nbad\n", "l.csv").ok());
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store_->claim(0, 10, rows, true).ok());
+  ASSERT_EQ(rows.size(), 4u);
+  ASSERT_TRUE(store_
+                  ->record({{rows[0].id, RcptStatus::kSent, 250, "ok", 1, 1000, false},
+                            {rows[1].id, RcptStatus::kFailed, 550, "no", 1, 1010, false},
+                            {rows[2].id, RcptStatus::kDeferred, 451, "later", 1, 1065, false},
+                            {rows[3].id, RcptStatus::kUnsent, 0, "", 0, 0, true}})
+                  .ok());
+  const std::vector<RcptStatus> drawn = {RcptStatus::kSent, RcptStatus::kDeferred,
+                                         RcptStatus::kFailed};
+  auto span = store_->outcome_span(drawn);
+  ASSERT_TRUE(span.ok()) << span.error().message;
+  EXPECT_EQ(*span, (std::pair<int64_t, int64_t>{1000, 1065}));
+  EXPECT_EQ(store_->outcome_span({RcptStatus::kBounced}).value(),
+            (std::pair<int64_t, int64_t>{0, 0}));
+  std::map<std::pair<int64_t, int>, uint64_t> hist;
+  ASSERT_TRUE(store_
+                  ->outcome_histogram(drawn, 960, 60,
+                                      [&](int64_t b, RcptStatus s, uint64_t n) {
+                                        hist[{b, static_cast<int>(s)}] += n;
+                                      })
+                  .ok());
+  EXPECT_EQ(hist,
+            (std::map<std::pair<int64_t, int>, uint64_t>{{{0, 1}, 1}, {{0, 3}, 1}, {{1, 2}, 1}}));
+  auto dom = store_->domain_summary(1);
+  ASSERT_TRUE(dom.ok()) << dom.error().message;
+  ASSERT_EQ(dom->top.size(), 1u);
+  EXPECT_EQ(dom->top[0].domain, "x.org");
+  EXPECT_EQ(dom->top[0].sent, 1u);
+  EXPECT_EQ(dom->top[0].failed, 1u);
+  EXPECT_EQ(dom->domains, 2u);
+  EXPECT_EQ(dom->all.deferred, 1u);
+  auto codes = store_->codes_of({RcptStatus::kDeferred, RcptStatus::kFailed});
+  ASSERT_TRUE(codes.ok());
+  EXPECT_EQ(*codes, (std::map<int, uint64_t>{{0, 1}, {451, 1}, {550, 1}}));  // 0: rejected
+  auto cats = store_->return_categories();
+  ASSERT_TRUE(cats.ok()) << cats.error().message;
+  EXPECT_TRUE(cats->empty());
+  ReturnRecord hard{"k1",
+                    rows[0].id,
+                    ReturnEffect::kHard,
+                    "5.1.1",
+                    "x",
+                    "hard",
+                    "invalid-recipient",
+                    "dsn",
+                    "bounced",
+                    3,
+                    1100};
+  ASSERT_TRUE(store_->record_return(hard).ok());
+  cats = store_->return_categories();
+  ASSERT_TRUE(cats.ok());
+  EXPECT_EQ(*cats, (std::vector<std::pair<std::string, uint64_t>>{{"invalid-recipient", 1}}));
 }
 
 INSTANTIATE_TEST_SUITE_P(PgAndSqlite, StoreConformance, ::testing::Values("sqlite", "postgresql"),

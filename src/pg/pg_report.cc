@@ -1,0 +1,117 @@
+// PgTaskStore's aggregates for `report`: the SQLite store's queries (store/report_store.cc) in
+// PostgreSQL's dialect, over one task's rows.
+#include <string>
+#include <vector>
+
+#include "pg/pg_store.h"
+
+namespace sb {
+
+namespace {
+
+// "{1,2,3}": a smallint[] parameter.
+std::string status_array(const std::vector<RcptStatus>& statuses) {
+  std::string out = "{";
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    out += (i ? "," : "") + std::to_string(static_cast<int>(statuses[i]));
+  }
+  return out + "}";
+}
+
+constexpr const char* kDrawn =
+    "task = $1 AND updated > 0 AND NOT rejected AND status = ANY($2::smallint[])";
+
+// base/text.h domain_of in SQL: after the last '@', ASCII letters lower-cased (lower() would
+// fold other letters too, by the server's locale), "" without an '@'.
+constexpr const char* kDomain =
+    "CASE WHEN strpos(email, '@') > 0 THEN translate(regexp_replace(email, '^.*@', ''), "
+    "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') ELSE '' END";
+
+}  // namespace
+
+Result<std::pair<int64_t, int64_t>> PgTaskStore::outcome_span(
+    const std::vector<RcptStatus>& statuses) {
+  auto r = run(std::string("SELECT coalesce(min(updated), 0), coalesce(max(updated), 0) "
+                           "FROM smtpblast_recipients WHERE ") +
+                   kDrawn,
+               {task_, status_array(statuses)});
+  if (!r) return r.error();
+  return std::pair<int64_t, int64_t>{r->int64(0, 0), r->int64(0, 1)};
+}
+
+Status PgTaskStore::outcome_histogram(
+    const std::vector<RcptStatus>& statuses, int64_t start_s, int64_t width_s,
+    const std::function<void(int64_t bucket, RcptStatus s, uint64_t n)>& add) {
+  if (width_s <= 0) return {};
+  // div() truncates toward zero as SQLite's integer division does.
+  auto r = run(std::string("SELECT div(updated - $3::bigint, $4::bigint), status, count(*) "
+                           "FROM smtpblast_recipients WHERE ") +
+                   kDrawn + " GROUP BY 1, 2",
+               {task_, status_array(statuses), std::to_string(start_s), std::to_string(width_s)});
+  if (!r) return r.error();
+  for (int i = 0; i < r->rows(); ++i) {
+    add(r->int64(i, 0), static_cast<RcptStatus>(r->int64(i, 1)),
+        static_cast<uint64_t>(r->int64(i, 2)));
+  }
+  return {};
+}
+
+Result<DomainSummary> PgTaskStore::domain_summary(size_t top) {
+  const std::string per_domain =
+      std::string("SELECT (") + kDomain +
+      ") COLLATE \"C\" AS d, count(*) FILTER (WHERE status = 1) AS s, "
+      "count(*) FILTER (WHERE status = 2) AS f, count(*) FILTER (WHERE status = 3) AS x, count(*) "
+      "AS n FROM smtpblast_recipients "
+      "WHERE task = $1 AND status IN (1, 2, 3) AND NOT rejected GROUP BY 1";
+  // COLLATE "C": ties ordered by bytes, as SQLite orders them.
+  auto r = run(per_domain + " ORDER BY n DESC, d LIMIT $2", {task_, std::to_string(top)});
+  if (!r) return r.error();
+  DomainSummary out;
+  for (int i = 0; i < r->rows(); ++i) {
+    out.top.push_back({std::string(r->text(i, 0)), static_cast<uint64_t>(r->int64(i, 1)),
+                       static_cast<uint64_t>(r->int64(i, 2)),
+                       static_cast<uint64_t>(r->int64(i, 3))});
+  }
+  auto t =
+      run("SELECT count(*), coalesce(sum(s), 0), coalesce(sum(f), 0), coalesce(sum(x), 0) "
+          "FROM (" +
+              per_domain + ") p",
+          {task_});
+  if (!t) return t.error();
+  out.domains = static_cast<uint64_t>(t->int64(0, 0));
+  out.all = {"", static_cast<uint64_t>(t->int64(0, 1)), static_cast<uint64_t>(t->int64(0, 2)),
+             static_cast<uint64_t>(t->int64(0, 3))};
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, uint64_t>>> PgTaskStore::return_categories() {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  // A database `returns` never ran on has no table; a reader does not create it.
+  auto have = run("SELECT to_regclass('smtpblast_recipient_returns') IS NOT NULL", {});
+  if (!have) return have.error();
+  if (have->text(0, 0) != "t") return out;
+  auto r =
+      run("SELECT coalesce(nullif(category, ''), nullif(class, ''), 'unclassified'), count(*) "
+          "FROM smtpblast_recipient_returns WHERE task = $1 GROUP BY 1",
+          {task_});
+  if (!r) return r.error();
+  for (int i = 0; i < r->rows(); ++i) {
+    out.emplace_back(std::string(r->text(i, 0)), static_cast<uint64_t>(r->int64(i, 1)));
+  }
+  return out;
+}
+
+Result<std::map<int, uint64_t>> PgTaskStore::codes_of(const std::vector<RcptStatus>& statuses) {
+  auto r =
+      run("SELECT code, count(*) FROM smtpblast_recipients WHERE task = $1 AND "
+          "status = ANY($2::smallint[]) GROUP BY code",
+          {task_, status_array(statuses)});
+  if (!r) return r.error();
+  std::map<int, uint64_t> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    out[static_cast<int>(r->int64(i, 0))] += static_cast<uint64_t>(r->int64(i, 1));
+  }
+  return out;
+}
+
+}  // namespace sb
