@@ -471,9 +471,15 @@ std::string PgTaskStore::claims_lost() {
 }
 
 bool PgTaskStore::more_later() {
+  // Unsent rows count too: a claim skips rows another node is claiming at that moment (SKIP
+  // LOCKED), and that node's transaction may not have committed when this one reads, so they
+  // still look unsent here. Deferred rows another node keeps for a retry come back when it ends
+  // or its lease runs out. A node that started after the others claimed everything thus
+  // waits for the task to be done instead of ending with the rows still out (issue 13).
   auto r =
-      run("SELECT EXISTS (SELECT 1 FROM smtpblast_recipients WHERE task = $1 AND status = 5 "
-          "AND epoch IS DISTINCT FROM $2)",
+      run("SELECT EXISTS (SELECT 1 FROM smtpblast_recipients WHERE task = $1 AND status = 0) "
+          "OR EXISTS (SELECT 1 FROM smtpblast_recipients WHERE task = $1 AND status IN (2, 5) "
+          "AND epoch IS NOT NULL AND epoch != $2)",
           {task_, std::to_string(epoch_)});
   // Unreadable: say yes, the next claim reports the error (and stops the run).
   return !r || r->text(0, 0) == "t";

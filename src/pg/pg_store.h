@@ -88,7 +88,9 @@ class PgTaskStore final : public TaskStore {
   // owner's lease ran out. Without mark_in_flight (a node that is not sending) nothing changes.
   Result<size_t> claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
                        bool mark_in_flight = false) override;
-  // True while another epoch holds in-flight rows: their lease may run out, then they are ours.
+  // True while the task is not done elsewhere: unsent rows (maybe being claimed by another node
+  // right now), or rows another epoch holds in flight or for a retry (released when it ends,
+  // ours when its lease runs out).
   bool more_later() override;
   // The node's lease was not renewed for a whole lease (measured on this machine's monotonic
   // clock, which runs on while the process is stopped): other nodes may own its rows now.

@@ -160,6 +160,34 @@ class PgNodesTest(unittest.TestCase):
             print(f"\nkill round {rnd}: {dups} duplicates, survivors done {took:.1f} s "
                   f"after the kill", flush=True)
 
+    def test_late_node_waits_then_takes_over(self):
+        # A node that starts when another holds every row is a live node: it waits, takes the
+        # rows over when their owner dies and its lease runs out, and ends 0 with the task done
+        # (issue 13: it used to end at once with exit 1, having sent nothing).
+        n = 300
+        url = self.import_list("late", n)
+        with blast.BlastSink() as sink:
+            # Paced (a bucket both nodes share), so that the early node is still at work.
+            a = self.node(url, sink, "early", "--rate", "60/s")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                held = self.sql("SELECT count(*) FROM smtpblast_recipients "
+                                "WHERE task = 'late' AND status IN (1, 5)")
+                if int(held[0][0]) == n:
+                    break
+                time.sleep(0.05)
+            late = self.node(url, sink, "late", "--rate", "60/s")
+            time.sleep(1.0)  # the late node found nothing to claim and is waiting
+            self.assertIsNone(late.poll(), late.stderr)
+            os.kill(a.pid, signal.SIGKILL)
+            a.wait(timeout=10)
+            late.wait(timeout=120)
+            self.assertEqual(late.returncode, 0, late.stderr)
+        got = rcpt_counts(sink)
+        self.assertEqual(len(got), n)
+        st = self.assert_all_sent(url, n)
+        self.assertGreater(st["by_node"]["late"]["sent"], 0, st["by_node"])
+
     def test_sigstop_past_lease_is_fenced(self):
         n = 1500
         url = self.import_list("stop", n)
