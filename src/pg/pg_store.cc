@@ -397,8 +397,9 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
   // cursor on (a1: the partial index's dead entries behind it, rows claimed earlier, are not
   // read again), then from the start (a0, only when a1 came short: rows another node released
   // behind the cursor). Deferred rows released by their node (b), after the cursor. Rows
-  // whose owner's lease ran out (c): looked for when this node's last claim came short, and
-  // otherwise every lease/4, as a lease that just ran out may wait that long.
+  // whose owner's lease ran out, or in flight with no owner (left by schema 1's smtpblast when
+  // a node released a row it had taken over) (c): looked for when this node's last claim came
+  // short, and otherwise every lease/4, as a lease that just ran out may wait that long.
   const int64_t now = mono_ms();
   const bool expired = !mark_in_flight || last_claim_short_ || now >= next_expired_ms_;
   std::string lock = mark_in_flight ? " FOR UPDATE SKIP LOCKED" : "";
@@ -412,8 +413,8 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
       "), b AS (SELECT id, status FROM smtpblast_recipients WHERE task = $1 AND status = 2 "
       "AND epoch IS NULL AND id > $2 ORDER BY id LIMIT $3" +
       lock + "), c AS (SELECT id, status FROM smtpblast_recipients r WHERE task = $1 " +
-      "AND status IN (2, 5) AND epoch IS NOT NULL AND " + kExpired + (expired ? "" : " AND false") +
-      " ORDER BY id LIMIT $3" + lock +
+      "AND status IN (2, 5) AND ((status = 5 AND epoch IS NULL) OR (epoch IS NOT NULL AND " +
+      kExpired + "))" + (expired ? "" : " AND false") + " ORDER BY id LIMIT $3" + lock +
       "), pick AS (SELECT * FROM (SELECT * FROM a1 UNION ALL SELECT * FROM a0 UNION ALL "
       "SELECT * FROM b UNION ALL SELECT * FROM c) u ORDER BY id LIMIT $3) ";
   Result<PgResult> r = make_error(ErrDomain::kStore, "");
@@ -475,7 +476,7 @@ bool PgTaskStore::more_later() {
   auto r =
       run("SELECT EXISTS (SELECT 1 FROM smtpblast_recipients WHERE task = $1 AND status = 0) "
           "OR EXISTS (SELECT 1 FROM smtpblast_recipients WHERE task = $1 AND status IN (2, 5) "
-          "AND epoch IS NOT NULL AND epoch != $2)",
+          "AND (epoch != $2 OR (status = 5 AND epoch IS NULL)))",
           {task_, std::to_string(epoch_)});
   // Unreadable: say yes, the next claim reports the error (and stops the run).
   return !r || r->text(0, 0) == "t";
@@ -513,7 +514,10 @@ Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
     only.add(o.status_only);
   }
   // Fenced by node and epoch: a row another node took over is not ours to write. A deferred
-  // row keeps its owner (a retry in this run may follow); anything else is released.
+  // row keeps its owner (a retry in this run may follow); anything else is released. A row
+  // taken over from a node whose lease ran out was in flight before this claim: released
+  // unsent, it goes back to unsent or deferred (by its attempts), not to an in-flight row
+  // without an owner, which no claim would find again.
   // The rows are found by primary key (id = ANY), and the fence is a join with a materialised
   // CTE, not a filter on the table: statistics gathered while no row was in flight say that no
   // row has this node and epoch, and with that filter on the table the planner chose to scan
@@ -523,7 +527,8 @@ Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
           "FROM unnest($4::bigint[], $5::smallint[], $6::integer[], $7::text[], $8::integer[], "
           "$9::bigint[], $10::boolean[]) AS u(id, status, code, reply, attempts, updated, "
           "release)) "
-          "UPDATE smtpblast_recipients r SET status = o.status, "
+          "UPDATE smtpblast_recipients r SET status = CASE WHEN o.release AND o.status = 5 "
+          "THEN (CASE WHEN r.attempts > 0 THEN 2 ELSE 0 END) ELSE o.status END, "
           "code = CASE WHEN o.release THEN r.code ELSE o.code END, "
           "reply = CASE WHEN o.release THEN r.reply ELSE o.reply END, "
           "attempts = CASE WHEN o.release THEN r.attempts ELSE o.attempts END, "

@@ -285,6 +285,32 @@ TEST_F(PgStore, ExpiredLeaseIsTakenOverAndTheFenceRefusesTheLateOwner) {
   EXPECT_EQ(who->text(0, 0), "node-b");
 }
 
+TEST_F(PgStore, ATakenOverRowReleasedUnsentIsClaimableAgain) {
+  // A row taken over was in flight before the claim (its previous status): released unsent
+  // by its new owner (stopping, say), it must become unsent again, not an ownerless in-flight
+  // row that no claim finds (the cause of a restart test's "224 unsent" at the end).
+  std::string task = unique_task("retake");
+  auto a = open_pg(task, true, "node-a");
+  auto b = open_pg(task, true, "node-b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->import_csv_buffer(kCsv, "l.csv").ok());
+  std::vector<RecipientRow> ra, rb, rc;
+  ASSERT_TRUE((*a)->claim(0, 10, ra, true).ok());
+  expire(**a);
+  ASSERT_TRUE((*b)->claim(0, 10, rb, true).ok());
+  ASSERT_EQ(rb.size(), 3u);
+  ASSERT_EQ(rb[0].status, RcptStatus::kInFlight);
+  ASSERT_TRUE((*b)->record({{rb[0].id, rb[0].status, 0, "", 0, 0, true}}).ok());
+  auto counts = (*b)->counts(false);
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->get(RcptStatus::kUnsent), 1u);
+  auto c = open_pg(task, true, "node-c");
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->claim(0, 10, rc, true).ok());
+  ASSERT_EQ(rc.size(), 1u);
+  EXPECT_EQ(rc[0].id, rb[0].id);
+}
+
 TEST_F(PgStore, DeferredRowsStayWithTheirNodeUntilItEnds) {
   std::string task = unique_task("deferred");
   auto a = open_pg(task, true, "node-a");
