@@ -210,11 +210,11 @@ class PgNodesTest(unittest.TestCase):
         # A node that starts when another holds every row is a live node: it waits, takes the
         # rows over when their owner dies and its lease runs out, and ends 0 with the task done
         # (issue 13: it used to end at once with exit 1, having sent nothing).
-        n = 300
+        n = 200
         url = self.import_list("late", n)
         with blast.BlastSink() as sink:
             # Paced (a bucket both nodes share), so that the early node is still at work.
-            a = self.node(url, sink, "early", "--rate", "60/s")
+            a = self.node(url, sink, "early", "--rate", "100/s")
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 held = self.sql("SELECT count(*) FROM smtpblast_recipients "
@@ -222,7 +222,7 @@ class PgNodesTest(unittest.TestCase):
                 if int(held[0][0]) == n:
                     break
                 time.sleep(0.05)
-            late = self.node(url, sink, "late", "--rate", "60/s")
+            late = self.node(url, sink, "late", "--rate", "100/s")
             time.sleep(1.0)  # the late node found nothing to claim and is waiting
             self.assertIsNone(late.poll(), late.stderr)
             os.kill(a.pid, signal.SIGKILL)
