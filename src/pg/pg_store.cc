@@ -29,9 +29,10 @@ constexpr size_t kMaxReply = 512;
 //
 // Version 2's indexes keep the claim fast under any statistics. Version 1 had one index on
 // (task, status, id): once ANALYZE had seen a task all unsent, the planner walked the primary
-// key instead and filtered out every row claimed so far, on every claim (30,000 recipients:
-// 21,850 -> 2,305 msgs/s). The partial indexes hold only claimable rows, in id order, so a
-// claim that starts at its cursor reads what it takes plus the dead entries of rows claimed
+// key instead and filtered out every row claimed so far, on every claim (with the outcome
+// write's plan, see record(), 30,000 recipients went from 1,767 to 541 msgs/s with ANALYZE
+// after the import; bench/RESULTS.md). The partial indexes hold only claimable rows, in id order,
+// so a claim that starts at its cursor reads what it takes plus the dead entries of rows claimed
 // since by other nodes; they are also smaller and cost nothing for sent rows.
 constexpr const char* kStoreSchema = R"sql(
 SELECT pg_advisory_xact_lock(7152013);
