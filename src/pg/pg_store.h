@@ -13,7 +13,8 @@
 
 namespace sb {
 
-inline constexpr int kPgSchemaVersion = 1;
+// 2: partial indexes for the claim (a version 1 database is upgraded when opened).
+inline constexpr int kPgSchemaVersion = 2;
 
 // `--task postgresql://user@host/db?task=march`: the libpq URL without `task`, and the task.
 struct PgTaskUrl {
@@ -83,12 +84,15 @@ class PgTaskStore final : public TaskStore {
   const std::vector<std::string>& field_names() const override { return fields_; }
   Result<std::optional<std::string>> get_meta(std::string_view key) override;
   Status set_meta(std::string_view key, std::string_view value) override;
-  // Rows from three sources, in id order: unsent ones (any id: another node may have released
-  // them behind our cursor), deferred ones after after_id, and in-flight or deferred ones whose
-  // owner's lease ran out. Without mark_in_flight (a node that is not sending) nothing changes.
+  // Rows from three sources, in id order: unsent ones (after after_id first, then any id:
+  // another node may have released them behind our cursor), deferred ones after after_id, and
+  // in-flight or deferred ones whose owner's lease ran out (looked for after a short claim and
+  // every lease/4). Without mark_in_flight (a node that is not sending) nothing changes.
   Result<size_t> claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
                        bool mark_in_flight = false) override;
-  // True while another epoch holds in-flight rows: their lease may run out, then they are ours.
+  // True while the task is not done elsewhere: unsent rows (maybe being claimed by another node
+  // right now), or rows another epoch holds in flight or for a retry (released when it ends,
+  // ours when its lease runs out).
   bool more_later() override;
   // The node's lease was not renewed for a whole lease (measured on this machine's monotonic
   // clock, which runs on while the process is stopped): other nodes may own its rows now.
@@ -143,6 +147,10 @@ class PgTaskStore final : public TaskStore {
   bool returns_schema_ = false;  // the returned-mail tables exist (created on first use)
   std::vector<std::string> fields_;
   uint64_t fenced_ = 0;
+  // Claims look for rows of nodes whose lease ran out after a short claim, else at this
+  // monotonic ms at the earliest (a scan of every held row: not on every claim).
+  bool last_claim_short_ = true;
+  int64_t next_expired_ms_ = 0;
   // Monotonic ms of the last lease renewal the server confirmed (written by the keeper).
   std::atomic<int64_t> renewed_ms_{0};
   // The database refused a renewal: the lease had run out there, and other nodes may have

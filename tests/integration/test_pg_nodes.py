@@ -3,18 +3,21 @@
 smtpblast sink on loopback, several `smtpblast send` processes on one task URL.
 
 - three nodes share a list: every recipient delivered once, status adds up, per node
-- kill -9 of one node of three: the others take its leases over when they expire
+- kill -9 of one node of three at random moments (3 seeded rounds; 10 under `soak`): the
+  others take its leases over when they expire; nothing lost; duplicates within the window
 - SIGSTOP past the lease, then SIGCONT: the late outcomes are refused by the fence
 - PostgreSQL restarted mid-run: the nodes reconnect and finish
 - bad input: exit 2 naming the problem, before anything is sent
 
-Short leases (SMTPBLAST_PG_LEASE_MS=2000) keep it quick. SB_PG_SOAK=1 runs the 30,000-recipient
-variant of the share test (label `soak` in the lead's CI, not the default run).
+Short leases (SMTPBLAST_PG_LEASE_MS=2000) keep it quick. SMTPBLAST_SOAK=1 (ctest label `soak`;
+SB_PG_SOAK=1 too) runs the 30,000-recipient variant of the share test and the 10 kill rounds.
 Run: /usr/bin/python3 tests/integration/test_pg_nodes.py  (as root; see blast.py)
 """
 
 import collections
+import math
 import os
+import random
 import re
 import signal
 import time
@@ -23,14 +26,28 @@ import unittest
 from support import blast, peers, postgres
 
 LEASE_MS = 2000
-SOAK = os.environ.get("SB_PG_SOAK") == "1"
+COMMIT_INTERVAL_MS = 20  # the nodes' --commit-interval
+# Outcomes on their way from the workers to the store when the node died: up to a pipelined
+# window per connection and one commit's worth, whatever the pace.
+WINDOW_SLACK = 50
+SOAK = os.environ.get("SB_PG_SOAK") == "1" or os.environ.get("SMTPBLAST_SOAK") == "1"
 N_SHARE = 30000 if SOAK else 6000
-KILL_ROUNDS = int(os.environ.get("SB_PG_KILL_ROUNDS", "10" if SOAK else "2"))
+KILL_ROUNDS = int(os.environ.get("SB_PG_KILL_ROUNDS", "3"))
 
 TEMPLATE = (b"From: Blast <sender@example.test>\n"
             b"Subject: Hello {{name}}\n"
             b"\n"
             b"Hello {{name}}\n")
+
+
+def message_ids(sink) -> list:
+    """The Message-ID of every message the sink accepted (<task key>.<recipient id>@domain:
+    one per recipient, the same in a message sent again)."""
+    out = []
+    for m in sink.records():
+        found = re.search(rb"^Message-ID:\s*(<[^>]*>)", m.body, re.M | re.I)
+        out.append(found.group(1) if found else None)
+    return out
 
 
 def rcpt_counts(sink) -> collections.Counter:
@@ -133,32 +150,89 @@ class PgNodesTest(unittest.TestCase):
         # on a list this long with two connections each).
         self.assertGreaterEqual(len([v for v in st["by_node"].values() if v["sent"] > 0]), 2)
 
-    def test_kill9_one_node_others_take_over(self):
+    def kill_rounds(self, rounds):
+        """Kill -9 of one node of three at a random moment, `rounds` times (a seeded random
+        victim and moment: SB_PG_KILL_SEED repeats a run; the seed is printed)."""
+        seed = int(os.environ.get("SB_PG_KILL_SEED") or random.randrange(1 << 30))
+        print(f"\nkill rounds: seed {seed} (SB_PG_KILL_SEED={seed} repeats them)", flush=True)
+        rng = random.Random(seed)
         n = 3000
-        for rnd in range(KILL_ROUNDS):
-            url = self.import_list(f"kill{rnd}", n)
+        for rnd in range(rounds):
+            url = self.import_list(f"kill{seed}r{rnd}", n)
+            at = rng.uniform(0.2, 2.0)
+            vi = rng.randrange(3)
+            # At 1,500 msgs/s for the three together (a shared bucket) a round sends for ~2 s
+            # on any machine that keeps up, so that the kill falls mid-run.
             with blast.BlastSink("--delay-ms", "5") as sink:
-                nodes = [self.node(url, sink, f"k{rnd}n{i}") for i in range(3)]
-                time.sleep(0.4 + 0.3 * rnd)
-                victim = nodes[rnd % 3]
+                names = [f"k{rnd}n{i}" for i in range(3)]
+                nodes = [self.node(url, sink, name, "--rate", "1500/s") for name in names]
+                t_start = time.monotonic()
+                time.sleep(at)
+                victim = nodes[vi]
                 os.kill(victim.pid, signal.SIGKILL)
                 victim.wait(timeout=10)
+                lived = time.monotonic() - t_start
                 t0 = time.monotonic()
                 for p in nodes:
                     if p is not victim:
                         p.wait(timeout=300)
                         self.assertEqual(p.returncode, 0, p.stderr)
                 took = time.monotonic() - t0
-            got = rcpt_counts(sink)
-            self.assertEqual(len(got), n, f"round {rnd}: lost recipients")
+            where = f"seed {seed} round {rnd} (kill of {names[vi]} at {at:.2f} s)"
+            got = collections.Counter(message_ids(sink))
+            self.assertEqual(len(got), n, f"{where}: lost recipients")
             dups = sum(c - 1 for c in got.values())
-            # Only the messages the victim had accepted but not committed go out twice: the
-            # commit interval (20 ms) plus the outcomes on their way from the workers to the
-            # journal and the pipelined replies (measured: ~100 at ~1,000 msgs/s here).
-            self.assertLessEqual(dups, 250, f"round {rnd}: {dups} duplicates")
-            self.assert_all_sent(url, n)
-            print(f"\nkill round {rnd}: {dups} duplicates, survivors done {took:.1f} s "
-                  f"after the kill", flush=True)
+            st = self.assert_all_sent(url, n)
+            # The window: a killed node's messages that the server accepted and whose outcome
+            # it had not committed yet go out again once its lease runs out, i.e. at most what
+            # the victim sends in one commit interval plus the lease (a stalled node's window;
+            # a killed one sends nothing after its death, so this is generous), at the pace it
+            # had: its committed sends over its life.
+            v_sent = st["by_node"].get(names[vi], {}).get("sent", 0)
+            window_s = COMMIT_INTERVAL_MS / 1000 + LEASE_MS / 1000
+            allowed = math.ceil(v_sent / max(lived, 0.1) * window_s) + WINDOW_SLACK
+            self.assertLessEqual(dups, allowed, f"{where}: {dups} duplicates, victim sent "
+                                 f"{v_sent} in {lived:.2f} s")
+            # And in absolute terms (measured: ~100 at ~1,000 msgs/s here).
+            self.assertLessEqual(dups, 250, f"{where}: {dups} duplicates")
+            print(f"kill round {rnd}: {names[vi]} at {at:.2f} s, {dups} duplicates (window "
+                  f"allows {allowed}), survivors done {took:.1f} s after the kill", flush=True)
+
+    def test_kill9_one_node_others_take_over(self):
+        self.kill_rounds(KILL_ROUNDS)
+
+    @unittest.skipUnless(SOAK, "soak: SMTPBLAST_SOAK=1 (ctest -L soak)")
+    def test_soak_kill9_ten_rounds(self):
+        # The issue's 10 rounds (CI runs 3 in test_kill9_one_node_others_take_over).
+        self.kill_rounds(10)
+
+    def test_late_node_waits_then_takes_over(self):
+        # A node that starts when another holds every row is a live node: it waits, takes the
+        # rows over when their owner dies and its lease runs out, and ends 0 with the task done
+        # (issue 13: it used to end at once with exit 1, having sent nothing).
+        n = 200
+        url = self.import_list("late", n)
+        with blast.BlastSink() as sink:
+            # Paced (a bucket both nodes share), so that the early node is still at work.
+            a = self.node(url, sink, "early", "--rate", "100/s")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                held = self.sql("SELECT count(*) FROM smtpblast_recipients "
+                                "WHERE task = 'late' AND status IN (1, 5)")
+                if int(held[0][0]) == n:
+                    break
+                time.sleep(0.05)
+            late = self.node(url, sink, "late", "--rate", "100/s")
+            time.sleep(1.0)  # the late node found nothing to claim and is waiting
+            self.assertIsNone(late.poll(), late.stderr)
+            os.kill(a.pid, signal.SIGKILL)
+            a.wait(timeout=10)
+            late.wait(timeout=120)
+            self.assertEqual(late.returncode, 0, late.stderr)
+        got = rcpt_counts(sink)
+        self.assertEqual(len(got), n)
+        st = self.assert_all_sent(url, n)
+        self.assertGreater(st["by_node"]["late"]["sent"], 0, st["by_node"])
 
     def test_sigstop_past_lease_is_fenced(self):
         n = 1500
