@@ -108,8 +108,11 @@ int cmd_export(const std::string& task, const std::string& status_arg) {
                  "reply; the result columns are %sstatus, %scode, %sreply\n",
                  prefix.c_str(), prefix.c_str(), prefix.c_str());
   }
+  // The key column keeps its kind's name: an SMS task's list is keyed by phone numbers.
+  auto channel = (*st)->get_meta("sb.channel");
+  const bool sms = channel.ok() && channel->has_value() && **channel == "sms";
   std::string out;
-  out += "email";
+  out += sms ? "phone" : "email";
   for (const std::string& f : (*st)->field_names()) {
     out.push_back(',');
     append_csv_field(f, out);

@@ -499,6 +499,7 @@ window = {window}
         r = self.sb(blast.BIN, "export", "--task", task, "--status", "sent")
         self.assertEqual(r.returncode, 0, blast.describe(r))
         self.assertIn("+447400100049", r.stdout)
+        self.assertTrue(r.stdout.startswith("phone,"), r.stdout[:80])  # an SMS list's key
 
     def test_http_provider_mailing(self):
         csv, nums = self.numbers(30)
