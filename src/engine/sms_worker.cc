@@ -6,29 +6,18 @@
 
 #include "engine/retry_queue.h"
 #include "engine/sms_run_config.h"
+#include "engine/worker_shared.h"
 #include "sms/phone.h"
 
 namespace sb {
 
 namespace {
 
-constexpr size_t kBatch = 512;         // rows asked for at once
-constexpr size_t kOutcomeFlush = 256;  // outcomes handed over at once
-constexpr uint64_t kFlushMs = 50;      // ... or after this long (at most the commit interval)
 // An SMSC that says "slow down" (ESME_RTHROTTLED, ESME_RMSGQFUL, HTTP 429) is not refusing the
 // recipient: such deferrals use no attempt, up to this many per recipient and run.
 constexpr uint32_t kFreeThrottled = 20;
 // The session's own pause after a throttle reply; also a bind's reconnect and then some.
 constexpr uint64_t kRetrySoonMs = 1000;
-
-Settle settle_of(RcptStatus s) {
-  switch (s) {
-    case RcptStatus::kSent: return Settle::kSent;
-    case RcptStatus::kFailed: return Settle::kFailed;
-    case RcptStatus::kSuppressed: return Settle::kSuppressed;
-    default: return Settle::kDeferred;
-  }
-}
 
 }  // namespace
 
@@ -46,7 +35,7 @@ SmsWorker::SmsWorker(Deps d)
 SmsWorker::~SmsWorker() = default;
 
 void SmsWorker::start() {
-  const uint64_t flush_ms = std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms);
+  const uint64_t flush_ms = std::min<uint64_t>(kOutcomeFlushMs, cfg_.commit_interval_ms);
   flush_timer_ = env_.timer([this, flush_ms] {
     flush_outcomes(false);
     flush_timer_->start(flush_ms);
@@ -376,7 +365,7 @@ bool SmsWorker::link_wanted() const {
 
 void SmsWorker::maybe_request() {
   if (requested_ || exhausted_ || aborted_) return;
-  if (queue_.size() >= kBatch / 2) return;
+  if (queue_.size() >= kWorkerRows / 2) return;
   requested_ = true;
   inbox_.post(index_, WantRowsMsg{});
 }

@@ -9,23 +9,13 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "engine/worker_shared.h"
+
 namespace sb {
 
 namespace {
 
-constexpr size_t kBatch = 512;          // recipients a relay worker asks for at once
-constexpr size_t kOutcomeFlush = 256;   // outcomes a worker hands over at once
-constexpr uint64_t kFlushMs = 50;       // ... or after this long (at most the commit interval)
 constexpr size_t kDirectQueue = 32768;  // --direct: recipients a worker holds queued
-
-Settle settle_of(RcptStatus s) {
-  switch (s) {
-    case RcptStatus::kSent: return Settle::kSent;
-    case RcptStatus::kFailed: return Settle::kFailed;
-    case RcptStatus::kSuppressed: return Settle::kSuppressed;
-    default: return Settle::kDeferred;
-  }
-}
 
 // What one recipient contributes to a render; `now` stamps Date: and DKIM t=.
 RenderInput render_input(const RecipientRow& row, int64_t now) {
@@ -62,7 +52,7 @@ WorkerEngine::WorkerEngine(Deps d)
 WorkerEngine::~WorkerEngine() = default;
 
 void WorkerEngine::start() {
-  const uint64_t flush_ms = std::min<uint64_t>(kFlushMs, cfg_.commit_interval_ms);
+  const uint64_t flush_ms = std::min<uint64_t>(kOutcomeFlushMs, cfg_.commit_interval_ms);
   flush_timer_ = env_.timer([this, flush_ms] {
     flush_outcomes(false);
     flush_timer_->start(flush_ms);
@@ -370,7 +360,7 @@ void WorkerEngine::maybe_request() {
   if (requested_ || exhausted_ || aborted_) return;
   // Direct delivery holds a deeper queue: recipients of one domain are spread over the whole
   // list, and only a deep queue gives each connection several messages to carry.
-  if (queued_ >= (cfg_.direct ? kDirectQueue : kBatch) / 2) return;
+  if (queued_ >= (cfg_.direct ? kDirectQueue : kWorkerRows) / 2) return;
   requested_ = true;
   inbox_.post(index_, WantRowsMsg{});
 }

@@ -18,11 +18,11 @@ std::string sha256_of(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
+  static constexpr char kLowerHex[] = "0123456789abcdef";
   std::string out;
   for (unsigned int i = 0; i < n; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
+    out += kLowerHex[md[i] >> 4];
+    out += kLowerHex[md[i] & 15];
   }
   return out;
 }

@@ -27,7 +27,7 @@ bool receipt_status(RcptStatus s) {
          s == RcptStatus::kExpired;
 }
 
-Error sqlite_error(sqlite3* db, std::string_view what) {
+Error receipt_sqlite_error(sqlite3* db, std::string_view what) {
   return make_error(ErrDomain::kStore, std::string(what) + ": " + sqlite3_errmsg(db));
 }
 
@@ -137,13 +137,13 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
   const int64_t now = r.time ? r.time : static_cast<int64_t>(std::time(nullptr));
   const int state = sms_part_state(r.state);
   Savepoint sp(db);
-  if (!sp.ok()) return sqlite_error(db, "applying an SMS receipt");
+  if (!sp.ok()) return receipt_sqlite_error(db, "applying an SMS receipt");
 
   Stmt find;
   if (find.prepare(db,
                    "SELECT rowid, rcpt_id, part, parts, state FROM sms_ids "
                    "WHERE message_id = ?1 ORDER BY rowid DESC LIMIT 1") != SQLITE_OK) {
-    return sqlite_error(db, "reading SMS ids");
+    return receipt_sqlite_error(db, "reading SMS ids");
   }
   PartRow row{};
   bool found = false;
@@ -156,7 +156,7 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
     }
     find.reset();
     if (found) break;
-    if (rc != SQLITE_DONE) return sqlite_error(db, "reading SMS ids");
+    if (rc != SQLITE_DONE) return receipt_sqlite_error(db, "reading SMS ids");
   }
   if (!found) {
     sp.release();
@@ -166,7 +166,7 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
 
   Stmt cur;
   if (cur.prepare(db, "SELECT status FROM recipients WHERE id = ?1") != SQLITE_OK) {
-    return sqlite_error(db, "reading a recipient");
+    return receipt_sqlite_error(db, "reading a recipient");
   }
   cur.bind(1, row.rcpt);
   if (sqlite3_step(cur.get()) == SQLITE_ROW) out.status = static_cast<RcptStatus>(cur.col_int(0));
@@ -174,17 +174,18 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
 
   if (row.state == state || (final_state(row.state) && !final_state(state))) {
     out.effect = SmsReceiptEffect::kDuplicate;
-    if (!sp.release()) return sqlite_error(db, "applying an SMS receipt");
+    if (!sp.release()) return receipt_sqlite_error(db, "applying an SMS receipt");
     return out;
   }
   Stmt upd;
   if (upd.prepare(db, "UPDATE sms_ids SET state = ?1, done = ?2 WHERE rowid = ?3") != SQLITE_OK) {
-    return sqlite_error(db, "recording an SMS receipt");
+    return receipt_sqlite_error(db, "recording an SMS receipt");
   }
   upd.bind(1, state);
   upd.bind(2, now);
   upd.bind(3, row.rowid);
-  if (sqlite3_step(upd.get()) != SQLITE_DONE) return sqlite_error(db, "recording an SMS receipt");
+  if (sqlite3_step(upd.get()) != SQLITE_DONE)
+    return receipt_sqlite_error(db, "recording an SMS receipt");
   out.effect = SmsReceiptEffect::kRecorded;
 
   // The recipient's parts: per part number, delivered when any row of it (a part may have
@@ -194,7 +195,7 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
   if (parts.prepare(db,
                     "SELECT part, max(parts), max(state = 2), max(state IN (4, 5, 8)), "
                     "max(state = 3) FROM sms_ids WHERE rcpt_id = ?1 GROUP BY part") != SQLITE_OK) {
-    return sqlite_error(db, "reading SMS ids");
+    return receipt_sqlite_error(db, "reading SMS ids");
   }
   parts.bind(1, row.rcpt);
   int64_t total = 0, delivered = 0;
@@ -211,7 +212,7 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
     }
   }
   parts.reset();
-  if (rc != SQLITE_DONE) return sqlite_error(db, "reading SMS ids");
+  if (rc != SQLITE_DONE) return receipt_sqlite_error(db, "reading SMS ids");
   RcptStatus next = out.status;
   if (failed) {
     next = RcptStatus::kUndeliverable;
@@ -225,7 +226,7 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
     if (set.prepare(db,
                     "UPDATE recipients SET status = ?1, reply = ?2, updated = ?3 "
                     "WHERE id = ?4") != SQLITE_OK) {
-      return sqlite_error(db, "recording an SMS receipt");
+      return receipt_sqlite_error(db, "recording an SMS receipt");
     }
     std::string reply = "receipt stat:" + (r.stat.empty() ? r.state : r.stat);
     if (!r.err.empty()) reply += " err:" + r.err;
@@ -235,12 +236,12 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
     set.bind(3, now);
     set.bind(4, row.rcpt);
     if (sqlite3_step(set.get()) != SQLITE_DONE) {
-      return sqlite_error(db, "recording an SMS receipt");
+      return receipt_sqlite_error(db, "recording an SMS receipt");
     }
     out.status = next;
     out.effect = SmsReceiptEffect::kSettled;
   }
-  if (!sp.release()) return sqlite_error(db, "applying an SMS receipt");
+  if (!sp.release()) return receipt_sqlite_error(db, "applying an SMS receipt");
   return out;
 }
 

@@ -11,7 +11,7 @@
 namespace sb {
 namespace {
 
-constexpr const char* kSchema = R"sql(
+constexpr const char* kTaskSuppressionSchema = R"sql(
 CREATE TABLE IF NOT EXISTS task_suppressed(
   key TEXT PRIMARY KEY,
   reason TEXT NOT NULL,
@@ -39,7 +39,7 @@ Result<TaskSuppressionAdded> add_task_suppression(sqlite3* db, std::string_view 
                 static_cast<int>(RcptStatus::kDeferred) == 2 &&
                 static_cast<int>(RcptStatus::kSuppressed) == 4);
   TaskSuppressionAdded out;
-  if (sqlite3_exec(db, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
+  if (sqlite3_exec(db, kTaskSuppressionSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
     return sqlite_error(db, "creating the task's suppression list");
   }
   if (sqlite3_exec(db, "SAVEPOINT task_suppress", nullptr, nullptr, nullptr) != SQLITE_OK) {
