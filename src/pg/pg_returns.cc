@@ -131,19 +131,10 @@ Status PgTaskStore::apply_return(const ReturnRecord& r, ReturnApplied& out) {
                       "task '" + task_ + "' in " + where() + " has no recipient " + id);
   auto status = static_cast<RcptStatus>(cur->int64(0, 0));
   auto soft = static_cast<uint32_t>(cur->int64(0, 1));
-  std::string category = r.category;
-  RcptStatus next = status;
-  if (r.effect == ReturnEffect::kSoft) {
-    ++soft;
-    if (r.soft_limit > 0 && soft >= r.soft_limit && status != RcptStatus::kComplained) {
-      next = RcptStatus::kBounced;
-      category = "repeated-soft";
-    }
-  } else if (r.effect == ReturnEffect::kHard) {
-    if (status != RcptStatus::kComplained) next = RcptStatus::kBounced;
-  } else if (r.effect == ReturnEffect::kComplaint) {
-    next = RcptStatus::kComplained;
-  }
+  const ReturnOutcome after = return_outcome(status, soft, r);
+  const RcptStatus next = after.status;
+  const std::string& category = after.category;
+  soft = after.soft;
   auto up = db_->exec(
       "INSERT INTO smtpblast_recipient_returns(task, id, soft, status, diagnostic, class, "
       "category, kind, time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "

@@ -168,19 +168,10 @@ Status apply_return(TaskStoreState& s, const ReturnRecord& r, ReturnApplied& out
     auto status = static_cast<RcptStatus>(cur.col_int(0));
     uint32_t soft = static_cast<uint32_t>(cur.col_int(1));
     cur.reset();
-    std::string category = r.category;
-    RcptStatus next = status;
-    if (r.effect == ReturnEffect::kSoft) {
-      ++soft;
-      if (r.soft_limit > 0 && soft >= r.soft_limit && status != RcptStatus::kComplained) {
-        next = RcptStatus::kBounced;
-        category = "repeated-soft";
-      }
-    } else if (r.effect == ReturnEffect::kHard) {
-      if (status != RcptStatus::kComplained) next = RcptStatus::kBounced;
-    } else if (r.effect == ReturnEffect::kComplaint) {
-      next = RcptStatus::kComplained;
-    }
+    const ReturnOutcome after = return_outcome(status, soft, r);
+    const RcptStatus next = after.status;
+    const std::string& category = after.category;
+    soft = after.soft;
     if (!prepared(s, s.ret_upsert,
                   "INSERT INTO recipient_returns(id, soft, status, diagnostic, class, category, "
                   "kind, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "

@@ -133,6 +133,28 @@ struct ReturnApplied {
   RcptStatus status = RcptStatus::kUnsent;  // the recipient's status afterwards
   uint32_t soft = 0;                        // soft bounces counted for the recipient so far
 };
+// What one return does to its recipient, in every store: the status and soft count after
+// it, and the category recorded (soft bounces past the limit become "repeated-soft").
+struct ReturnOutcome {
+  RcptStatus status;
+  uint32_t soft;
+  std::string category;
+};
+inline ReturnOutcome return_outcome(RcptStatus status, uint32_t soft, const ReturnRecord& r) {
+  ReturnOutcome o{status, soft, r.category};
+  if (r.effect == ReturnEffect::kSoft) {
+    ++o.soft;
+    if (r.soft_limit > 0 && o.soft >= r.soft_limit && status != RcptStatus::kComplained) {
+      o.status = RcptStatus::kBounced;
+      o.category = "repeated-soft";
+    }
+  } else if (r.effect == ReturnEffect::kHard) {
+    if (status != RcptStatus::kComplained) o.status = RcptStatus::kBounced;
+  } else if (r.effect == ReturnEffect::kComplaint) {
+    o.status = RcptStatus::kComplained;
+  }
+  return o;
+}
 struct ReturnInfo {  // the last return recorded for a recipient
   uint32_t soft = 0;
   std::string status, diagnostic, cls, category, kind;
