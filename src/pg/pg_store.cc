@@ -351,6 +351,7 @@ void PgTaskStore::release_held() {
 }
 
 Result<PgResult> PgTaskStore::run(const std::string& sql, const PgParams& params) {
+  if (recheck_ && !in_reconcile_) reconcile();
   auto r = db_->exec(sql, params);
   if (r || !db_->broken()) return r;
   // The server went away (restart, failover): reconnect for a while, then try once more.
@@ -361,6 +362,12 @@ Result<PgResult> PgTaskStore::run(const std::string& sql, const PgParams& params
     s = db_->reconnect();
   }
   if (!s) return s.error();
+  ++reconnects_;
+  // A sending node's rows first (a claim run again must not take what the run holds).
+  if (epoch_ != 0) {
+    recheck_ = true;
+    if (!in_reconcile_) reconcile();
+  }
   return db_->exec(sql, params);
 }
 
@@ -391,6 +398,10 @@ Status PgTaskStore::set_meta(std::string_view key, std::string_view value) {
 Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
                                   bool mark_in_flight) {
   if (limit == 0) return size_t{0};
+  if (mark_in_flight && recheck_) reconcile();
+  if (mark_in_flight && !reconcile_error_.empty())
+    return store_error(
+        where() + ": cannot set this node's rows right after reconnecting: " + reconcile_error_);
   const std::string lim = std::to_string(std::min<size_t>(limit, INT32_MAX));
   const std::string after = std::to_string(after_id);
   // Index walks that each lock what they take and skip rows other nodes are claiming right
@@ -404,6 +415,11 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
   const int64_t now = mono_ms();
   const bool expired = !mark_in_flight || last_claim_short_ || now >= next_expired_ms_;
   std::string lock = mark_in_flight ? " FOR UPDATE SKIP LOCKED" : "";
+  std::vector<int64_t> offered;
+  if (mark_in_flight) {
+    for (int64_t id : adopt_)
+      if (!held_.contains(id)) offered.push_back(id);
+  }
   std::string pick =
       "WITH a1 AS (SELECT id, status FROM smtpblast_recipients WHERE task = $1 AND status = 0 "
       "AND id > $2 ORDER BY id LIMIT $3" +
@@ -416,17 +432,31 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
       lock + "), c AS (SELECT id, status FROM smtpblast_recipients r WHERE task = $1 " +
       "AND status IN (2, 5) AND ((status = 5 AND epoch IS NULL) OR (epoch IS NOT NULL AND " +
       kExpired + "))" + (expired ? "" : " AND false") + " ORDER BY id LIMIT $3" + lock +
+      // This node's rows that a reconnect found and the run does not hold (d).
+      (offered.empty() ? ""
+                       : "), d AS (SELECT id, 5::smallint AS status FROM "
+                         "smtpblast_recipients WHERE task = $1 AND id = ANY($7::bigint[]) "
+                         "AND epoch = $5 AND status IN (2, 5) ORDER BY id LIMIT $3" +
+                             lock) +
       "), pick AS (SELECT * FROM (SELECT * FROM a1 UNION ALL SELECT * FROM a0 UNION ALL "
-      "SELECT * FROM b UNION ALL SELECT * FROM c) u ORDER BY id LIMIT $3) ";
+      "SELECT * FROM b UNION ALL SELECT * FROM c" +
+      (offered.empty() ? "" : " UNION ALL SELECT * FROM d") + ") u ORDER BY id LIMIT $3) ";
   Result<PgResult> r = make_error(ErrDomain::kStore, "");
   if (mark_in_flight) {
     if (epoch_ == 0) return store_error("bug: a claim on a PostgreSQL task by no node");
+    PgParams params{
+        task_, after, lim, node_, std::to_string(epoch_), std::to_string(opts_.lease_ms)};
+    if (!offered.empty()) {
+      ArrayBuilder ids;
+      for (int64_t id : offered) ids.add(id);
+      params.emplace_back(ids.done());
+    }
     r = run(pick +
                 "UPDATE smtpblast_recipients r SET status = 5, node = $4, epoch = $5, "
                 "lease_deadline = now() + $6::bigint * interval '1 millisecond' FROM pick "
                 "WHERE r.task = $1 AND r.id = pick.id "
                 "RETURNING r.id, r.email, encode(r.fields, 'hex'), r.attempts, pick.status",
-            {task_, after, lim, node_, std::to_string(epoch_), std::to_string(opts_.lease_ms)});
+            params);
   } else {
     r = run(pick +
                 "SELECT r.id, r.email, encode(r.fields, 'hex'), r.attempts, r.status "
@@ -437,10 +467,14 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
   if (mark_in_flight) {
     if (expired) next_expired_ms_ = now + opts_.lease_ms / 4;
     last_claim_short_ = static_cast<size_t>(r->rows()) < limit;
+    if (!offered.empty()) adopted(offered, *r, limit);
   }
   size_t first = out.size();
   std::string blob;
   for (int i = 0; i < r->rows(); ++i) {
+    // A row the run holds already, whose claim the server lost (unsent again, claimed here
+    // again): it stays with the run, whose outcome the fence now accepts.
+    if (mark_in_flight && held_.contains(r->int64(i, 0))) continue;
     RecipientRow& row = out.emplace_back();
     row.id = r->int64(i, 0);
     row.email = std::string(r->text(i, 1));
@@ -451,6 +485,9 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
     }
     row.attempts = static_cast<uint32_t>(r->int64(i, 3));
     row.status = static_cast<RcptStatus>(r->int64(i, 4));
+  }
+  if (mark_in_flight) {
+    for (size_t i = first; i < out.size(); ++i) held_.insert(out[i].id);
   }
   std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
             [](const RecipientRow& x, const RecipientRow& y) { return x.id < y.id; });
@@ -479,8 +516,10 @@ bool PgTaskStore::more_later() {
           "OR EXISTS (SELECT 1 FROM smtpblast_recipients WHERE task = $1 AND status IN (2, 5) "
           "AND (epoch != $2 OR (status = 5 AND epoch IS NULL)))",
           {task_, std::to_string(epoch_)});
-  // Unreadable: say yes, the next claim reports the error (and stops the run).
-  return !r || r->text(0, 0) == "t";
+  // Unreadable: say yes, the next claim reports the error (and stops the run). This node's
+  // own rows that a reconnect found and the run does not hold yet: the next claim hands
+  // them out (they are not done; the query above does not count this node's rows).
+  return !r || r->text(0, 0) == "t" || recheck_ || !adopt_.empty() || !reconcile_error_.empty();
 }
 
 Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
@@ -523,6 +562,7 @@ Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
   // CTE, not a filter on the table: statistics gathered while no row was in flight say that no
   // row has this node and epoch, and with that filter on the table the planner chose to scan
   // all of it and join every row it kept with every outcome (~1 s a batch at 30,000 rows).
+  const uint64_t reconnects_before = reconnects_;
   auto r =
       run("WITH o AS MATERIALIZED (SELECT u.*, $2::text AS node, $3::bigint AS epoch "
           "FROM unnest($4::bigint[], $5::smallint[], $6::integer[], $7::text[], $8::integer[], "
@@ -543,7 +583,18 @@ Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
           {task_, node_, std::to_string(epoch_), ids.done(), st.done(), code.done(), reply.done(),
            att.done(), upd.done(), only.done()});
   if (!r) return r.error();
-  fenced_ += folded.size() - std::min<uint64_t>(folded.size(), r->affected());
+  if (in_reconcile_) return {};  // outcomes written again (reconcile_once)
+  // Run again after a reconnect, rows the first run had written are not matched again: not
+  // refused by the fence, so not counted.
+  if (reconnects_ == reconnects_before)
+    fenced_ += folded.size() - std::min<uint64_t>(folded.size(), r->affected());
+  // The run holds a deferred recipient still (a retry may follow); any other outcome ends it.
+  for (const Outcome& o : folded) {
+    if (o.status_only || o.status != RcptStatus::kDeferred) held_.erase(o.id);
+  }
+  const int64_t now = mono_ms();
+  while (!recent_.empty() && recent_.front().at_ms < now - kRecentMs) recent_.pop_front();
+  recent_.push_back({now, std::move(folded)});
   return {};
 }
 
