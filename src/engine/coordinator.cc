@@ -117,6 +117,9 @@ bool Coordinator::step(std::vector<std::pair<size_t, WorkerMsg>>& msgs) {
   if (std::string lost = store_.claims_lost(); !lost.empty() && failure_.empty()) {
     events_.note(NoteKind::kError, lost);
     fail(lost);
+    // Like refused credentials, running on cannot help (run again to rejoin): exit 5 whether
+    // or not a message was attempted yet (not 2 as "nothing ever answered" before the first).
+    fatal_ = true;
   }
   const uint64_t now = clock_.mono_ms();
   // Commit in batches: one SQLite transaction for many outcomes.
