@@ -22,7 +22,9 @@ CLI::App* SmsSendCmd::add(CLI::App* sms) {
       sms->add_subcommand("send",
                           "send (or resume) an SMS mailing: a text template to a list "
                           "of phone numbers, through the provider");
-  c->add_option("--task", mc_.task_path, "task file (SQLite); created on first use")->required();
+  c->add_option("--task", mc_.task_path,
+                "task file (SQLite) or postgresql://USER@HOST/DB?task=NAME; created on first use")
+      ->required();
   c->add_option("--template", mc_.template_path,
                 "the SMS text, plain UTF-8 with {{field}} placeholders")
       ->required()

@@ -25,7 +25,7 @@ constexpr size_t kMaxReply = 512;
 
 // One transaction, serialised by an advisory lock so that nodes starting together do not
 // race on CREATE ... IF NOT EXISTS (which is not safe against itself in PostgreSQL). It also
-// upgrades a version 1 database in place (only its indexes differ).
+// upgrades a version 1 or 2 database in place (1 -> 2: indexes; 2 -> 3: the SMS tables).
 //
 // Version 2's indexes keep the claim fast under any statistics. Version 1 had one index on
 // (task, status, id): once ANALYZE had seen a task all unsent, the planner walked the primary
@@ -39,7 +39,7 @@ SELECT pg_advisory_xact_lock(7152013);
 CREATE TABLE IF NOT EXISTS smtpblast_schema (
   one boolean PRIMARY KEY DEFAULT true CHECK (one),
   version integer NOT NULL);
-INSERT INTO smtpblast_schema(version) VALUES (2) ON CONFLICT DO NOTHING;
+INSERT INTO smtpblast_schema(version) VALUES (3) ON CONFLICT DO NOTHING;
 CREATE SEQUENCE IF NOT EXISTS smtpblast_epoch;
 CREATE TABLE IF NOT EXISTS smtpblast_tasks (
   task text PRIMARY KEY,
@@ -71,7 +71,6 @@ CREATE INDEX IF NOT EXISTS smtpblast_recipients_unsent
 CREATE INDEX IF NOT EXISTS smtpblast_recipients_held
   ON smtpblast_recipients (task, epoch, id) WHERE status IN (2, 5);
 DROP INDEX IF EXISTS smtpblast_recipients_status;
-UPDATE smtpblast_schema SET version = 2 WHERE version < 2;
 CREATE TABLE IF NOT EXISTS smtpblast_nodes (
   task text NOT NULL REFERENCES smtpblast_tasks ON DELETE CASCADE,
   epoch bigint NOT NULL,
@@ -81,6 +80,28 @@ CREATE TABLE IF NOT EXISTS smtpblast_nodes (
   lease_until timestamptz NOT NULL,
   finished boolean NOT NULL DEFAULT false,
   PRIMARY KEY (task, epoch));
+CREATE TABLE IF NOT EXISTS smtpblast_sms_ids (
+  seq bigserial PRIMARY KEY,
+  task text NOT NULL,
+  rcpt_id bigint NOT NULL,
+  message_id text NOT NULL,
+  part integer NOT NULL,
+  parts integer NOT NULL,
+  submitted bigint NOT NULL,
+  state smallint NOT NULL DEFAULT 0,
+  done bigint NOT NULL DEFAULT 0,
+  ref integer NOT NULL DEFAULT -1,
+  FOREIGN KEY (task, rcpt_id) REFERENCES smtpblast_recipients ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS smtpblast_sms_ids_message ON smtpblast_sms_ids (task, message_id);
+CREATE INDEX IF NOT EXISTS smtpblast_sms_ids_rcpt ON smtpblast_sms_ids (task, rcpt_id);
+CREATE TABLE IF NOT EXISTS smtpblast_suppressed (
+  task text NOT NULL REFERENCES smtpblast_tasks ON DELETE CASCADE,
+  key text NOT NULL,
+  reason text NOT NULL,
+  time bigint NOT NULL,
+  seq bigserial,
+  PRIMARY KEY (task, key));
+UPDATE smtpblast_schema SET version = 3 WHERE version < 3;
 )sql";
 
 // A row's owner lost it: its own deadline and its node's lease have both run out.
@@ -281,7 +302,7 @@ Status PgTaskStore::init(const PgStoreOptions& o) {
                         where + " holds smtpblast schema version " + std::to_string(version) +
                             ", newer than this smtpblast understands (" +
                             std::to_string(kPgSchemaVersion) + "): use a newer smtpblast");
-    // An older schema is upgraded in place: version 1 -> 2 changes indexes only.
+    // An older schema is upgraded in place: version 1 -> 2 changes indexes, 2 -> 3 adds tables.
     if (version < 1)
       return make_error(ErrDomain::kConfig, where + " holds smtpblast schema version " +
                                                 std::to_string(version) + ", expected " +
@@ -562,32 +583,39 @@ Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
   // CTE, not a filter on the table: statistics gathered while no row was in flight say that no
   // row has this node and epoch, and with that filter on the table the planner chose to scan
   // all of it and join every row it kept with every outcome (~1 s a batch at 30,000 rows).
+  std::string update =
+      "UPDATE smtpblast_recipients r SET status = CASE WHEN o.release AND o.status = 5 "
+      "THEN (CASE WHEN r.attempts > 0 THEN 2 ELSE 0 END) ELSE o.status END, "
+      "code = CASE WHEN o.release THEN r.code ELSE o.code END, "
+      "reply = CASE WHEN o.release THEN r.reply ELSE o.reply END, "
+      "attempts = CASE WHEN o.release THEN r.attempts ELSE o.attempts END, "
+      "updated = CASE WHEN o.release THEN r.updated ELSE o.updated END, "
+      "done_by = CASE WHEN o.release THEN r.done_by ELSE r.node END, "
+      "node = CASE WHEN o.status = 2 AND NOT o.release THEN r.node END, "
+      "epoch = CASE WHEN o.status = 2 AND NOT o.release THEN r.epoch END, "
+      "lease_deadline = CASE WHEN o.status = 2 AND NOT o.release THEN r.lease_deadline END "
+      "FROM o WHERE r.task = $1 AND r.id = ANY($4::bigint[]) AND r.id = o.id "
+      "AND r.node = o.node AND r.epoch = o.epoch";
+  PgParams params{task_,      node_,       std::to_string(epoch_), ids.done(),
+                  st.done(),  code.done(), reply.done(),           att.done(),
+                  upd.done(), only.done()};
+  // An SMS's provider ids go in with its outcome, in the same statement (pg_sms.cc).
+  const bool sms_ids = with_sms_ids(outcomes, update, params);
   const uint64_t reconnects_before = reconnects_;
   auto r =
       run("WITH o AS MATERIALIZED (SELECT u.*, $2::text AS node, $3::bigint AS epoch "
           "FROM unnest($4::bigint[], $5::smallint[], $6::integer[], $7::text[], $8::integer[], "
           "$9::bigint[], $10::boolean[]) AS u(id, status, code, reply, attempts, updated, "
-          "release)) "
-          "UPDATE smtpblast_recipients r SET status = CASE WHEN o.release AND o.status = 5 "
-          "THEN (CASE WHEN r.attempts > 0 THEN 2 ELSE 0 END) ELSE o.status END, "
-          "code = CASE WHEN o.release THEN r.code ELSE o.code END, "
-          "reply = CASE WHEN o.release THEN r.reply ELSE o.reply END, "
-          "attempts = CASE WHEN o.release THEN r.attempts ELSE o.attempts END, "
-          "updated = CASE WHEN o.release THEN r.updated ELSE o.updated END, "
-          "done_by = CASE WHEN o.release THEN r.done_by ELSE r.node END, "
-          "node = CASE WHEN o.status = 2 AND NOT o.release THEN r.node END, "
-          "epoch = CASE WHEN o.status = 2 AND NOT o.release THEN r.epoch END, "
-          "lease_deadline = CASE WHEN o.status = 2 AND NOT o.release THEN r.lease_deadline END "
-          "FROM o WHERE r.task = $1 AND r.id = ANY($4::bigint[]) AND r.id = o.id "
-          "AND r.node = o.node AND r.epoch = o.epoch",
-          {task_, node_, std::to_string(epoch_), ids.done(), st.done(), code.done(), reply.done(),
-           att.done(), upd.done(), only.done()});
+          "release)) " +
+              update,
+          params);
   if (!r) return r.error();
   if (in_reconcile_) return {};  // outcomes written again (reconcile_once)
   // Run again after a reconnect, rows the first run had written are not matched again: not
   // refused by the fence, so not counted.
+  const uint64_t written = sms_ids ? static_cast<uint64_t>(r->int64(0, 0)) : r->affected();
   if (reconnects_ == reconnects_before)
-    fenced_ += folded.size() - std::min<uint64_t>(folded.size(), r->affected());
+    fenced_ += folded.size() - std::min<uint64_t>(folded.size(), written);
   // The run holds a deferred recipient still (a retry may follow); any other outcome ends it.
   for (const Outcome& o : folded) {
     if (o.status_only || o.status != RcptStatus::kDeferred) held_.erase(o.id);

@@ -15,8 +15,9 @@
 
 namespace sb {
 
-// 2: partial indexes for the claim (a version 1 database is upgraded when opened).
-inline constexpr int kPgSchemaVersion = 2;
+// 2: partial indexes for the claim; 3: SMS provider ids and the tasks' suppression lists
+// (pg_sms.cc). An older database is upgraded in place when opened; a newer one is refused.
+inline constexpr int kPgSchemaVersion = 3;
 
 // `--task postgresql://user@host/db?task=march`: the libpq URL without `task`, and the task.
 struct PgTaskUrl {
@@ -37,6 +38,10 @@ struct PgStoreOptions {
   std::string node_name;      // "" = hostname:pid
   uint32_t lease_ms = 30000;  // a node silent this long loses its claims to live nodes
 };
+
+// PostgreSQL text holds neither NUL nor invalid UTF-8 (SQLite keeps any bytes): such octets
+// become '?', as the accounting log writes them (pg_returns.cc).
+std::string pg_text(std::string_view s);
 
 // Per node, for `status`.
 struct PgNodeInfo {
@@ -132,6 +137,11 @@ class PgTaskStore final : public TaskStore {
   Result<DomainSummary> domain_summary(size_t top) override;
   Result<std::vector<std::pair<std::string, uint64_t>>> return_categories() override;
   Result<std::map<int, uint64_t>> codes_of(const std::vector<RcptStatus>& statuses) override;
+  // SMS receipts and STOP replies (pg_sms.cc): the rules of every store (store/task_store.h).
+  Result<SmsReceiptApplied> apply_receipt(const SmsReceiptUpdate& r) override;
+  Result<TaskSuppressionAdded> add_suppression(std::string_view key, std::string_view reason,
+                                               int64_t time = 0) override;
+  Result<std::vector<std::string>> suppressions() override;
 
   Result<std::vector<PgNodeInfo>> nodes();
   Result<std::vector<PgNodeCounts>> node_counts();
@@ -157,6 +167,12 @@ class PgTaskStore final : public TaskStore {
   Status reconcile_once();
   // A claim that was offered these ids of adopt_ answered `r`: drops those it settled.
   void adopted(const std::vector<int64_t>& offered, const PgResult& r, size_t limit);
+  // record()'s statement when outcomes carry SMS provider ids (pg_sms.cc): `update` (the
+  // fenced UPDATE) becomes a CTE whose rows' ids are inserted in the same statement, so a node
+  // that lost its lease records no ids either; the statement then returns the rows updated.
+  // Adds the ids' arrays to params. False (nothing changed) when no outcome has ids.
+  bool with_sms_ids(const std::vector<Outcome>& outcomes, std::string& update, PgParams& params);
+  Status apply_receipt_txn(const SmsReceiptUpdate& r, SmsReceiptApplied& out);
   // Returned mail (pg_returns.cc).
   Status ensure_returns_schema();
   Status apply_return(const ReturnRecord& r, ReturnApplied& out);

@@ -47,7 +47,8 @@ struct SmsPartial {
 Result<SmsPartial> partial_sms(sqlite3* db, int64_t rcpt_id);
 
 // The SQLite connection behind a task store (an SqliteTaskStore), or null for another backend
-// (PostgreSQL keeps no SMS ids). The store still owns it; use it on the store's thread.
+// (PostgreSQL keeps its ids in smtpblast_sms_ids: pg/pg_sms.cc; TaskStore::apply_receipt works on
+// both). The store still owns it; use it on the store's thread.
 sqlite3* sqlite_handle(TaskStore& store);
 
 }  // namespace sb

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "store/task_store.h"
 
 struct sqlite3;
 
@@ -70,10 +71,7 @@ class SuppressionList {
 // The task's own suppression list (table task_suppressed in the task file, created on first
 // use): numbers that opted out by replying STOP to an SMS (issue 19), or any key the task
 // must never send to again. key is the recipient key as the task stores it (E.164 for SMS).
-struct TaskSuppressionAdded {
-  bool added = false;       // false: the key was listed already
-  uint64_t recipients = 0;  // unsent or deferred recipients with that key, now suppressed
-};
+// (TaskSuppressionAdded is in store/task_store.h: TaskStore::add_suppression gives it too.)
 // Adds `key` (with why it came, e.g. "STOP", and when: unix seconds, 0 = now) and suppresses
 // the task's recipients with that key that were not sent yet, in one savepoint (inside or
 // outside the caller's transaction). Recipients in flight or sent are left as they are.

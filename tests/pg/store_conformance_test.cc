@@ -368,6 +368,103 @@ TEST_P(StoreConformance, ReportAggregates) {
   EXPECT_EQ(*cats, (std::vector<std::pair<std::string, uint64_t>>{{"invalid-recipient", 1}}));
 }
 
+// An SMS task: provider ids recorded with the outcome, receipts applied with the one rule
+// (store/task_store.h), STOP replies on the task's own suppression list.
+TEST_P(StoreConformance, SmsReceiptsAndStopRepliesFollowOneRule) {
+  ImportOptions io;
+  io.key_column = "phone";
+  io.normalize = [](std::string_view v, const void*) -> Result<std::string> {
+    return std::string(v);
+  };
+  ASSERT_TRUE(store_
+                  ->import_csv_buffer("phone\n+447911000001\n+447911000002\n+447911000003\n"
+                                      "+447911000004\n+447911000005\n",
+                                      "l.csv", io)
+                  .ok());
+  EXPECT_EQ(store_->get_meta("sb.channel")->value_or(""), "sms");
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store_->claim(0, 4, rows, true).ok());
+  ASSERT_EQ(rows.size(), 4u);
+  std::vector<Outcome> outs;
+  for (const auto& r : rows) outs.push_back({r.id, RcptStatus::kSent, 0, "ok", 1, 100, false});
+  outs[0].sms_ids = {"m1"};
+  outs[1].sms_ids = {"c1", "c2"};  // a two-part message
+  outs[2].sms_ids = {"1F4A"};      // hex here, decimal in its receipt
+  outs[3].sms_ids = {"u1"};
+  ASSERT_TRUE(store_->record(outs).ok());
+  auto apply = [&](std::string id, std::string state, std::string stat = "") {
+    auto a = store_->apply_receipt({std::move(id), std::move(state), std::move(stat), "000", 5});
+    EXPECT_TRUE(a.ok()) << a.error().message;
+    return a.ok() ? *a : SmsReceiptApplied{};
+  };
+  auto a = apply("m1", "delivered", "DELIVRD");
+  EXPECT_EQ(a.effect, SmsReceiptEffect::kSettled);
+  EXPECT_EQ(a.rcpt_id, rows[0].id);
+  EXPECT_EQ(a.status, RcptStatus::kDelivered);
+  EXPECT_EQ(apply("m1", "delivered").effect, SmsReceiptEffect::kDuplicate);
+  EXPECT_EQ(apply("m1", "enroute").effect, SmsReceiptEffect::kDuplicate);  // final stays
+  // Part 1 of 2 delivered: recorded, the recipient waits for part 2.
+  EXPECT_EQ(apply("c1", "delivered").effect, SmsReceiptEffect::kRecorded);
+  EXPECT_EQ(apply("C2", "delivered").effect, SmsReceiptEffect::kSettled);  // other case
+  a = apply("8010", "expired", "EXPIRED");                                 // 0x1F4A
+  EXPECT_EQ(a.status, RcptStatus::kExpired);
+  a = apply("u1", "undeliverable", "UNDELIV");
+  EXPECT_EQ(a.status, RcptStatus::kUndeliverable);
+  EXPECT_EQ(apply("nobody", "delivered").effect, SmsReceiptEffect::kUnknownId);
+  auto c = store_->counts(false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->get(RcptStatus::kDelivered), 2u);
+  EXPECT_EQ(c->get(RcptStatus::kExpired), 1u);
+  EXPECT_EQ(c->get(RcptStatus::kUndeliverable), 1u);
+  auto l = store_->list(RcptStatus::kDelivered, 10);
+  ASSERT_TRUE(l.ok());
+  ASSERT_EQ(l->size(), 2u);
+  EXPECT_EQ((*l)[0].second.reply, "receipt stat:DELIVRD err:000");
+  // STOP: the unsent number is suppressed; a sent one only listed; a repeat changes nothing.
+  auto s = store_->add_suppression("+447911000005", "STOP reply", 9);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_TRUE(s->added);
+  EXPECT_EQ(s->recipients, 1u);
+  s = store_->add_suppression("+447911000005", "STOP reply", 10);
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(s->added);
+  EXPECT_EQ(s->recipients, 0u);
+  s = store_->add_suppression("+447911000001", "STOP reply", 11);
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s->added);
+  EXPECT_EQ(s->recipients, 0u);
+  EXPECT_EQ(store_->counts(false)->get(RcptStatus::kSuppressed), 1u);
+  EXPECT_EQ(store_->counts(false)->get(RcptStatus::kDelivered), 2u);
+  auto keys = store_->suppressions();
+  ASSERT_TRUE(keys.ok()) << keys.error().message;
+  EXPECT_EQ(*keys, (std::vector<std::string>{"+447911000005", "+447911000001"}));
+  auto sup = store_->list(RcptStatus::kSuppressed, 10);
+  ASSERT_TRUE(sup.ok());
+  ASSERT_EQ(sup->size(), 1u);
+  EXPECT_EQ((*sup)[0].second.reply, "suppressed: STOP reply");
+}
+
+TEST_P(StoreConformance, ReceiptForARecipientNotSentIsRecordedOnly) {
+  ImportOptions io;
+  io.key_column = "phone";
+  io.normalize = [](std::string_view v, const void*) -> Result<std::string> {
+    return std::string(v);
+  };
+  ASSERT_TRUE(store_->import_csv_buffer("phone\n+447911000001\n", "l.csv", io).ok());
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store_->claim(0, 1, rows, true).ok());
+  ASSERT_EQ(rows.size(), 1u);
+  // Part 1 of 2 accepted, part 2 refused: deferred, with the accepted part's id.
+  Outcome o{rows[0].id, RcptStatus::kDeferred, 0, "throttled", 1, 100, false};
+  o.sms_ids = {"p1", ""};
+  ASSERT_TRUE(store_->record({o}).ok());
+  auto a = store_->apply_receipt({"p1", "delivered", "DELIVRD", "000", 5});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->effect, SmsReceiptEffect::kRecorded);
+  EXPECT_EQ(a->status, RcptStatus::kDeferred);
+  EXPECT_EQ(store_->counts(false)->get(RcptStatus::kDeferred), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(PgAndSqlite, StoreConformance, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& p) { return p.param; });
 
@@ -688,6 +785,71 @@ TEST_F(PgStore, VersionOneIsUpgradedInPlace) {
   std::vector<RecipientRow> rows;
   ASSERT_TRUE((*s)->claim(0, 10, rows, true).ok());
   EXPECT_EQ(rows.size(), 3u);
+}
+
+TEST_F(PgStore, VersionTwoGainsTheSmsTablesInPlace) {
+  std::string db = unique_task("sb_v2");
+  ASSERT_TRUE(admin_->exec("CREATE DATABASE " + db).ok());
+  PgStoreOptions o;
+  o.conninfo = PgServer::get().url(db);
+  o.task = "t";
+  o.create = true;
+  {
+    auto s = PgTaskStore::open(o);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->import_csv_buffer(kCsv, "l.csv").ok());
+  }
+  auto d = PgBlocking::connect(o.conninfo);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE((*d)->exec_script("DROP TABLE smtpblast_sms_ids; DROP TABLE smtpblast_suppressed; "
+                                "UPDATE smtpblast_schema SET version = 2")
+                  .ok());
+  o.create = false;
+  o.node = true;
+  auto s = PgTaskStore::open(o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  auto v = (*d)->exec(
+      "SELECT (SELECT version FROM smtpblast_schema), "
+      "to_regclass('smtpblast_sms_ids') IS NOT NULL, "
+      "to_regclass('smtpblast_suppressed') IS NOT NULL");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->int64(0, 0), 3);
+  EXPECT_EQ(v->text(0, 1), "t");
+  EXPECT_EQ(v->text(0, 2), "t");
+  EXPECT_TRUE((*s)->suppressions().ok());
+}
+
+TEST_F(PgStore, ANodeThatLostItsLeaseRecordsNoSmsIds) {
+  // The fence covers the ids too: the late owner's receipts must not find its recipient.
+  std::string task = unique_task("smsfence");
+  auto a = open_pg(task, true, "node-a");
+  auto b = open_pg(task, true, "node-b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->import_csv_buffer(kCsv, "l.csv").ok());
+  std::vector<RecipientRow> ra, rb;
+  ASSERT_TRUE((*a)->claim(0, 10, ra, true).ok());
+  ASSERT_EQ(ra.size(), 3u);
+  expire(**a);
+  ASSERT_TRUE((*b)->claim(0, 10, rb, true).ok());
+  ASSERT_EQ(rb.size(), 3u);
+  Outcome late{ra[0].id, RcptStatus::kSent, 0, "late", 1, 1, false};
+  late.sms_ids = {"late-1"};
+  Outcome mine{rb[1].id, RcptStatus::kSent, 0, "ok", 1, 1, false};
+  mine.sms_ids = {"b-1", "b-2"};
+  ASSERT_TRUE((*a)->record({late}).ok());
+  EXPECT_EQ((*a)->fenced(), 1u);
+  ASSERT_TRUE((*b)->record({mine}).ok());
+  EXPECT_EQ((*b)->fenced(), 0u);
+  auto ids = admin_->exec(
+      "SELECT string_agg(message_id || ':' || part || '/' || parts || ':' || rcpt_id, ' ' "
+      "ORDER BY seq) FROM smtpblast_sms_ids WHERE task = $1",
+      {task});
+  ASSERT_TRUE(ids.ok());
+  const std::string b_id = std::to_string(rb[1].id);
+  EXPECT_EQ(ids->text(0, 0), "b-1:1/2:" + b_id + " b-2:2/2:" + b_id);
+  auto r = (*b)->apply_receipt({"late-1", "delivered", "DELIVRD", "000", 5});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->effect, SmsReceiptEffect::kUnknownId);
 }
 
 TEST_F(PgStore, ClaimsFromTheCursorAndWrapsForReleasedRows) {
