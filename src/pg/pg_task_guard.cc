@@ -35,8 +35,7 @@ Status pg_lock_idle_task(PgBlocking& db, const std::string& task, int64_t own_ep
   return make_error(ErrDomain::kConfig,
                     std::string(what) + " of task '" + task + "' in " + db.where() +
                         " refused: " + std::to_string(live->rows()) +
-                        (live->rows() == 1 ? " node is" : " nodes are") +
-                        " sending it: " + nodes +
+                        (live->rows() == 1 ? " node is" : " nodes are") + " sending it: " + nodes +
                         "; stop them first (a killed node's lease runs out by the time shown; a "
                         "running node renews it)");
 }
