@@ -322,14 +322,17 @@ class PgNodesTest(unittest.TestCase):
             deadline = time.monotonic() + 120
             held_seen = False
             while len(exits) < 3 and time.monotonic() < deadline:
-                sent = int(self.sql("SELECT count(*) FROM smtpblast_recipients "
-                                    "WHERE task = 'daily' AND status = 1")[0][0])
                 if not held_seen:
                     st = self.status(url)
                     held_seen = bool((st.get("account") or {}).get("held"))
-                for name, p in zip(names, nodes):
-                    if name not in exits and p.poll() is not None:
-                        exits[name] = (p.returncode, sent)
+                ended = [name for name, p in zip(names, nodes)
+                         if name not in exits and p.poll() is not None]
+                # Read after the exits were seen (a slow iteration never makes an exit look
+                # earlier than it was).
+                sent = int(self.sql("SELECT count(*) FROM smtpblast_recipients "
+                                    "WHERE task = 'daily' AND status = 1")[0][0])
+                for name in ended:
+                    exits[name] = (nodes[names.index(name)].returncode, sent)
                 seen.append(sent)
                 time.sleep(0.05)
             for p in nodes:
