@@ -61,7 +61,8 @@ bool WorkerEngine::pace(Destination& d, size_t n, uint64_t now_wall, bool* accou
         inbox_.post(index_, DailyLimitMsg{resume_at, true});
         return false;
       }
-      poke_later(resume_at != 0 ? resume_at : now_wall + 5);  // a top-up is on its way
+      // A top-up is on its way, or other nodes hold the account's rest: ask again then.
+      poke_later(resume_at != 0 ? resume_at : std::max(now_wall + 5, shared_.account_retry_at()));
       return false;
     }
   }

@@ -18,6 +18,7 @@
 #include "loop/fd_limit.h"
 #include "loop/worker.h"
 #include "pg/pg_store.h"
+#include "pg/task_open.h"
 
 namespace sb {
 
@@ -123,6 +124,8 @@ void SendRun::run_workers() {
                                                   cfg_.throttle.daily_limit, cfg_.wait_daily,
                                                   shared, clock_);
     shared.set_account_limited(true);
+    // A shared quota's hold is renewed with the node's lease; idle holds go back.
+    if (is_pg_task_url(cfg_.task_path)) account_->set_shared(pg_lease_ms() / 3);
     account_->top_up(false);  // the first reservation, before any worker asks
     if (!account_->error().empty()) {
       events_.note(NoteKind::kError, account_->error());

@@ -361,6 +361,14 @@ int SendRun::open_account_quota() {
   account_key_ = account_key(r.credentials != nullptr ? r.credentials->user() : std::string(),
                              cfg_.from, r.host, cfg_.direct);
   auto quota = std::move(q).value();
+  if (auto* pq = dynamic_cast<PgQuota*>(quota.get()); pq != nullptr) {
+    // This node's holds live with its lease: other nodes wait for what it holds while it is
+    // alive, and no longer once it died.
+    if (auto* pg = dynamic_cast<PgTaskStore*>(store_.get()); pg != nullptr && pg->epoch() != 0) {
+      pq->set_holder(pg->node_name() + " (epoch " + std::to_string(pg->epoch()) + ")",
+                     pg_lease_ms());
+    }
+  }
   // For `status`: which account and store this task's sends count against.
   (void)store_->set_meta("account", account_key_);
   (void)store_->set_meta("account_quota_store", quota->path());

@@ -13,6 +13,7 @@
 #include "base/signal_mask.h"
 #include "base/text.h"
 #include "loop/timer.h"
+#include "pg/pg_task_guard.h"
 #include "store/address.h"
 #include "store/field_codec.h"
 
@@ -320,13 +321,11 @@ Status PgTaskStore::init(const PgStoreOptions& o) {
         db_->exec("INSERT INTO smtpblast_tasks(task) VALUES ($1) ON CONFLICT DO NOTHING", {task_});
     if (!t) return t.error();
   }
-  auto t = db_->exec("SELECT imported, fields FROM smtpblast_tasks WHERE task = $1", {task_});
-  if (!t) return t.error();
-  if (t->rows() == 0)
+  auto has = db_->exec("SELECT 1 FROM smtpblast_tasks WHERE task = $1", {task_});
+  if (!has) return has.error();
+  if (has->rows() == 0)
     return store_error(where + " has no task '" + task_ +
                        "'; `smtpblast import` or `send --recipients` creates it");
-  imported_ = t->text(0, 0) == "t";
-  fields_ = parse_text_array(t->text(0, 1));
   if (o.node) {
     // Statistics for the planner after an import (or a large reset): the claim's plan does
     // not depend on them (the partial indexes), but the outcome writes' and status's do. One
@@ -348,6 +347,15 @@ Status PgTaskStore::init(const PgStoreOptions& o) {
     keeper_ =
         std::make_unique<Keeper>(o.conninfo, task_, epoch_, o.lease_ms, &renewed_ms_, &lease_lost_);
   }
+  // Read after a node registered: a reset or import --replace that held the task made the
+  // registration wait for its commit (pg_task_guard.h), so this is the list it left.
+  auto t = db_->exec("SELECT imported, fields FROM smtpblast_tasks WHERE task = $1", {task_});
+  if (!t) return t.error();
+  if (t->rows() == 0)
+    return store_error(where + " has no task '" + task_ +
+                       "'; `smtpblast import` or `send --recipients` creates it");
+  imported_ = t->text(0, 0) == "t";
+  fields_ = parse_text_array(t->text(0, 1));
   return {};
 }
 
@@ -662,9 +670,17 @@ Status PgTaskStore::reset(bool errors_only) {
       "updated = extract(epoch FROM now())::bigint WHERE task = $1 AND NOT rejected AND ";
   sql +=
       errors_only ? "status IN (2, 3)" : "(status != 0 OR attempts != 0) AND status NOT IN (6, 7)";
-  auto r = run(sql, {task_});
-  if (!r) return r.error();
-  return {};
+  // Never under a running node (pg_task_guard.h): one transaction with the task's row lock.
+  if (auto b = run("BEGIN", {}); !b) return b.error();
+  Status s = pg_lock_idle_task(*db_, task_, epoch_, errors_only ? "reset --errors" : "reset --all");
+  if (s) {
+    if (auto r = db_->exec(sql, {task_}); !r) s = r.error();
+  }
+  if (s) {
+    if (auto c = db_->exec("COMMIT"); !c) s = c.error();
+  }
+  if (!s) (void)db_->exec("ROLLBACK");
+  return s;
 }
 
 Result<std::vector<std::pair<RecipientRow, Outcome>>> PgTaskStore::list(

@@ -3,13 +3,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pg/pg_server.h"
 #include "pg/pg_store.h"
+#include "pg/pg_task_guard.h"
 #include "pg/task_open.h"
 #include "store/task_store.h"
 
@@ -866,6 +870,67 @@ TEST_F(PgStore, ClaimsFromTheCursorAndWrapsForReleasedRows) {
   ASSERT_TRUE((*a)->claim(first[0].id, 10, second, true).ok());
   ASSERT_EQ(second.size(), 3u);
   EXPECT_EQ(second[0].id, first[0].id);
+}
+
+// Reset and import --replace are refused while another node of the task is alive (exit 2 at
+// the CLI: a kConfig error naming the node and its lease); allowed once it ended or its lease
+// ran out. A store that is itself the node (these tests) is not refused by its own lease.
+TEST_F(PgStore, ResetAndReplaceRefusedWhileAnotherNodeIsAlive) {
+  std::string task = unique_task("guard");
+  auto node = open_pg(task, true, "sender-1");
+  ASSERT_TRUE(node.ok());
+  ASSERT_TRUE((*node)->import_csv_buffer(kCsv, "l.csv").ok());
+  auto verb = open_pg(task, false);
+  ASSERT_TRUE(verb.ok());
+  for (bool errors : {true, false}) {
+    Status r = (*verb)->reset(errors);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().domain, ErrDomain::kConfig);
+    EXPECT_NE(r.error().message.find("1 node is sending it: sender-1 (lease until "),
+              std::string::npos)
+        << r.error().message;
+  }
+  ImportOptions o;
+  o.mode = ImportMode::kReplace;
+  auto rep = (*verb)->import_csv_buffer("email,city\nx@example.com,Oslo\n", "new.csv", o);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_NE(rep.error().message.find("import --replace of task"), std::string::npos)
+      << rep.error().message;
+  o.mode = ImportMode::kAppend;  // allowed while nodes send
+  ASSERT_TRUE((*verb)->import_csv_buffer("email,name\nd@example.com,Dee\n", "more.csv", o).ok());
+  EXPECT_TRUE((*node)->reset(true).ok());  // its own lease does not refuse it
+  expire(**node);
+  EXPECT_TRUE((*verb)->reset(false).ok());
+  o.mode = ImportMode::kReplace;
+  EXPECT_TRUE((*verb)->import_csv_buffer("email,city\nx@example.com,Oslo\n", "n.csv", o).ok());
+}
+
+// A node that starts while a reset or replace holds the task waits for its commit and reads
+// the list it left (its registration's foreign key waits for the task row's lock).
+TEST_F(PgStore, ANodeStartingDuringAReplaceWaitsForItAndSeesTheNewList) {
+  std::string task = unique_task("starting");
+  {
+    auto s = open_pg(task, false);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->import_csv_buffer(kCsv, "l.csv").ok());
+  }
+  ASSERT_TRUE(admin_->exec("BEGIN").ok());
+  ASSERT_TRUE(pg_lock_idle_task(*admin_, task, 0, "test").ok());
+  ASSERT_TRUE(
+      admin_->exec("UPDATE smtpblast_tasks SET fields = '{city}' WHERE task = $1", {task}).ok());
+  std::atomic<bool> opened{false};
+  std::vector<std::string> fields;
+  std::thread starter([&] {
+    auto n = open_pg(task, true, "late-starter");
+    if (n.ok()) fields = (*n)->field_names();
+    opened = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_FALSE(opened.load());  // waiting for the lock
+  ASSERT_TRUE(admin_->exec("COMMIT").ok());
+  starter.join();
+  EXPECT_TRUE(opened.load());
+  EXPECT_EQ(fields, std::vector<std::string>{"city"});
 }
 
 TEST_F(PgStore, MissingTaskAndBadUrlsAreNamed) {
