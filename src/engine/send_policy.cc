@@ -179,6 +179,9 @@ SessionHost::Next WorkerEngine::next_txn(Destination& d, bool bdat, Txn*& out) {
     out = &build_txn();
     return SessionHost::Next::kTxn;
   }
+  // A session ready for more while the batch asked for is still on its way: the queue was
+  // too short for the journal thread's answer time (see add_batch).
+  if (d.empty() && requested_ && !exhausted_ && !cfg_.direct) ran_dry_ = true;
   return idle_answer();
 }
 

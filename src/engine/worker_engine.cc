@@ -41,6 +41,7 @@ WorkerEngine::WorkerEngine(Deps d)
       inbox_(*d.inbox),
       m_(shared_.metrics().worker(d.index)),
       rng_(d.seed) {
+  ahead_ = kWorkerRows;
   budget_ = std::max<uint32_t>(1, pcfg_.connections);
   // One message for several recipients only when every recipient gets the same bytes.
   // (A per-recipient unsubscribe URL makes every message different too.)
@@ -123,6 +124,11 @@ void WorkerEngine::shutdown() {
 
 void WorkerEngine::add_batch(RowsCmd& c) {
   requested_ = false;
+  if (ran_dry_) {
+    // Sessions waited for this batch: the next request covers a longer wait.
+    ran_dry_ = false;
+    ahead_ = std::min(ahead_ * 2, kWorkerRowsMax);
+  }
   exhausted_ = exhausted_ || c.exhausted;
   if (aborted_ || stopping_) {
     // Claimed (in flight in the store) but never started: back to their earlier status.
@@ -360,9 +366,9 @@ void WorkerEngine::maybe_request() {
   if (requested_ || exhausted_ || aborted_) return;
   // Direct delivery holds a deeper queue: recipients of one domain are spread over the whole
   // list, and only a deep queue gives each connection several messages to carry.
-  if (queued_ >= (cfg_.direct ? kDirectQueue : kWorkerRows) / 2) return;
+  if (queued_ >= (cfg_.direct ? kDirectQueue : ahead_) / 2) return;
   requested_ = true;
-  inbox_.post(index_, WantRowsMsg{});
+  inbox_.post(index_, WantRowsMsg{cfg_.direct ? 0 : ahead_});
 }
 
 bool WorkerEngine::retry_soon() const {

@@ -175,6 +175,11 @@ class WorkerEngine final : public DestinationOwner, public RunWorker {
   uint32_t budget_ = 1;       // connections this worker may have open at once
   bool group_rcpts_ = false;  // same content for everyone: several RCPTs per transaction
   bool requested_ = false;
+  // Relay: rows this worker asks for at once (it asks again when half are left); doubled,
+  // up to kWorkerRowsMax, each time its sessions found the queue empty while rows were on
+  // their way (ran_dry_).
+  size_t ahead_ = 0;
+  bool ran_dry_ = false;
   bool exhausted_ = false;       // no more rows will come
   bool finish_ordered_ = false;  // the coordinator said Finish: the ledger is empty
   bool finished_ = false;        // FinishedMsg sent

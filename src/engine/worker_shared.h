@@ -10,7 +10,11 @@
 
 namespace sb {
 
-inline constexpr size_t kWorkerRows = 512;       // recipients a worker asks for at once
+inline constexpr size_t kWorkerRows = 512;  // recipients a worker asks for at once
+// ... at most, after it ran dry while waiting for rows: a worker holds queued what its
+// connections take while the journal thread answers (a commit under a loaded CPU takes 100s of
+// ms), so a worker that found its queue empty asks for twice as many from then on.
+inline constexpr size_t kWorkerRowsMax = 16384;
 inline constexpr size_t kOutcomeFlush = 256;     // outcomes a worker hands over at once
 inline constexpr uint64_t kOutcomeFlushMs = 50;  // ... or after this long (at most the commit
                                                  // interval)
