@@ -163,6 +163,9 @@ SessionHost::Next WorkerEngine::next_txn(Destination& d, bool bdat, Txn*& out) {
     take_group(d, n, now_wall);
     if (account) shared_.return_allowance(n - group_.size());
     if (group_.empty()) return SessionHost::Next::kWait;
+    // Held rows top the queue up as it empties; it never empties while rows are held, so
+    // no session of it waits for a poke.
+    refill();
     maybe_request();
     if (Status st = render_group(bdat); !st.ok()) {
       // This recipient's data cannot make a valid message; the run goes on.
