@@ -27,7 +27,9 @@ struct OutcomesMsg {
   std::vector<JournalEntry> entries;
   std::vector<Settlement> settled;
 };
-struct WantRowsMsg {};
+struct WantRowsMsg {
+  size_t rows = 0;  // how many at most (0: Planner::kBatch)
+};
 // --direct: recipients for the worker owning their destination (and what it learnt: later
 // rows of these domains go there at once).
 struct HandOverMsg {

@@ -38,6 +38,10 @@ class Planner {
   // answered in `out`. `stopping`: nothing more is claimed and held rows are released.
   void serve(const std::vector<size_t>& requests, bool stopping, std::vector<JournalEntry>& out,
              std::vector<std::pair<size_t, RowsCmd>>& cmds);
+  // How many rows `worker`'s requests ask for from now on (relay mode; at least kBatch, at
+  // most kMaxBatch): a worker that ran dry while waiting asks for more at once.
+  void want(size_t worker, size_t rows);
+  static constexpr size_t kMaxBatch = 16384;
   // --direct: a worker owns the destination of `domain`: its later rows go there at once.
   void learn_owner(const std::string& domain, size_t worker);
   // Claimed rows never handed to a worker: back to their earlier status.
@@ -55,9 +59,10 @@ class Planner {
   const std::string& error() const { return error_; }
   const std::string& error_text() const { return error_text_; }
 
-  // The next kBatch recipients, marked in flight, suppressed ones answered in `out`; false
+  // The next `limit` recipients, marked in flight, suppressed ones answered in `out`; false
   // (and error() set) when the store fails. Sets exhausted() at the end.
-  bool claim_next(std::vector<RecipientRow>& rows, std::vector<JournalEntry>& out);
+  bool claim_next(std::vector<RecipientRow>& rows, std::vector<JournalEntry>& out,
+                  size_t limit = kBatch);
 
  private:
   void filter_suppressed(std::vector<RecipientRow>& rows, std::vector<JournalEntry>& out);
@@ -86,6 +91,7 @@ class Planner {
   // their worker's request; parked_ marks workers whose request waits for rows.
   std::vector<std::deque<RecipientRow>> pending_;
   std::vector<bool> parked_;
+  std::vector<size_t> want_;  // rows per request, by worker (relay mode)
   size_t pending_total_ = 0;
   std::unordered_map<std::string, size_t> domain_owner_;
 };

@@ -164,6 +164,9 @@ SessionHost::Next WorkerEngine::next_txn(Destination& d, bool bdat, Txn*& out) {
     take_group(d, n, now_wall);
     if (account) shared_.return_allowance(n - group_.size());
     if (group_.empty()) return SessionHost::Next::kWait;
+    // Held rows top the queue up as it empties; it never empties while rows are held, so
+    // no session of it waits for a poke.
+    refill();
     maybe_request();
     if (Status st = render_group(bdat); !st.ok()) {
       // This recipient's data cannot make a valid message; the run goes on.
@@ -180,6 +183,9 @@ SessionHost::Next WorkerEngine::next_txn(Destination& d, bool bdat, Txn*& out) {
     out = &build_txn();
     return SessionHost::Next::kTxn;
   }
+  // A session ready for more while the batch asked for is still on its way: the queue was
+  // too short for the journal thread's answer time (see add_batch).
+  if (d.empty() && requested_ && !exhausted_ && !cfg_.direct) ran_dry_ = true;
   return idle_answer();
 }
 
