@@ -78,6 +78,7 @@ RowsCmd Planner::rows_cmd(std::vector<RecipientRow> rows, bool exhausted) {
   for (const RecipientRow& r : rows) c.obs.emplace_back(r.id);
   c.rows = std::move(rows);
   c.exhausted = exhausted;
+  if (o_.annotate && !c.rows.empty()) o_.annotate(c);
   return c;
 }
 

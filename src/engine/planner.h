@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -30,6 +31,9 @@ class Planner {
     size_t workers = 1;
     bool direct = false;
     std::shared_ptr<const SuppressionList> suppress;  // null or empty: none
+    // Adds what the channel keeps about earlier attempts to a batch before it goes out (an
+    // SMS run: partly accepted messages, RowsCmd::sms_resume). Runs on this thread.
+    std::function<void(RowsCmd&)> annotate;
   };
   // Every claim opens an obligation in `ledger`; suppressed and released rows settle it here.
   Planner(TaskStore& store, Ledger& ledger, const Clock& clock, RunShared* shared, Options o);

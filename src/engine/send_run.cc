@@ -167,6 +167,7 @@ void SendRun::run_workers() {
   po.workers = nworkers;
   po.direct = cfg_.direct;
   po.suppress = cfg_.suppress;
+  if (sms && !cfg_.sms->http) po.annotate = [this](RowsCmd& c) { find_partial_sms(c); };
   Planner planner(*store_, *ledger_, clock_, &shared, po);
 
   t0_ = clock_.mono_ms();

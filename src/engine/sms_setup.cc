@@ -112,4 +112,27 @@ void SendRun::apply_sms_inbound(SmsInboundMsg& m) {
   }
 }
 
+Status find_partial_sms(TaskStore& store, RowsCmd& c) {
+  sqlite3* db = sqlite_handle(store);
+  if (db == nullptr) return {};  // PostgreSQL keeps no SMS ids: such messages are sent whole
+  for (size_t i = 0; i < c.rows.size(); ++i) {
+    const RecipientRow& r = c.rows[i];
+    // Only a recipient an earlier attempt left deferred, or a killed run in flight, can have a
+    // message partly accepted; an unsent one (new, or reset) is sent whole.
+    if (r.status != RcptStatus::kDeferred && r.status != RcptStatus::kInFlight) continue;
+    auto p = partial_sms(db, r.id);
+    if (!p.ok()) return p.error();
+    if (!p->resumable()) continue;
+    c.sms_resume.push_back(SmsResume{i, std::move(p->ids), static_cast<uint8_t>(p->concat_ref)});
+  }
+  return {};
+}
+
+void SendRun::find_partial_sms(RowsCmd& c) {
+  if (auto s = sb::find_partial_sms(*store_, c); !s.ok() && !sms_partial_warned_) {
+    sms_partial_warned_ = true;
+    events_.note(NoteKind::kWarning, "partly sent SMS are sent whole: " + s.error().message);
+  }
+}
+
 }  // namespace sb

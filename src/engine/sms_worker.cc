@@ -125,6 +125,15 @@ void SmsWorker::add_batch(RowsCmd& c) {
     tpl_.render(j->row.email, j->row.values, j->text);
     queue_.push_back(j);
   }
+  // Messages an earlier run left partly accepted: only their missing parts go, with the
+  // reference the accepted ones carried (the session sends them whole if the text changed).
+  const size_t first = queue_.size() - c.rows.size();
+  for (SmsResume& r : c.sms_resume) {
+    if (r.row >= c.rows.size()) continue;
+    SmsJob* j = queue_[first + r.row];
+    j->part_ids = std::move(r.ids);
+    j->concat_ref = r.ref;
+  }
   if (link_ != nullptr) link_->poke();
   maybe_request();
   maybe_finish();
@@ -272,6 +281,9 @@ void SmsWorker::record(SmsJob* j, RcptStatus s, int code, std::string_view text,
   // The provider's message id of every part, committed with the outcome (delivery receipts
   // name them; store/sms_ids.h).
   o.sms_ids.assign(ids.begin(), ids.end());
+  // ... and the reference of a concatenated message: a run resumed after a kill completes
+  // a partly accepted one with it (SendRun::find_partial_sms).
+  if (!o.sms_ids.empty() && j->msg.parts > 1) o.sms_ref = j->msg.concat_ref;
   if (outcomes_.size() >= kOutcomeFlush) flush_outcomes(false);
 }
 

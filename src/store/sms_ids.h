@@ -38,11 +38,22 @@ Status record_sms_ids(sqlite3* db, int64_t rcpt_id, const std::vector<std::strin
                       int64_t submitted_at = 0, int concat_ref = -1);
 
 // What a retry needs of a recipient whose multi-part message was partly accepted: the ids
-// recorded per part ("" for a part never accepted; empty vector: nothing recorded) and the
-// reference they carried (-1: unknown, then the retry must send the whole message).
+// recorded per part of its latest message ("" for a part never accepted; empty vector:
+// nothing recorded) and the reference they carried (-1: unknown, then the retry must send the
+// whole message). The latest message is the last run of rows with one reference and one
+// number of parts that names each part once (a phone joins parts the same way).
 struct SmsPartial {
   std::vector<std::string> ids;
   int concat_ref = -1;
+  // Some parts accepted, some not, and the reference known: only the missing parts need to
+  // go, with that reference. A message with every part accepted was sent (a recipient claimed
+  // again after that was reset: it is sent whole, afresh).
+  bool resumable() const {
+    if (concat_ref < 0 || ids.size() < 2) return false;
+    size_t have = 0;
+    for (const auto& id : ids) have += id.empty() ? 0 : 1;
+    return have > 0 && have < ids.size();
+  }
 };
 Result<SmsPartial> partial_sms(sqlite3* db, int64_t rcpt_id);
 

@@ -63,6 +63,9 @@ struct Outcome {
   // An SMS accepted by its provider: the provider's message id of each part (delivery
   // receipts name them), recorded in the same transaction as the outcome. Empty for e-mail.
   std::vector<std::string> sms_ids;
+  // ... and the concatenation reference its parts carried (0..255; -1: one part, or none), so
+  // a run resumed after a kill sends a partly accepted message's missing parts with it.
+  int sms_ref = -1;
 };
 
 // How a recipient list goes into a task.

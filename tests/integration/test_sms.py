@@ -13,6 +13,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import time
 import unittest
 
 from support import blast, peers, smsc
@@ -480,6 +481,49 @@ window = {window}
             self.assertTrue(all(len(v) == 1 and v[0].endswith(" end") for v in msgs.values()))
             resent = [s["udh"][2] for s in sim.submitted()[12:]]
             self.assertEqual(resent, [2, 2, 2])  # only the refused parts went again
+
+    def test_partly_accepted_message_resumed_after_kill_9(self):
+        csv, nums = self.numbers(1)
+        self.tpl.write_text("Hi {{name}} " + "x" * 400 + " end\n")  # three GSM-7 parts
+        task = self.dir / "t.db"
+        # Part 1 taken, part 2 refused (ESME_RSYSERR: deferred, retried after --retry-delay);
+        # with a window of 1 part 3 is never sent. The run is killed before its retry.
+        with smsc.Smsc(system_id="sb", password=PASSWORD,
+                       refuse_part={"part": 2, "status": 0x08}) as sim:
+            conf = self.smpp_conf(sim.port, window=1)
+            p = peers.Process(self.args(task, conf, csv, "--retry-delay", "600s",
+                                        "--commit-interval", "50ms"), timeout=60, env=self.env)
+            p.start()
+            def status():
+                try:
+                    return blast.db_rows(task).get(nums[0], {}).get("status")
+                except sqlite3.Error:  # the task is still being created
+                    return None
+            deadline = time.monotonic() + 20
+            while status() != "deferred":
+                self.assertLess(time.monotonic(), deadline, "the partial outcome never came")
+                time.sleep(0.05)
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+            first = sim.submitted()
+            self.assertEqual([(s["udh"][2], s["status"]) for s in first], [(1, 0), (2, 0x08)])
+            ref = first[0]["udh"][0]
+            r = self.sb(*self.args(task, conf), timeout=30)
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            again = sim.submitted()[len(first):]
+            # Only the missing parts, with the original reference: the phone joins them with
+            # the part it has, and part 1 went once.
+            self.assertEqual([s["udh"] for s in again], [[ref, 3, 2], [ref, 3, 3]])
+            self.assertEqual([s["status"] for s in again], [0, 0])
+            self.assertEqual(len([a for a in sim.accepted() if a["udh"][2] == 1]), 1)
+            msgs = sim.messages()
+            self.assertEqual(list(msgs), self.digits(nums))
+            self.assertEqual(len(msgs[self.digits(nums)[0]]), 1)
+            self.assertTrue(msgs[self.digits(nums)[0]][0].endswith(" end"))
+        row = blast.db_rows(task)[nums[0]]
+        self.assertEqual(row["status"], "sent", row)
+        self.assertEqual(row["reply"], f"accepted, message ids {first[0]['id']},"
+                                       f"{again[0]['id']},{again[1]['id']}")
 
     def test_limit_then_resume(self):
         csv, nums = self.numbers(50)
