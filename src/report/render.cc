@@ -80,7 +80,10 @@ void time_charts(std::string& out, const ReportData& d) {
       all += b[o];
       stacked[o].values.push_back(static_cast<double>(b[o]));
     }
-    rate[0].values.push_back(static_cast<double>(b[kOutSent]) / per);
+    // An SMS a receipt settled later was sent all the same.
+    uint64_t sent = b[kOutSent];
+    if (d.sms) sent += b[kOutDelivered] + b[kOutUndeliverable] + b[kOutExpired];
+    rate[0].values.push_back(static_cast<double>(sent) / per);
     rate[1].values.push_back(static_cast<double>(all) / per);
   }
   out += "<h2>Over time</h2><p class=\"note\">";
