@@ -80,9 +80,13 @@ RunResult SendRun::run() {
   res_.pickup = !cfg_.pickup_dir.empty();
   res_.direct = cfg_.direct;
   if (cfg_.sms != nullptr) {
-    // An SMS run: a handful of binds or requests, one worker; no relay, no account quota
-    // (the provider's own limits are --rate and --daily-limit here).
+    // An SMS run: a handful of binds or requests, one worker, no relay; --daily-limit counts
+    // the provider account across tasks as it counts an e-mail account.
     if (int rc = prepare(); rc != 0) {
+      res_.setup_exit = rc;
+      return res_;
+    }
+    if (int rc = open_account_quota(); rc != 0) {
       res_.setup_exit = rc;
       return res_;
     }

@@ -140,8 +140,23 @@ void SmsWorker::add_batch(RowsCmd& c) {
 }
 
 bool SmsWorker::pace(uint64_t now_wall) {
+  // The provider account's quota (shared with other tasks, as an e-mail account's is): taken
+  // from what this run reserved; no room left today stops the run as --daily-limit does.
+  const bool account = shared_.account_limited();
+  if (account) {
+    uint64_t resume_at = 0;
+    if (!shared_.take_allowance(1, &resume_at)) {
+      if (resume_at != 0 && !cfg_.wait_daily) {
+        inbox_.post(index_, DailyLimitMsg{resume_at, true});
+        return false;
+      }
+      poke_later(resume_at != 0 ? resume_at : now_wall + 5);  // a top-up is on its way
+      return false;
+    }
+  }
   Limit why = Limit::kNone;
   if (uint64_t at = throttle_.acquire(now_wall, 1, &why); at != 0) {
+    if (account) shared_.return_allowance(1);
     if (why == Limit::kDaily && !cfg_.wait_daily) {
       inbox_.post(index_, DailyLimitMsg{at, false});
       return false;  // the coordinator stops the run
@@ -161,6 +176,7 @@ SmppHost::Next SmsWorker::next_sms(SmsJob*& out) {
   if (!pace(now_wall)) return SmppHost::Next::kWait;
   if (!shared_.take_message()) {
     throttle_.refund(now_wall, 1);
+    if (shared_.account_limited()) shared_.return_allowance(1);
     if (!limit_posted_) {
       limit_posted_ = true;
       inbox_.post(index_, LimitMsg{});  // the coordinator stops the run; the rest stays queued

@@ -48,6 +48,10 @@ class SuppressionList {
   Status load_file(const std::string& path);
   // The same from bytes in memory; `name` stands for the file in error messages.
   Status load_buffer(std::string data, std::string_view name);
+  // Keys already in the task's form, one a line, not checked as addresses: an SMS task's
+  // E.164 numbers (`sms send --suppress`, read and normalised by the caller). A key never
+  // has a domain part, so only the whole key matches.
+  Status load_keys(std::string data, std::string_view name);
 
   // True when the address, or "@" + its domain (the part after the last '@'), is listed.
   // `address` is taken as given (the task store holds trimmed addresses).
@@ -58,6 +62,7 @@ class SuppressionList {
   bool empty() const { return size_ == 0; }
 
  private:
+  Status load(std::string data, std::string_view name, bool addresses);
   // True when key is present; else, if empty_slot is given, the empty slot it would take.
   bool find_slot(std::string_view key, uint64_t h, size_t* empty_slot) const;
   void rebuild(size_t capacity_for);
