@@ -5,6 +5,7 @@
 #include "engine/send_run.h"
 #include "engine/sms_run_config.h"
 #include "sms/phone.h"
+#include "store/sms_ids.h"
 #include "store/sms_receipts.h"
 
 namespace sb {
