@@ -5,7 +5,6 @@
 #include "engine/send_run.h"
 #include "engine/sms_run_config.h"
 #include "sms/phone.h"
-#include "store/sms_ids.h"
 #include "store/sms_receipts.h"
 
 namespace sb {
@@ -114,14 +113,12 @@ void SendRun::apply_sms_inbound(SmsInboundMsg& m) {
 }
 
 Status find_partial_sms(TaskStore& store, RowsCmd& c) {
-  sqlite3* db = sqlite_handle(store);
-  if (db == nullptr) return {};  // PostgreSQL keeps no SMS ids: such messages are sent whole
   for (size_t i = 0; i < c.rows.size(); ++i) {
     const RecipientRow& r = c.rows[i];
     // Only a recipient an earlier attempt left deferred, or a killed run in flight, can have a
     // message partly accepted; an unsent one (new, or reset) is sent whole.
     if (r.status != RcptStatus::kDeferred && r.status != RcptStatus::kInFlight) continue;
-    auto p = partial_sms(db, r.id);
+    auto p = store.partial_sms(r.id);
     if (!p.ok()) return p.error();
     if (!p->resumable()) continue;
     c.sms_resume.push_back(SmsResume{i, std::move(p->ids), static_cast<uint8_t>(p->concat_ref)});

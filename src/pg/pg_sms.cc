@@ -45,7 +45,7 @@ int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 // its retry in the same batch keeps the ids of both.
 bool PgTaskStore::with_sms_ids(const std::vector<Outcome>& outcomes, std::string& update,
                                PgParams& params) {
-  PgArray rcpt, mid, part, parts, sub;
+  PgArray rcpt, mid, part, parts, sub, ref;
   const int64_t now = unix_now();
   for (const Outcome& o : outcomes) {
     for (size_t i = 0; i < o.sms_ids.size(); ++i) {
@@ -55,6 +55,7 @@ bool PgTaskStore::with_sms_ids(const std::vector<Outcome>& outcomes, std::string
       part.add(static_cast<int64_t>(i + 1));
       parts.add(static_cast<int64_t>(o.sms_ids.size()));
       sub.add(o.time != 0 ? o.time : now);
+      ref.add(static_cast<int64_t>(o.sms_ref));
     }
   }
   if (rcpt.empty()) return false;
@@ -62,16 +63,32 @@ bool PgTaskStore::with_sms_ids(const std::vector<Outcome>& outcomes, std::string
   auto arg = [&](size_t k, const char* type) {
     return "$" + std::to_string(first + k) + "::" + type + "[]";
   };
-  update = ", u AS (" + update +
-           " RETURNING r.id), s AS (INSERT INTO smtpblast_sms_ids(task, rcpt_id, message_id, "
-           "part, parts, submitted) SELECT $1, x.rcpt, x.mid, x.part, x.parts, x.sub FROM "
-           "unnest(" +
-           arg(0, "bigint") + ", " + arg(1, "text") + ", " + arg(2, "integer") + ", " +
-           arg(3, "integer") + ", " + arg(4, "bigint") +
-           ") WITH ORDINALITY AS x(rcpt, mid, part, parts, sub, n) "
-           "WHERE x.rcpt IN (SELECT id FROM u) ORDER BY x.n) SELECT count(*) FROM u";
-  for (const PgArray* a : {&rcpt, &mid, &part, &parts, &sub}) params.emplace_back(a->done());
+  update =
+      ", u AS (" + update +
+      " RETURNING r.id), s AS (INSERT INTO smtpblast_sms_ids(task, rcpt_id, message_id, "
+      "part, parts, submitted, ref) SELECT $1, x.rcpt, x.mid, x.part, x.parts, x.sub, x.ref FROM "
+      "unnest(" +
+      arg(0, "bigint") + ", " + arg(1, "text") + ", " + arg(2, "integer") + ", " +
+      arg(3, "integer") + ", " + arg(4, "bigint") + ", " + arg(5, "integer") +
+      ") WITH ORDINALITY AS x(rcpt, mid, part, parts, sub, ref, n) "
+      "WHERE x.rcpt IN (SELECT id FROM u) ORDER BY x.n) SELECT count(*) FROM u";
+  for (const PgArray* a : {&rcpt, &mid, &part, &parts, &sub, &ref}) params.emplace_back(a->done());
   return true;
+}
+
+// A resumed run's view of a recipient's latest message, folded as SQLite's (SmsPartial::add),
+// in the order the parts were recorded (seq).
+Result<SmsPartial> PgTaskStore::partial_sms(int64_t rcpt_id) {
+  auto r =
+      run("SELECT part, parts, message_id, ref FROM smtpblast_sms_ids WHERE task = $1 AND "
+          "rcpt_id = $2 ORDER BY seq",
+          {task_, std::to_string(rcpt_id)});
+  if (!r) return r.error();
+  SmsPartial out;
+  for (int i = 0; i < r->rows(); ++i) {
+    out.add(r->int64(i, 0), r->int64(i, 1), std::string(r->text(i, 2)), r->int64(i, 3));
+  }
+  return out;
 }
 
 // --- receipts ---------------------------------------------------------------------------

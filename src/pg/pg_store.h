@@ -142,6 +142,7 @@ class PgTaskStore final : public TaskStore {
   Result<TaskSuppressionAdded> add_suppression(std::string_view key, std::string_view reason,
                                                int64_t time = 0) override;
   Result<std::vector<std::string>> suppressions() override;
+  Result<SmsPartial> partial_sms(int64_t rcpt_id) override;
 
   Result<std::vector<PgNodeInfo>> nodes();
   Result<std::vector<PgNodeCounts>> node_counts();

@@ -101,18 +101,14 @@ Result<SmsPartial> partial_sms(sqlite3* db, int64_t rcpt_id) {
   // `reset` never passes for the later one's accepted parts.
   int rc;
   while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
-    const int64_t part = q.col_int(0), parts = q.col_int(1), ref = q.col_int(3);
-    if (parts < 1 || parts > 255 || part < 1 || part > parts) continue;
-    const auto i = static_cast<size_t>(part - 1);
-    if (out.ids.size() != static_cast<size_t>(parts) || ref != out.concat_ref ||
-        !out.ids[i].empty()) {
-      out.ids.assign(static_cast<size_t>(parts), "");
-      out.concat_ref = ref >= 0 && ref <= 255 ? static_cast<int>(ref) : -1;
-    }
-    out.ids[i] = std::string(q.col_text(2));
+    out.add(q.col_int(0), q.col_int(1), std::string(q.col_text(2)), q.col_int(3));
   }
   if (rc != SQLITE_DONE) return sqlite_error(db, "reading SMS ids");
   return out;
+}
+
+Result<SmsPartial> SqliteTaskStore::partial_sms(int64_t rcpt_id) {
+  return sb::partial_sms(handle(), rcpt_id);
 }
 
 sqlite3* sqlite_handle(TaskStore& store) {

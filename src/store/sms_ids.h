@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "store/task_store.h"
 
 namespace sb {
 
@@ -37,24 +38,7 @@ Status ensure_sms_ids_schema(sqlite3* db);
 Status record_sms_ids(sqlite3* db, int64_t rcpt_id, const std::vector<std::string>& ids,
                       int64_t submitted_at = 0, int concat_ref = -1);
 
-// What a retry needs of a recipient whose multi-part message was partly accepted: the ids
-// recorded per part of its latest message ("" for a part never accepted; empty vector:
-// nothing recorded) and the reference they carried (-1: unknown, then the retry must send the
-// whole message). The latest message is the last run of rows with one reference and one
-// number of parts that names each part once (a phone joins parts the same way).
-struct SmsPartial {
-  std::vector<std::string> ids;
-  int concat_ref = -1;
-  // Some parts accepted, some not, and the reference known: only the missing parts need to
-  // go, with that reference. A message with every part accepted was sent (a recipient claimed
-  // again after that was reset: it is sent whole, afresh).
-  bool resumable() const {
-    if (concat_ref < 0 || ids.size() < 2) return false;
-    size_t have = 0;
-    for (const auto& id : ids) have += id.empty() ? 0 : 1;
-    return have > 0 && have < ids.size();
-  }
-};
+// SqliteTaskStore::partial_sms (SmsPartial is in store/task_store.h).
 Result<SmsPartial> partial_sms(sqlite3* db, int64_t rcpt_id);
 
 // The SQLite connection behind a task store (an SqliteTaskStore), or null for another backend

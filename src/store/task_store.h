@@ -245,6 +245,36 @@ struct DomainSummary {
   DomainOutcomes all;               // added up over every domain
 };
 
+// What a retry needs of a recipient whose multi-part message was partly accepted: the ids
+// recorded per part of its latest message ("" for a part never accepted; empty vector:
+// nothing recorded) and the reference they carried (-1: unknown, then the retry must send the
+// whole message). The latest message is the last run of rows with one reference and one
+// number of parts that names each part once (a phone joins parts the same way).
+struct SmsPartial {
+  std::vector<std::string> ids;
+  int concat_ref = -1;
+  // Some parts accepted, some not, and the reference known: only the missing parts need to
+  // go, with that reference. A message with every part accepted was sent (a recipient claimed
+  // again after that was reset: it is sent whole, afresh).
+  bool resumable() const {
+    if (concat_ref < 0 || ids.size() < 2) return false;
+    size_t have = 0;
+    for (const auto& id : ids) have += id.empty() ? 0 : 1;
+    return have > 0 && have < ids.size();
+  }
+  // Folds one recorded part in, in the order the parts were recorded: a part that does not fit
+  // the message so far (another reference or part count, or a part it has) starts a new one.
+  void add(int64_t part, int64_t parts, std::string id, int64_t ref) {
+    if (parts < 1 || parts > 255 || part < 1 || part > parts) return;
+    const auto i = static_cast<size_t>(part - 1);
+    if (ids.size() != static_cast<size_t>(parts) || ref != concat_ref || !ids[i].empty()) {
+      ids.assign(static_cast<size_t>(parts), "");
+      concat_ref = ref >= 0 && ref <= 255 ? static_cast<int>(ref) : -1;
+    }
+    ids[i] = std::move(id);
+  }
+};
+
 // The store behind a narrow interface (issue 13): the engine claims rows, records outcomes
 // (through the journal's commit), releases, counts and reads/writes task metadata through
 // these calls only. TaskStore::open gives the SQLite file (the embedded default,
@@ -388,6 +418,9 @@ class TaskStore {
                                                        int64_t time = 0) = 0;
   // The listed keys, oldest first.
   virtual Result<std::vector<std::string>> suppressions() = 0;
+  // The recipient's latest SMS as recorded part by part (SmsPartial), so a run resumed after
+  // a kill sends only the parts a partly accepted message lacks, with its reference.
+  virtual Result<SmsPartial> partial_sms(int64_t rcpt_id) = 0;
 
   // Aggregates for `report`, computed where the rows are (SQL), so a task of millions of
   // recipients is never read row by row (store/report_store.cc, pg/pg_report.cc).

@@ -469,6 +469,43 @@ TEST_P(StoreConformance, ReceiptForARecipientNotSentIsRecordedOnly) {
   EXPECT_EQ(store_->counts(false)->get(RcptStatus::kDeferred), 1u);
 }
 
+// A run resumed after a kill reads back what the killed one recorded of a multi-part
+// message: the accepted parts' ids and the reference, on either store; a later message (another
+// reference) replaces the earlier one.
+TEST_P(StoreConformance, PartlyAcceptedSmsIsReadBackForResume) {
+  ImportOptions io;
+  io.key_column = "phone";
+  io.normalize = [](std::string_view v, const void*) -> Result<std::string> {
+    return std::string(v);
+  };
+  ASSERT_TRUE(store_->import_csv_buffer("phone\n+447911000001\n+447911000002\n", "l.csv", io).ok());
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store_->claim(0, 2, rows, true).ok());
+  ASSERT_EQ(rows.size(), 2u);
+  Outcome o{rows[0].id, RcptStatus::kDeferred, 0, "throttled", 1, 100, false};
+  o.sms_ids = {"p1", "", "p3"};
+  o.sms_ref = 42;
+  ASSERT_TRUE(store_->record({o}).ok());
+  auto p = store_->partial_sms(rows[0].id);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->ids, (std::vector<std::string>{"p1", "", "p3"}));
+  EXPECT_EQ(p->concat_ref, 42);
+  EXPECT_TRUE(p->resumable());
+  auto none = store_->partial_sms(rows[1].id);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->ids.empty());
+  EXPECT_FALSE(none->resumable());
+
+  Outcome again{rows[0].id, RcptStatus::kDeferred, 0, "throttled", 2, 200, false};
+  again.sms_ids = {"q1", ""};
+  again.sms_ref = 7;
+  ASSERT_TRUE(store_->record({again}).ok());
+  p = store_->partial_sms(rows[0].id);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->ids, (std::vector<std::string>{"q1", ""}));
+  EXPECT_EQ(p->concat_ref, 7);
+}
+
 INSTANTIATE_TEST_SUITE_P(PgAndSqlite, StoreConformance, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& p) { return p.param; });
 
