@@ -76,24 +76,27 @@ Result<DomainSummary> PgTaskStore::domain_summary(size_t top) {
       "count(*) FILTER (WHERE status = 2) AS f, count(*) FILTER (WHERE status = 3) AS x, count(*) "
       "AS n FROM smtpblast_recipients "
       "WHERE task = $1 AND status IN (1, 2, 3, 10, 11, 12) AND NOT rejected GROUP BY 1";
-  // COLLATE "C": ties ordered by bytes, as SQLite orders them.
-  auto r = run(per_domain + " ORDER BY n DESC, d LIMIT $2", {task_, std::to_string(top)});
+  // One pass over the task's rows (a 10^7-row task is read once, not once for the top rows and
+  // again for the totals): the totals ride on every grouped row as window sums, and at least
+  // one row comes back so they do even for top 0. COLLATE "C": ties ordered by bytes, as
+  // SQLite orders them.
+  auto r =
+      run("SELECT d, s, f, x, count(*) OVER (), sum(s) OVER ()::bigint, "
+          "sum(f) OVER ()::bigint, sum(x) OVER ()::bigint FROM (" +
+              per_domain + ") p ORDER BY n DESC, d LIMIT greatest($2::bigint, 1)",
+          {task_, std::to_string(top)});
   if (!r) return r.error();
   DomainSummary out;
-  for (int i = 0; i < r->rows(); ++i) {
+  for (int i = 0; i < r->rows() && static_cast<size_t>(i) < top; ++i) {
     out.top.push_back({std::string(r->text(i, 0)), static_cast<uint64_t>(r->int64(i, 1)),
                        static_cast<uint64_t>(r->int64(i, 2)),
                        static_cast<uint64_t>(r->int64(i, 3))});
   }
-  auto t =
-      run("SELECT count(*), coalesce(sum(s), 0), coalesce(sum(f), 0), coalesce(sum(x), 0) "
-          "FROM (" +
-              per_domain + ") p",
-          {task_});
-  if (!t) return t.error();
-  out.domains = static_cast<uint64_t>(t->int64(0, 0));
-  out.all = {"", static_cast<uint64_t>(t->int64(0, 1)), static_cast<uint64_t>(t->int64(0, 2)),
-             static_cast<uint64_t>(t->int64(0, 3))};
+  if (r->rows() > 0) {
+    out.domains = static_cast<uint64_t>(r->int64(0, 4));
+    out.all = {"", static_cast<uint64_t>(r->int64(0, 5)), static_cast<uint64_t>(r->int64(0, 6)),
+               static_cast<uint64_t>(r->int64(0, 7))};
+  }
   return out;
 }
 

@@ -467,6 +467,10 @@ ReportAnswers report_answers(TaskStore& store, size_t top) {
 // `report` on an SMS task: destinations are country calling codes and a receipt's status
 // counts as sent, on either store, with the same numbers as an SQLite task filled the same way.
 TEST_P(StoreConformance, SmsReportGroupsByCallingCode) {
+  auto none = store_->domain_summary(3);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->top.empty());
+  EXPECT_EQ(none->domains, 0u);
   fill_sms_report_task(*store_);
   if (HasFatalFailure()) return;
   ReportAnswers got = report_answers(*store_, 3);
@@ -491,6 +495,12 @@ TEST_P(StoreConformance, SmsReportGroupsByCallingCode) {
   ASSERT_EQ(all->top.size(), 5u);
   EXPECT_EQ(all->top[3].domain, "+353");
   EXPECT_EQ(all->top[4].domain, "+420");
+  auto totals_only = store_->domain_summary(0);  // the totals without any top row
+  ASSERT_TRUE(totals_only.ok());
+  EXPECT_TRUE(totals_only->top.empty());
+  EXPECT_EQ(totals_only->domains, 5u);
+  EXPECT_EQ(totals_only->all.sent, 5u);
+  EXPECT_EQ(totals_only->all.failed, 2u);
   // The same task in SQLite answers alike (for the SQLite run, trivially).
   auto lite = TaskStore::open(":memory:", true);
   ASSERT_TRUE(lite.ok()) << lite.error().message;
