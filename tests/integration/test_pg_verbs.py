@@ -10,6 +10,8 @@
 - send --limit (exit 3, the rest on the next run) and --backup-dir
 - an SMS mailing (issue 19) through the SMSC simulator: provider ids, receipts during and after
   the run (`sms receipts`), a STOP on the task's suppression list; status and export
+- a partly accepted multi-part SMS, its run killed -9: the next run sends only the missing
+  parts with the original reference
 
 A private PostgreSQL server, the smtpblast sink and the SMSC simulator, on loopback. Takes a few seconds.
 Run: /usr/bin/python3 tests/integration/test_pg_verbs.py  (as root; see blast.py)
@@ -18,6 +20,8 @@ Run: /usr/bin/python3 tests/integration/test_pg_verbs.py  (as root; see blast.py
 import json
 import os
 import re
+import signal
+import time
 import unittest
 
 from support import blast, peers, postgres, smsc
@@ -323,6 +327,72 @@ window = 1
         if not stop_sent:
             sup = self.ok("export", "--task", task, "--status", "suppressed").stdout
             self.assertIn(stop, sup)
+
+    @unittest.skipUnless(smsc.node_available(), "node or npm smpp missing (tools/bootstrap.sh)")
+    def test_sms_partly_accepted_message_resumed_after_kill_9(self):
+        """A four-part SMS whose parts 1 and 2 the SMSC took and part 3 refused, its run killed
+        -9 before the retry: the next run on the PostgreSQL task (taking over the dead node's
+        lease) sends only parts 3 and 4, with the original reference, as on SQLite."""
+        self.sms_setup()
+        self.sms_tpl.write_text("Hi {{name}} end\n")
+        # B (two parts) goes first and takes reference 0, so A's is 1: a resumed run that sent A
+        # afresh would number it 0 again, and the reference check would not see it.
+        a, b = "+447400100000", "+447400100001"
+        csv = blast.write_csv(self.d / "l.csv", ["name", "phone"],
+                              [["B" * 200, "07400100001"], ["A" * 520, "07400100000"]])
+        task = self.pg.url("smspartial")
+        # A short lease, so the next run takes the killed node's recipient over in a second.
+        env = {**self.pg.env(), "SMTPBLAST_PG_LEASE_MS": "1000"}
+        args = [blast.BIN, "sms", "send", "--task", task, "--template", self.sms_tpl,
+                "--provider", "sim", "--progress", "none"]
+        # A's part 3 refused (ESME_RSYSERR: deferred, retried after --retry-delay); with a
+        # window of 1 its part 4 is never sent. The run is killed before its retry.
+        with smsc.Smsc(system_id="sb", password=SMS_PASSWORD,
+                       refuse_part={"part": 3, "status": 0x08}) as sim:
+            conf = self.sms_conf(sim.port)
+            p = peers.Process([*args, "--provider-config", conf, "--recipients", csv,
+                               "--retry-delay", "600s", "--commit-interval", "50ms"],
+                              timeout=60, env=env)
+            p.start()
+
+            def status():
+                try:
+                    rows = self.pg.sql("SELECT status FROM smtpblast_recipients "
+                                       f"WHERE task = 'smspartial' AND email = '{a}'")
+                except peers.PeerError:  # the tables are still being created
+                    return None
+                return rows[0][0] if rows else None
+            deadline = time.monotonic() + 20
+            while status() != "2":  # deferred
+                self.assertLess(time.monotonic(), deadline, "the partial outcome never came")
+                time.sleep(0.05)
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+            first = sim.submitted()
+            self.assertEqual([(s["to"], s["udh"], s["status"]) for s in first],
+                             [(b[1:], [0, 2, 1], 0), (b[1:], [0, 2, 2], 0),
+                              (a[1:], [1, 4, 1], 0), (a[1:], [1, 4, 2], 0),
+                              (a[1:], [1, 4, 3], 0x08)])
+            r = peers.run([*args, "--provider-config", conf], env=env, timeout=60)
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            again = sim.submitted()[len(first):]
+            # Only A's missing parts, with its reference: the phone joins them with the parts it
+            # has; nothing else went again.
+            self.assertEqual([(s["to"], s["udh"], s["status"]) for s in again],
+                             [(a[1:], [1, 4, 3], 0), (a[1:], [1, 4, 4], 0)])
+            msgs = sim.messages()
+            self.assertEqual(sorted(msgs), [a[1:], b[1:]])
+            self.assertEqual(msgs[a[1:]], ["Hi " + "A" * 520 + " end"])
+        st = self.status(task)
+        self.assertEqual((st["total"], st["sent"]), (2, 2), st)
+        ids = [s["id"] for s in first[2:4] + again]
+        row = self.pg.sql("SELECT status, reply FROM smtpblast_recipients "
+                          f"WHERE task = 'smspartial' AND email = '{a}'")
+        self.assertEqual(row, [["1", "accepted, message ids " + ",".join(ids)]])
+        parts = self.pg.sql("SELECT i.part, i.parts, i.ref, i.message_id FROM smtpblast_sms_ids i "
+                            "JOIN smtpblast_recipients r ON r.task = i.task AND r.id = i.rcpt_id "
+                            f"WHERE i.task = 'smspartial' AND r.email = '{a}' ORDER BY i.seq")
+        self.assertEqual(parts, [[str(n), "4", "1", m] for n, m in enumerate(ids, 1)])
 
     def test_sms_receipts_for_an_email_task_exit_2(self):
         self.sms_setup()

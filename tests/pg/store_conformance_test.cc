@@ -9,12 +9,14 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "pg/pg_server.h"
 #include "pg/pg_store.h"
 #include "pg/pg_task_guard.h"
 #include "pg/task_open.h"
+#include "store/address.h"
 #include "store/task_store.h"
 
 namespace sb {
@@ -370,6 +372,167 @@ TEST_P(StoreConformance, ReportAggregates) {
   cats = store_->return_categories();
   ASSERT_TRUE(cats.ok());
   EXPECT_EQ(*cats, (std::vector<std::pair<std::string, uint64_t>>{{"invalid-recipient", 1}}));
+}
+
+// An SMS task's numbers, the normaliser refusing one that has no '+' (as libphonenumber refuses
+// a number it cannot place).
+ImportOptions sms_import() {
+  ImportOptions io;
+  io.key_column = "phone";
+  io.normalize = [](std::string_view v, const void*) -> Result<std::string> {
+    if (v.empty() || v[0] != '+') return Error{ErrDomain::kInput, "not a phone number"};
+    return std::string(v);
+  };
+  return io;
+}
+
+// An SMS mailing over five countries, every outcome an SMS can end in: sent, settled by a
+// receipt (delivered, undeliverable, expired), deferred, failed, rejected at import, unsent.
+void fill_sms_report_task(TaskStore& store) {
+  ASSERT_TRUE(store
+                  .import_csv_buffer("phone\n+447911000001\n+447911000002\n+447911000003\n"
+                                     "+4915112345678\n+4915112345679\n+12025550100\n"
+                                     "+12025550101\n+353861234567\n+420601234567\n07911\n"
+                                     "+447911000009\n",
+                                     "l.csv", sms_import())
+                  .ok());
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store.claim(0, 20, rows, true).ok());
+  ASSERT_EQ(rows.size(), 10u);  // not the rejected one
+  std::vector<Outcome> outs = {{rows[0].id, RcptStatus::kSent, 0, "ok", 1, 1000, false},
+                               {rows[1].id, RcptStatus::kSent, 0, "ok", 1, 1000, false},
+                               {rows[2].id, RcptStatus::kDeferred, 88, "throttled", 1, 1000, false},
+                               {rows[3].id, RcptStatus::kSent, 0, "ok", 1, 1010, false},
+                               {rows[4].id, RcptStatus::kFailed, 11, "bad dest", 1, 1010, false},
+                               {rows[5].id, RcptStatus::kSent, 0, "ok", 1, 1020, false},
+                               {rows[6].id, RcptStatus::kSent, 0, "ok", 1, 1020, false},
+                               {rows[7].id, RcptStatus::kFailed, 11, "bad dest", 1, 1030, false},
+                               {rows[8].id, RcptStatus::kDeferred, 88, "throttled", 1, 1040, false},
+                               {rows[9].id, RcptStatus::kUnsent, 0, "", 0, 0, true}};
+  outs[0].sms_ids = {"uk1"};
+  outs[1].sms_ids = {"uk2"};
+  outs[3].sms_ids = {"de1"};
+  outs[5].sms_ids = {"us1"};
+  outs[6].sms_ids = {"us2a", "us2b"};  // two parts: one receipt leaves it sent
+  outs[6].sms_ref = 7;
+  ASSERT_TRUE(store.record(outs).ok());
+  for (const SmsReceiptUpdate& r :
+       std::vector<SmsReceiptUpdate>{{"uk1", "delivered", "DELIVRD", "000", 1100},
+                                     {"uk2", "undeliverable", "UNDELIV", "001", 1105},
+                                     {"us1", "expired", "EXPIRED", "000", 1200},
+                                     {"us2a", "delivered", "DELIVRD", "000", 1210}}) {
+    auto a = store.apply_receipt(r);
+    ASSERT_TRUE(a.ok()) << a.error().message;
+  }
+}
+
+// What `report` reads of a task (report/collect.cc), in comparable form.
+struct ReportAnswers {
+  std::pair<int64_t, int64_t> span, receipts_span;
+  std::map<std::pair<int64_t, int>, uint64_t> hist;
+  std::vector<std::tuple<std::string, uint64_t, uint64_t, uint64_t>> top;
+  uint64_t domains = 0;
+  std::tuple<uint64_t, uint64_t, uint64_t> all;
+  bool operator==(const ReportAnswers&) const = default;
+};
+
+ReportAnswers report_answers(TaskStore& store, size_t top) {
+  const std::vector<RcptStatus> drawn = {
+      RcptStatus::kSent,       RcptStatus::kDeferred,      RcptStatus::kFailed,
+      RcptStatus::kSuppressed, RcptStatus::kBounced,       RcptStatus::kComplained,
+      RcptStatus::kDelivered,  RcptStatus::kUndeliverable, RcptStatus::kExpired};
+  ReportAnswers out;
+  auto span = store.outcome_span(drawn);
+  EXPECT_TRUE(span.ok()) << span.error().message;
+  if (span.ok()) out.span = *span;
+  auto rspan = store.outcome_span(
+      {RcptStatus::kDelivered, RcptStatus::kUndeliverable, RcptStatus::kExpired});
+  if (rspan.ok()) out.receipts_span = *rspan;
+  EXPECT_TRUE(store
+                  .outcome_histogram(drawn, 960, 60,
+                                     [&](int64_t b, RcptStatus s, uint64_t n) {
+                                       out.hist[{b, static_cast<int>(s)}] += n;
+                                     })
+                  .ok());
+  auto dom = store.domain_summary(top);
+  EXPECT_TRUE(dom.ok()) << dom.error().message;
+  if (!dom.ok()) return out;
+  for (const DomainOutcomes& d : dom->top)
+    out.top.emplace_back(d.domain, d.sent, d.deferred, d.failed);
+  out.domains = dom->domains;
+  out.all = {dom->all.sent, dom->all.deferred, dom->all.failed};
+  return out;
+}
+
+// `report` on an SMS task: destinations are country calling codes and a receipt's status
+// counts as sent, on either store, with the same numbers as an SQLite task filled the same way.
+TEST_P(StoreConformance, SmsReportGroupsByCallingCode) {
+  auto none = store_->domain_summary(3);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->top.empty());
+  EXPECT_EQ(none->domains, 0u);
+  fill_sms_report_task(*store_);
+  if (HasFatalFailure()) return;
+  ReportAnswers got = report_answers(*store_, 3);
+  EXPECT_EQ(got.span, (std::pair<int64_t, int64_t>{1000, 1200}));
+  EXPECT_EQ(got.receipts_span, (std::pair<int64_t, int64_t>{1100, 1200}));
+  EXPECT_EQ(got.hist, (std::map<std::pair<int64_t, int>, uint64_t>{{{0, 1}, 1},
+                                                                   {{0, 2}, 1},
+                                                                   {{0, 3}, 1},
+                                                                   {{1, 1}, 1},
+                                                                   {{1, 2}, 1},
+                                                                   {{1, 3}, 1},
+                                                                   {{2, 10}, 1},
+                                                                   {{2, 11}, 1},
+                                                                   {{4, 12}, 1}}));
+  // By recipients, then by code as bytes: +44 (3), +1 and +49 (2 each), then +353 and +420.
+  using Row = std::tuple<std::string, uint64_t, uint64_t, uint64_t>;
+  EXPECT_EQ(got.top, (std::vector<Row>{{"+44", 2, 1, 0}, {"+1", 2, 0, 0}, {"+49", 1, 0, 1}}));
+  EXPECT_EQ(got.domains, 5u);
+  EXPECT_EQ(got.all, (std::tuple<uint64_t, uint64_t, uint64_t>{5, 2, 2}));
+  auto all = store_->domain_summary(10);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->top.size(), 5u);
+  EXPECT_EQ(all->top[3].domain, "+353");
+  EXPECT_EQ(all->top[4].domain, "+420");
+  auto totals_only = store_->domain_summary(0);  // the totals without any top row
+  ASSERT_TRUE(totals_only.ok());
+  EXPECT_TRUE(totals_only->top.empty());
+  EXPECT_EQ(totals_only->domains, 5u);
+  EXPECT_EQ(totals_only->all.sent, 5u);
+  EXPECT_EQ(totals_only->all.failed, 2u);
+  // The same task in SQLite answers alike (for the SQLite run, trivially).
+  auto lite = TaskStore::open(":memory:", true);
+  ASSERT_TRUE(lite.ok()) << lite.error().message;
+  fill_sms_report_task(**lite);
+  if (HasFatalFailure()) return;
+  EXPECT_TRUE(report_answers(**lite, 3) == got);
+}
+
+// Every country calling code lands where destination_of puts it: a number for each of the 100
+// two-digit starts (and numbers cut short), grouped by the store, against the C++ rule.
+TEST_P(StoreConformance, SmsDestinationsFollowDestinationOf) {
+  std::string csv = "phone\n+1\n+35\n+7\n";
+  for (int i = 0; i < 100; ++i) {
+    csv += "+" + std::to_string(i / 10) + std::to_string(i % 10) + "1234567\n";
+  }
+  ASSERT_TRUE(store_->import_csv_buffer(csv, "l.csv", sms_import()).ok());
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store_->claim(0, 200, rows, true).ok());
+  ASSERT_EQ(rows.size(), 103u);
+  std::vector<Outcome> outs;
+  std::map<std::string, uint64_t> want;
+  for (const RecipientRow& r : rows) {
+    outs.push_back({r.id, RcptStatus::kSent, 0, "ok", 1, 1000, false});
+    ++want[destination_of(r.email)];
+  }
+  ASSERT_TRUE(store_->record(outs).ok());
+  auto dom = store_->domain_summary(200);
+  ASSERT_TRUE(dom.ok()) << dom.error().message;
+  std::map<std::string, uint64_t> got;
+  for (const DomainOutcomes& d : dom->top) got[d.domain] += d.sent;
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(dom->domains, want.size());
 }
 
 // An SMS task: provider ids recorded with the outcome, receipts applied with the one rule
