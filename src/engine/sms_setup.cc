@@ -113,15 +113,24 @@ void SendRun::apply_sms_inbound(SmsInboundMsg& m) {
 }
 
 Status find_partial_sms(TaskStore& store, RowsCmd& c) {
+  // Only a recipient an earlier attempt left deferred, or a killed run in flight, can have a
+  // message partly accepted; an unsent one (new, or reset) is sent whole. One store call for
+  // the batch.
+  std::vector<size_t> at;
+  std::vector<int64_t> ids;
   for (size_t i = 0; i < c.rows.size(); ++i) {
     const RecipientRow& r = c.rows[i];
-    // Only a recipient an earlier attempt left deferred, or a killed run in flight, can have a
-    // message partly accepted; an unsent one (new, or reset) is sent whole.
     if (r.status != RcptStatus::kDeferred && r.status != RcptStatus::kInFlight) continue;
-    auto p = store.partial_sms(r.id);
-    if (!p.ok()) return p.error();
-    if (!p->resumable()) continue;
-    c.sms_resume.push_back(SmsResume{i, std::move(p->ids), static_cast<uint8_t>(p->concat_ref)});
+    at.push_back(i);
+    ids.push_back(r.id);
+  }
+  if (ids.empty()) return {};
+  auto found = store.partial_sms(ids);
+  if (!found.ok()) return found.error();
+  for (size_t k = 0; k < at.size(); ++k) {
+    SmsPartial& p = (*found)[k];
+    if (!p.resumable()) continue;
+    c.sms_resume.push_back(SmsResume{at[k], std::move(p.ids), static_cast<uint8_t>(p.concat_ref)});
   }
   return {};
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "pg/pg_store.h"
@@ -76,17 +77,26 @@ bool PgTaskStore::with_sms_ids(const std::vector<Outcome>& outcomes, std::string
   return true;
 }
 
-// A resumed run's view of a recipient's latest message, folded as SQLite's (SmsPartial::add),
-// in the order the parts were recorded (seq).
-Result<SmsPartial> PgTaskStore::partial_sms(int64_t rcpt_id) {
+// A resumed run's view of its recipients' latest messages, folded as SQLite's (SmsPartial::add)
+// in the order the parts were recorded (seq); one round trip for a claimed batch.
+Result<std::vector<SmsPartial>> PgTaskStore::partial_sms(const std::vector<int64_t>& ids) {
+  std::vector<SmsPartial> out(ids.size());
+  if (ids.empty()) return out;
+  std::unordered_map<int64_t, size_t> at;
+  PgArray arr;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    at.emplace(ids[i], i);
+    arr.add(ids[i]);
+  }
   auto r =
-      run("SELECT part, parts, message_id, ref FROM smtpblast_sms_ids WHERE task = $1 AND "
-          "rcpt_id = $2 ORDER BY seq",
-          {task_, std::to_string(rcpt_id)});
+      run("SELECT rcpt_id, part, parts, message_id, ref FROM smtpblast_sms_ids WHERE task = $1 AND "
+          "rcpt_id = ANY($2::bigint[]) ORDER BY rcpt_id, seq",
+          {task_, arr.done()});
   if (!r) return r.error();
-  SmsPartial out;
   for (int i = 0; i < r->rows(); ++i) {
-    out.add(r->int64(i, 0), r->int64(i, 1), std::string(r->text(i, 2)), r->int64(i, 3));
+    auto it = at.find(r->int64(i, 0));
+    if (it == at.end()) continue;
+    out[it->second].add(r->int64(i, 1), r->int64(i, 2), std::string(r->text(i, 3)), r->int64(i, 4));
   }
   return out;
 }

@@ -142,7 +142,8 @@ class PgTaskStore final : public TaskStore {
   Result<TaskSuppressionAdded> add_suppression(std::string_view key, std::string_view reason,
                                                int64_t time = 0) override;
   Result<std::vector<std::string>> suppressions() override;
-  Result<SmsPartial> partial_sms(int64_t rcpt_id) override;
+  using TaskStore::partial_sms;
+  Result<std::vector<SmsPartial>> partial_sms(const std::vector<int64_t>& rcpt_ids) override;
 
   Result<std::vector<PgNodeInfo>> nodes();
   Result<std::vector<PgNodeCounts>> node_counts();

@@ -54,7 +54,8 @@ class SqliteTaskStore final : public TaskStore {
   Result<TaskSuppressionAdded> add_suppression(std::string_view key, std::string_view reason,
                                                int64_t time = 0) override;
   Result<std::vector<std::string>> suppressions() override;
-  Result<SmsPartial> partial_sms(int64_t rcpt_id) override;
+  using TaskStore::partial_sms;
+  Result<std::vector<SmsPartial>> partial_sms(const std::vector<int64_t>& rcpt_ids) override;
 
   // The connection, for the task file's own tables kept elsewhere (store/sms_ids.h).
   sqlite3* handle() const;

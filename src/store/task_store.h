@@ -418,9 +418,15 @@ class TaskStore {
                                                        int64_t time = 0) = 0;
   // The listed keys, oldest first.
   virtual Result<std::vector<std::string>> suppressions() = 0;
-  // The recipient's latest SMS as recorded part by part (SmsPartial), so a run resumed after
-  // a kill sends only the parts a partly accepted message lacks, with its reference.
-  virtual Result<SmsPartial> partial_sms(int64_t rcpt_id) = 0;
+  // The recipients' latest SMS as recorded part by part (SmsPartial), one per id in order, so
+  // a run resumed after a kill sends only the parts a partly accepted message lacks, with its
+  // reference. One query for a claimed batch: a PostgreSQL task is a round trip away.
+  virtual Result<std::vector<SmsPartial>> partial_sms(const std::vector<int64_t>& rcpt_ids) = 0;
+  Result<SmsPartial> partial_sms(int64_t rcpt_id) {
+    auto v = partial_sms(std::vector<int64_t>{rcpt_id});
+    if (!v) return v.error();
+    return std::move((*v)[0]);
+  }
 
   // Aggregates for `report`, computed where the rows are (SQL), so a task of millions of
   // recipients is never read row by row (store/report_store.cc, pg/pg_report.cc).
