@@ -132,6 +132,18 @@ AccountStatus account_status(TaskStore& store) {
             {"daily_limit", limit},
             {"used", *used},
             {"remaining", left}};
+  // A shared quota: what live nodes hold reserved and have not sent yet (counted as used
+  // above; a node that finds no room waits while any is held).
+  auto holds = (*q)->holds(account);
+  if (holds.ok() && !holds->empty()) {
+    nlohmann::json hj = nlohmann::json::array();
+    a.text += "\n            held unsent by live nodes:";
+    for (const QuotaSource::Hold& h : *holds) {
+      a.text += " " + h.holder + " " + num(h.n) + " (until " + h.until + ")";
+      hj.push_back({{"holder", h.holder}, {"n", h.n}, {"until", h.until}});
+    }
+    a.json["held"] = hj;
+  }
   return a;
 }
 

@@ -16,11 +16,11 @@
 #include "cli/verb.h"
 #include "loop/http_client.h"
 #include "loop/timer.h"
+#include "pg/task_open.h"
 #include "sms/phone.h"
 #include "sms/smpp_conn.h"
 #include "sms/smpp_session.h"
 #include "smsgw/http_provider.h"
-#include "store/sms_ids.h"
 #include "store/task_lock.h"
 #include "store/task_store.h"
 #include "throttle/rate_spec.h"
@@ -163,20 +163,20 @@ int smpp_receipts(const ProviderConfig& p, const std::string& task, uint64_t lis
     std::fprintf(stderr, "smtpblast: %s\n", lock.error().message.c_str());
     return kExitUsage;
   }
-  auto store = TaskStore::open(task, false);
+  // A task file, or a PostgreSQL task (several `sms send` nodes and this may share it).
+  auto store = open_task_store(task, TaskOpen::kWrite);
   if (!store.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", store.error().message.c_str());
     return kExitUsage;
   }
   auto channel = (*store)->get_meta("sb.channel");
-  sqlite3* db = sqlite_handle(**store);
-  if (!channel.ok() || !channel->has_value() || **channel != "sms" || db == nullptr) {
+  if (!channel.ok() || !channel->has_value() || **channel != "sms") {
     std::fprintf(stderr,
                  "smtpblast: sms receipts: task %s is not an SMS task (sms import / sms send)\n",
                  task.c_str());
     return kExitUsage;
   }
-  SmsInbound in(db, country);
+  SmsInbound in(**store, country);
   ListenHost host(in);
   ConnEnd done;
   {
@@ -290,7 +290,9 @@ class SmsVerb : public Verb {
                       "provider's `country`)");
     import_ = sms->add_subcommand(
         "import", "create an SMS task from a list of phone numbers without sending");
-    import_->add_option("--task", task_, "task file to create")->required();
+    import_
+        ->add_option("--task", task_, "task file to create, or postgresql://USER@HOST/DB?task=NAME")
+        ->required();
     import_->add_option("--recipients", csv_, "CSV with a header row and a phone column")
         ->required()
         ->check(CLI::ExistingFile);
@@ -305,7 +307,10 @@ class SmsVerb : public Verb {
         "receipts",
         "SMPP: bind, listen for delivery receipts and STOP replies for a while, "
         "and apply them to the task");
-    receipts_->add_option("--task", task_, "the SMS task the receipts are about")->required();
+    receipts_
+        ->add_option("--task", task_,
+                     "the SMS task the receipts are about (a file or a postgresql:// URL)")
+        ->required();
     receipts_->add_option("--provider", provider_, "the provider's name ([provider.NAME])")
         ->required();
     receipts_->add_option("--provider-config", provider_config_,

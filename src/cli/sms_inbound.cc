@@ -5,7 +5,6 @@
 
 #include "sms/phone.h"
 #include "store/sms_receipts.h"
-#include "store/suppression.h"
 
 namespace sb {
 
@@ -18,7 +17,7 @@ void SmsInbound::receipt(const DeliveryReceipt& r) {
   ++counts_.receipts;
   SmsReceiptUpdate u{r.id, receipt_state_name(r.state), r.stat, r.err,
                      static_cast<int64_t>(std::time(nullptr))};
-  auto a = apply_sms_receipt(db_, u);
+  auto a = store_.apply_receipt(u);
   if (!a.ok()) return store_error(a.error());
   switch (a->effect) {
     case SmsReceiptEffect::kUnknownId: ++counts_.unknown_ids; break;
@@ -43,7 +42,7 @@ void SmsInbound::reply(const MobileOriginated& mo) {
     ++counts_.bad_numbers;
     return;
   }
-  auto a = add_task_suppression(db_, *number, "STOP reply", 0);
+  auto a = store_.add_suppression(*number, "STOP reply", 0);
   if (!a.ok()) return store_error(a.error());
   if (a->added) ++counts_.stop_numbers;
   counts_.suppressed += a->recipients;

@@ -1,13 +1,12 @@
 // SmsInbound: what comes back from an SMSC (delivery receipts, STOP replies) applied to a task.
 #pragma once
 
-#include <sqlite3.h>
-
 #include <cstdint>
 #include <string>
 
 #include "base/result.h"
 #include "sms/smpp_pdu.h"
+#include "store/task_store.h"
 
 namespace sb {
 
@@ -27,12 +26,13 @@ struct SmsInboundCounts {
   uint64_t store_errors = 0;
 };
 
-// Applies receipts and replies to the task behind `db` as they come, on the thread that owns
-// the task store (each in its own savepoint). `country`: the default country for a reply's
-// number written nationally. The first store error is kept (later ones are counted only).
+// Applies receipts and replies to the task as they come, on the thread that owns the task
+// store (each in a transaction of its own; a SQLite file or a PostgreSQL task). `country`: the
+// default country for a reply's number written nationally. The first store error is kept (later
+// ones are counted only).
 class SmsInbound {
  public:
-  SmsInbound(sqlite3* db, std::string country) : db_(db), country_(std::move(country)) {}
+  SmsInbound(TaskStore& store, std::string country) : store_(store), country_(std::move(country)) {}
   void receipt(const DeliveryReceipt& r);
   void reply(const MobileOriginated& mo);
   const SmsInboundCounts& counts() const { return counts_; }
@@ -43,7 +43,7 @@ class SmsInbound {
  private:
   void store_error(const Error& e);
 
-  sqlite3* db_;
+  TaskStore& store_;
   std::string country_;
   SmsInboundCounts counts_;
   std::string first_error_;

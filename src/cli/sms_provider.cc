@@ -4,6 +4,8 @@
 #include <netdb.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +14,7 @@
 
 #include "cli/config_file.h"
 #include "loop/tls_context.h"
+#include "throttle/rate_spec.h"
 
 namespace sb {
 
@@ -20,6 +23,9 @@ namespace {
 struct HttpPreset {
   const char* name;
   HttpProviderConfig cfg;
+  // The API's published default throughput, the pace without `rate` or --rate, and why.
+  const char* rate;
+  const char* rate_why;
 };
 
 // The real APIs' shapes. Twilio: POST form To/From/Body to the account's Messages.json with
@@ -37,7 +43,13 @@ std::vector<HttpPreset> make_presets() {
     c.fields = {{"To", "{{to}}"}, {"From", "{{from}}"}, {"Body", "{{text}}"}};
     c.success_status = {200, 201};
     c.message_id_path = "sid";
-    p.push_back({"twilio", c});
+    // Twilio, "What are the limits on outbound messages per second?" (help.twilio.com): a
+    // long code (a local or mobile number) sends 1 message segment per second, per number, to
+    // the US and Canada; toll-free 3, other countries 10, short codes 100. A mailing from one
+    // long code is the common case and the strictest, so 1/s; `rate` raises it for the others.
+    p.push_back({"twilio", c, "1/s",
+                 "preset twilio: Twilio sends 1 message segment a second from a long-code "
+                 "number"});
   }
   {
     HttpProviderConfig c;
@@ -51,7 +63,11 @@ std::vector<HttpPreset> make_presets() {
     c.success_path = "messages.0.status";
     c.success_value = "0";
     c.message_id_path = "messages.0.message-id";
-    p.push_back({"vonage", c});
+    // Vonage, "What is the Throughput Limit for Outbound SMS?" (api.support.vonage.com, article
+    // 203993598): "All API keys are set with 30 API requests per second throughput restriction
+    // by default"; more is throttled (status 1). One SMS API request is one message.
+    p.push_back({"vonage", c, "30/s",
+                 "preset vonage: Vonage's default of 30 API requests a second per API key"});
   }
   return p;
 }
@@ -145,10 +161,10 @@ class TableReader {
 
 Status parse_smpp(const TableReader& r, ProviderConfig& p) {
   static const std::set<std::string> kKeys = {
-      "type",          "host",         "port",         "tls",         "system_id",
-      "password_file", "password_env", "password_cmd", "system_type", "source_ton",
-      "source_npi",    "window",       "tps",          "receipts",    "bind",
-      "from",          "country",      "tls_verify",   "ca_file",     "tls_host"};
+      "type",         "host",         "port",        "tls",        "system_id",  "password_file",
+      "password_env", "password_cmd", "system_type", "source_ton", "source_npi", "window",
+      "tps",          "receipts",     "bind",        "from",       "country",    "tls_verify",
+      "ca_file",      "tls_host",     "rate"};
   if (Status st = r.only(kKeys); !st.ok()) return st;
   SmppProviderConfig& c = p.smpp;
   if (Status st = r.str("host", c.host); !st.ok()) return st;
@@ -231,6 +247,7 @@ Status parse_http(const TableReader& r, ProviderConfig& p) {
                                               "message_id_path",
                                               "timeout",
                                               "tps",
+                                              "rate",
                                               "from",
                                               "country"};
   if (Status st = r.only(kKeys); !st.ok()) return st;
@@ -242,6 +259,8 @@ Status parse_http(const TableReader& r, ProviderConfig& p) {
     for (const HttpPreset& pr : presets()) {
       if (preset == pr.name) {
         c = pr.cfg;
+        p.rate = pr.rate;
+        p.rate_origin = pr.rate_why;
         found = true;
       }
     }
@@ -342,6 +361,27 @@ Status parse_http(const TableReader& r, ProviderConfig& p) {
   return {};
 }
 
+// The provider's pace: `rate` ("1/s", "600/min"), or `tps` (messages a second), over a
+// preset's default; both at once would leave the reader guessing which one holds.
+Status parse_rate_keys(const TableReader& r, ProviderConfig& p) {
+  const uint32_t tps = p.type == "smpp" ? p.smpp.tps : p.http.tps;
+  const std::string where = "[provider." + p.name + "]";
+  std::string rate;
+  if (Status st = r.str("rate", rate); !st.ok()) return st;
+  if (r.get("rate") != nullptr) {
+    if (r.get("tps") != nullptr)
+      return r.error(r.get("rate"), "rate", "give rate or tps, not both");
+    auto spec = parse_rate(rate);
+    if (!spec.ok()) return r.error(r.get("rate"), "rate", spec.error().message);
+    p.rate = spec->describe();
+    p.rate_origin = "`rate` in " + where;
+  } else if (tps != 0) {
+    p.rate = std::to_string(tps) + "/s";
+    p.rate_origin = "`tps` in " + where;
+  }
+  return {};
+}
+
 Status parse_provider(const toml::table& t, const std::string& file, const std::string& name,
                       ProviderConfig& p) {
   const std::string section = "[provider." + name + "]";
@@ -356,10 +396,18 @@ Status parse_provider(const toml::table& t, const std::string& file, const std::
        !std::isupper(static_cast<unsigned char>(p.country[1])))) {
     return r.error(r.get("country"), "country", "give a two-letter region code such as \"GB\"");
   }
-  if (p.type == "smpp") return parse_smpp(r, p);
-  if (p.type == "http") return parse_http(r, p);
-  if (p.type.empty()) return r.error(nullptr, "type", "required: \"smpp\" or \"http\"");
-  return r.error(r.get("type"), "type", "give \"smpp\" or \"http\", not \"" + p.type + "\"");
+  Status st;
+  if (p.type == "smpp") {
+    st = parse_smpp(r, p);
+  } else if (p.type == "http") {
+    st = parse_http(r, p);
+  } else if (p.type.empty()) {
+    return r.error(nullptr, "type", "required: \"smpp\" or \"http\"");
+  } else {
+    return r.error(r.get("type"), "type", "give \"smpp\" or \"http\", not \"" + p.type + "\"");
+  }
+  if (!st.ok()) return st;
+  return parse_rate_keys(r, p);
 }
 
 Status parse_doc(const toml::table& doc, const std::string& file,
@@ -488,6 +536,32 @@ Result<std::string> smsc_address(const SmppProviderConfig& s) {
 }
 
 }  // namespace
+
+std::string sms_account_key(const ProviderConfig& p) {
+  auto lower = [](std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  if (p.type == "smpp") {
+    return "smpp " + p.smpp.system_id + " at " + lower(p.smpp.host) + ":" +
+           std::to_string(p.smpp.port);
+  }
+  const HttpProviderConfig& h = p.http;
+  std::string url = h.url;
+  for (size_t at; (at = url.find("{{account}}")) != std::string::npos;) {
+    url.replace(at, 11, h.account);
+  }
+  // A query string may carry a key (?api_key=...&api_secret=...): the path names the API.
+  url = url.substr(0, url.find_first_of("?#"));
+  const size_t host = url.find("://") == std::string::npos ? 0 : url.find("://") + 3;
+  const size_t path = std::min(url.find('/', host), url.size());
+  if (size_t at = url.rfind('@', path); at != std::string::npos && at >= host) {
+    url.erase(host, at + 1 - host);  // user:password@
+  }
+  const size_t end = std::min(url.find('/', host), url.size());
+  url = lower(url.substr(0, end)) + url.substr(end);
+  return "http " + (h.account.empty() ? std::string() : h.account + " ") + "at " + url;
+}
 
 Result<SmppConnConfig> smpp_conn_config(const ProviderConfig& p, const std::string& sender) {
   SmppConnConfig cc;

@@ -29,6 +29,12 @@ Result<std::map<std::string, ProviderConfig>> parse_providers(const std::string&
 // lists the providers defined when there is none of that name.
 Result<ProviderConfig> find_provider(const std::string& name, const std::string& provider_config);
 
+// The provider account `sms send --daily-limit` counts in the quota store across tasks, as
+// an e-mail account is counted: "smpp SYSTEM_ID at HOST:PORT", or "http ACCOUNT at URL" (the
+// URL without its query, fragment or user info; "http at URL" without an account). Never a
+// password or token.
+std::string sms_account_key(const ProviderConfig& p);
+
 // Everything SmppConn needs for provider `p` (`sms check`, `sms test`, `sms receipts`, and
 // `sms send`'s SmsRunConfig::smpp): the password read now, `sender` as the source address,
 // the SMSC's host looked up (blocking: call before the loop runs), and with tls = true a

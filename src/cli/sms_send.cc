@@ -13,6 +13,7 @@
 #include "cli/verb.h"
 #include "engine/sms_run_config.h"
 #include "sms/phone.h"
+#include "store/suppression.h"
 #include "throttle/throttle.h"
 
 namespace sb {
@@ -22,7 +23,9 @@ CLI::App* SmsSendCmd::add(CLI::App* sms) {
       sms->add_subcommand("send",
                           "send (or resume) an SMS mailing: a text template to a list "
                           "of phone numbers, through the provider");
-  c->add_option("--task", mc_.task_path, "task file (SQLite); created on first use")->required();
+  c->add_option("--task", mc_.task_path,
+                "task file (SQLite) or postgresql://USER@HOST/DB?task=NAME; created on first use")
+      ->required();
   c->add_option("--template", mc_.template_path,
                 "the SMS text, plain UTF-8 with {{field}} placeholders")
       ->required()
@@ -43,12 +46,19 @@ CLI::App* SmsSendCmd::add(CLI::App* sms) {
                 "the sender shown on the phone (default: the provider's `from`)");
   c->add_option("--rate", mc_.throttle.rate,
                 "at most N messages per period, e.g. 10/s, 600/min (default: the provider's "
-                "`tps`)");
+                "`rate` or `tps`, else its preset's published limit)");
   c->add_option("--burst", mc_.throttle.burst, "bucket depth for --rate");
   c->add_option("--daily-limit", mc_.throttle.daily_limit,
-                "at most N messages in any rolling 24 hours, counted in the task across runs");
+                "at most N messages in any rolling 24 hours, counted in the task across runs "
+                "and for the provider account across tasks (--quota-store)");
   c->add_flag("--wait", mc_.wait_daily,
               "when the daily limit is reached, wait instead of stopping");
+  c->add_option("--quota-store", mc_.quota_store,
+                "file counting each provider account's daily limit across tasks (default "
+                "$XDG_STATE_HOME/smtpblast/quota.db, else ~/.local/state/smtpblast/quota.db)");
+  c->add_option("--suppress", suppress_files_,
+                "never send to the numbers listed in FILE, one a line in any form --country "
+                "reads (repeatable)");
   c->add_option("--block-size", mc_.throttle.block_size, "send N messages, then --block-pause");
   c->add_option("--block-pause", mc_.throttle.block_pause, "pause between blocks, e.g. 2m");
   c->add_option("--limit", mc_.limit, "this run starts at most N messages, then stops cleanly");
@@ -102,7 +112,7 @@ int SmsSendCmd::run() {
                  sc->country.c_str());
     return kExitUsage;
   }
-  uint32_t tps = 0;
+  sc->account = sms_account_key(*p);
   if (sc->http) {
     sc->http_cfg = p->http;
     if (!p->http.secret.empty()) {
@@ -114,7 +124,6 @@ int SmsSendCmd::run() {
       sc->secret = *secret;
     }
     sc->http_in_flight = mc_.connections * (window_ != 0 ? window_ : 10);
-    tps = p->http.tps;
   } else {
     // Password read, host looked up, TLS context built (tls, tls_verify, ca_file, tls_host).
     auto cc = smpp_conn_config(*p, sc->sender);
@@ -125,10 +134,26 @@ int SmsSendCmd::run() {
     sc->smpp = std::move(cc).value();
     if (window_ != 0) sc->smpp.session.window = window_;
     sc->binds = mc_.connections;
-    tps = p->smpp.tps;
   }
-  // The provider's own limit is the rate unless the user gave one.
-  if (mc_.throttle.rate.empty() && tps != 0) mc_.throttle.rate = std::to_string(tps) + "/s";
+  // The provider's own limit is the rate unless the user gave one; the user is told which.
+  std::string rate_origin = "--rate";
+  if (mc_.throttle.rate.empty()) {
+    mc_.throttle.rate = p->rate;
+    rate_origin = p->rate_origin;
+  }
+  // A bad line stops the run before anything is sent, naming the file and line, as `send
+  // --suppress` does with a line that is not an address.
+  auto suppress = std::make_shared<SuppressionList>();
+  for (const std::string& f : suppress_files_) {
+    auto numbers = read_phone_list(f, sc->country);
+    Status st =
+        numbers.ok() ? suppress->load_keys(std::move(numbers).value(), f) : Status(numbers.error());
+    if (!st.ok()) {
+      std::fprintf(stderr, "smtpblast: --suppress: %s\n", st.error().message.c_str());
+      return kExitUsage;
+    }
+  }
+  mc_.suppress = std::move(suppress);
   for (auto [flag, text, out] :
        {std::tuple{"--retry-delay", &retry_delay_, &mc_.retry_delay_ms},
         std::tuple{"--retry-max", &retry_max_, &mc_.retry_max_ms},
@@ -148,9 +173,19 @@ int SmsSendCmd::run() {
     std::fprintf(stderr, "smtpblast: --wait goes with --daily-limit\n");
     return kExitUsage;
   }
-  if (auto tc = make_throttle_config(mc_.throttle); !tc.ok()) {
+  auto tc = make_throttle_config(mc_.throttle);
+  if (!tc.ok()) {
     std::fprintf(stderr, "smtpblast: %s\n", tc.error().message.c_str());
     return kExitUsage;
+  }
+  if (tc->rate) {
+    std::fprintf(stderr, "sms send: provider %s: rate %s (%s)\n", p->name.c_str(),
+                 tc->rate->describe().c_str(), rate_origin.c_str());
+  } else {
+    std::fprintf(stderr,
+                 "sms send: provider %s: no rate limit (give --rate, or `rate` in "
+                 "[provider.%s])\n",
+                 p->name.c_str(), p->name.c_str());
   }
   mc_.sms = std::move(sc);
   return run_send_command(mc_);

@@ -34,6 +34,7 @@ class SmsSendCmd {
   std::string commit_interval_ = "100ms";
   std::string stop_timeout_ = "30s";
   std::string progress_ = "auto";
+  std::vector<std::string> suppress_files_;
 };
 
 }  // namespace sb

@@ -31,7 +31,25 @@ class AccountAllowance {
   uint64_t used() const { return used_; }
   const std::string& error() const { return error_; }
 
+  // Other nodes held the rest of a shared quota: ask again this often.
+  static constexpr uint64_t kRetryMs = 200;
+  // What this node holds unspent is reported to a shared quota when it changed (at most this
+  // often), and every renew_ms_ anyway (the hold's lease).
+  static constexpr uint64_t kReportMs = 200;
+  // A shared quota (several nodes): the hold is renewed this often, and what this node has
+  // held unused for kIdleMs goes back (another node may hold the recipients it is for).
+  void set_shared(uint64_t renew_ms) {
+    renew_ms_ = renew_ms;
+    shared_shares_ = true;
+  }
+  static constexpr uint64_t kIdleMs = 2000;
+
  private:
+  uint64_t unspent() const;
+  void report(uint64_t now);
+  void release_idle(uint64_t now);
+  void give_back_unspent(uint64_t now);
+
   std::unique_ptr<QuotaSource> quota_;
   std::string key_;
   uint64_t limit_;
@@ -43,6 +61,11 @@ class AccountAllowance {
   std::vector<std::pair<uint64_t, uint64_t>> reservations_;  // (charged at, n), oldest first
   uint64_t used_ = 0;  // the account's count at the last reservation
   std::string error_;
+  std::string warning_;  // a give-back failed
+  uint64_t renew_ms_ = 10000;
+  uint64_t reported_held_ = 0, last_report_ms_ = 0;
+  bool shared_shares_ = false;                  // set_shared
+  uint64_t idle_held_ = 0, idle_since_ms_ = 0;  // unspent, unchanged since
 };
 
 }  // namespace sb

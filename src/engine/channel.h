@@ -27,7 +27,9 @@ struct OutcomesMsg {
   std::vector<JournalEntry> entries;
   std::vector<Settlement> settled;
 };
-struct WantRowsMsg {};
+struct WantRowsMsg {
+  size_t rows = 0;  // how many at most (0: Planner::kBatch)
+};
 // --direct: recipients for the worker owning their destination (and what it learnt: later
 // rows of these domains go there at once).
 struct HandOverMsg {
@@ -70,10 +72,20 @@ using WorkerMsg = std::variant<OutcomesMsg, WantRowsMsg, HandOverMsg, FailedMsg,
 
 // ---- coordinator -> worker
 
+// SMS (issue 19): a row whose multi-part message an earlier run left partly accepted (a run
+// killed or stopped before the retry): the ids per part ("" for a part still to send) and the
+// reference the parts carried, so only the missing parts go, with that reference.
+struct SmsResume {
+  size_t row = 0;  // index into RowsCmd::rows
+  std::vector<std::string> ids;
+  uint8_t ref = 0;
+};
+
 struct RowsCmd {
   std::vector<RecipientRow> rows;
-  std::vector<Obligation> obs;  // aligned with rows
-  bool exhausted = false;       // no more rows will come
+  std::vector<Obligation> obs;        // aligned with rows
+  bool exhausted = false;             // no more rows will come
+  std::vector<SmsResume> sms_resume;  // a few rows of an SMS run; empty otherwise
 };
 struct AdoptCmd {
   std::vector<Handover> handovers;

@@ -84,7 +84,8 @@ void Coordinator::take(size_t worker, WorkerMsg& m) {
       for (auto& e : o->entries) outcomes_.push_back(std::move(e));
     }
     for (const Settlement& s : o->settled) ledger_.settle(s.id, s.how);
-  } else if (std::holds_alternative<WantRowsMsg>(m)) {
+  } else if (auto* w = std::get_if<WantRowsMsg>(&m)) {
+    if (w->rows != 0) planner_.want(worker, w->rows);
     requests_.push_back(worker);
   } else if (auto* h = std::get_if<HandOverMsg>(&m)) {
     // Later rows of these domains go to their owner at once.
@@ -117,16 +118,11 @@ bool Coordinator::step(std::vector<std::pair<size_t, WorkerMsg>>& msgs) {
   if (std::string lost = store_.claims_lost(); !lost.empty() && failure_.empty()) {
     events_.note(NoteKind::kError, lost);
     fail(lost);
+    // Like refused credentials, running on cannot help (run again to rejoin): exit 5 whether
+    // or not a message was attempted yet (not 2 as "nothing ever answered" before the first).
+    fatal_ = true;
   }
   const uint64_t now = clock_.mono_ms();
-  // Commit in batches: one SQLite transaction for many outcomes.
-  if (!outcomes_.empty() && (now - last_commit_ >= cfg_.commit_interval_ms ||
-                             outcomes_.size() >= kCommitNow || finished_ == workers_)) {
-    commit(outcomes_);
-    save_throttle_state();
-    last_commit_ = now;
-  }
-  apply_inbound();
   if (account_ != nullptr) {
     bool had_error = !account_->error().empty();
     account_->top_up(stop_requested_);
@@ -147,6 +143,15 @@ bool Coordinator::step(std::vector<std::pair<size_t, WorkerMsg>>& msgs) {
     events_.note(NoteKind::kError, planner_.error_text());
     fail(planner_.error());
   }
+  // Commit in batches: one SQLite transaction for many outcomes. After the claims: a worker
+  // waiting for rows must not also wait for a commit (10s of ms, more on a loaded CPU).
+  if (!outcomes_.empty() && (now - last_commit_ >= cfg_.commit_interval_ms ||
+                             outcomes_.size() >= kCommitNow || finished_ == workers_)) {
+    commit(outcomes_);
+    save_throttle_state();
+    last_commit_ = now;
+  }
+  apply_inbound();
   if (now - last_progress_ >= 1000) {
     events_.progress(progress_view(), false);
     last_progress_ = now;

@@ -13,13 +13,19 @@ Planner::Planner(TaskStore& store, Ledger& ledger, const Clock& clock, RunShared
     : store_(store), ledger_(ledger), clock_(clock), shared_(shared), o_(std::move(o)) {
   pending_.resize(o_.workers);
   parked_.assign(o_.workers, false);
+  want_.assign(o_.workers, kBatch);
 }
 
-bool Planner::claim_next(std::vector<RecipientRow>& rows, std::vector<JournalEntry>& out) {
+void Planner::want(size_t worker, size_t rows) {
+  if (worker < want_.size()) want_[worker] = std::clamp(rows, kBatch, kMaxBatch);
+}
+
+bool Planner::claim_next(std::vector<RecipientRow>& rows, std::vector<JournalEntry>& out,
+                         size_t limit) {
   rows.clear();
   if (more_later_ && clock_.mono_ms() < next_try_ms_) return true;
   // In flight in the store before any worker sees them (crash safety).
-  auto got = store_.claim(cursor_, kBatch, rows, true);
+  auto got = store_.claim(cursor_, limit, rows, true);
   if (!got.ok()) {
     exhausted_ = true;
     if (error_.empty()) {
@@ -31,7 +37,7 @@ bool Planner::claim_next(std::vector<RecipientRow>& rows, std::vector<JournalEnt
   // A shared store may hand back a row behind the cursor (a lease taken over): the cursor
   // never moves back, or deferred rows would be claimed twice in one run.
   if (!rows.empty()) cursor_ = std::max(cursor_, rows.back().id);
-  if (rows.size() < kBatch) {
+  if (rows.size() < limit) {
     more_later_ = store_.more_later();
     if (more_later_) {
       next_try_ms_ = clock_.mono_ms() + kWaitForOthersMs;
@@ -72,6 +78,7 @@ RowsCmd Planner::rows_cmd(std::vector<RecipientRow> rows, bool exhausted) {
   for (const RecipientRow& r : rows) c.obs.emplace_back(r.id);
   c.rows = std::move(rows);
   c.exhausted = exhausted;
+  if (o_.annotate && !c.rows.empty()) o_.annotate(c);
   return c;
 }
 
@@ -95,7 +102,7 @@ void Planner::serve_relay(const std::vector<size_t>& requests, bool stopping,
     rows.clear();
     bool exhausted = exhausted_ || stopping;
     if (!exhausted) {
-      (void)claim_next(rows, out);
+      (void)claim_next(rows, out, w < want_.size() ? want_[w] : kBatch);
       exhausted = exhausted_;
     }
     if (rows.empty() && !exhausted && more_later_) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -30,6 +31,9 @@ class Planner {
     size_t workers = 1;
     bool direct = false;
     std::shared_ptr<const SuppressionList> suppress;  // null or empty: none
+    // Adds what the channel keeps about earlier attempts to a batch before it goes out (an
+    // SMS run: partly accepted messages, RowsCmd::sms_resume). Runs on this thread.
+    std::function<void(RowsCmd&)> annotate;
   };
   // Every claim opens an obligation in `ledger`; suppressed and released rows settle it here.
   Planner(TaskStore& store, Ledger& ledger, const Clock& clock, RunShared* shared, Options o);
@@ -38,6 +42,10 @@ class Planner {
   // answered in `out`. `stopping`: nothing more is claimed and held rows are released.
   void serve(const std::vector<size_t>& requests, bool stopping, std::vector<JournalEntry>& out,
              std::vector<std::pair<size_t, RowsCmd>>& cmds);
+  // How many rows `worker`'s requests ask for from now on (relay mode; at least kBatch, at
+  // most kMaxBatch): a worker that ran dry while waiting asks for more at once.
+  void want(size_t worker, size_t rows);
+  static constexpr size_t kMaxBatch = 16384;
   // --direct: a worker owns the destination of `domain`: its later rows go there at once.
   void learn_owner(const std::string& domain, size_t worker);
   // Claimed rows never handed to a worker: back to their earlier status.
@@ -55,9 +63,10 @@ class Planner {
   const std::string& error() const { return error_; }
   const std::string& error_text() const { return error_text_; }
 
-  // The next kBatch recipients, marked in flight, suppressed ones answered in `out`; false
+  // The next `limit` recipients, marked in flight, suppressed ones answered in `out`; false
   // (and error() set) when the store fails. Sets exhausted() at the end.
-  bool claim_next(std::vector<RecipientRow>& rows, std::vector<JournalEntry>& out);
+  bool claim_next(std::vector<RecipientRow>& rows, std::vector<JournalEntry>& out,
+                  size_t limit = kBatch);
 
  private:
   void filter_suppressed(std::vector<RecipientRow>& rows, std::vector<JournalEntry>& out);
@@ -86,6 +95,7 @@ class Planner {
   // their worker's request; parked_ marks workers whose request waits for rows.
   std::vector<std::deque<RecipientRow>> pending_;
   std::vector<bool> parked_;
+  std::vector<size_t> want_;  // rows per request, by worker (relay mode)
   size_t pending_total_ = 0;
   std::unordered_map<std::string, size_t> domain_owner_;
 };

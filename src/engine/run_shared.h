@@ -49,6 +49,10 @@ class RunShared {
   bool clear_topup_wanted() { return topup_wanted_.exchange(false); }
   uint64_t account_resume_at() const { return account_resume_at_.load(); }
   void set_account_resume_at(uint64_t at) { account_resume_at_.store(at); }
+  // A shared quota's room is held by other nodes: the coordinator asks again at this wall ms
+  // (0: not waiting); workers wait until then instead of stopping.
+  uint64_t account_retry_at() const { return account_retry_at_.load(); }
+  void set_account_retry_at(uint64_t at) { account_retry_at_.store(at); }
 
   // A session got a greeting: a run that then stops because of the relay was stopped by the
   // relay (exit 5), not by an address nothing answers on (exit 2).
@@ -85,6 +89,7 @@ class RunShared {
   bool account_limited_ = false;
   std::atomic<int64_t> allowance_{0};
   std::atomic<uint64_t> account_resume_at_{0};
+  std::atomic<uint64_t> account_retry_at_{0};
   std::atomic<bool> topup_wanted_{false};
   std::atomic<bool> relay_answered_{false};
   std::atomic<int64_t> in_transit_{0};

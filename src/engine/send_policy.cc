@@ -61,7 +61,8 @@ bool WorkerEngine::pace(Destination& d, size_t n, uint64_t now_wall, bool* accou
         inbox_.post(index_, DailyLimitMsg{resume_at, true});
         return false;
       }
-      poke_later(resume_at != 0 ? resume_at : now_wall + 5);  // a top-up is on its way
+      // A top-up is on its way, or other nodes hold the account's rest: ask again then.
+      poke_later(resume_at != 0 ? resume_at : std::max(now_wall + 5, shared_.account_retry_at()));
       return false;
     }
   }
@@ -163,6 +164,9 @@ SessionHost::Next WorkerEngine::next_txn(Destination& d, bool bdat, Txn*& out) {
     take_group(d, n, now_wall);
     if (account) shared_.return_allowance(n - group_.size());
     if (group_.empty()) return SessionHost::Next::kWait;
+    // Held rows top the queue up as it empties; it never empties while rows are held, so
+    // no session of it waits for a poke.
+    refill();
     maybe_request();
     if (Status st = render_group(bdat); !st.ok()) {
       // This recipient's data cannot make a valid message; the run goes on.
@@ -179,6 +183,9 @@ SessionHost::Next WorkerEngine::next_txn(Destination& d, bool bdat, Txn*& out) {
     out = &build_txn();
     return SessionHost::Next::kTxn;
   }
+  // A session ready for more while the batch asked for is still on its way: the queue was
+  // too short for the journal thread's answer time (see add_batch).
+  if (d.empty() && requested_ && !exhausted_ && !cfg_.direct) ran_dry_ = true;
   return idle_answer();
 }
 

@@ -18,6 +18,7 @@
 #include "loop/fd_limit.h"
 #include "loop/worker.h"
 #include "pg/pg_store.h"
+#include "pg/task_open.h"
 
 namespace sb {
 
@@ -79,9 +80,13 @@ RunResult SendRun::run() {
   res_.pickup = !cfg_.pickup_dir.empty();
   res_.direct = cfg_.direct;
   if (cfg_.sms != nullptr) {
-    // An SMS run: a handful of binds or requests, one worker; no relay, no account quota
-    // (the provider's own limits are --rate and --daily-limit here).
+    // An SMS run: a handful of binds or requests, one worker, no relay; --daily-limit counts
+    // the provider account across tasks as it counts an e-mail account.
     if (int rc = prepare(); rc != 0) {
+      res_.setup_exit = rc;
+      return res_;
+    }
+    if (int rc = open_account_quota(); rc != 0) {
       res_.setup_exit = rc;
       return res_;
     }
@@ -123,6 +128,8 @@ void SendRun::run_workers() {
                                                   cfg_.throttle.daily_limit, cfg_.wait_daily,
                                                   shared, clock_);
     shared.set_account_limited(true);
+    // A shared quota's hold is renewed with the node's lease; idle holds go back.
+    if (is_pg_task_url(cfg_.task_path)) account_->set_shared(pg_lease_ms() / 3);
     account_->top_up(false);  // the first reservation, before any worker asks
     if (!account_->error().empty()) {
       events_.note(NoteKind::kError, account_->error());
@@ -164,6 +171,7 @@ void SendRun::run_workers() {
   po.workers = nworkers;
   po.direct = cfg_.direct;
   po.suppress = cfg_.suppress;
+  if (sms && !cfg_.sms->http) po.annotate = [this](RowsCmd& c) { find_partial_sms(c); };
   Planner planner(*store_, *ledger_, clock_, &shared, po);
 
   t0_ = clock_.mono_ms();

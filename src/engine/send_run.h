@@ -27,6 +27,7 @@ class CoordinatorInbox;
 class LoopEnv;
 class RunWorker;
 struct SmsInboundMsg;
+struct RowsCmd;
 class Worker;
 
 // Runs one send: never throws, says everything through `events`, and leaves the exit code
@@ -60,6 +61,8 @@ class SendRun {
   void run_workers();
   // sms_setup.cc: receipts and STOP replies that came in during the run, into the task.
   void apply_sms_inbound(SmsInboundMsg& m);
+  // sms_setup.cc: the rows of a batch whose message an earlier run left partly accepted.
+  void find_partial_sms(RowsCmd& c);
   std::unique_ptr<RunWorker> make_sms_worker(uint32_t index, Worker& w, LoopEnv& env,
                                              RunShared& shared, CoordinatorInbox& inbox);
   RunResult finish();
@@ -94,6 +97,7 @@ class SendRun {
   std::string store_error_;
   bool fatal_ = false;
   uint64_t sms_receipts_ = 0, sms_receipts_unknown_ = 0, sms_stops_ = 0;
+  bool sms_partial_warned_ = false;
   uint64_t sent_ = 0, failed_ = 0, deferred_ = 0, deferred_attempts_ = 0, suppressed_ = 0,
            attempts_ = 0;
 };

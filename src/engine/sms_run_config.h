@@ -16,6 +16,9 @@ struct SmsRunConfig {
   std::string sender;    // shown on the phone (--sender, else the provider's `from`)
   std::string country;   // default country of numbers without one (GB, DE ...)
   std::string phone_column = "phone";
+  // The provider account --daily-limit counts across tasks in the quota store (as an e-mail
+  // account is): type, address and account id, never a secret (sms_account_key()).
+  std::string account;
   // SMPP: the SMSC's numeric address, TLS and the session (password read, sender set).
   SmppConnConfig smpp;
   uint32_t binds = 1;  // SMPP connections at once (--connections)

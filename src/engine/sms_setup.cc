@@ -5,9 +5,7 @@
 #include "engine/send_run.h"
 #include "engine/sms_run_config.h"
 #include "sms/phone.h"
-#include "store/sms_ids.h"
 #include "store/sms_receipts.h"
-#include "store/suppression.h"
 
 namespace sb {
 
@@ -96,10 +94,9 @@ int SendRun::prepare_sms_task() {
 }
 
 void SendRun::apply_sms_inbound(SmsInboundMsg& m) {
-  sqlite3* db = sqlite_handle(*store_);
-  if (db == nullptr) return;  // PostgreSQL keeps no SMS ids: `sms receipts` cannot match them
+  // Either store: the SQLite file or the PostgreSQL task (TaskStore::apply_receipt).
   for (const SmsReceiptUpdate& u : m.receipts) {
-    auto r = apply_sms_receipt(db, u);
+    auto r = store_->apply_receipt(u);
     if (!r.ok()) {
       events_.note(NoteKind::kWarning, "delivery receipt: " + r.error().message);
       continue;
@@ -108,10 +105,31 @@ void SendRun::apply_sms_inbound(SmsInboundMsg& m) {
     if (r->effect == SmsReceiptEffect::kUnknownId) ++sms_receipts_unknown_;
   }
   for (const std::string& n : m.stops) {
-    if (auto r = add_task_suppression(db, n, "STOP reply"); r.ok()) {
+    if (auto r = store_->add_suppression(n, "STOP reply"); r.ok()) {
       ++sms_stops_;
       events_.note(NoteKind::kNotice, n + " replied STOP: suppressed in this task");
     }
+  }
+}
+
+Status find_partial_sms(TaskStore& store, RowsCmd& c) {
+  for (size_t i = 0; i < c.rows.size(); ++i) {
+    const RecipientRow& r = c.rows[i];
+    // Only a recipient an earlier attempt left deferred, or a killed run in flight, can have a
+    // message partly accepted; an unsent one (new, or reset) is sent whole.
+    if (r.status != RcptStatus::kDeferred && r.status != RcptStatus::kInFlight) continue;
+    auto p = store.partial_sms(r.id);
+    if (!p.ok()) return p.error();
+    if (!p->resumable()) continue;
+    c.sms_resume.push_back(SmsResume{i, std::move(p->ids), static_cast<uint8_t>(p->concat_ref)});
+  }
+  return {};
+}
+
+void SendRun::find_partial_sms(RowsCmd& c) {
+  if (auto s = sb::find_partial_sms(*store_, c); !s.ok() && !sms_partial_warned_) {
+    sms_partial_warned_ = true;
+    events_.note(NoteKind::kWarning, "partly sent SMS are sent whole: " + s.error().message);
   }
 }
 

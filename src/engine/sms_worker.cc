@@ -125,14 +125,38 @@ void SmsWorker::add_batch(RowsCmd& c) {
     tpl_.render(j->row.email, j->row.values, j->text);
     queue_.push_back(j);
   }
+  // Messages an earlier run left partly accepted: only their missing parts go, with the
+  // reference the accepted ones carried (the session sends them whole if the text changed).
+  const size_t first = queue_.size() - c.rows.size();
+  for (SmsResume& r : c.sms_resume) {
+    if (r.row >= c.rows.size()) continue;
+    SmsJob* j = queue_[first + r.row];
+    j->part_ids = std::move(r.ids);
+    j->concat_ref = r.ref;
+  }
   if (link_ != nullptr) link_->poke();
   maybe_request();
   maybe_finish();
 }
 
 bool SmsWorker::pace(uint64_t now_wall) {
+  // The provider account's quota (shared with other tasks, as an e-mail account's is): taken
+  // from what this run reserved; no room left today stops the run as --daily-limit does.
+  const bool account = shared_.account_limited();
+  if (account) {
+    uint64_t resume_at = 0;
+    if (!shared_.take_allowance(1, &resume_at)) {
+      if (resume_at != 0 && !cfg_.wait_daily) {
+        inbox_.post(index_, DailyLimitMsg{resume_at, true});
+        return false;
+      }
+      poke_later(resume_at != 0 ? resume_at : now_wall + 5);  // a top-up is on its way
+      return false;
+    }
+  }
   Limit why = Limit::kNone;
   if (uint64_t at = throttle_.acquire(now_wall, 1, &why); at != 0) {
+    if (account) shared_.return_allowance(1);
     if (why == Limit::kDaily && !cfg_.wait_daily) {
       inbox_.post(index_, DailyLimitMsg{at, false});
       return false;  // the coordinator stops the run
@@ -152,6 +176,7 @@ SmppHost::Next SmsWorker::next_sms(SmsJob*& out) {
   if (!pace(now_wall)) return SmppHost::Next::kWait;
   if (!shared_.take_message()) {
     throttle_.refund(now_wall, 1);
+    if (shared_.account_limited()) shared_.return_allowance(1);
     if (!limit_posted_) {
       limit_posted_ = true;
       inbox_.post(index_, LimitMsg{});  // the coordinator stops the run; the rest stays queued
@@ -272,6 +297,9 @@ void SmsWorker::record(SmsJob* j, RcptStatus s, int code, std::string_view text,
   // The provider's message id of every part, committed with the outcome (delivery receipts
   // name them; store/sms_ids.h).
   o.sms_ids.assign(ids.begin(), ids.end());
+  // ... and the reference of a concatenated message: a run resumed after a kill completes
+  // a partly accepted one with it (SendRun::find_partial_sms).
+  if (!o.sms_ids.empty() && j->msg.parts > 1) o.sms_ref = j->msg.concat_ref;
   if (outcomes_.size() >= kOutcomeFlush) flush_outcomes(false);
 }
 

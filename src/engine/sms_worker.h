@@ -87,6 +87,10 @@ std::unique_ptr<SmsLink> make_smpp_link(uv_loop_s* loop, LoopEnv& env, const Sms
 std::unique_ptr<SmsLink> make_http_link(uv_loop_s* loop, const SmsRunConfig& cfg,
                                         SmsLinkHost& host);
 
+// sms_setup.cc: the rows of `c` whose multi-part message an earlier run left partly accepted
+// (RowsCmd::sms_resume), from the task's sms_ids; nothing for a store that keeps none.
+Status find_partial_sms(TaskStore& store, RowsCmd& c);
+
 class SmsWorker final : public RunWorker, public SmsLinkHost {
  public:
   struct Deps {

@@ -357,10 +357,22 @@ int SendRun::open_account_quota() {
                  "--daily-limit counts per account in the quota store: " + q.error().message);
     return 2;
   }
-  const RelaySetup& r = *cfg_.relay;
-  account_key_ = account_key(r.credentials != nullptr ? r.credentials->user() : std::string(),
-                             cfg_.from, r.host, cfg_.direct);
+  if (cfg_.sms != nullptr) {
+    account_key_ = cfg_.sms->account;  // the provider's type, address and account
+  } else {
+    const RelaySetup& r = *cfg_.relay;
+    account_key_ = account_key(r.credentials != nullptr ? r.credentials->user() : std::string(),
+                               cfg_.from, r.host, cfg_.direct);
+  }
   auto quota = std::move(q).value();
+  if (auto* pq = dynamic_cast<PgQuota*>(quota.get()); pq != nullptr) {
+    // This node's holds live with its lease: other nodes wait for what it holds while it is
+    // alive, and no longer once it died.
+    if (auto* pg = dynamic_cast<PgTaskStore*>(store_.get()); pg != nullptr && pg->epoch() != 0) {
+      pq->set_holder(pg->node_name() + " (epoch " + std::to_string(pg->epoch()) + ")",
+                     pg_lease_ms());
+    }
+  }
   // For `status`: which account and store this task's sends count against.
   (void)store_->set_meta("account", account_key_);
   (void)store_->set_meta("account_quota_store", quota->path());

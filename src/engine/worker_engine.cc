@@ -41,6 +41,7 @@ WorkerEngine::WorkerEngine(Deps d)
       inbox_(*d.inbox),
       m_(shared_.metrics().worker(d.index)),
       rng_(d.seed) {
+  ahead_ = kWorkerRows;
   budget_ = std::max<uint32_t>(1, pcfg_.connections);
   // One message for several recipients only when every recipient gets the same bytes.
   // (A per-recipient unsubscribe URL makes every message different too.)
@@ -123,6 +124,11 @@ void WorkerEngine::shutdown() {
 
 void WorkerEngine::add_batch(RowsCmd& c) {
   requested_ = false;
+  if (ran_dry_) {
+    // Sessions waited for this batch: the next request covers a longer wait.
+    ran_dry_ = false;
+    ahead_ = std::min(ahead_ * 2, kWorkerRowsMax);
+  }
   exhausted_ = exhausted_ || c.exhausted;
   if (aborted_ || stopping_) {
     // Claimed (in flight in the store) but never started: back to their earlier status.
@@ -133,11 +139,16 @@ void WorkerEngine::add_batch(RowsCmd& c) {
     return;
   }
   for (size_t i = 0; i < c.rows.size(); ++i) {
+    if (!cfg_.direct) {
+      held_.push_back(Handover::Rcpt{std::move(c.rows[i]), std::move(c.obs[i])});
+      continue;
+    }
     Job* j = jobs_.take();
     j->row = std::move(c.rows[i]);
     j->ob = std::move(c.obs[i]);
     route(j);
   }
+  refill();
   poke_touched();
   send_handovers();
   maybe_request();
@@ -356,13 +367,23 @@ void WorkerEngine::defer_for_retry(Job* j, int code, std::string_view why) {
   }
 }
 
+void WorkerEngine::refill() {
+  while (!held_.empty() && queued_ < kWorkerRows) {
+    Job* j = jobs_.take();
+    j->row = std::move(held_.front().row);
+    j->ob = std::move(held_.front().ob);
+    held_.pop_front();
+    route(j);
+  }
+}
+
 void WorkerEngine::maybe_request() {
   if (requested_ || exhausted_ || aborted_) return;
   // Direct delivery holds a deeper queue: recipients of one domain are spread over the whole
   // list, and only a deep queue gives each connection several messages to carry.
-  if (queued_ >= (cfg_.direct ? kDirectQueue : kWorkerRows) / 2) return;
+  if (queued_ + held_.size() >= (cfg_.direct ? kDirectQueue : ahead_) / 2) return;
   requested_ = true;
-  inbox_.post(index_, WantRowsMsg{});
+  inbox_.post(index_, WantRowsMsg{cfg_.direct ? 0 : ahead_});
 }
 
 bool WorkerEngine::retry_soon() const {
@@ -488,6 +509,8 @@ void WorkerEngine::drop_queued() {
   // Recipients queued here but not started go back to the status they had before this run
   // claimed them (a retry already has its deferred outcome): nothing is lost, a later run
   // sends them.
+  for (auto& h : held_) release_row(h.row, h.ob);
+  held_.clear();
   for (auto& [key, d] : dests_) {
     for (Job* j : d->queue()) retire(j);
     d->queue().clear();
@@ -527,7 +550,7 @@ void WorkerEngine::abort(const std::string& why) {
 
 void WorkerEngine::maybe_finish() {
   if (finished_) return;
-  bool work_left = queued_ > 0 || !retries_.empty() || inflight_ > 0;
+  bool work_left = queued_ > 0 || !held_.empty() || !retries_.empty() || inflight_ > 0;
   if (work_left) return;
   // Idle: what settled here reaches the coordinator now (it may be the run's last).
   flush_outcomes(true);

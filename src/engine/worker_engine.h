@@ -70,6 +70,8 @@ class WorkerEngine final : public DestinationOwner, public RunWorker {
   }
 
   void maybe_request();
+  // Relay: rows held beyond what the queue keeps become jobs as the queue empties.
+  void refill();
   void maybe_finish();
   void drop_queued();
   // A provider reply a user must act on (Office 365's Basic authentication refusal, Outlook.com's
@@ -175,6 +177,14 @@ class WorkerEngine final : public DestinationOwner, public RunWorker {
   uint32_t budget_ = 1;       // connections this worker may have open at once
   bool group_rcpts_ = false;  // same content for everyone: several RCPTs per transaction
   bool requested_ = false;
+  // Relay: rows this worker asks for at once (it asks again when half are left); doubled,
+  // up to kWorkerRowsMax, each time its sessions found the queue empty while rows were on
+  // their way (ran_dry_).
+  size_t ahead_ = 0;
+  bool ran_dry_ = false;
+  // The rows of a large batch beyond kWorkerRows queued, as rows (not jobs, whose render
+  // buffers the pool keeps: ~7 KB each), so claiming ahead costs little memory.
+  std::deque<Handover::Rcpt> held_;
   bool exhausted_ = false;       // no more rows will come
   bool finish_ordered_ = false;  // the coordinator said Finish: the ledger is empty
   bool finished_ = false;        // FinishedMsg sent

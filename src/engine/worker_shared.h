@@ -10,7 +10,13 @@
 
 namespace sb {
 
-inline constexpr size_t kWorkerRows = 512;       // recipients a worker asks for at once
+inline constexpr size_t kWorkerRows = 512;  // recipients a worker asks for at once
+// ... at most, after it ran dry while waiting for rows: a worker holds queued what its
+// connections take while the journal thread answers (a commit under a loaded CPU takes 100s of
+// ms), so a worker that found its queue empty asks for twice as many from then on. 4096, not
+// more: 16,384 measured no better on 20/100 ms links, cost ~40 MB more peak RSS (windows kept
+// full) and slowed short runs on loopback (bench/RESULTS.md, "Why send waits").
+inline constexpr size_t kWorkerRowsMax = 4096;
 inline constexpr size_t kOutcomeFlush = 256;     // outcomes a worker hands over at once
 inline constexpr uint64_t kOutcomeFlushMs = 50;  // ... or after this long (at most the commit
                                                  // interval)

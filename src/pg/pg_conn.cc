@@ -418,6 +418,8 @@ Status PgBlocking::exec_script(const std::string& sql) {
 
 bool PgBlocking::broken() const { return PQstatus(c_) == CONNECTION_BAD; }
 
+int PgBlocking::backend_pid() const { return PQbackendPID(c_); }
+
 Status PgBlocking::reconnect() {
   PQreset(c_);
   if (PQstatus(c_) != CONNECTION_OK)

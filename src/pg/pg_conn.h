@@ -99,6 +99,8 @@ class PgBlocking {
   // Reconnects with the same conninfo after the server went away.
   Status reconnect();
   const std::string& where() const { return where_; }
+  // The server process serving this connection (PQbackendPID); 0 when there is none.
+  int backend_pid() const;
 
  private:
   PgBlocking(pg_conn* c, std::string conninfo);

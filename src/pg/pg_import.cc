@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "pg/pg_store.h"
+#include "pg/pg_task_guard.h"
 #include "store/accounting.h"
 #include "store/field_codec.h"
 
@@ -151,14 +152,13 @@ Result<ImportReport> append(PgBlocking& db, const std::string& task,
 
 // kNew, or kReplace of a list nobody was mailed from (refused otherwise, like SQLite).
 Result<ImportReport> import_whole(PgBlocking& db, const std::string& task, bool replace,
-                                  const ImportFn& import, std::vector<std::string>& fields_out) {
+                                  int64_t own_epoch, const ImportFn& import,
+                                  std::vector<std::string>& fields_out) {
   uint64_t removed = 0;
   if (replace) {
-    // Locks the task against a concurrent import; a node's claim that commits after this
-    // transaction began makes the DELETE below fail (repeatable read), so nothing that a node
-    // holds is ever removed.
-    auto lock = db.exec("SELECT 1 FROM smtpblast_tasks WHERE task = $1 FOR UPDATE", {task});
-    if (!lock) return lock.error();
+    // Refused while a node sends the task; a node starting now waits for the commit
+    // (pg_task_guard.h). The DELETE below checks again that no row was claimed meanwhile.
+    if (auto s = pg_lock_idle_task(db, task, own_epoch, "import --replace"); !s) return s.error();
     auto n = db.exec(
         "SELECT count(*) FILTER (WHERE status IN (1, 2, 5) OR attempts > 0 OR "
         "(status = 3 AND NOT rejected)), count(*) FROM smtpblast_recipients WHERE task = $1",
@@ -188,12 +188,22 @@ Result<ImportReport> import_whole(PgBlocking& db, const std::string& task, bool 
     return make_error(ErrDomain::kInput, "task '" + task + "' in " + db.where() +
                                              " already holds an imported recipient list");
   if (replace) {
-    for (const char* sql :
-         {"DELETE FROM smtpblast_recipients WHERE task = $1",
-          "DELETE FROM smtpblast_meta WHERE task = $1 AND key IN ('sb.imported', 'sb.source', "
-          "'sb.source_digest')"}) {
-      if (auto d = db.exec(sql, {task}); !d) return d.error();
-    }
+    // A node whose lease ran out while it still ran may have claimed a row after the count
+    // above: then nothing is deleted (the transaction rolls back).
+    auto d = db.exec(
+        "WITH d AS (DELETE FROM smtpblast_recipients WHERE task = $1 RETURNING status, attempts) "
+        "SELECT count(*) FROM d WHERE status IN (1, 2, 5) OR attempts > 0",
+        {task});
+    if (!d) return d.error();
+    if (d->int64(0, 0) > 0)
+      return make_error(ErrDomain::kInput, "task '" + task + "' in " + db.where() +
+                                               ": the list cannot be replaced: a node claimed "
+                                               "recipients meanwhile; stop its send first");
+    auto m = db.exec(
+        "DELETE FROM smtpblast_meta WHERE task = $1 AND key IN ('sb.imported', 'sb.source', "
+        "'sb.source_digest')",
+        {task});
+    if (!m) return m.error();
   }
   if (auto s = insert_rows(db, task, *rows, 0, 0); !s) return s.error();
   if (auto s = copy_import_meta(db, task, **mem); !s) return s.error();
@@ -215,13 +225,14 @@ Result<ImportReport> import_via_memory(PgTaskStore& pg, PgBlocking& db, const st
     return make_error(ErrDomain::kInput,
                       "task '" + task + "' in " + db.where() +
                           " already holds an imported recipient list; use a new task name");
-  auto b =
-      db.exec(mode == ImportMode::kReplace ? "BEGIN ISOLATION LEVEL REPEATABLE READ" : "BEGIN");
+  // READ COMMITTED also for --replace: its check of the live nodes must see a node that
+  // registered while it waited for the task's row lock (pg_task_guard.h).
+  auto b = db.exec("BEGIN");
   if (!b) return b.error();
   Result<ImportReport> rep =
       mode == ImportMode::kAppend
           ? append(db, task, pg.field_names(), options, import)
-          : import_whole(db, task, mode == ImportMode::kReplace, import, fields_out);
+          : import_whole(db, task, mode == ImportMode::kReplace, pg.epoch(), import, fields_out);
   if (rep) {
     if (auto c = db.exec("COMMIT"); !c) rep = c.error();
   }

@@ -32,8 +32,15 @@ CREATE TABLE IF NOT EXISTS smtpblast_recipient_returns (
   FOREIGN KEY (task, id) REFERENCES smtpblast_recipients ON DELETE CASCADE);
 )sql";
 
-// PostgreSQL text holds neither NUL nor invalid UTF-8 (SQLite keeps any bytes): such octets
-// become '?', as the accounting log writes them.
+// "5.1.1" -> 550-ish basic code for the recipients' code column (export shows it).
+int basic_code(const std::string& status) {
+  if (!status.empty() && (status[0] == '4' || status[0] == '5'))
+    return (status[0] - '0') * 100 + 50;
+  return 0;
+}
+
+}  // namespace
+
 std::string pg_text(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -49,15 +56,6 @@ std::string pg_text(std::string_view s) {
   }
   return out;
 }
-
-// "5.1.1" -> 550-ish basic code for the recipients' code column (export shows it).
-int basic_code(const std::string& status) {
-  if (!status.empty() && (status[0] == '4' || status[0] == '5'))
-    return (status[0] - '0') * 100 + 50;
-  return 0;
-}
-
-}  // namespace
 
 Status PgTaskStore::ensure_returns_schema() {
   if (returns_schema_) return {};

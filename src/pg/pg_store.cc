@@ -13,6 +13,7 @@
 #include "base/signal_mask.h"
 #include "base/text.h"
 #include "loop/timer.h"
+#include "pg/pg_task_guard.h"
 #include "store/address.h"
 #include "store/field_codec.h"
 
@@ -25,7 +26,7 @@ constexpr size_t kMaxReply = 512;
 
 // One transaction, serialised by an advisory lock so that nodes starting together do not
 // race on CREATE ... IF NOT EXISTS (which is not safe against itself in PostgreSQL). It also
-// upgrades a version 1 database in place (only its indexes differ).
+// upgrades a version 1 or 2 database in place (1 -> 2: indexes; 2 -> 3: the SMS tables).
 //
 // Version 2's indexes keep the claim fast under any statistics. Version 1 had one index on
 // (task, status, id): once ANALYZE had seen a task all unsent, the planner walked the primary
@@ -39,7 +40,7 @@ SELECT pg_advisory_xact_lock(7152013);
 CREATE TABLE IF NOT EXISTS smtpblast_schema (
   one boolean PRIMARY KEY DEFAULT true CHECK (one),
   version integer NOT NULL);
-INSERT INTO smtpblast_schema(version) VALUES (2) ON CONFLICT DO NOTHING;
+INSERT INTO smtpblast_schema(version) VALUES (3) ON CONFLICT DO NOTHING;
 CREATE SEQUENCE IF NOT EXISTS smtpblast_epoch;
 CREATE TABLE IF NOT EXISTS smtpblast_tasks (
   task text PRIMARY KEY,
@@ -71,7 +72,6 @@ CREATE INDEX IF NOT EXISTS smtpblast_recipients_unsent
 CREATE INDEX IF NOT EXISTS smtpblast_recipients_held
   ON smtpblast_recipients (task, epoch, id) WHERE status IN (2, 5);
 DROP INDEX IF EXISTS smtpblast_recipients_status;
-UPDATE smtpblast_schema SET version = 2 WHERE version < 2;
 CREATE TABLE IF NOT EXISTS smtpblast_nodes (
   task text NOT NULL REFERENCES smtpblast_tasks ON DELETE CASCADE,
   epoch bigint NOT NULL,
@@ -81,6 +81,28 @@ CREATE TABLE IF NOT EXISTS smtpblast_nodes (
   lease_until timestamptz NOT NULL,
   finished boolean NOT NULL DEFAULT false,
   PRIMARY KEY (task, epoch));
+CREATE TABLE IF NOT EXISTS smtpblast_sms_ids (
+  seq bigserial PRIMARY KEY,
+  task text NOT NULL,
+  rcpt_id bigint NOT NULL,
+  message_id text NOT NULL,
+  part integer NOT NULL,
+  parts integer NOT NULL,
+  submitted bigint NOT NULL,
+  state smallint NOT NULL DEFAULT 0,
+  done bigint NOT NULL DEFAULT 0,
+  ref integer NOT NULL DEFAULT -1,
+  FOREIGN KEY (task, rcpt_id) REFERENCES smtpblast_recipients ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS smtpblast_sms_ids_message ON smtpblast_sms_ids (task, message_id);
+CREATE INDEX IF NOT EXISTS smtpblast_sms_ids_rcpt ON smtpblast_sms_ids (task, rcpt_id);
+CREATE TABLE IF NOT EXISTS smtpblast_suppressed (
+  task text NOT NULL REFERENCES smtpblast_tasks ON DELETE CASCADE,
+  key text NOT NULL,
+  reason text NOT NULL,
+  time bigint NOT NULL,
+  seq bigserial,
+  PRIMARY KEY (task, key));
+UPDATE smtpblast_schema SET version = 3 WHERE version < 3;
 )sql";
 
 // A row's owner lost it: its own deadline and its node's lease have both run out.
@@ -281,7 +303,7 @@ Status PgTaskStore::init(const PgStoreOptions& o) {
                         where + " holds smtpblast schema version " + std::to_string(version) +
                             ", newer than this smtpblast understands (" +
                             std::to_string(kPgSchemaVersion) + "): use a newer smtpblast");
-    // An older schema is upgraded in place: version 1 -> 2 changes indexes only.
+    // An older schema is upgraded in place: version 1 -> 2 changes indexes, 2 -> 3 adds tables.
     if (version < 1)
       return make_error(ErrDomain::kConfig, where + " holds smtpblast schema version " +
                                                 std::to_string(version) + ", expected " +
@@ -299,13 +321,11 @@ Status PgTaskStore::init(const PgStoreOptions& o) {
         db_->exec("INSERT INTO smtpblast_tasks(task) VALUES ($1) ON CONFLICT DO NOTHING", {task_});
     if (!t) return t.error();
   }
-  auto t = db_->exec("SELECT imported, fields FROM smtpblast_tasks WHERE task = $1", {task_});
-  if (!t) return t.error();
-  if (t->rows() == 0)
+  auto has = db_->exec("SELECT 1 FROM smtpblast_tasks WHERE task = $1", {task_});
+  if (!has) return has.error();
+  if (has->rows() == 0)
     return store_error(where + " has no task '" + task_ +
                        "'; `smtpblast import` or `send --recipients` creates it");
-  imported_ = t->text(0, 0) == "t";
-  fields_ = parse_text_array(t->text(0, 1));
   if (o.node) {
     // Statistics for the planner after an import (or a large reset): the claim's plan does
     // not depend on them (the partial indexes), but the outcome writes' and status's do. One
@@ -327,6 +347,15 @@ Status PgTaskStore::init(const PgStoreOptions& o) {
     keeper_ =
         std::make_unique<Keeper>(o.conninfo, task_, epoch_, o.lease_ms, &renewed_ms_, &lease_lost_);
   }
+  // Read after a node registered: a reset or import --replace that held the task made the
+  // registration wait for its commit (pg_task_guard.h), so this is the list it left.
+  auto t = db_->exec("SELECT imported, fields FROM smtpblast_tasks WHERE task = $1", {task_});
+  if (!t) return t.error();
+  if (t->rows() == 0)
+    return store_error(where + " has no task '" + task_ +
+                       "'; `smtpblast import` or `send --recipients` creates it");
+  imported_ = t->text(0, 0) == "t";
+  fields_ = parse_text_array(t->text(0, 1));
   return {};
 }
 
@@ -351,6 +380,7 @@ void PgTaskStore::release_held() {
 }
 
 Result<PgResult> PgTaskStore::run(const std::string& sql, const PgParams& params) {
+  if (recheck_ && !in_reconcile_) reconcile();
   auto r = db_->exec(sql, params);
   if (r || !db_->broken()) return r;
   // The server went away (restart, failover): reconnect for a while, then try once more.
@@ -361,6 +391,12 @@ Result<PgResult> PgTaskStore::run(const std::string& sql, const PgParams& params
     s = db_->reconnect();
   }
   if (!s) return s.error();
+  ++reconnects_;
+  // A sending node's rows first (a claim run again must not take what the run holds).
+  if (epoch_ != 0) {
+    recheck_ = true;
+    if (!in_reconcile_) reconcile();
+  }
   return db_->exec(sql, params);
 }
 
@@ -391,6 +427,10 @@ Status PgTaskStore::set_meta(std::string_view key, std::string_view value) {
 Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,
                                   bool mark_in_flight) {
   if (limit == 0) return size_t{0};
+  if (mark_in_flight && recheck_) reconcile();
+  if (mark_in_flight && !reconcile_error_.empty())
+    return store_error(
+        where() + ": cannot set this node's rows right after reconnecting: " + reconcile_error_);
   const std::string lim = std::to_string(std::min<size_t>(limit, INT32_MAX));
   const std::string after = std::to_string(after_id);
   // Index walks that each lock what they take and skip rows other nodes are claiming right
@@ -404,6 +444,11 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
   const int64_t now = mono_ms();
   const bool expired = !mark_in_flight || last_claim_short_ || now >= next_expired_ms_;
   std::string lock = mark_in_flight ? " FOR UPDATE SKIP LOCKED" : "";
+  std::vector<int64_t> offered;
+  if (mark_in_flight) {
+    for (int64_t id : adopt_)
+      if (!held_.contains(id)) offered.push_back(id);
+  }
   std::string pick =
       "WITH a1 AS (SELECT id, status FROM smtpblast_recipients WHERE task = $1 AND status = 0 "
       "AND id > $2 ORDER BY id LIMIT $3" +
@@ -416,17 +461,31 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
       lock + "), c AS (SELECT id, status FROM smtpblast_recipients r WHERE task = $1 " +
       "AND status IN (2, 5) AND ((status = 5 AND epoch IS NULL) OR (epoch IS NOT NULL AND " +
       kExpired + "))" + (expired ? "" : " AND false") + " ORDER BY id LIMIT $3" + lock +
+      // This node's rows that a reconnect found and the run does not hold (d).
+      (offered.empty() ? ""
+                       : "), d AS (SELECT id, 5::smallint AS status FROM "
+                         "smtpblast_recipients WHERE task = $1 AND id = ANY($7::bigint[]) "
+                         "AND epoch = $5 AND status IN (2, 5) ORDER BY id LIMIT $3" +
+                             lock) +
       "), pick AS (SELECT * FROM (SELECT * FROM a1 UNION ALL SELECT * FROM a0 UNION ALL "
-      "SELECT * FROM b UNION ALL SELECT * FROM c) u ORDER BY id LIMIT $3) ";
+      "SELECT * FROM b UNION ALL SELECT * FROM c" +
+      (offered.empty() ? "" : " UNION ALL SELECT * FROM d") + ") u ORDER BY id LIMIT $3) ";
   Result<PgResult> r = make_error(ErrDomain::kStore, "");
   if (mark_in_flight) {
     if (epoch_ == 0) return store_error("bug: a claim on a PostgreSQL task by no node");
+    PgParams params{
+        task_, after, lim, node_, std::to_string(epoch_), std::to_string(opts_.lease_ms)};
+    if (!offered.empty()) {
+      ArrayBuilder ids;
+      for (int64_t id : offered) ids.add(id);
+      params.emplace_back(ids.done());
+    }
     r = run(pick +
                 "UPDATE smtpblast_recipients r SET status = 5, node = $4, epoch = $5, "
                 "lease_deadline = now() + $6::bigint * interval '1 millisecond' FROM pick "
                 "WHERE r.task = $1 AND r.id = pick.id "
                 "RETURNING r.id, r.email, encode(r.fields, 'hex'), r.attempts, pick.status",
-            {task_, after, lim, node_, std::to_string(epoch_), std::to_string(opts_.lease_ms)});
+            params);
   } else {
     r = run(pick +
                 "SELECT r.id, r.email, encode(r.fields, 'hex'), r.attempts, r.status "
@@ -437,10 +496,14 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
   if (mark_in_flight) {
     if (expired) next_expired_ms_ = now + opts_.lease_ms / 4;
     last_claim_short_ = static_cast<size_t>(r->rows()) < limit;
+    if (!offered.empty()) adopted(offered, *r, limit);
   }
   size_t first = out.size();
   std::string blob;
   for (int i = 0; i < r->rows(); ++i) {
+    // A row the run holds already, whose claim the server lost (unsent again, claimed here
+    // again): it stays with the run, whose outcome the fence now accepts.
+    if (mark_in_flight && held_.contains(r->int64(i, 0))) continue;
     RecipientRow& row = out.emplace_back();
     row.id = r->int64(i, 0);
     row.email = std::string(r->text(i, 1));
@@ -451,6 +514,9 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
     }
     row.attempts = static_cast<uint32_t>(r->int64(i, 3));
     row.status = static_cast<RcptStatus>(r->int64(i, 4));
+  }
+  if (mark_in_flight) {
+    for (size_t i = first; i < out.size(); ++i) held_.insert(out[i].id);
   }
   std::sort(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
             [](const RecipientRow& x, const RecipientRow& y) { return x.id < y.id; });
@@ -479,8 +545,10 @@ bool PgTaskStore::more_later() {
           "OR EXISTS (SELECT 1 FROM smtpblast_recipients WHERE task = $1 AND status IN (2, 5) "
           "AND (epoch != $2 OR (status = 5 AND epoch IS NULL)))",
           {task_, std::to_string(epoch_)});
-  // Unreadable: say yes, the next claim reports the error (and stops the run).
-  return !r || r->text(0, 0) == "t";
+  // Unreadable: say yes, the next claim reports the error (and stops the run). This node's
+  // own rows that a reconnect found and the run does not hold yet: the next claim hands
+  // them out (they are not done; the query above does not count this node's rows).
+  return !r || r->text(0, 0) == "t" || recheck_ || !adopt_.empty() || !reconcile_error_.empty();
 }
 
 Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
@@ -523,27 +591,46 @@ Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
   // CTE, not a filter on the table: statistics gathered while no row was in flight say that no
   // row has this node and epoch, and with that filter on the table the planner chose to scan
   // all of it and join every row it kept with every outcome (~1 s a batch at 30,000 rows).
+  std::string update =
+      "UPDATE smtpblast_recipients r SET status = CASE WHEN o.release AND o.status = 5 "
+      "THEN (CASE WHEN r.attempts > 0 THEN 2 ELSE 0 END) ELSE o.status END, "
+      "code = CASE WHEN o.release THEN r.code ELSE o.code END, "
+      "reply = CASE WHEN o.release THEN r.reply ELSE o.reply END, "
+      "attempts = CASE WHEN o.release THEN r.attempts ELSE o.attempts END, "
+      "updated = CASE WHEN o.release THEN r.updated ELSE o.updated END, "
+      "done_by = CASE WHEN o.release THEN r.done_by ELSE r.node END, "
+      "node = CASE WHEN o.status = 2 AND NOT o.release THEN r.node END, "
+      "epoch = CASE WHEN o.status = 2 AND NOT o.release THEN r.epoch END, "
+      "lease_deadline = CASE WHEN o.status = 2 AND NOT o.release THEN r.lease_deadline END "
+      "FROM o WHERE r.task = $1 AND r.id = ANY($4::bigint[]) AND r.id = o.id "
+      "AND r.node = o.node AND r.epoch = o.epoch";
+  PgParams params{task_,      node_,       std::to_string(epoch_), ids.done(),
+                  st.done(),  code.done(), reply.done(),           att.done(),
+                  upd.done(), only.done()};
+  // An SMS's provider ids go in with its outcome, in the same statement (pg_sms.cc).
+  const bool sms_ids = with_sms_ids(outcomes, update, params);
+  const uint64_t reconnects_before = reconnects_;
   auto r =
       run("WITH o AS MATERIALIZED (SELECT u.*, $2::text AS node, $3::bigint AS epoch "
           "FROM unnest($4::bigint[], $5::smallint[], $6::integer[], $7::text[], $8::integer[], "
           "$9::bigint[], $10::boolean[]) AS u(id, status, code, reply, attempts, updated, "
-          "release)) "
-          "UPDATE smtpblast_recipients r SET status = CASE WHEN o.release AND o.status = 5 "
-          "THEN (CASE WHEN r.attempts > 0 THEN 2 ELSE 0 END) ELSE o.status END, "
-          "code = CASE WHEN o.release THEN r.code ELSE o.code END, "
-          "reply = CASE WHEN o.release THEN r.reply ELSE o.reply END, "
-          "attempts = CASE WHEN o.release THEN r.attempts ELSE o.attempts END, "
-          "updated = CASE WHEN o.release THEN r.updated ELSE o.updated END, "
-          "done_by = CASE WHEN o.release THEN r.done_by ELSE r.node END, "
-          "node = CASE WHEN o.status = 2 AND NOT o.release THEN r.node END, "
-          "epoch = CASE WHEN o.status = 2 AND NOT o.release THEN r.epoch END, "
-          "lease_deadline = CASE WHEN o.status = 2 AND NOT o.release THEN r.lease_deadline END "
-          "FROM o WHERE r.task = $1 AND r.id = ANY($4::bigint[]) AND r.id = o.id "
-          "AND r.node = o.node AND r.epoch = o.epoch",
-          {task_, node_, std::to_string(epoch_), ids.done(), st.done(), code.done(), reply.done(),
-           att.done(), upd.done(), only.done()});
+          "release)) " +
+              update,
+          params);
   if (!r) return r.error();
-  fenced_ += folded.size() - std::min<uint64_t>(folded.size(), r->affected());
+  if (in_reconcile_) return {};  // outcomes written again (reconcile_once)
+  // Run again after a reconnect, rows the first run had written are not matched again: not
+  // refused by the fence, so not counted.
+  const uint64_t written = sms_ids ? static_cast<uint64_t>(r->int64(0, 0)) : r->affected();
+  if (reconnects_ == reconnects_before)
+    fenced_ += folded.size() - std::min<uint64_t>(folded.size(), written);
+  // The run holds a deferred recipient still (a retry may follow); any other outcome ends it.
+  for (const Outcome& o : folded) {
+    if (o.status_only || o.status != RcptStatus::kDeferred) held_.erase(o.id);
+  }
+  const int64_t now = mono_ms();
+  while (!recent_.empty() && recent_.front().at_ms < now - kRecentMs) recent_.pop_front();
+  recent_.push_back({now, std::move(folded)});
   return {};
 }
 
@@ -583,9 +670,17 @@ Status PgTaskStore::reset(bool errors_only) {
       "updated = extract(epoch FROM now())::bigint WHERE task = $1 AND NOT rejected AND ";
   sql +=
       errors_only ? "status IN (2, 3)" : "(status != 0 OR attempts != 0) AND status NOT IN (6, 7)";
-  auto r = run(sql, {task_});
-  if (!r) return r.error();
-  return {};
+  // Never under a running node (pg_task_guard.h): one transaction with the task's row lock.
+  if (auto b = run("BEGIN", {}); !b) return b.error();
+  Status s = pg_lock_idle_task(*db_, task_, epoch_, errors_only ? "reset --errors" : "reset --all");
+  if (s) {
+    if (auto r = db_->exec(sql, {task_}); !r) s = r.error();
+  }
+  if (s) {
+    if (auto c = db_->exec("COMMIT"); !c) s = c.error();
+  }
+  if (!s) (void)db_->exec("ROLLBACK");
+  return s;
 }
 
 Result<std::vector<std::pair<RecipientRow, Outcome>>> PgTaskStore::list(

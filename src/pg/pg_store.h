@@ -3,9 +3,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "pg/pg_conn.h"
@@ -13,8 +15,9 @@
 
 namespace sb {
 
-// 2: partial indexes for the claim (a version 1 database is upgraded when opened).
-inline constexpr int kPgSchemaVersion = 2;
+// 2: partial indexes for the claim; 3: SMS provider ids and the tasks' suppression lists
+// (pg_sms.cc). An older database is upgraded in place when opened; a newer one is refused.
+inline constexpr int kPgSchemaVersion = 3;
 
 // `--task postgresql://user@host/db?task=march`: the libpq URL without `task`, and the task.
 struct PgTaskUrl {
@@ -35,6 +38,10 @@ struct PgStoreOptions {
   std::string node_name;      // "" = hostname:pid
   uint32_t lease_ms = 30000;  // a node silent this long loses its claims to live nodes
 };
+
+// PostgreSQL text holds neither NUL nor invalid UTF-8 (SQLite keeps any bytes): such octets
+// become '?', as the accounting log writes them (pg_returns.cc).
+std::string pg_text(std::string_view s);
 
 // Per node, for `status`.
 struct PgNodeInfo {
@@ -66,10 +73,22 @@ struct PgNodeCounts {
 // and before the outcome was committed (the window: the commit interval).
 //
 // When the connection breaks (the server restarted) a call reconnects for up to
-// kReconnectMs and runs its statement again; then it fails with a kStore error.
+// kReconnectMs and runs its statement again; then it fails with a kStore error. A restart
+// can leave this node's rows out of line with what its run holds: a statement committed
+// whose answer was lost, or (a crash with synchronous_commit off) commits the server had
+// acknowledged and then lost. So after a reconnect the node puts them back in line before
+// it runs anything else (reconcile()): rows its run holds whose claim was lost are claimed
+// again; its own rows the run does not hold get their outcome written again when it was
+// recorded lately (kRecentMs), and are otherwise handed to the run by the next claim (a
+// claim whose answer was lost: nothing was sent). Until then more_later() says so, so the
+// node never ends with rows it holds in the database and nobody sends (issue 13).
 class PgTaskStore final : public TaskStore {
  public:
   static constexpr uint32_t kReconnectMs = 30000;
+  // Outcomes kept after their commit, to write again after a reconnect: longer than a server
+  // with synchronous_commit off keeps acknowledged commits unwritten (3 x wal_writer_delay,
+  // 600 ms by default), measured between commits so an outage does not count.
+  static constexpr int64_t kRecentMs = 10000;
 
   static Result<std::unique_ptr<PgTaskStore>> open(const PgStoreOptions& o);
   // A node releases what it still holds (claims whose answer was lost, deferred rows kept for
@@ -118,6 +137,12 @@ class PgTaskStore final : public TaskStore {
   Result<DomainSummary> domain_summary(size_t top) override;
   Result<std::vector<std::pair<std::string, uint64_t>>> return_categories() override;
   Result<std::map<int, uint64_t>> codes_of(const std::vector<RcptStatus>& statuses) override;
+  // SMS receipts and STOP replies (pg_sms.cc): the rules of every store (store/task_store.h).
+  Result<SmsReceiptApplied> apply_receipt(const SmsReceiptUpdate& r) override;
+  Result<TaskSuppressionAdded> add_suppression(std::string_view key, std::string_view reason,
+                                               int64_t time = 0) override;
+  Result<std::vector<std::string>> suppressions() override;
+  Result<SmsPartial> partial_sms(int64_t rcpt_id) override;
 
   Result<std::vector<PgNodeInfo>> nodes();
   Result<std::vector<PgNodeCounts>> node_counts();
@@ -126,6 +151,8 @@ class PgTaskStore final : public TaskStore {
   // Outcomes refused by the fence (their recipient had passed to another node).
   uint64_t fenced() const { return fenced_; }
   const std::string& where() const { return db_->where(); }
+  // The server process of this store's connection (tests break it on purpose).
+  int backend_pid() const { return db_->backend_pid(); }
 
  private:
   class Keeper;
@@ -134,6 +161,19 @@ class PgTaskStore final : public TaskStore {
   // Runs a statement, reconnecting and running it again when the connection broke.
   Result<PgResult> run(const std::string& sql, const PgParams& params);
   void release_held();
+  // After a reconnect: see the class comment. Runs until it went through without the
+  // connection breaking again (a few times at most); an error that is not the connection's
+  // is kept in reconcile_error_ and stops the run at the next claim.
+  void reconcile();
+  Status reconcile_once();
+  // A claim that was offered these ids of adopt_ answered `r`: drops those it settled.
+  void adopted(const std::vector<int64_t>& offered, const PgResult& r, size_t limit);
+  // record()'s statement when outcomes carry SMS provider ids (pg_sms.cc): `update` (the
+  // fenced UPDATE) becomes a CTE whose rows' ids are inserted in the same statement, so a node
+  // that lost its lease records no ids either; the statement then returns the rows updated.
+  // Adds the ids' arrays to params. False (nothing changed) when no outcome has ids.
+  bool with_sms_ids(const std::vector<Outcome>& outcomes, std::string& update, PgParams& params);
+  Status apply_receipt_txn(const SmsReceiptUpdate& r, SmsReceiptApplied& out);
   // Returned mail (pg_returns.cc).
   Status ensure_returns_schema();
   Status apply_return(const ReturnRecord& r, ReturnApplied& out);
@@ -157,6 +197,21 @@ class PgTaskStore final : public TaskStore {
   // taken this node's rows over. It stays lost.
   std::atomic<bool> lease_lost_{false};
   std::unique_ptr<Keeper> keeper_;
+  // A node's run, as the database should see it (reconcile()). held_: ids claimed and not
+  // yet given a final outcome (a deferred one may be retried in this run); recent_: the
+  // outcome batches committed in the last kRecentMs; adopt_: this node's rows in the
+  // database that its run does not hold, for the next claim.
+  struct Recorded {
+    int64_t at_ms = 0;
+    std::vector<Outcome> outcomes;
+  };
+  std::unordered_set<int64_t> held_;
+  std::deque<Recorded> recent_;
+  std::vector<int64_t> adopt_;
+  bool recheck_ = false;       // reconnected: reconcile() before the next statement
+  bool in_reconcile_ = false;  // its statements do not start another
+  uint64_t reconnects_ = 0;
+  std::string reconcile_error_;
 };
 
 }  // namespace sb

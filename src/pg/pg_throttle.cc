@@ -85,6 +85,40 @@ BEGIN
     resume_ms := coalesce(resume_ms, now_ms + 60000);
   END IF;
 END $$;
+-- Reservations a node holds and has not spent yet (issue 13): the per-minute rows count them
+-- as used from the moment they are reserved, so another node that finds no room must know
+-- whether the room is truly spent or only held. A hold lives as long as its node's lease
+-- (renewed with it); a killed node's hold runs out after one lease, and its tokens then stay
+-- counted (it may have sent part of them since it last reported).
+CREATE TABLE IF NOT EXISTS sb_quota_hold (
+  key text NOT NULL REFERENCES sb_quota_account(key),
+  holder text NOT NULL,      -- the node and its epoch: "n1 (epoch 7)"
+  n bigint NOT NULL,         -- reserved and not spent
+  until timestamptz NOT NULL,
+  PRIMARY KEY (key, holder)
+);
+-- sb_quota_reserve, and: the caller's hold is set to p_held (what it still has unspent) plus
+-- what it is granted now, alive for p_lease_ms; others_held is what live holders other than
+-- the caller hold unspent (so a refusal is final only when it is 0).
+CREATE OR REPLACE FUNCTION sb_quota_take(p_key text, p_limit bigint, p_want bigint,
+    p_holder text, p_held bigint, p_lease_ms bigint,
+    OUT granted bigint, OUT used_n bigint, OUT charged_minute bigint, OUT resume_ms bigint,
+    OUT now_ms bigint, OUT others_held bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+  SELECT r.granted, r.used_n, r.charged_minute, r.resume_ms, r.now_ms
+    INTO granted, used_n, charged_minute, resume_ms, now_ms
+    FROM sb_quota_reserve(p_key, p_limit, p_want) r;
+  -- the account's row lock is held: holds change under it
+  DELETE FROM sb_quota_hold h WHERE h.key = p_key AND h.until < clock_timestamp();
+  IF p_holder <> '' THEN
+    INSERT INTO sb_quota_hold(key, holder, n, until) VALUES (p_key, p_holder,
+        p_held + granted, clock_timestamp() + p_lease_ms * interval '1 millisecond')
+      ON CONFLICT (key, holder) DO UPDATE SET n = excluded.n, until = excluded.until;
+  END IF;
+  SELECT coalesce(sum(h.n), 0) INTO others_held FROM sb_quota_hold h
+    WHERE h.key = p_key AND h.holder <> p_holder AND h.n > 0;
+END $$;
 )sql";
 
 constexpr uint64_t kIdleUs = 2'000'000;  // no take() for this long: stop refilling
@@ -249,16 +283,22 @@ Result<PgResult> PgQuota::exec(const std::string& sql, const PgParams& params) {
 
 Result<QuotaSource::Grant> PgQuota::reserve(const std::string& account, uint64_t limit,
                                             uint64_t want, uint64_t now) {
+  return reserve_holding(account, limit, want, 0, now);
+}
+
+Result<QuotaSource::Grant> PgQuota::reserve_holding(const std::string& account, uint64_t limit,
+                                                    uint64_t want, uint64_t held, uint64_t now) {
   if (limit == 0) return make_error(ErrDomain::kConfig, "account quota without a limit");
   auto r = exec(
-      "SELECT granted, used_n, charged_minute, resume_ms, now_ms FROM sb_quota_reserve($1, $2, "
-      "$3)",
-      {account, u64(limit), u64(want)});
+      "SELECT granted, used_n, charged_minute, resume_ms, now_ms, others_held FROM "
+      "sb_quota_take($1, $2, $3, $4, $5, $6)",
+      {account, u64(limit), u64(want), holder_, u64(held), u64(lease_ms_)});
   if (!r.ok()) return r.error();
-  if (r->rows() != 1) return make_error(ErrDomain::kStore, "sb_quota_reserve returned no row");
+  if (r->rows() != 1) return make_error(ErrDomain::kStore, "sb_quota_take returned no row");
   Grant g;
   g.granted = static_cast<uint64_t>(r->int64(0, 0));
   g.used = static_cast<uint64_t>(r->int64(0, 1));
+  g.others_held = static_cast<uint64_t>(r->int64(0, 5));
   const int64_t server_now = r->int64(0, 4);
   if (g.granted > 0) {
     charged_minute_[now] = r->int64(0, 2);
@@ -277,11 +317,43 @@ Status PgQuota::give_back(const std::string& account, uint64_t charged_at, uint6
   auto it = charged_minute_.find(charged_at);
   const int64_t minute =
       it != charged_minute_.end() ? it->second : static_cast<int64_t>(charged_at / 60000);
+  // One statement: the minute's count and the hold go down together.
   auto r = exec(
+      "WITH h AS (UPDATE sb_quota_hold SET n = greatest(n - $3::bigint, 0) "
+      "WHERE key = $1 AND holder = $4) "
       "UPDATE sb_quota_minute SET n = greatest(n - $3::bigint, 0) WHERE key = $1 AND minute = $2",
-      {account, std::to_string(minute), u64(n)});
+      {account, std::to_string(minute), u64(n), holder_});
   if (!r.ok()) return r.error();
   return {};
+}
+
+Status PgQuota::report_held(const std::string& account, uint64_t held, bool done) {
+  if (holder_.empty()) return {};
+  auto r =
+      done ? exec("DELETE FROM sb_quota_hold WHERE key = $1 AND holder = $2", {account, holder_})
+           : exec(
+                 "UPDATE sb_quota_hold SET n = $3, until = clock_timestamp() + $4::bigint "
+                 "* interval '1 millisecond' WHERE key = $1 AND holder = $2",
+                 {account, holder_, u64(held), u64(lease_ms_)});
+  if (!r.ok()) return r.error();
+  return {};
+}
+
+Result<std::vector<QuotaSource::Hold>> PgQuota::holds(const std::string& account) {
+  auto r = exec(
+      "SELECT holder, n, to_char(until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+      "FROM sb_quota_hold WHERE key = $1 AND until >= clock_timestamp() AND n > 0 "
+      "ORDER BY n DESC, holder",
+      {account});
+  if (!r.ok()) return r.error();
+  std::vector<Hold> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    Hold& h = out.emplace_back();
+    h.holder = std::string(r->text(i, 0));
+    h.n = static_cast<uint64_t>(r->int64(i, 1));
+    h.until = std::string(r->text(i, 2));
+  }
+  return out;
 }
 
 Result<uint64_t> PgQuota::used(const std::string& account, uint64_t now) {

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/result.h"
@@ -85,12 +86,31 @@ class PgRate final : public RemoteRate {
 // count as DailyQuota, so never N+1 in any rolling 24 h), reserved under the account's row lock
 // with the server's clock, given back to the minute it was charged. Blocking: for the
 // coordinator's thread (AccountAllowance), never a worker loop.
+//
+// What each node holds reserved and has not sent yet is a row of sb_quota_hold, alive with
+// the node's lease: a refusal tells the caller how much other live nodes still hold
+// (Grant::others_held), so that a node waits while the last tokens may yet come back instead
+// of stopping with the quota not used up. A killed node's hold stops counting as held after
+// one lease (SMTPBLAST_PG_LEASE_MS, 30 s by default); its tokens stay used, since it may
+// have sent some of them after it last reported.
 class PgQuota final : public QuotaSource {
  public:
   static Result<std::unique_ptr<PgQuota>> open(const std::string& conninfo);
 
+  // This process's name in the holds table (a sending node: "NODE (epoch N)") and its lease:
+  // a hold not renewed for `lease_ms` (report_held, or a reservation) no longer makes other
+  // nodes wait. Without a holder nothing is recorded as held (but others' holds are seen).
+  void set_holder(std::string holder, uint32_t lease_ms) {
+    holder_ = std::move(holder);
+    lease_ms_ = lease_ms;
+  }
+
   Result<Grant> reserve(const std::string& account, uint64_t limit, uint64_t want,
                         uint64_t now) override;
+  Result<Grant> reserve_holding(const std::string& account, uint64_t limit, uint64_t want,
+                                uint64_t held, uint64_t now) override;
+  Status report_held(const std::string& account, uint64_t held, bool done) override;
+  Result<std::vector<Hold>> holds(const std::string& account) override;
   Status give_back(const std::string& account, uint64_t charged_at, uint64_t n,
                    uint64_t now) override;
   Result<uint64_t> used(const std::string& account, uint64_t now) override;
@@ -104,6 +124,8 @@ class PgQuota final : public QuotaSource {
 
   std::unique_ptr<PgBlocking> db_;
   std::string conninfo_;
+  std::string holder_;
+  uint32_t lease_ms_ = 30000;
   // A reservation's local time -> the server's minute it was charged to, for give_back.
   std::map<uint64_t, int64_t> charged_minute_;
 };

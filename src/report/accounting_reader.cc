@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "base/text.h"
+#include "store/address.h"
 
 namespace sb {
 
@@ -258,7 +259,7 @@ Status AccountingReader::aggregate(ReportData& d, size_t top) {
       }
     }
     if (o != kOutSent && o != kOutDeferred && o != kOutFailed) return;
-    std::string dom = domain_of(r.recipient);
+    std::string dom = destination_of(r.recipient);
     auto it = domains.find(dom);
     DestinationRow* row = nullptr;
     if (it != domains.end()) {

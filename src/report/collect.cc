@@ -24,6 +24,9 @@ size_t outcome_of(int64_t status) {
     case RcptStatus::kBounced: return kOutBounced;
     case RcptStatus::kComplained: return kOutComplained;
     case RcptStatus::kSuppressed: return kOutSuppressed;
+    case RcptStatus::kDelivered: return kOutDelivered;
+    case RcptStatus::kUndeliverable: return kOutUndeliverable;
+    case RcptStatus::kExpired: return kOutExpired;
     default: return kOutcomeCount;
   }
 }
@@ -55,13 +58,17 @@ void widen(ReportData& d, int64_t lo, int64_t hi) {
 }
 
 // The rows drawn over time from the task: in accounting mode only the returns (bounced,
-// complained), which the log never holds. Addresses rejected at import carry the import's
-// time and were never attempted: they are in the status table, not over time (the store
-// leaves them out).
+// complained) and an SMS's delivery receipts, which the log never holds. Addresses rejected at
+// import carry the import's time and were never attempted: they are in the status table, not
+// over time (the store leaves them out).
 std::vector<RcptStatus> drawn_statuses(bool from_log) {
-  if (from_log) return {RcptStatus::kBounced, RcptStatus::kComplained};
-  return {RcptStatus::kSent,       RcptStatus::kDeferred, RcptStatus::kFailed,
-          RcptStatus::kSuppressed, RcptStatus::kBounced,  RcptStatus::kComplained};
+  if (from_log) {
+    return {RcptStatus::kBounced, RcptStatus::kComplained, RcptStatus::kDelivered,
+            RcptStatus::kUndeliverable, RcptStatus::kExpired};
+  }
+  return {RcptStatus::kSent,       RcptStatus::kDeferred,      RcptStatus::kFailed,
+          RcptStatus::kSuppressed, RcptStatus::kBounced,       RcptStatus::kComplained,
+          RcptStatus::kDelivered,  RcptStatus::kUndeliverable, RcptStatus::kExpired};
 }
 
 Status task_time_range(TaskStore& store, ReportData& d, bool from_log) {
@@ -168,6 +175,7 @@ Result<ReportData> collect_report(const ReportOptions& o) {
   auto counts = (*store)->counts();
   if (!counts.ok()) return counts.error();
   d.status = std::move(*counts);
+  d.sms = meta(**store, "sb.channel") == "sms";
   add_settings(**store, d);
   add_throttle(**store, d);
 
@@ -201,8 +209,9 @@ Result<ReportData> collect_report(const ReportOptions& o) {
 }
 
 const char* outcome_name(size_t i) {
-  static constexpr const char* kNames[kOutcomeCount] = {"sent",    "deferred",   "failed",
-                                                        "bounced", "complained", "suppressed"};
+  static constexpr const char* kNames[kOutcomeCount] = {"sent",      "deferred",      "failed",
+                                                        "bounced",   "complained",    "suppressed",
+                                                        "delivered", "undeliverable", "expired"};
   return i < kOutcomeCount ? kNames[i] : "?";
 }
 

@@ -11,7 +11,11 @@ namespace {
 
 // Colours per outcome (kOutSent ...), chosen to be told apart in print too.
 constexpr const char* kOutcomeColor[kOutcomeCount] = {"#2e7d32", "#f9a825", "#c62828",
-                                                      "#6a1b9a", "#ad1457", "#607d8b"};
+                                                      "#6a1b9a", "#ad1457", "#607d8b",
+                                                      "#00838f", "#4e342e", "#9e9d24"};
+
+// The outcomes a task's charts show: an e-mail task never has the SMS receipt statuses.
+size_t outcomes_shown(const ReportData& d) { return d.sms ? kOutcomeCount : kOutDelivered; }
 
 constexpr const char* kStyle = R"css(
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; background: #fff; }
@@ -51,6 +55,12 @@ void summary(std::string& out, const ReportData& d) {
     std::replace(key.begin(), key.end(), '-', '_');
     row(out, key, status_name(s), std::to_string(d.status.get(s)), true);
   }
+  // What the delivery receipts made of sent SMS (the keys `status --json` adds for them).
+  for (RcptStatus s : {RcptStatus::kDelivered, RcptStatus::kUndeliverable, RcptStatus::kExpired}) {
+    if (d.sms || d.status.get(s) > 0) {
+      row(out, status_name(s), status_name(s), std::to_string(d.status.get(s)), true);
+    }
+  }
   if (d.status.unknown > 0) row(out, "unknown", "unknown", std::to_string(d.status.unknown), true);
   out += "</table>";
 }
@@ -60,16 +70,20 @@ void time_charts(std::string& out, const ReportData& d) {
   std::vector<Series> rate = {{"sent / s", kOutcomeColor[kOutSent], {}},
                               {"all outcomes / s", "#1565c0", {}}};
   std::vector<Series> stacked;
-  for (size_t o = 0; o < kOutcomeCount; ++o) {
+  const size_t shown = outcomes_shown(d);
+  for (size_t o = 0; o < shown; ++o) {
     stacked.push_back({outcome_name(o), kOutcomeColor[o], {}});
   }
   for (const OutcomeCounts& b : d.buckets) {
     uint64_t all = 0;
-    for (size_t o = 0; o < kOutcomeCount; ++o) {
+    for (size_t o = 0; o < shown; ++o) {
       all += b[o];
       stacked[o].values.push_back(static_cast<double>(b[o]));
     }
-    rate[0].values.push_back(static_cast<double>(b[kOutSent]) / per);
+    // An SMS a receipt settled later was sent all the same.
+    uint64_t sent = b[kOutSent];
+    if (d.sms) sent += b[kOutDelivered] + b[kOutUndeliverable] + b[kOutExpired];
+    rate[0].values.push_back(static_cast<double>(sent) / per);
     rate[1].values.push_back(static_cast<double>(all) / per);
   }
   out += "<h2>Over time</h2><p class=\"note\">";
@@ -106,17 +120,21 @@ void bars(std::string& out, std::string_view id, std::string_view title,
 }
 
 void destinations(std::string& out, const ReportData& d) {
-  out += "<h2>Destinations</h2><p class=\"note\">By the recipients' domain";
-  out += d.accounting_path.empty() ? " (each recipient by its current status)"
-                                   : " (each attempt in the accounting log)";
-  out += "; " + num(d.destination_count) + " domains";
+  // An SMS task's key is a phone number: its destinations are country calling codes.
+  out += "<h2>Destinations</h2><p class=\"note\">";
+  out += d.sms ? "By the phone numbers' country calling code" : "By the recipients' domain";
+  out += d.accounting_path.empty() ? " (each recipient by its current status"
+                                   : " (each attempt in the accounting log";
+  if (d.sms && d.accounting_path.empty())
+    out += "; sent includes delivered, undeliverable and expired";
+  out += "); " + num(d.destination_count) + (d.sms ? " country codes" : " domains");
   if (d.destinations_capped) out += " counted one by one, the rest under \"other\"";
-  out +=
-      ".</p><table id=\"destinations\"><tr><th>domain</th><th>sent</th><th>deferred</th>"
-      "<th>failed</th></tr>";
+  out += ".</p><table id=\"destinations\"><tr><th>";
+  out += d.sms ? "phone" : "domain";
+  out += "</th><th>sent</th><th>deferred</th><th>failed</th></tr>";
   auto line = [&](const DestinationRow& r, bool other) {
     out += other ? "<tr class=\"other\"><td><i>" : "<tr><td>";
-    append_html_text(out, r.name.empty() ? "(no domain)" : r.name);
+    append_html_text(out, !r.name.empty() ? r.name : d.sms ? "(no country code)" : "(no domain)");
     out += other ? "</i></td>" : "</td>";
     for (uint64_t n : {r.sent, r.deferred, r.failed}) out += "<td class=\"n\">" + num(n) + "</td>";
     out += "</tr>";

@@ -30,19 +30,26 @@ enum OutcomeIndex : size_t {
   kOutBounced,
   kOutComplained,
   kOutSuppressed,
+  // What an SMS's delivery receipt made of it (statuses 10-12); drawn for SMS tasks only.
+  kOutDelivered,
+  kOutUndeliverable,
+  kOutExpired,
   kOutcomeCount
 };
 const char* outcome_name(size_t i);
 using OutcomeCounts = std::array<uint64_t, kOutcomeCount>;
 
 struct DestinationRow {
-  std::string name;  // the recipients' domain (from data: escape when shown)
+  // The recipients' domain, or an SMS task's country calling code ("+44"); from data: escape
+  // when shown.
+  std::string name;
   uint64_t sent = 0, deferred = 0, failed = 0;
 };
 
 struct ReportData {
   std::string task_path;
   std::string accounting_path;  // "" when the charts come from the task
+  bool sms = false;             // an SMS task: keyed by phone numbers, with receipt statuses
   StatusCounts status;          // the task's counts, as `status --json` gives them
   // Time charts: one OutcomeCounts per bucket. From the accounting log, one count per
   // attempt; from the task, one per recipient at the time of its last outcome.

@@ -5,6 +5,9 @@
 
 #include <cctype>
 
+#include "base/display_text.h"
+#include "base/text.h"
+
 namespace sb {
 namespace {
 
@@ -90,6 +93,36 @@ Result<std::string> smsc_number_e164(std::string_view addr, std::string_view def
     if (intl.ok()) return intl;
   }
   return normalize_e164(addr, default_country);
+}
+
+Result<std::string> read_phone_list(const std::string& path, std::string_view default_country) {
+  auto data = read_file(path);
+  if (!data.ok()) return make_error(ErrDomain::kInput, data.error().message);
+  std::string_view rest = *data;
+  if (rest.substr(0, 3) == "\xEF\xBB\xBF") rest.remove_prefix(3);
+  std::string out;
+  uint64_t line = 0;
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    std::string_view entry = rest.substr(0, nl);
+    while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t'))
+      entry.remove_prefix(1);
+    while (!entry.empty() && std::isspace(static_cast<unsigned char>(entry.back()))) {
+      entry.remove_suffix(1);  // blanks, and the CR of a CRLF line
+    }
+    rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+    ++line;
+    if (entry.empty() || entry[0] == '#') continue;
+    auto e164 = normalize_e164(entry, default_country);
+    if (!e164.ok()) {
+      return make_error(ErrDomain::kInput, path + " line " + std::to_string(line) + ": '" +
+                                               display_escape(entry.substr(0, 80)) +
+                                               "' is not a phone number: " + e164.error().message);
+    }
+    out += *e164;
+    out += '\n';
+  }
+  return out;
 }
 
 }  // namespace sb

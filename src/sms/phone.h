@@ -18,6 +18,13 @@ Result<std::string> normalize_e164(std::string_view number, std::string_view def
 // True when `country` is a region libphonenumber knows ("GB", "no"); for config checks.
 bool known_country(std::string_view country);
 
+// A list of numbers to never send to (`sms send --suppress FILE`): one number a line in any
+// form normalize_e164 reads with `default_country`; blank lines and lines starting with '#'
+// are skipped, a BOM and CRLF are fine. Returns the E.164 forms, one a line ("+44...\n"). A
+// line that is not a number fails the whole file, naming it and the line:
+//   "stop.txt line 3: 'abc' is not a phone number: ..."
+Result<std::string> read_phone_list(const std::string& path, std::string_view default_country);
+
 // The SMPP destination_addr for an E.164 number: its digits without '+'.
 std::string_view e164_digits(std::string_view e164);
 

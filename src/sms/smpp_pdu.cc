@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "base/text.h"
 #include "sms/gsm_encoding.h"
 
 extern "C" {
@@ -415,16 +416,6 @@ bool receipt_final(ReceiptState s) {
 }
 
 namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 ReceiptState state_from_stat(std::string_view stat) {
   struct Name {

@@ -71,6 +71,11 @@ struct ProviderConfig {
   std::string source;   // "FILE:LINE" of its table, for messages
   std::string sender;   // the default sender shown on the phone (`from = "..."`)
   std::string country;  // default country for numbers without one (`country = "GB"`)
+  // The pace `sms send` keeps without --rate ("1/s"; "" for none): the table's `rate`, else
+  // its `tps`, else an HTTP preset's documented default. rate_origin says which, for the line
+  // `sms send` prints at its start.
+  std::string rate;
+  std::string rate_origin;
   SmppProviderConfig smpp;
   HttpProviderConfig http;
 };

@@ -20,11 +20,39 @@ class QuotaSource {
     uint64_t granted = 0;    // recipients reserved now (0..want), charged at `now`
     uint64_t used = 0;       // the account's count in the window, after this reservation
     uint64_t resume_at = 0;  // granted == 0: when one recipient fits again (wall ms)
+    // A quota shared by several nodes (PgQuota): what other live nodes hold reserved and have
+    // not sent yet. A refusal is final (the quota is spent) only when this is 0; otherwise
+    // those nodes may still give some back, and the caller asks again a little later.
+    uint64_t others_held = 0;
+  };
+  // A held reservation of a shared quota, for `status`.
+  struct Hold {
+    std::string holder;  // the node and its epoch
+    uint64_t n = 0;      // reserved, not sent yet
+    std::string until;   // its lease: ISO 8601, UTC
   };
   // Reserves up to `want` recipients for `account` under `limit` (this run's --daily-limit;
   // the counts do not depend on it). `now`: wall-clock ms since the epoch.
   virtual Result<Grant> reserve(const std::string& account, uint64_t limit, uint64_t want,
                                 uint64_t now) = 0;
+  // reserve(), from a holder that still has `held` of its earlier reservations unspent (a
+  // shared quota records it, so that other nodes know the room is only held, not spent).
+  virtual Result<Grant> reserve_holding(const std::string& account, uint64_t limit, uint64_t want,
+                                        uint64_t held, uint64_t now) {
+    (void)held;
+    return reserve(account, limit, want, now);
+  }
+  // Tells a shared quota what this holder still holds unspent, and keeps its hold alive;
+  // `done`: the run is over, the hold ends. A quota of one machine has no holds.
+  virtual Status report_held(const std::string& account, uint64_t held, bool done) {
+    (void)account, (void)held, (void)done;
+    return {};
+  }
+  // The live holds of `account` (a shared quota), largest first.
+  virtual Result<std::vector<Hold>> holds(const std::string& account) {
+    (void)account;
+    return std::vector<Hold>{};
+  }
   // Returns recipients reserved at `charged_at` that were never sent.
   virtual Status give_back(const std::string& account, uint64_t charged_at, uint64_t n,
                            uint64_t now) = 0;

@@ -2,6 +2,7 @@
 #include "store/address.h"
 
 #include "base/display_text.h"
+#include "base/text.h"
 #include "base/utf8.h"
 
 #include <cstdint>
@@ -156,6 +157,40 @@ std::string printable(std::string_view s, size_t max) {
   append_display_escaped(out, cut);  // the one escaping rule of every human-readable output
   if (cut.size() < s.size()) out += "...";
   return out;
+}
+
+namespace {
+
+// The country calling code of an E.164 number ("+44" of "+447400123123"). The codes are
+// prefix-free (ITU-T E.164): 1 and 7 have one digit; 20, 27, 30-34, 36, 39, 40, 41, 43-49,
+// 51-58, 60-66, 81, 82, 84, 86, 90-95 and 98 two; every other code three.
+std::string calling_code(std::string_view n) {
+  if (n.size() < 2 || n[0] != '+') return "";
+  const int a = n[1] - '0';
+  if (a == 1 || a == 7) return std::string(n.substr(0, 2));
+  if (n.size() < 3) return std::string(n);
+  const int b = n[2] - '0';
+  bool two = false;
+  switch (a) {
+    case 2: two = b == 0 || b == 7; break;
+    case 3: two = b <= 4 || b == 6 || b == 9; break;
+    case 4: two = b != 2; break;
+    case 5: two = b >= 1 && b <= 8; break;
+    case 6: two = b <= 6; break;
+    case 8: two = b == 1 || b == 2 || b == 4 || b == 6; break;
+    case 9: two = b <= 5 || b == 8; break;
+    default: break;
+  }
+  return std::string(n.substr(0, two ? 3 : 4));
+}
+
+}  // namespace
+
+std::string destination_of(std::string_view key) {
+  if (!key.empty() && key[0] == '+' && key.find('@') == std::string_view::npos) {
+    return calling_code(key);
+  }
+  return domain_of(key);
 }
 
 }  // namespace sb

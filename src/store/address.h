@@ -33,4 +33,8 @@ std::string printable(std::string_view s, size_t max);
 // Cuts s to at most max octets without splitting a UTF-8 sequence.
 std::string_view cap_utf8(std::string_view s, size_t max);
 
+// Where a recipient key goes, for per-destination counts (`report`): an address's domain
+// (domain_of), or an SMS task's E.164 number's country calling code ("+44" of "+447400123123").
+std::string destination_of(std::string_view key);
+
 }  // namespace sb

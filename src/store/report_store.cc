@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "base/text.h"
+#include "store/address.h"
 #include "store/sqlite_task_store.h"
 #include "store/task_store.h"
 #include "store/task_store_impl.h"
@@ -24,11 +25,12 @@ std::string drawn_rows(const std::vector<RcptStatus>& statuses) {
 }
 
 // sb_domain(email): the part after the last '@', lower-cased (base/text.h domain_of), so
-// SQL groups by domain exactly as the sender routes.
+// SQL groups by domain exactly as the sender routes; an SMS task's E.164 number groups by its
+// country calling code.
 void sql_domain(sqlite3_context* ctx, int, sqlite3_value** argv) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
-  std::string d =
-      p ? domain_of(std::string_view(p, static_cast<size_t>(sqlite3_value_bytes(argv[0])))) : "";
+  std::string_view key(p ? p : "", p ? static_cast<size_t>(sqlite3_value_bytes(argv[0])) : 0);
+  std::string d = destination_of(key);
   sqlite3_result_text(ctx, d.data(), static_cast<int>(d.size()), SQLITE_TRANSIENT);
 }
 
@@ -81,11 +83,13 @@ Result<DomainSummary> SqliteTaskStore::domain_summary(size_t top) {
                               sql_domain, nullptr, nullptr) != SQLITE_OK) {
     return s.error("setting up the report");
   }
-  constexpr const char* kRows = "FROM recipients WHERE status IN (1, 2, 3) AND rejected = 0";
+  // An SMS that a receipt settled (delivered 10, undeliverable 11, expired 12) was sent.
+  constexpr const char* kRows =
+      "FROM recipients WHERE status IN (1, 2, 3, 10, 11, 12) AND rejected = 0";
   DomainSummary out;
   auto st = query(s,
-                  std::string("SELECT sb_domain(email) AS d, sum(status = 1), sum(status = 2), "
-                              "sum(status = 3), count(*) AS n ") +
+                  std::string("SELECT sb_domain(email) AS d, sum(status IN (1, 10, 11, 12)), "
+                              "sum(status = 2), sum(status = 3), count(*) AS n ") +
                       kRows + " GROUP BY d ORDER BY n DESC, d LIMIT ?1",
                   {static_cast<int64_t>(top)}, [&](Stmt& q) {
                     out.top.push_back(
@@ -95,7 +99,7 @@ Result<DomainSummary> SqliteTaskStore::domain_summary(size_t top) {
   if (!st) return st.error();
   st = query(s,
              std::string("SELECT count(*), coalesce(sum(s), 0), coalesce(sum(f), 0), "
-                         "coalesce(sum(x), 0) FROM (SELECT sum(status = 1) AS s, "
+                         "coalesce(sum(x), 0) FROM (SELECT sum(status IN (1, 10, 11, 12)) AS s, "
                          "sum(status = 2) AS f, sum(status = 3) AS x ") +
                  kRows + " GROUP BY sb_domain(email))",
              {}, [&](Stmt& q) {

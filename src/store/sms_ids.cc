@@ -40,6 +40,14 @@ Status ensure_sms_ids_schema(sqlite3* db) {
   if (sqlite3_exec(db, kSmsIdsSchema, nullptr, nullptr, nullptr) != SQLITE_OK) {
     return sqlite_error(db, "creating the sms_ids table");
   }
+  // A table made before the reference was kept has no `ref` column: its rows stay "not
+  // given" (-1), so their messages are sent whole if a retry needs them.
+  Stmt probe;
+  if (probe.prepare(db, "SELECT ref FROM sms_ids LIMIT 0") != SQLITE_OK &&
+      sqlite3_exec(db, "ALTER TABLE sms_ids ADD COLUMN ref INTEGER NOT NULL DEFAULT -1", nullptr,
+                   nullptr, nullptr) != SQLITE_OK) {
+    return sqlite_error(db, "adding the ref column to sms_ids");
+  }
   return {};
 }
 
@@ -73,30 +81,34 @@ Status record_sms_ids(sqlite3* db, int64_t rcpt_id, const std::vector<std::strin
 Result<SmsPartial> partial_sms(sqlite3* db, int64_t rcpt_id) {
   SmsPartial out;
   Stmt q;
-  // The latest row per part (a part sent twice keeps its newest id), and the newest ref.
   if (q.prepare(db,
                 "SELECT part, parts, message_id, ref FROM sms_ids WHERE rcpt_id = ?1 "
                 "ORDER BY rowid") != SQLITE_OK) {
-    // No table: nothing was recorded.
-    if (std::string_view(sqlite3_errmsg(db)).find("no such table") != std::string_view::npos) {
+    // No table (nothing recorded), or one from before the reference was kept (no partial
+    // message can be completed without it): the retry sends the whole message.
+    const std::string_view e = sqlite3_errmsg(db);
+    if (e.find("no such table") != std::string_view::npos ||
+        e.find("no such column") != std::string_view::npos) {
       return out;
     }
     return sqlite_error(db, "reading SMS ids");
   }
   q.bind(1, rcpt_id);
+  // The rows of the recipient's latest message, as a phone joins parts: same reference, same
+  // number of parts, each part once. A row that differs in either, or names a part the
+  // message already has, belongs to a later message (sent whole again: after a reset, or
+  // with a changed text) and starts over; so a message accepted whole and sent again after
+  // `reset` never passes for the later one's accepted parts.
   int rc;
   while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
-    const int64_t part = q.col_int(0), parts = q.col_int(1);
-    if (parts < 1 || parts > 255 || part < 1 || part > parts) continue;
-    if (out.ids.size() != static_cast<size_t>(parts)) {
-      out.ids.assign(static_cast<size_t>(parts), "");  // a new message shape: start over
-      out.concat_ref = -1;
-    }
-    out.ids[static_cast<size_t>(part - 1)] = std::string(q.col_text(2));
-    if (q.col_int(3) >= 0) out.concat_ref = static_cast<int>(q.col_int(3));
+    out.add(q.col_int(0), q.col_int(1), std::string(q.col_text(2)), q.col_int(3));
   }
   if (rc != SQLITE_DONE) return sqlite_error(db, "reading SMS ids");
   return out;
+}
+
+Result<SmsPartial> SqliteTaskStore::partial_sms(int64_t rcpt_id) {
+  return sb::partial_sms(handle(), rcpt_id);
 }
 
 sqlite3* sqlite_handle(TaskStore& store) {

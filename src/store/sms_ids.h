@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "store/task_store.h"
 
 namespace sb {
 
@@ -37,17 +38,12 @@ Status ensure_sms_ids_schema(sqlite3* db);
 Status record_sms_ids(sqlite3* db, int64_t rcpt_id, const std::vector<std::string>& ids,
                       int64_t submitted_at = 0, int concat_ref = -1);
 
-// What a retry needs of a recipient whose multi-part message was partly accepted: the ids
-// recorded per part ("" for a part never accepted; empty vector: nothing recorded) and the
-// reference they carried (-1: unknown, then the retry must send the whole message).
-struct SmsPartial {
-  std::vector<std::string> ids;
-  int concat_ref = -1;
-};
+// SqliteTaskStore::partial_sms (SmsPartial is in store/task_store.h).
 Result<SmsPartial> partial_sms(sqlite3* db, int64_t rcpt_id);
 
 // The SQLite connection behind a task store (an SqliteTaskStore), or null for another backend
-// (PostgreSQL keeps no SMS ids). The store still owns it; use it on the store's thread.
+// (PostgreSQL keeps its ids in smtpblast_sms_ids: pg/pg_sms.cc; TaskStore::apply_receipt works on
+// both). The store still owns it; use it on the store's thread.
 sqlite3* sqlite_handle(TaskStore& store);
 
 }  // namespace sb

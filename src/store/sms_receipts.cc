@@ -9,23 +9,11 @@
 #include <vector>
 
 #include "store/sms_ids.h"
+#include "store/sqlite_task_store.h"
 #include "store/sqlite_util.h"
 
 namespace sb {
 namespace {
-
-// sms_ids.state values (SMPP 3.4 message_state); 0 = no receipt yet.
-constexpr int kEnroute = 1, kDelivered = 2, kExpired = 3, kDeleted = 4, kUndeliverable = 5,
-              kAccepted = 6, kUnknown = 7, kRejected = 8;
-
-bool final_state(int s) {
-  return s == kDelivered || s == kExpired || s == kDeleted || s == kUndeliverable || s == kRejected;
-}
-
-bool receipt_status(RcptStatus s) {
-  return s == RcptStatus::kSent || s == RcptStatus::kDelivered || s == RcptStatus::kUndeliverable ||
-         s == RcptStatus::kExpired;
-}
 
 Error receipt_sqlite_error(sqlite3* db, std::string_view what) {
   return make_error(ErrDomain::kStore, std::string(what) + ": " + sqlite3_errmsg(db));
@@ -47,8 +35,9 @@ bool all_hex(std::string_view s) {
   return true;
 }
 
-// The forms the SMSC may have given the same id in its submit_sm_resp, most likely first.
-std::vector<std::string> id_candidates(const std::string& id) {
+}  // namespace
+
+std::vector<std::string> sms_receipt_id_forms(const std::string& id) {
   std::vector<std::string> out{id};
   auto add = [&](std::string s) {
     for (const auto& o : out) {
@@ -79,6 +68,8 @@ std::vector<std::string> id_candidates(const std::string& id) {
   add(trimmed);
   return out;
 }
+
+namespace {
 
 // A savepoint that rolls back unless released.
 class Savepoint {
@@ -120,14 +111,14 @@ const char* sms_receipt_effect_name(SmsReceiptEffect e) {
 }
 
 int sms_part_state(std::string_view n) {
-  if (n == "delivered") return kDelivered;
-  if (n == "expired") return kExpired;
-  if (n == "deleted") return kDeleted;
-  if (n == "undeliverable") return kUndeliverable;
-  if (n == "rejected") return kRejected;
-  if (n == "accepted") return kAccepted;
-  if (n == "enroute") return kEnroute;
-  return kUnknown;
+  if (n == "delivered") return kSmsDelivered;
+  if (n == "expired") return kSmsExpired;
+  if (n == "deleted") return kSmsDeleted;
+  if (n == "undeliverable") return kSmsUndeliverable;
+  if (n == "rejected") return kSmsRejected;
+  if (n == "accepted") return kSmsAccepted;
+  if (n == "enroute") return kSmsEnroute;
+  return kSmsUnknown;
 }
 
 Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate& r) {
@@ -147,7 +138,7 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
   }
   PartRow row{};
   bool found = false;
-  for (const std::string& id : id_candidates(r.message_id)) {
+  for (const std::string& id : sms_receipt_id_forms(r.message_id)) {
     find.bind_text(1, id);
     int rc = sqlite3_step(find.get());
     if (rc == SQLITE_ROW) {
@@ -172,7 +163,7 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
   if (sqlite3_step(cur.get()) == SQLITE_ROW) out.status = static_cast<RcptStatus>(cur.col_int(0));
   cur.reset();
 
-  if (row.state == state || (final_state(row.state) && !final_state(state))) {
+  if (!sms_part_changes(static_cast<int>(row.state), state)) {
     out.effect = SmsReceiptEffect::kDuplicate;
     if (!sp.release()) return receipt_sqlite_error(db, "applying an SMS receipt");
     return out;
@@ -198,40 +189,30 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
     return receipt_sqlite_error(db, "reading SMS ids");
   }
   parts.bind(1, row.rcpt);
-  int64_t total = 0, delivered = 0;
-  bool failed = false, expired = false;
+  SmsPartsSeen seen;
   int rc;
   while ((rc = sqlite3_step(parts.get())) == SQLITE_ROW) {
-    total = std::max<int64_t>(total, parts.col_int(1));
+    seen.parts = std::max<int64_t>(seen.parts, parts.col_int(1));
     if (parts.col_int(2)) {
-      ++delivered;
+      ++seen.delivered;
     } else if (parts.col_int(3)) {
-      failed = true;
+      seen.failed = true;
     } else if (parts.col_int(4)) {
-      expired = true;
+      seen.expired = true;
     }
   }
   parts.reset();
   if (rc != SQLITE_DONE) return receipt_sqlite_error(db, "reading SMS ids");
-  RcptStatus next = out.status;
-  if (failed) {
-    next = RcptStatus::kUndeliverable;
-  } else if (expired) {
-    next = RcptStatus::kExpired;
-  } else if (total > 0 && delivered >= total) {
-    next = RcptStatus::kDelivered;
-  }
-  if (next != out.status && receipt_status(out.status) && final_state(state)) {
+  const RcptStatus next = sms_receipt_status(out.status, seen, state);
+  if (next != out.status) {
     Stmt set;
     if (set.prepare(db,
                     "UPDATE recipients SET status = ?1, reply = ?2, updated = ?3 "
                     "WHERE id = ?4") != SQLITE_OK) {
       return receipt_sqlite_error(db, "recording an SMS receipt");
     }
-    std::string reply = "receipt stat:" + (r.stat.empty() ? r.state : r.stat);
-    if (!r.err.empty()) reply += " err:" + r.err;
-    if (reply.size() > 512) reply.resize(512);
     set.bind(1, static_cast<int64_t>(next));
+    const std::string reply = sms_receipt_reply(r);  // bound without a copy: must outlive step
     set.bind_text(2, reply);
     set.bind(3, now);
     set.bind(4, row.rcpt);
@@ -243,6 +224,10 @@ Result<SmsReceiptApplied> apply_sms_receipt(sqlite3* db, const SmsReceiptUpdate&
   }
   if (!sp.release()) return receipt_sqlite_error(db, "applying an SMS receipt");
   return out;
+}
+
+Result<SmsReceiptApplied> SqliteTaskStore::apply_receipt(const SmsReceiptUpdate& r) {
+  return apply_sms_receipt(handle(), r);
 }
 
 }  // namespace sb

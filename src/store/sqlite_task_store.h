@@ -50,6 +50,11 @@ class SqliteTaskStore final : public TaskStore {
   Result<DomainSummary> domain_summary(size_t top) override;
   Result<std::vector<std::pair<std::string, uint64_t>>> return_categories() override;
   Result<std::map<int, uint64_t>> codes_of(const std::vector<RcptStatus>& statuses) override;
+  Result<SmsReceiptApplied> apply_receipt(const SmsReceiptUpdate& r) override;
+  Result<TaskSuppressionAdded> add_suppression(std::string_view key, std::string_view reason,
+                                               int64_t time = 0) override;
+  Result<std::vector<std::string>> suppressions() override;
+  Result<SmsPartial> partial_sms(int64_t rcpt_id) override;
 
   // The connection, for the task file's own tables kept elsewhere (store/sms_ids.h).
   sqlite3* handle() const;

@@ -92,6 +92,14 @@ Status SuppressionList::load_file(const std::string& path) {
 }
 
 Status SuppressionList::load_buffer(std::string data, std::string_view name) {
+  return load(std::move(data), name, true);
+}
+
+Status SuppressionList::load_keys(std::string data, std::string_view name) {
+  return load(std::move(data), name, false);
+}
+
+Status SuppressionList::load(std::string data, std::string_view name, bool addresses) {
   // Pass 1, in place: every entry is trimmed, validated, lower-cased and written as key + '\n'
   // at the front of the buffer. An entry never needs more room than its line did.
   if (!data.empty() && data.back() != '\n') data.push_back('\n');
@@ -107,7 +115,7 @@ Status SuppressionList::load_buffer(std::string data, std::string_view name) {
     std::string_view entry = trim_ascii(std::string_view(data).substr(r, e - r));
     r = e + 1;
     if (entry.empty() || entry[0] == '#') continue;
-    if (!plausible_entry(entry)) {
+    if (addresses && !plausible_entry(entry)) {
       return input_error(std::string(name) + " line " + std::to_string(line) + ": '" +
                          printable(entry, 80) + "' is not an address or @domain");
     }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "store/task_store.h"
 
 struct sqlite3;
 
@@ -47,6 +48,10 @@ class SuppressionList {
   Status load_file(const std::string& path);
   // The same from bytes in memory; `name` stands for the file in error messages.
   Status load_buffer(std::string data, std::string_view name);
+  // Keys already in the task's form, one a line, not checked as addresses: an SMS task's
+  // E.164 numbers (`sms send --suppress`, read and normalised by the caller). A key never
+  // has a domain part, so only the whole key matches.
+  Status load_keys(std::string data, std::string_view name);
 
   // True when the address, or "@" + its domain (the part after the last '@'), is listed.
   // `address` is taken as given (the task store holds trimmed addresses).
@@ -57,6 +62,7 @@ class SuppressionList {
   bool empty() const { return size_ == 0; }
 
  private:
+  Status load(std::string data, std::string_view name, bool addresses);
   // True when key is present; else, if empty_slot is given, the empty slot it would take.
   bool find_slot(std::string_view key, uint64_t h, size_t* empty_slot) const;
   void rebuild(size_t capacity_for);
@@ -70,10 +76,7 @@ class SuppressionList {
 // The task's own suppression list (table task_suppressed in the task file, created on first
 // use): numbers that opted out by replying STOP to an SMS (issue 19), or any key the task
 // must never send to again. key is the recipient key as the task stores it (E.164 for SMS).
-struct TaskSuppressionAdded {
-  bool added = false;       // false: the key was listed already
-  uint64_t recipients = 0;  // unsent or deferred recipients with that key, now suppressed
-};
+// (TaskSuppressionAdded is in store/task_store.h: TaskStore::add_suppression gives it too.)
 // Adds `key` (with why it came, e.g. "STOP", and when: unix seconds, 0 = now) and suppresses
 // the task's recipients with that key that were not sent yet, in one savepoint (inside or
 // outside the caller's transaction). Recipients in flight or sent are left as they are.

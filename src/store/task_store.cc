@@ -485,7 +485,7 @@ Status SqliteTaskStore::record(const std::vector<Outcome>& outcomes) {
     // An SMS's provider ids go in with its outcome (one commit): a receipt that comes later
     // finds its recipient, and a kill -9 cannot keep the outcome but lose the ids.
     if (!o.sms_ids.empty()) {
-      if (auto r = record_sms_ids(s.db.h, o.id, o.sms_ids, o.time); !r) {
+      if (auto r = record_sms_ids(s.db.h, o.id, o.sms_ids, o.time, o.sms_ref); !r) {
         s.rollback_txn();
         return r;
       }

@@ -63,6 +63,9 @@ struct Outcome {
   // An SMS accepted by its provider: the provider's message id of each part (delivery
   // receipts name them), recorded in the same transaction as the outcome. Empty for e-mail.
   std::vector<std::string> sms_ids;
+  // ... and the concatenation reference its parts carried (0..255; -1: one part, or none), so
+  // a run resumed after a kill sends a partly accepted message's missing parts with it.
+  int sms_ref = -1;
 };
 
 // How a recipient list goes into a task.
@@ -155,6 +158,76 @@ inline ReturnOutcome return_outcome(RcptStatus status, uint32_t soft, const Retu
   }
   return o;
 }
+// SMS delivery receipts (issue 19): one receipt as the store needs it (the SMPP side parses
+// it: sms/smpp_pdu.h), applied by TaskStore::apply_receipt in either store.
+struct SmsReceiptUpdate {
+  std::string message_id;  // the SMSC's id of the part (receipted_message_id or "id:")
+  // receipt_state_name() of the receipt: "delivered", "expired", "deleted", "undeliverable",
+  // "rejected" (final) or "accepted", "enroute", "unknown" (not final: recorded only).
+  std::string state;
+  std::string stat;  // as the SMSC wrote it ("DELIVRD"), for the recipient's reply text
+  std::string err;   // "000"
+  int64_t time = 0;  // unix seconds; 0: now
+};
+enum class SmsReceiptEffect : uint8_t {
+  kUnknownId,  // no part has that id (another task's message, or one sent elsewhere): counted
+  kDuplicate,  // the part already had this state (the SMSC sent the receipt again)
+  kRecorded,   // the part's state changed; the recipient did not (more parts to come, or a
+               // state that is not final, or a recipient that is not settled as sent)
+  kSettled,    // the recipient's status changed (delivered, undeliverable, expired)
+};
+struct SmsReceiptApplied {
+  SmsReceiptEffect effect = SmsReceiptEffect::kUnknownId;
+  int64_t rcpt_id = 0;                      // 0 for an unknown id
+  RcptStatus status = RcptStatus::kUnsent;  // the recipient's status afterwards
+};
+// A part's state (sms_ids.state in SQLite, smtpblast_sms_ids.state in PostgreSQL): SMPP 3.4's
+// message_state numbers; 0 = no receipt yet.
+inline constexpr int kSmsEnroute = 1, kSmsDelivered = 2, kSmsExpired = 3, kSmsDeleted = 4,
+                     kSmsUndeliverable = 5, kSmsAccepted = 6, kSmsUnknown = 7, kSmsRejected = 8;
+inline constexpr bool sms_final_state(int s) {
+  return s == kSmsDelivered || s == kSmsExpired || s == kSmsDeleted || s == kSmsUndeliverable ||
+         s == kSmsRejected;
+}
+// What one receipt does, in every store. To the part: nothing when it has that state already
+// or a final one and this receipt's is not (ENROUTE after DELIVRD): a duplicate.
+inline constexpr bool sms_part_changes(int part_state, int receipt_state) {
+  return part_state != receipt_state &&
+         !(sms_final_state(part_state) && !sms_final_state(receipt_state));
+}
+// The recipient's parts after the receipt, each part number once: delivered when any row of
+// it (a part may have been sent more than once) was delivered; else failed or expired.
+struct SmsPartsSeen {
+  int64_t parts = 0;      // the message's part count (the largest recorded)
+  int64_t delivered = 0;  // part numbers delivered
+  bool failed = false;    // a part undeliverable, deleted or rejected (none of its rows delivered)
+  bool expired = false;   // a part expired (none of its rows delivered)
+};
+// To the recipient, after a part changed: a recipient settled as sent (or by an earlier
+// receipt) follows its parts on a final receipt: a part failed -> undeliverable; else a part
+// expired -> expired; else every part delivered -> delivered; else it stays as it is.
+inline RcptStatus sms_receipt_status(RcptStatus status, const SmsPartsSeen& p, int receipt_state) {
+  const bool follows = status == RcptStatus::kSent || status == RcptStatus::kDelivered ||
+                       status == RcptStatus::kUndeliverable || status == RcptStatus::kExpired;
+  if (!follows || !sms_final_state(receipt_state)) return status;
+  if (p.failed) return RcptStatus::kUndeliverable;
+  if (p.expired) return RcptStatus::kExpired;
+  if (p.parts > 0 && p.delivered >= p.parts) return RcptStatus::kDelivered;
+  return status;
+}
+// The recipient's reply when a receipt settles it (export shows it), capped at 512 octets.
+inline std::string sms_receipt_reply(const SmsReceiptUpdate& r) {
+  std::string reply = "receipt stat:" + (r.stat.empty() ? r.state : r.stat);
+  if (!r.err.empty()) reply += " err:" + r.err;
+  if (reply.size() > 512) reply.resize(512);
+  return reply;
+}
+// The task's own suppression list (numbers that replied STOP): what adding a key did.
+struct TaskSuppressionAdded {
+  bool added = false;       // false: the key was listed already
+  uint64_t recipients = 0;  // unsent or deferred recipients with that key, now suppressed
+};
+
 struct ReturnInfo {  // the last return recorded for a recipient
   uint32_t soft = 0;
   std::string status, diagnostic, cls, category, kind;
@@ -170,6 +243,36 @@ struct DomainSummary {
   std::vector<DomainOutcomes> top;  // by recipients (sent + deferred + failed), then domain
   uint64_t domains = 0;             // distinct domains
   DomainOutcomes all;               // added up over every domain
+};
+
+// What a retry needs of a recipient whose multi-part message was partly accepted: the ids
+// recorded per part of its latest message ("" for a part never accepted; empty vector:
+// nothing recorded) and the reference they carried (-1: unknown, then the retry must send the
+// whole message). The latest message is the last run of rows with one reference and one
+// number of parts that names each part once (a phone joins parts the same way).
+struct SmsPartial {
+  std::vector<std::string> ids;
+  int concat_ref = -1;
+  // Some parts accepted, some not, and the reference known: only the missing parts need to
+  // go, with that reference. A message with every part accepted was sent (a recipient claimed
+  // again after that was reset: it is sent whole, afresh).
+  bool resumable() const {
+    if (concat_ref < 0 || ids.size() < 2) return false;
+    size_t have = 0;
+    for (const auto& id : ids) have += id.empty() ? 0 : 1;
+    return have > 0 && have < ids.size();
+  }
+  // Folds one recorded part in, in the order the parts were recorded: a part that does not fit
+  // the message so far (another reference or part count, or a part it has) starts a new one.
+  void add(int64_t part, int64_t parts, std::string id, int64_t ref) {
+    if (parts < 1 || parts > 255 || part < 1 || part > parts) return;
+    const auto i = static_cast<size_t>(part - 1);
+    if (ids.size() != static_cast<size_t>(parts) || ref != concat_ref || !ids[i].empty()) {
+      ids.assign(static_cast<size_t>(parts), "");
+      concat_ref = ref >= 0 && ref <= 255 ? static_cast<int>(ref) : -1;
+    }
+    ids[i] = std::move(id);
+  }
 };
 
 // The store behind a narrow interface (issue 13): the engine claims rows, records outcomes
@@ -298,6 +401,26 @@ class TaskStore {
   virtual Result<std::optional<ReturnInfo>> return_info(int64_t id) = 0;
   // Addresses of bounced and complained recipients (for --suppress-out), in id order.
   virtual Result<std::vector<std::string>> returned_addresses() = 0;
+
+  // SMS delivery receipts and STOP replies (issue 19; SQLite: store/sms_receipts.cc and
+  // task_suppression.cc, PostgreSQL: pg/pg_sms.cc). The provider ids a receipt names are
+  // recorded by record() with the outcome (Outcome::sms_ids).
+  // Applies one receipt with the rules above (sms_part_changes, sms_receipt_status) in a
+  // transaction of its own. The id is looked up as given, then as the same number in the
+  // other base (hex/decimal, as some SMSCs write receipts) and in the other letter case
+  // (sms_receipt_id_forms). Store errors only; an unknown id is not one.
+  virtual Result<SmsReceiptApplied> apply_receipt(const SmsReceiptUpdate& r) = 0;
+  // Adds `key` to the task's suppression list (why, e.g. "STOP reply"; when: unix seconds,
+  // 0 = now) and suppresses the task's unsent or deferred recipients with that key, in one
+  // transaction. Recipients in flight or sent are left as they are.
+  virtual Result<TaskSuppressionAdded> add_suppression(std::string_view key,
+                                                       std::string_view reason,
+                                                       int64_t time = 0) = 0;
+  // The listed keys, oldest first.
+  virtual Result<std::vector<std::string>> suppressions() = 0;
+  // The recipient's latest SMS as recorded part by part (SmsPartial), so a run resumed after
+  // a kill sends only the parts a partly accepted message lacks, with its reference.
+  virtual Result<SmsPartial> partial_sms(int64_t rcpt_id) = 0;
 
   // Aggregates for `report`, computed where the rows are (SQL), so a task of millions of
   // recipients is never read row by row (store/report_store.cc, pg/pg_report.cc).

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <string>
 
+#include "store/sqlite_task_store.h"
 #include "store/sqlite_util.h"
 #include "store/suppression.h"
 #include "store/task_store.h"
@@ -93,6 +94,16 @@ Result<std::vector<std::string>> task_suppressions(sqlite3* db) {
   while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) out.emplace_back(q.col_text(0));
   if (rc != SQLITE_DONE) return sqlite_error(db, "reading the task's suppression list");
   return out;
+}
+
+Result<TaskSuppressionAdded> SqliteTaskStore::add_suppression(std::string_view key,
+                                                              std::string_view reason,
+                                                              int64_t time) {
+  return add_task_suppression(handle(), key, reason, time);
+}
+
+Result<std::vector<std::string>> SqliteTaskStore::suppressions() {
+  return task_suppressions(handle());
 }
 
 }  // namespace sb

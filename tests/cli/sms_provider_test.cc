@@ -157,6 +157,86 @@ url = "http://127.0.0.1:9/2010-04-01/Accounts/{{account}}/Messages.json"
             HttpSmsVerdict::kFailed);
 }
 
+TEST(SmsProvider, PresetRatesAndTheirOverrides) {
+  const std::string tw = R"(
+[provider.tw]
+type = "http"
+preset = "twilio"
+account = "AC123"
+password_file = "/run/tw"
+)";
+  ProviderConfig p = one(tw, "tw");
+  EXPECT_EQ(p.rate, "1/s");  // a Twilio long code: 1 segment a second
+  EXPECT_NE(p.rate_origin.find("preset twilio"), std::string::npos) << p.rate_origin;
+  p = one(tw + "rate = \"600/min\"\n", "tw");
+  EXPECT_EQ(p.rate, "600/min");
+  EXPECT_EQ(p.rate_origin, "`rate` in [provider.tw]");
+  p = one(tw + "tps = 3\n", "tw");
+  EXPECT_EQ(p.rate, "3/s");
+  EXPECT_EQ(p.rate_origin, "`tps` in [provider.tw]");
+  p = one(R"(
+[provider.vo]
+type = "http"
+preset = "vonage"
+account = "key1"
+password_env = "VO"
+)",
+          "vo");
+  EXPECT_EQ(p.rate, "30/s");
+  // A plain HTTP API has no documented default: none unless configured.
+  p = one(R"(
+[provider.own]
+type = "http"
+url = "https://sms.example.net/send"
+fields = { to = "{{to}}", text = "{{text}}" }
+)",
+          "own");
+  EXPECT_EQ(p.rate, "");
+  p = one(R"(
+[provider.smsc]
+type = "smpp"
+host = "127.0.0.1"
+system_id = "sb"
+rate = "5/s"
+)",
+          "smsc");
+  EXPECT_EQ(p.rate, "5/s");
+  EXPECT_NE(error_of(tw + "rate = \"fast\"\n").find("p.toml:7: key 'rate'"), std::string::npos)
+      << error_of(tw + "rate = \"fast\"\n");
+  EXPECT_NE(error_of(tw + "rate = \"1/s\"\ntps = 2\n").find("not both"), std::string::npos);
+}
+
+TEST(SmsProvider, AccountKeysNameTheAccountNeverTheSecret) {
+  ProviderConfig p = one(R"(
+[provider.smsc]
+type = "smpp"
+host = "SMPP.Example.NET"
+port = 2776
+system_id = "Shop"
+password_env = "PW"
+)",
+                         "smsc");
+  EXPECT_EQ(sms_account_key(p), "smpp Shop at smpp.example.net:2776");
+  p = one(R"(
+[provider.tw]
+type = "http"
+preset = "twilio"
+account = "AC123"
+password_file = "/run/tw"
+)",
+          "tw");
+  EXPECT_EQ(sms_account_key(p),
+            "http AC123 at https://api.twilio.com/2010-04-01/Accounts/AC123/Messages.json");
+  p = one(R"(
+[provider.own]
+type = "http"
+url = "https://u:secret@SMS.Example.net/v1/send?key=secret#x"
+fields = { to = "{{to}}", text = "{{text}}" }
+)",
+          "own");
+  EXPECT_EQ(sms_account_key(p), "http at https://sms.example.net/v1/send");
+}
+
 TEST(SmsProvider, VonagePresetJudgesTheJsonStatus) {
   ProviderConfig p = one(R"(
 [provider.vo]

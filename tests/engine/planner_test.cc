@@ -50,6 +50,35 @@ TEST(Planner, RelayBatchesClaimAndOpenObligations) {
   EXPECT_TRUE(cmds[0].second.exhausted);
 }
 
+TEST(Planner, AWorkerThatRanDryGetsTheLargerBatchItAsksFor) {
+  auto store = store_with(3000, {"a.example"});
+  Ledger ledger(false);
+  FakeClock clock;
+  Planner::Options o;
+  o.workers = 2;
+  Planner p(*store, ledger, clock, nullptr, o);
+  std::vector<JournalEntry> out;
+  std::vector<std::pair<size_t, RowsCmd>> cmds;
+  p.want(0, 4 * Planner::kBatch);
+  p.want(1, 1);  // below a batch: a batch
+  p.serve({0, 1}, false, out, cmds);
+  ASSERT_EQ(cmds.size(), 2u);
+  EXPECT_EQ(cmds[0].second.rows.size(), 4 * Planner::kBatch);
+  EXPECT_EQ(cmds[1].second.rows.size(), Planner::kBatch);
+  EXPECT_EQ(ledger.open_count(), 5 * Planner::kBatch);
+  for (auto& [w, c] : cmds) {
+    for (auto& ob : c.obs) ledger.settle(ob.consume(), Settle::kSent);
+  }
+  // A request larger than what is left: the rest, and the end.
+  cmds.clear();
+  p.serve({0}, false, out, cmds);
+  EXPECT_EQ(cmds[0].second.rows.size(), 3000 - 5 * Planner::kBatch);
+  EXPECT_TRUE(cmds[0].second.exhausted);
+  for (auto& [w, c] : cmds) {
+    for (auto& ob : c.obs) ledger.settle(ob.consume(), Settle::kSent);
+  }
+}
+
 TEST(Planner, SuppressedRecipientsSettleAtOnceAndNeverReachAWorker) {
   auto store = store_with(10, {"a.example"});
   auto sup = std::make_shared<SuppressionList>();

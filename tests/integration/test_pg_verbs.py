@@ -8,19 +8,23 @@
   nodes; export of the returned; report; test --task --row; reset
 - returns on a PostgreSQL task that was never sent: exit 2, as on SQLite
 - send --limit (exit 3, the rest on the next run) and --backup-dir
+- an SMS mailing (issue 19) through the SMSC simulator: provider ids, receipts during and after
+  the run (`sms receipts`), a STOP on the task's suppression list; status and export
 
-A private PostgreSQL server and the smtpblast sink, on loopback. Takes a few seconds.
+A private PostgreSQL server, the smtpblast sink and the SMSC simulator, on loopback. Takes a few seconds.
 Run: /usr/bin/python3 tests/integration/test_pg_verbs.py  (as root; see blast.py)
 """
 
 import json
+import os
 import re
 import unittest
 
-from support import blast, peers, postgres
+from support import blast, peers, postgres, smsc
 
 FIXTURES = blast.SOURCE_DIR / "tests" / "returns" / "fixtures"
 VERP_RE = re.compile(rb"bounces\+(\d+)-([0-9a-f]{10})@bounce\.example\.com")
+SMS_PASSWORD = "s3cr-pw"
 TEMPLATE = (b"From: News <news@example.test>\n"
             b"Subject: March news for {{name}}\n"
             b"\n"
@@ -232,6 +236,104 @@ class PgVerbsTest(unittest.TestCase):
             self.assertEqual(len(sink.records()), 5)
         self.assertEqual(self.status(task)["sent"], 5)
         self.assertEqual(len(list(backups.glob("*.eml"))), 5)
+
+    # --- SMS mailings on a shared task (issue 19) ---------------------------------------
+
+    def sms_setup(self):
+        self.pwfile = self.d / "pw"
+        self.pwfile.write_text(SMS_PASSWORD + "\n")
+        os.chmod(self.pwfile, 0o600)
+        self.sms_tpl = self.d / "msg.txt"
+        self.sms_tpl.write_text("Hi {{name}}, {{phone}} wins\n")
+
+    def sms_conf(self, port):
+        p = self.d / "providers.toml"
+        p.write_text(f"""
+[provider.sim]
+type = "smpp"
+host = "127.0.0.1"
+port = {port}
+system_id = "sb"
+password_file = "{self.pwfile}"
+from = "Shop"
+country = "GB"
+window = 1
+""")
+        os.chmod(p, 0o600)
+        return p
+
+    @unittest.skipUnless(smsc.node_available(), "node or npm smpp missing (tools/bootstrap.sh)")
+    def test_sms_mailing_with_receipts_and_a_stop_on_a_shared_task(self):
+        """Issue 19 on a PostgreSQL task: `sms send` through the SMSC simulator records the
+        provider's ids (smtpblast_sms_ids) with the outcomes; receipts during the run and from
+        `sms receipts` after it settle the recipients; a STOP goes on the task's suppression
+        list (smtpblast_suppressed); status and export show them."""
+        n = 20
+        self.sms_setup()
+        csv = blast.write_csv(self.d / "l.csv", ["name", "phone"],
+                              [[f"N{i}", f"074001{i:05d}"] for i in range(n)])
+        task = self.pg.url("smsmarch")
+        undeliv, stop = "+447400100003", "+447400100019"
+        with smsc.Smsc(system_id="sb", password=SMS_PASSWORD, receipts=True,
+                       receipt_stat={undeliv[1:]: "UNDELIV"}, stop_from=[stop[1:]],
+                       respond_delay_ms=20) as sim:
+            conf = self.sms_conf(sim.port)
+            r = self.sb("sms", "send", "--task", task, "--template", self.sms_tpl, "--recipients",
+                        csv, "--provider", "sim", "--provider-config", conf, "--progress",
+                        "none")
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            self.assertIn(f"{stop} replied STOP", r.stderr)
+            accepted = {a["to"]: a["id"] for a in sim.accepted()}
+            # The provider's ids, one per recipient sent, as the SMSC gave them.
+            rows = self.pg.sql("SELECT r.email, i.message_id, i.part, i.parts "
+                               "FROM smtpblast_sms_ids i JOIN smtpblast_recipients r "
+                               "ON r.task = i.task AND r.id = i.rcpt_id "
+                               "WHERE i.task = 'smsmarch' ORDER BY r.id")
+            self.assertEqual({e[1:]: m for e, m, _, _ in rows}, accepted)
+            self.assertEqual(len(rows), len(accepted))
+            self.assertTrue(all(p == "1" and ps == "1" for _, _, p, ps in rows), rows)
+            sent = len(accepted)
+            self.assertIn(sent, (n - 1, n))  # the STOP may land before its number is sent
+            # Receipts the run did not wait for: `sms receipts` on the shared task.
+            r = self.sb("sms", "receipts", "--task", task, "--provider", "sim",
+                        "--provider-config", conf, "--for", "2s")
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            self.assertIn("sms receipts: task", r.stdout)
+        st = json.loads(self.ok("status", "--task", task, "--json").stdout)
+        self.assertEqual(st["total"], n)
+        self.assertEqual(st["undeliverable"], 1, st)
+        stop_sent = sent == n
+        self.assertEqual(st["suppressed"], 0 if stop_sent else 1, st)
+        self.assertEqual(st["delivered"], sent - 1, st)
+        self.assertEqual(st.get("sent", 0), 0, st)
+        keys = self.pg.sql("SELECT key, reason FROM smtpblast_suppressed "
+                           "WHERE task = 'smsmarch'")
+        self.assertEqual(keys, [[stop, "STOP reply"]])
+        human = self.ok("status", "--task", task).stdout
+        self.assertRegex(human, rf"\n  delivered\s+{sent - 1}\n")
+        exp = self.ok("export", "--task", task, "--status", "delivered,undeliverable").stdout
+        lines = exp.splitlines()
+        self.assertEqual(len(lines), sent + 1, exp)  # a header, then one per recipient
+        self.assertIn("phone", lines[0])
+        und = [ln for ln in lines if undeliv in ln]
+        self.assertEqual(len(und), 1, exp)
+        self.assertIn("undeliverable", und[0])
+        self.assertIn("stat:UNDELIV", und[0])
+        # A STOP from a number already sent leaves it as it is; one not sent is suppressed.
+        if not stop_sent:
+            sup = self.ok("export", "--task", task, "--status", "suppressed").stdout
+            self.assertIn(stop, sup)
+
+    def test_sms_receipts_for_an_email_task_exit_2(self):
+        self.sms_setup()
+        csv = blast.write_csv(self.d / "e.csv", ["email"], [["a@example.test"]])
+        task = self.pg.url("emailtask")
+        self.ok("import", "--task", task, "--recipients", csv)
+        r = self.sb("sms", "receipts", "--task", task, "--provider", "sim", "--provider-config",
+                    self.sms_conf(9), "--for", "1s")
+        self.assertEqual(r.returncode, 2, blast.describe(r))
+        self.assertIn("not an SMS task", r.stderr)
+
 
 if __name__ == "__main__":
     blast.main("test_pg_verbs")

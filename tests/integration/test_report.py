@@ -26,7 +26,7 @@ import time
 import unittest
 import zlib
 
-from support import blast, procs
+from support import blast, peers, procs, smsc
 
 N = 600
 
@@ -421,6 +421,81 @@ class ReportTest(unittest.TestCase):
             self.assertEqual(p.returncode, 2, blast.describe(p))
             self.assertIn(named, p.stderr, blast.describe(p))
             self.assertFalse((self.dir / "x.html").exists())
+
+
+@unittest.skipUnless(smsc.node_available(), "node or npm smpp missing (tools/bootstrap.sh)")
+class SmsReportTest(unittest.TestCase):
+    """An SMS task (sent through the SMSC simulator, its delivery receipts taken during the
+    run and by `sms receipts` after it): the page counts and draws delivered, undeliverable
+    and expired, and its destinations are the numbers' country codes under `phone`."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.wd = blast.Workdir()
+        d = cls.dir = cls.wd.path
+        pw = d / "pw"
+        pw.write_text("pw\n")
+        os.chmod(pw, 0o600)
+        cls.env = {"XDG_CONFIG_HOME": str(d / "xdg"), "HOME": str(d)}
+        (d / "msg.txt").write_text("Hi {{name}}\n")
+        rows = [[f"N{i}", f"074001{i:05d}"] for i in range(12)] + [["De", "+4915123456789"]]
+        csv = blast.write_csv(d / "l.csv", ["name", "phone"], rows)
+        cls.task = d / "sms.db"
+        with smsc.Smsc(system_id="sb", password="pw", receipts=True,
+                       receipt_stat={"447400100003": "UNDELIV", "447400100004": "EXPIRED"},
+                       respond_delay_ms=10) as sim:
+            conf = d / "p.toml"
+            conf.write_text(f"""
+[provider.sim]
+type = "smpp"
+host = "127.0.0.1"
+port = {sim.port}
+system_id = "sb"
+password_file = "{pw}"
+from = "Shop"
+country = "GB"
+window = 1
+""")
+            os.chmod(conf, 0o600)
+            cls.send = peers.run([str(a) for a in (
+                blast.BIN, "sms", "send", "--task", cls.task, "--template", d / "msg.txt",
+                "--recipients", csv, "--provider", "sim", "--provider-config", conf,
+                "--progress", "none")], timeout=60, env=cls.env)
+            # Receipts that had not come when the run unbound wait for the next bind.
+            cls.receipts = peers.run([str(a) for a in (
+                blast.BIN, "sms", "receipts", "--task", cls.task, "--provider", "sim",
+                "--provider-config", conf, "--for", "1s")], timeout=60, env=cls.env)
+        cls.status = blast.status(cls.task)
+        cls.chromium = chromium_or_install()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.wd.cleanup()
+
+    def test_receipt_statuses_and_phone_destinations(self):
+        self.assertEqual(self.send.returncode, 0, blast.describe(self.send))
+        self.assertEqual(self.receipts.returncode, 0, blast.describe(self.receipts))
+        st = self.status
+        self.assertEqual((st["delivered"], st["undeliverable"], st["expired"]), (11, 1, 1), st)
+        html = self.dir / "sms.html"
+        p = procs.run([blast.BIN, "report", "--task", str(self.task), "--out", str(html)],
+                      timeout=60)
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        text = html.read_text(encoding="utf-8")
+        self.assertIn("<th>phone</th>", text)
+        self.assertNotIn("<th>domain</th>", text)
+        if self.chromium is None:
+            self.skipTest("chromium is not installed and could not be installed")
+        facts, errors, _ = render(self.chromium, self.dir, html, self.dir / "sms.png")
+        self.assertEqual(errors, [], "console errors while rendering the report")
+        for key in ("total", "sent", "delivered", "undeliverable", "expired"):
+            self.assertEqual(facts["summary"][key], st.get(key, 0), key)
+        stacked = dict(facts["charts"]["outcomes"]["stacked"])
+        self.assertEqual((stacked["delivered"], stacked["undeliverable"], stacked["expired"]),
+                         (11, 1, 1), stacked)
+        # The destinations: the numbers' country calling codes, every SMS counted as sent.
+        dest = {r[0]: r[1:] for r in facts["destinations"]}
+        self.assertEqual(dest, {"+44": ["12", "0", "0"], "+49": ["1", "0", "0"]}, dest)
 
 
 if __name__ == "__main__":

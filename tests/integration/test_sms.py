@@ -13,6 +13,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import time
 import unittest
 
 from support import blast, peers, smsc
@@ -481,6 +482,49 @@ window = {window}
             resent = [s["udh"][2] for s in sim.submitted()[12:]]
             self.assertEqual(resent, [2, 2, 2])  # only the refused parts went again
 
+    def test_partly_accepted_message_resumed_after_kill_9(self):
+        csv, nums = self.numbers(1)
+        self.tpl.write_text("Hi {{name}} " + "x" * 400 + " end\n")  # three GSM-7 parts
+        task = self.dir / "t.db"
+        # Part 1 taken, part 2 refused (ESME_RSYSERR: deferred, retried after --retry-delay);
+        # with a window of 1 part 3 is never sent. The run is killed before its retry.
+        with smsc.Smsc(system_id="sb", password=PASSWORD,
+                       refuse_part={"part": 2, "status": 0x08}) as sim:
+            conf = self.smpp_conf(sim.port, window=1)
+            p = peers.Process(self.args(task, conf, csv, "--retry-delay", "600s",
+                                        "--commit-interval", "50ms"), timeout=60, env=self.env)
+            p.start()
+            def status():
+                try:
+                    return blast.db_rows(task).get(nums[0], {}).get("status")
+                except sqlite3.Error:  # the task is still being created
+                    return None
+            deadline = time.monotonic() + 20
+            while status() != "deferred":
+                self.assertLess(time.monotonic(), deadline, "the partial outcome never came")
+                time.sleep(0.05)
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+            first = sim.submitted()
+            self.assertEqual([(s["udh"][2], s["status"]) for s in first], [(1, 0), (2, 0x08)])
+            ref = first[0]["udh"][0]
+            r = self.sb(*self.args(task, conf), timeout=30)
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            again = sim.submitted()[len(first):]
+            # Only the missing parts, with the original reference: the phone joins them with
+            # the part it has, and part 1 went once.
+            self.assertEqual([s["udh"] for s in again], [[ref, 3, 2], [ref, 3, 3]])
+            self.assertEqual([s["status"] for s in again], [0, 0])
+            self.assertEqual(len([a for a in sim.accepted() if a["udh"][2] == 1]), 1)
+            msgs = sim.messages()
+            self.assertEqual(list(msgs), self.digits(nums))
+            self.assertEqual(len(msgs[self.digits(nums)[0]]), 1)
+            self.assertTrue(msgs[self.digits(nums)[0]][0].endswith(" end"))
+        row = blast.db_rows(task)[nums[0]]
+        self.assertEqual(row["status"], "sent", row)
+        self.assertEqual(row["reply"], f"accepted, message ids {first[0]['id']},"
+                                       f"{again[0]['id']},{again[1]['id']}")
+
     def test_limit_then_resume(self):
         csv, nums = self.numbers(50)
         task = self.dir / "t.db"
@@ -536,6 +580,105 @@ country = "GB"
         self.assertEqual(rows["+447400100008"]["status"], "deferred")
         self.assertRegex(rows["+447400100001"]["reply"], r"^accepted, message id h\d+$")
         self.assertEqual(blast.status(task)["sent"], 28)
+
+    def test_suppress_file_of_numbers(self):
+        csv, nums = self.numbers(10)
+        stop = self.dir / "stop.txt"
+        # Any form the default country reads; the same number twice; comments, blank lines.
+        stop.write_text("# opted out\n07400100003\n\n+44 7400 100005\n00447400100007\n"
+                        "07400 100003\n")
+        task = self.dir / "t.db"
+        with smsc.Smsc(system_id="sb", password=PASSWORD) as sim:
+            conf = self.smpp_conf(sim.port)
+            r = self.sb(*self.args(task, conf, csv, "--suppress", stop, "--json"))
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            suppressed = {"+447400100003", "+447400100005", "+447400100007"}
+            self.assertEqual(sorted(a["to"] for a in sim.accepted()),
+                             sorted(self.digits(set(nums) - suppressed)))
+            # Settled as `send` settles a suppressed address: status, reply, counts.
+            self.assertEqual(json.loads(r.stdout)["run"]["recipients_suppressed"], 3)
+            st = blast.status(task)
+            self.assertEqual((st["sent"], st["suppressed"]), (7, 3), st)
+            rows = blast.db_rows(task)
+            for n in suppressed:
+                self.assertEqual(rows[n]["status"], "suppressed")
+                self.assertEqual(rows[n]["reply"], "on the suppression list")
+            r = self.sb(blast.BIN, "export", "--task", task, "--status", "suppressed")
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            self.assertEqual(len(r.stdout.strip().splitlines()), 4, r.stdout)  # header + 3
+            # A line that is not a number: exit 2 naming the file and line, nothing sent.
+            stop.write_text("07400100001\n# x\nnot-a-number\n")
+            before = len(sim.submitted())
+            r = self.sb(*self.args(self.dir / "t2.db", conf, csv, "--suppress", stop))
+            self.assertEqual(r.returncode, 2, blast.describe(r))
+            self.assertIn(f"{stop} line 3: 'not-a-number' is not a phone number", r.stderr)
+            self.assertEqual(len(sim.submitted()), before)
+            self.assertFalse((self.dir / "t2.db").exists())
+
+    def test_daily_limit_counts_the_provider_account_across_tasks(self):
+        quota = self.dir / "quota.db"
+        a = blast.write_csv(self.dir / "a.csv", ["name", "phone"],
+                            [[f"A{i}", f"0740020{i:04d}"] for i in range(3)])
+        b = blast.write_csv(self.dir / "b.csv", ["name", "phone"],
+                            [[f"B{i}", f"0740030{i:04d}"] for i in range(5)])
+        with smsc.Smsc(system_id="sb", password=PASSWORD) as sim:
+            conf = self.smpp_conf(sim.port)
+            lim = ("--daily-limit", "5", "--quota-store", quota)
+            r = self.sb(*self.args(self.dir / "a.db", conf, a, *lim))
+            self.assertEqual(r.returncode, 0, blast.describe(r))
+            # The second task through the same provider account gets what the first left.
+            r = self.sb(*self.args(self.dir / "b.db", conf, b, *lim))
+            self.assertEqual(r.returncode, 3, blast.describe(r))
+            self.assertRegex(r.stderr, r"sending may resume at \d{4}-\d\d-\d\d \d\d:\d\d")
+            self.assertEqual(len(sim.accepted()), 5)
+        st = blast.status(self.dir / "b.db")
+        self.assertEqual(st["sent"], 2, st)
+        acct = st["account"]
+        self.assertEqual(acct["account"], f"smpp sb at 127.0.0.1:{sim.port}")
+        self.assertEqual((acct["used"], acct["daily_limit"], acct["remaining"]), (5, 5, 0))
+        self.assertNotIn(PASSWORD, json.dumps(st))
+        r = self.sb(blast.BIN, "status", "--task", self.dir / "a.db")
+        self.assertIn(f"account:    smpp sb at 127.0.0.1:{sim.port}: 5 of 5", r.stdout)
+
+    def test_http_preset_default_rate_and_its_overrides(self):
+        csv, nums = self.numbers(3)
+        tok = self.dir / "tok"
+        tok.write_text("tw-token\n")
+        os.chmod(tok, 0o600)
+        with smsc.HttpSmsStub(shape="twilio", basic="AC42:tw-token") as stub:
+            def conf(extra=""):
+                p = self.dir / "tw.toml"
+                p.write_text(f"""
+[provider.tw]
+type = "http"
+preset = "twilio"
+account = "AC42"
+password_file = "{tok}"
+url = "{stub.url}/2010-04-01/Accounts/{{{{account}}}}/Messages.json"
+from = "+15005550006"
+country = "GB"
+{extra}
+""")
+                os.chmod(p, 0o600)
+                return p
+
+            def send(task, p, *extra):
+                t0 = time.monotonic()
+                r = self.sb(blast.BIN, "sms", "send", "--task", self.dir / task, "--template",
+                            self.tpl, "--provider", "tw", "--provider-config", p,
+                            "--recipients", csv, "--progress", "none", *extra)
+                self.assertEqual(r.returncode, 0, blast.describe(r))
+                return r, time.monotonic() - t0
+
+            # Twilio's long-code limit, 1 a second: three messages take two seconds at least.
+            r, took = send("a.db", conf())
+            self.assertIn("sms send: provider tw: rate 1/s (preset twilio", r.stderr)
+            self.assertGreaterEqual(took, 1.9, r.stderr)
+            r, _ = send("b.db", conf('rate = "50/s"'))
+            self.assertIn("rate 50/s (`rate` in [provider.tw])", r.stderr)
+            r, _ = send("c.db", conf('rate = "50/s"'), "--rate", "20/s")
+            self.assertIn("rate 20/s (--rate)", r.stderr)
+            self.assertEqual(len(stub.requests()), 9)
 
     def test_the_task_kind_is_checked(self):
         csv, _ = self.numbers(3)

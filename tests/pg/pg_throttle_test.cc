@@ -185,5 +185,80 @@ TEST(PgQuota, ConcurrentReservationsStopAtTheLimit) {
   EXPECT_EQ(g->granted, 9u);
 }
 
+// The rule of issue 13: a node refused because other live nodes hold reservations they have
+// not sent waits (others_held > 0); the refusal is final only when nobody holds any. Holds
+// follow what each node reports, go down with a give-back, end with the run, and stop
+// counting once their lease runs out.
+TEST(PgQuota, ARefusalIsFinalOnlyWhenNoLiveNodeHoldsTheRest) {
+  SB_REQUIRE_PG_URL(url);
+  const std::string account = unique_pg_name("held");
+  const uint64_t now = static_cast<uint64_t>(SystemClock::instance().wall_ms());
+  auto a = PgQuota::open(url), b = PgQuota::open(url), c = PgQuota::open(url);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  (*a)->set_holder("a (epoch 1)", 30000);
+  (*b)->set_holder("b (epoch 2)", 30000);
+  (*c)->set_holder("c (epoch 3)", 300);
+  auto g = (*a)->reserve_holding(account, 10, 7, 0, now);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_EQ(g->granted, 7u);
+  g = (*b)->reserve_holding(account, 10, 7, 0, now);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->granted, 3u);
+  EXPECT_EQ(g->others_held, 7u);
+  // b spent its 3 and asks again: a still holds 7 unsent, so b is to wait.
+  g = (*b)->reserve_holding(account, 10, 7, 0, now);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->granted, 0u);
+  EXPECT_EQ(g->others_held, 7u);
+  auto h = (*b)->holds(account);
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 1u);  // b holds nothing now: only a is listed
+  EXPECT_EQ((*h)[0].holder, "a (epoch 1)");
+  EXPECT_EQ((*h)[0].n, 7u);
+  EXPECT_FALSE((*h)[0].until.empty());
+  // a sent 5 of them, then its run ends with 2 unsent: given back, b gets them.
+  ASSERT_TRUE((*a)->report_held(account, 2, false).ok());
+  g = (*b)->reserve_holding(account, 10, 7, 0, now);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->others_held, 2u);
+  ASSERT_TRUE((*a)->give_back(account, now, 2, now).ok());
+  ASSERT_TRUE((*a)->report_held(account, 0, true).ok());
+  g = (*b)->reserve_holding(account, 10, 7, 0, now);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->granted, 2u);
+  EXPECT_EQ(g->others_held, 0u);
+  // c asks while b holds its 2: wait; once b reports them sent, c's refusal is final.
+  g = (*c)->reserve_holding(account, 10, 7, 0, now);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->granted, 0u);
+  EXPECT_EQ(g->others_held, 2u);
+  ASSERT_TRUE((*b)->report_held(account, 0, false).ok());
+  g = (*c)->reserve_holding(account, 10, 7, 0, now);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->granted, 0u);
+  EXPECT_EQ(g->others_held, 0u);
+  EXPECT_GT(g->resume_at, now);
+  auto used = (*c)->used(account, now);
+  ASSERT_TRUE(used.ok());
+  EXPECT_EQ(*used, 10u);
+  // A holder that stops renewing (killed) makes the others wait for one lease at most: its
+  // tokens then stay counted as used.
+  const std::string other = unique_pg_name("held_lease");
+  g = (*c)->reserve_holding(other, 5, 5, 0, now);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->granted, 5u);
+  g = (*a)->reserve_holding(other, 5, 1, 0, now);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->others_held, 5u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  g = (*a)->reserve_holding(other, 5, 1, 0, now);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->granted, 0u);
+  EXPECT_EQ(g->others_held, 0u);
+  used = (*a)->used(other, now);
+  ASSERT_TRUE(used.ok());
+  EXPECT_EQ(*used, 5u);
+}
+
 }  // namespace
 }  // namespace sb

@@ -3,13 +3,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pg/pg_server.h"
 #include "pg/pg_store.h"
+#include "pg/pg_task_guard.h"
 #include "pg/task_open.h"
 #include "store/task_store.h"
 
@@ -368,6 +372,140 @@ TEST_P(StoreConformance, ReportAggregates) {
   EXPECT_EQ(*cats, (std::vector<std::pair<std::string, uint64_t>>{{"invalid-recipient", 1}}));
 }
 
+// An SMS task: provider ids recorded with the outcome, receipts applied with the one rule
+// (store/task_store.h), STOP replies on the task's own suppression list.
+TEST_P(StoreConformance, SmsReceiptsAndStopRepliesFollowOneRule) {
+  ImportOptions io;
+  io.key_column = "phone";
+  io.normalize = [](std::string_view v, const void*) -> Result<std::string> {
+    return std::string(v);
+  };
+  ASSERT_TRUE(store_
+                  ->import_csv_buffer("phone\n+447911000001\n+447911000002\n+447911000003\n"
+                                      "+447911000004\n+447911000005\n",
+                                      "l.csv", io)
+                  .ok());
+  EXPECT_EQ(store_->get_meta("sb.channel")->value_or(""), "sms");
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store_->claim(0, 4, rows, true).ok());
+  ASSERT_EQ(rows.size(), 4u);
+  std::vector<Outcome> outs;
+  for (const auto& r : rows) outs.push_back({r.id, RcptStatus::kSent, 0, "ok", 1, 100, false});
+  outs[0].sms_ids = {"m1"};
+  outs[1].sms_ids = {"c1", "c2"};  // a two-part message
+  outs[2].sms_ids = {"1F4A"};      // hex here, decimal in its receipt
+  outs[3].sms_ids = {"u1"};
+  ASSERT_TRUE(store_->record(outs).ok());
+  auto apply = [&](std::string id, std::string state, std::string stat = "") {
+    auto a = store_->apply_receipt({std::move(id), std::move(state), std::move(stat), "000", 5});
+    EXPECT_TRUE(a.ok()) << a.error().message;
+    return a.ok() ? *a : SmsReceiptApplied{};
+  };
+  auto a = apply("m1", "delivered", "DELIVRD");
+  EXPECT_EQ(a.effect, SmsReceiptEffect::kSettled);
+  EXPECT_EQ(a.rcpt_id, rows[0].id);
+  EXPECT_EQ(a.status, RcptStatus::kDelivered);
+  EXPECT_EQ(apply("m1", "delivered").effect, SmsReceiptEffect::kDuplicate);
+  EXPECT_EQ(apply("m1", "enroute").effect, SmsReceiptEffect::kDuplicate);  // final stays
+  // Part 1 of 2 delivered: recorded, the recipient waits for part 2.
+  EXPECT_EQ(apply("c1", "delivered").effect, SmsReceiptEffect::kRecorded);
+  EXPECT_EQ(apply("C2", "delivered").effect, SmsReceiptEffect::kSettled);  // other case
+  a = apply("8010", "expired", "EXPIRED");                                 // 0x1F4A
+  EXPECT_EQ(a.status, RcptStatus::kExpired);
+  a = apply("u1", "undeliverable", "UNDELIV");
+  EXPECT_EQ(a.status, RcptStatus::kUndeliverable);
+  EXPECT_EQ(apply("nobody", "delivered").effect, SmsReceiptEffect::kUnknownId);
+  auto c = store_->counts(false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->get(RcptStatus::kDelivered), 2u);
+  EXPECT_EQ(c->get(RcptStatus::kExpired), 1u);
+  EXPECT_EQ(c->get(RcptStatus::kUndeliverable), 1u);
+  auto l = store_->list(RcptStatus::kDelivered, 10);
+  ASSERT_TRUE(l.ok());
+  ASSERT_EQ(l->size(), 2u);
+  EXPECT_EQ((*l)[0].second.reply, "receipt stat:DELIVRD err:000");
+  // STOP: the unsent number is suppressed; a sent one only listed; a repeat changes nothing.
+  auto s = store_->add_suppression("+447911000005", "STOP reply", 9);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_TRUE(s->added);
+  EXPECT_EQ(s->recipients, 1u);
+  s = store_->add_suppression("+447911000005", "STOP reply", 10);
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(s->added);
+  EXPECT_EQ(s->recipients, 0u);
+  s = store_->add_suppression("+447911000001", "STOP reply", 11);
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s->added);
+  EXPECT_EQ(s->recipients, 0u);
+  EXPECT_EQ(store_->counts(false)->get(RcptStatus::kSuppressed), 1u);
+  EXPECT_EQ(store_->counts(false)->get(RcptStatus::kDelivered), 2u);
+  auto keys = store_->suppressions();
+  ASSERT_TRUE(keys.ok()) << keys.error().message;
+  EXPECT_EQ(*keys, (std::vector<std::string>{"+447911000005", "+447911000001"}));
+  auto sup = store_->list(RcptStatus::kSuppressed, 10);
+  ASSERT_TRUE(sup.ok());
+  ASSERT_EQ(sup->size(), 1u);
+  EXPECT_EQ((*sup)[0].second.reply, "suppressed: STOP reply");
+}
+
+TEST_P(StoreConformance, ReceiptForARecipientNotSentIsRecordedOnly) {
+  ImportOptions io;
+  io.key_column = "phone";
+  io.normalize = [](std::string_view v, const void*) -> Result<std::string> {
+    return std::string(v);
+  };
+  ASSERT_TRUE(store_->import_csv_buffer("phone\n+447911000001\n", "l.csv", io).ok());
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store_->claim(0, 1, rows, true).ok());
+  ASSERT_EQ(rows.size(), 1u);
+  // Part 1 of 2 accepted, part 2 refused: deferred, with the accepted part's id.
+  Outcome o{rows[0].id, RcptStatus::kDeferred, 0, "throttled", 1, 100, false};
+  o.sms_ids = {"p1", ""};
+  ASSERT_TRUE(store_->record({o}).ok());
+  auto a = store_->apply_receipt({"p1", "delivered", "DELIVRD", "000", 5});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->effect, SmsReceiptEffect::kRecorded);
+  EXPECT_EQ(a->status, RcptStatus::kDeferred);
+  EXPECT_EQ(store_->counts(false)->get(RcptStatus::kDeferred), 1u);
+}
+
+// A run resumed after a kill reads back what the killed one recorded of a multi-part
+// message: the accepted parts' ids and the reference, on either store; a later message (another
+// reference) replaces the earlier one.
+TEST_P(StoreConformance, PartlyAcceptedSmsIsReadBackForResume) {
+  ImportOptions io;
+  io.key_column = "phone";
+  io.normalize = [](std::string_view v, const void*) -> Result<std::string> {
+    return std::string(v);
+  };
+  ASSERT_TRUE(store_->import_csv_buffer("phone\n+447911000001\n+447911000002\n", "l.csv", io).ok());
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(store_->claim(0, 2, rows, true).ok());
+  ASSERT_EQ(rows.size(), 2u);
+  Outcome o{rows[0].id, RcptStatus::kDeferred, 0, "throttled", 1, 100, false};
+  o.sms_ids = {"p1", "", "p3"};
+  o.sms_ref = 42;
+  ASSERT_TRUE(store_->record({o}).ok());
+  auto p = store_->partial_sms(rows[0].id);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->ids, (std::vector<std::string>{"p1", "", "p3"}));
+  EXPECT_EQ(p->concat_ref, 42);
+  EXPECT_TRUE(p->resumable());
+  auto none = store_->partial_sms(rows[1].id);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->ids.empty());
+  EXPECT_FALSE(none->resumable());
+
+  Outcome again{rows[0].id, RcptStatus::kDeferred, 0, "throttled", 2, 200, false};
+  again.sms_ids = {"q1", ""};
+  again.sms_ref = 7;
+  ASSERT_TRUE(store_->record({again}).ok());
+  p = store_->partial_sms(rows[0].id);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->ids, (std::vector<std::string>{"q1", ""}));
+  EXPECT_EQ(p->concat_ref, 7);
+}
+
 INSTANTIATE_TEST_SUITE_P(PgAndSqlite, StoreConformance, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& p) { return p.param; });
 
@@ -526,6 +664,113 @@ TEST_F(PgStore, ANodeThatEndsReleasesWhatItHolds) {
   EXPECT_FALSE((*nodes)[1].alive);
 }
 
+// --- a restarted server (issue 13): after a reconnect a node's rows are put back in line ---
+// The server's side of a restart is played here: the store's connection is ended with
+// pg_terminate_backend, and what the restart lost is written by hand beforehand.
+
+void break_connection(PgBlocking& admin, const PgTaskStore& s) {
+  auto r = admin.exec("SELECT pg_terminate_backend($1, 10000)", {std::to_string(s.backend_pid())});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->text(0, 0), "t");
+}
+
+TEST_F(PgStore, AClaimWhoseAnswerWasLostIsHandedOutAfterAReconnect) {
+  std::string task = unique_task("lostclaim");
+  auto a = open_pg(task, true, "node-a");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE((*a)->import_csv_buffer(kCsv, "l.csv").ok());
+  std::vector<RecipientRow> ra, again;
+  ASSERT_TRUE((*a)->claim(0, 2, ra, true).ok());
+  ASSERT_EQ(ra.size(), 2u);
+  // The last row was claimed too, but the answer never came (the server went away after the
+  // commit): in flight for node-a, unknown to its run.
+  ASSERT_TRUE(admin_
+                  ->exec("UPDATE smtpblast_recipients SET status = 5, node = 'node-a', "
+                         "epoch = $2, lease_deadline = now() + interval '30 s' "
+                         "WHERE task = $1 AND status = 0",
+                         {task, std::to_string((*a)->epoch())})
+                  .ok());
+  ASSERT_TRUE((*a)->record({{ra[0].id, RcptStatus::kSent, 250, "ok", 1, 1, false},
+                            {ra[1].id, RcptStatus::kSent, 250, "ok", 1, 1, false}})
+                  .ok());
+  break_connection(*admin_, **a);
+  // Not done: the row is this node's in the database and nobody sends it (before the fix the
+  // run ended here, exit 1 with the row in flight).
+  EXPECT_TRUE((*a)->more_later());
+  ASSERT_TRUE((*a)->claim(ra[1].id, 10, again, true).ok());
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_GT(again[0].id, ra[1].id);
+  EXPECT_EQ(again[0].email, "c@example.com");
+  EXPECT_EQ(again[0].values[0], "Cy, \"Jr\"");
+  ASSERT_TRUE((*a)->record({{again[0].id, RcptStatus::kSent, 250, "ok", 1, 1, false}}).ok());
+  EXPECT_FALSE((*a)->more_later());
+  auto c = (*a)->counts(false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->get(RcptStatus::kSent), 3u);
+  EXPECT_EQ((*a)->fenced(), 0u);
+}
+
+TEST_F(PgStore, AnOutcomeTheServerLostIsWrittenAgainAfterAReconnect) {
+  std::string task = unique_task("lostoutcome");
+  auto a = open_pg(task, true, "node-a");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE((*a)->import_csv_buffer(kCsv, "l.csv").ok());
+  std::vector<RecipientRow> ra;
+  ASSERT_TRUE((*a)->claim(0, 10, ra, true).ok());
+  ASSERT_EQ(ra.size(), 3u);
+  ASSERT_TRUE((*a)->record({{ra[0].id, RcptStatus::kSent, 250, "ok 1", 1, 1, false},
+                            {ra[1].id, RcptStatus::kFailed, 550, "no", 1, 1, false}})
+                  .ok());
+  ASSERT_TRUE((*a)->record({{ra[2].id, RcptStatus::kSent, 250, "ok 3", 1, 1, false}}).ok());
+  // A crash with synchronous_commit off loses the last commit it acknowledged: the row is in
+  // flight for node-a again, though its message went out.
+  ASSERT_TRUE(admin_
+                  ->exec("UPDATE smtpblast_recipients SET status = 5, node = 'node-a', "
+                         "epoch = $2, code = 0, reply = NULL, done_by = NULL "
+                         "WHERE task = $1 AND id = $3",
+                         {task, std::to_string((*a)->epoch()), std::to_string(ra[2].id)})
+                  .ok());
+  break_connection(*admin_, **a);
+  EXPECT_FALSE((*a)->more_later());  // written again: nothing left, nothing sent twice
+  auto sent = (*a)->list(RcptStatus::kSent, 10);
+  ASSERT_TRUE(sent.ok());
+  ASSERT_EQ(sent->size(), 2u);
+  EXPECT_EQ((*sent)[1].second.reply, "ok 3");
+  auto c = (*a)->counts(false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->get(RcptStatus::kInFlight), 0u);
+  EXPECT_EQ((*a)->fenced(), 0u);
+}
+
+TEST_F(PgStore, RowsWhoseClaimTheServerLostStayWithTheRunHoldingThem) {
+  std::string task = unique_task("lostcommit");
+  auto a = open_pg(task, true, "node-a");
+  auto b = open_pg(task, true, "node-b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->import_csv_buffer(kCsv, "l.csv").ok());
+  std::vector<RecipientRow> ra, rb;
+  ASSERT_TRUE((*a)->claim(0, 10, ra, true).ok());
+  ASSERT_EQ(ra.size(), 3u);
+  // The claim was acknowledged and then lost: unsent again, while node-a's run sends them.
+  ASSERT_TRUE(admin_
+                  ->exec("UPDATE smtpblast_recipients SET status = 0, node = NULL, "
+                         "epoch = NULL, lease_deadline = NULL WHERE task = $1 AND status = 5",
+                         {task})
+                  .ok());
+  break_connection(*admin_, **a);
+  ASSERT_TRUE((*a)->get_meta("x").ok());  // any statement reconnects, then sets the rows right
+  ASSERT_TRUE((*b)->claim(0, 10, rb, true).ok());
+  EXPECT_EQ(rb.size(), 0u);  // node-a's again: not sent a second time by node-b
+  std::vector<Outcome> done;
+  for (const RecipientRow& r : ra) done.push_back({r.id, RcptStatus::kSent, 250, "ok", 1, 1});
+  ASSERT_TRUE((*a)->record(done).ok());
+  EXPECT_EQ((*a)->fenced(), 0u);
+  EXPECT_FALSE((*b)->more_later());
+  auto c = (*a)->counts(false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->get(RcptStatus::kSent), 3u);
+}
+
 TEST_F(PgStore, NewerSchemaIsRefusedNamingTheVersion) {
   std::string db = unique_task("sb_newer");
   ASSERT_TRUE(admin_->exec("CREATE DATABASE " + db).ok());
@@ -583,6 +828,71 @@ TEST_F(PgStore, VersionOneIsUpgradedInPlace) {
   EXPECT_EQ(rows.size(), 3u);
 }
 
+TEST_F(PgStore, VersionTwoGainsTheSmsTablesInPlace) {
+  std::string db = unique_task("sb_v2");
+  ASSERT_TRUE(admin_->exec("CREATE DATABASE " + db).ok());
+  PgStoreOptions o;
+  o.conninfo = PgServer::get().url(db);
+  o.task = "t";
+  o.create = true;
+  {
+    auto s = PgTaskStore::open(o);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->import_csv_buffer(kCsv, "l.csv").ok());
+  }
+  auto d = PgBlocking::connect(o.conninfo);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE((*d)->exec_script("DROP TABLE smtpblast_sms_ids; DROP TABLE smtpblast_suppressed; "
+                                "UPDATE smtpblast_schema SET version = 2")
+                  .ok());
+  o.create = false;
+  o.node = true;
+  auto s = PgTaskStore::open(o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  auto v = (*d)->exec(
+      "SELECT (SELECT version FROM smtpblast_schema), "
+      "to_regclass('smtpblast_sms_ids') IS NOT NULL, "
+      "to_regclass('smtpblast_suppressed') IS NOT NULL");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->int64(0, 0), 3);
+  EXPECT_EQ(v->text(0, 1), "t");
+  EXPECT_EQ(v->text(0, 2), "t");
+  EXPECT_TRUE((*s)->suppressions().ok());
+}
+
+TEST_F(PgStore, ANodeThatLostItsLeaseRecordsNoSmsIds) {
+  // The fence covers the ids too: the late owner's receipts must not find its recipient.
+  std::string task = unique_task("smsfence");
+  auto a = open_pg(task, true, "node-a");
+  auto b = open_pg(task, true, "node-b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->import_csv_buffer(kCsv, "l.csv").ok());
+  std::vector<RecipientRow> ra, rb;
+  ASSERT_TRUE((*a)->claim(0, 10, ra, true).ok());
+  ASSERT_EQ(ra.size(), 3u);
+  expire(**a);
+  ASSERT_TRUE((*b)->claim(0, 10, rb, true).ok());
+  ASSERT_EQ(rb.size(), 3u);
+  Outcome late{ra[0].id, RcptStatus::kSent, 0, "late", 1, 1, false};
+  late.sms_ids = {"late-1"};
+  Outcome mine{rb[1].id, RcptStatus::kSent, 0, "ok", 1, 1, false};
+  mine.sms_ids = {"b-1", "b-2"};
+  ASSERT_TRUE((*a)->record({late}).ok());
+  EXPECT_EQ((*a)->fenced(), 1u);
+  ASSERT_TRUE((*b)->record({mine}).ok());
+  EXPECT_EQ((*b)->fenced(), 0u);
+  auto ids = admin_->exec(
+      "SELECT string_agg(message_id || ':' || part || '/' || parts || ':' || rcpt_id, ' ' "
+      "ORDER BY seq) FROM smtpblast_sms_ids WHERE task = $1",
+      {task});
+  ASSERT_TRUE(ids.ok());
+  const std::string b_id = std::to_string(rb[1].id);
+  EXPECT_EQ(ids->text(0, 0), "b-1:1/2:" + b_id + " b-2:2/2:" + b_id);
+  auto r = (*b)->apply_receipt({"late-1", "delivered", "DELIVRD", "000", 5});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->effect, SmsReceiptEffect::kUnknownId);
+}
+
 TEST_F(PgStore, ClaimsFromTheCursorAndWrapsForReleasedRows) {
   std::string task = unique_task("cursor");
   auto a = open_pg(task, true, "node-a");
@@ -597,6 +907,67 @@ TEST_F(PgStore, ClaimsFromTheCursorAndWrapsForReleasedRows) {
   ASSERT_TRUE((*a)->claim(first[0].id, 10, second, true).ok());
   ASSERT_EQ(second.size(), 3u);
   EXPECT_EQ(second[0].id, first[0].id);
+}
+
+// Reset and import --replace are refused while another node of the task is alive (exit 2 at
+// the CLI: a kConfig error naming the node and its lease); allowed once it ended or its lease
+// ran out. A store that is itself the node (these tests) is not refused by its own lease.
+TEST_F(PgStore, ResetAndReplaceRefusedWhileAnotherNodeIsAlive) {
+  std::string task = unique_task("guard");
+  auto node = open_pg(task, true, "sender-1");
+  ASSERT_TRUE(node.ok());
+  ASSERT_TRUE((*node)->import_csv_buffer(kCsv, "l.csv").ok());
+  auto verb = open_pg(task, false);
+  ASSERT_TRUE(verb.ok());
+  for (bool errors : {true, false}) {
+    Status r = (*verb)->reset(errors);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().domain, ErrDomain::kConfig);
+    EXPECT_NE(r.error().message.find("1 node is sending it: sender-1 (lease until "),
+              std::string::npos)
+        << r.error().message;
+  }
+  ImportOptions o;
+  o.mode = ImportMode::kReplace;
+  auto rep = (*verb)->import_csv_buffer("email,city\nx@example.com,Oslo\n", "new.csv", o);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_NE(rep.error().message.find("import --replace of task"), std::string::npos)
+      << rep.error().message;
+  o.mode = ImportMode::kAppend;  // allowed while nodes send
+  ASSERT_TRUE((*verb)->import_csv_buffer("email,name\nd@example.com,Dee\n", "more.csv", o).ok());
+  EXPECT_TRUE((*node)->reset(true).ok());  // its own lease does not refuse it
+  expire(**node);
+  EXPECT_TRUE((*verb)->reset(false).ok());
+  o.mode = ImportMode::kReplace;
+  EXPECT_TRUE((*verb)->import_csv_buffer("email,city\nx@example.com,Oslo\n", "n.csv", o).ok());
+}
+
+// A node that starts while a reset or replace holds the task waits for its commit and reads
+// the list it left (its registration's foreign key waits for the task row's lock).
+TEST_F(PgStore, ANodeStartingDuringAReplaceWaitsForItAndSeesTheNewList) {
+  std::string task = unique_task("starting");
+  {
+    auto s = open_pg(task, false);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->import_csv_buffer(kCsv, "l.csv").ok());
+  }
+  ASSERT_TRUE(admin_->exec("BEGIN").ok());
+  ASSERT_TRUE(pg_lock_idle_task(*admin_, task, 0, "test").ok());
+  ASSERT_TRUE(
+      admin_->exec("UPDATE smtpblast_tasks SET fields = '{city}' WHERE task = $1", {task}).ok());
+  std::atomic<bool> opened{false};
+  std::vector<std::string> fields;
+  std::thread starter([&] {
+    auto n = open_pg(task, true, "late-starter");
+    if (n.ok()) fields = (*n)->field_names();
+    opened = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_FALSE(opened.load());  // waiting for the lock
+  ASSERT_TRUE(admin_->exec("COMMIT").ok());
+  starter.join();
+  EXPECT_TRUE(opened.load());
+  EXPECT_EQ(fields, std::vector<std::string>{"city"});
 }
 
 TEST_F(PgStore, MissingTaskAndBadUrlsAreNamed) {

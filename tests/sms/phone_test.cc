@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+
 namespace sb {
 namespace {
 
@@ -65,6 +68,27 @@ TEST(Phone, AnUnknownDefaultCountryIsAConfigError) {
 TEST(Phone, Digits) {
   EXPECT_EQ(e164_digits("+447700900123"), "447700900123");
   EXPECT_EQ(e164_digits("447700900123"), "447700900123");
+}
+
+TEST(Phone, SuppressionListsOfNumbers) {
+  const std::string path = ::testing::TempDir() + "phone_list_test.txt";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "\xEF\xBB\xBF# opted out\r\n07911 123456\r\n\n  +49 30 1234567  \n0044 7911 123456";
+  }
+  auto r = read_phone_list(path, "GB");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, "+447911123456\n+49301234567\n+447911123456\n");
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << "07911 123456\n# fine\nabc\n";
+  }
+  r = read_phone_list(path, "GB");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.rfind(path + " line 3: 'abc' is not a phone number: ", 0), 0u)
+      << r.error().message;
+  EXPECT_FALSE(read_phone_list(path + ".missing", "GB").ok());
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -84,5 +84,21 @@ TEST(AddressTest, CapAndPrintable) {
   EXPECT_EQ(trim_ascii(" \t a@b.c \r\n"), "a@b.c");
 }
 
+TEST(AddressTest, DestinationOfAnAddressOrAPhoneNumber) {
+  EXPECT_EQ(destination_of("user@Example.COM"), "example.com");
+  EXPECT_EQ(destination_of("+447400123123"), "+44");  // two digits
+  EXPECT_EQ(destination_of("+12015550123"), "+1");    // NANP: one
+  EXPECT_EQ(destination_of("+79161234567"), "+7");
+  EXPECT_EQ(destination_of("+4915123456789"), "+49");
+  EXPECT_EQ(destination_of("+353851234567"), "+353");  // Ireland: three
+  EXPECT_EQ(destination_of("+4203123456"), "+420");    // 42x is not two digits
+  EXPECT_EQ(destination_of("+27821234567"), "+27");
+  EXPECT_EQ(destination_of("+212612345678"), "+212");
+  EXPECT_EQ(destination_of("+8613812345678"), "+86");
+  EXPECT_EQ(destination_of("+85291234567"), "+852");
+  EXPECT_EQ(destination_of("++x@Example.com"), "example.com");  // an address first
+  EXPECT_EQ(destination_of("+"), "");
+}
+
 }  // namespace
 }  // namespace sb

@@ -71,5 +71,77 @@ TEST(SmsIds, PartialSmsGivesTheAcceptedPartsAndTheirReference) {
   EXPECT_TRUE(partial_sms(db, 2)->ids.empty());
 }
 
+TEST(SmsIds, AnOutcomeRecordsItsPartsWithTheReference) {
+  auto t = sms_task();
+  sqlite3* db = sqlite_handle(*t);
+  std::vector<RecipientRow> rows;
+  ASSERT_TRUE(t->claim(0, 10, rows, true).ok());
+  Outcome o;
+  o.id = 1;
+  o.status = RcptStatus::kDeferred;
+  o.code = 0x08;
+  o.reply = "ESME_RSYSERR";
+  o.attempts = 1;
+  o.time = 100;
+  o.sms_ids = {"m1", "", ""};  // part 1 of 3 taken, part 2 refused, part 3 never sent
+  o.sms_ref = 200;
+  Outcome single;
+  single.id = 2;
+  single.status = RcptStatus::kSent;
+  single.attempts = 1;
+  single.sms_ids = {"m9"};
+  ASSERT_TRUE(t->record({o, single}).ok());
+  auto p = partial_sms(db, 1);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->ids, (std::vector<std::string>{"m1", "", ""}));
+  EXPECT_EQ(p->concat_ref, 200);
+  EXPECT_TRUE(p->resumable());
+  EXPECT_EQ(count(db, "SELECT ref FROM sms_ids WHERE message_id = 'm9'"), -1);
+  EXPECT_FALSE(partial_sms(db, 2)->resumable());  // one part, sent
+}
+
+TEST(SmsIds, TheLatestMessageOnlyAsAPhoneJoinsParts) {
+  auto t = sms_task();
+  sqlite3* db = sqlite_handle(*t);
+  // Sent whole (every part), then reset and sent again with the same reference (refs restart
+  // with each process): part 1 again starts a new message, it does not complete the old one.
+  ASSERT_TRUE(record_sms_ids(db, 1, {"a", "b", "c"}, 0, 5).ok());
+  EXPECT_FALSE(partial_sms(db, 1)->resumable());  // complete: nothing to resume
+  ASSERT_TRUE(record_sms_ids(db, 1, {"d", "", ""}, 0, 5).ok());
+  auto p = partial_sms(db, 1);
+  EXPECT_EQ(p->ids, (std::vector<std::string>{"d", "", ""}));
+  EXPECT_TRUE(p->resumable());
+  // Another reference, or another number of parts (the text changed): a new message.
+  ASSERT_TRUE(record_sms_ids(db, 1, {"", "e", ""}, 0, 6).ok());
+  EXPECT_EQ(partial_sms(db, 1)->ids, (std::vector<std::string>{"", "e", ""}));
+  EXPECT_EQ(partial_sms(db, 1)->concat_ref, 6);
+  ASSERT_TRUE(record_sms_ids(db, 1, {"f", ""}, 0, 6).ok());
+  EXPECT_EQ(partial_sms(db, 1)->ids, (std::vector<std::string>{"f", ""}));
+  // Rows without a reference (recorded before it was kept) can be reported, never resumed.
+  ASSERT_TRUE(record_sms_ids(db, 2, {"g", ""}).ok());
+  EXPECT_EQ(partial_sms(db, 2)->concat_ref, -1);
+  EXPECT_FALSE(partial_sms(db, 2)->resumable());
+}
+
+TEST(SmsIds, ATableWithoutTheRefColumnGainsIt) {
+  auto t = sms_task();
+  sqlite3* db = sqlite_handle(*t);
+  // sms_ids as the first version created it.
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE sms_ids(message_id TEXT NOT NULL, rcpt_id INTEGER NOT "
+                         "NULL, part INTEGER NOT NULL, parts INTEGER NOT NULL, submitted INTEGER "
+                         "NOT NULL, state INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL "
+                         "DEFAULT 0); INSERT INTO sms_ids VALUES('old', 1, 1, 2, 1, 0, 0);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  auto before = partial_sms(db, 1);  // readable: nothing to resume without a reference
+  ASSERT_TRUE(before.ok());
+  EXPECT_FALSE(before->resumable());
+  ASSERT_TRUE(record_sms_ids(db, 2, {"new", ""}, 0, 7).ok());  // migrates, then records
+  EXPECT_EQ(count(db, "SELECT ref FROM sms_ids WHERE message_id = 'old'"), -1);
+  EXPECT_EQ(partial_sms(db, 2)->concat_ref, 7);
+  EXPECT_TRUE(ensure_sms_ids_schema(db).ok());  // idempotent once migrated
+}
+
 }  // namespace
 }  // namespace sb

@@ -28,10 +28,10 @@ TEST(SuppressionTest, MatchesAddressesAndExactDomains) {
     bool suppressed;
   } cases[] = {
       {"alice@example.com", true},
-      {"ALICE@EXAMPLE.COM", true},      // whole address compared lower-cased
+      {"ALICE@EXAMPLE.COM", true},  // whole address compared lower-cased
       {"alice@example.co", false},
       {"alice2@example.com", false},
-      {"x@blocked.example", true},      // @domain, any case
+      {"x@blocked.example", true},  // @domain, any case
       {"Y@BLOCKED.EXAMPLE", true},
       {"z@sub.blocked.example", false},  // exact domain only, no subdomains
       {"z@blocked.example.com", false},
@@ -47,13 +47,29 @@ TEST(SuppressionTest, MatchesAddressesAndExactDomains) {
 
 TEST(SuppressionTest, CrlfBomAndNoFinalNewline) {
   SuppressionList list;
-  ASSERT_TRUE(list.load_buffer("\xEF\xBB\xBF" "a@x.com\r\n# c\r\n\r\n@y.org\r\nlast@z.net", "f")
+  ASSERT_TRUE(list.load_buffer("\xEF\xBB\xBF"
+                               "a@x.com\r\n# c\r\n\r\n@y.org\r\nlast@z.net",
+                               "f")
                   .ok());
   EXPECT_EQ(list.size(), 3u);
   EXPECT_TRUE(list.suppressed("a@x.com"));
   EXPECT_TRUE(list.suppressed("q@y.org"));
   EXPECT_TRUE(list.suppressed("last@z.net"));
   EXPECT_FALSE(list.suppressed("a@x.com\r"));
+}
+
+TEST(SuppressionTest, KeysOfAnSmsTaskMatchWhole) {
+  SuppressionList list;
+  ASSERT_TRUE(list.load_keys("+447911123456\n+49301234567\n+447911123456\n", "stop.txt").ok());
+  EXPECT_EQ(list.size(), 2u);  // a number listed twice counts once
+  EXPECT_TRUE(list.suppressed("+447911123456"));
+  EXPECT_TRUE(list.suppressed("+49301234567"));
+  EXPECT_FALSE(list.suppressed("+4479111234567"));
+  EXPECT_FALSE(list.suppressed("+44791112345"));
+  // Not checked as addresses, and files of both kinds accumulate.
+  ASSERT_TRUE(list.load_buffer("a@x.com\n", "f").ok());
+  EXPECT_TRUE(list.suppressed("a@x.com"));
+  EXPECT_TRUE(list.suppressed("+447911123456"));
 }
 
 TEST(SuppressionTest, BadLinesNameFileAndLine) {
@@ -66,8 +82,7 @@ TEST(SuppressionTest, BadLinesNameFileAndLine) {
       {"ok@x.com\r\nuser@\r\n", "suppress.txt line 2: 'user@' is not an address or @domain"},
       {"@\n", "suppress.txt line 1: '@' is not an address or @domain"},
       {"john doe@x.com\n", "suppress.txt line 1: 'john doe@x.com' is not an address or @domain"},
-      {"a@x.com # note\n",
-       "suppress.txt line 1: 'a@x.com # note' is not an address or @domain"},
+      {"a@x.com # note\n", "suppress.txt line 1: 'a@x.com # note' is not an address or @domain"},
       {"email\na@x.com\n", "suppress.txt line 1: 'email' is not an address or @domain"},
       {"a\x01@x.com\n", "suppress.txt line 1: 'a\\x01@x.com' is not an address or @domain"},
   };
@@ -158,7 +173,8 @@ TEST(SuppressionTest, ConcurrentLookupsAfterLoad) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      for (int i = 0; i < 40000; ++i) found[t] += list.suppressed("u" + std::to_string(i) + "@x.com");
+      for (int i = 0; i < 40000; ++i)
+        found[t] += list.suppressed("u" + std::to_string(i) + "@x.com");
     });
   }
   for (auto& th : threads) th.join();

@@ -10,6 +10,9 @@
 //   throttle_every: N        every Nth submit_sm is answered ESME_RTHROTTLED (0x58)
 //   queue_full_every: N      every Nth submit_sm is answered ESME_RMSGQFUL (0x14)
 //   reject: {"+4477…": st}   submit_sm to that number answered with status st (e.g. 0x0B)
+//   refuse_part: {part, status, times}   a concatenated message's part `part` (by its UDH) is
+//                            answered with `status` (e.g. 0x08), the first `times` (default 1)
+//                            times: a message accepted in part
 //   drop_after: N            after the Nth accepted submit_sm, the connection is cut (once)
 //   drop_every: N            ... and then after every N more accepted (0: only once)
 //   receipts: true           a delivery receipt (deliver_sm, esm_class 0x04) for each accepted
@@ -53,6 +56,7 @@ let nextDrop = script.drop_after || 0;
 let nextId = 1;
 let connSeq = 0;
 let stopsSent = false;
+let partsRefused = 0;    // refuse_part answers given
 const pending = [];      // deliver_sm options waiting for a bound session
 const bound = new Set(); // sessions that may receive deliver_sm
 
@@ -196,7 +200,12 @@ const server = smpp.createServer(serverOptions, (session) => {
     submits++;
     const to = pdu.destination_addr;
     let status = ESME_ROK;
-    if (script.reject && script.reject[to] !== undefined) {
+    const rp = script.refuse_part;
+    const udh = udhOf(pdu);
+    if (rp && udh && udh[2] === rp.part && partsRefused < (rp.times || 1)) {
+      partsRefused++;
+      status = rp.status;
+    } else if (script.reject && script.reject[to] !== undefined) {
       status = script.reject[to];
     } else if (script.throttle_every && submits % script.throttle_every === 0) {
       status = ESME_RTHROTTLED;
