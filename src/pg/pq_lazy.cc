@@ -157,6 +157,11 @@ PQnoticeProcessor PQsetNoticeProcessor(PGconn *conn, PQnoticeProcessor proc, voi
   return sb_real(conn, proc, arg);
 }
 
+int PQbackendPID(const PGconn *conn) {
+  SB_LAZY_REAL(pq_lib, PQbackendPID);
+  return sb_real(conn);
+}
+
 int PQsetnonblocking(PGconn *conn, int arg) {
   SB_LAZY_REAL(pq_lib, PQsetnonblocking);
   return sb_real(conn, arg);
