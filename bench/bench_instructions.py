@@ -8,6 +8,8 @@ so two builds can be compared while other work runs. Wall-clock msgs/s stay benc
 Each binary imports the same list into a task of its own with `smtpblast import` (not counted),
 then sends it under callgrind into `smtpblast sink` (the first binary's, not under valgrind) on
 127.0.0.1; all threads of the sender are counted. Prints a Markdown table.
+--verb load counts `smtpblast load --max` instead (issue 17, goal 1: no task, no import; the
+same ~2 KB message as --template), and the start-up alone (`smtpblast load --help`) beside it.
 """
 
 import argparse
@@ -43,7 +45,10 @@ def main() -> int:
     ap.add_argument("-n", "--count", type=int, default=20000)
     ap.add_argument("-c", "--connections", type=int, default=10)
     ap.add_argument("--per-connection", type=int, default=1000)
+    ap.add_argument("--verb", choices=["send", "load"], default="send")
     args = ap.parse_args()
+    if args.verb == "load":
+        return main_load(args)
     work = Path(tempfile.mkdtemp(prefix="sb-bench-instr-"))
     files = make_list.generate(str(work / "in"), args.count, 2048)
     rows = []
@@ -70,6 +75,38 @@ def main() -> int:
     print("|---|---:|---:|---:|")
     for b, ir, per in rows:
         print(f"| {b} | {ir:,} | {per:,.0f} | {per / rows[0][2]:.3f} |")
+    return 0
+
+
+def callgrind(cmd, out: Path) -> int:
+    p = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd,
+                       capture_output=True, text=True, timeout=3600)
+    if p.returncode != 0:
+        print(p.stdout, p.stderr, file=sys.stderr)
+        raise SystemExit(f"{cmd[0]}: {cmd[1]} exited {p.returncode}")
+    return totals(out)
+
+
+def main_load(args) -> int:
+    work = Path(tempfile.mkdtemp(prefix="sb-bench-instr-"))
+    files = make_list.generate(str(work / "in"), 1, 2048)
+    rows = []
+    with sinks.BlastSink(record=False, binary=args.binary[0], timeout=3600) as sink:
+        for i, binary in enumerate(args.binary):
+            start = callgrind([binary, "load", "--help"], work / f"callgrind.start.{i}")
+            ir = callgrind([binary, "load", "--relay", sink.hostport, "--tls", "none",
+                            "--connections", str(args.connections), "--max", "--messages",
+                            str(args.count), "--per-connection", str(args.per_connection),
+                            "--template", files["rendered"], "--json"],
+                           work / f"callgrind.{i}")
+            rows.append((binary, start, ir, ir / args.count, (ir - start) / args.count))
+    print(f"smtpblast load --max: {args.count:,} messages of ~2 KB, {args.connections} "
+          f"connections, {args.per_connection} per connection, callgrind instruction counts "
+          f"(all threads); start-up = `load --help`\n")
+    print("| binary | start-up | whole run | instr / message | without start-up | vs first |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for b, start, ir, per, rest in rows:
+        print(f"| {b} | {start:,} | {ir:,} | {per:,.0f} | {rest:,.0f} | {per / rows[0][3]:.3f} |")
     return 0
 
 

@@ -11,6 +11,7 @@ Goal 1 (load's part): CPU per message of `load --max --messages 100000 --connect
 (os.wait4 on /usr/bin/time, tests/support/procs.run_timed); medians of --repeats.
 
 Run: /usr/bin/python3 bench/bench_load.py [--build build] [--repeats 3] [--duration 5]
+     [--compare OTHER_SMTPBLAST]...
 """
 
 import argparse
@@ -146,14 +147,18 @@ def rate_accuracy(binary, duration, workdir, rates=RATES, workers=None):
     return rows
 
 
-def cpu_vs_floor(binary, floor, msg, count, repeats, workdir, per_connection):
-    runs = {"load --max": [], "floor --no-wait": []}
+def cpu_vs_floor(binary, floor, msg, count, repeats, workdir, per_connection, compare=()):
+    # `compare`: other smtpblast builds (e.g. before a change), run in the same rounds.
+    senders = {"load --max": binary}
+    senders.update({f"load --max ({b})": b for b in compare})
+    runs = {name: [] for name in senders}
+    runs["floor --no-wait"] = []
     for r in range(repeats):
         for name in runs:
             with sinks.BlastSink(binary=binary, record=False) as sink:
                 host, port = sink.hostport.rsplit(":", 1)
-                if name == "load --max":
-                    cmd = [binary, "load", "--relay", sink.hostport, "--tls", "none",
+                if name in senders:
+                    cmd = [senders[name], "load", "--relay", sink.hostport, "--tls", "none",
                            "--connections", "10", "--max", "--messages", str(count),
                            "--per-connection", str(per_connection), "--template", str(msg),
                            "--json"]
@@ -168,8 +173,9 @@ def cpu_vs_floor(binary, floor, msg, count, repeats, workdir, per_connection):
                 f"user+sys {cpu:.3f} s, {us:.2f} µs/msg, sink counted "
                 f"{(sink.counters or {}).get('messages')}")
     med = {k: statistics.median(x["us_per_msg"] for x in v) for k, v in runs.items()}
-    log(f"medians: load --max {med['load --max']:.2f} µs/msg, floor --no-wait "
-        f"{med['floor --no-wait']:.2f} µs/msg, ratio {med['load --max'] / med['floor --no-wait']:.2f}x")
+    for name in senders:
+        log(f"medians: {name} {med[name]:.2f} µs/msg, floor --no-wait "
+            f"{med['floor --no-wait']:.2f} µs/msg, ratio {med[name] / med['floor --no-wait']:.2f}x")
     return runs, med
 
 
@@ -186,6 +192,8 @@ def main():
     ap.add_argument("--rate-repeats", type=int, default=1)
     ap.add_argument("--rates", default=",".join(map(str, RATES)), help="e.g. 10,50000")
     ap.add_argument("--workers", type=int, default=None, help="load --workers (default: load's)")
+    ap.add_argument("--compare", action="append", default=[], metavar="BINARY",
+                    help="another smtpblast measured in the same rounds (goal 1; repeatable)")
     args = ap.parse_args()
     binary = str(Path(args.build) / "bin" / "smtpblast")
     floor = str(Path(args.build) / "bin" / "floor_client")
@@ -200,7 +208,8 @@ def main():
                 rate_accuracy(binary, args.duration, wd, rates, args.workers)
         if not args.skip_cpu:
             msg = message_file(Path(wd) / "m.eml")
-            cpu_vs_floor(binary, floor, msg, args.count, args.repeats, wd, args.per_connection)
+            cpu_vs_floor(binary, floor, msg, args.count, args.repeats, wd, args.per_connection,
+                         args.compare)
 
 
 if __name__ == "__main__":

@@ -22,28 +22,53 @@ namespace sb {
 namespace {
 
 // In the order `smtpblast --help` lists them; doctor comes after send, whose flags it takes.
-std::vector<std::unique_ptr<Verb>> make_verb_table() {
-  std::vector<std::unique_ptr<Verb>> t;
-  t.push_back(make_send_verb());
-  t.push_back(make_check_verb());
-  t.push_back(make_test_verb());
-  t.push_back(make_unsub_verify_verb());
-  t.push_back(make_dkim_record_verb());
-  t.push_back(make_presets_verb());
-  t.push_back(make_import_verb());
-  t.push_back(make_status_verb());
-  t.push_back(make_reset_verb());
-  t.push_back(make_export_verb());
-  t.push_back(make_report_verb());
-  t.push_back(make_returns_verb());
-  t.push_back(make_sink_verb());
-  t.push_back(make_load_verb());
-  t.push_back(make_sms_verb());
-  t.push_back(make_doctor_verb());
-  t.push_back(make_config_verb());
-  return t;
-}
+// `name` is the subcommand the verb's add() creates: a run of one verb adds only that verb's
+// flags (see verbs_to_add).
+struct VerbEntry {
+  const char* name;
+  std::unique_ptr<Verb> (*make)();
+};
+constexpr VerbEntry kVerbTable[] = {
+    {"send", make_send_verb},
+    {"check", make_check_verb},
+    {"test", make_test_verb},
+    {"unsub-verify", make_unsub_verify_verb},
+    {"dkim-record", make_dkim_record_verb},
+    {"presets", make_presets_verb},
+    {"import", make_import_verb},
+    {"status", make_status_verb},
+    {"reset", make_reset_verb},
+    {"export", make_export_verb},
+    {"report", make_report_verb},
+    {"returns", make_returns_verb},
+    {"sink", make_sink_verb},
+    {"load", make_load_verb},
+    {"sms", make_sms_verb},
+    {"doctor", make_doctor_verb},
+    {"config", make_config_verb},
+};
 
+// Which verbs get their real flags. Building every verb's CLI11 options costs ~13 million
+// instructions (a fifth of start-up; `load` is a benchmark harness whose CPU per message is
+// measured, start-up included), so a run of one verb adds
+// only that verb; the others are bare subcommands of the same names, so parsing routes and
+// reports exactly as before. Everything is added when something reads the other verbs' flags:
+// the top-level help, an unknown verb's message, `config show` and doctor (which copy other
+// verbs' flags), and a config file (its keys are checked against every verb's flags).
+std::vector<bool> verbs_to_add(const std::vector<std::string>& args,
+                               const std::string& config_path) {
+  std::vector<bool> all(std::size(kVerbTable), true);
+  if (args.size() < 2) return all;
+  std::vector<bool> one(std::size(kVerbTable), false);
+  bool found = false;
+  for (size_t i = 0; i < std::size(kVerbTable); ++i) {
+    if (args[1] == kVerbTable[i].name) one[i] = found = true;
+  }
+  if (!found || args[1] == "config" || args[1] == "doctor") return all;
+  auto paths = config_paths(config_path);
+  if (!paths.ok() || !paths->empty()) return all;
+  return one;
+}
 // "--user X" / "--user=X" after the verb: picks a profile's per-user credentials.
 std::string user_given(const std::vector<std::string>& args) {
   std::string user;
@@ -124,12 +149,16 @@ int run_verb(int argc, char** argv, const std::function<void()>& json_mode) {
       "config show [VERB] [flags]` prints what a verb would use and why. README: \"Config file "
       "and profiles\".");
 
-  std::vector<std::unique_ptr<Verb>> verbs = make_verb_table();
+  std::vector<std::string> args = std::move(ca->args);
+  std::vector<bool> add = verbs_to_add(args, ca->config_path);
+  std::vector<std::unique_ptr<Verb>> verbs;
   std::vector<CLI::App*> cmds;
-  for (auto& v : verbs) cmds.push_back(v->add(app));
+  for (size_t i = 0; i < std::size(kVerbTable); ++i) {
+    verbs.push_back(add[i] ? kVerbTable[i].make() : nullptr);
+    cmds.push_back(add[i] ? verbs.back()->add(app) : app.add_subcommand(kVerbTable[i].name));
+  }
   last_wins(app);
 
-  std::vector<std::string> args = std::move(ca->args);
   // `config show [VERB] [flags]` parses VERB's flags as VERB would, then prints them.
   const bool show =
       args.size() >= 3 && args[1] == "config" && args[2] == "show" && !asks_help(args);
@@ -192,7 +221,7 @@ int run_verb(int argc, char** argv, const std::function<void()>& json_mode) {
   }
   if (show) return show_config(*verb_cmd, cfg, given);
   for (size_t i = 0; i < verbs.size(); ++i) {
-    if (*cmds[i]) return verbs[i]->run();
+    if (*cmds[i] && verbs[i] != nullptr) return verbs[i]->run();
   }
   return 2;
 }

@@ -159,6 +159,7 @@ class LoadVerb : public Verb {
       if (!raw.ok()) return usage("--template: " + raw.error().message);
       TemplateOptions to;
       to.default_from = from_.empty() ? "load@example.com" : from_;
+      to.source_hash = false;  // no task to compare it with
       auto tpl = CompiledTemplate::compile(*raw, to);
       if (!tpl.ok()) return usage("--template: " + tpl.error().message);
       if (Status st = tpl->bind({}); !st.ok())

@@ -161,7 +161,7 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
   CompiledTemplate t;
   auto impl = std::make_shared<Impl>();
   Builder b(*impl, t.placeholders_);
-  t.source_hash_ = sha256_hex(raw);
+  if (opts.source_hash) t.source_hash_ = sha256_hex(raw);
 
   std::vector<Line> lines = split_lines(raw);
   for (const Line& ln : lines) {
@@ -414,6 +414,9 @@ Result<CompiledTemplate> CompiledTemplate::compile(std::string_view raw,
     b.text(kCrlf);
   }
   // Without a task key the template hash keeps ids stable across retries of the same run.
+  if (!have_msgid && opts.task_key.empty() && t.source_hash_.empty()) {
+    t.source_hash_ = sha256_hex(raw);
+  }
   const std::string key = opts.task_key.empty() ? t.source_hash_.substr(0, 16) : opts.task_key;
   if (!have_msgid) {
     std::string domain = opts.message_id_domain;

@@ -337,7 +337,7 @@ void Session::abort_all(Verdict v, int code, std::string_view why, bool keep_hel
       host_.txn_done(*t);
     }
   }
-  std::vector<Txn*> live;
+  std::deque<Txn*> live;
   live.swap(live_);
   live_bytes_ = 0;
   // The parked transaction was never started: like the live ones, its recipients get `v`.
