@@ -30,6 +30,11 @@ LoadShard::LoadShard(const LoadConfig& cfg, const ScheduleConfig& sched, uint32_
   pool_cfg_.connections = connections;
   piece_data_[0] = cfg_.body_data;
   piece_bdat_[0] = cfg_.body_bdat;
+  const SessionConfig& sc = pool_cfg_.session;
+  per_round_ = sc.use_pipelining ? std::max<uint64_t>(sc.window, 1) : 1;
+  uint64_t body = std::max(cfg_.body_data.size(), cfg_.body_bdat.size());
+  if (body > 0)
+    per_round_ = std::min(per_round_, std::max<uint64_t>(sc.max_bytes_in_flight / body, 1));
 }
 
 LoadShard::~LoadShard() = default;
@@ -130,9 +135,14 @@ bool LoadShard::has_work() {
   // A new connection is worth opening only when the schedule holds a message for it once
   // the connections already open or opening have taken theirs; otherwise, at the end of a
   // run (most of all with --per-connection 1), it would say EHLO and QUIT with nothing sent.
+  // A ready connection takes what is left of its --per-connection allowance, but at most a
+  // window at once: counting its whole allowance kept a run with --per-connection as large as
+  // --messages on one connection per worker, a window per round trip (bench/RESULTS.md,
+  // "load's window").
   uint64_t open_taken = txns_taken_ - std::min(txns_taken_, txns_of_ended_);
   uint64_t allowance = ready_.size() * uint64_t{pool_cfg_.session.max_messages};
-  uint64_t committed = opening_ + (allowance > open_taken ? allowance - open_taken : 0);
+  uint64_t unused = allowance > open_taken ? allowance - open_taken : 0;
+  uint64_t committed = opening_ + std::min(unused, ready_.size() * per_round_);
   return left > committed;
 }
 

@@ -109,6 +109,9 @@ class LoadShard final : public PoolHost {
   // connections opening (each takes at least one), and the per-connection allowance of the
   // ready ones (transactions taken by all sessions minus those of the sessions that ended).
   uint64_t opening_ = 0, txns_taken_ = 0, txns_of_ended_ = 0;
+  // What one ready connection takes at once at most: its pipeline window, or fewer when the
+  // cap on octets in flight binds first (see has_work).
+  uint64_t per_round_ = 1;
   std::unordered_set<const Session*> ready_;  // counted as ready (session_ready), still open
   bool stopping_ = false;
   bool finished_ = false;

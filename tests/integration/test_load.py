@@ -128,6 +128,18 @@ class LoadTest(unittest.TestCase):
         self.assertIn(sink.counters["connections"], (500, 501), sink.counters)
         self.assertEqual(sink.counters["messages"], 500, sink.counters)
 
+    def test_a_long_allowance_still_opens_every_connection(self):
+        # --per-connection as large as the run: one connection could take every message, but
+        # only a window at a time, so the run still uses all the connections it was given.
+        with BlastSink(record=False) as sink:
+            p, _, s = load("--relay", sink.hostport, "--tls", "none", "--connections", "4",
+                           "--max", "--messages", "4000", "--per-connection", "4000",
+                           "--pipeline-window", "8", "--workers", "1")
+        self.assertEqual(p.returncode, 0, blast.describe(p))
+        self.assertEqual(s["messages"]["sent"], 4000, s)
+        self.assertEqual(s["connections"]["opened"], 4, s)
+        self.assertEqual(s["connections"]["max_open"], 4, s)
+
     def test_workers_share_one_timeline_and_number_recipients_once(self):
         with BlastSink() as sink:
             p, seconds, s = load("--relay", sink.hostport, "--tls", "none", "--connections", "4",
