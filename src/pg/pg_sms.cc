@@ -6,34 +6,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pg/pg_array.h"
 #include "pg/pg_store.h"
 #include "store/sms_receipts.h"
 
 namespace sb {
 
 namespace {
-
-// A PostgreSQL array literal, element by element (text quoted, numbers as they are).
-class PgArray {
- public:
-  void add(std::string_view v) {
-    s_ += s_.empty() ? "{\"" : ",\"";
-    for (char c : v) {
-      if (c == '"' || c == '\\') s_ += '\\';
-      s_ += c;
-    }
-    s_ += '"';
-  }
-  void add(int64_t v) {
-    s_ += s_.empty() ? "{" : ",";
-    s_ += std::to_string(v);
-  }
-  bool empty() const { return s_.empty(); }
-  std::string done() const { return s_.empty() ? "{}" : s_ + "}"; }
-
- private:
-  std::string s_;
-};
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 

@@ -13,6 +13,7 @@
 #include "base/signal_mask.h"
 #include "base/text.h"
 #include "loop/timer.h"
+#include "pg/pg_array.h"
 #include "pg/pg_task_guard.h"
 #include "store/address.h"
 #include "store/field_codec.h"
@@ -128,31 +129,6 @@ bool unhex(std::string_view h, std::string& out) {
   }
   return true;
 }
-
-// A PostgreSQL array literal of text elements: each quoted, backslash and quote escaped.
-class ArrayBuilder {
- public:
-  void add(std::string_view v) {
-    s_ += s_.empty() ? "{\"" : ",\"";
-    for (char c : v) {
-      if (c == '"' || c == '\\') s_ += '\\';
-      s_ += c;
-    }
-    s_ += '"';
-  }
-  void add(int64_t v) {
-    s_ += s_.empty() ? "{" : ",";
-    s_ += std::to_string(v);
-  }
-  void add(bool v) {
-    s_ += s_.empty() ? "{" : ",";
-    s_ += v ? "t" : "f";
-  }
-  std::string done() { return s_.empty() ? "{}" : s_ + "}"; }
-
- private:
-  std::string s_;
-};
 
 // Parses a text[] value as PostgreSQL prints it ({a,"b c",NULL}).
 std::vector<std::string> parse_text_array(std::string_view t) {
@@ -476,7 +452,7 @@ Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<Re
     PgParams params{
         task_, after, lim, node_, std::to_string(epoch_), std::to_string(opts_.lease_ms)};
     if (!offered.empty()) {
-      ArrayBuilder ids;
+      PgArray ids;
       for (int64_t id : offered) ids.add(id);
       params.emplace_back(ids.done());
     }
@@ -572,7 +548,7 @@ Status PgTaskStore::record(const std::vector<Outcome>& outcomes) {
       folded[it->second] = o;
     }
   }
-  ArrayBuilder ids, st, code, reply, att, upd, only;
+  PgArray ids, st, code, reply, att, upd, only;
   for (const Outcome& o : folded) {
     ids.add(o.id);
     st.add(static_cast<int64_t>(o.status));
@@ -687,7 +663,7 @@ Result<std::vector<std::pair<RecipientRow, Outcome>>> PgTaskStore::list(
     const std::vector<RcptStatus>& statuses, size_t limit) {
   std::vector<std::pair<RecipientRow, Outcome>> out;
   if (statuses.empty()) return out;
-  ArrayBuilder in;
+  PgArray in;
   for (RcptStatus s : statuses) in.add(static_cast<int64_t>(s));
   auto r =
       run("SELECT id, email, encode(fields, 'hex'), attempts, code, reply, updated, status "
