@@ -251,20 +251,7 @@ class PgVerbsTest(unittest.TestCase):
         self.sms_tpl.write_text("Hi {{name}}, {{phone}} wins\n")
 
     def sms_conf(self, port):
-        p = self.d / "providers.toml"
-        p.write_text(f"""
-[provider.sim]
-type = "smpp"
-host = "127.0.0.1"
-port = {port}
-system_id = "sb"
-password_file = "{self.pwfile}"
-from = "Shop"
-country = "GB"
-window = 1
-""")
-        os.chmod(p, 0o600)
-        return p
+        return smsc.provider_conf(self.d / "providers.toml", port, self.pwfile, "window = 1")
 
     @unittest.skipUnless(smsc.node_available(), "node or npm smpp missing (tools/bootstrap.sh)")
     def test_sms_mailing_with_receipts_and_a_stop_on_a_shared_task(self):

@@ -359,20 +359,8 @@ class SmsSendTest(unittest.TestCase):
         return csv, [f"+4474001{i:05d}" for i in range(n)]
 
     def smpp_conf(self, port, window=50):
-        p = self.dir / "providers.toml"
-        p.write_text(f"""
-[provider.sim]
-type = "smpp"
-host = "127.0.0.1"
-port = {port}
-system_id = "sb"
-password_file = "{self.pwfile}"
-from = "Shop"
-country = "GB"
-window = {window}
-""")
-        os.chmod(p, 0o600)
-        return p
+        return smsc.provider_conf(self.dir / "providers.toml", port, self.pwfile,
+                                  f"window = {window}")
 
     def args(self, task, conf, csv=None, *extra):
         a = [blast.BIN, "sms", "send", "--task", task, "--template", self.tpl, "--provider",

@@ -51,20 +51,7 @@ class SmsReceiptsTest(unittest.TestCase):
         return peers.run([blast.BIN, *[str(a) for a in args]], timeout=timeout, env=self.env)
 
     def conf(self, port, extra=""):
-        p = self.dir / "providers.toml"
-        p.write_text(f"""
-[provider.sim]
-type = "smpp"
-host = "127.0.0.1"
-port = {port}
-system_id = "sb"
-password_file = "{self.pwfile}"
-from = "Shop"
-country = "GB"
-{extra}
-""")
-        os.chmod(p, 0o600)
-        return p
+        return smsc.provider_conf(self.dir / "providers.toml", port, self.pwfile, extra)
 
     def sent_task(self, ids_by_number: dict):
         """An SMS task of NUMBERS; those in ids_by_number sent, with their parts' ids."""

@@ -172,6 +172,24 @@ class Smsc(Fixture):
             time.sleep(0.05)
 
 
+def provider_conf(path: Path, port: int, password_file, extra: str = "") -> Path:
+    """A providers.toml (mode 0600) naming the simulator on PORT as provider "sim": SMPP,
+    system_id "sb", sender "Shop", country GB, plus EXTRA lines (window = N, …)."""
+    path.write_text(f"""
+[provider.sim]
+type = "smpp"
+host = "127.0.0.1"
+port = {port}
+system_id = "sb"
+password_file = "{password_file}"
+from = "Shop"
+country = "GB"
+{extra}
+""")
+    os.chmod(path, 0o600)
+    return path
+
+
 def receipt_pdu(msg_id: str, stat: str = "DELIVRD", to: str = "447911123456", err: str = "000",
                 text: str | None = None, **tlvs) -> dict:
     """A delivery receipt deliver_sm (esm_class 0x04) in SMPP 3.4 Appendix B's text format, or
