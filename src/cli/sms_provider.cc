@@ -62,6 +62,7 @@ std::vector<HttpPreset> make_presets() {
     c.success_status = {200};
     c.success_path = "messages.0.status";
     c.success_value = "0";
+    c.throttle_value = "1";  // "Throttled": over the key's requests a second
     c.message_id_path = "messages.0.message-id";
     // Vonage, "What is the Throughput Limit for Outbound SMS?" (api.support.vonage.com, article
     // 203993598): "All API keys are set with 30 API requests per second throughput restriction
@@ -226,30 +227,12 @@ Status parse_fields(const TableReader& r, HttpProviderConfig& c) {
 }
 
 Status parse_http(const TableReader& r, ProviderConfig& p) {
-  static const std::set<std::string> kKeys = {"type",
-                                              "preset",
-                                              "url",
-                                              "method",
-                                              "auth",
-                                              "user",
-                                              "account",
-                                              "password_file",
-                                              "password_env",
-                                              "password_cmd",
-                                              "token_file",
-                                              "token_env",
-                                              "token_cmd",
-                                              "body",
-                                              "fields",
-                                              "success_status",
-                                              "success_path",
-                                              "success_value",
-                                              "message_id_path",
-                                              "timeout",
-                                              "tps",
-                                              "rate",
-                                              "from",
-                                              "country"};
+  static const std::set<std::string> kKeys = {
+      "type",           "preset",       "url",           "method",         "auth",
+      "user",           "account",      "password_file", "password_env",   "password_cmd",
+      "token_file",     "token_env",    "token_cmd",     "body",           "fields",
+      "success_status", "success_path", "success_value", "throttle_value", "message_id_path",
+      "timeout",        "tps",          "rate",          "from",           "country"};
   if (Status st = r.only(kKeys); !st.ok()) return st;
   HttpProviderConfig& c = p.http;
   std::string preset;
@@ -350,6 +333,11 @@ Status parse_http(const TableReader& r, ProviderConfig& p) {
   }
   if (Status st = r.str("success_path", c.success_path); !st.ok()) return st;
   if (Status st = r.str("success_value", c.success_value); !st.ok()) return st;
+  if (Status st = r.str("throttle_value", c.throttle_value); !st.ok()) return st;
+  if (!c.throttle_value.empty() && c.success_path.empty()) {
+    return r.error(r.get("throttle_value"), "throttle_value",
+                   "needs success_path: it is a value found there");
+  }
   if (Status st = r.str("message_id_path", c.message_id_path); !st.ok()) return st;
   int64_t timeout_s = c.timeout_ms / 1000;
   if (Status st = r.integer("timeout", 1, 600, timeout_s); !st.ok()) return st;

@@ -160,6 +160,13 @@ HttpSmsOutcome evaluate_http_sms(const HttpProviderConfig& cfg, const HttpRespon
     bool found = false;
     std::string v = json_path_text(resp.body, cfg.success_path, &found);
     bool ok = found && (cfg.success_value.empty() ? v != "false" : v == cfg.success_value);
+    if (!ok && found && !cfg.throttle_value.empty() && v == cfg.throttle_value) {
+      o.verdict = HttpSmsVerdict::kDeferred;
+      o.throttled = true;
+      o.reason = head + ": " + cfg.success_path + " is \"" + printable(v) +
+                 "\" (throttled): " + printable(resp.body);
+      return o;
+    }
     if (!ok) {
       o.verdict = HttpSmsVerdict::kFailed;
       o.reason = head + ": " + cfg.success_path + " is " +

@@ -25,12 +25,13 @@ struct HttpSmsOutcome {
   HttpSmsVerdict verdict = HttpSmsVerdict::kFailed;
   std::string message_id;
   std::string reason;      // for the recipient's last reply: "HTTP 400: {...}" (printable, capped)
-  bool throttled = false;  // 429: slow down
+  bool throttled = false;  // 429 or throttle_value: slow down
   bool fatal = false;      // 401/403: the credentials are wrong, the run must stop
 };
 
-// 2xx listed in success_status and the JSON test passing: sent. No answer, 429 or 5xx:
-// deferred. Anything else: failed.
+// 2xx listed in success_status and the JSON test passing: sent. No answer, 429, 5xx, or the
+// JSON test giving throttle_value: deferred (429 and throttle_value also slow the run down).
+// Anything else: failed.
 HttpSmsOutcome evaluate_http_sms(const HttpProviderConfig& cfg, const HttpResponse& resp);
 
 // The value at a dotted JSON path ("messages.0.message-id") as text; "" when absent.

@@ -58,8 +58,11 @@ struct HttpProviderConfig {
   // {{to_digits}} (no '+'), {{from}}, {{text}}, {{account}}, {{secret}}.
   std::vector<std::pair<std::string, std::string>> fields;
   std::vector<int> success_status = {200, 201, 202};
-  std::string success_path;     // JSON path ("messages.0.status"); "": the status code decides
-  std::string success_value;    // the value it must have ("0"); "": present and not null/false
+  std::string success_path;   // JSON path ("messages.0.status"); "": the status code decides
+  std::string success_value;  // the value it must have ("0"); "": present and not null/false
+  // A value of success_path that means "slow down" (Vonage's status "1", Throttled, in an HTTP
+  // 200): the message is deferred and the run's rate pushed back, as on a 429.
+  std::string throttle_value;
   std::string message_id_path;  // JSON path of the provider's message id
   uint32_t timeout_ms = 30000;
   uint32_t tps = 0;

@@ -260,6 +260,40 @@ password_env = "VONAGE_SECRET"
       p.http, HttpResponse{200, R"({"messages":[{"status":"6","error-text":"bad"}]})", ""});
   EXPECT_EQ(refused.verdict, HttpSmsVerdict::kFailed);
   EXPECT_NE(refused.reason.find("messages.0.status is \"6\""), std::string::npos);
+  // Status 1, Throttled, comes with HTTP 200: deferred and slowing the run, not failed.
+  auto throttled = evaluate_http_sms(
+      p.http, HttpResponse{200, R"({"messages":[{"status":"1","error-text":"Throttled"}]})", ""});
+  EXPECT_EQ(throttled.verdict, HttpSmsVerdict::kDeferred);
+  EXPECT_TRUE(throttled.throttled);
+  EXPECT_NE(throttled.reason.find("(throttled)"), std::string::npos);
+  EXPECT_FALSE(refused.throttled);
+}
+
+TEST(SmsProvider, ThrottleValueIsAValueOfTheSuccessPath) {
+  ProviderConfig p = one(R"(
+[provider.gen]
+type = "http"
+url = "http://127.0.0.1:9/send"
+fields = { to = "{{to}}", text = "{{text}}" }
+success_path = "state"
+success_value = "queued"
+throttle_value = "busy"
+)",
+                         "gen");
+  EXPECT_EQ(evaluate_http_sms(p.http, HttpResponse{200, R"({"state":"busy"})", ""}).verdict,
+            HttpSmsVerdict::kDeferred);
+  EXPECT_EQ(evaluate_http_sms(p.http, HttpResponse{200, R"({"state":"no"})", ""}).verdict,
+            HttpSmsVerdict::kFailed);
+  const std::string e = error_of(R"(
+[provider.gen]
+type = "http"
+url = "http://127.0.0.1:9/send"
+fields = { to = "{{to}}", text = "{{text}}" }
+throttle_value = "busy"
+)");
+  EXPECT_NE(e.find("p.toml:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'throttle_value'"), std::string::npos) << e;
+  EXPECT_NE(e.find("needs success_path"), std::string::npos) << e;
 }
 
 TEST(SmsProvider, JsonBodyAndBearer) {
