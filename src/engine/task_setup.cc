@@ -131,19 +131,18 @@ int SendRun::prepare_task() {
     events_.note(NoteKind::kError, "--template: " + raw.error().message);
     return 2;
   }
-  auto key = store_->get_meta("task_key");
+  // Every node of a shared task must use one key (Message-IDs, and returns matching them).
   std::string task_key;
-  if (key.ok() && key->has_value()) {
-    task_key = **key;
-  } else {
+  {
     std::random_device rd;
     char buf[17];
     std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
-    task_key = buf;
-    if (auto s = store_->set_meta("task_key", task_key); !s.ok()) {
-      events_.note(NoteKind::kError, s.error().describe());
+    auto key = store_->meta_or_set("task_key", buf);
+    if (!key.ok()) {
+      events_.note(NoteKind::kError, key.error().describe());
       return 2;
     }
+    task_key = std::move(key).value();
   }
   if (!cfg_.return_path.empty()) {
     auto keys = task_match_keys(*store_, true);

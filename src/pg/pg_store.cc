@@ -398,6 +398,22 @@ Status PgTaskStore::set_meta(std::string_view key, std::string_view value) {
   return {};
 }
 
+// Insert if absent, then read what is there: a node whose insert lost the race reads the
+// winner's value (the second statement sees the other's committed row).
+Result<std::string> PgTaskStore::meta_or_set(std::string_view key, std::string_view value) {
+  if (key.rfind("sb.", 0) == 0)
+    return store_error("metadata key '" + std::string(key) + "' is reserved for the store");
+  auto ins =
+      run("INSERT INTO smtpblast_meta(task, key, value) VALUES ($1, $2, $3) "
+          "ON CONFLICT (task, key) DO NOTHING",
+          {task_, std::string(key), std::string(value)});
+  if (!ins) return ins.error();
+  auto have = get_meta(key);
+  if (!have) return have.error();
+  if (!have->has_value()) return store_error("metadata key '" + std::string(key) + "' vanished");
+  return std::move(**have);
+}
+
 // --- claims and outcomes ----------------------------------------------------------------
 
 Result<size_t> PgTaskStore::claim(int64_t after_id, size_t limit, std::vector<RecipientRow>& out,

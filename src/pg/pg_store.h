@@ -103,6 +103,7 @@ class PgTaskStore final : public TaskStore {
   const std::vector<std::string>& field_names() const override { return fields_; }
   Result<std::optional<std::string>> get_meta(std::string_view key) override;
   Status set_meta(std::string_view key, std::string_view value) override;
+  Result<std::string> meta_or_set(std::string_view key, std::string_view value) override;
   // Rows from three sources, in id order: unsent ones (after after_id first, then any id:
   // another node may have released them behind our cursor), deferred ones after after_id, and
   // in-flight or deferred ones whose owner's lease ran out (looked for after a short claim and

@@ -343,6 +343,16 @@ class TaskStore {
   // with "sb." are the store's own (schema version, import source) and cannot be set.
   virtual Result<std::optional<std::string>> get_meta(std::string_view key) = 0;
   virtual Status set_meta(std::string_view key, std::string_view value) = 0;
+  // The key's value, set to `value` first when it has none. On a shared task this is one
+  // insert-if-absent, so nodes that start together agree on it (the task key in every
+  // Message-ID); a SQLite task has one sender (its lock), so get then set is enough there.
+  virtual Result<std::string> meta_or_set(std::string_view key, std::string_view value) {
+    auto have = get_meta(key);
+    if (!have) return have.error();
+    if (have->has_value()) return std::move(**have);
+    if (Status s = set_meta(key, value); !s.ok()) return s.error();
+    return std::string(value);
+  }
 
   // Up to `limit` recipients with id > after_id whose status is unsent or deferred
   // (or in flight, left by a killed run), in id order. Appends to out; each row carries the

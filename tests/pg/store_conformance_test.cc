@@ -158,6 +158,24 @@ TEST_P(StoreConformance, MetaAndReservedKeys) {
   EXPECT_FALSE(store_->set_meta("sb.schema_version", "9").ok());
 }
 
+// The task key is set once: a second caller (a node that started with the first) gets the
+// first one's value, not its own.
+TEST_P(StoreConformance, MetaOrSetKeepsTheFirstValue) {
+  auto a = store_->meta_or_set("task_key", "aaaa");
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(*a, "aaaa");
+  auto b = store_->meta_or_set("task_key", "bbbb");
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ(*b, "aaaa");
+  EXPECT_FALSE(store_->meta_or_set("sb.x", "1").ok());
+  if (GetParam() != "postgresql") return;
+  auto other = open_pg(task_, true, "other");
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  auto c = (*other)->meta_or_set("task_key", "cccc");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(*c, "aaaa");
+}
+
 TEST_P(StoreConformance, ResetErrorsKeepsRejectedRows) {
   import();
   std::vector<RecipientRow> rows;
