@@ -281,7 +281,7 @@ void SmsWorker::sms_outcome(SmsJob& jr, SmsVerdict v, int code, std::string_view
 void SmsWorker::record(SmsJob* j, RcptStatus s, int code, std::string_view text,
                        std::span<const std::string> ids) {
   j->last = s;
-  JournalEntry& r = outcomes_.emplace_back();
+  JournalEntry& r = out_.record();
   r.time_ms = env_.clock().wall_ms();
   if (!cfg_.accounting_path.empty()) r.email = j->row.email;
   Outcome& o = r.out;
@@ -300,32 +300,25 @@ void SmsWorker::record(SmsJob* j, RcptStatus s, int code, std::string_view text,
   // ... and the reference of a concatenated message: a run resumed after a kill completes
   // a partly accepted one with it (SendRun::find_partial_sms).
   if (!o.sms_ids.empty() && j->msg.parts > 1) o.sms_ref = j->msg.concat_ref;
-  if (outcomes_.size() >= kOutcomeFlush) flush_outcomes(false);
+  if (out_.full()) flush_outcomes(false);
 }
 
 void SmsWorker::release_row(const RecipientRow& row, Obligation& ob) {
-  add_released(outcomes_, row);
-  settled_.push_back(Settlement{ob.consume(), Settle::kReleased});
-  if (outcomes_.size() >= kOutcomeFlush) flush_outcomes(false);
+  out_.release(row, ob);
+  if (out_.full()) flush_outcomes(false);
 }
 
 void SmsWorker::retire(SmsJob* j) {
   if (j->run_attempts == 0) {
     release_row(j->row, j->ob);
   } else {
-    settled_.push_back(Settlement{j->ob.consume(), settle_of(j->last)});
+    out_.settle(j->ob, j->last);
   }
   give_back(j);
 }
 
 void SmsWorker::flush_outcomes(bool wake_now) {
-  if (!outcomes_.empty() || !settled_.empty()) {
-    OutcomesMsg m;
-    m.entries.swap(outcomes_);
-    m.settled.swap(settled_);
-    inbox_.post(index_, std::move(m), wake_now);
-    outcomes_.reserve(kOutcomeFlush);
-  }
+  out_.post(inbox_, index_, wake_now);
   // After the outcomes: a receipt names ids that those outcomes record.
   if (!inbound_.receipts.empty() || !inbound_.stops.empty()) {
     inbox_.post(index_, std::move(inbound_), false);

@@ -18,6 +18,7 @@
 #include "engine/run_config.h"
 #include "engine/run_shared.h"
 #include "engine/run_worker.h"
+#include "engine/worker_shared.h"
 #include "message/sms_template.h"
 #include "sms/smpp_session.h"
 #include "throttle/throttle.h"
@@ -156,8 +157,7 @@ class SmsWorker final : public RunWorker, public SmsLinkHost {
   std::multimap<uint64_t, SmsJob*> retries_;  // due (loop ms) -> job
   std::vector<std::unique_ptr<SmsJob>> jobs_;
   std::vector<SmsJob*> free_;
-  std::vector<JournalEntry> outcomes_;
-  std::vector<Settlement> settled_;
+  OutcomeBuffer out_;      // outcomes and settlements not yet handed to the coordinator
   SmsInboundMsg inbound_;  // receipts and STOP replies, posted after the outcomes
   std::unique_ptr<EngineTimer> flush_timer_;
   std::unique_ptr<EngineTimer> retry_timer_;

@@ -164,7 +164,7 @@ void WorkerEngine::adopt(std::vector<Handover>& hs) {
         if (rc.run_attempts == 0) {
           release_row(rc.row, rc.ob);
         } else {
-          settled_.push_back(Settlement{rc.ob.consume(), settle_of(rc.last)});
+          out_.settle(rc.ob, rc.last);
         }
       }
       transit(-static_cast<int64_t>(h.rcpts.size()));
@@ -394,23 +394,22 @@ bool WorkerEngine::retry_soon() const {
 }
 
 void WorkerEngine::release_row(const RecipientRow& row, Obligation& ob) {
-  add_released(outcomes_, row);
-  settled_.push_back(Settlement{ob.consume(), Settle::kReleased});
-  if (outcomes_.size() >= kOutcomeFlush) flush_outcomes(false);
+  out_.release(row, ob);
+  if (out_.full()) flush_outcomes(false);
 }
 
 void WorkerEngine::retire(Job* j) {
   if (j->run_attempts == 0) {
     release_row(j->row, j->ob);
   } else {
-    settled_.push_back(Settlement{j->ob.consume(), settle_of(j->last)});
+    out_.settle(j->ob, j->last);
   }
   jobs_.give_back(j);
 }
 
 void WorkerEngine::record(Job* j, RcptStatus s, int code, std::string_view text, const Txn* t) {
   j->last = s;
-  JournalEntry& r = outcomes_.emplace_back();
+  JournalEntry& r = out_.record();
   r.time_ms = env_.clock().wall_ms();
   if (!cfg_.accounting_path.empty()) {
     r.email = j->row.email;
@@ -453,17 +452,10 @@ void WorkerEngine::record(Job* j, RcptStatus s, int code, std::string_view text,
   }
   o.attempts = j->row.attempts + j->run_attempts;
   o.time = env_.clock().wall_s();
-  if (outcomes_.size() >= kOutcomeFlush) flush_outcomes(false);
+  if (out_.full()) flush_outcomes(false);
 }
 
-void WorkerEngine::flush_outcomes(bool wake_now) {
-  if (outcomes_.empty() && settled_.empty()) return;
-  OutcomesMsg m;
-  m.entries.swap(outcomes_);
-  m.settled.swap(settled_);
-  inbox_.post(index_, std::move(m), wake_now);
-  outcomes_.reserve(kOutcomeFlush);
-}
+void WorkerEngine::flush_outcomes(bool wake_now) { out_.post(inbox_, index_, wake_now); }
 
 void WorkerEngine::poke_later(uint64_t at_wall_ms) {
   if (poke_at_ != 0 && poke_at_ <= at_wall_ms) return;

@@ -19,6 +19,7 @@
 #include "engine/run_config.h"
 #include "engine/run_shared.h"
 #include "engine/run_worker.h"
+#include "engine/worker_shared.h"
 #include "message/template.h"
 #include "store/journal.h"
 #include "throttle/throttle.h"
@@ -158,8 +159,7 @@ class WorkerEngine final : public DestinationOwner, public RunWorker {
   RetryQueue retries_;
   std::vector<Job*> due_;  // scratch for retry_due
   JobPool jobs_;
-  std::vector<JournalEntry> outcomes_;
-  std::vector<Settlement> settled_;
+  OutcomeBuffer out_;           // outcomes and settlements not yet handed to the coordinator
   RenderedMessage backup_msg_;  // scratch for the undotted backup copy
   std::vector<Job*> group_;     // scratch: the recipients of one transaction
   std::unique_ptr<EngineTimer> flush_timer_;

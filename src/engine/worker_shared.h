@@ -1,11 +1,16 @@
 // What both kinds of worker (SMTP's WorkerEngine, SMS's SmsWorker) share about rows and
-// outcomes: how many they ask for and hand over at once, and how an outcome settles.
+// outcomes: how many they ask for and hand over at once, how an outcome settles, and the
+// buffer their outcomes and settlements wait in for the coordinator.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
+#include "engine/channel.h"
 #include "engine/ledger.h"
+#include "store/journal.h"
 #include "store/task_store.h"
 
 namespace sb {
@@ -31,5 +36,42 @@ inline Settle settle_of(RcptStatus s) {
     default: return Settle::kDeferred;
   }
 }
+
+// A worker's outcomes (for the journal) and settlements (for the ledger), handed to the
+// coordinator together, a batch at a time. Every recipient a worker holds leaves through here
+// once: recorded and settled by its last outcome, or released unattempted.
+class OutcomeBuffer {
+ public:
+  OutcomeBuffer() { entries_.reserve(kOutcomeFlush); }
+
+  // A new outcome entry to fill in; the recipient stays the worker's until settle().
+  JournalEntry& record() { return entries_.emplace_back(); }
+  // The recipient leaves after attempts: its last outcome (already recorded) settles it.
+  void settle(Obligation& ob, RcptStatus last) {
+    settled_.push_back(Settlement{ob.consume(), settle_of(last)});
+  }
+  // The recipient leaves unattempted in this run: back to its earlier status.
+  void release(const RecipientRow& row, Obligation& ob) {
+    add_released(entries_, row);
+    settled_.push_back(Settlement{ob.consume(), Settle::kReleased});
+  }
+
+  bool empty() const { return entries_.empty() && settled_.empty(); }
+  bool full() const { return entries_.size() >= kOutcomeFlush; }
+
+  // Hands everything gathered to the coordinator as one OutcomesMsg (nothing when empty).
+  void post(CoordinatorInbox& inbox, size_t worker, bool wake_now) {
+    if (empty()) return;
+    OutcomesMsg m;
+    m.entries.swap(entries_);
+    m.settled.swap(settled_);
+    inbox.post(worker, std::move(m), wake_now);
+    entries_.reserve(kOutcomeFlush);
+  }
+
+ private:
+  std::vector<JournalEntry> entries_;
+  std::vector<Settlement> settled_;
+};
 
 }  // namespace sb
