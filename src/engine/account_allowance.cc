@@ -53,12 +53,23 @@ void AccountAllowance::top_up(bool stopping) {
   // `starved`: a worker's take failed (it needs more than this node has left).
   const bool starved = shared_.clear_topup_wanted();
   bool wanted = starved;
-  if (!error_.empty() || stopping) return;
+  if (!error_.empty()) return;
   const uint64_t now = static_cast<uint64_t>(clock_.wall_ms());
+  if (stopping) {
+    // Nothing more is reserved, but what this node holds stays a live hold until the run
+    // gives it back: a hold left to expire reads to a waiting node as spent, and that node
+    // would stop for good a moment before these come back.
+    report(now);
+    return;
+  }
   if (shared_shares_) release_idle(now);
   if (uint64_t resume = shared_.account_resume_at(); resume != 0) {
-    // The account had no room: with --wait, ask again once it may have.
-    if (!wait_daily_ || now < resume) return;
+    // The account had no room: with --wait, ask again once it may have. Until then this node
+    // may still spend (or give back) what it holds, so its hold is kept alive as above.
+    if (!wait_daily_ || now < resume) {
+      report(now);
+      return;
+    }
     shared_.set_account_resume_at(0);
   }
   if (uint64_t retry = shared_.account_retry_at(); retry != 0) {

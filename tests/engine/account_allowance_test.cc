@@ -147,5 +147,34 @@ TEST(AccountAllowance, WhatANodeHoldsUnusedGoesBack) {
   EXPECT_EQ(r.quota->reported.back(), 0u);
 }
 
+TEST(AccountAllowance, AHoldStaysAliveAfterAFinalRefusalAndWhileStopping) {
+  // A node with 13 reserved and nothing to send is refused more with nobody else holding any
+  // (final: resume_at). It may still spend or give back its 13, so its hold must not lapse:
+  // a waiting node that saw it lapse took the quota for spent and stopped for good (exit 3
+  // with 32 of 45 sent; test_pg_nodes, 1 round in 12 with the test's 2 s lease).
+  Rig r;
+  const uint64_t renew = 600;
+  r.allowance->set_shared(renew);
+  r.quota->answers = {{13, 45, 0, 0}, {0, 45, 99, 0}};
+  r.allowance->top_up(false);
+  r.clock.advance(1);
+  r.allowance->top_up(false);  // 13 is under half a chunk: asks for more, refused, final
+  ASSERT_EQ(r.shared.account_resume_at(), 99u);
+  const size_t before = r.quota->reported.size();
+  r.clock.advance(renew);
+  r.allowance->top_up(false);
+  ASSERT_EQ(r.quota->reported.size(), before + 1);
+  EXPECT_EQ(r.quota->reported.back(), 13u);
+  // Stopping: nothing more is reserved, and the hold is still renewed until return_unused().
+  r.clock.advance(renew);
+  r.allowance->top_up(true);
+  EXPECT_EQ(r.quota->reported.back(), 13u);
+  EXPECT_EQ(r.quota->reported.size(), before + 2);
+  EXPECT_EQ(r.quota->held_said.size(), 2u);
+  (void)r.allowance->return_unused();
+  EXPECT_EQ(r.quota->given_back, (std::vector<uint64_t>{13}));
+  EXPECT_TRUE(r.quota->ended);
+}
+
 }  // namespace
 }  // namespace sb

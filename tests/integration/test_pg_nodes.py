@@ -333,8 +333,16 @@ class PgNodesTest(unittest.TestCase):
                     exits[name] = (nodes[names.index(name)].returncode, sent)
                 seen.append(sent)
                 time.sleep(0.05)
-            for p in nodes:
-                p.wait(timeout=30)
+            hung = []
+            for name, p in zip(names, nodes):
+                try:
+                    p.wait(timeout=30)
+                except Exception as e:  # noqa: BLE001 - every node's story, not the first
+                    hung.append(f"{name}: {e}")
+            if hung:
+                self.fail("\n".join(hung + [f"{name}: exit {p.returncode}\n{p.stderr}"
+                                            for name, p in zip(names, nodes)]
+                                     + [f"status: {self.status(url)}"]))
         for name, p in zip(names, nodes):
             self.assertEqual(p.returncode, 3, p.stderr)
             self.assertIn("daily limit of 45", p.stderr)
