@@ -305,6 +305,18 @@ RunResult SendRun::finish() {
                      "another node after this node's lease ran out (the other node's record "
                      "stands)");
   }
+  // A shared rate that PostgreSQL did not answer gives no slots, and the node sends nothing
+  // meanwhile: say so, or a node that waited on it looks idle for no reason.
+  for (const auto& [what, rate] : {std::pair{"rate", pg_limits_.rate.get()},
+                                   std::pair{"connect rate", pg_limits_.connect.get()}}) {
+    if (rate == nullptr) continue;
+    if (PgRate::Stats st = rate->stats(); st.errors > 0) {
+      events_.note(NoteKind::kWarning,
+                   "shared " + std::string(what) + ": " + std::to_string(st.errors) + " of " +
+                       std::to_string(st.round_trips) +
+                       " requests to PostgreSQL failed (last: " + st.last_error + ")");
+    }
+  }
   auto c = store_->counts(false);
   if (!c.ok()) {
     events_.note(NoteKind::kError, c.error().describe());

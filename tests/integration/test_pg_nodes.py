@@ -277,7 +277,9 @@ class PgNodesTest(unittest.TestCase):
         n = 4000
         url = self.import_list("restart", n)
         with blast.BlastSink("--delay-ms", "5") as sink:
-            nodes = [self.node(url, sink, f"r{i}") for i in range(2)]
+            # A shared rate keeps the run going past the restart (4,000 at 1,500/s: ~2.7 s)
+            # and is cut off with it: no slots while the server is away.
+            nodes = [self.node(url, sink, f"r{i}", "--rate", "1500/s") for i in range(2)]
             time.sleep(1.0)
             self.pg.restart(mode="immediate", down_for=1.0)
             stopped = 0
@@ -294,6 +296,12 @@ class PgNodesTest(unittest.TestCase):
                 if p.returncode == 2:
                     self.assertIn("task store", p.stderr)
                 stopped += p.returncode != 0
+            for p in nodes:
+                if p.returncode == 0:
+                    # The slots it could not get are said, not silent.
+                    self.assertRegex(
+                        p.stderr, r"warning: shared rate: \d+ of \d+ requests to PostgreSQL failed",
+                        p.stderr)
             if stopped:
                 # Nothing is lost: a node started now (after the stopped ones' leases ran out)
                 # sends what they held.
