@@ -391,8 +391,12 @@ class PushBackTest(unittest.TestCase):
         after = (c["messages"] - c["messages_before_421"]) / max(
             c["last_ms"] - c["fault_421_ms"], 1) * 1000
         print(f"\n  lone 421: {before:.0f}/s before, {after:.0f}/s after", flush=True)
-        # Before the fix the run fell to one message a minute (and did not end in time).
-        self.assertGreaterEqual(after, before / 3, c)
+        # Before the fix the run fell to one message a minute (and did not end in time): a
+        # fall by orders of magnitude. The rate before the 421 is measured over its first
+        # 5,000 messages, ~10 ms on loopback (a pipelined burst), so it is noisy: under the load
+        # of a parallel suite it read 416k/s against 120k/s after, and a bound of a third
+        # failed; a tenth still catches the collapse with room to spare.
+        self.assertGreaterEqual(after, before / 10, c)
 
 
 if __name__ == "__main__":
