@@ -66,6 +66,7 @@ class AccountAllowance {
   uint64_t reported_held_ = 0, last_report_ms_ = 0;
   bool shared_shares_ = false;                  // set_shared
   uint64_t idle_held_ = 0, idle_since_ms_ = 0;  // unspent, unchanged since
+  bool idle_released_ = false;  // gave back unused tokens; no top-up until a worker asks
 };
 
 }  // namespace sb

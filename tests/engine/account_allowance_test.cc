@@ -176,5 +176,33 @@ TEST(AccountAllowance, AHoldStaysAliveAfterAFinalRefusalAndWhileStopping) {
   EXPECT_TRUE(r.quota->ended);
 }
 
+TEST(AccountAllowance, AfterGivingBackWhatItHeldUnusedItReservesOnlyWhenAWorkerAsks) {
+  // A node without recipients gives its 20 back after kIdleMs. It must not take them again in
+  // the next step (it has under half a chunk, which once meant "top up"): the node holding the
+  // recipients was waiting for exactly these, and two idle nodes passed them between them.
+  Rig r;
+  r.allowance->set_shared(100000);
+  r.quota->answers = {{20, 20, 0, 0}, {20, 20, 0, 0}};
+  r.allowance->top_up(false);
+  r.clock.advance(1);
+  r.allowance->top_up(false);  // 20 held, seen now
+  r.clock.advance(AccountAllowance::kIdleMs);
+  r.allowance->top_up(false);
+  EXPECT_EQ(r.quota->given_back, (std::vector<uint64_t>{20}));
+  EXPECT_EQ(r.quota->held_said.size(), 1u) << "took back what it had just given";
+  for (int i = 0; i < 5; ++i) {
+    r.clock.advance(AccountAllowance::kRetryMs);
+    r.allowance->top_up(false);
+  }
+  EXPECT_EQ(r.quota->held_said.size(), 1u) << "reserved with no worker asking";
+  EXPECT_EQ(r.shared.allowance(), 0);
+  // A worker has recipients now and finds nothing: the next top-up reserves.
+  uint64_t resume = 0;
+  EXPECT_FALSE(r.shared.take_allowance(1, &resume));
+  r.allowance->top_up(false);
+  EXPECT_EQ(r.quota->held_said.size(), 2u);
+  EXPECT_EQ(r.shared.allowance(), 20);
+}
+
 }  // namespace
 }  // namespace sb
