@@ -309,11 +309,8 @@ void SmsWorker::release_row(const RecipientRow& row, Obligation& ob) {
 }
 
 void SmsWorker::retire(SmsJob* j) {
-  if (j->run_attempts == 0) {
-    release_row(j->row, j->ob);
-  } else {
-    out_.settle(j->ob, j->last);
-  }
+  out_.leave(j->row, j->ob, j->run_attempts, j->last);
+  if (out_.full()) flush_outcomes(false);
   give_back(j);
 }
 

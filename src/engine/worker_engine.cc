@@ -161,11 +161,8 @@ void WorkerEngine::adopt(std::vector<Handover>& hs) {
     if (finished_ || aborted_ || stopping_) {
       // Never started here: back to their earlier status (a retry has its outcome already).
       for (auto& rc : h.rcpts) {
-        if (rc.run_attempts == 0) {
-          release_row(rc.row, rc.ob);
-        } else {
-          out_.settle(rc.ob, rc.last);
-        }
+        out_.leave(rc.row, rc.ob, rc.run_attempts, rc.last);
+        if (out_.full()) flush_outcomes(false);
       }
       transit(-static_cast<int64_t>(h.rcpts.size()));
       continue;
@@ -399,11 +396,8 @@ void WorkerEngine::release_row(const RecipientRow& row, Obligation& ob) {
 }
 
 void WorkerEngine::retire(Job* j) {
-  if (j->run_attempts == 0) {
-    release_row(j->row, j->ob);
-  } else {
-    out_.settle(j->ob, j->last);
-  }
+  out_.leave(j->row, j->ob, j->run_attempts, j->last);
+  if (out_.full()) flush_outcomes(false);
   jobs_.give_back(j);
 }
 

@@ -56,6 +56,16 @@ class OutcomeBuffer {
     settled_.push_back(Settlement{ob.consume(), Settle::kReleased});
   }
 
+  // The recipient leaves the worker for good: released when this run recorded no outcome for
+  // it (`run_attempts` 0), else settled by its last one (`last`).
+  void leave(const RecipientRow& row, Obligation& ob, uint32_t run_attempts, RcptStatus last) {
+    if (run_attempts == 0) {
+      release(row, ob);
+    } else {
+      settle(ob, last);
+    }
+  }
+
   bool empty() const { return entries_.empty() && settled_.empty(); }
   bool full() const { return entries_.size() >= kOutcomeFlush; }
 
